@@ -1,0 +1,53 @@
+/** Builds the Hono app: services, middleware order, routes, and the one error handler. */
+import { Hono } from "hono";
+import { requestId } from "hono/request-id";
+import { type AppEnv, ConfigError } from "./env";
+import { ApiError, problemResponse } from "./errors";
+import { adminRoutes } from "./routes/admin";
+import { datasetRoutes } from "./routes/datasets";
+import { eventRoutes } from "./routes/events";
+import { healthRoutes } from "./routes/health";
+import { keyRoutes } from "./routes/keys";
+import { lookupRoutes } from "./routes/lookup";
+import { recordRoutes } from "./routes/records";
+import { type Services, servicesFor } from "./services";
+
+declare module "hono" {
+	interface ContextVariableMap {
+		services: Services;
+	}
+}
+
+export function createApp() {
+	const app = new Hono<AppEnv>();
+
+	app.use(requestId());
+	app.use(async function initServices(c, next) {
+		c.set("services", servicesFor(c.env));
+		await next();
+	});
+
+	app.get("/", (c) => c.json({ name: "hotpath", docs: "https://github.com/hotpath/hotpath#readme", health: "/healthz" }));
+	app.route("/healthz", healthRoutes);
+	app.route("/v1/datasets", datasetRoutes);
+	app.route("/v1/datasets", recordRoutes);
+	app.route("/v1/events", eventRoutes);
+	app.route("/v1/lookup", lookupRoutes);
+	app.route("/v1/keys", keyRoutes);
+	app.route("/v1", adminRoutes);
+
+	app.notFound((c) => problemResponse(new ApiError("not_found", `no route for ${c.req.method} ${c.req.path}`), c.req.path, c.get("requestId")));
+
+	app.onError((err, c) => {
+		const id = c.get("requestId");
+		if (err instanceof ApiError) return problemResponse(err, c.req.path, id);
+		if (err instanceof ConfigError) {
+			console.error(JSON.stringify({ msg: "configuration error", error: err.message }));
+			return problemResponse(new ApiError("internal", `server misconfigured: ${err.message}`), c.req.path, id);
+		}
+		console.error(JSON.stringify({ msg: "unhandled error", path: c.req.path, error: String(err), stack: (err as Error).stack }));
+		return problemResponse(new ApiError("internal", "unexpected server error; it has been logged"), c.req.path, id);
+	});
+
+	return app;
+}

@@ -1,0 +1,71 @@
+/**
+ * Isolate caches of control-plane data (the registry and the API keys) stay correct through one
+ * D1 row, `control_version`, that every registry or key change bumps. An isolate asks for it at
+ * most once per `CONTROL_CHECK_MS` (one query shared by concurrent requests), so a change made in
+ * this isolate shows on the next request, and one made elsewhere within that interval, without
+ * putting a D1 round trip on every read.
+ */
+import { eq, sql } from "drizzle-orm";
+import type { DrizzleD1Database } from "drizzle-orm/d1";
+import { controlVersion } from "../storage/schema";
+
+type Listener = () => void;
+
+export class ControlVersion {
+	private version = -1;
+	private checkedAt = Number.NEGATIVE_INFINITY;
+	private inflight: Promise<void> | null = null;
+	private readonly listeners: Listener[] = [];
+
+	constructor(
+		private readonly db: DrizzleD1Database,
+		private readonly checkEveryMs: number,
+	) {}
+
+	/** Registers a cache to drop when the version changes. */
+	onChange(listener: Listener): void {
+		this.listeners.push(listener);
+	}
+
+	/** Makes sure caches reflect D1's version, asking D1 only when the last check is older than the interval. */
+	async ensureCurrent(now = Date.now()): Promise<void> {
+		if (now - this.checkedAt < this.checkEveryMs) return;
+		this.inflight ??= this.check(now).finally(() => {
+			this.inflight = null;
+		});
+		return this.inflight;
+	}
+
+	/** Bumps the version in D1 after a change, and drops this isolate's caches at once. */
+	async bump(): Promise<void> {
+		await this.db
+			.insert(controlVersion)
+			.values({ id: 1, version: 1 })
+			.onConflictDoUpdate({ target: controlVersion.id, set: { version: sql`${controlVersion.version} + 1` } });
+		this.invalidate();
+	}
+
+	/** The statement that bumps the version, for callers that batch it with their own write. */
+	bumpStatement() {
+		return this.db
+			.insert(controlVersion)
+			.values({ id: 1, version: 1 })
+			.onConflictDoUpdate({ target: controlVersion.id, set: { version: sql`${controlVersion.version} + 1` } });
+	}
+
+	invalidate(): void {
+		this.checkedAt = Number.NEGATIVE_INFINITY;
+		this.version = -1;
+		for (const l of this.listeners) l();
+	}
+
+	private async check(now: number): Promise<void> {
+		const row = await this.db.select({ v: controlVersion.version }).from(controlVersion).where(eq(controlVersion.id, 1)).get();
+		const v = row?.v ?? 0;
+		if (v !== this.version) {
+			for (const l of this.listeners) l();
+			this.version = v;
+		}
+		this.checkedAt = now;
+	}
+}

@@ -1,0 +1,56 @@
+/** The worker's bindings and settings, parsed once per isolate with zod so a bad deploy fails loudly. */
+import { z } from "zod";
+
+export interface Env {
+	DB: D1Database;
+	RECORDS_KV: KVNamespace;
+	EVENTS_QUEUE: Queue<unknown>;
+	HOTPATH_ADMIN_KEY?: string;
+	UPSTASH_REDIS_REST_URL?: string;
+	UPSTASH_REDIS_REST_TOKEN?: string;
+	L0_TTL_SECONDS?: string;
+	L0_MAX_ENTRIES?: string;
+	L0_SWR_SECONDS?: string;
+	NEGATIVE_TTL_SECONDS?: string;
+	KV_TIMEOUT_MS?: string;
+	D1_TIMEOUT_MS?: string;
+	KV_MAX_LAG_SECONDS?: string;
+	CONTROL_CHECK_MS?: string;
+	REDIS_TIMEOUT_MS?: string;
+	REDIS_MAX_LAG_SECONDS?: string;
+}
+
+/** Hono's environment type for every router of the app. */
+export type AppEnv = { Bindings: Env };
+
+const num = (def: number) => z.coerce.number().nonnegative().default(def);
+
+const settingsSchema = z.object({
+	L0_TTL_SECONDS: num(5),
+	L0_MAX_ENTRIES: z.coerce.number().int().positive().default(10_000),
+	L0_SWR_SECONDS: num(10),
+	NEGATIVE_TTL_SECONDS: num(2),
+	KV_TIMEOUT_MS: num(1000),
+	D1_TIMEOUT_MS: num(5000),
+	KV_MAX_LAG_SECONDS: num(60),
+	CONTROL_CHECK_MS: num(1000),
+	REDIS_TIMEOUT_MS: num(50),
+	REDIS_MAX_LAG_SECONDS: num(1),
+});
+
+export type Settings = z.infer<typeof settingsSchema>;
+
+export class ConfigError extends Error {
+	override name = "ConfigError";
+}
+
+/** Validates bindings and settings. Throws ConfigError naming what is missing or wrong. */
+export function parseSettings(env: Env): Settings {
+	const missing = (["DB", "RECORDS_KV", "EVENTS_QUEUE"] as const).filter((b) => !env[b]);
+	if (missing.length) throw new ConfigError(`missing bindings: ${missing.join(", ")} (see wrangler.toml)`);
+	const parsed = settingsSchema.safeParse(env);
+	if (!parsed.success) {
+		throw new ConfigError(`bad settings: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+	}
+	return parsed.data;
+}

@@ -1,0 +1,102 @@
+/**
+ * The queue consumers. The events consumer folds a batch into D1, acks only after D1 has
+ * committed, then refreshes the caches. The dead-letter consumer keeps every message that kept
+ * failing in D1, where it can be inspected and replayed.
+ */
+import { drizzle } from "drizzle-orm/d1";
+import type { Services } from "../services";
+import { recordCacheKey } from "../storage/cached-record";
+import { deadLetters } from "../storage/schema";
+import { writeThroughKv } from "../serving/kv-tier";
+import { applyEvents } from "./apply";
+import type { ChangeEvent } from "./merge";
+import type { EventsMessage } from "./producer";
+
+function isEventsMessage(body: unknown): body is EventsMessage {
+	if (body === null || typeof body !== "object") return false;
+	const b = body as Partial<EventsMessage>;
+	return (
+		b.v === 1 &&
+		Array.isArray(b.events) &&
+		b.events.every(
+			(e: Partial<ChangeEvent>) =>
+				e && typeof e.id === "string" && typeof e.dataset === "string" && typeof e.key === "string" && typeof e.time === "number" && (e.op === "upsert" || e.op === "patch" || e.op === "delete"),
+		)
+	);
+}
+
+/** Delay before a failed message is retried: 2, 4, 8... seconds, at most a minute. */
+const retryDelay = (attempts: number) => Math.min(60, 2 ** attempts);
+
+export async function consumeEvents(batch: MessageBatch<unknown>, services: Services): Promise<void> {
+	const { env } = services;
+	const events: ChangeEvent[] = [];
+	const good: Message<unknown>[] = [];
+	const poison: Message<unknown>[] = [];
+	for (const msg of batch.messages) {
+		if (isEventsMessage(msg.body)) {
+			events.push(...msg.body.events);
+			good.push(msg);
+		} else poison.push(msg);
+	}
+	const specs = await services.registry.all().catch(() => null);
+	if (specs) {
+		// Events are validated at ingest and datasets cannot be removed, so this only catches foreign messages.
+		for (const e of events) if (!specs.has(e.dataset)) console.warn(JSON.stringify({ msg: "event for unknown dataset", dataset: e.dataset }));
+	}
+
+	if (poison.length) {
+		// A message no retry can fix goes straight to the dead-letter table rather than burning retries.
+		try {
+			await storeDeadLetters(env.DB, batch.queue, poison, "message body is not a Hotpath events message");
+			for (const m of poison) m.ack();
+		} catch {
+			for (const m of poison) m.retry({ delaySeconds: retryDelay(m.attempts) });
+		}
+	}
+	if (!good.length) return;
+
+	let applied: Awaited<ReturnType<typeof applyEvents>>;
+	try {
+		applied = await applyEvents(env.DB, events);
+	} catch (e) {
+		console.error(JSON.stringify({ msg: "applying events to D1 failed; retrying", error: String(e), messages: good.length }));
+		for (const m of good) m.retry({ delaySeconds: retryDelay(m.attempts) });
+		return;
+	}
+
+	// D1 has committed: the events are durable. Now bring the caches up to D1's state.
+	const now = Date.now();
+	const l0 = services.reader.l0;
+	const entries = applied.map((a) => ({ ck: recordCacheKey(a.dataset, a.key), rec: a.rec }));
+	for (const e of entries) l0.set(e.ck, e.rec, now);
+	try {
+		await writeThroughKv(env.RECORDS_KV, entries);
+	} catch (e) {
+		// KV copies do not expire, so a missed refresh must be redone: the retry re-applies idempotently
+		// (D1 is unchanged) and writes KV again.
+		console.error(JSON.stringify({ msg: "KV refresh failed; retrying", error: String(e) }));
+		for (const m of good) m.retry({ delaySeconds: retryDelay(m.attempts) });
+		return;
+	}
+	for (const m of good) m.ack();
+}
+
+export async function consumeDeadLetters(batch: MessageBatch<unknown>, services: Services): Promise<void> {
+	try {
+		await storeDeadLetters(services.env.DB, batch.queue, batch.messages, "delivery kept failing (max_retries reached)");
+		batch.ackAll();
+	} catch (e) {
+		console.error(JSON.stringify({ msg: "storing dead letters failed; retrying", error: String(e) }));
+		batch.retryAll({ delaySeconds: 30 });
+	}
+}
+
+async function storeDeadLetters(db: D1Database, queue: string, messages: readonly Message<unknown>[], error: string): Promise<void> {
+	const d = drizzle(db);
+	const rows = messages.map((m) => ({ queue, messageId: m.id, body: JSON.stringify(m.body) ?? "null", error, attempts: m.attempts, createdAt: Date.now() }));
+	// One row per message; a redelivered dead letter is stored once.
+	for (let i = 0; i < rows.length; i += 10) {
+		await d.insert(deadLetters).values(rows.slice(i, i + 10)).onConflictDoNothing({ target: deadLetters.messageId });
+	}
+}

@@ -1,0 +1,23 @@
+/** Per-isolate counters of hits, misses and errors per tier, read by GET /v1/stats. */
+import type { TierName } from "../serving/tier";
+
+export interface TierCounters {
+	hits: number;
+	misses: number;
+	errors: number;
+	skipped: number;
+}
+
+export class TierStats {
+	readonly startedAt = Date.now();
+	readonly tiers: Record<TierName, TierCounters> = {
+		l0: { hits: 0, misses: 0, errors: 0, skipped: 0 },
+		redis: { hits: 0, misses: 0, errors: 0, skipped: 0 },
+		kv: { hits: 0, misses: 0, errors: 0, skipped: 0 },
+		d1: { hits: 0, misses: 0, errors: 0, skipped: 0 },
+	};
+
+	count(tier: TierName, what: keyof TierCounters, n = 1): void {
+		this.tiers[tier][what] += n;
+	}
+}

@@ -1,0 +1,127 @@
+/** Dataset specs: the zod schema users write, the normalised form the code uses, and value type checks. */
+import { z } from "zod";
+
+export const scalarTypes = ["string", "int", "float", "bool", "json", "string[]", "float[]"] as const;
+export type FieldType = (typeof scalarTypes)[number] | "vector";
+
+export interface FieldSpec {
+	type: FieldType;
+	/** Only for vectors: the exact length. */
+	dim?: number;
+}
+
+export interface DatasetSpec {
+	name: string;
+	/** Name of the entity key field, e.g. `user_id`. */
+	key: string;
+	fields: Record<string, FieldSpec>;
+	/** Max age of a value before it is reported stale. */
+	ttl_seconds: number;
+	description?: string;
+}
+
+export const NAME_PATTERN = /^[a-z][a-z0-9_]{0,62}$/;
+const FIELD_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+export const MAX_FIELDS = 500;
+export const MAX_VECTOR_DIM = 4096;
+export const DEFAULT_TTL_SECONDS = 86_400;
+
+const fieldSchema = z.union([
+	z.enum(scalarTypes),
+	z.object({ type: z.enum(scalarTypes) }).strict(),
+	z
+		.object({
+			type: z.literal("vector"),
+			dim: z.number().int().min(1).max(MAX_VECTOR_DIM),
+		})
+		.strict(),
+], { error: `must be one of ${scalarTypes.join(", ")}, or {"type":"vector","dim":N}` });
+
+export const specInputSchema = z
+	.object({
+		name: z.string().optional(),
+		key: z.string().regex(FIELD_PATTERN, "must be an identifier: letters, digits and _, at most 64"),
+		fields: z
+			.record(z.string().regex(FIELD_PATTERN, "field names must be identifiers: letters, digits and _, at most 64"), fieldSchema)
+			.refine((f) => Object.keys(f).length <= MAX_FIELDS, `at most ${MAX_FIELDS} fields`),
+		ttl_seconds: z.number().int().positive().max(10 * 365 * 86_400).default(DEFAULT_TTL_SECONDS),
+		description: z.string().max(1000).optional(),
+	})
+	.strict();
+
+/** Turns a validated input into the canonical spec, fields always in object form. */
+export function normaliseSpec(name: string, input: z.infer<typeof specInputSchema>): DatasetSpec {
+	const fields: Record<string, FieldSpec> = {};
+	for (const [field, def] of Object.entries(input.fields)) {
+		fields[field] = typeof def === "string" ? { type: def } : def.type === "vector" ? { type: "vector", dim: def.dim } : { type: def.type };
+	}
+	const spec: DatasetSpec = { name, key: input.key, fields, ttl_seconds: input.ttl_seconds };
+	if (input.description !== undefined) spec.description = input.description;
+	return spec;
+}
+
+export function describeType(f: FieldSpec): string {
+	return f.type === "vector" ? `vector(${f.dim})` : f.type;
+}
+
+const isFiniteNumber = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
+
+/** Checks one field value against its type. Returns why it is wrong, or null. `null` is a missing value and always allowed. */
+export function checkFieldValue(f: FieldSpec, v: unknown): string | null {
+	if (v === null) return null;
+	switch (f.type) {
+		case "string":
+			return typeof v === "string" ? null : "expected a string";
+		case "int":
+			return Number.isSafeInteger(v) ? null : "expected an integer";
+		case "float":
+			return isFiniteNumber(v) ? null : "expected a finite number";
+		case "bool":
+			return typeof v === "boolean" ? null : "expected true or false";
+		case "json":
+			return null;
+		case "string[]":
+			return Array.isArray(v) && v.every((x) => typeof x === "string") ? null : "expected an array of strings";
+		case "float[]":
+			return Array.isArray(v) && v.every(isFiniteNumber) ? null : "expected an array of finite numbers";
+		case "vector":
+			if (!Array.isArray(v) || !v.every(isFiniteNumber)) return `expected an array of ${f.dim} finite numbers`;
+			return v.length === f.dim ? null : `expected ${f.dim} numbers, got ${v.length}`;
+	}
+}
+
+/**
+ * Checks a whole event value against the spec. The entity key field may appear in the value
+ * (it is then ignored as a field); every other name must be a declared field.
+ * Returns problems as [field, reason] pairs.
+ */
+export function checkValue(spec: DatasetSpec, value: Record<string, unknown>): [string, string][] {
+	const problems: [string, string][] = [];
+	for (const [name, v] of Object.entries(value)) {
+		if (name === spec.key) continue;
+		const field = spec.fields[name];
+		if (!field) {
+			problems.push([name, `unknown field; ${spec.name} has ${Object.keys(spec.fields).join(", ") || "no fields"}`]);
+			continue;
+		}
+		const why = checkFieldValue(field, v);
+		if (why) problems.push([name, why]);
+	}
+	return problems;
+}
+
+/**
+ * Why `next` cannot replace `prev` without breaking stored data or readers, or [] when it can.
+ * Adding fields and changing ttl or description are compatible; anything that changes the
+ * meaning of stored values is not (versioned datasets come later).
+ */
+export function incompatibilities(prev: DatasetSpec, next: DatasetSpec): string[] {
+	const reasons: string[] = [];
+	if (prev.key !== next.key) reasons.push(`the entity key changes from "${prev.key}" to "${next.key}"`);
+	for (const [name, f] of Object.entries(prev.fields)) {
+		const g = next.fields[name];
+		if (!g) reasons.push(`field "${name}" is removed`);
+		else if (describeType(f) !== describeType(g)) reasons.push(`field "${name}" changes type from ${describeType(f)} to ${describeType(g)}`);
+	}
+	return reasons;
+}

@@ -1,0 +1,52 @@
+/** Admin views: per-tier counters, and the dead letters with their replay. */
+import { desc, eq } from "drizzle-orm";
+import { drizzle } from "drizzle-orm/d1";
+import { Hono } from "hono";
+import type { AppEnv } from "../env";
+import { requireScope } from "../auth/middleware";
+import { ApiError } from "../errors";
+import { deadLetters } from "../storage/schema";
+
+export const adminRoutes = new Hono<AppEnv>();
+
+adminRoutes.use(requireScope("admin"));
+
+adminRoutes.get("/stats", (c) => {
+	const { stats, reader, settings } = c.var.services;
+	return c.json({
+		since: new Date(stats.startedAt).toISOString(),
+		scope: "this isolate",
+		tiers: stats.tiers,
+		l0: { entries: reader.l0.size, max_entries: reader.l0.maxEntries, ttl_seconds: settings.L0_TTL_SECONDS },
+	});
+});
+
+adminRoutes.get("/dead-letters", async (c) => {
+	const limit = Math.min(500, Math.max(1, Number(c.req.query("limit") ?? 100) || 100));
+	const rows = await drizzle(c.env.DB).select().from(deadLetters).orderBy(desc(deadLetters.id)).limit(limit).all();
+	return c.json({
+		dead_letters: rows.map((r) => ({
+			id: r.id,
+			queue: r.queue,
+			message_id: r.messageId,
+			error: r.error,
+			attempts: r.attempts,
+			created_at: new Date(r.createdAt).toISOString(),
+			replayed_at: r.replayedAt === null ? null : new Date(r.replayedAt).toISOString(),
+			body: JSON.parse(r.body),
+		})),
+	});
+});
+
+/** Puts a dead letter back on the events queue. Events are idempotent, so replaying twice is harmless. */
+adminRoutes.post("/dead-letters/:id/replay", async (c) => {
+	const id = Number(c.req.param("id"));
+	if (!Number.isSafeInteger(id)) throw new ApiError("bad_request", "dead letter id must be an integer");
+	const db = drizzle(c.env.DB);
+	const row = await db.select().from(deadLetters).where(eq(deadLetters.id, id)).get();
+	if (!row) throw new ApiError("not_found", `no dead letter ${id}`);
+	await c.env.EVENTS_QUEUE.send(JSON.parse(row.body), { contentType: "json" });
+	const now = Date.now();
+	await db.update(deadLetters).set({ replayedAt: now }).where(eq(deadLetters.id, id));
+	return c.json({ id, replayed_at: new Date(now).toISOString() });
+});

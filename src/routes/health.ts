@@ -1,0 +1,34 @@
+/** GET /healthz: whether each tier answers. No auth, so load balancers can use it. */
+import { Hono } from "hono";
+import type { AppEnv } from "../env";
+
+type TierState = "up" | "down" | "off";
+
+const probe = async (fn: () => Promise<unknown>, ms: number): Promise<TierState> => {
+	let timer: ReturnType<typeof setTimeout> | undefined;
+	try {
+		await Promise.race([fn(), new Promise((_, reject) => (timer = setTimeout(() => reject(new Error("timeout")), ms)))]);
+		return "up";
+	} catch {
+		return "down";
+	} finally {
+		clearTimeout(timer);
+	}
+};
+
+export const healthRoutes = new Hono<AppEnv>();
+
+healthRoutes.get("/", async (c) => {
+	const { env, reader } = c.var.services;
+	const [d1, kv] = await Promise.all([probe(() => env.DB.prepare("SELECT 1").first(), 2000), probe(() => env.RECORDS_KV.get("healthz:probe"), 2000)]);
+	const redisTier = reader.tiers.find((t) => t.name === "redis");
+	const tiers: Record<"l0" | "redis" | "kv" | "d1", TierState> = {
+		l0: "up",
+		redis: redisTier ? (redisTier.available() ? "up" : "down") : "off",
+		kv,
+		d1,
+	};
+	const status = d1 === "down" ? "down" : Object.values(tiers).includes("down") ? "degraded" : "ok";
+	c.header("cache-control", "no-store");
+	return c.json({ status, tiers }, d1 === "down" ? 503 : 200);
+});

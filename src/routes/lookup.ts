@@ -1,0 +1,81 @@
+/** Batch reads: POST /v1/lookup, many keys of many datasets in one pass through the tiers. */
+import { Hono } from "hono";
+import type { AppEnv } from "../env";
+import { z } from "zod";
+import { assertDatasetAccess, requireScope } from "../auth/middleware";
+import { ApiError, type ProblemItem } from "../errors";
+import { MAX_KEY_BYTES } from "../ingest/events";
+import { lookupRecords, type LookupRequest } from "../serving/lookup";
+import { readContext } from "./read-context";
+import { parseIfStale } from "./records";
+import { checkFields, parseJsonBody, parseMaxStaleness } from "./validation";
+
+/** Keys per lookup request, across all datasets. More is a 413. */
+export const MAX_LOOKUP_KEYS = 1000;
+
+const encoder = new TextEncoder();
+
+const lookupSchema = z
+	.object({
+		requests: z
+			.array(
+				z
+					.object({
+						dataset: z.string(),
+						keys: z.array(z.union([z.string().min(1), z.number().int()]).transform(String)).min(1),
+						fields: z.array(z.string()).optional(),
+					})
+					.strict(),
+			)
+			.min(1),
+		max_staleness: z.number().nonnegative().optional(),
+		if_stale: z.enum(["serve", "omit"]).optional(),
+	})
+	.strict();
+
+export const lookupRoutes = new Hono<AppEnv>();
+
+lookupRoutes.post("/", requireScope("read"), async (c) => {
+	const body = await parseJsonBody(c, lookupSchema);
+	const total = body.requests.reduce((n, r) => n + r.keys.length, 0);
+	if (total > MAX_LOOKUP_KEYS) throw new ApiError("payload_too_large", `${total} keys in one lookup; the limit is ${MAX_LOOKUP_KEYS}`);
+	assertDatasetAccess(
+		c.var.principal,
+		body.requests.map((r) => r.dataset),
+	);
+
+	const registry = c.var.services.registry;
+	const errors: ProblemItem[] = [];
+	const requests: LookupRequest[] = [];
+	for (const [i, r] of body.requests.entries()) {
+		const spec = await registry.get(r.dataset);
+		if (!spec) {
+			errors.push({ pointer: `/requests/${i}/dataset`, detail: `dataset "${r.dataset}" does not exist` });
+			continue;
+		}
+		r.keys.forEach((k, j) => {
+			if (encoder.encode(k).length > MAX_KEY_BYTES) errors.push({ pointer: `/requests/${i}/keys/${j}`, detail: `key is longer than ${MAX_KEY_BYTES} bytes` });
+		});
+		let fields: string[] | undefined;
+		try {
+			fields = checkFields(r.fields, spec.fields, `/requests/${i}/fields`);
+		} catch (e) {
+			if (!(e instanceof ApiError)) throw e;
+			errors.push(...(e.errors ?? []));
+		}
+		requests.push({ spec, keys: r.keys, fields });
+	}
+	if (errors.length) throw new ApiError("validation_failed", errors.map((e) => `${e.pointer}: ${e.detail}`).join("; "), { errors });
+
+	const ctx = readContext(c);
+	const result = await lookupRecords(
+		c.var.services.reader,
+		requests,
+		{ maxStalenessS: parseMaxStaleness(body.max_staleness, "/max_staleness"), ifStale: parseIfStale(body.if_stale) },
+		ctx,
+	);
+	c.header("x-hotpath-tier", result.tiers.join(","));
+	c.header("server-timing", ctx.timing.header);
+	c.header("cache-control", "no-store");
+	return c.json({ results: result.results });
+});

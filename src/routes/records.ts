@@ -1,0 +1,46 @@
+/** Single-key reads: GET /v1/datasets/:name/records/:key, with projection, max_staleness, ETag and cache headers. */
+import { Hono } from "hono";
+import type { AppEnv } from "../env";
+import { assertDatasetAccess, requireScope } from "../auth/middleware";
+import { ApiError } from "../errors";
+import { MAX_KEY_BYTES } from "../ingest/events";
+import type { IfStale } from "../serving/freshness";
+import { lookupRecords } from "../serving/lookup";
+import { readContext } from "./read-context";
+import { checkFields, parseMaxStaleness } from "./validation";
+
+export const recordRoutes = new Hono<AppEnv>();
+
+export function parseIfStale(raw: string | undefined): IfStale {
+	if (raw === undefined || raw === "serve" || raw === "omit") return raw ?? "serve";
+	throw new ApiError("bad_request", `if_stale must be "serve" (report the value marked stale) or "omit" (withhold it), not "${raw}"`);
+}
+
+recordRoutes.get("/:name/records/:key", requireScope("read"), async (c) => {
+	const { name, key } = c.req.param();
+	assertDatasetAccess(c.var.principal, [name]);
+	if (new TextEncoder().encode(key).length > MAX_KEY_BYTES) throw new ApiError("bad_request", `key is longer than ${MAX_KEY_BYTES} bytes`);
+	const spec = await c.var.services.registry.require(name);
+	const fieldsParam = c.req.query("fields");
+	const fields = checkFields(fieldsParam ? fieldsParam.split(",").map((f) => f.trim()).filter(Boolean) : undefined, spec.fields, "fields");
+	const maxStalenessS = parseMaxStaleness(c.req.query("max_staleness"), "max_staleness");
+	const ifStale = parseIfStale(c.req.query("if_stale"));
+
+	const ctx = readContext(c);
+	const { results, revisions, tiers } = await lookupRecords(c.var.services.reader, [{ spec, keys: [key], fields }], { maxStalenessS, ifStale }, ctx);
+	const view = results[0]?.records[0];
+	if (!view) throw new Error("unreachable: one key was asked for");
+	c.header("x-hotpath-tier", tiers.join(","));
+	c.header("server-timing", ctx.timing.header);
+	if (view.status === "not_found") throw new ApiError("not_found", `no record "${key}" in dataset "${name}"`, { headers: { "x-hotpath-tier": tiers.join(","), "server-timing": ctx.timing.header } });
+
+	const etag = `W/"${revisions[0]?.[0]}-${view.event_time ? Date.parse(view.event_time) : 0}-${view.status}${fieldsParam ? `-${fields?.join(".")}` : ""}${ifStale === "omit" ? "-o" : ""}"`;
+	c.header("etag", etag);
+	if (view.status === "present") {
+		const remainingS = Math.floor(((maxStalenessS ?? spec.ttl_seconds) * 1000 - (view.age_ms ?? 0)) / 1000);
+		c.header("cache-control", `private, max-age=${Math.max(0, Math.min(remainingS, c.var.services.settings.L0_TTL_SECONDS))}`);
+	} else c.header("cache-control", "no-cache");
+	const inm = c.req.header("if-none-match");
+	if (inm && (inm.trim() === "*" || inm.split(",").some((t) => t.trim() === etag))) return c.body(null, 304);
+	return c.json({ dataset: name, ...view });
+});

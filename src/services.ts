@@ -1,0 +1,50 @@
+/** The per-isolate services: built once from the environment and shared by every request and queue batch. */
+import { drizzle } from "drizzle-orm/d1";
+import { KeyStore } from "./auth/keys";
+import { ControlVersion } from "./control/version";
+import { type Env, parseSettings, type Settings } from "./env";
+import { TierStats } from "./observability/stats";
+import { Registry } from "./registry/registry";
+import { D1Tier } from "./serving/d1-tier";
+import { KvTier } from "./serving/kv-tier";
+import { L0Cache } from "./serving/l0";
+import { TieredReader } from "./serving/reader";
+import type { Tier } from "./serving/tier";
+
+export interface Services {
+	env: Env;
+	settings: Settings;
+	registry: Registry;
+	keys: KeyStore;
+	reader: TieredReader;
+	stats: TierStats;
+}
+
+let cached: { env: Env; services: Services } | null = null;
+
+/** Services for `env`, built on first use. Env objects are stable per isolate, so this runs once. */
+export function servicesFor(env: Env): Services {
+	// The runtime may hand each request a new env object over the same bindings; reuse the services then.
+	if (cached && (cached.env === env || (cached.env.DB === env.DB && cached.env.RECORDS_KV === env.RECORDS_KV))) return cached.services;
+	const settings = parseSettings(env);
+	const db = drizzle(env.DB);
+	const control = new ControlVersion(db, settings.CONTROL_CHECK_MS);
+	const stats = new TierStats();
+	const l0 = new L0Cache(
+		settings.L0_MAX_ENTRIES,
+		settings.L0_TTL_SECONDS * 1000,
+		(settings.L0_TTL_SECONDS + settings.L0_SWR_SECONDS) * 1000,
+		settings.NEGATIVE_TTL_SECONDS * 1000,
+	);
+	const tiers: Tier[] = [new KvTier(env.RECORDS_KV, settings.KV_MAX_LAG_SECONDS * 1000), new D1Tier(env.DB)];
+	const services: Services = {
+		env,
+		settings,
+		registry: new Registry(db, control),
+		keys: new KeyStore(db, control, env.HOTPATH_ADMIN_KEY),
+		reader: new TieredReader(l0, tiers, stats, { redis: settings.REDIS_TIMEOUT_MS, kv: settings.KV_TIMEOUT_MS, d1: settings.D1_TIMEOUT_MS }),
+		stats,
+	};
+	cached = { env, services };
+	return services;
+}

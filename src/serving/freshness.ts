@@ -1,0 +1,51 @@
+/** The freshness contract: how old a value is, whether it is still fresh to serve, and what a read reports. */
+import type { DatasetSpec } from "../registry/spec";
+import type { CachedRecord } from "../storage/cached-record";
+
+export type RecordStatus = "present" | "not_found" | "stale";
+
+/** What to do with a value past its freshness limit: report it marked stale, or withhold it. */
+export type IfStale = "serve" | "omit";
+
+export interface RecordView {
+	key: string;
+	status: RecordStatus;
+	value: Record<string, unknown> | null;
+	event_time: string | null;
+	age_ms: number | null;
+}
+
+export interface FreshnessOptions {
+	/** The request's max_staleness in seconds; tightens the dataset's ttl_seconds. */
+	maxStalenessS?: number;
+	ifStale: IfStale;
+	fields?: string[];
+}
+
+/** The freshness limit of a read, in ms: the dataset's ttl, tightened by the request's max_staleness. */
+export function freshnessLimitMs(spec: DatasetSpec, maxStalenessS?: number): number {
+	const ttl = spec.ttl_seconds * 1000;
+	return maxStalenessS === undefined ? ttl : Math.min(ttl, maxStalenessS * 1000);
+}
+
+/** Renders one record for a response. A tombstone or a confirmed miss is `not_found`. */
+export function viewRecord(
+	key: string,
+	rec: CachedRecord,
+	spec: DatasetSpec,
+	opts: FreshnessOptions,
+	now: number,
+	forcedStale = false,
+): RecordView {
+	if (rec.r === 0 || rec.v === null) return { key, status: "not_found", value: null, event_time: null, age_ms: null };
+	const age = Math.max(0, now - rec.t);
+	const stale = forcedStale || age > freshnessLimitMs(spec, opts.maxStalenessS);
+	let value: Record<string, unknown> | null = rec.v;
+	if (opts.fields) {
+		const projected: Record<string, unknown> = {};
+		for (const f of opts.fields) projected[f] = rec.v[f] ?? null;
+		value = projected;
+	}
+	if (stale && opts.ifStale === "omit") value = null;
+	return { key, status: stale ? "stale" : "present", value, event_time: new Date(rec.t).toISOString(), age_ms: age };
+}

@@ -1,0 +1,54 @@
+/** L2: Workers KV. Bulk reads; write-back of records found in D1 (never negatives: KV's minimum TTL is 60 s). */
+import { type CachedRecord, decodeRecord, encodeRecord } from "../storage/cached-record";
+import { kvGetMany } from "../storage/kv";
+import type { Found, RecordRef, Tier } from "./tier";
+
+export class KvTier implements Tier {
+	readonly name = "kv" as const;
+
+	constructor(
+		private readonly kv: KVNamespace,
+		readonly maxLagMs: number,
+	) {}
+
+	available(): boolean {
+		return true;
+	}
+
+	async getMany(refs: RecordRef[]): Promise<Found> {
+		const raw = await kvGetMany(
+			this.kv,
+			refs.map((r) => r.ck),
+		);
+		const out: Found = new Map();
+		for (const [ck, s] of raw) {
+			const rec = decodeRecord(s);
+			if (rec) out.set(ck, rec);
+		}
+		return out;
+	}
+
+	/**
+	 * Read-path fills only write keys KV was just seen not to hold, so they cannot replace a newer
+	 * copy except in a race with the consumer's write-through, which writes the newer revision
+	 * again on its next change. Tombstones are kept so a read of a deleted key stops here.
+	 */
+	async fill(entries: { ref: RecordRef; rec: CachedRecord }[]): Promise<void> {
+		await Promise.all(entries.filter((e) => e.rec.r > 0).map((e) => this.kv.put(e.ref.ck, encodeRecord(e.rec))));
+	}
+}
+
+/**
+ * Write-through from the consumer: writes each key once per batch (KV allows one write per
+ * second per key), and skips keys where KV already holds the same or a newer revision.
+ */
+export async function writeThroughKv(kv: KVNamespace, entries: { ck: string; rec: CachedRecord }[]): Promise<number> {
+	if (!entries.length) return 0;
+	const held = await kvGetMany(
+		kv,
+		entries.map((e) => e.ck),
+	);
+	const toWrite = entries.filter((e) => (decodeRecord(held.get(e.ck))?.r ?? 0) < e.rec.r);
+	await Promise.all(toWrite.map((e) => kv.put(e.ck, encodeRecord(e.rec))));
+	return toWrite.length;
+}

@@ -1,0 +1,186 @@
+/**
+ * The cache-first read path: L0, then each lower tier in order (Redis, KV, D1), one round trip
+ * per tier for the whole batch. Misses fill the tiers above in the background; concurrent misses
+ * for one key share one load; a tier that errors or times out is skipped.
+ */
+import type { TierStats } from "../observability/stats";
+import type { ServerTiming } from "../observability/timing";
+import type { CachedRecord } from "../storage/cached-record";
+import type { L0Cache } from "./l0";
+import type { RecordRef, Tier, TierName } from "./tier";
+
+export interface LookupRef extends RecordRef {
+	/** How far behind D1 a copy may be for this read, in ms: tiers with a larger worst-case lag are skipped. */
+	maxLagMs: number;
+	/** Age of the value (now − event_time) up to which a last-resort copy may be served when every tier fails. */
+	fallbackMaxAgeMs?: number;
+	/** Cache TTL for fills, from the dataset's ttl_seconds. */
+	ttlSeconds: number;
+}
+
+export interface Resolved {
+	rec: CachedRecord;
+	tier: TierName;
+	/** Served from a last-resort copy because every tier below failed; always reported stale. */
+	fallback?: boolean;
+}
+
+export interface ReadContext {
+	timing: ServerTiming;
+	waitUntil(p: Promise<unknown>): void;
+}
+
+export class TierUnavailableError extends Error {
+	override name = "TierUnavailableError";
+}
+
+const timeout = <T>(p: Promise<T>, ms: number, what: string): Promise<T> =>
+	new Promise<T>((resolve, reject) => {
+		const t = setTimeout(() => reject(new TierUnavailableError(`${what} timed out after ${ms} ms`)), ms);
+		p.then(
+			(v) => {
+				clearTimeout(t);
+				resolve(v);
+			},
+			(e) => {
+				clearTimeout(t);
+				reject(e);
+			},
+		);
+	});
+
+export class TieredReader {
+	private readonly inflight = new Map<string, Promise<Resolved | undefined>>();
+
+	constructor(
+		readonly l0: L0Cache,
+		readonly tiers: readonly Tier[],
+		private readonly stats: TierStats,
+		private readonly timeoutsMs: Record<Exclude<TierName, "l0">, number>,
+	) {}
+
+	/**
+	 * Resolves every ref. Keys no tier could answer are absent from the result (the caller
+	 * turns that into a 503); a key that does not exist resolves to a record with r = 0.
+	 */
+	async lookup(refs: LookupRef[], ctx: ReadContext): Promise<Map<string, Resolved>> {
+		const now = Date.now();
+		const l0Start = performance.now();
+		const out = new Map<string, Resolved>();
+		const pending: LookupRef[] = [];
+		const revalidate: LookupRef[] = [];
+		for (const ref of refs) {
+			if (out.has(ref.ck)) continue;
+			const hit = this.l0.get(ref.ck, ref.maxLagMs, now);
+			if (hit) {
+				out.set(ref.ck, { rec: hit.rec, tier: "l0" });
+				if (hit.state === "revalidate") revalidate.push(ref);
+			} else pending.push(ref);
+		}
+		this.stats.count("l0", "hits", out.size);
+		ctx.timing.add("l0", performance.now() - l0Start);
+		if (revalidate.length) ctx.waitUntil(this.revalidate(revalidate, ctx));
+		if (!pending.length) return out;
+		this.stats.count("l0", "misses", pending.length);
+
+		// Single flight: a key already being loaded in this isolate waits for that load.
+		const mine: LookupRef[] = [];
+		const waits: [string, Promise<Resolved | undefined>][] = [];
+		for (const ref of pending) {
+			const flightKey = `${ref.ck}|${ref.maxLagMs}`;
+			const existing = this.inflight.get(flightKey);
+			if (existing) waits.push([ref.ck, existing]);
+			else mine.push(ref);
+		}
+		if (mine.length) {
+			const load = this.loadBelowL0(mine, ctx);
+			for (const ref of mine) {
+				const flightKey = `${ref.ck}|${ref.maxLagMs}`;
+				const p = load.then((m) => m.get(ref.ck));
+				this.inflight.set(flightKey, p);
+				p.finally(() => this.inflight.delete(flightKey)).catch(() => {});
+			}
+			for (const [ck, r] of await load) out.set(ck, r);
+		}
+		for (const [ck, p] of waits) {
+			const r = await p;
+			if (r) out.set(ck, r);
+		}
+		return out;
+	}
+
+	/** Walks the tiers below L0 for `refs`, then schedules fills of the tiers above each answer. */
+	private async loadBelowL0(refs: LookupRef[], ctx: ReadContext): Promise<Map<string, Resolved>> {
+		const out = new Map<string, Resolved>();
+		let pending = refs;
+		const answeredAt: { tierIndex: number; ref: LookupRef; rec: CachedRecord }[] = [];
+		for (let i = 0; i < this.tiers.length && pending.length; i++) {
+			const tier = this.tiers[i] as Tier;
+			const asked = tier.available() ? pending.filter((r) => r.maxLagMs >= tier.maxLagMs) : [];
+			if (asked.length < pending.length) this.stats.count(tier.name, "skipped", pending.length - asked.length);
+			if (!asked.length) continue;
+			let found: Map<string, CachedRecord>;
+			try {
+				found = await ctx.timing.measure(tier.name, () => timeout(tier.getMany(asked), this.timeoutsMs[tier.name], tier.name));
+			} catch (e) {
+				this.stats.count(tier.name, "errors");
+				console.warn(JSON.stringify({ msg: "tier read failed", tier: tier.name, error: String(e) }));
+				continue;
+			}
+			const rest: LookupRef[] = [];
+			for (const ref of pending) {
+				const rec = found.get(ref.ck);
+				if (rec) {
+					out.set(ref.ck, { rec, tier: tier.name });
+					answeredAt.push({ tierIndex: i, ref, rec });
+				} else rest.push(ref);
+			}
+			this.stats.count(tier.name, "hits", pending.length - rest.length);
+			this.stats.count(tier.name, "misses", asked.length - (pending.length - rest.length));
+			pending = rest;
+		}
+
+		// Every tier failed for these: a last-resort copy is allowed only within the request's max_staleness.
+		const now = Date.now();
+		for (const ref of pending) {
+			const rec = this.l0.lastResort(ref.ck);
+			if (rec && ref.fallbackMaxAgeMs !== undefined && now - rec.t <= ref.fallbackMaxAgeMs) {
+				out.set(ref.ck, { rec, tier: "l0", fallback: true });
+			}
+		}
+
+		if (answeredAt.length) {
+			for (const a of answeredAt) this.l0.set(a.ref.ck, a.rec, now);
+			ctx.waitUntil(this.fillUpperTiers(answeredAt));
+		}
+		return out;
+	}
+
+	private async fillUpperTiers(answers: { tierIndex: number; ref: LookupRef; rec: CachedRecord }[]): Promise<void> {
+		await Promise.all(
+			this.tiers.map(async (tier, i) => {
+				const entries = answers.filter((a) => a.tierIndex > i).map((a) => ({ ref: a.ref, rec: a.rec, ttlSeconds: a.ref.ttlSeconds }));
+				if (!entries.length || !tier.available()) return;
+				try {
+					await timeout(tier.fill(entries), this.timeoutsMs[tier.name] * 4, `${tier.name} fill`);
+				} catch (e) {
+					this.stats.count(tier.name, "errors");
+					console.warn(JSON.stringify({ msg: "tier fill failed", tier: tier.name, error: String(e) }));
+				}
+			}),
+		);
+	}
+
+	/** Stale-while-revalidate: reloads L0 entries past their fresh time, once per key at a time. */
+	private async revalidate(refs: LookupRef[], ctx: ReadContext): Promise<void> {
+		const mine = refs.filter((r) => !this.inflight.has(`${r.ck}|rv`));
+		if (!mine.length) return;
+		const load = this.loadBelowL0(mine, ctx);
+		for (const r of mine) this.inflight.set(`${r.ck}|rv`, load.then((m) => m.get(r.ck)));
+		try {
+			await load;
+		} finally {
+			for (const r of mine) this.inflight.delete(`${r.ck}|rv`);
+		}
+	}
+}
