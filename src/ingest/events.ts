@@ -102,6 +102,7 @@ export function validateEvent(raw: unknown, specOf: SpecLookup, receivedAt: numb
 	} else {
 		if (e.value === null || typeof e.value !== "object" || Array.isArray(e.value)) return `${op} needs value, a JSON object of fields`;
 		value = e.value as Record<string, unknown>;
+		if (op === "patch" && Object.keys(value).every((f) => f === spec.key)) return "a patch needs at least one field in value";
 		const problems = checkValue(spec, value);
 		if (problems.length) return problems.map(([f, why]) => `value.${f}: ${why}`).join("; ");
 	}
