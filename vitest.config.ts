@@ -1,12 +1,15 @@
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
-/** Worker tests: run inside workerd with real local D1, KV and Queues (Miniflare). */
+/**
+ * Worker tests: run inside workerd with real local D1, KV and Queues (Miniflare), and the hot
+ * tier on a private redis-server reached through the local Upstash-compatible endpoint.
+ */
 export default defineConfig(async () => {
 	const migrations = await readD1Migrations("./migrations");
 	return {
 		plugins: [
-			cloudflareTest({
+			cloudflareTest(({ inject }) => ({
 				wrangler: { configPath: "./wrangler.toml" },
 				miniflare: {
 					bindings: {
@@ -14,12 +17,19 @@ export default defineConfig(async () => {
 						HOTPATH_ADMIN_KEY: "test-admin-key",
 						// Every request checks the registry version, so tests see changes at once.
 						CONTROL_CHECK_MS: "0",
+						UPSTASH_REDIS_REST_URL: inject("upstashUrl"),
+						UPSTASH_REDIS_REST_TOKEN: inject("upstashToken"),
+						REDIS_CONTROL_URL: inject("redisControlUrl"),
+						// The local endpoint is a Node process on a shared 2-core machine: allow for its jitter.
+						REDIS_TIMEOUT_MS: "1000",
+						REDIS_COOLDOWN_MS: "500",
 					},
 				},
-			}),
+			})),
 		],
 		test: {
 			include: ["test/worker/**/*.test.ts"],
+			globalSetup: ["./test/setup/redis-global-setup.ts"],
 			setupFiles: ["./test/worker/apply-migrations.ts"],
 			testTimeout: 20_000,
 		},

@@ -21,6 +21,9 @@ declare module "hono" {
 export function createApp() {
 	const app = new Hono<AppEnv>();
 
+	// Liveness: a constant answer with no middleware and no I/O. Also the benchmark's baseline route.
+	app.get("/ping", (c) => c.text("pong"));
+
 	app.use(requestId());
 	app.use(async function initServices(c, next) {
 		c.set("services", servicesFor(c.env));

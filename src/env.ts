@@ -17,6 +17,9 @@ export interface Env {
 	KV_MAX_LAG_SECONDS?: string;
 	CONTROL_CHECK_MS?: string;
 	REDIS_TIMEOUT_MS?: string;
+	REDIS_BREAKER_THRESHOLD?: string;
+	REDIS_COOLDOWN_MS?: string;
+	REDIS_MAX_TTL_SECONDS?: string;
 	REDIS_MAX_LAG_SECONDS?: string;
 }
 
@@ -34,7 +37,10 @@ const settingsSchema = z.object({
 	D1_TIMEOUT_MS: num(5000),
 	KV_MAX_LAG_SECONDS: num(60),
 	CONTROL_CHECK_MS: num(1000),
-	REDIS_TIMEOUT_MS: num(50),
+	REDIS_TIMEOUT_MS: num(100),
+	REDIS_BREAKER_THRESHOLD: z.coerce.number().int().positive().default(3),
+	REDIS_COOLDOWN_MS: num(2000),
+	REDIS_MAX_TTL_SECONDS: z.coerce.number().int().positive().default(3600),
 	REDIS_MAX_LAG_SECONDS: num(1),
 });
 

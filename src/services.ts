@@ -6,10 +6,13 @@ import { type Env, parseSettings, type Settings } from "./env";
 import { TierStats } from "./observability/stats";
 import { Registry } from "./registry/registry";
 import { D1Tier } from "./serving/d1-tier";
+import { CircuitBreaker } from "./serving/breaker";
 import { KvTier } from "./serving/kv-tier";
+import { RedisTier } from "./serving/redis-tier";
 import { L0Cache } from "./serving/l0";
 import { TieredReader } from "./serving/reader";
 import type { Tier } from "./serving/tier";
+import { RedisStore } from "./storage/redis";
 
 export interface Services {
 	env: Env;
@@ -18,6 +21,8 @@ export interface Services {
 	keys: KeyStore;
 	reader: TieredReader;
 	stats: TierStats;
+	/** The hot tier, or null when no Upstash URL and token are configured (the tier is "off"). */
+	redis: RedisTier | null;
 }
 
 let cached: { env: Env; services: Services } | null = null;
@@ -36,7 +41,19 @@ export function servicesFor(env: Env): Services {
 		(settings.L0_TTL_SECONDS + settings.L0_SWR_SECONDS) * 1000,
 		settings.NEGATIVE_TTL_SECONDS * 1000,
 	);
-	const tiers: Tier[] = [new KvTier(env.RECORDS_KV, settings.KV_MAX_LAG_SECONDS * 1000), new D1Tier(env.DB)];
+	const redis =
+		env.UPSTASH_REDIS_REST_URL && env.UPSTASH_REDIS_REST_TOKEN
+			? new RedisTier(
+					new RedisStore(env.UPSTASH_REDIS_REST_URL, env.UPSTASH_REDIS_REST_TOKEN),
+					new CircuitBreaker(settings.REDIS_BREAKER_THRESHOLD, settings.REDIS_COOLDOWN_MS),
+					settings.REDIS_MAX_LAG_SECONDS * 1000,
+					settings.NEGATIVE_TTL_SECONDS,
+					settings.REDIS_TIMEOUT_MS,
+					settings.REDIS_MAX_TTL_SECONDS,
+				)
+			: null;
+	if (!redis) console.warn(JSON.stringify({ msg: "hot tier off: UPSTASH_REDIS_REST_URL / UPSTASH_REDIS_REST_TOKEN not set" }));
+	const tiers: Tier[] = [...(redis ? [redis] : []), new KvTier(env.RECORDS_KV, settings.KV_MAX_LAG_SECONDS * 1000), new D1Tier(env.DB)];
 	const services: Services = {
 		env,
 		settings,
@@ -44,6 +61,7 @@ export function servicesFor(env: Env): Services {
 		keys: new KeyStore(db, control, env.HOTPATH_ADMIN_KEY),
 		reader: new TieredReader(l0, tiers, stats, { redis: settings.REDIS_TIMEOUT_MS, kv: settings.KV_TIMEOUT_MS, d1: settings.D1_TIMEOUT_MS }),
 		stats,
+		redis,
 	};
 	cached = { env, services };
 	return services;

@@ -39,12 +39,6 @@ export async function consumeEvents(batch: MessageBatch<unknown>, services: Serv
 			good.push(msg);
 		} else poison.push(msg);
 	}
-	const specs = await services.registry.all().catch(() => null);
-	if (specs) {
-		// Events are validated at ingest and datasets cannot be removed, so this only catches foreign messages.
-		for (const e of events) if (!specs.has(e.dataset)) console.warn(JSON.stringify({ msg: "event for unknown dataset", dataset: e.dataset }));
-	}
-
 	if (poison.length) {
 		// A message no retry can fix goes straight to the dead-letter table rather than burning retries.
 		try {
@@ -78,6 +72,19 @@ export async function consumeEvents(batch: MessageBatch<unknown>, services: Serv
 		console.error(JSON.stringify({ msg: "KV refresh failed; retrying", error: String(e) }));
 		for (const m of good) m.retry({ delaySeconds: retryDelay(m.attempts) });
 		return;
+	}
+	// An open breaker means Redis is known to be down: skip it rather than hold up the events.
+	// Otherwise a failed write is retried like a KV failure, so Redis never keeps an older copy.
+	if (services.redis?.available()) {
+		const specs = await services.registry.all();
+		try {
+			await services.redis.write(entries.map((e, i) => ({ ...e, ttlSeconds: specs.get(applied[i]?.dataset ?? "")?.ttl_seconds ?? 3600 })));
+		} catch (e) {
+			services.stats.count("redis", "errors");
+			console.error(JSON.stringify({ msg: "Redis refresh failed; retrying", error: String(e) }));
+			for (const m of good) m.retry({ delaySeconds: retryDelay(m.attempts) });
+			return;
+		}
 	}
 	for (const m of good) m.ack();
 }

@@ -19,15 +19,14 @@ const probe = async (fn: () => Promise<unknown>, ms: number): Promise<TierState>
 export const healthRoutes = new Hono<AppEnv>();
 
 healthRoutes.get("/", async (c) => {
-	const { env, reader } = c.var.services;
-	const [d1, kv] = await Promise.all([probe(() => env.DB.prepare("SELECT 1").first(), 2000), probe(() => env.RECORDS_KV.get("healthz:probe"), 2000)]);
-	const redisTier = reader.tiers.find((t) => t.name === "redis");
-	const tiers: Record<"l0" | "redis" | "kv" | "d1", TierState> = {
-		l0: "up",
-		redis: redisTier ? (redisTier.available() ? "up" : "down") : "off",
-		kv,
-		d1,
-	};
+	const { env, redis } = c.var.services;
+	const [d1, kv, redisUp] = await Promise.all([
+		probe(() => env.DB.prepare("SELECT 1").first(), 2000),
+		probe(() => env.RECORDS_KV.get("healthz:probe"), 2000),
+		// Goes through the breaker: an open breaker reads as down, and after its cool-down this ping is the probe that closes it.
+		redis?.probe(),
+	]);
+	const tiers: Record<"l0" | "redis" | "kv" | "d1", TierState> = { l0: "up", redis: redis ? (redisUp ? "up" : "down") : "off", kv, d1 };
 	const status = d1 === "down" ? "down" : Object.values(tiers).includes("down") ? "degraded" : "ok";
 	c.header("cache-control", "no-store");
 	return c.json({ status, tiers }, d1 === "down" ? 503 : 200);

@@ -8,6 +8,7 @@ import type { ServerTiming } from "../observability/timing";
 import type { CachedRecord } from "../storage/cached-record";
 import type { L0Cache } from "./l0";
 import type { RecordRef, Tier, TierName } from "./tier";
+import { timeout } from "./timeout";
 
 export interface LookupRef extends RecordRef {
 	/** How far behind D1 a copy may be for this read, in ms: tiers with a larger worst-case lag are skipped. */
@@ -29,25 +30,6 @@ export interface ReadContext {
 	timing: ServerTiming;
 	waitUntil(p: Promise<unknown>): void;
 }
-
-export class TierUnavailableError extends Error {
-	override name = "TierUnavailableError";
-}
-
-const timeout = <T>(p: Promise<T>, ms: number, what: string): Promise<T> =>
-	new Promise<T>((resolve, reject) => {
-		const t = setTimeout(() => reject(new TierUnavailableError(`${what} timed out after ${ms} ms`)), ms);
-		p.then(
-			(v) => {
-				clearTimeout(t);
-				resolve(v);
-			},
-			(e) => {
-				clearTimeout(t);
-				reject(e);
-			},
-		);
-	});
 
 export class TieredReader {
 	private readonly inflight = new Map<string, Promise<Resolved | undefined>>();
@@ -116,7 +98,9 @@ export class TieredReader {
 		const answeredAt: { tierIndex: number; ref: LookupRef; rec: CachedRecord }[] = [];
 		for (let i = 0; i < this.tiers.length && pending.length; i++) {
 			const tier = this.tiers[i] as Tier;
-			const asked = tier.available() ? pending.filter((r) => r.maxLagMs >= tier.maxLagMs) : [];
+			// Eligibility first: available() may hand out the breaker's single half-open probe.
+			const eligible = pending.filter((r) => r.maxLagMs >= tier.maxLagMs);
+			const asked = eligible.length && tier.available() ? eligible : [];
 			if (asked.length < pending.length) this.stats.count(tier.name, "skipped", pending.length - asked.length);
 			if (!asked.length) continue;
 			let found: Map<string, CachedRecord>;

@@ -11,7 +11,8 @@ export interface CachedRecord {
 	r: number;
 }
 
-export const encodeRecord = (r: CachedRecord): string => JSON.stringify(r);
+/** Encodes with the revision first: Redis's version guard reads it from the start of the string. */
+export const encodeRecord = (r: CachedRecord): string => JSON.stringify({ r: r.r, t: r.t, i: r.i, v: r.v });
 
 /** Parses a cached copy, or returns null when it is not one (a foreign or corrupt entry is a miss). */
 export function decodeRecord(s: string | null | undefined): CachedRecord | null {

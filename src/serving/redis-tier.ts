@@ -1,0 +1,89 @@
+/** L1: Upstash Redis. One GET or MGET per lookup, behind a circuit breaker; fills and write-through are version-guarded. */
+import { type CachedRecord, decodeRecord, encodeRecord } from "../storage/cached-record";
+import type { RedisStore } from "../storage/redis";
+import type { CircuitBreaker } from "./breaker";
+import { timeout } from "./timeout";
+import type { Found, RecordRef, Tier } from "./tier";
+
+export class RedisTier implements Tier {
+	readonly name = "redis" as const;
+
+	constructor(
+		private readonly store: RedisStore,
+		readonly breaker: CircuitBreaker,
+		readonly maxLagMs: number,
+		/** TTL of a negative (not found) entry. */
+		private readonly negativeTtlSeconds: number,
+		/** A call slower than this counts as a failure on the breaker. */
+		private readonly timeoutMs: number,
+		/**
+		 * Upper bound on any copy's TTL. Bounds how long a copy can outlive a change that was made
+		 * while the breaker was open (the consumer skips a Redis it knows is down).
+		 */
+		private readonly maxTtlSeconds: number,
+	) {}
+
+	available(): boolean {
+		return this.breaker.allow();
+	}
+
+	async getMany(refs: RecordRef[]): Promise<Found> {
+		const values = await this.guard(() => this.store.getMany(refs.map((r) => r.ck)), this.timeoutMs);
+		const out: Found = new Map();
+		refs.forEach((ref, i) => {
+			const rec = decodeRecord(values[i]);
+			if (rec) out.set(ref.ck, rec);
+		});
+		return out;
+	}
+
+	async fill(entries: { ref: RecordRef; rec: CachedRecord; ttlSeconds: number }[]): Promise<void> {
+		await this.write(entries.map((e) => ({ ck: e.ref.ck, rec: e.rec, ttlSeconds: e.ttlSeconds })));
+	}
+
+	/** Version-guarded writes of current copies; used by fills and by the consumer's write-through. */
+	async write(entries: { ck: string; rec: CachedRecord; ttlSeconds: number }[]): Promise<number> {
+		if (!entries.length) return 0;
+		// Writes batch many scripts into one pipeline, so they get a longer bound than reads.
+		return this.guard(
+			() =>
+				this.store.guardedSetMany(
+				entries.map((e) => ({
+					key: e.ck,
+					rev: e.rec.r,
+					payload: encodeRecord(e.rec),
+					ttlSeconds: e.rec.r === 0 ? this.negativeTtlSeconds : Math.min(e.ttlSeconds, this.maxTtlSeconds),
+				})),
+				),
+			this.timeoutMs * 20,
+		);
+	}
+
+	/** Pings Redis through the breaker: how /healthz tells up from down, and how an open breaker gets its probe. */
+	async probe(): Promise<boolean> {
+		if (!this.breaker.allow()) return false;
+		try {
+			await timeout(this.store.ping(), this.timeoutMs * 4, "redis ping");
+			this.breaker.success();
+			return true;
+		} catch {
+			this.breaker.failure();
+			return false;
+		}
+	}
+
+	/**
+	 * Records the outcome of a call on the breaker. `available()` already admitted the call (or
+	 * took the half-open probe slot), so this only reports success or failure.
+	 */
+	private async guard<T>(fn: () => Promise<T>, ms: number): Promise<T> {
+		try {
+			const v = await timeout(fn(), ms, "redis");
+			this.breaker.success();
+			return v;
+		} catch (e) {
+			this.breaker.failure();
+			throw e;
+		}
+	}
+}

@@ -1,0 +1,194 @@
+/** The hot tier against a real redis-server, through the real @upstash/redis client and the local endpoint. */
+import { inject } from "vitest";
+import { env, exports } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { TierStats } from "../../src/observability/stats";
+import { ServerTiming } from "../../src/observability/timing";
+import { CircuitBreaker } from "../../src/serving/breaker";
+import { D1Tier } from "../../src/serving/d1-tier";
+import { KvTier } from "../../src/serving/kv-tier";
+import { L0Cache } from "../../src/serving/l0";
+import { type LookupRef, TieredReader } from "../../src/serving/reader";
+import { RedisTier } from "../../src/serving/redis-tier";
+import type { Found, RecordRef, Tier } from "../../src/serving/tier";
+import { type CachedRecord, decodeRecord, recordCacheKey } from "../../src/storage/cached-record";
+import { RedisStore } from "../../src/storage/redis";
+
+const store = () => new RedisStore(inject("upstashUrl"), inject("upstashToken"));
+const redisTier = (s = store()) => new RedisTier(s, new CircuitBreaker(3, 500), 1000, 2, 1000, 3600);
+let n = 0;
+const unique = (p: string) => `${p}_${Date.now().toString(36)}_${n++}`;
+const ref = (dataset: string, key: string): LookupRef => ({ dataset, key, ck: recordCacheKey(dataset, key), maxLagMs: Number.POSITIVE_INFINITY, ttlSeconds: 3600 });
+const rec = (r: number, v: Record<string, unknown> | null = { x: r }): CachedRecord => ({ v, t: 1_700_000_000_000 + r, i: `e${r}`, r });
+
+/** Runs background work at once and collects it, so tests can await fills. */
+function ctx() {
+	const pending: Promise<unknown>[] = [];
+	return { timing: new ServerTiming(), waitUntil: (p: Promise<unknown>) => void pending.push(p), settle: () => Promise.all(pending) };
+}
+
+/** Counts origin loads; the wrapped tier is the real D1 tier. */
+class CountingTier implements Tier {
+	calls = 0;
+	readonly name;
+	readonly maxLagMs;
+	constructor(private readonly inner: Tier) {
+		this.name = inner.name;
+		this.maxLagMs = inner.maxLagMs;
+	}
+	available() {
+		return this.inner.available();
+	}
+	async getMany(refs: RecordRef[]): Promise<Found> {
+		this.calls++;
+		return this.inner.getMany(refs);
+	}
+	fill(entries: { ref: RecordRef; rec: CachedRecord; ttlSeconds: number }[]) {
+		return this.inner.fill(entries);
+	}
+}
+
+async function seedD1(dataset: string, key: string, value: Record<string, unknown>, time = Date.now()) {
+	await env.DB.prepare(
+		"INSERT INTO records (dataset, key, value, base_time, base_id, base_deleted, field_clocks, event_time, event_id, rev, updated_at) VALUES (?1, ?2, ?3, ?4, 'seed', 0, '{}', ?4, 'seed', 1, ?4)",
+	)
+		.bind(dataset, key, JSON.stringify(value), time)
+		.run();
+}
+
+describe("Redis tier", () => {
+	it("refuses a write older than the copy it holds (version guard)", async () => {
+		const tier = redisTier();
+		const r = ref(unique("ds"), "k");
+		expect(await tier.write([{ ck: r.ck, rec: rec(5), ttlSeconds: 60 }])).toBe(1);
+		expect(await tier.write([{ ck: r.ck, rec: rec(4), ttlSeconds: 60 }])).toBe(0);
+		expect(await tier.write([{ ck: r.ck, rec: rec(0, null), ttlSeconds: 60 }])).toBe(0);
+		expect((await tier.getMany([r])).get(r.ck)).toEqual(rec(5));
+		expect(await tier.write([{ ck: r.ck, rec: rec(6), ttlSeconds: 60 }])).toBe(1);
+		expect((await tier.getMany([r])).get(r.ck)?.r).toBe(6);
+	});
+
+	it("answers a batch in one MGET and reports misses as absent", async () => {
+		const tier = redisTier();
+		const ds = unique("ds");
+		const refs = ["a", "b", "c"].map((k) => ref(ds, k));
+		await tier.write([{ ck: refs[0]!.ck, rec: rec(1), ttlSeconds: 60 }, { ck: refs[2]!.ck, rec: rec(3), ttlSeconds: 60 }]);
+		const found = await tier.getMany(refs);
+		expect([...found.keys()].sort()).toEqual([refs[0]!.ck, refs[2]!.ck].sort());
+	});
+
+	it("serves hits from the expected tier: d1 first, then redis once filled, then l0", async () => {
+		const ds = unique("ds");
+		await seedD1(ds, "k1", { x: 1 });
+		const tier = redisTier();
+		const l0 = new L0Cache(100, 5000, 15000, 2000);
+		const reader = new TieredReader(l0, [tier, new KvTier(env.RECORDS_KV, 60_000), new D1Tier(env.DB)], new TierStats(), { redis: 1000, kv: 1000, d1: 5000 });
+		let c = ctx();
+		expect((await reader.lookup([ref(ds, "k1")], c)).get(recordCacheKey(ds, "k1"))?.tier).toBe("d1");
+		await c.settle();
+		expect(decodeRecord((await store().getMany([recordCacheKey(ds, "k1")]))[0])?.v).toEqual({ x: 1 });
+		l0.clear();
+		c = ctx();
+		expect((await reader.lookup([ref(ds, "k1")], c)).get(recordCacheKey(ds, "k1"))?.tier).toBe("redis");
+		expect(c.timing.header).toMatch(/redis;dur=/);
+		c = ctx();
+		expect((await reader.lookup([ref(ds, "k1")], c)).get(recordCacheKey(ds, "k1"))?.tier).toBe("l0");
+	});
+
+	it("makes one origin load for N concurrent misses of one key (single flight)", async () => {
+		const ds = unique("ds");
+		await seedD1(ds, "hot", { x: 42 });
+		const d1 = new CountingTier(new D1Tier(env.DB));
+		const reader = new TieredReader(new L0Cache(100, 5000, 15000, 2000), [redisTier(), d1], new TierStats(), { redis: 1000, kv: 1000, d1: 5000 });
+		const c = ctx();
+		const results = await Promise.all(Array.from({ length: 25 }, () => reader.lookup([ref(ds, "hot")], c)));
+		expect(d1.calls).toBe(1);
+		for (const r of results) expect(r.get(recordCacheKey(ds, "hot"))?.rec.v).toEqual({ x: 42 });
+	});
+
+	it("caches a miss briefly in L0 and Redis, and a write clears it", async () => {
+		const ds = unique("ds");
+		const d1 = new CountingTier(new D1Tier(env.DB));
+		const tier = redisTier();
+		const l0 = new L0Cache(100, 5000, 15000, 2000);
+		const reader = new TieredReader(l0, [tier, d1], new TierStats(), { redis: 1000, kv: 1000, d1: 5000 });
+		let c = ctx();
+		expect((await reader.lookup([ref(ds, "ghost")], c)).get(recordCacheKey(ds, "ghost"))?.rec.r).toBe(0);
+		await c.settle();
+		expect(decodeRecord((await store().getMany([recordCacheKey(ds, "ghost")]))[0])?.r).toBe(0);
+		// A burst of misses does not reach D1 again.
+		for (let i = 0; i < 5; i++) await reader.lookup([ref(ds, "ghost")], ctx());
+		expect(d1.calls).toBe(1);
+		l0.clear();
+		expect((await reader.lookup([ref(ds, "ghost")], ctx())).get(recordCacheKey(ds, "ghost"))?.tier).toBe("redis");
+		expect(d1.calls).toBe(1);
+		// The consumer's write-through replaces the negative entries.
+		expect(await tier.write([{ ck: recordCacheKey(ds, "ghost"), rec: rec(1, { x: "now here" }), ttlSeconds: 60 }])).toBe(1);
+		l0.set(recordCacheKey(ds, "ghost"), rec(1, { x: "now here" }), Date.now());
+		expect((await reader.lookup([ref(ds, "ghost")], ctx())).get(recordCacheKey(ds, "ghost"))?.rec.v).toEqual({ x: "now here" });
+		l0.clear();
+		expect((await reader.lookup([ref(ds, "ghost")], ctx())).get(recordCacheKey(ds, "ghost"))).toMatchObject({ tier: "redis", rec: { v: { x: "now here" } } });
+	});
+
+	it("clears a negative entry through the real ingest path", async () => {
+		const ds = unique("neg");
+		const admin = { authorization: "Bearer test-admin-key", "content-type": "application/json" };
+		await exports.default.fetch(`http://h/v1/datasets/${ds}`, { method: "PUT", headers: admin, body: JSON.stringify({ key: "id", fields: { x: "int" } }) });
+		expect((await exports.default.fetch(`http://h/v1/datasets/${ds}/records/k`, { headers: admin })).status).toBe(404);
+		const res = await exports.default.fetch("http://h/v1/events", { method: "POST", headers: admin, body: JSON.stringify([{ dataset: ds, key: "k", op: "upsert", value: { x: 7 } }]) });
+		expect(res.status).toBe(202);
+		const deadline = Date.now() + 8000;
+		let status = 404;
+		while (status !== 200 && Date.now() < deadline) {
+			await new Promise((r) => setTimeout(r, 100));
+			status = (await exports.default.fetch(`http://h/v1/datasets/${ds}/records/k`, { headers: admin })).status;
+		}
+		expect(status).toBe(200);
+		// Redis now holds the record, not the negative entry.
+		expect(decodeRecord((await store().getMany([recordCacheKey(ds, "k")]))[0])).toMatchObject({ v: { x: 7 } });
+	});
+});
+
+describe("Redis failover", () => {
+	it("keeps every read correct while Redis dies, reports it down, and recovers by itself", async () => {
+		const control = (env as unknown as { REDIS_CONTROL_URL: string }).REDIS_CONTROL_URL;
+		const admin = { authorization: "Bearer test-admin-key", "content-type": "application/json" };
+		const ds = unique("failover");
+		expect((await exports.default.fetch(`http://h/v1/datasets/${ds}`, { method: "PUT", headers: admin, body: JSON.stringify({ key: "id", fields: { n: "int" } }) })).status).toBe(201);
+		const s = store();
+		const tier = redisTier(s);
+		for (let i = 0; i < 90; i++) await seedD1(ds, `k${i}`, { n: i });
+		// The first 60 keys are also in Redis, so reads are answered there until it dies.
+		await tier.write(Array.from({ length: 60 }, (_, i) => ({ ck: recordCacheKey(ds, `k${i}`), rec: { v: { n: i }, t: Date.now(), i: "seed", r: 1 }, ttlSeconds: 600 })));
+
+		const tiersSeen: string[] = [];
+		const read = async (i: number) => {
+			const res = await exports.default.fetch(`http://h/v1/datasets/${ds}/records/k${i}`, { headers: admin });
+			expect(res.status).toBe(200);
+			expect(((await res.json()) as { value: unknown }).value).toEqual({ n: i });
+			tiersSeen.push(res.headers.get("x-hotpath-tier") ?? "");
+		};
+		for (let i = 0; i < 30; i++) await read(i);
+		expect(tiersSeen.every((t) => t === "redis")).toBe(true);
+
+		expect((await fetch(`${control}/redis/stop`, { method: "POST" })).status).toBe(204);
+		for (let i = 30; i < 60; i++) await read(i);
+		expect(tiersSeen.slice(30).every((t) => t === "d1")).toBe(true);
+		const down = (await (await exports.default.fetch("http://h/healthz")).json()) as { tiers: { redis: string } };
+		expect(down.tiers.redis).toBe("down");
+
+		expect((await fetch(`${control}/redis/start`, { method: "POST" })).status).toBe(204);
+		let redisState = "down";
+		const deadline = Date.now() + 10_000;
+		while (redisState !== "up" && Date.now() < deadline) {
+			await new Promise((r) => setTimeout(r, 200));
+			redisState = ((await (await exports.default.fetch("http://h/healthz")).json()) as { tiers: { redis: string } }).tiers.redis;
+		}
+		expect(redisState).toBe("up");
+		// Misses fill the restarted (empty) Redis again.
+		for (let i = 60; i < 90; i++) await read(i);
+		await new Promise((r) => setTimeout(r, 300));
+		const filled = await s.getMany(Array.from({ length: 30 }, (_, j) => recordCacheKey(ds, `k${60 + j}`)));
+		expect(filled.filter((v) => decodeRecord(v)?.r === 1).length).toBe(30);
+	});
+});
