@@ -1,21 +1,19 @@
 /** The worker's bindings and settings, parsed once per isolate with zod so a bad deploy fails loudly. */
 import { z } from "zod";
 
-export interface Env {
-	DB: D1Database;
-	RECORDS_KV: KVNamespace;
+/**
+ * Bindings and vars come from wrangler.toml through `wrangler types` (worker-configuration.d.ts).
+ * Added here: secrets, and settings that have defaults and so are optional in wrangler.toml.
+ */
+export interface Env extends Omit<Cloudflare.Env, "EVENTS_QUEUE"> {
 	EVENTS_QUEUE: Queue<unknown>;
 	HOTPATH_ADMIN_KEY?: string;
 	UPSTASH_REDIS_REST_URL?: string;
 	UPSTASH_REDIS_REST_TOKEN?: string;
-	L0_TTL_SECONDS?: string;
-	L0_MAX_ENTRIES?: string;
 	L0_SWR_SECONDS?: string;
 	NEGATIVE_TTL_SECONDS?: string;
 	KV_TIMEOUT_MS?: string;
 	D1_TIMEOUT_MS?: string;
-	KV_MAX_LAG_SECONDS?: string;
-	CONTROL_CHECK_MS?: string;
 	REDIS_TIMEOUT_MS?: string;
 	REDIS_BREAKER_THRESHOLD?: string;
 	REDIS_COOLDOWN_MS?: string;

@@ -12,7 +12,7 @@ const probe = async (fn: () => Promise<unknown>, ms: number): Promise<TierState>
 	} catch {
 		return "down";
 	} finally {
-		clearTimeout(timer);
+		if (timer !== undefined) clearTimeout(timer);
 	}
 };
 

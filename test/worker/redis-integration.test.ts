@@ -1,5 +1,4 @@
 /** The hot tier against a real redis-server, through the real @upstash/redis client and the local endpoint. */
-import { inject } from "vitest";
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { TierStats } from "../../src/observability/stats";
@@ -14,7 +13,8 @@ import type { Found, RecordRef, Tier } from "../../src/serving/tier";
 import { type CachedRecord, decodeRecord, recordCacheKey } from "../../src/storage/cached-record";
 import { RedisStore } from "../../src/storage/redis";
 
-const store = () => new RedisStore(inject("upstashUrl"), inject("upstashToken"));
+const redisEnv = env as unknown as { UPSTASH_REDIS_REST_URL: string; UPSTASH_REDIS_REST_TOKEN: string; REDIS_CONTROL_URL: string };
+const store = () => new RedisStore(redisEnv.UPSTASH_REDIS_REST_URL, redisEnv.UPSTASH_REDIS_REST_TOKEN);
 const redisTier = (s = store()) => new RedisTier(s, new CircuitBreaker(3, 500), 1000, 2, 1000, 3600);
 let n = 0;
 const unique = (p: string) => `${p}_${Date.now().toString(36)}_${n++}`;
@@ -151,7 +151,7 @@ describe("Redis tier", () => {
 
 describe("Redis failover", () => {
 	it("keeps every read correct while Redis dies, reports it down, and recovers by itself", async () => {
-		const control = (env as unknown as { REDIS_CONTROL_URL: string }).REDIS_CONTROL_URL;
+		const control = redisEnv.REDIS_CONTROL_URL;
 		const admin = { authorization: "Bearer test-admin-key", "content-type": "application/json" };
 		const ds = unique("failover");
 		expect((await exports.default.fetch(`http://h/v1/datasets/${ds}`, { method: "PUT", headers: admin, body: JSON.stringify({ key: "id", fields: { n: "int" } }) })).status).toBe(201);
