@@ -5,12 +5,12 @@ import { ControlVersion } from "./control/version";
 import { type Env, parseSettings, type Settings } from "./env";
 import { TierStats } from "./observability/stats";
 import { Registry } from "./registry/registry";
-import { D1Tier } from "./serving/d1-tier";
 import { CircuitBreaker } from "./serving/breaker";
+import { D1Tier } from "./serving/d1-tier";
 import { KvTier } from "./serving/kv-tier";
-import { RedisTier } from "./serving/redis-tier";
 import { L0Cache } from "./serving/l0";
 import { TieredReader } from "./serving/reader";
+import { RedisTier } from "./serving/redis-tier";
 import type { Tier } from "./serving/tier";
 import { RedisStore } from "./storage/redis";
 

@@ -31,7 +31,10 @@ export async function sha256Hex(s: string): Promise<string> {
 
 function randomToken(bytes: number): string {
 	const buf = crypto.getRandomValues(new Uint8Array(bytes));
-	return btoa(String.fromCharCode(...buf)).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+	return btoa(String.fromCharCode(...buf))
+		.replaceAll("+", "-")
+		.replaceAll("/", "_")
+		.replace(/=+$/, "");
 }
 
 /** Constant-time comparison, so the bootstrap key cannot be guessed byte by byte from timings. */
@@ -64,7 +67,11 @@ export class KeyStore {
 		await this.control.ensureCurrent();
 		const cached = this.cache.get(token);
 		if (cached !== undefined) return cached;
-		const row = await this.db.select().from(apiKeys).where(eq(apiKeys.keyHash, await sha256Hex(token))).get();
+		const row = await this.db
+			.select()
+			.from(apiKeys)
+			.where(eq(apiKeys.keyHash, await sha256Hex(token)))
+			.get();
 		const principal: Principal | null =
 			row && row.revokedAt === null
 				? { id: row.id, name: row.name, scopes: JSON.parse(row.scopes) as Scope[], datasets: row.datasets ? (JSON.parse(row.datasets) as string[]) : null }
@@ -96,7 +103,11 @@ export class KeyStore {
 	/** Revokes a key. Returns false when no such active key exists. */
 	async revoke(id: string, now = Date.now()): Promise<boolean> {
 		const [res] = await this.db.batch([
-			this.db.update(apiKeys).set({ revokedAt: now }).where(and(eq(apiKeys.id, id), isNull(apiKeys.revokedAt))).returning({ id: apiKeys.id }),
+			this.db
+				.update(apiKeys)
+				.set({ revokedAt: now })
+				.where(and(eq(apiKeys.id, id), isNull(apiKeys.revokedAt)))
+				.returning({ id: apiKeys.id }),
 			this.control.bumpStatement(),
 		]);
 		this.control.invalidate();

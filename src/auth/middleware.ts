@@ -23,7 +23,8 @@ export const requireScope = (scope: Scope) =>
 			});
 		}
 		const principal = await c.var.services.keys.authenticate(match[1] as string);
-		if (!principal) throw new ApiError("unauthorized", "unknown or revoked API key", { headers: { "www-authenticate": 'Bearer realm="hotpath", error="invalid_token"' } });
+		if (!principal)
+			throw new ApiError("unauthorized", "unknown or revoked API key", { headers: { "www-authenticate": 'Bearer realm="hotpath", error="invalid_token"' } });
 		if (!principal.scopes.includes(scope) && !principal.scopes.includes("admin")) {
 			throw new ApiError("forbidden", `this key lacks the "${scope}" scope`);
 		}

@@ -29,7 +29,10 @@ export async function applyEvents(db: D1Database, events: ChangeEvent[]): Promis
 	const groups = new Map<string, Map<string, ChangeEvent[]>>();
 	for (const e of events) {
 		let byKey = groups.get(e.dataset);
-		if (!byKey) groups.set(e.dataset, (byKey = new Map()));
+		if (!byKey) {
+			byKey = new Map();
+			groups.set(e.dataset, byKey);
+		}
 		const list = byKey.get(e.key);
 		if (list) list.push(e);
 		else byKey.set(e.key, [e]);

@@ -5,9 +5,9 @@
  */
 import { drizzle } from "drizzle-orm/d1";
 import type { Services } from "../services";
+import { writeThroughKv } from "../serving/kv-tier";
 import { recordCacheKey } from "../storage/cached-record";
 import { deadLetters } from "../storage/schema";
-import { writeThroughKv } from "../serving/kv-tier";
 import { applyEvents } from "./apply";
 import type { ChangeEvent } from "./merge";
 import type { EventsMessage } from "./producer";
@@ -20,7 +20,12 @@ function isEventsMessage(body: unknown): body is EventsMessage {
 		Array.isArray(b.events) &&
 		b.events.every(
 			(e: Partial<ChangeEvent>) =>
-				e && typeof e.id === "string" && typeof e.dataset === "string" && typeof e.key === "string" && typeof e.time === "number" && (e.op === "upsert" || e.op === "patch" || e.op === "delete"),
+				e &&
+				typeof e.id === "string" &&
+				typeof e.dataset === "string" &&
+				typeof e.key === "string" &&
+				typeof e.time === "number" &&
+				(e.op === "upsert" || e.op === "patch" || e.op === "delete"),
 		)
 	);
 }
@@ -104,6 +109,9 @@ async function storeDeadLetters(db: D1Database, queue: string, messages: readonl
 	const rows = messages.map((m) => ({ queue, messageId: m.id, body: JSON.stringify(m.body) ?? "null", error, attempts: m.attempts, createdAt: Date.now() }));
 	// One row per message; a redelivered dead letter is stored once.
 	for (let i = 0; i < rows.length; i += 10) {
-		await d.insert(deadLetters).values(rows.slice(i, i + 10)).onConflictDoNothing({ target: deadLetters.messageId });
+		await d
+			.insert(deadLetters)
+			.values(rows.slice(i, i + 10))
+			.onConflictDoNothing({ target: deadLetters.messageId });
 	}
 }

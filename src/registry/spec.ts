@@ -26,16 +26,19 @@ export const MAX_FIELDS = 500;
 export const MAX_VECTOR_DIM = 4096;
 export const DEFAULT_TTL_SECONDS = 86_400;
 
-const fieldSchema = z.union([
-	z.enum(scalarTypes),
-	z.object({ type: z.enum(scalarTypes) }).strict(),
-	z
-		.object({
-			type: z.literal("vector"),
-			dim: z.number().int().min(1).max(MAX_VECTOR_DIM),
-		})
-		.strict(),
-], { error: `must be one of ${scalarTypes.join(", ")}, or {"type":"vector","dim":N}` });
+const fieldSchema = z.union(
+	[
+		z.enum(scalarTypes),
+		z.object({ type: z.enum(scalarTypes) }).strict(),
+		z
+			.object({
+				type: z.literal("vector"),
+				dim: z.number().int().min(1).max(MAX_VECTOR_DIM),
+			})
+			.strict(),
+	],
+	{ error: `must be one of ${scalarTypes.join(", ")}, or {"type":"vector","dim":N}` },
+);
 
 export const specInputSchema = z
 	.object({
@@ -44,7 +47,12 @@ export const specInputSchema = z
 		fields: z
 			.record(z.string().regex(FIELD_PATTERN, "field names must be identifiers: letters, digits and _, at most 64"), fieldSchema)
 			.refine((f) => Object.keys(f).length <= MAX_FIELDS, `at most ${MAX_FIELDS} fields`),
-		ttl_seconds: z.number().int().positive().max(10 * 365 * 86_400).default(DEFAULT_TTL_SECONDS),
+		ttl_seconds: z
+			.number()
+			.int()
+			.positive()
+			.max(10 * 365 * 86_400)
+			.default(DEFAULT_TTL_SECONDS),
 		description: z.string().max(1000).optional(),
 	})
 	.strict();

@@ -2,8 +2,8 @@
 import { desc, eq } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { Hono } from "hono";
-import type { AppEnv } from "../env";
 import { requireScope } from "../auth/middleware";
+import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { deadLetters } from "../storage/schema";
 

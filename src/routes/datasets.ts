@@ -1,7 +1,7 @@
 /** The registry's HTTP surface: create or update a dataset spec, list specs, show one. */
 import { Hono } from "hono";
-import type { AppEnv } from "../env";
 import { requireScope } from "../auth/middleware";
+import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { NAME_PATTERN, normaliseSpec, specInputSchema } from "../registry/spec";
 import { parseJsonBody } from "./validation";
@@ -15,7 +15,9 @@ datasetRoutes.put("/:name", requireScope("admin"), async (c) => {
 	}
 	const input = await parseJsonBody(c, specInputSchema);
 	if (input.name !== undefined && input.name !== name) {
-		throw new ApiError("bad_request", `body name "${input.name}" does not match the path's "${name}"`, { errors: [{ pointer: "/name", detail: "must match the path" }] });
+		throw new ApiError("bad_request", `body name "${input.name}" does not match the path's "${name}"`, {
+			errors: [{ pointer: "/name", detail: "must match the path" }],
+		});
 	}
 	const { spec, created } = await c.var.services.registry.put(normaliseSpec(name, input));
 	return c.json(spec, created ? 201 : 200);

@@ -1,8 +1,8 @@
 /** Ingest: POST /v1/events. Validates each event, queues the good ones, answers 202 once the queue has them. */
 import { Hono } from "hono";
-import type { AppEnv } from "../env";
 import { bodyLimit } from "hono/body-limit";
 import { requireScope } from "../auth/middleware";
+import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { assignIds, MAX_BODY_BYTES, parseEventsBody, type Rejected, rejectedToItems, validateEvent } from "../ingest/events";
 import type { ChangeEvent } from "../ingest/merge";

@@ -1,9 +1,9 @@
 /** API key administration: create (the secret is shown once), list, revoke. */
 import { Hono } from "hono";
-import type { AppEnv } from "../env";
 import { z } from "zod";
 import { SCOPES } from "../auth/keys";
 import { requireScope } from "../auth/middleware";
+import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { parseJsonBody } from "./validation";
 

@@ -1,11 +1,11 @@
 /** Batch reads: POST /v1/lookup, many keys of many datasets in one pass through the tiers. */
 import { Hono } from "hono";
-import type { AppEnv } from "../env";
 import { z } from "zod";
 import { assertDatasetAccess, requireScope } from "../auth/middleware";
+import type { AppEnv } from "../env";
 import { ApiError, type ProblemItem } from "../errors";
 import { MAX_KEY_BYTES } from "../ingest/events";
-import { lookupRecords, type LookupRequest } from "../serving/lookup";
+import { type LookupRequest, lookupRecords } from "../serving/lookup";
 import { readContext } from "./read-context";
 import { parseIfStale } from "./records";
 import { checkFields, parseJsonBody, parseMaxStaleness } from "./validation";

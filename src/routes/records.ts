@@ -1,7 +1,7 @@
 /** Single-key reads: GET /v1/datasets/:name/records/:key, with projection, max_staleness, ETag and cache headers. */
 import { Hono } from "hono";
-import type { AppEnv } from "../env";
 import { assertDatasetAccess, requireScope } from "../auth/middleware";
+import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { MAX_KEY_BYTES } from "../ingest/events";
 import type { IfStale } from "../serving/freshness";
@@ -22,7 +22,16 @@ recordRoutes.get("/:name/records/:key", requireScope("read"), async (c) => {
 	if (new TextEncoder().encode(key).length > MAX_KEY_BYTES) throw new ApiError("bad_request", `key is longer than ${MAX_KEY_BYTES} bytes`);
 	const spec = await c.var.services.registry.require(name);
 	const fieldsParam = c.req.query("fields");
-	const fields = checkFields(fieldsParam ? fieldsParam.split(",").map((f) => f.trim()).filter(Boolean) : undefined, spec.fields, "fields");
+	const fields = checkFields(
+		fieldsParam
+			? fieldsParam
+					.split(",")
+					.map((f) => f.trim())
+					.filter(Boolean)
+			: undefined,
+		spec.fields,
+		"fields",
+	);
 	const maxStalenessS = parseMaxStaleness(c.req.query("max_staleness"), "max_staleness");
 	const ifStale = parseIfStale(c.req.query("if_stale"));
 
@@ -32,7 +41,10 @@ recordRoutes.get("/:name/records/:key", requireScope("read"), async (c) => {
 	if (!view) throw new Error("unreachable: one key was asked for");
 	c.header("x-hotpath-tier", tiers.join(","));
 	c.header("server-timing", ctx.timing.header);
-	if (view.status === "not_found") throw new ApiError("not_found", `no record "${key}" in dataset "${name}"`, { headers: { "x-hotpath-tier": tiers.join(","), "server-timing": ctx.timing.header } });
+	if (view.status === "not_found")
+		throw new ApiError("not_found", `no record "${key}" in dataset "${name}"`, {
+			headers: { "x-hotpath-tier": tiers.join(","), "server-timing": ctx.timing.header },
+		});
 
 	const etag = `W/"${revisions[0]?.[0]}-${view.event_time ? Date.parse(view.event_time) : 0}-${view.status}${fieldsParam ? `-${fields?.join(".")}` : ""}${ifStale === "omit" ? "-o" : ""}"`;
 	c.header("etag", etag);

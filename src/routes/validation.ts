@@ -24,7 +24,8 @@ export async function parseJsonBody<S extends z.ZodType>(c: Context, schema: S):
 export function parseMaxStaleness(raw: unknown, where: string): number | undefined {
 	if (raw === undefined || raw === null || raw === "") return undefined;
 	const n = typeof raw === "number" ? raw : Number(raw);
-	if (!Number.isFinite(n) || n < 0) throw new ApiError("bad_request", `${where} must be a non-negative number of seconds`, { errors: [{ pointer: where, detail: "expected seconds >= 0" }] });
+	if (!Number.isFinite(n) || n < 0)
+		throw new ApiError("bad_request", `${where} must be a non-negative number of seconds`, { errors: [{ pointer: where, detail: "expected seconds >= 0" }] });
 	return n;
 }
 

@@ -29,14 +29,7 @@ export function freshnessLimitMs(spec: DatasetSpec, maxStalenessS?: number): num
 }
 
 /** Renders one record for a response. A tombstone or a confirmed miss is `not_found`. */
-export function viewRecord(
-	key: string,
-	rec: CachedRecord,
-	spec: DatasetSpec,
-	opts: FreshnessOptions,
-	now: number,
-	forcedStale = false,
-): RecordView {
+export function viewRecord(key: string, rec: CachedRecord, spec: DatasetSpec, opts: FreshnessOptions, now: number, forcedStale = false): RecordView {
 	if (rec.r === 0 || rec.v === null) return { key, status: "not_found", value: null, event_time: null, age_ms: null };
 	const age = Math.max(0, now - rec.t);
 	const stale = forcedStale || age > freshnessLimitMs(spec, opts.maxStalenessS);

@@ -44,11 +44,9 @@ export async function lookupRecords(
 	const resolved = await reader.lookup(refs, ctx);
 	const unanswered = refs.filter((r) => !resolved.has(r.ck));
 	if (unanswered.length) {
-		throw new ApiError(
-			"unavailable",
-			`no storage tier could answer ${unanswered.length} key(s), and no copy within max_staleness was cached; retry shortly`,
-			{ headers: { "retry-after": "1" } },
-		);
+		throw new ApiError("unavailable", `no storage tier could answer ${unanswered.length} key(s), and no copy within max_staleness was cached; retry shortly`, {
+			headers: { "retry-after": "1" },
+		});
 	}
 	const now = Date.now();
 	const used = new Set<TierName>();

@@ -160,7 +160,11 @@ export class TieredReader {
 		const mine = refs.filter((r) => !this.inflight.has(`${r.ck}|rv`));
 		if (!mine.length) return;
 		const load = this.loadBelowL0(mine, ctx);
-		for (const r of mine) this.inflight.set(`${r.ck}|rv`, load.then((m) => m.get(r.ck)));
+		for (const r of mine)
+			this.inflight.set(
+				`${r.ck}|rv`,
+				load.then((m) => m.get(r.ck)),
+			);
 		try {
 			await load;
 		} finally {

@@ -2,8 +2,8 @@
 import { type CachedRecord, decodeRecord, encodeRecord } from "../storage/cached-record";
 import type { RedisStore } from "../storage/redis";
 import type { CircuitBreaker } from "./breaker";
-import { timeout } from "./timeout";
 import type { Found, RecordRef, Tier } from "./tier";
+import { timeout } from "./timeout";
 
 export class RedisTier implements Tier {
 	readonly name = "redis" as const;
@@ -48,12 +48,12 @@ export class RedisTier implements Tier {
 		return this.guard(
 			() =>
 				this.store.guardedSetMany(
-				entries.map((e) => ({
-					key: e.ck,
-					rev: e.rec.r,
-					payload: encodeRecord(e.rec),
-					ttlSeconds: e.rec.r === 0 ? this.negativeTtlSeconds : Math.min(e.ttlSeconds, this.maxTtlSeconds),
-				})),
+					entries.map((e) => ({
+						key: e.ck,
+						rev: e.rec.r,
+						payload: encodeRecord(e.rec),
+						ttlSeconds: e.rec.r === 0 ? this.negativeTtlSeconds : Math.min(e.ttlSeconds, this.maxTtlSeconds),
+					})),
 				),
 			this.timeoutMs * 20,
 		);

@@ -62,9 +62,7 @@ export async function readRecords(db: D1Database, refs: { dataset: string; key: 
 	const first = refs[0];
 	if (!first) return new Map();
 	const stmt =
-		refs.length === 1
-			? db.prepare(READ_ONE).bind(first.dataset, first.key)
-			: db.prepare(READ_MANY).bind(JSON.stringify(refs.map((r) => [r.dataset, r.key])));
+		refs.length === 1 ? db.prepare(READ_ONE).bind(first.dataset, first.key) : db.prepare(READ_MANY).bind(JSON.stringify(refs.map((r) => [r.dataset, r.key])));
 	const { results } = await stmt.all<ReadRow>();
 	const out = new Map<string, CachedRecord>();
 	for (const row of results) {

@@ -19,21 +19,18 @@ export const controlVersion = sqliteTable("control_version", {
 	version: integer("version").notNull(),
 });
 
-export const apiKeys = sqliteTable(
-	"api_keys",
-	{
-		id: text("id").primaryKey(),
-		name: text("name").notNull(),
-		/** SHA-256 of the secret, hex. The secret itself is never stored. */
-		keyHash: text("key_hash").notNull().unique(),
-		/** JSON array of scopes: read, write, admin. */
-		scopes: text("scopes").notNull(),
-		/** JSON array of dataset names the key is limited to, or null for all. */
-		datasets: text("datasets"),
-		createdAt: integer("created_at").notNull(),
-		revokedAt: integer("revoked_at"),
-	},
-);
+export const apiKeys = sqliteTable("api_keys", {
+	id: text("id").primaryKey(),
+	name: text("name").notNull(),
+	/** SHA-256 of the secret, hex. The secret itself is never stored. */
+	keyHash: text("key_hash").notNull().unique(),
+	/** JSON array of scopes: read, write, admin. */
+	scopes: text("scopes").notNull(),
+	/** JSON array of dataset names the key is limited to, or null for all. */
+	datasets: text("datasets"),
+	createdAt: integer("created_at").notNull(),
+	revokedAt: integer("revoked_at"),
+});
 
 /**
  * Current state of one key in one dataset, with the clocks the merge rules need.
