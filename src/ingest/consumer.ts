@@ -104,9 +104,18 @@ export async function consumeDeadLetters(batch: MessageBatch<unknown>, services:
 	}
 }
 
+/** The body as JSON, or, when JSON cannot encode it (a BigInt, a cycle), a JSON string of its text form: kept either way. */
+function bodyText(body: unknown): string {
+	try {
+		return JSON.stringify(body) ?? "null";
+	} catch (e) {
+		return JSON.stringify({ unencodable_body: String(body), error: String(e) });
+	}
+}
+
 async function storeDeadLetters(db: D1Database, queue: string, messages: readonly Message<unknown>[], error: string): Promise<void> {
 	const d = drizzle(db);
-	const rows = messages.map((m) => ({ queue, messageId: m.id, body: JSON.stringify(m.body) ?? "null", error, attempts: m.attempts, createdAt: Date.now() }));
+	const rows = messages.map((m) => ({ queue, messageId: m.id, body: bodyText(m.body), error, attempts: m.attempts, createdAt: Date.now() }));
 	// One row per message; a redelivered dead letter is stored once.
 	for (let i = 0; i < rows.length; i += 10) {
 		await d

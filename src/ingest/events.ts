@@ -22,7 +22,8 @@ export interface Rejected {
 }
 
 export interface ParsedBody {
-	items: unknown[];
+	/** Raw events with their index: the array index, or for NDJSON the 0-based line number. */
+	items: { index: number; raw: unknown }[];
 	/** Lines of an NDJSON body that were not JSON, rejected by index. */
 	rejected: Rejected[];
 }
@@ -36,25 +37,22 @@ export function parseEventsBody(text: string, ndjson: boolean): ParsedBody {
 		} catch (e) {
 			throw new ApiError("bad_request", `body is not valid JSON: ${(e as Error).message}`);
 		}
-		const items = Array.isArray(parsed) ? parsed : parsed !== null && typeof parsed === "object" ? [parsed] : null;
-		if (!items) throw new ApiError("bad_request", "body must be a JSON array of events (or NDJSON with Content-Type: application/x-ndjson)");
-		checkCount(items.length);
-		return { items, rejected: [] };
+		const list = Array.isArray(parsed) ? parsed : parsed !== null && typeof parsed === "object" ? [parsed] : null;
+		if (!list) throw new ApiError("bad_request", "body must be a JSON array of events (or NDJSON with Content-Type: application/x-ndjson)");
+		checkCount(list.length);
+		return { items: list.map((raw, index) => ({ index, raw })), rejected: [] };
 	}
-	const items: unknown[] = [];
+	const items: { index: number; raw: unknown }[] = [];
 	const rejected: Rejected[] = [];
-	let index = 0;
-	for (const line of text.split("\n")) {
-		if (line.trim() === "") continue;
+	text.split("\n").forEach((line, index) => {
+		if (line.trim() === "") return;
 		try {
-			items.push(JSON.parse(line));
+			items.push({ index, raw: JSON.parse(line) });
 		} catch (e) {
-			items.push(undefined);
-			rejected.push({ index, error: `line is not valid JSON: ${(e as Error).message}` });
+			rejected.push({ index, error: `line ${index + 1} is not valid JSON: ${(e as Error).message}` });
 		}
-		index++;
-	}
-	checkCount(items.length);
+	});
+	checkCount(items.length + rejected.length);
 	return { items, rejected };
 }
 
@@ -65,18 +63,40 @@ function checkCount(n: number): void {
 	if (n === 0) throw new ApiError("bad_request", "no events in the body");
 }
 
-/** Parses `event_time`: RFC 3339 text or epoch milliseconds. */
-export function parseEventTime(v: unknown): number | string {
+/**
+ * How far ahead of the receiving clock an event_time may be. A far-future time would freeze the
+ * record against every later event, so it is refused rather than stored.
+ */
+export const MAX_FUTURE_SKEW_MS = 24 * 3600 * 1000;
+
+const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
+
+/** Parses `event_time`: RFC 3339 text or epoch milliseconds, no later than `now` plus the allowed skew. */
+export function parseEventTime(v: unknown, now = Date.now()): number | string {
+	let t: number;
 	if (typeof v === "number") {
-		return Number.isSafeInteger(v) && v >= 0 ? v : "event_time as a number must be whole epoch milliseconds";
+		if (!Number.isSafeInteger(v) || v < 0) return "event_time as a number must be whole epoch milliseconds";
+		t = v;
+	} else if (typeof v === "string") {
+		const m = RFC3339.exec(v);
+		t = m ? Date.parse(v) : Number.NaN;
+		// Date.parse rolls impossible dates over (Feb 30 -> Mar 2); the calendar fields must survive the round trip.
+		if (m && Number.isFinite(t)) {
+			const [, y, mo, d, h, mi, s] = m.map(Number) as number[];
+			const check = new Date(Date.UTC(y as number, (mo as number) - 1, d, h, mi, s));
+			if (check.getUTCMonth() !== (mo as number) - 1 || check.getUTCDate() !== d || (h as number) > 23 || (mi as number) > 59 || (s as number) > 59)
+				t = Number.NaN;
+		}
+		if (!Number.isFinite(t) || t < 0) return `event_time "${v}" is not a valid RFC 3339 time (e.g. 2026-01-02T03:04:05Z) or epoch milliseconds`;
+	} else {
+		return "event_time must be an RFC 3339 string or epoch milliseconds";
 	}
-	if (typeof v === "string") {
-		const rfc3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
-		const t = rfc3339.test(v) ? Date.parse(v) : Number.NaN;
-		return Number.isFinite(t) && t >= 0 ? t : `event_time "${v}" is not RFC 3339 (e.g. 2026-01-02T03:04:05Z) or epoch milliseconds`;
-	}
-	return "event_time must be an RFC 3339 string or epoch milliseconds";
+	if (t > now + MAX_FUTURE_SKEW_MS) return `event_time ${v} is more than 24 h ahead of the server's clock`;
+	return t;
 }
+
+/** Whether a key is well-formed Unicode: a lone surrogate cannot be stored or used as a KV key. */
+export const isWellFormedKey = (key: string): boolean => !/\p{Cs}/u.test(key);
 
 type SpecLookup = (dataset: string) => DatasetSpec | undefined;
 
@@ -84,13 +104,20 @@ type SpecLookup = (dataset: string) => DatasetSpec | undefined;
  * Validates one raw event. Returns the event with its time resolved (receipt time when absent)
  * but its id possibly empty: ids derived from content are filled in by `assignIds`.
  */
-export function validateEvent(raw: unknown, specOf: SpecLookup, receivedAt: number): { event: ChangeEvent; sentTime: number | null } | string {
+export function validateEvent(
+	raw: unknown,
+	specOf: SpecLookup,
+	receivedAt: number,
+	mayWrite: (dataset: string) => boolean = () => true,
+): { event: ChangeEvent; sentTime: number | null } | string {
 	if (raw === null || typeof raw !== "object" || Array.isArray(raw)) return "an event must be a JSON object";
 	const e = raw as Record<string, unknown>;
 	const known = new Set(["id", "dataset", "key", "op", "value", "event_time"]);
 	const extra = Object.keys(e).filter((k) => !known.has(k));
 	if (extra.length) return `unknown property ${extra.map((k) => `"${k}"`).join(", ")}; an event has id, dataset, key, op, value, event_time`;
 	if (typeof e.dataset !== "string") return "dataset is required and must be a string";
+	// Checked before the lookup, so a limited key learns nothing about other datasets.
+	if (!mayWrite(e.dataset)) return `this key may not write to dataset "${e.dataset}"`;
 	const spec = specOf(e.dataset);
 	if (!spec) return `dataset "${e.dataset}" does not exist`;
 	if (!OPS.includes(e.op as Op)) return `op must be one of ${OPS.join(", ")}`;
@@ -108,10 +135,13 @@ export function validateEvent(raw: unknown, specOf: SpecLookup, receivedAt: numb
 	}
 
 	// The key may come from `key` or from the entity key field inside the value.
-	let key = e.key ?? value?.[spec.key];
-	if (typeof key === "number" && Number.isSafeInteger(key)) key = String(key);
+	const asKey = (k: unknown) => (typeof k === "number" && Number.isSafeInteger(k) ? String(k) : k);
+	const fromValue = value && Object.hasOwn(value, spec.key) ? asKey(value[spec.key]) : undefined;
+	const key = asKey(e.key) ?? fromValue;
 	if (typeof key !== "string" || key === "") return `key is required: a non-empty string (or "${spec.key}" in value)`;
+	if (fromValue !== undefined && fromValue !== key) return `key "${key}" disagrees with value.${spec.key} "${String(fromValue)}"`;
 	if (encoder.encode(key).length > MAX_KEY_BYTES) return `key is longer than ${MAX_KEY_BYTES} bytes`;
+	if (!isWellFormedKey(key)) return "key must be well-formed Unicode (it holds a lone surrogate)";
 	if (value && spec.key in value) {
 		const { [spec.key]: _entity, ...rest } = value;
 		value = rest;
@@ -119,7 +149,7 @@ export function validateEvent(raw: unknown, specOf: SpecLookup, receivedAt: numb
 
 	let sentTime: number | null = null;
 	if (e.event_time !== undefined && e.event_time !== null) {
-		const t = parseEventTime(e.event_time);
+		const t = parseEventTime(e.event_time, receivedAt);
 		if (typeof t === "string") return t;
 		sentTime = t;
 	}

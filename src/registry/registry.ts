@@ -52,8 +52,8 @@ export class Registry {
 			const prev = JSON.parse(prevRow.spec) as DatasetSpec;
 			const reasons = incompatibilities(prev, spec);
 			if (reasons.length) {
-				throw new ApiError("conflict", `incompatible change to dataset "${spec.name}": ${reasons.join("; ")}`, {
-					errors: reasons.map((r) => ({ pointer: "/fields", detail: r })),
+				throw new ApiError("conflict", `incompatible change to dataset "${spec.name}": ${reasons.map((r) => r.detail).join("; ")}`, {
+					errors: reasons,
 				});
 			}
 		}

@@ -21,7 +21,8 @@ export interface DatasetSpec {
 }
 
 export const NAME_PATTERN = /^[a-z][a-z0-9_]{0,62}$/;
-const FIELD_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+// Names starting with "__" are reserved: "__proto__" would otherwise become an object's prototype.
+const FIELD_PATTERN = /^(?!__)[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 export const MAX_FIELDS = 500;
 export const MAX_VECTOR_DIM = 4096;
 export const DEFAULT_TTL_SECONDS = 86_400;
@@ -43,10 +44,19 @@ const fieldSchema = z.union(
 export const specInputSchema = z
 	.object({
 		name: z.string().optional(),
-		key: z.string().regex(FIELD_PATTERN, "must be an identifier: letters, digits and _, at most 64"),
-		fields: z
-			.record(z.string().regex(FIELD_PATTERN, "field names must be identifiers: letters, digits and _, at most 64"), fieldSchema)
-			.refine((f) => Object.keys(f).length <= MAX_FIELDS, `at most ${MAX_FIELDS} fields`),
+		key: z.string().regex(FIELD_PATTERN, "must be an identifier: letters, digits and _, at most 64, not starting with __"),
+		// zod drops a "__proto__" key without a word; refuse it here instead, before the record is built.
+		fields: z.preprocess(
+			(v, ctx) => {
+				if (v !== null && typeof v === "object" && Object.hasOwn(v, "__proto__")) {
+					ctx.addIssue({ code: "custom", message: 'field name "__proto__" is reserved', path: ["__proto__"], input: v });
+				}
+				return v;
+			},
+			z
+				.record(z.string().regex(FIELD_PATTERN, "field names must be identifiers: letters, digits and _, at most 64, not starting with __"), fieldSchema)
+				.refine((f) => Object.keys(f).length <= MAX_FIELDS, `at most ${MAX_FIELDS} fields`),
+		),
 		ttl_seconds: z
 			.number()
 			.int()
@@ -98,6 +108,21 @@ export function checkFieldValue(f: FieldSpec, v: unknown): string | null {
 	}
 }
 
+/** Deepest nesting a json field may have: deeper values could overflow the stack when serialised. */
+export const MAX_JSON_DEPTH = 64;
+
+function checkDepth(v: unknown): string | null {
+	// Iterative, so a hostile value cannot overflow the stack here either.
+	const stack: [unknown, number][] = [[v, 1]];
+	while (stack.length) {
+		const [x, depth] = stack.pop() as [unknown, number];
+		if (x === null || typeof x !== "object") continue;
+		if (depth > MAX_JSON_DEPTH) return `nested deeper than ${MAX_JSON_DEPTH} levels`;
+		for (const child of Object.values(x)) if (child !== null && typeof child === "object") stack.push([child, depth + 1]);
+	}
+	return null;
+}
+
 /**
  * Checks a whole event value against the spec. The entity key field may appear in the value
  * (it is then ignored as a field); every other name must be a declared field.
@@ -107,12 +132,12 @@ export function checkValue(spec: DatasetSpec, value: Record<string, unknown>): [
 	const problems: [string, string][] = [];
 	for (const [name, v] of Object.entries(value)) {
 		if (name === spec.key) continue;
-		const field = spec.fields[name];
+		const field = Object.hasOwn(spec.fields, name) ? spec.fields[name] : undefined;
 		if (!field) {
 			problems.push([name, `unknown field; ${spec.name} has ${Object.keys(spec.fields).join(", ") || "no fields"}`]);
 			continue;
 		}
-		const why = checkFieldValue(field, v);
+		const why = checkFieldValue(field, v) ?? (field.type === "json" ? checkDepth(v) : null);
 		if (why) problems.push([name, why]);
 	}
 	return problems;
@@ -123,13 +148,15 @@ export function checkValue(spec: DatasetSpec, value: Record<string, unknown>): [
  * Adding fields and changing ttl or description are compatible; anything that changes the
  * meaning of stored values is not (versioned datasets come later).
  */
-export function incompatibilities(prev: DatasetSpec, next: DatasetSpec): string[] {
-	const reasons: string[] = [];
-	if (prev.key !== next.key) reasons.push(`the entity key changes from "${prev.key}" to "${next.key}"`);
+export function incompatibilities(prev: DatasetSpec, next: DatasetSpec): { pointer: string; detail: string }[] {
+	const reasons: { pointer: string; detail: string }[] = [];
+	if (prev.key !== next.key) reasons.push({ pointer: "/key", detail: `the entity key changes from "${prev.key}" to "${next.key}"` });
 	for (const [name, f] of Object.entries(prev.fields)) {
-		const g = next.fields[name];
-		if (!g) reasons.push(`field "${name}" is removed`);
-		else if (describeType(f) !== describeType(g)) reasons.push(`field "${name}" changes type from ${describeType(f)} to ${describeType(g)}`);
+		const g = Object.hasOwn(next.fields, name) ? next.fields[name] : undefined;
+		if (!g) reasons.push({ pointer: `/fields/${name}`, detail: `field "${name}" is removed` });
+		else if (describeType(f) !== describeType(g)) {
+			reasons.push({ pointer: `/fields/${name}`, detail: `field "${name}" changes type from ${describeType(f)} to ${describeType(g)}` });
+		}
 	}
 	return reasons;
 }

@@ -9,9 +9,11 @@ import { deadLetters } from "../storage/schema";
 
 export const adminRoutes = new Hono<AppEnv>();
 
-adminRoutes.use(requireScope("admin"));
+// Scoped per route rather than with use(): this router is mounted at /v1, and a catch-all
+// middleware would answer every unknown /v1 path with a 401 instead of a 404.
+const admin = requireScope("admin");
 
-adminRoutes.get("/stats", (c) => {
+adminRoutes.get("/stats", admin, (c) => {
 	const { stats, reader, settings } = c.var.services;
 	return c.json({
 		since: new Date(stats.startedAt).toISOString(),
@@ -21,7 +23,7 @@ adminRoutes.get("/stats", (c) => {
 	});
 });
 
-adminRoutes.get("/dead-letters", async (c) => {
+adminRoutes.get("/dead-letters", admin, async (c) => {
 	const limit = Math.min(500, Math.max(1, Number(c.req.query("limit") ?? 100) || 100));
 	const rows = await drizzle(c.env.DB).select().from(deadLetters).orderBy(desc(deadLetters.id)).limit(limit).all();
 	return c.json({
@@ -39,7 +41,7 @@ adminRoutes.get("/dead-letters", async (c) => {
 });
 
 /** Puts a dead letter back on the events queue. Events are idempotent, so replaying twice is harmless. */
-adminRoutes.post("/dead-letters/:id/replay", async (c) => {
+adminRoutes.post("/dead-letters/:id/replay", admin, async (c) => {
 	const id = Number(c.req.param("id"));
 	if (!Number.isSafeInteger(id)) throw new ApiError("bad_request", "dead letter id must be an integer");
 	const db = drizzle(c.env.DB);

@@ -1,6 +1,6 @@
 /** The registry's HTTP surface: create or update a dataset spec, list specs, show one. */
 import { Hono } from "hono";
-import { requireScope } from "../auth/middleware";
+import { assertDatasetAccess, requireScope } from "../auth/middleware";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { NAME_PATTERN, normaliseSpec, specInputSchema } from "../registry/spec";
@@ -13,6 +13,7 @@ datasetRoutes.put("/:name", requireScope("admin"), async (c) => {
 	if (!NAME_PATTERN.test(name)) {
 		throw new ApiError("bad_request", `dataset name "${name}" is invalid: lowercase letters, digits and _, starting with a letter, at most 63`);
 	}
+	assertDatasetAccess(c.var.principal, [name]);
 	const input = await parseJsonBody(c, specInputSchema);
 	if (input.name !== undefined && input.name !== name) {
 		throw new ApiError("bad_request", `body name "${input.name}" does not match the path's "${name}"`, {

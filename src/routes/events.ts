@@ -30,18 +30,17 @@ eventRoutes.post(
 		const principal = c.var.principal;
 		const receivedAt = Date.now();
 		const good: { event: ChangeEvent; sentTime: number | null }[] = [];
-		const badIndex = new Set(rejected.map((r) => r.index));
-		items.forEach((raw, index) => {
-			if (badIndex.has(index)) return;
-			const v = validateEvent(raw, (d) => specs.get(d), receivedAt);
+		const mayWrite = (d: string) => !principal.datasets || principal.datasets.includes(d);
+		for (const { index, raw } of items) {
+			const v = validateEvent(raw, (d) => specs.get(d), receivedAt, mayWrite);
 			if (typeof v === "string") rejected.push({ index, error: v });
-			else if (principal.datasets && !principal.datasets.includes(v.event.dataset)) {
-				rejected.push({ index, error: `this key may not write to dataset "${v.event.dataset}"` });
-			} else good.push(v);
-		});
+			else good.push(v);
+		}
 		rejected.sort((a, b) => a.index - b.index);
 		if (!good.length) {
-			throw new ApiError("validation_failed", `none of the ${items.length} event(s) is valid: ${summarise(rejected)}`, { errors: rejectedToItems(rejected) });
+			throw new ApiError("validation_failed", `none of the ${rejected.length} event(s) is valid: ${summarise(rejected)}`, {
+				errors: rejectedToItems(rejected),
+			});
 		}
 		await assignIds(good);
 		await enqueueEvents(

@@ -2,7 +2,7 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import { SCOPES } from "../auth/keys";
-import { requireScope } from "../auth/middleware";
+import { assertDatasetAccess, requireScope } from "../auth/middleware";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { parseJsonBody } from "./validation";
@@ -21,6 +21,13 @@ keyRoutes.use(requireScope("admin"));
 
 keyRoutes.post("/", async (c) => {
 	const body = await parseJsonBody(c, createKeySchema);
+	// A key limited to some datasets can only hand out keys limited to a subset of them.
+	const limit = c.var.principal.datasets;
+	if (limit) {
+		if (!body.datasets)
+			throw new ApiError("forbidden", `this key is limited to dataset(s) ${limit.join(", ")}; a key it creates must list datasets within them`);
+		assertDatasetAccess(c.var.principal, body.datasets);
+	}
 	const { key, info } = await c.var.services.keys.create({ name: body.name, scopes: [...new Set(body.scopes)], datasets: body.datasets ?? null });
 	return c.json({ ...info, key }, 201);
 });

@@ -4,7 +4,7 @@ import { z } from "zod";
 import { assertDatasetAccess, requireScope } from "../auth/middleware";
 import type { AppEnv } from "../env";
 import { ApiError, type ProblemItem } from "../errors";
-import { MAX_KEY_BYTES } from "../ingest/events";
+import { isWellFormedKey, MAX_KEY_BYTES } from "../ingest/events";
 import { type LookupRequest, lookupRecords } from "../serving/lookup";
 import { readContext } from "./read-context";
 import { parseIfStale } from "./records";
@@ -55,6 +55,7 @@ lookupRoutes.post("/", requireScope("read"), async (c) => {
 		}
 		r.keys.forEach((k, j) => {
 			if (encoder.encode(k).length > MAX_KEY_BYTES) errors.push({ pointer: `/requests/${i}/keys/${j}`, detail: `key is longer than ${MAX_KEY_BYTES} bytes` });
+			else if (!isWellFormedKey(k)) errors.push({ pointer: `/requests/${i}/keys/${j}`, detail: "key must be well-formed Unicode (it holds a lone surrogate)" });
 		});
 		let fields: string[] | undefined;
 		try {

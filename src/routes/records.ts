@@ -3,7 +3,7 @@ import { Hono } from "hono";
 import { assertDatasetAccess, requireScope } from "../auth/middleware";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
-import { MAX_KEY_BYTES } from "../ingest/events";
+import { isWellFormedKey, MAX_KEY_BYTES } from "../ingest/events";
 import type { IfStale } from "../serving/freshness";
 import { lookupRecords } from "../serving/lookup";
 import { readContext } from "./read-context";
@@ -20,6 +20,7 @@ recordRoutes.get("/:name/records/:key", requireScope("read"), async (c) => {
 	const { name, key } = c.req.param();
 	assertDatasetAccess(c.var.principal, [name]);
 	if (new TextEncoder().encode(key).length > MAX_KEY_BYTES) throw new ApiError("bad_request", `key is longer than ${MAX_KEY_BYTES} bytes`);
+	if (!isWellFormedKey(key)) throw new ApiError("bad_request", "key must be well-formed Unicode (it holds a lone surrogate)");
 	const spec = await c.var.services.registry.require(name);
 	const fieldsParam = c.req.query("fields");
 	const fields = checkFields(

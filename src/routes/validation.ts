@@ -32,7 +32,7 @@ export function parseMaxStaleness(raw: unknown, where: string): number | undefin
 /** Checks a field projection against the dataset's fields. */
 export function checkFields(fields: string[] | undefined, known: Record<string, unknown>, where: string): string[] | undefined {
 	if (!fields) return undefined;
-	const unknown = fields.filter((f) => !(f in known));
+	const unknown = fields.filter((f) => !Object.hasOwn(known, f));
 	if (unknown.length) {
 		throw new ApiError("bad_request", `${where}: unknown field(s) ${unknown.join(", ")}; known fields are ${Object.keys(known).join(", ")}`, {
 			errors: unknown.map((f) => ({ pointer: where, detail: `unknown field "${f}"` })),

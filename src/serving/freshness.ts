@@ -36,7 +36,7 @@ export function viewRecord(key: string, rec: CachedRecord, spec: DatasetSpec, op
 	let value: Record<string, unknown> | null = rec.v;
 	if (opts.fields) {
 		const projected: Record<string, unknown> = {};
-		for (const f of opts.fields) projected[f] = rec.v[f] ?? null;
+		for (const f of opts.fields) projected[f] = Object.hasOwn(rec.v, f) ? rec.v[f] : null;
 		value = projected;
 	}
 	if (stale && opts.ifStale === "omit") value = null;

@@ -3,6 +3,9 @@ import { type CachedRecord, decodeRecord, encodeRecord } from "../storage/cached
 import { kvGetMany } from "../storage/kv";
 import type { Found, RecordRef, Tier } from "./tier";
 
+/** Lifetime of a copy a read put in KV (the consumer's write-through copies do not expire). */
+export const KV_FILL_TTL_SECONDS = 3600;
+
 export class KvTier implements Tier {
 	readonly name = "kv" as const;
 
@@ -31,10 +34,11 @@ export class KvTier implements Tier {
 	/**
 	 * Read-path fills only write keys KV was just seen not to hold, so they cannot replace a newer
 	 * copy except in a race with the consumer's write-through, which writes the newer revision
-	 * again on its next change. Tombstones are kept so a read of a deleted key stops here.
+	 * again on its next change, and read fills expire after KV_FILL_TTL_SECONDS, which bounds how
+	 * long a copy that lost that race can last. Tombstones are kept so a read of a deleted key stops here.
 	 */
 	async fill(entries: { ref: RecordRef; rec: CachedRecord }[]): Promise<void> {
-		await Promise.all(entries.filter((e) => e.rec.r > 0).map((e) => this.kv.put(e.ref.ck, encodeRecord(e.rec))));
+		await Promise.all(entries.filter((e) => e.rec.r > 0).map((e) => this.kv.put(e.ref.ck, encodeRecord(e.rec), { expirationTtl: KV_FILL_TTL_SECONDS })));
 	}
 }
 

@@ -2,7 +2,8 @@ import { exports } from "cloudflare:workers";
 import { expect, it } from "vitest";
 
 const admin = { authorization: "Bearer test-admin-key", "content-type": "application/json" };
-const call = (path: string, init: RequestInit = {}) => exports.default.fetch(`http://hotpath${path}`, { ...init, headers: { ...admin, ...(init.headers as object) } });
+const call = (path: string, init: RequestInit = {}) =>
+	exports.default.fetch(`http://hotpath${path}`, { ...init, headers: { ...admin, ...(init.headers as object) } });
 
 async function eventually<T>(fn: () => Promise<T | undefined>, ms = 8000): Promise<T> {
 	const end = Date.now() + ms;
@@ -15,7 +16,10 @@ async function eventually<T>(fn: () => Promise<T | undefined>, ms = 8000): Promi
 }
 
 it("ingests through the queue and serves the record", async () => {
-	let res = await call("/v1/datasets/flow_users", { method: "PUT", body: JSON.stringify({ key: "user_id", fields: { age: "int", name: "string", emb: { type: "vector", dim: 3 } }, ttl_seconds: 3600 }) });
+	let res = await call("/v1/datasets/flow_users", {
+		method: "PUT",
+		body: JSON.stringify({ key: "user_id", fields: { age: "int", name: "string", emb: { type: "vector", dim: 3 } }, ttl_seconds: 3600 }),
+	});
 	expect(res.status).toBe(201);
 	res = await call("/v1/events", {
 		method: "POST",
@@ -30,7 +34,9 @@ it("ingests through the queue and serves the record", async () => {
 	expect(body).toEqual({ accepted: 2, rejected: [{ index: 2, error: 'dataset "nope" does not exist' }] });
 	const rec = await eventually(async () => {
 		const r = await call("/v1/datasets/flow_users/records/u1");
-		return r.status === 200 ? { body: (await r.json()) as Record<string, unknown>, tier: r.headers.get("x-hotpath-tier"), timing: r.headers.get("server-timing") } : undefined;
+		return r.status === 200
+			? { body: (await r.json()) as Record<string, unknown>, tier: r.headers.get("x-hotpath-tier"), timing: r.headers.get("server-timing") }
+			: undefined;
 	});
 	expect(rec.body).toMatchObject({ dataset: "flow_users", key: "u1", status: "present", value: { age: 31, name: "Ann", emb: [1, 2, 3] } });
 	console.log(rec.tier, rec.timing);
@@ -38,5 +44,15 @@ it("ingests through the queue and serves the record", async () => {
 	expect(again.headers.get("x-hotpath-tier")).toBe("l0");
 	const lk = await call("/v1/lookup", { method: "POST", body: JSON.stringify({ requests: [{ dataset: "flow_users", keys: ["u1", "u2"], fields: ["age"] }] }) });
 	expect(lk.status).toBe(200);
-	expect(await lk.json()).toMatchObject({ results: [{ dataset: "flow_users", records: [{ key: "u1", status: "present", value: { age: 31 } }, { key: "u2", status: "not_found", value: null }] }] });
+	expect(await lk.json()).toMatchObject({
+		results: [
+			{
+				dataset: "flow_users",
+				records: [
+					{ key: "u1", status: "present", value: { age: 31 } },
+					{ key: "u2", status: "not_found", value: null },
+				],
+			},
+		],
+	});
 });

@@ -2,11 +2,11 @@
 import { describe, expect, it } from "vitest";
 import { TierStats } from "../../src/observability/stats";
 import { ServerTiming } from "../../src/observability/timing";
+import type { DatasetSpec } from "../../src/registry/spec";
 import { L0Cache } from "../../src/serving/l0";
 import { lookupRecords } from "../../src/serving/lookup";
 import { type LookupRef, TieredReader } from "../../src/serving/reader";
 import type { Found, RecordRef, Tier } from "../../src/serving/tier";
-import type { DatasetSpec } from "../../src/registry/spec";
 import { type CachedRecord, recordCacheKey } from "../../src/storage/cached-record";
 
 class MapTier implements Tier {
@@ -32,7 +32,14 @@ class MapTier implements Tier {
 
 const spec: DatasetSpec = { name: "ds", key: "id", fields: { x: "int" as never }, ttl_seconds: 3600 };
 const ck = recordCacheKey("ds", "k");
-const ref = (maxLagMs = Number.POSITIVE_INFINITY, fallbackMaxAgeMs?: number): LookupRef => ({ dataset: "ds", key: "k", ck, maxLagMs, fallbackMaxAgeMs, ttlSeconds: 3600 });
+const ref = (maxLagMs = Number.POSITIVE_INFINITY, fallbackMaxAgeMs?: number): LookupRef => ({
+	dataset: "ds",
+	key: "k",
+	ck,
+	maxLagMs,
+	fallbackMaxAgeMs,
+	ttlSeconds: 3600,
+});
 function ctx() {
 	const pending: Promise<unknown>[] = [];
 	return { timing: new ServerTiming(), waitUntil: (p: Promise<unknown>) => void pending.push(p), settle: () => Promise.all(pending) };

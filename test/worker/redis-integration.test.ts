@@ -18,7 +18,13 @@ const store = () => new RedisStore(redisEnv.UPSTASH_REDIS_REST_URL, redisEnv.UPS
 const redisTier = (s = store()) => new RedisTier(s, new CircuitBreaker(3, 500), 1000, 2, 1000, 3600);
 let n = 0;
 const unique = (p: string) => `${p}_${Date.now().toString(36)}_${n++}`;
-const ref = (dataset: string, key: string): LookupRef => ({ dataset, key, ck: recordCacheKey(dataset, key), maxLagMs: Number.POSITIVE_INFINITY, ttlSeconds: 3600 });
+const ref = (dataset: string, key: string): LookupRef => ({
+	dataset,
+	key,
+	ck: recordCacheKey(dataset, key),
+	maxLagMs: Number.POSITIVE_INFINITY,
+	ttlSeconds: 3600,
+});
 const rec = (r: number, v: Record<string, unknown> | null = { x: r }): CachedRecord => ({ v, t: 1_700_000_000_000 + r, i: `e${r}`, r });
 
 /** Runs background work at once and collects it, so tests can await fills. */
@@ -72,7 +78,10 @@ describe("Redis tier", () => {
 		const tier = redisTier();
 		const ds = unique("ds");
 		const refs = ["a", "b", "c"].map((k) => ref(ds, k));
-		await tier.write([{ ck: refs[0]!.ck, rec: rec(1), ttlSeconds: 60 }, { ck: refs[2]!.ck, rec: rec(3), ttlSeconds: 60 }]);
+		await tier.write([
+			{ ck: refs[0]!.ck, rec: rec(1), ttlSeconds: 60 },
+			{ ck: refs[2]!.ck, rec: rec(3), ttlSeconds: 60 },
+		]);
 		const found = await tier.getMany(refs);
 		expect([...found.keys()].sort()).toEqual([refs[0]!.ck, refs[2]!.ck].sort());
 	});
@@ -112,7 +121,7 @@ describe("Redis tier", () => {
 		const tier = redisTier();
 		const l0 = new L0Cache(100, 5000, 15000, 2000);
 		const reader = new TieredReader(l0, [tier, d1], new TierStats(), { redis: 1000, kv: 1000, d1: 5000 });
-		let c = ctx();
+		const c = ctx();
 		expect((await reader.lookup([ref(ds, "ghost")], c)).get(recordCacheKey(ds, "ghost"))?.rec.r).toBe(0);
 		await c.settle();
 		expect(decodeRecord((await store().getMany([recordCacheKey(ds, "ghost")]))[0])?.r).toBe(0);
@@ -135,7 +144,11 @@ describe("Redis tier", () => {
 		const admin = { authorization: "Bearer test-admin-key", "content-type": "application/json" };
 		await exports.default.fetch(`http://h/v1/datasets/${ds}`, { method: "PUT", headers: admin, body: JSON.stringify({ key: "id", fields: { x: "int" } }) });
 		expect((await exports.default.fetch(`http://h/v1/datasets/${ds}/records/k`, { headers: admin })).status).toBe(404);
-		const res = await exports.default.fetch("http://h/v1/events", { method: "POST", headers: admin, body: JSON.stringify([{ dataset: ds, key: "k", op: "upsert", value: { x: 7 } }]) });
+		const res = await exports.default.fetch("http://h/v1/events", {
+			method: "POST",
+			headers: admin,
+			body: JSON.stringify([{ dataset: ds, key: "k", op: "upsert", value: { x: 7 } }]),
+		});
 		expect(res.status).toBe(202);
 		const deadline = Date.now() + 8000;
 		let status = 404;
@@ -154,12 +167,17 @@ describe("Redis failover", () => {
 		const control = redisEnv.REDIS_CONTROL_URL;
 		const admin = { authorization: "Bearer test-admin-key", "content-type": "application/json" };
 		const ds = unique("failover");
-		expect((await exports.default.fetch(`http://h/v1/datasets/${ds}`, { method: "PUT", headers: admin, body: JSON.stringify({ key: "id", fields: { n: "int" } }) })).status).toBe(201);
+		expect(
+			(await exports.default.fetch(`http://h/v1/datasets/${ds}`, { method: "PUT", headers: admin, body: JSON.stringify({ key: "id", fields: { n: "int" } }) }))
+				.status,
+		).toBe(201);
 		const s = store();
 		const tier = redisTier(s);
 		for (let i = 0; i < 90; i++) await seedD1(ds, `k${i}`, { n: i });
 		// The first 60 keys are also in Redis, so reads are answered there until it dies.
-		await tier.write(Array.from({ length: 60 }, (_, i) => ({ ck: recordCacheKey(ds, `k${i}`), rec: { v: { n: i }, t: Date.now(), i: "seed", r: 1 }, ttlSeconds: 600 })));
+		await tier.write(
+			Array.from({ length: 60 }, (_, i) => ({ ck: recordCacheKey(ds, `k${i}`), rec: { v: { n: i }, t: Date.now(), i: "seed", r: 1 }, ttlSeconds: 600 })),
+		);
 
 		const tiersSeen: string[] = [];
 		const read = async (i: number) => {

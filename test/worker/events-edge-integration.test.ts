@@ -1,0 +1,48 @@
+/** Event intake edge cases: future times, impossible dates, key conflicts, NDJSON line numbers. */
+import { beforeAll, describe, expect, it } from "vitest";
+import { call, createDataset, expectJson, type IngestResult, postEvents, uniqueName, userSpec } from "./helpers";
+
+let ds = "";
+beforeAll(async () => {
+	ds = await createDataset(userSpec());
+});
+
+describe("POST /v1/events edge cases", () => {
+	it("refuses an event_time more than 24 h ahead, which would freeze the record", async () => {
+		const res = await postEvents([
+			{ dataset: ds, key: uniqueName("k"), op: "upsert", value: { age: 1 }, event_time: Date.now() + 2 * 86_400_000 },
+			{ dataset: ds, key: uniqueName("k"), op: "upsert", value: { age: 1 }, event_time: Date.now() + 60_000 },
+		]);
+		expect(res.accepted).toBe(1);
+		expect(res.rejected).toEqual([{ index: 0, error: expect.stringMatching(/more than 24 h ahead/) }]);
+	});
+
+	it("refuses an impossible calendar date instead of rolling it over", async () => {
+		const res = await postEvents([
+			{ dataset: ds, key: uniqueName("k"), op: "upsert", value: { age: 1 }, event_time: "2026-02-30T00:00:00Z" },
+			{ dataset: ds, key: uniqueName("k"), op: "upsert", value: { age: 1 }, event_time: "2026-02-28T23:59:59.5+02:00" },
+		]);
+		expect(res.accepted).toBe(1);
+		expect(res.rejected[0]).toMatchObject({ index: 0, error: expect.stringMatching(/2026-02-30.*not a valid RFC 3339/) });
+	});
+
+	it("refuses a key that disagrees with the entity key inside the value", async () => {
+		const res = await postEvents([
+			{ dataset: ds, key: "a", op: "upsert", value: { user_id: "b", age: 1 } },
+			{ dataset: ds, key: "c", op: "upsert", value: { user_id: "c", age: 1 } },
+		]);
+		expect(res.accepted).toBe(1);
+		expect(res.rejected).toEqual([{ index: 0, error: 'key "a" disagrees with value.user_id "b"' }]);
+	});
+
+	it("numbers NDJSON rejections by line, blank lines included", async () => {
+		const line = JSON.stringify({ dataset: ds, key: uniqueName("k"), op: "upsert", value: { age: 1 } });
+		const res = await expectJson<IngestResult>(
+			await call("POST", "/v1/events", { body: [line, "", "{bad", "", line].join("\n"), headers: { "content-type": "application/x-ndjson" } }),
+			202,
+		);
+		expect(res.accepted).toBe(2);
+		expect(res.rejected.map((r) => r.index)).toEqual([2]);
+		expect(res.rejected[0]?.error).toMatch(/^line 3 is not valid JSON/);
+	});
+});
