@@ -6,9 +6,9 @@ import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
+import { seedDemo } from "./lib/demo-data.ts";
 import { type RedisServerHandle, redisServerAvailable, startRedisServer } from "./lib/redis-server.ts";
 import { spawnUpstashLocal, type UpstashProcess } from "./lib/upstash-process.ts";
-import { seedDemo } from "./lib/demo-data.ts";
 
 const root = path.join(import.meta.dirname, "..");
 const wranglerBin = path.join(root, "node_modules", ".bin", "wrangler");
@@ -40,7 +40,11 @@ function ensureAdminKey(): string {
 
 function applyMigrations(): void {
 	log("applying D1 migrations to the local database");
-	const r = spawnSync(wranglerBin, ["d1", "migrations", "apply", "DB", "--local", ...persistArgs], { cwd: root, stdio: ["ignore", "inherit", "inherit"], env: { ...process.env, CI: "true" } });
+	const r = spawnSync(wranglerBin, ["d1", "migrations", "apply", "DB", "--local", ...persistArgs], {
+		cwd: root,
+		stdio: ["ignore", "inherit", "inherit"],
+		env: { ...process.env, CI: "true" },
+	});
 	if (r.status !== 0) throw new Error(`wrangler d1 migrations apply failed (exit ${r.status})`);
 }
 
@@ -77,10 +81,14 @@ async function main(): Promise<void> {
 	log(`hot tier (Redis) ${hot.note}`);
 
 	const vars = hot.upstash ? ["--var", `UPSTASH_REDIS_REST_URL:${hot.upstash.url}`, "--var", `UPSTASH_REDIS_REST_TOKEN:${hot.upstash.token}`] : [];
-	const wrangler = spawn(wranglerBin, ["dev", "--port", String(port), "--ip", "127.0.0.1", "--show-interactive-dev-session=false", ...persistArgs, ...vars, ...positionals], {
-		cwd: root,
-		stdio: ["ignore", "inherit", "inherit"],
-	});
+	const wrangler = spawn(
+		wranglerBin,
+		["dev", "--port", String(port), "--ip", "127.0.0.1", "--show-interactive-dev-session=false", ...persistArgs, ...vars, ...positionals],
+		{
+			cwd: root,
+			stdio: ["ignore", "inherit", "inherit"],
+		},
+	);
 	let stopping = false;
 	const stop = async (code: number) => {
 		if (stopping) return;

@@ -14,7 +14,10 @@ let output = "";
 const persist = mkdtempSync(path.join(tmpdir(), "hotpath-blackbox-"));
 
 const call = (p: string, init: RequestInit & { key?: string } = {}) =>
-	fetch(`${base}${p}`, { ...init, headers: { authorization: `Bearer ${init.key ?? adminKey}`, "content-type": "application/json", ...(init.headers as object) } });
+	fetch(`${base}${p}`, {
+		...init,
+		headers: { authorization: `Bearer ${init.key ?? adminKey}`, "content-type": "application/json", ...(init.headers as object) },
+	});
 
 async function eventually<T>(fn: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
 	const end = Date.now() + ms;
@@ -72,7 +75,9 @@ describe("npm run dev, over HTTP", () => {
 	});
 
 	it("creates a dataset, ingests shuffled duplicated events (JSON and NDJSON) and converges", async () => {
-		expect((await call("/v1/datasets/bb_items", { method: "PUT", body: JSON.stringify({ key: "item_id", fields: { price: "float", tags: "string[]" } }) })).status).toBe(201);
+		expect(
+			(await call("/v1/datasets/bb_items", { method: "PUT", body: JSON.stringify({ key: "item_id", fields: { price: "float", tags: "string[]" } }) })).status,
+		).toBe(201);
 		const t = Date.now() - 60_000;
 		const events = [
 			{ id: "e1", dataset: "bb_items", key: "i1", op: "upsert", value: { price: 1, tags: ["a"] }, event_time: t },
@@ -97,10 +102,22 @@ describe("npm run dev, over HTTP", () => {
 		});
 		expect(i1.event_time).toBe(new Date(t + 3000).toISOString());
 
-		const lookup = await call("/v1/lookup", { method: "POST", body: JSON.stringify({ requests: [{ dataset: "bb_items", keys: ["i2", "missing", "i1"], fields: ["price"] }] }) });
+		const lookup = await call("/v1/lookup", {
+			method: "POST",
+			body: JSON.stringify({ requests: [{ dataset: "bb_items", keys: ["i2", "missing", "i1"], fields: ["price"] }] }),
+		});
 		expect(lookup.status).toBe(200);
 		expect(await lookup.json()).toMatchObject({
-			results: [{ dataset: "bb_items", records: [{ key: "i2", status: "present", value: { price: 9 } }, { key: "missing", status: "not_found", value: null }, { key: "i1", status: "present", value: { price: null } }] }],
+			results: [
+				{
+					dataset: "bb_items",
+					records: [
+						{ key: "i2", status: "present", value: { price: 9 } },
+						{ key: "missing", status: "not_found", value: null },
+						{ key: "i1", status: "present", value: { price: null } },
+					],
+				},
+			],
 		});
 	});
 
