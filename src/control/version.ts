@@ -4,6 +4,10 @@
  * most once per `CONTROL_CHECK_MS` (one query shared by concurrent requests), so a change made in
  * this isolate shows on the next request, and one made elsewhere within that interval, without
  * putting a D1 round trip on every read.
+ *
+ * No request ever awaits a promise another request started: workerd may resume the waiter in the
+ * other request's I/O context, where touching its own request body fails. A request that finds a
+ * check in flight goes on with the caches as they are.
  */
 import { eq, sql } from "drizzle-orm";
 import type { DrizzleD1Database } from "drizzle-orm/d1";
@@ -14,7 +18,7 @@ type Listener = () => void;
 export class ControlVersion {
 	private version = -1;
 	private checkedAt = Number.NEGATIVE_INFINITY;
-	private inflight: Promise<void> | null = null;
+	private checking = false;
 	private readonly listeners: Listener[] = [];
 
 	constructor(
@@ -30,10 +34,14 @@ export class ControlVersion {
 	/** Makes sure caches reflect D1's version, asking D1 only when the last check is older than the interval. */
 	async ensureCurrent(now = Date.now()): Promise<void> {
 		if (now - this.checkedAt < this.checkEveryMs) return;
-		this.inflight ??= this.check(now).finally(() => {
-			this.inflight = null;
-		});
-		return this.inflight;
+		// Someone else is checking and the caches were current one interval ago: good enough.
+		if (this.checking && this.version !== -1) return;
+		this.checking = true;
+		try {
+			await this.check(now);
+		} finally {
+			this.checking = false;
+		}
 	}
 
 	/** Bumps the version in D1 after a change, and drops this isolate's caches at once. */

@@ -13,7 +13,6 @@ export interface PutResult {
 
 export class Registry {
 	private cache: Map<string, DatasetSpec> | null = null;
-	private loading: Promise<Map<string, DatasetSpec>> | null = null;
 
 	constructor(
 		private readonly db: DrizzleD1Database,
@@ -38,11 +37,8 @@ export class Registry {
 
 	async all(): Promise<Map<string, DatasetSpec>> {
 		await this.control.ensureCurrent();
-		if (this.cache) return this.cache;
-		this.loading ??= this.load().finally(() => {
-			this.loading = null;
-		});
-		return this.loading;
+		// Each request that finds no cache loads it itself: awaiting another request's load is unsafe in workerd.
+		return this.cache ?? this.load();
 	}
 
 	/** Creates or updates a spec. An incompatible change is refused with a 409 that lists every reason. */

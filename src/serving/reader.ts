@@ -2,6 +2,10 @@
  * The cache-first read path: L0, then each lower tier in order (Redis, KV, D1), one round trip
  * per tier for the whole batch. Misses fill the tiers above in the background; concurrent misses
  * for one key share one load; a tier that errors or times out is skipped.
+ *
+ * Single flight without shared promises: workerd may resume a request that awaits a promise
+ * another request settles in that other request's I/O context. So a request that finds a key
+ * already loading waits on its own timer until the loader has put the answer in L0.
  */
 import type { TierStats } from "../observability/stats";
 import type { ServerTiming } from "../observability/timing";
@@ -32,7 +36,10 @@ export interface ReadContext {
 }
 
 export class TieredReader {
-	private readonly inflight = new Map<string, Promise<Resolved | undefined>>();
+	/** Keys being loaded below L0 in this isolate, by `ck|maxLagMs`. */
+	private readonly inflight = new Set<string>();
+	/** Keys being revalidated in the background. */
+	private readonly revalidating = new Set<string>();
 
 	constructor(
 		readonly l0: L0Cache,
@@ -67,28 +74,48 @@ export class TieredReader {
 
 		// Single flight: a key already being loaded in this isolate waits for that load.
 		const mine: LookupRef[] = [];
-		const waits: [string, Promise<Resolved | undefined>][] = [];
+		const waiting: LookupRef[] = [];
 		for (const ref of pending) {
 			const flightKey = `${ref.ck}|${ref.maxLagMs}`;
-			const existing = this.inflight.get(flightKey);
-			if (existing) waits.push([ref.ck, existing]);
-			else mine.push(ref);
-		}
-		if (mine.length) {
-			const load = this.loadBelowL0(mine, ctx);
-			for (const ref of mine) {
-				const flightKey = `${ref.ck}|${ref.maxLagMs}`;
-				const p = load.then((m) => m.get(ref.ck));
-				this.inflight.set(flightKey, p);
-				p.finally(() => this.inflight.delete(flightKey)).catch(() => {});
+			if (this.inflight.has(flightKey)) waiting.push(ref);
+			else {
+				this.inflight.add(flightKey);
+				mine.push(ref);
 			}
-			for (const [ck, r] of await load) out.set(ck, r);
 		}
-		for (const [ck, p] of waits) {
-			const r = await p;
-			if (r) out.set(ck, r);
-		}
+		const [loaded, leftovers] = await Promise.all([
+			mine.length ? this.loadOwned(mine, ctx) : new Map<string, Resolved>(),
+			waiting.length ? this.waitForOthers(waiting, out) : [],
+		]);
+		for (const [ck, r] of loaded) out.set(ck, r);
+		// A loader that failed leaves nothing in L0: load those keys here.
+		if (leftovers.length) for (const [ck, r] of await this.loadBelowL0(leftovers, ctx)) out.set(ck, r);
 		return out;
+	}
+
+	private async loadOwned(refs: LookupRef[], ctx: ReadContext): Promise<Map<string, Resolved>> {
+		try {
+			return await this.loadBelowL0(refs, ctx);
+		} finally {
+			for (const ref of refs) this.inflight.delete(`${ref.ck}|${ref.maxLagMs}`);
+		}
+	}
+
+	/** Polls L0 on this request's own timer until other loads finish. Returns the refs they did not answer. */
+	private async waitForOthers(refs: LookupRef[], out: Map<string, Resolved>): Promise<LookupRef[]> {
+		const deadline = Date.now() + this.timeoutsMs.redis + this.timeoutsMs.kv + this.timeoutsMs.d1;
+		let left = refs;
+		while (left.length && Date.now() < deadline) {
+			await new Promise((r) => setTimeout(r, 1));
+			const now = Date.now();
+			left = left.filter((ref) => {
+				if (this.inflight.has(`${ref.ck}|${ref.maxLagMs}`)) return true;
+				const hit = this.l0.get(ref.ck, ref.maxLagMs, now);
+				if (hit) out.set(ref.ck, { rec: hit.rec, tier: "l0" });
+				return false;
+			});
+		}
+		return refs.filter((ref) => !out.has(ref.ck));
 	}
 
 	/** Walks the tiers below L0 for `refs`, then schedules fills of the tiers above each answer. */
@@ -157,18 +184,13 @@ export class TieredReader {
 
 	/** Stale-while-revalidate: reloads L0 entries past their fresh time, once per key at a time. */
 	private async revalidate(refs: LookupRef[], ctx: ReadContext): Promise<void> {
-		const mine = refs.filter((r) => !this.inflight.has(`${r.ck}|rv`));
+		const mine = refs.filter((r) => !this.revalidating.has(r.ck));
 		if (!mine.length) return;
-		const load = this.loadBelowL0(mine, ctx);
-		for (const r of mine)
-			this.inflight.set(
-				`${r.ck}|rv`,
-				load.then((m) => m.get(r.ck)),
-			);
+		for (const r of mine) this.revalidating.add(r.ck);
 		try {
-			await load;
+			await this.loadBelowL0(mine, ctx);
 		} finally {
-			for (const r of mine) this.inflight.delete(`${r.ck}|rv`);
+			for (const r of mine) this.revalidating.delete(r.ck);
 		}
 	}
 }

@@ -19,6 +19,9 @@ end
 redis.call('SET', KEYS[1], ARGV[2], 'EX', tonumber(ARGV[3]))
 return 1`;
 
+/** Commands per pipeline request, which keeps each request well under Upstash's request size limit. */
+const PIPELINE_COMMANDS = 500;
+
 export interface GuardedWrite {
 	key: string;
 	rev: number;
@@ -28,13 +31,21 @@ export interface GuardedWrite {
 
 export class RedisStore {
 	private readonly redis: Redis;
-	private readonly guardedSet;
+	private sha: string | null = null;
 
 	constructor(url: string, token: string) {
-		// Retries would stretch a dead Redis into seconds of latency; the tier's breaker handles failure instead.
-		// Values are our own JSON strings, so the client must not parse them.
-		this.redis = new Redis({ url, token, retry: false, automaticDeserialization: false, enableTelemetry: false });
-		this.guardedSet = this.redis.createScript<number>(GUARDED_SET);
+		this.redis = new Redis({
+			url,
+			token,
+			// Retries would stretch a dead Redis into seconds of latency; the tier's breaker handles failure instead.
+			retry: false,
+			// Values are our own JSON strings, so the client must not parse them.
+			automaticDeserialization: false,
+			// Auto-pipelining would put commands of concurrent requests into one fetch made by one of
+			// them; workerd forbids a request from using another request's I/O. Batches are explicit here.
+			enableAutoPipelining: false,
+			enableTelemetry: false,
+		});
 	}
 
 	/** One GET for one key, one MGET for many. */
@@ -43,12 +54,31 @@ export class RedisStore {
 		return this.redis.mget<(string | null)[]>(...keys);
 	}
 
-	/** Version-guarded writes; concurrent calls are auto-pipelined into one request. Returns how many were written. */
+	/** Version-guarded writes in one pipeline request. Returns how many were written. */
 	async guardedSetMany(writes: GuardedWrite[]): Promise<number> {
-		const results = await Promise.all(
-			writes.map((w) => this.guardedSet.exec([w.key], [String(w.rev), w.payload, String(Math.max(1, Math.ceil(w.ttlSeconds)))])),
+		this.sha ??= await this.redis.scriptLoad(GUARDED_SET);
+		try {
+			return await this.runGuarded(this.sha, writes);
+		} catch (e) {
+			// A restarted Redis has lost its scripts: load it again, once.
+			if (!String(e).includes("NOSCRIPT")) throw e;
+			this.sha = await this.redis.scriptLoad(GUARDED_SET);
+			return this.runGuarded(this.sha, writes);
+		}
+	}
+
+	private async runGuarded(sha: string, writes: GuardedWrite[]): Promise<number> {
+		const chunks: GuardedWrite[][] = [];
+		for (let i = 0; i < writes.length; i += PIPELINE_COMMANDS) chunks.push(writes.slice(i, i + PIPELINE_COMMANDS));
+		const written = await Promise.all(
+			chunks.map(async (chunk) => {
+				const p = this.redis.pipeline();
+				for (const w of chunk) p.evalsha(sha, [w.key], [String(w.rev), w.payload, String(Math.max(1, Math.ceil(w.ttlSeconds)))]);
+				const results = (await p.exec()) as unknown[];
+				return results.filter((r) => Number(r) === 1).length;
+			}),
 		);
-		return results.filter((r) => Number(r) === 1).length;
+		return written.reduce((a, b) => a + b, 0);
 	}
 
 	async ping(): Promise<void> {
