@@ -43,8 +43,11 @@ export class KvTier implements Tier {
 }
 
 /**
- * Write-through from the consumer: writes each key once per batch (KV allows one write per
- * second per key), and skips keys where KV already holds the same or a newer revision.
+ * Write-through from the consumer: refreshes the copies KV holds, each key once per batch (KV
+ * allows one write per second per key), skipping keys where KV already holds the same or a newer
+ * revision. Keys KV does not hold are left to read fills: writing every changed key would cost a
+ * KV write (and a subrequest) per event for keys that may never be read at the edge, and KV
+ * holding nothing is as consistent as KV holding D1's value.
  */
 export async function writeThroughKv(kv: KVNamespace, entries: { ck: string; rec: CachedRecord }[]): Promise<number> {
 	if (!entries.length) return 0;
@@ -52,7 +55,10 @@ export async function writeThroughKv(kv: KVNamespace, entries: { ck: string; rec
 		kv,
 		entries.map((e) => e.ck),
 	);
-	const toWrite = entries.filter((e) => (decodeRecord(held.get(e.ck))?.r ?? 0) < e.rec.r);
+	const toWrite = entries.filter((e) => {
+		const r = decodeRecord(held.get(e.ck))?.r;
+		return r !== undefined && r < e.rec.r;
+	});
 	await Promise.all(toWrite.map((e) => kv.put(e.ck, encodeRecord(e.rec))));
 	return toWrite.length;
 }

@@ -15,6 +15,7 @@ import {
 	eventsBody,
 	expectJson,
 	expectProblem,
+	holdInKv,
 	kvRecord,
 	message,
 	type QueueEvent,
@@ -66,8 +67,16 @@ function rng(seed: number) {
 
 describe("events consumer (hotpath-events)", () => {
 	describe("happy", () => {
+		it("leaves a key KV does not hold out of KV (reads fill it), and refreshes keys KV holds", async () => {
+			const k = uniqueName("cold");
+			await runQueue(EVENTS_QUEUE, [message(eventsBody([ev(k, "upsert", Date.now(), { a: 1 })]))]);
+			expect((await d1Record(ds, k))?.rev).toBe(1);
+			expect(await kvRecord(ds, k)).toBeNull();
+		});
+
 		it("applies a message, acks it explicitly, and leaves the record in D1 and in KV", async () => {
 			const k = uniqueName("k");
+			await holdInKv(ds, k);
 			const t = Date.now() - 1000;
 			const msg = message(eventsBody([ev(k, "upsert", t, { a: 1, b: "x" }, "e1")]));
 			const result = await runQueue(EVENTS_QUEUE, [msg]);
@@ -97,6 +106,7 @@ describe("events consumer (hotpath-events)", () => {
 
 		it("folds several events for one key in one batch into one D1 write (rev grows by 1 per batch)", async () => {
 			const k = uniqueName("k");
+			await holdInKv(ds, k);
 			const t = Date.now() - 10_000;
 			await runQueue(EVENTS_QUEUE, [
 				message(eventsBody([ev(k, "upsert", t, { a: 1 }), ev(k, "patch", t + 1, { b: "p" })])),
@@ -118,6 +128,7 @@ describe("events consumer (hotpath-events)", () => {
 
 		it("a redelivered batch is acked and changes nothing (no new revision)", async () => {
 			const k = uniqueName("k");
+			await holdInKv(ds, k);
 			const msg = message(eventsBody([ev(k, "upsert", Date.now(), { a: 1 })]));
 			await runQueue(EVENTS_QUEUE, [msg]);
 			const before = await d1Record(ds, k);
@@ -129,6 +140,7 @@ describe("events consumer (hotpath-events)", () => {
 
 		it("an older event after a newer one changes neither D1 nor KV", async () => {
 			const k = uniqueName("k");
+			await holdInKv(ds, k);
 			const t = Date.now();
 			await runQueue(EVENTS_QUEUE, [message(eventsBody([ev(k, "upsert", t, { a: 2 })]))]);
 			const late = message(eventsBody([ev(k, "upsert", t - 1000, { a: 1 })]));
@@ -139,6 +151,7 @@ describe("events consumer (hotpath-events)", () => {
 
 		it("a delete leaves a tombstone in D1 and in KV, and the record reads as 404", async () => {
 			const k = uniqueName("k");
+			await holdInKv(ds, k);
 			const t = Date.now() - 1000;
 			await runQueue(EVENTS_QUEUE, [message(eventsBody([ev(k, "upsert", t, { a: 1 })]))]);
 			await runQueue(EVENTS_QUEUE, [message(eventsBody([ev(k, "delete", t + 1)]))]);
@@ -166,6 +179,7 @@ describe("events consumer (hotpath-events)", () => {
 
 		it("the documented example ends as in-order application: {a:3, b:'p', c:true} at t=4", async () => {
 			const k = uniqueName("k");
+			await holdInKv(ds, k);
 			const [u3, d2, p4, u1] = scenario(k) as [QueueEvent, QueueEvent, QueueEvent, QueueEvent];
 			// Shuffled and duplicated over four batches, two messages in one of them.
 			await runQueue(EVENTS_QUEUE, [message(eventsBody([p4, d2]))]);
@@ -187,6 +201,7 @@ describe("events consumer (hotpath-events)", () => {
 		it.each([1, 2, 3, 4, 5, 6, 7, 8])("random shuffles and duplicates (seed %i) converge to in-order application", async (seed) => {
 			const random = rng(seed);
 			const k = uniqueName("k");
+			await holdInKv(ds, k);
 			const events = [
 				...scenario(k),
 				ev(k, "patch", T + 5, { c: false }),
@@ -222,6 +237,7 @@ describe("events consumer (hotpath-events)", () => {
 
 		it("a delete is final against every older event, whatever their order", async () => {
 			const k = uniqueName("k");
+			await holdInKv(ds, k);
 			await runQueue(EVENTS_QUEUE, [message(eventsBody([ev(k, "delete", T + 10)]))]);
 			await runQueue(EVENTS_QUEUE, [
 				message(eventsBody([ev(k, "upsert", T + 5, { a: 1 }), ev(k, "patch", T + 9, { a: 2 }), ev(k, "upsert", T + 10, { a: 3 }, "delete@0")])),
@@ -259,6 +275,7 @@ describe("events consumer (hotpath-events)", () => {
 
 		it("a poison message does not hold up the good messages of its batch", async () => {
 			const k = uniqueName("k");
+			await holdInKv(ds, k);
 			const good = message(eventsBody([ev(k, "upsert", Date.now(), { a: 1 })]));
 			const bad = message({ v: 99 });
 			const result = await runQueue(EVENTS_QUEUE, [bad, good]);
@@ -306,6 +323,7 @@ describe("events consumer (hotpath-events)", () => {
 describe("dead-letter consumer (hotpath-events-dlq)", () => {
 	it("stores every message in dead_letters and acks the batch", async () => {
 		const k = uniqueName("k");
+		await holdInKv(ds, k);
 		const body = eventsBody([ev(k, "upsert", Date.now(), { a: 5 })]);
 		const msgs = [message(body, 6), message({ whatever: true }, 6)];
 		const result = await runQueue(DLQ, msgs);
@@ -356,6 +374,7 @@ describe("GET /v1/dead-letters and POST /v1/dead-letters/:id/replay", () => {
 
 	it("lists dead letters newest first, with the body parsed", async () => {
 		const k = uniqueName("k");
+		await holdInKv(ds, k);
 		const body = eventsBody([ev(k, "upsert", Date.now(), { a: 1 })]);
 		const first = message(body, 6);
 		const second = message("second", 6);
@@ -386,6 +405,7 @@ describe("GET /v1/dead-letters and POST /v1/dead-letters/:id/replay", () => {
 
 	it("replay puts the message back on the events queue: the record then appears, and replayed_at is set", async () => {
 		const k = uniqueName("k");
+		await holdInKv(ds, k);
 		const t = Date.now() - 1000;
 		const msg = message(eventsBody([ev(k, "upsert", t, { a: 42 }, "replayed-event")]), 6);
 		await runQueue(DLQ, [msg]);
@@ -403,6 +423,7 @@ describe("GET /v1/dead-letters and POST /v1/dead-letters/:id/replay", () => {
 
 	it("replaying twice is harmless (events are idempotent)", async () => {
 		const k = uniqueName("k");
+		await holdInKv(ds, k);
 		const msg = message(eventsBody([ev(k, "upsert", Date.now(), { a: 1 })]), 6);
 		await runQueue(DLQ, [msg]);
 		const id = (await deadLetterByMessageId(msg.id))?.id;
@@ -426,6 +447,7 @@ describe("GET /v1/dead-letters and POST /v1/dead-letters/:id/replay", () => {
 
 	it("seeded D1 rows are untouched by dead-letter handling", async () => {
 		const k = uniqueName("k");
+		await holdInKv(ds, k);
 		await seedD1(ds, k, { a: 1 });
 		await runQueue(DLQ, [message(eventsBody([ev(k, "upsert", 1, { a: 0 })]), 6)]);
 		expect(await d1Record(ds, k)).toMatchObject({ value: JSON.stringify({ a: 1 }), rev: 1 });

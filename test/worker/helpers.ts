@@ -265,6 +265,14 @@ export interface KvCopy {
 }
 
 /** The KV copy of a record, parsed, or null. */
+/**
+ * Puts an old copy (revision 0) of a key in KV, standing for a copy an earlier read left there:
+ * the consumer refreshes only the keys KV holds.
+ */
+export async function holdInKv(dataset: string, key: string): Promise<void> {
+	await env.RECORDS_KV.put(`r:${dataset}:${key}`, JSON.stringify({ r: 0, t: 0, i: "", v: null }));
+}
+
 export async function kvRecord(dataset: string, key: string): Promise<KvCopy | null> {
 	const s = await env.RECORDS_KV.get(`r:${dataset}:${key}`, "text");
 	return s === null ? null : (JSON.parse(s) as KvCopy);
