@@ -1,0 +1,325 @@
+// The load generator: a separate Node process (forked by run.ts) driving autocannon over loopback,
+// so its CPU is not the worker's and can be checked on its own. Receives one job over IPC, runs a
+// warm-up, tells the parent (which samples CPU counters), runs the measured window, reports.
+import autocannon from "autocannon";
+import { DATASET, keyOf, makeValue, percentiles, permutation, rng, sleep, Zipf } from "./common.ts";
+
+export type Gen =
+	/** The same request every time. */
+	| { kind: "fixed"; method: "GET"; path: string; auth: boolean }
+	/** Single-key reads, a new key per request (warm-up included): keys start .. start+count-1. */
+	| { kind: "keys"; start: number; count: number }
+	/** Single-key reads cycling over a small hot set. */
+	| { kind: "cycle"; start: number; count: number }
+	/** Single-key reads, key rank drawn from Zipf(s) over all n keys (rank -> key by a fixed permutation). */
+	| { kind: "zipf"; n: number; s: number; seed: number }
+	/** POST /v1/lookup with `batch` distinct keys drawn uniformly from keys start .. start+count-1. */
+	| { kind: "lookup"; batch: number; start: number; count: number; seed: number }
+	/** POST /v1/events: `batch` upserts of new keys `${prefix}${seq}` per request. */
+	| { kind: "events"; batch: number; prefix: string };
+
+export interface Job {
+	url: string;
+	token: string;
+	connections: number;
+	warmupS: number;
+	durationS: number;
+	gen: Gen;
+	/** Stop after this many requests instead of after durationS. Unlike a duration, an amount lets
+	 * every request finish (no request is cut off in flight), so the client knows exactly what the
+	 * server accepted: ingest uses it. */
+	amount?: number;
+	/** Pace to this many requests per second over all connections (open loop). */
+	rate?: number;
+	/** Freshness probes run alongside the measured window (events jobs). */
+	probes?: { loops: number; prefix: string; pollMs: number; timeoutMs: number; readToken: string };
+}
+
+export interface LoadResult {
+	requests: number;
+	ok: number;
+	non2xx: Record<string, number>;
+	errors: number;
+	timeouts: number;
+	elapsedS: number;
+	rps: number;
+	latency: { p50: number; p90: number; p99: number; p999: number; mean: number; max: number };
+	tiers: Record<string, number>;
+	/** Keys scenarios: the key set ran out and the window was cut short. */
+	exhausted: boolean;
+	keysUsed: number;
+	/** Events jobs: events the API accepted (sum of 202 `accepted`). */
+	accepted: number;
+	startedAt: number;
+	endedAt: number;
+	firstErrorBodies: string[];
+	/** This process's CPU during the measured window: ms and share of one core. */
+	cpuMs: number;
+	cpuShare: number;
+	freshness?: { samples: number[]; timeouts: number };
+	bytesPerResponse: number;
+}
+
+function makeRequest(job: Job): { request: autocannon.Request; state: { used: number; exhausted: boolean; stop: () => void } } {
+	const g = job.gen;
+	const auth = { authorization: `Bearer ${job.token}` };
+	const state = { used: 0, exhausted: false, stop: () => {} };
+	const recordPath = (key: string) => `/v1/datasets/${DATASET}/records/${key}`;
+	switch (g.kind) {
+		case "fixed":
+			return { request: { method: g.method, path: g.path, headers: g.auth ? auth : {} }, state };
+		case "keys":
+			return {
+				request: {
+					method: "GET",
+					headers: auth,
+					setupRequest: (req) => {
+						const i = state.used++;
+						if (i >= g.count && !state.exhausted) {
+							state.exhausted = true;
+							state.stop();
+						}
+						req.path = recordPath(keyOf(g.start + (i % g.count)));
+						return req;
+					},
+				},
+				state,
+			};
+		case "cycle":
+			return {
+				request: {
+					method: "GET",
+					headers: auth,
+					setupRequest: (req) => {
+						req.path = recordPath(keyOf(g.start + (state.used++ % g.count)));
+						return req;
+					},
+				},
+				state,
+			};
+		case "zipf": {
+			const z = new Zipf(g.n, g.s);
+			const perm = permutation(g.n, g.seed);
+			const r = rng(g.seed + 1);
+			return {
+				request: {
+					method: "GET",
+					headers: auth,
+					setupRequest: (req) => {
+						state.used++;
+						req.path = recordPath(keyOf(perm[z.sample(r())] as number));
+						return req;
+					},
+				},
+				state,
+			};
+		}
+		case "lookup": {
+			const r = rng(g.seed);
+			return {
+				request: {
+					method: "POST",
+					path: "/v1/lookup",
+					headers: { ...auth, "content-type": "application/json" },
+					setupRequest: (req) => {
+						const keys = new Set<string>();
+						while (keys.size < g.batch) keys.add(keyOf(g.start + Math.floor(r() * g.count)));
+						state.used += keys.size;
+						req.body = JSON.stringify({ requests: [{ dataset: DATASET, keys: [...keys] }] });
+						return req;
+					},
+				},
+				state,
+			};
+		}
+		case "events": {
+			// Values are built once; per request only the envelope changes, so the generator stays cheap.
+			const values = Array.from({ length: g.batch }, (_, j) => JSON.stringify(makeValue(j, 99)));
+			return {
+				request: {
+					method: "POST",
+					path: "/v1/events",
+					headers: { ...auth, "content-type": "application/json" },
+					setupRequest: (req) => {
+						const now = Date.now();
+						const parts: string[] = [];
+						for (let j = 0; j < g.batch; j++) {
+							const key = `${g.prefix}${String(state.used++).padStart(8, "0")}`;
+							parts.push(`{"id":"${key}","dataset":"${DATASET}","key":"${key}","op":"upsert","event_time":${now},"value":${values[j]}}`);
+						}
+						req.body = `[${parts.join(",")}]`;
+						return req;
+					},
+				},
+				state,
+			};
+		}
+	}
+}
+
+interface Collected {
+	latencies: number[];
+	tiers: Record<string, number>;
+	non2xx: Record<string, number>;
+	accepted: number;
+	firstErrorBodies: string[];
+	bytes: number;
+}
+
+function runCannon(
+	job: Job,
+	request: autocannon.Request,
+	state: { stop: () => void },
+	durationS: number,
+	amount?: number,
+): Promise<{ result: autocannon.Result; c: Collected; startedAt: number; endedAt: number }> {
+	const c: Collected = { latencies: [], tiers: {}, non2xx: {}, accepted: 0, firstErrorBodies: [], bytes: 0 };
+	const isEvents = job.gen.kind === "events";
+	const req: autocannon.Request = {
+		...request,
+		onResponse: (status: number, body: string, _ctx: unknown, headers: Record<string, string | string[]>) => {
+			if (status >= 200 && status < 300) {
+				const t = headers["x-hotpath-tier"] ?? headers["X-Hotpath-Tier"];
+				const key = t === undefined ? "-" : String(t);
+				c.tiers[key] = (c.tiers[key] ?? 0) + 1;
+				if (isEvents) {
+					try {
+						c.accepted += (JSON.parse(body) as { accepted: number }).accepted;
+					} catch {}
+				}
+			} else {
+				c.non2xx[status] = (c.non2xx[status] ?? 0) + 1;
+				if (c.firstErrorBodies.length < 3) c.firstErrorBodies.push(`${status} ${String(body).slice(0, 2000)}`);
+			}
+		},
+	} as autocannon.Request;
+	return new Promise((resolve, reject) => {
+		const startedAt = Date.now();
+		const opts: autocannon.Options = {
+			url: job.url,
+			connections: job.connections,
+			pipelining: 1,
+			timeout: 30,
+			requests: [req],
+			...(amount ? { amount } : { duration: durationS }),
+			...(job.rate ? { overallRate: job.rate } : {}),
+		};
+		const instance = autocannon(opts, (err, result) => {
+			if (err) reject(err);
+			else resolve({ result, c, startedAt, endedAt: Date.now() });
+		});
+		state.stop = () => instance.stop();
+		instance.on("response", (_client: unknown, status: number, bytes: number, ms: number) => {
+			if (status >= 200 && status < 300) {
+				c.latencies.push(ms);
+				c.bytes += bytes;
+			}
+		});
+	});
+}
+
+/** Freshness: send one upsert, then read the key until the new value shows; the lag is 202 -> first read seeing it. */
+async function probeLoop(job: Job, loop: number, until: () => boolean, out: { samples: number[]; timeouts: number }): Promise<void> {
+	const p = job.probes;
+	if (!p) return;
+	const auth = { authorization: `Bearer ${job.token}` };
+	const readAuth = { authorization: `Bearer ${p.readToken}` };
+	const value = makeValue(loop, 7);
+	for (let n = 0; !until(); n++) {
+		const key = `${p.prefix}${loop}_${String(n).padStart(6, "0")}`;
+		const marker = `probe-${loop}-${n}-${Date.now()}`;
+		const res = await fetch(new URL("/v1/events", job.url), {
+			method: "POST",
+			headers: { ...auth, "content-type": "application/json" },
+			body: JSON.stringify([{ dataset: DATASET, key, op: "upsert", value: { ...value, label: marker } }]),
+		});
+		await res.arrayBuffer();
+		if (res.status !== 202) {
+			await sleep(50);
+			continue;
+		}
+		const t0 = performance.now();
+		for (;;) {
+			const r = await fetch(new URL(`/v1/datasets/${DATASET}/records/${key}?fields=label`, job.url), { headers: readAuth });
+			const text = await r.text();
+			if (r.status === 200 && text.includes(marker)) {
+				out.samples.push(performance.now() - t0);
+				break;
+			}
+			if (performance.now() - t0 > p.timeoutMs) {
+				out.timeouts++;
+				break;
+			}
+			await sleep(p.pollMs);
+		}
+	}
+}
+
+async function run(job: Job, waitGo: () => Promise<void>, warmed: () => void): Promise<LoadResult> {
+	const { request, state } = makeRequest(job);
+	if (job.warmupS > 0) await runCannon(job, request, state, job.warmupS);
+	const usedBefore = state.used;
+	warmed();
+	await waitGo();
+	const cpu0 = process.cpuUsage();
+	const t0 = performance.now();
+	let measuring = true;
+	const fresh = { samples: [] as number[], timeouts: 0 };
+	const probes = job.probes ? Array.from({ length: job.probes.loops }, (_, i) => probeLoop(job, i, () => !measuring, fresh)) : [];
+	const { result, c, startedAt, endedAt } = await runCannon(job, request, state, job.durationS, job.amount);
+	measuring = false;
+	await Promise.all(probes);
+	const elapsedS = (performance.now() - t0) / 1000;
+	const cpu = process.cpuUsage(cpu0);
+	const cpuMs = (cpu.user + cpu.system) / 1000;
+	const [p50, p90, p99, p999] = percentiles(c.latencies, [50, 90, 99, 99.9]);
+	const ok = c.latencies.length;
+	const cannonS = (endedAt - startedAt) / 1000;
+	return {
+		requests: result.requests.total,
+		ok,
+		non2xx: c.non2xx,
+		errors: result.errors,
+		timeouts: result.timeouts,
+		elapsedS: cannonS,
+		rps: ok / cannonS,
+		latency: {
+			p50: p50 as number,
+			p90: p90 as number,
+			p99: p99 as number,
+			p999: p999 as number,
+			mean: ok ? c.latencies.reduce((a, b) => a + b, 0) / ok : Number.NaN,
+			max: ok ? Math.max(...c.latencies) : Number.NaN,
+		},
+		tiers: c.tiers,
+		exhausted: state.exhausted,
+		keysUsed: state.used - (job.gen.kind === "keys" ? 0 : usedBefore),
+		accepted: c.accepted,
+		startedAt,
+		endedAt,
+		firstErrorBodies: c.firstErrorBodies,
+		cpuMs,
+		cpuShare: cpuMs / (elapsedS * 1000),
+		freshness: job.probes ? fresh : undefined,
+		bytesPerResponse: ok ? c.bytes / ok : 0,
+	};
+}
+
+if (process.send) {
+	let go: (() => void) | null = null;
+	process.on("message", (msg: { type: string; job?: Job }) => {
+		if (msg.type === "go") go?.();
+		if (msg.type === "run" && msg.job) {
+			const job = msg.job;
+			run(
+				job,
+				() => new Promise<void>((r) => (go = r)),
+				() => process.send?.({ type: "warmed" }),
+			).then(
+				(result) => process.send?.({ type: "result", result }, () => process.exit(0)),
+				(err: unknown) => process.send?.({ type: "error", error: String((err as Error)?.stack ?? err) }, () => process.exit(1)),
+			);
+		}
+	});
+	process.send({ type: "ready" });
+}

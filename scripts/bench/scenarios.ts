@@ -1,0 +1,142 @@
+// The scenarios, and the key layout that lets each single-tier scenario be answered by one tier.
+//
+// One isolate's L0 would absorb repeated reads, so the tier scenarios read every key once, from a
+// slice of the key space whose copies were written (in the worker's own cached-record format) to
+// exactly the tiers that should hold them:
+//
+//   hot     [0, 100)   read over and over: L0 answers after the first read of each key
+//   redis   copies in Redis only                 -> Redis answers (L0 has never seen them)
+//   kv      copies in KV only                    -> KV answers
+//   d1      no copies                            -> D1 answers
+//   zipfKv  copies in KV only, kept for the Zipf run so that KV-only keys exist there too
+//
+// The batch lookups draw from the Redis slice: every key is in Redis, the recently read ones in L0,
+// so batch sizes compare on the same (warm) tiers rather than on how many cold keys a batch drags in.
+// Every response's X-Hotpath-Tier is counted, so the table shows which tier really answered.
+import type { Gen } from "./load.ts";
+
+export interface Layout {
+	n: number;
+	hot: [number, number];
+	redis: [number, number];
+	kv: [number, number];
+	d1: [number, number];
+	zipfKv: [number, number];
+}
+
+export interface SliceCaps {
+	redis: number;
+	kv: number;
+	d1: number;
+	zipfKv: number;
+}
+
+export function layout(n: number, caps: SliceCaps): Layout {
+	const hot = 100;
+	const quarter = Math.floor((n - hot) * 0.24);
+	let at = hot;
+	const take = (size: number): [number, number] => {
+		const r: [number, number] = [at, at + Math.min(size, quarter)];
+		at = r[1];
+		return r;
+	};
+	return { n, hot: [0, hot], redis: take(caps.redis), kv: take(caps.kv), d1: take(caps.d1), zipfKv: take(caps.zipfKv) };
+}
+
+export interface Timing {
+	warmupS: number;
+	durationS: number;
+	/** Warm-up of the tier scenarios, which spends keys of their slice. */
+	tierWarmupS: number;
+	/** Keys per tier slice at most (see layout). KV copies cost ~3-4 ms each to write in Miniflare. */
+	slices: SliceCaps;
+	/** Ingest, saturating phase: this many events, POSTed as fast as the API takes them. */
+	burstEvents: number;
+	/** Ingest, paced phase at the target rate. */
+	pacedS: number;
+	/** How long to wait after a phase's last POST for the events to become readable. */
+	drainS: number;
+	/** A freshness probe not seeing its value after this long counts as a timeout (a censored sample). */
+	probeTimeoutS: number;
+}
+
+export const QUICK: Timing = {
+	warmupS: 2,
+	durationS: 5,
+	tierWarmupS: 1,
+	slices: { redis: 15_000, kv: 4_500, d1: 15_000, zipfKv: 1_000 },
+	burstEvents: 15_000,
+	pacedS: 5,
+	drainS: 15,
+	probeTimeoutS: 10,
+};
+export const FULL: Timing = {
+	warmupS: 3,
+	durationS: 15,
+	tierWarmupS: 2,
+	slices: { redis: 40_000, kv: 10_000, d1: 30_000, zipfKv: 5_000 },
+	burstEvents: 60_000,
+	pacedS: 20,
+	drainS: 60,
+	probeTimeoutS: 30,
+};
+
+export interface ReadScenario {
+	name: string;
+	gen: Gen;
+	/** The tier that must answer, as X-Hotpath-Tier names it. */
+	expect?: string;
+	keysPerRequest: number;
+	warmupS: number;
+	note: string;
+}
+
+/** Routes that can serve as the bare baseline, best first: constant answers with no auth and no I/O. */
+export const BASELINE_ROUTES = ["/bench/hello", "/ping", "/"];
+
+export function readScenarios(l: Layout, t: Timing, baselinePath: string): ReadScenario[] {
+	const slice = (name: string, r: [number, number], expect: string, note: string): ReadScenario => ({
+		name,
+		gen: { kind: "keys", start: r[0], count: r[1] - r[0] },
+		expect,
+		keysPerRequest: 1,
+		warmupS: t.tierWarmupS,
+		note,
+	});
+	return [
+		{
+			name: "baseline-hello",
+			gen: { kind: "fixed", method: "GET", path: baselinePath, auth: false },
+			keysPerRequest: 0,
+			warmupS: t.warmupS,
+			note: `GET ${baselinePath}: a constant answer, no auth, no I/O`,
+		},
+		{
+			name: "read-l0-hit",
+			gen: { kind: "cycle", start: l.hot[0], count: l.hot[1] - l.hot[0] },
+			expect: "l0",
+			keysPerRequest: 1,
+			warmupS: t.warmupS,
+			note: `GET record, ${l.hot[1] - l.hot[0]} hot keys round-robin`,
+		},
+		slice("read-redis-hit", l.redis, "redis", "GET record, each key once; keys held by Redis only"),
+		slice("read-kv-hit", l.kv, "kv", "GET record, each key once; keys held by KV only"),
+		slice("read-d1-miss", l.d1, "d1", "GET record, each key once; keys held by D1 only"),
+		...[1, 10, 100].map(
+			(batch): ReadScenario => ({
+				name: `lookup-batch-${batch}`,
+				gen: { kind: "lookup", batch, start: l.redis[0], count: l.redis[1] - l.redis[0], seed: 1000 + batch },
+				keysPerRequest: batch,
+				warmupS: t.tierWarmupS,
+				note: `POST /v1/lookup, ${batch} distinct key(s) drawn uniformly from the ${l.redis[1] - l.redis[0]} Redis-resident keys (warm: L0 and Redis answer)`,
+			}),
+		),
+		{
+			name: "read-zipf",
+			gen: { kind: "zipf", n: l.n, s: 1.0, seed: 4242 },
+			keysPerRequest: 1,
+			warmupS: t.tierWarmupS,
+			note: `GET record, Zipf(1.0) over all ${l.n} keys, every tier live`,
+		},
+	];
+}
