@@ -3,6 +3,9 @@ import { type CachedRecord, decodeRecord, encodeRecord } from "../storage/cached
 import { kvGetMany } from "../storage/kv";
 import type { Found, RecordRef, Tier } from "./tier";
 
+/** Most KV puts one read's fill makes. */
+export const KV_FILL_MAX = 200;
+
 /** Lifetime of a copy a read put in KV (the consumer's write-through copies do not expire). */
 export const KV_FILL_TTL_SECONDS = 3600;
 
@@ -38,7 +41,10 @@ export class KvTier implements Tier {
 	 * long a copy that lost that race can last. Tombstones are kept so a read of a deleted key stops here.
 	 */
 	async fill(entries: { ref: RecordRef; rec: CachedRecord }[]): Promise<void> {
-		await Promise.all(entries.filter((e) => e.rec.r > 0).map((e) => this.kv.put(e.ref.ck, encodeRecord(e.rec), { expirationTtl: KV_FILL_TTL_SECONDS })));
+		// Workers allow 1,000 KV operations per invocation; a large lookup that missed everywhere fills
+		// only its first KV_FILL_MAX keys, and the rest fill on later reads.
+		const puts = entries.filter((e) => e.rec.r > 0).slice(0, KV_FILL_MAX);
+		await Promise.all(puts.map((e) => this.kv.put(e.ref.ck, encodeRecord(e.rec), { expirationTtl: KV_FILL_TTL_SECONDS })));
 	}
 }
 
