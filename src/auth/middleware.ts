@@ -22,7 +22,7 @@ export const requireScope = (scope: Scope) =>
 				headers: { "www-authenticate": 'Bearer realm="hotpath"' },
 			});
 		}
-		const principal = await c.var.services.keys.authenticate(match[1] as string);
+		const principal = await c.get("services").keys.authenticate(match[1] as string);
 		if (!principal)
 			throw new ApiError("unauthorized", "unknown or revoked API key", { headers: { "www-authenticate": 'Bearer realm="hotpath", error="invalid_token"' } });
 		if (!principal.scopes.includes(scope) && !principal.scopes.includes("admin")) {

@@ -14,7 +14,7 @@ export const adminRoutes = new Hono<AppEnv>();
 const admin = requireScope("admin");
 
 adminRoutes.get("/stats", admin, (c) => {
-	const { stats, reader, settings } = c.var.services;
+	const { stats, reader, settings } = c.get("services");
 	return c.json({
 		since: new Date(stats.startedAt).toISOString(),
 		scope: "this isolate",

@@ -13,26 +13,26 @@ datasetRoutes.put("/:name", requireScope("admin"), async (c) => {
 	if (!NAME_PATTERN.test(name)) {
 		throw new ApiError("bad_request", `dataset name "${name}" is invalid: lowercase letters, digits and _, starting with a letter, at most 63`);
 	}
-	assertDatasetAccess(c.var.principal, [name]);
+	assertDatasetAccess(c.get("principal"), [name]);
 	const input = await parseJsonBody(c, specInputSchema);
 	if (input.name !== undefined && input.name !== name) {
 		throw new ApiError("bad_request", `body name "${input.name}" does not match the path's "${name}"`, {
 			errors: [{ pointer: "/name", detail: "must match the path" }],
 		});
 	}
-	const { spec, created } = await c.var.services.registry.put(normaliseSpec(name, input));
+	const { spec, created } = await c.get("services").registry.put(normaliseSpec(name, input));
 	return c.json(spec, created ? 201 : 200);
 });
 
 datasetRoutes.get("/", requireScope("read"), async (c) => {
-	const principal = c.var.principal;
-	const all = [...(await c.var.services.registry.all()).values()];
+	const principal = c.get("principal");
+	const all = [...(await c.get("services").registry.all()).values()];
 	return c.json({ datasets: principal.datasets ? all.filter((d) => principal.datasets?.includes(d.name)) : all });
 });
 
 datasetRoutes.get("/:name", requireScope("read"), async (c) => {
 	const name = c.req.param("name");
-	const p = c.var.principal;
+	const p = c.get("principal");
 	if (p.datasets && !p.datasets.includes(name)) throw new ApiError("forbidden", `this key may not access dataset ${name}`);
-	return c.json(await c.var.services.registry.require(name));
+	return c.json(await c.get("services").registry.require(name));
 });

@@ -26,8 +26,8 @@ eventRoutes.post(
 			throw new ApiError("unsupported_media_type", `Content-Type ${type} is not supported: send application/json (an array of events) or application/x-ndjson`);
 		}
 		const { items, rejected } = parseEventsBody(await c.req.text(), ndjson);
-		const specs = await c.var.services.registry.all();
-		const principal = c.var.principal;
+		const specs = await c.get("services").registry.all();
+		const principal = c.get("principal");
 		const receivedAt = Date.now();
 		const good: { event: ChangeEvent; sentTime: number | null }[] = [];
 		const mayWrite = (d: string) => !principal.datasets || principal.datasets.includes(d);

@@ -19,7 +19,7 @@ const probe = async (fn: () => Promise<unknown>, ms: number): Promise<TierState>
 export const healthRoutes = new Hono<AppEnv>();
 
 healthRoutes.get("/", async (c) => {
-	const { env, redis } = c.var.services;
+	const { env, redis } = c.get("services");
 	const [d1, kv, redisUp] = await Promise.all([
 		probe(() => env.DB.prepare("SELECT 1").first(), 2000),
 		probe(() => env.RECORDS_KV.get("healthz:probe"), 2000),

@@ -40,11 +40,11 @@ lookupRoutes.post("/", requireScope("read"), async (c) => {
 	const total = body.requests.reduce((n, r) => n + r.keys.length, 0);
 	if (total > MAX_LOOKUP_KEYS) throw new ApiError("payload_too_large", `${total} keys in one lookup; the limit is ${MAX_LOOKUP_KEYS}`);
 	assertDatasetAccess(
-		c.var.principal,
+		c.get("principal"),
 		body.requests.map((r) => r.dataset),
 	);
 
-	const registry = c.var.services.registry;
+	const registry = c.get("services").registry;
 	const errors: ProblemItem[] = [];
 	const requests: LookupRequest[] = [];
 	for (const [i, r] of body.requests.entries()) {
@@ -70,7 +70,7 @@ lookupRoutes.post("/", requireScope("read"), async (c) => {
 
 	const ctx = readContext(c);
 	const result = await lookupRecords(
-		c.var.services.reader,
+		c.get("services").reader,
 		requests,
 		{ maxStalenessS: parseMaxStaleness(body.max_staleness, "/max_staleness"), ifStale: parseIfStale(body.if_stale) },
 		ctx,

@@ -9,6 +9,8 @@ import { lookupRecords } from "../serving/lookup";
 import { readContext } from "./read-context";
 import { checkFields, parseMaxStaleness } from "./validation";
 
+const encoder = new TextEncoder();
+
 export const recordRoutes = new Hono<AppEnv>();
 
 export function parseIfStale(raw: string | undefined): IfStale {
@@ -18,10 +20,10 @@ export function parseIfStale(raw: string | undefined): IfStale {
 
 recordRoutes.get("/:name/records/:key", requireScope("read"), async (c) => {
 	const { name, key } = c.req.param();
-	assertDatasetAccess(c.var.principal, [name]);
-	if (new TextEncoder().encode(key).length > MAX_KEY_BYTES) throw new ApiError("bad_request", `key is longer than ${MAX_KEY_BYTES} bytes`);
+	assertDatasetAccess(c.get("principal"), [name]);
+	if (encoder.encode(key).length > MAX_KEY_BYTES) throw new ApiError("bad_request", `key is longer than ${MAX_KEY_BYTES} bytes`);
 	if (!isWellFormedKey(key)) throw new ApiError("bad_request", "key must be well-formed Unicode (it holds a lone surrogate)");
-	const spec = await c.var.services.registry.require(name);
+	const spec = await c.get("services").registry.require(name);
 	const fieldsParam = c.req.query("fields");
 	const fields = checkFields(
 		fieldsParam
@@ -37,7 +39,7 @@ recordRoutes.get("/:name/records/:key", requireScope("read"), async (c) => {
 	const ifStale = parseIfStale(c.req.query("if_stale"));
 
 	const ctx = readContext(c);
-	const { results, revisions, tiers } = await lookupRecords(c.var.services.reader, [{ spec, keys: [key], fields }], { maxStalenessS, ifStale }, ctx);
+	const { results, revisions, tiers } = await lookupRecords(c.get("services").reader, [{ spec, keys: [key], fields }], { maxStalenessS, ifStale }, ctx);
 	const view = results[0]?.records[0];
 	if (!view) throw new Error("unreachable: one key was asked for");
 	c.header("x-hotpath-tier", tiers.join(","));
@@ -51,7 +53,7 @@ recordRoutes.get("/:name/records/:key", requireScope("read"), async (c) => {
 	c.header("etag", etag);
 	if (view.status === "present") {
 		const remainingS = Math.floor(((maxStalenessS ?? spec.ttl_seconds) * 1000 - (view.age_ms ?? 0)) / 1000);
-		c.header("cache-control", `private, max-age=${Math.max(0, Math.min(remainingS, c.var.services.settings.L0_TTL_SECONDS))}`);
+		c.header("cache-control", `private, max-age=${Math.max(0, Math.min(remainingS, c.get("services").settings.L0_TTL_SECONDS))}`);
 	} else c.header("cache-control", "no-cache");
 	const inm = c.req.header("if-none-match");
 	if (inm && (inm.trim() === "*" || inm.split(",").some((t) => t.trim() === etag))) return c.body(null, 304);
