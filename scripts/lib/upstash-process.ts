@@ -14,7 +14,7 @@ const script = path.join(import.meta.dirname, "..", "upstash-local.ts");
 /** Starts `scripts/upstash-local.ts` in front of `redisUrl` and resolves once it listens. */
 export async function spawnUpstashLocal(opts: { redisUrl: string; token: string; port?: number }): Promise<UpstashProcess> {
 	const port = opts.port ?? (await freePort());
-	const child: ChildProcess = spawn(process.execPath, [script, "--redis", opts.redisUrl, "--port", String(port), "--token", opts.token], {
+	const child: ChildProcess = spawn(process.execPath, [script, `--redis=${opts.redisUrl}`, `--port=${port}`, `--token=${opts.token}`], {
 		stdio: ["ignore", "pipe", "inherit"],
 	});
 	const killOnExit = () => child.kill("SIGKILL");
