@@ -26,6 +26,7 @@ import {
 	waitForD1,
 	waitForRecord,
 } from "./helpers";
+import { rng } from "./rng";
 
 let ds = "";
 beforeAll(async () => {
@@ -52,18 +53,6 @@ const mergeState = (r: RecordRow | null) =>
 		event_time: r.event_time,
 		event_id: r.event_id,
 	};
-
-/** Small deterministic PRNG, so a failing shuffle can be replayed from its seed. */
-function rng(seed: number) {
-	let s = seed >>> 0;
-	return () => {
-		s = (s + 0x6d2b79f5) >>> 0;
-		let t = s;
-		t = Math.imul(t ^ (t >>> 15), t | 1);
-		t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-		return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-	};
-}
 
 describe("events consumer (hotpath-events)", () => {
 	describe("happy", () => {

@@ -6,6 +6,7 @@ import { createExecutionContext, createMessageBatch, getQueueResult, type Messag
 import { exports, env as rawEnv } from "cloudflare:workers";
 import { expect } from "vitest";
 import type { Env } from "../../src/env";
+import type { Problem } from "../../src/errors";
 import worker from "../../src/index";
 
 /** The bootstrap admin key set in vitest.config.ts. */
@@ -74,15 +75,7 @@ export async function expectProblem(res: Response, status: number): Promise<Prob
 	return body;
 }
 
-export interface Problem {
-	type: string;
-	title: string;
-	status: number;
-	detail: string;
-	instance?: string;
-	errors?: { pointer: string; detail: string }[];
-	request_id?: string;
-}
+export type { Problem };
 
 /** Reads a JSON body after checking the status, with the body in the failure message. */
 export async function expectJson<T = Record<string, unknown>>(res: Response, status: number): Promise<T> {

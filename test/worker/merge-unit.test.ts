@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { applyEvent, type ChangeEvent, compareClocks, type RecordState } from "../../src/ingest/merge";
+import { rng } from "./rng";
 
 /** The rule the merge must equal: apply each distinct event once, in (time, id) order. Written independently of merge.ts. */
 function inOrder(events: ChangeEvent[]): { value: Record<string, unknown> | null; time: number; id: string } | null {
@@ -14,18 +15,6 @@ function inOrder(events: ChangeEvent[]): { value: Record<string, unknown> | null
 		last = e;
 	}
 	return last ? { value, time: last.time, id: last.id } : null;
-}
-
-/** Small deterministic PRNG so a failing seed can be replayed. */
-function rng(seed: number) {
-	let s = seed >>> 0;
-	return () => {
-		s = (s + 0x6d2b79f5) >>> 0;
-		let t = s;
-		t = Math.imul(t ^ (t >>> 15), t | 1);
-		t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-		return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-	};
 }
 
 function randomEvents(rand: () => number, n: number): ChangeEvent[] {
