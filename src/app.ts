@@ -3,6 +3,7 @@ import { Hono } from "hono";
 import { requestId } from "hono/request-id";
 import { type AppEnv, ConfigError } from "./env";
 import { ApiError, problemResponse } from "./errors";
+import { nextRequestId } from "./observability/request-id";
 import { adminRoutes } from "./routes/admin";
 import { datasetRoutes } from "./routes/datasets";
 import { eventRoutes } from "./routes/events";
@@ -24,7 +25,7 @@ export function createApp() {
 	// Liveness: a constant answer with no middleware and no I/O. Also the benchmark's baseline route.
 	app.get("/ping", (c) => c.text("pong"));
 
-	app.use(requestId());
+	app.use(requestId({ generator: nextRequestId }));
 	app.use(async function initServices(c, next) {
 		c.set("services", servicesFor(c.env));
 		await next();

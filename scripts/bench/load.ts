@@ -1,6 +1,7 @@
 // The load generator: a separate Node process (forked by run.ts) driving autocannon over loopback,
 // so its CPU is not the worker's and can be checked on its own. Receives one job over IPC, runs a
 // warm-up, tells the parent (which samples CPU counters), runs the measured window, reports.
+import http from "node:http";
 import autocannon from "autocannon";
 import { DATASET, keyOf, makeValue, percentiles, permutation, rng, sleep, Zipf } from "./common.ts";
 
@@ -218,6 +219,73 @@ function runCannon(
 	});
 }
 
+/**
+ * Open-loop pacing for paced events jobs: request i is sent at start + i / rate, whatever the
+ * earlier ones are doing, over at most `connections` keep-alive sockets. (autocannon's
+ * overallRate gives each connection a whole number of requests per second, so 50/s over 32
+ * connections runs 14 of them at 1/s and 18 at 2/s, and a fixed amount then takes as long as
+ * the slow ones need: the offered rate was really ~3,100 events/s, not 5,000.)
+ */
+function runPaced(
+	job: Job,
+	request: autocannon.Request,
+	amount: number,
+	rate: number,
+): Promise<{ result: autocannon.Result; c: Collected; startedAt: number; endedAt: number }> {
+	const c: Collected = { latencies: [], tiers: {}, non2xx: {}, accepted: 0, firstErrorBodies: [], bytes: 0 };
+	const agent = new http.Agent({ keepAlive: true, maxSockets: job.connections });
+	const url = new URL(request.path ?? "/", job.url);
+	let errors = 0;
+	let done = 0;
+	const startedAt = Date.now();
+	const t0 = performance.now();
+	return new Promise((resolve) => {
+		const finish = () => {
+			if (++done < amount) return;
+			agent.destroy();
+			const result = { requests: { total: amount }, errors, timeouts: 0 } as unknown as autocannon.Result;
+			resolve({ result, c, startedAt, endedAt: Date.now() });
+		};
+		const send = (i: number) => {
+			const setup = request.setupRequest;
+			if (!setup) throw new Error("paced jobs build each body with setupRequest");
+			const body = String(setup({ ...request }, {})?.body ?? "");
+			const sentAt = performance.now();
+			const req = http.request(
+				url,
+				{ method: "POST", agent, headers: { ...(request.headers as Record<string, string>), "content-length": Buffer.byteLength(body) } },
+				(res) => {
+					const chunks: Buffer[] = [];
+					res.on("data", (d: Buffer) => chunks.push(d));
+					res.on("end", () => {
+						const status = res.statusCode ?? 0;
+						const text = Buffer.concat(chunks).toString();
+						if (status >= 200 && status < 300) {
+							c.latencies.push(performance.now() - sentAt);
+							c.bytes += text.length;
+							c.tiers["-"] = (c.tiers["-"] ?? 0) + 1;
+							try {
+								c.accepted += (JSON.parse(text) as { accepted: number }).accepted;
+							} catch {}
+						} else {
+							c.non2xx[status] = (c.non2xx[status] ?? 0) + 1;
+							if (c.firstErrorBodies.length < 3) c.firstErrorBodies.push(`${status} ${text.slice(0, 2000)}`);
+						}
+						finish();
+					});
+				},
+			);
+			req.on("error", () => {
+				errors++;
+				finish();
+			});
+			req.end(body);
+			if (i + 1 < amount) setTimeout(() => send(i + 1), Math.max(0, t0 + ((i + 1) * 1000) / rate - performance.now()));
+		};
+		send(0);
+	});
+}
+
 /** Freshness: send one upsert, then read the key until the new value shows; the lag is 202 -> first read seeing it. */
 async function probeLoop(job: Job, loop: number, until: () => boolean, out: { samples: number[]; timeouts: number }): Promise<void> {
 	const p = job.probes;
@@ -266,7 +334,10 @@ async function run(job: Job, waitGo: () => Promise<void>, warmed: () => void): P
 	let measuring = true;
 	const fresh = { samples: [] as number[], timeouts: 0 };
 	const probes = job.probes ? Array.from({ length: job.probes.loops }, (_, i) => probeLoop(job, i, () => !measuring, fresh)) : [];
-	const { result, c, startedAt, endedAt } = await runCannon(job, request, state, job.durationS, job.amount);
+	const { result, c, startedAt, endedAt } =
+		job.rate && job.amount && job.gen.kind === "events"
+			? await runPaced(job, request, job.amount, job.rate)
+			: await runCannon(job, request, state, job.durationS, job.amount);
 	measuring = false;
 	await Promise.all(probes);
 	const elapsedS = (performance.now() - t0) / 1000;

@@ -163,7 +163,7 @@ export function ingestLines(row: ScenarioResult | undefined): string[] {
 		const f99 = `${p.freshness_timeouts ? ">= " : ""}${f(p.freshness_p99_ms, 0)}`;
 		const f50 = `${p.freshness_timeouts > p.freshness_samples ? ">= " : ""}${f(p.freshness_p50_ms, 0)}`;
 		return [
-			`ingest, paced at ${int(p.offered)} events/s (${label}): the API took ${int(p.accepted)} events in ${f(p.duration_s, 1)} s = ${int(p.accepted / p.duration_s)} events/s${p.accepted / p.duration_s < 0.95 * p.offered ? " (POSTs slowed down: the client could not hold the offered rate)" : ""}`,
+			`ingest, paced at ${int(p.offered)} events/s (${label}): the API took ${int(p.accepted)} events in ${f(p.duration_s, 1)} s = ${int(p.accepted / p.duration_s)} events/s${p.accepted / p.duration_s < 0.95 * p.offered ? " (below the offered rate: POSTs queued behind slow answers)" : ""}`,
 			`  ${p.drained ? "" : ">= "}${int(p.events_per_s)} events/s readable end to end; ${p.drained ? `last event readable ${f(p.drain_s, 1)} s after the last POST` : `${int(p.accepted)} accepted, not all readable ${f(p.drain_s, 1)} s after the last POST`}`,
 			`  freshness (202 -> first read that sees the value): p50 ${f50} ms, p99 ${f99} ms; ${p.freshness_samples} probes seen${p.freshness_timeouts ? `, ${p.freshness_timeouts} not visible within ${f(x.freshness_timeout_ms / 1000, 0)} s` : ""}`,
 		];

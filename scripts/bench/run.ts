@@ -549,7 +549,7 @@ async function ingestScenario(w: RunningWorker, writeKey: string, readKey: strin
 	// the 5000/s target, last, because a pipeline that cannot keep up never drains.
 	const probeLoops = 4;
 	const pacedPhase = async (label: string, wantedRate: number, tag: string) => {
-		// autocannon paces whole requests per second (and splits them over at most that many connections).
+		// Whole requests of `batch` events, sent open loop at an even pace (load.ts runPaced).
 		const reqRate = Math.max(1, Math.round(wantedRate / batch));
 		const rate = reqRate * batch;
 		const ph = await ingestPhase(w, `ingest-${label}`, {
@@ -667,11 +667,23 @@ function evaluateTargets(rows: ScenarioResult[], bundleBytes: number): Target[] 
 	if (ing) {
 		const ev = ing.events_per_s ?? Number.NaN;
 		const f99 = ing.freshness_p99_ms ?? Number.NaN;
-		const tg = ing.target as { events_per_s: number; drained: boolean; freshness_timeouts: number };
+		const tg = ing.target as {
+			offered: number;
+			accepted: number;
+			duration_s: number;
+			events_per_s: number;
+			drained: boolean;
+			drain_s: number;
+			freshness_timeouts: number;
+		};
+		// Sustained: at the offered 5000/s the API took (nearly) all of it on time, and D1 had every
+		// event within the freshness budget of the last POST, so no backlog built up.
+		const taken = tg.accepted / tg.duration_s;
+		const sustained = taken >= 0.95 * tg.offered && tg.drained && tg.drain_s <= 1.5;
 		t.push({
 			name: "ingest >= 5000 events/s with freshness p99 <= 1.5 s",
-			met: ev >= 5000 && f99 <= 1500,
-			detail: `saturated: ${ing.burst_drained ? "" : ">= "}${Math.round(ev)} events/s end to end; offered 5000/s: ${tg.drained ? "" : ">= "}${Math.round(tg.events_per_s)} events/s readable, freshness p99 ${tg.freshness_timeouts ? ">= " : ""}${Math.round(f99)} ms`,
+			met: ev >= 5000 && sustained && f99 <= 1500,
+			detail: `saturated: ${ing.burst_drained ? "" : ">= "}${Math.round(ev)} events/s end to end; offered ${tg.offered}/s: the API took ${Math.round(taken)}/s, all readable ${tg.drained ? `${tg.drain_s.toFixed(1)} s` : "not"} after the last POST, freshness p99 ${tg.freshness_timeouts ? ">= " : ""}${Math.round(f99)} ms`,
 		});
 	} else t.push({ name: "ingest >= 5000 events/s with freshness p99 <= 1.5 s", met: null, detail: "not run" });
 	t.push({ name: "bundle <= 1 MiB minified", met: bundleBytes <= MIB, detail: `${bundleBytes} bytes = ${(bundleBytes / MIB).toFixed(3)} MiB` });

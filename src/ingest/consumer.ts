@@ -10,25 +10,7 @@ import { recordCacheKey } from "../storage/cached-record";
 import { deadLetters } from "../storage/schema";
 import { applyEvents } from "./apply";
 import type { ChangeEvent } from "./merge";
-import type { EventsMessage } from "./producer";
-
-function isEventsMessage(body: unknown): body is EventsMessage {
-	if (body === null || typeof body !== "object") return false;
-	const b = body as Partial<EventsMessage>;
-	return (
-		b.v === 1 &&
-		Array.isArray(b.events) &&
-		b.events.every(
-			(e: Partial<ChangeEvent>) =>
-				e &&
-				typeof e.id === "string" &&
-				typeof e.dataset === "string" &&
-				typeof e.key === "string" &&
-				typeof e.time === "number" &&
-				(e.op === "upsert" || e.op === "patch" || e.op === "delete"),
-		)
-	);
-}
+import { readEventsMessage } from "./producer";
 
 /** Delay before a failed message is retried: 2, 4, 8... seconds, at most a minute. */
 const retryDelay = (attempts: number) => Math.min(60, 2 ** attempts);
@@ -39,8 +21,9 @@ export async function consumeEvents(batch: MessageBatch<unknown>, services: Serv
 	const good: Message<unknown>[] = [];
 	const poison: Message<unknown>[] = [];
 	for (const msg of batch.messages) {
-		if (isEventsMessage(msg.body)) {
-			events.push(...msg.body.events);
+		const body = readEventsMessage(msg.body);
+		if (body) {
+			for (const e of body.events) events.push(e);
 			good.push(msg);
 		} else poison.push(msg);
 	}
@@ -70,7 +53,11 @@ export async function consumeEvents(batch: MessageBatch<unknown>, services: Serv
 	const entries = applied.map((a) => ({ ck: recordCacheKey(a.dataset, a.key), rec: a.rec }));
 	for (const e of entries) l0.set(e.ck, e.rec, now);
 	try {
-		await writeThroughKv(env.RECORDS_KV, entries);
+		// A key this batch created in D1 (now at revision 1) cannot have a KV copy yet: skip asking KV.
+		await writeThroughKv(
+			env.RECORDS_KV,
+			entries.filter((_, i) => !(applied[i]?.changed && applied[i]?.rec.r === 1)),
+		);
 	} catch (e) {
 		// KV copies do not expire, so a missed refresh must be redone: the retry re-applies idempotently
 		// (D1 is unchanged) and writes KV again.
@@ -106,10 +93,21 @@ export async function consumeDeadLetters(batch: MessageBatch<unknown>, services:
 
 /** The body as JSON, or, when JSON cannot encode it (a BigInt, a cycle), a JSON string of its text form: kept either way. */
 function bodyText(body: unknown): string {
+	// A text body is stored as is when it is JSON (the producer's messages are), so it reads and replays as sent.
+	if (typeof body === "string" && readsAsJson(body)) return body;
 	try {
 		return JSON.stringify(body) ?? "null";
 	} catch (e) {
 		return JSON.stringify({ unencodable_body: String(body), error: String(e) });
+	}
+}
+
+function readsAsJson(s: string): boolean {
+	try {
+		JSON.parse(s);
+		return true;
+	} catch {
+		return false;
 	}
 }
 

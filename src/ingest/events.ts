@@ -161,8 +161,20 @@ export function validateEvent(
 	}
 	const event: ChangeEvent = { id, dataset: e.dataset, key, op, time: sentTime ?? receivedAt };
 	if (value) event.value = value;
-	if (encoder.encode(JSON.stringify(event)).length > MAX_EVENT_BYTES) return `event is larger than ${MAX_EVENT_BYTES} bytes`;
 	return { event, sentTime };
+}
+
+/** An event as it goes on the queue: serialised once, for both the size check and the message. */
+export interface EncodedEvent {
+	json: string;
+	bytes: number;
+}
+
+/** Serialises an event (after `assignIds`), or says why it is too large for a queue message. */
+export function encodeEvent(event: ChangeEvent): EncodedEvent | string {
+	const json = JSON.stringify(event);
+	const bytes = encoder.encode(json).length;
+	return bytes > MAX_EVENT_BYTES ? `event is larger than ${MAX_EVENT_BYTES} bytes` : { json, bytes };
 }
 
 /**

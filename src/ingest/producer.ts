@@ -1,40 +1,50 @@
-/** The queue producer: packs events into as few messages and sendBatch calls as the Queue limits allow. */
+/**
+ * The queue producer: packs events into as few messages and sendBatch calls as the Queue limits
+ * allow. A message body is the JSON text of an EventsMessage sent as `text`: each event was
+ * serialised once at intake, and the queue passes text through without re-encoding it.
+ */
 import { ApiError } from "../errors";
+import type { EncodedEvent } from "./events";
 import type { ChangeEvent } from "./merge";
 
-/** The body of one queue message: many events, so one message carries up to ~100 KB of them. */
+/** The body of one queue message: many events, so one message carries up to ~110 KB of them. */
 export interface EventsMessage {
 	v: 1;
 	events: ChangeEvent[];
 }
 
 // Cloudflare Queues: 128 KB per message, 100 messages and 256 KB per sendBatch. Stay under with
-// headroom for the envelope and the JSON encoding the runtime does.
+// headroom for the per-message envelope the runtime adds.
 const MESSAGE_BYTES = 110 * 1024;
 const BATCH_BYTES = 240 * 1024;
 const BATCH_MESSAGES = 100;
-const encoder = new TextEncoder();
+const HEAD = '{"v":1,"events":[';
+const TAIL = "]}";
 
 interface Packed {
-	body: EventsMessage;
+	/** JSON text of an EventsMessage. */
+	body: string;
 	bytes: number;
 	count: number;
 }
 
-/** Groups events into messages under MESSAGE_BYTES. Exported for tests. */
-export function packMessages(events: ChangeEvent[]): Packed[] {
+/** Groups encoded events into message bodies under MESSAGE_BYTES. Exported for tests. */
+export function packMessages(events: readonly EncodedEvent[]): Packed[] {
 	const out: Packed[] = [];
-	let cur: Packed | null = null;
+	let parts: string[] = [];
+	let bytes = HEAD.length + TAIL.length;
+	const flush = () => {
+		if (parts.length) out.push({ body: HEAD + parts.join(",") + TAIL, bytes, count: parts.length });
+		parts = [];
+		bytes = HEAD.length + TAIL.length;
+	};
 	for (const e of events) {
-		const size = encoder.encode(JSON.stringify(e)).length + 1;
-		if (!cur || cur.bytes + size > MESSAGE_BYTES) {
-			cur = { body: { v: 1, events: [] }, bytes: 32, count: 0 };
-			out.push(cur);
-		}
-		cur.body.events.push(e);
-		cur.bytes += size;
-		cur.count++;
+		const size = e.bytes + (parts.length ? 1 : 0);
+		if (parts.length && bytes + size > MESSAGE_BYTES) flush();
+		bytes += e.bytes + (parts.length ? 1 : 0);
+		parts.push(e.json);
 	}
+	flush();
 	return out;
 }
 
@@ -61,11 +71,11 @@ export function packBatches(messages: Packed[]): Packed[][] {
  * part way, the error says how many were enqueued: events are idempotent by id, so the client
  * can safely resend the whole request.
  */
-export async function enqueueEvents(queue: Queue<unknown>, events: ChangeEvent[]): Promise<void> {
+export async function enqueueEvents(queue: Queue<unknown>, events: readonly EncodedEvent[]): Promise<void> {
 	let sent = 0;
 	for (const batch of packBatches(packMessages(events))) {
 		try {
-			await queue.sendBatch(batch.map((m) => ({ body: m.body, contentType: "json" as const })));
+			await queue.sendBatch(batch.map((m) => ({ body: m.body, contentType: "text" as const })));
 		} catch (e) {
 			throw new ApiError(
 				"unavailable",
@@ -75,4 +85,38 @@ export async function enqueueEvents(queue: Queue<unknown>, events: ChangeEvent[]
 		}
 		sent += batch.reduce((n, m) => n + m.count, 0);
 	}
+}
+
+/**
+ * Reads a message body back: the JSON text the producer sends, or an already-parsed object (a
+ * message sent as `json`). Returns null for anything that is not an events message.
+ */
+export function readEventsMessage(body: unknown): EventsMessage | null {
+	let b = body;
+	if (typeof b === "string") {
+		try {
+			b = JSON.parse(b);
+		} catch {
+			return null;
+		}
+	}
+	return isEventsMessage(b) ? b : null;
+}
+
+function isEventsMessage(body: unknown): body is EventsMessage {
+	if (body === null || typeof body !== "object") return false;
+	const b = body as Partial<EventsMessage>;
+	return (
+		b.v === 1 &&
+		Array.isArray(b.events) &&
+		b.events.every(
+			(e: Partial<ChangeEvent>) =>
+				e &&
+				typeof e.id === "string" &&
+				typeof e.dataset === "string" &&
+				typeof e.key === "string" &&
+				typeof e.time === "number" &&
+				(e.op === "upsert" || e.op === "patch" || e.op === "delete"),
+		)
+	);
 }

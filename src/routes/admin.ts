@@ -47,7 +47,8 @@ adminRoutes.post("/dead-letters/:id/replay", admin, async (c) => {
 	const db = drizzle(c.env.DB);
 	const row = await db.select().from(deadLetters).where(eq(deadLetters.id, id)).get();
 	if (!row) throw new ApiError("not_found", `no dead letter ${id}`);
-	await c.env.EVENTS_QUEUE.send(JSON.parse(row.body), { contentType: "json" });
+	// Stored bodies are JSON text; sent as text, the consumer reads them like any producer message.
+	await c.env.EVENTS_QUEUE.send(row.body, { contentType: "text" });
 	const now = Date.now();
 	await db.update(deadLetters).set({ replayedAt: now }).where(eq(deadLetters.id, id));
 	return c.json({ id, replayed_at: new Date(now).toISOString() });

@@ -4,7 +4,7 @@ import { bodyLimit } from "hono/body-limit";
 import { requireScope } from "../auth/middleware";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
-import { assignIds, MAX_BODY_BYTES, parseEventsBody, type Rejected, rejectedToItems, validateEvent } from "../ingest/events";
+import { assignIds, type EncodedEvent, encodeEvent, MAX_BODY_BYTES, parseEventsBody, type Rejected, rejectedToItems, validateEvent } from "../ingest/events";
 import type { ChangeEvent } from "../ingest/merge";
 import { enqueueEvents } from "../ingest/producer";
 
@@ -29,12 +29,19 @@ eventRoutes.post(
 		const specs = await c.get("services").registry.all();
 		const principal = c.get("principal");
 		const receivedAt = Date.now();
-		const good: { event: ChangeEvent; sentTime: number | null }[] = [];
+		const valid: { index: number; event: ChangeEvent; sentTime: number | null }[] = [];
 		const mayWrite = (d: string) => !principal.datasets || principal.datasets.includes(d);
 		for (const { index, raw } of items) {
 			const v = validateEvent(raw, (d) => specs.get(d), receivedAt, mayWrite);
 			if (typeof v === "string") rejected.push({ index, error: v });
-			else good.push(v);
+			else valid.push({ index, ...v });
+		}
+		await assignIds(valid);
+		const good: EncodedEvent[] = [];
+		for (const v of valid) {
+			const encoded = encodeEvent(v.event);
+			if (typeof encoded === "string") rejected.push({ index: v.index, error: encoded });
+			else good.push(encoded);
 		}
 		rejected.sort((a, b) => a.index - b.index);
 		if (!good.length) {
@@ -42,11 +49,7 @@ eventRoutes.post(
 				errors: rejectedToItems(rejected),
 			});
 		}
-		await assignIds(good);
-		await enqueueEvents(
-			c.env.EVENTS_QUEUE,
-			good.map((g) => g.event),
-		);
+		await enqueueEvents(c.env.EVENTS_QUEUE, good);
 		return c.json({ accepted: good.length, rejected }, 202);
 	},
 );

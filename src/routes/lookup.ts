@@ -6,6 +6,7 @@ import type { AppEnv } from "../env";
 import { ApiError, type ProblemItem } from "../errors";
 import { isWellFormedKey, MAX_KEY_BYTES } from "../ingest/events";
 import { type LookupRequest, lookupRecords } from "../serving/lookup";
+import { lookupResultsJson } from "../serving/render";
 import { readContext } from "./read-context";
 import { parseIfStale } from "./records";
 import { checkFields, parseJsonBody, parseMaxStaleness } from "./validation";
@@ -78,5 +79,5 @@ lookupRoutes.post("/", requireScope("read"), async (c) => {
 	c.header("x-hotpath-tier", result.tiers.join(","));
 	c.header("server-timing", ctx.timing.header);
 	c.header("cache-control", "no-store");
-	return c.json({ results: result.results });
+	return c.body(lookupResultsJson(result.results), 200, { "content-type": "application/json" });
 });

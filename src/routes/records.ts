@@ -6,6 +6,7 @@ import { ApiError } from "../errors";
 import { isWellFormedKey, MAX_KEY_BYTES } from "../ingest/events";
 import type { IfStale } from "../serving/freshness";
 import { lookupRecords } from "../serving/lookup";
+import { recordViewJson } from "../serving/render";
 import { readContext } from "./read-context";
 import { checkFields, parseMaxStaleness } from "./validation";
 
@@ -24,7 +25,9 @@ recordRoutes.get("/:name/records/:key", requireScope("read"), async (c) => {
 	if (encoder.encode(key).length > MAX_KEY_BYTES) throw new ApiError("bad_request", `key is longer than ${MAX_KEY_BYTES} bytes`);
 	if (!isWellFormedKey(key)) throw new ApiError("bad_request", "key must be well-formed Unicode (it holds a lone surrogate)");
 	const spec = await c.get("services").registry.require(name);
-	const fieldsParam = c.req.query("fields");
+	// One pass over the query string, and none when there is none (the common case).
+	const query: Record<string, string | undefined> = c.req.url.includes("?") ? c.req.query() : {};
+	const fieldsParam = query.fields;
 	const fields = checkFields(
 		fieldsParam
 			? fieldsParam
@@ -35,8 +38,8 @@ recordRoutes.get("/:name/records/:key", requireScope("read"), async (c) => {
 		spec.fields,
 		"fields",
 	);
-	const maxStalenessS = parseMaxStaleness(c.req.query("max_staleness"), "max_staleness");
-	const ifStale = parseIfStale(c.req.query("if_stale"));
+	const maxStalenessS = parseMaxStaleness(query.max_staleness, "max_staleness");
+	const ifStale = parseIfStale(query.if_stale);
 
 	const ctx = readContext(c);
 	const { results, revisions, tiers } = await lookupRecords(c.get("services").reader, [{ spec, keys: [key], fields }], { maxStalenessS, ifStale }, ctx);
@@ -57,5 +60,5 @@ recordRoutes.get("/:name/records/:key", requireScope("read"), async (c) => {
 	} else c.header("cache-control", "no-cache");
 	const inm = c.req.header("if-none-match");
 	if (inm && (inm.trim() === "*" || inm.split(",").some((t) => t.trim() === etag))) return c.body(null, 304);
-	return c.json({ dataset: name, ...view });
+	return c.body(recordViewJson(view, name), 200, { "content-type": "application/json" });
 });

@@ -3,7 +3,7 @@ import { ApiError } from "../errors";
 import type { DatasetSpec } from "../registry/spec";
 import { recordCacheKey } from "../storage/cached-record";
 import { type FreshnessOptions, freshnessLimitMs, type RecordView, viewRecord } from "./freshness";
-import type { LookupRef, ReadContext, TieredReader } from "./reader";
+import type { LookupRef, ReadContext, Resolved, TieredReader } from "./reader";
 import type { TierName } from "./tier";
 
 export interface LookupRequest {
@@ -42,26 +42,28 @@ export async function lookupRecords(
 		}
 	}
 	const resolved = await reader.lookup(refs, ctx);
-	const unanswered = refs.filter((r) => !resolved.has(r.ck));
-	if (unanswered.length) {
-		throw new ApiError("unavailable", `no storage tier could answer ${unanswered.length} key(s), and no copy within max_staleness was cached; retry shortly`, {
+	let unanswered = 0;
+	for (const ref of refs) if (!resolved.has(ref.ck)) unanswered++;
+	if (unanswered) {
+		throw new ApiError("unavailable", `no storage tier could answer ${unanswered} key(s), and no copy within max_staleness was cached; retry shortly`, {
 			headers: { "retry-after": "1" },
 		});
 	}
 	const now = Date.now();
 	const used = new Set<TierName>();
 	const revisions: number[][] = [];
+	let next = 0; // refs are in request order, then key order
 	const results = requests.map((req) => {
 		const revs: number[] = [];
 		revisions.push(revs);
+		const viewOpts: FreshnessOptions = { ...opts, fields: req.fields };
 		return {
 			dataset: req.spec.name,
 			records: req.keys.map((key) => {
-				const r = resolved.get(recordCacheKey(req.spec.name, key));
-				if (!r) throw new Error("unreachable: every key was checked as resolved");
+				const r = resolved.get((refs[next++] as LookupRef).ck) as Resolved;
 				used.add(r.tier);
 				revs.push(r.rec.r);
-				return viewRecord(key, r.rec, req.spec, { ...opts, fields: req.fields }, now, r.fallback);
+				return viewRecord(key, r.rec, req.spec, viewOpts, now, r.fallback);
 			}),
 		};
 	});

@@ -84,45 +84,65 @@ export interface StateWrite {
 	prevRev: number | null;
 }
 
-const INSERT =
-	"INSERT INTO records (dataset, key, value, base_time, base_id, base_deleted, field_clocks, event_time, event_id, rev, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1, ?10) ON CONFLICT DO NOTHING";
-const UPDATE =
-	"UPDATE records SET value = ?3, base_time = ?4, base_id = ?5, base_deleted = ?6, field_clocks = ?7, event_time = ?8, event_id = ?9, rev = rev + 1, updated_at = ?10 WHERE dataset = ?1 AND key = ?2 AND rev = ?11";
+// Many writes in one statement: one JSON parameter (D1 allows 100 bound parameters, but strings of
+// up to 2 MB), unpacked by json_each. A key new to D1 is written with rev 1 and, if another writer
+// inserted it meanwhile, left alone; a known key is updated only while D1 still holds the revision
+// it was merged onto. RETURNING yields exactly the rows written. (`WHERE true` keeps SQLite from
+// reading ON CONFLICT as part of the SELECT's join.)
+const WRITE_MANY = `INSERT INTO records (dataset, key, value, base_time, base_id, base_deleted, field_clocks, event_time, event_id, rev, updated_at)
+SELECT w.value ->> 0, w.value ->> 1, nullif(w.value -> 2, 'null'), w.value ->> 3, w.value ->> 4, w.value ->> 5, w.value -> 6, w.value ->> 7, w.value ->> 8, w.value ->> 9, ?2
+FROM json_each(?1) AS w WHERE true
+ON CONFLICT (dataset, key) DO UPDATE SET value = excluded.value, base_time = excluded.base_time, base_id = excluded.base_id,
+  base_deleted = excluded.base_deleted, field_clocks = excluded.field_clocks, event_time = excluded.event_time, event_id = excluded.event_id,
+  rev = excluded.rev, updated_at = excluded.updated_at
+WHERE records.rev = excluded.rev - 1
+RETURNING dataset, key, rev`;
 
-// Statements per db.batch call. Each statement binds 11 parameters, well under D1's 100.
-const STATEMENTS_PER_BATCH = 100;
+// Bounds on one statement: its JSON parameter stays under D1's 2 MB per string (counted in UTF-16
+// units, at most 3 bytes each), and one statement's work well under D1's per-query time limit.
+const WRITE_CHARS = 600_000;
+const WRITE_ROWS = 500;
 
 /**
  * Writes merged states, each only if the row is still at the revision it was merged onto, so two
- * consumers working on one key cannot overwrite each other. Each db.batch is one transaction.
+ * consumers working on one key cannot overwrite each other. Each statement is atomic.
  * Returns, per write, the new revision, or null when another writer got there first.
  */
 export async function writeStates(db: D1Database, writes: StateWrite[], now = Date.now()): Promise<(number | null)[]> {
-	const insert = db.prepare(INSERT);
-	const update = db.prepare(UPDATE);
-	const out: (number | null)[] = [];
-	for (let i = 0; i < writes.length; i += STATEMENTS_PER_BATCH) {
-		const chunk = writes.slice(i, i + STATEMENTS_PER_BATCH);
-		const stmts = chunk.map((w) => {
-			const s = w.state;
-			const args = [
-				w.dataset,
-				w.key,
-				s.value === null ? null : JSON.stringify(s.value),
-				s.base?.[0] ?? null,
-				s.base?.[1] ?? null,
-				s.baseDeleted ? 1 : 0,
-				JSON.stringify(s.fieldClocks),
-				s.clock[0],
-				s.clock[1],
-				now,
-			];
-			return w.prevRev === null ? insert.bind(...args) : update.bind(...args, w.prevRev);
-		});
-		const results = await db.batch(stmts);
-		chunk.forEach((w, j) => {
-			out.push(results[j]?.meta.changes === 1 ? (w.prevRev ?? 0) + 1 : null);
-		});
+	const written = new Map<string, number>();
+	let rows: string[] = [];
+	let chars = 0;
+	const flush = async () => {
+		if (!rows.length) return;
+		const { results } = await db
+			.prepare(WRITE_MANY)
+			.bind(`[${rows.join(",")}]`, now)
+			.all<{ dataset: string; key: string; rev: number }>();
+		for (const r of results) written.set(recordCacheKey(r.dataset, r.key), r.rev);
+		rows = [];
+		chars = 0;
+	};
+	for (const w of writes) {
+		const s = w.state;
+		const row = JSON.stringify([
+			w.dataset,
+			w.key,
+			s.value,
+			s.base?.[0] ?? null,
+			s.base?.[1] ?? null,
+			s.baseDeleted ? 1 : 0,
+			s.fieldClocks,
+			s.clock[0],
+			s.clock[1],
+			(w.prevRev ?? 0) + 1,
+		]);
+		if (rows.length && (rows.length >= WRITE_ROWS || chars + row.length > WRITE_CHARS)) await flush();
+		rows.push(row);
+		chars += row.length;
 	}
-	return out;
+	await flush();
+	return writes.map((w) => {
+		const rev = written.get(recordCacheKey(w.dataset, w.key));
+		return rev === (w.prevRev ?? 0) + 1 ? rev : null;
+	});
 }

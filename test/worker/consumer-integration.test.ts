@@ -63,18 +63,66 @@ describe("events consumer (hotpath-events)", () => {
 			expect(await kvRecord(ds, k)).toBeNull();
 		});
 
-		it("applies a message, acks it explicitly, and leaves the record in D1 and in KV", async () => {
+		it("applies a message, acks it explicitly, leaves the record in D1, and refreshes the copy KV holds", async () => {
 			const k = uniqueName("k");
-			await holdInKv(ds, k);
 			const t = Date.now() - 1000;
-			const msg = message(eventsBody([ev(k, "upsert", t, { a: 1, b: "x" }, "e1")]));
-			const result = await runQueue(EVENTS_QUEUE, [msg]);
-			expect(result.explicitAcks).toEqual([msg.id]);
+			const first = message(eventsBody([ev(k, "upsert", t, { a: 1, b: "x" }, "e1")]));
+			const result = await runQueue(EVENTS_QUEUE, [first]);
+			expect(result.explicitAcks).toEqual([first.id]);
 			expect(result.retryMessages).toEqual([]);
 			expect(result.ackAll).toBe(false);
 			const row = await d1Record(ds, k);
 			expect(row).toMatchObject({ dataset: ds, key: k, value: JSON.stringify({ a: 1, b: "x" }), event_time: t, event_id: "e1", rev: 1, base_deleted: 0 });
-			expect(await kvRecord(ds, k)).toEqual({ v: { a: 1, b: "x" }, t, i: "e1", r: 1 });
+			// A key new to D1 cannot have a KV copy: the consumer neither asks KV nor writes it.
+			expect(await kvRecord(ds, k)).toBeNull();
+
+			await holdInKv(ds, k);
+			const second = message(eventsBody([ev(k, "upsert", t + 1, { a: 2 }, "e2")]));
+			expect((await runQueue(EVENTS_QUEUE, [second])).explicitAcks).toEqual([second.id]);
+			expect((await d1Record(ds, k))?.rev).toBe(2);
+			expect(await kvRecord(ds, k)).toEqual({ v: { a: 2 }, t: t + 1, i: "e2", r: 2 });
+		});
+
+		it("applies a message sent as JSON text, as the producer sends it", async () => {
+			const k = uniqueName("txt");
+			const msg = message(JSON.stringify(eventsBody([ev(k, "upsert", Date.now(), { a: 7 })])));
+			expect((await runQueue(EVENTS_QUEUE, [msg])).explicitAcks).toEqual([msg.id]);
+			expect(JSON.parse((await d1Record(ds, k))?.value ?? "null")).toEqual({ a: 7 });
+		});
+
+		it("writes a batch larger than one statement takes (1,200 keys), every key once, at rev 1 then rev 2", async () => {
+			const prefix = uniqueName("many");
+			const t = Date.now() - 5000;
+			const keys = Array.from({ length: 1200 }, (_, i) => `${prefix}_${i}`);
+			const first = keys.map((k, i) => ev(k, "upsert", t, { a: i }));
+			expect((await runQueue(EVENTS_QUEUE, [message(eventsBody(first))])).retryMessages).toEqual([]);
+			const second = keys.map((k, i) => ev(k, "patch", t + 1, { b: `p${i}` }));
+			expect((await runQueue(EVENTS_QUEUE, [message(eventsBody(second))])).retryMessages).toEqual([]);
+			const { results } = await env.DB.prepare("SELECT key, value, rev FROM records WHERE dataset = ?1 AND key LIKE ?2")
+				.bind(ds, `${prefix}_%`)
+				.all<{ key: string; value: string; rev: number }>();
+			expect(results).toHaveLength(1200);
+			for (const r of results) {
+				const i = Number(r.key.slice(prefix.length + 1));
+				expect(r.rev).toBe(2);
+				expect(JSON.parse(r.value)).toEqual({ a: i, b: `p${i}` });
+			}
+		});
+
+		it("values survive D1's JSON handling exactly: unicode, escapes, floats, large and negative numbers, nesting", async () => {
+			const jds = await createDataset({ key: "id", fields: { j: "json", s: "string", f: "float", i: "int" }, ttl_seconds: 3600 });
+			const value = {
+				j: { deep: [1, [2, [3, { x: null }]]], empty: {}, list: [], t: true, "key with spaces": "v" },
+				s: 'ünïcødé ✓ 😀 "quoted" back\\slash \n newline \u2028 \t tab <script>',
+				f: -1.2345678901234567e-12,
+				i: 9007199254740991,
+			};
+			const k = uniqueName("fid");
+			const msg = message(JSON.stringify(eventsBody([{ ...ev(k, "upsert", Date.now(), value), dataset: jds }])));
+			expect((await runQueue(EVENTS_QUEUE, [msg])).explicitAcks).toEqual([msg.id]);
+			expect(JSON.parse((await d1Record(jds, k))?.value ?? "null")).toEqual(value);
+			const read = await expectJson<{ value: unknown }>(await call("GET", `/v1/datasets/${jds}/records/${k}`), 200);
+			expect(read.value).toEqual(value);
 		});
 
 		it("acks every message of a batch, events of many keys and datasets", async () => {
@@ -95,7 +143,6 @@ describe("events consumer (hotpath-events)", () => {
 
 		it("folds several events for one key in one batch into one D1 write (rev grows by 1 per batch)", async () => {
 			const k = uniqueName("k");
-			await holdInKv(ds, k);
 			const t = Date.now() - 10_000;
 			await runQueue(EVENTS_QUEUE, [
 				message(eventsBody([ev(k, "upsert", t, { a: 1 }), ev(k, "patch", t + 1, { b: "p" })])),
@@ -104,7 +151,7 @@ describe("events consumer (hotpath-events)", () => {
 			let row = await d1Record(ds, k);
 			expect(row?.rev).toBe(1);
 			expect(JSON.parse(row?.value ?? "null")).toEqual({ a: 2, b: "p" });
-			expect((await kvRecord(ds, k))?.r).toBe(1);
+			await holdInKv(ds, k);
 
 			await runQueue(EVENTS_QUEUE, [
 				message(eventsBody([ev(k, "patch", t + 3, { c: true }), ev(k, "patch", t + 4, { b: "q" }), ev(k, "patch", t + 5, { a: 3 })])),
@@ -260,6 +307,13 @@ describe("events consumer (hotpath-events)", () => {
 				replayed_at: null,
 			});
 			expect(JSON.parse(row?.body ?? "undefined")).toEqual(body);
+		});
+
+		it("a text body that is JSON but not an events message is stored as that JSON", async () => {
+			const msg = message('{"v":3,"note":"from elsewhere"}');
+			expect((await runQueue(EVENTS_QUEUE, [msg])).explicitAcks).toEqual([msg.id]);
+			const row = await deadLetterByMessageId(msg.id);
+			expect(row?.body).toBe('{"v":3,"note":"from elsewhere"}');
 		});
 
 		it("a poison message does not hold up the good messages of its batch", async () => {
