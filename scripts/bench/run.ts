@@ -303,6 +303,30 @@ async function main() {
 			if (r.note?.startsWith("WARNING")) log(`  ${r.note}`);
 		}
 
+		// The L0 target compares two figures that each move by ~10% between windows on this shared
+		// machine, so it is judged on short back-to-back pairs (baseline, then read-l0-hit), by the
+		// median of the pairs' ratios, rather than on two windows that ran a minute apart.
+		const pairs: L0Pair[] = [];
+		if (wanted("read-l0-hit")) {
+			const [baseS, l0S] = [scenarios[0], scenarios.find((x) => x.name === "read-l0-hit")] as [ReadScenario, ReadScenario];
+			const rounds = args.quick ? 3 : 5;
+			log(`[${elapsed()}] read-l0-hit vs baseline-hello: ${rounds} back-to-back pairs of ${PAIR_WINDOW_S} s windows`);
+			for (let i = 0; i < rounds; i++) {
+				await waitIdle(w.workerdPid);
+				const b = await readScenario({ ...baseS, warmupS: 1 }, w, base, readKey, getStats, PAIR_WINDOW_S);
+				await waitIdle(w.workerdPid);
+				const l = await readScenario({ ...l0S, warmupS: 1 }, w, base, readKey, getStats, PAIR_WINDOW_S);
+				pairs.push({
+					baseline_rps: b.rps,
+					l0_rps: l.rps,
+					ratio: l.rps / b.rps,
+					baseline_cpu_ms: b.cpu_ms_per_req ?? null,
+					l0_cpu_ms: l.cpu_ms_per_req ?? null,
+				});
+				log(`  pair ${i + 1}: baseline ${Math.round(b.rps)} rps, read-l0-hit ${Math.round(l.rps)} rps = ${(l.rps / b.rps).toFixed(2)}x`);
+			}
+		}
+
 		if (wanted("ingest")) {
 			await waitIdle(w.workerdPid);
 			log(`[${elapsed()}] ingest`);
@@ -311,7 +335,7 @@ async function main() {
 
 		// ---- report ---------------------------------------------------------------------------
 		const rows = withRatios(results);
-		const targets = evaluateTargets(rows, bundle.bytes);
+		const targets = evaluateTargets(rows, bundle.bytes, pairs);
 		const header = [
 			`run: ${new Date(runStarted).toISOString()}, \`npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}\`, ${((Date.now() - runStarted) / 1000).toFixed(0)} s`,
 			`machine: ${m.nproc} vCPU ${m.cpu_model}, ${m.mem_total_mib} MiB RAM, ${m.os}, node ${m.node}, load average at start ${m.load_avg_at_start.join(" ")}`,
@@ -326,6 +350,11 @@ async function main() {
 			`load: autocannon in a separate process, ${CONNECTIONS} connections, warm-up ${timing.warmupS} s (tier scenarios ${timing.tierWarmupS} s), window ${timing.durationS} s`,
 			`ratios are against baseline-hello (GET ${baselinePath}) from this run; cpu is workerd's user+system time per request, workerd cores = that time over the window`,
 		];
+		if (pairs.length) {
+			header.push(
+				`read-l0-hit / baseline-hello in ${pairs.length} back-to-back pairs of ${PAIR_WINDOW_S} s windows: ${pairs.map((p) => `${p.ratio.toFixed(2)}x`).join(", ")} (median ${median(pairs.map((p) => p.ratio)).toFixed(2)}x)`,
+			);
+		}
 		const b0 = rows.find((r) => r.name === "baseline-hello");
 		const b1 = rows.find((r) => r.name === "baseline-hello-end");
 		if (b0 && b1)
@@ -339,6 +368,7 @@ async function main() {
 				scenarios: rows,
 				targets,
 				header,
+				l0_pairs: pairs,
 				bundle: { bytes: bundle.bytes, gzip_bytes: bundle.gzipBytes, limit_bytes: MIB, within_limit: bundle.bytes <= MIB },
 				machine: m,
 				calibration,
@@ -362,9 +392,32 @@ async function main() {
 	}
 }
 
-async function readScenario(s: ReadScenario, w: RunningWorker, base: URL, readKey: string, getStats: () => Promise<Stats>): Promise<ScenarioResult> {
+interface L0Pair {
+	baseline_rps: number;
+	l0_rps: number;
+	ratio: number;
+	baseline_cpu_ms: number | null;
+	l0_cpu_ms: number | null;
+}
+
+const PAIR_WINDOW_S = 3;
+
+function median(xs: number[]): number {
+	const s = [...xs].sort((a, b) => a - b);
+	const mid = Math.floor(s.length / 2);
+	return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}
+
+async function readScenario(
+	s: ReadScenario,
+	w: RunningWorker,
+	base: URL,
+	readKey: string,
+	getStats: () => Promise<Stats>,
+	durationS = timing.durationS,
+): Promise<ScenarioResult> {
 	const stats0 = await getStats();
-	const job: Job = { url: base.href, token: readKey, connections: CONNECTIONS, warmupS: s.warmupS, durationS: timing.durationS, gen: s.gen };
+	const job: Job = { url: base.href, token: readKey, connections: CONNECTIONS, warmupS: s.warmupS, durationS, gen: s.gen };
 	const { load, workerdCpuMs, upstashCpuMs, redisCpuMs, logs, profile, wallMs } = await runLoad(job, w, undefined, s.name);
 	if (profile) logProfile(profile, workerdCpuMs);
 	const stats1 = await getStats();
@@ -382,7 +435,7 @@ async function readScenario(s: ReadScenario, w: RunningWorker, base: URL, readKe
 	const expectedShare = s.expect ? (load.tiers[s.expect] ?? 0) / Math.max(1, totalTier) : undefined;
 	const n = load.ok;
 	const problems: string[] = [];
-	if (!n) problems.push(`no successful response within the ${timing.durationS} s window (${load.requests} requests completed)`);
+	if (!n) problems.push(`no successful response within the ${durationS} s window (${load.requests} requests completed)`);
 	if (expectedShare !== undefined && expectedShare < 0.95) problems.push(`only ${(expectedShare * 100).toFixed(1)}% answered by ${s.expect}`);
 	if (load.exhausted) problems.push(`key slice exhausted after ${load.keysUsed} keys: window cut to ${load.elapsedS.toFixed(1)} s`);
 	const non2xx = Object.values(load.non2xx).reduce((a, b) => a + b, 0);
@@ -638,7 +691,7 @@ async function ingestScenario(w: RunningWorker, writeKey: string, readKey: strin
 	};
 }
 
-function evaluateTargets(rows: ScenarioResult[], bundleBytes: number): Target[] {
+function evaluateTargets(rows: ScenarioResult[], bundleBytes: number, pairs: L0Pair[]): Target[] {
 	const by = (n: string) => rows.find((r) => r.name === n);
 	const base = by("baseline-hello");
 	const l0 = by("read-l0-hit");
@@ -646,12 +699,13 @@ function evaluateTargets(rows: ScenarioResult[], bundleBytes: number): Target[] 
 	const b100 = by("lookup-batch-100");
 	const ing = by("ingest");
 	const t: Target[] = [];
+	const pairRatio = pairs.length ? median(pairs.map((p) => p.ratio)) : null;
 	t.push(
-		l0 && base
+		l0 && base && pairRatio !== null
 			? {
 					name: "read-l0-hit rps >= 0.9x baseline",
-					met: l0.rps >= 0.9 * base.rps,
-					detail: `${Math.round(l0.rps)} vs ${Math.round(base.rps)} rps = ${(l0.rps / base.rps).toFixed(2)}x`,
+					met: pairRatio >= 0.9,
+					detail: `median of ${pairs.length} back-to-back pairs ${pairRatio.toFixed(2)}x (${pairs.map((p) => p.ratio.toFixed(2)).join(", ")}); the table's single windows: ${Math.round(l0.rps)} vs ${Math.round(base.rps)} rps = ${(l0.rps / base.rps).toFixed(2)}x`,
 				}
 			: { name: "read-l0-hit rps >= 0.9x baseline", met: null, detail: "not run" },
 	);
