@@ -184,6 +184,20 @@ export class LogTally {
 	}
 }
 
+/** Where the floor worker answers: requests reach it through Miniflare's entry router, like the worker's own. */
+export const FLOOR_PATH = "/bench-floor/record";
+
+/**
+ * A worker that answers every request with one constant response: the runtime's cost of sending
+ * a response of a given size and headers, with no routing, auth or lookup. Compared with
+ * read-l0-hit, it shows how much of an L0 hit is the response itself.
+ */
+function floorScript(body: string, headers: Record<string, string>): string {
+	return `const BODY = ${JSON.stringify(body)};
+const HEADERS = ${JSON.stringify(headers)};
+export default { fetch() { return new Response(BODY, { headers: HEADERS }); } };`;
+}
+
 export async function startWorker(opts: {
 	bundle: Bundle;
 	config: WorkerConfig;
@@ -191,6 +205,8 @@ export async function startWorker(opts: {
 	verbose?: boolean;
 	/** Open workerd's DevTools inspector (for --cpu-prof). */
 	inspector?: boolean;
+	/** The constant response of the floor worker at FLOOR_PATH. */
+	floor: { body: string; headers: Record<string, string> };
 }): Promise<RunningWorker> {
 	const { bundle, config } = opts;
 	const logs = new LogTally();
@@ -220,6 +236,13 @@ export async function startWorker(opts: {
 				d1Databases: { DB: config.v4.d1Databases[dbBinding] as string },
 				kvNamespaces: { KV: Object.values(config.v4.kvNamespaces)[0] as string },
 				unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }],
+			},
+			{
+				name: "bench-floor",
+				modules: true,
+				script: floorScript(opts.floor.body, opts.floor.headers),
+				compatibilityDate: config.compatibilityDate,
+				routes: [`*${FLOOR_PATH}`],
 			},
 		],
 	});
