@@ -7,25 +7,34 @@ import { drizzle } from "drizzle-orm/d1";
 import type { Services } from "../services";
 import { writeThroughKv } from "../serving/kv-tier";
 import { recordCacheKey } from "../storage/cached-record";
+import { readRecords } from "../storage/records";
 import { deadLetters } from "../storage/schema";
-import { applyEvents } from "./apply";
+import { type AppliedRecord, applyEvents } from "./apply";
 import type { ChangeEvent } from "./merge";
-import { readEventsMessage } from "./producer";
+import { enqueueRefresh, readQueueMessage } from "./producer";
 
 /** Delay before a failed message is retried: 2, 4, 8... seconds, at most a minute. */
 const retryDelay = (attempts: number) => Math.min(60, 2 ** attempts);
 
-export async function consumeEvents(batch: MessageBatch<unknown>, services: Services): Promise<void> {
+export interface ConsumeOptions {
+	/** KV operations the write-through may spend in this invocation (see KV_OPS_PER_INVOCATION). */
+	kvOps?: number;
+}
+
+export async function consumeEvents(batch: MessageBatch<unknown>, services: Services, opts: ConsumeOptions = {}): Promise<void> {
 	const { env } = services;
 	const events: ChangeEvent[] = [];
+	const refresh: { dataset: string; key: string }[] = [];
 	const good: Message<unknown>[] = [];
 	const poison: Message<unknown>[] = [];
 	for (const msg of batch.messages) {
-		const body = readEventsMessage(msg.body);
-		if (body) {
-			for (const e of body.events) events.push(e);
+		const body = readQueueMessage(msg.body);
+		if (!body) poison.push(msg);
+		else {
+			if (body.kind === "events") for (const e of body.events) events.push(e);
+			else for (const r of body.refs) refresh.push(r);
 			good.push(msg);
-		} else poison.push(msg);
+		}
 	}
 	if (poison.length) {
 		// A message no retry can fix goes straight to the dead-letter table rather than burning retries.
@@ -37,45 +46,61 @@ export async function consumeEvents(batch: MessageBatch<unknown>, services: Serv
 		}
 	}
 	if (!good.length) return;
+	const retryAll = () => {
+		for (const m of good) m.retry({ delaySeconds: retryDelay(m.attempts) });
+	};
 
-	let applied: Awaited<ReturnType<typeof applyEvents>>;
+	let applied: AppliedRecord[];
 	try {
-		applied = await applyEvents(env.DB, events);
+		applied = events.length ? await applyEvents(env.DB, events) : [];
 	} catch (e) {
 		console.error(JSON.stringify({ msg: "applying events to D1 failed; retrying", error: String(e), messages: good.length }));
-		for (const m of good) m.retry({ delaySeconds: retryDelay(m.attempts) });
-		return;
+		return retryAll();
 	}
 
 	// D1 has committed: the events are durable. Now bring the caches up to D1's state.
 	const now = Date.now();
 	const l0 = services.reader.l0;
-	const entries = applied.map((a) => ({ ck: recordCacheKey(a.dataset, a.key), rec: a.rec }));
+	const entries = applied.map((a) => ({ dataset: a.dataset, key: a.key, ck: recordCacheKey(a.dataset, a.key), rec: a.rec }));
 	for (const e of entries) l0.set(e.ck, e.rec, now);
+	// A key this batch created in D1 (now at revision 1) cannot have a KV copy yet: skip asking KV.
+	const kvEntries = entries.filter((_, i) => !(applied[i]?.changed && applied[i]?.rec.r === 1));
 	try {
-		// A key this batch created in D1 (now at revision 1) cannot have a KV copy yet: skip asking KV.
-		await writeThroughKv(
-			env.RECORDS_KV,
-			entries.filter((_, i) => !(applied[i]?.changed && applied[i]?.rec.r === 1)),
-		);
+		if (refresh.length) {
+			// Keys an earlier invocation could not refresh in KV: D1's current state, whatever it is now.
+			const found = await readRecords(
+				env.DB,
+				refresh.map((r) => ({ ...r, ck: recordCacheKey(r.dataset, r.key) })),
+			);
+			const queued = new Set(kvEntries.map((e) => e.ck));
+			for (const r of refresh) {
+				const ck = recordCacheKey(r.dataset, r.key);
+				const rec = found.get(ck);
+				if (rec && !queued.has(ck)) {
+					queued.add(ck);
+					kvEntries.push({ ...r, ck, rec });
+				}
+			}
+		}
+		const { deferred } = await writeThroughKv(env.RECORDS_KV, kvEntries, opts.kvOps);
+		// Past the invocation's KV operations: the rest goes round again as a refresh message, since
+		// write-through copies do not expire and must not stay behind D1.
+		if (deferred.length) await enqueueRefresh(env.EVENTS_QUEUE, deferred);
 	} catch (e) {
-		// KV copies do not expire, so a missed refresh must be redone: the retry re-applies idempotently
-		// (D1 is unchanged) and writes KV again.
+		// A missed refresh must be redone: the retry re-applies idempotently (D1 is unchanged) and writes KV again.
 		console.error(JSON.stringify({ msg: "KV refresh failed; retrying", error: String(e) }));
-		for (const m of good) m.retry({ delaySeconds: retryDelay(m.attempts) });
-		return;
+		return retryAll();
 	}
 	// An open breaker means Redis is known to be down: skip it rather than hold up the events.
 	// Otherwise a failed write is retried like a KV failure, so Redis never keeps an older copy.
-	if (services.redis?.available()) {
+	if (entries.length && services.redis?.available()) {
 		const specs = await services.registry.all();
 		try {
-			await services.redis.write(entries.map((e, i) => ({ ...e, ttlSeconds: specs.get(applied[i]?.dataset ?? "")?.ttl_seconds ?? 3600 })));
+			await services.redis.write(entries.map((e) => ({ ck: e.ck, rec: e.rec, ttlSeconds: specs.get(e.dataset)?.ttl_seconds ?? 3600 })));
 		} catch (e) {
 			services.stats.count("redis", "errors");
 			console.error(JSON.stringify({ msg: "Redis refresh failed; retrying", error: String(e) }));
-			for (const m of good) m.retry({ delaySeconds: retryDelay(m.attempts) });
-			return;
+			return retryAll();
 		}
 	}
 	for (const m of good) m.ack();

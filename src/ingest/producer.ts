@@ -18,34 +18,49 @@ export interface EventsMessage {
 const MESSAGE_BYTES = 110 * 1024;
 const BATCH_BYTES = 240 * 1024;
 const BATCH_MESSAGES = 100;
-const HEAD = '{"v":1,"events":[';
+const encoder = new TextEncoder();
+const EVENTS_HEAD = '{"v":1,"events":[';
+const REFRESH_HEAD = '{"v":1,"refresh":[';
 const TAIL = "]}";
 
+/**
+ * The body of a cache-refresh message: keys whose KV copies the consumer could not refresh within
+ * one invocation's KV operations. The consumer that takes it reads D1's current state of each.
+ */
+export interface RefreshMessage {
+	v: 1;
+	refresh: { dataset: string; key: string }[];
+}
+
 interface Packed {
-	/** JSON text of an EventsMessage. */
+	/** JSON text of an EventsMessage or a RefreshMessage. */
 	body: string;
 	bytes: number;
 	count: number;
 }
 
-/** Groups encoded events into message bodies under MESSAGE_BYTES. Exported for tests. */
-export function packMessages(events: readonly EncodedEvent[]): Packed[] {
+/** Groups JSON parts into message bodies `head part,part,... ]}` under MESSAGE_BYTES. */
+function packParts(parts: readonly EncodedEvent[], head: string): Packed[] {
 	const out: Packed[] = [];
-	let parts: string[] = [];
-	let bytes = HEAD.length + TAIL.length;
+	let texts: string[] = [];
+	let bytes = head.length + TAIL.length;
 	const flush = () => {
-		if (parts.length) out.push({ body: HEAD + parts.join(",") + TAIL, bytes, count: parts.length });
-		parts = [];
-		bytes = HEAD.length + TAIL.length;
+		if (texts.length) out.push({ body: head + texts.join(",") + TAIL, bytes, count: texts.length });
+		texts = [];
+		bytes = head.length + TAIL.length;
 	};
-	for (const e of events) {
-		const size = e.bytes + (parts.length ? 1 : 0);
-		if (parts.length && bytes + size > MESSAGE_BYTES) flush();
-		bytes += e.bytes + (parts.length ? 1 : 0);
-		parts.push(e.json);
+	for (const p of parts) {
+		if (texts.length && bytes + p.bytes + 1 > MESSAGE_BYTES) flush();
+		bytes += p.bytes + (texts.length ? 1 : 0);
+		texts.push(p.json);
 	}
 	flush();
 	return out;
+}
+
+/** Groups encoded events into message bodies under MESSAGE_BYTES. Exported for tests. */
+export function packMessages(events: readonly EncodedEvent[]): Packed[] {
+	return packParts(events, EVENTS_HEAD);
 }
 
 /** Groups messages into sendBatch calls under the per-call limits. Exported for tests. */
@@ -87,11 +102,24 @@ export async function enqueueEvents(queue: Queue<unknown>, events: readonly Enco
 	}
 }
 
+/** Queues cache-refresh messages for keys. Throws if the queue refuses them. */
+export async function enqueueRefresh(queue: Queue<unknown>, refs: readonly { dataset: string; key: string }[]): Promise<void> {
+	const parts = refs.map((r) => {
+		const json = JSON.stringify({ dataset: r.dataset, key: r.key });
+		return { json, bytes: encoder.encode(json).length };
+	});
+	for (const batch of packBatches(packParts(parts, REFRESH_HEAD))) {
+		await queue.sendBatch(batch.map((m) => ({ body: m.body, contentType: "text" as const })));
+	}
+}
+
+export type QueueMessage = { kind: "events"; events: ChangeEvent[] } | { kind: "refresh"; refs: { dataset: string; key: string }[] };
+
 /**
  * Reads a message body back: the JSON text the producer sends, or an already-parsed object (a
- * message sent as `json`). Returns null for anything that is not an events message.
+ * message sent as `json`). Returns null for anything that is neither an events nor a refresh message.
  */
-export function readEventsMessage(body: unknown): EventsMessage | null {
+export function readQueueMessage(body: unknown): QueueMessage | null {
 	let b = body;
 	if (typeof b === "string") {
 		try {
@@ -100,7 +128,9 @@ export function readEventsMessage(body: unknown): EventsMessage | null {
 			return null;
 		}
 	}
-	return isEventsMessage(b) ? b : null;
+	if (isEventsMessage(b)) return { kind: "events", events: b.events };
+	if (isRefreshMessage(b)) return { kind: "refresh", refs: b.refresh };
+	return null;
 }
 
 function isEventsMessage(body: unknown): body is EventsMessage {
@@ -119,4 +149,10 @@ function isEventsMessage(body: unknown): body is EventsMessage {
 				(e.op === "upsert" || e.op === "patch" || e.op === "delete"),
 		)
 	);
+}
+
+function isRefreshMessage(body: unknown): body is RefreshMessage {
+	if (body === null || typeof body !== "object") return false;
+	const b = body as Partial<RefreshMessage>;
+	return b.v === 1 && Array.isArray(b.refresh) && b.refresh.every((r) => r && typeof r.dataset === "string" && typeof r.key === "string");
 }

@@ -1,6 +1,6 @@
 /** L2: Workers KV. Bulk reads; write-back of records found in D1 (never negatives: KV's minimum TTL is 60 s). */
 import { type CachedRecord, decodeRecord, encodeRecord } from "../storage/cached-record";
-import { kvGetMany } from "../storage/kv";
+import { KV_BULK_LIMIT, kvGetMany } from "../storage/kv";
 import type { Found, RecordRef, Tier } from "./tier";
 
 /** Most KV puts one read's fill makes. */
@@ -49,22 +49,47 @@ export class KvTier implements Tier {
 }
 
 /**
+ * KV operations one consumer invocation may spend on write-through. Workers allow 1,000 per
+ * invocation (a bulk get of up to 100 keys is one); the rest is headroom.
+ */
+export const KV_OPS_PER_INVOCATION = 900;
+
+export interface KvRefresh {
+	ck: string;
+	rec: CachedRecord;
+}
+
+/**
  * Write-through from the consumer: refreshes the copies KV holds, each key once per batch (KV
  * allows one write per second per key), skipping keys where KV already holds the same or a newer
  * revision. Keys KV does not hold are left to read fills: writing every changed key would cost a
  * KV write (and a subrequest) per event for keys that may never be read at the edge, and KV
  * holding nothing is as consistent as KV holding D1's value.
+ *
+ * Spends at most `opsBudget` KV operations. Entries it could not check or write are returned:
+ * the caller must refresh them in a later invocation, because write-through copies do not expire.
  */
-export async function writeThroughKv(kv: KVNamespace, entries: { ck: string; rec: CachedRecord }[]): Promise<number> {
-	if (!entries.length) return 0;
+export async function writeThroughKv<E extends KvRefresh>(
+	kv: KVNamespace,
+	entries: E[],
+	opsBudget = KV_OPS_PER_INVOCATION,
+): Promise<{ written: number; deferred: E[] }> {
+	if (!entries.length) return { written: 0, deferred: [] };
+	// Look up at most half the budget's worth of bulk gets, so puts keep the other half at least.
+	const checkable = Math.max(1, Math.floor(opsBudget / 2)) * KV_BULK_LIMIT;
+	const checked = entries.slice(0, checkable);
+	const deferred = entries.slice(checkable);
 	const held = await kvGetMany(
 		kv,
-		entries.map((e) => e.ck),
+		checked.map((e) => e.ck),
 	);
-	const toWrite = entries.filter((e) => {
+	const gets = checked.length === 1 ? 1 : Math.ceil(checked.length / KV_BULK_LIMIT);
+	const stale = checked.filter((e) => {
 		const r = decodeRecord(held.get(e.ck))?.r;
 		return r !== undefined && r < e.rec.r;
 	});
-	await Promise.all(toWrite.map((e) => kv.put(e.ck, encodeRecord(e.rec))));
-	return toWrite.length;
+	const puts = Math.max(0, opsBudget - gets);
+	await Promise.all(stale.slice(0, puts).map((e) => kv.put(e.ck, encodeRecord(e.rec))));
+	deferred.push(...stale.slice(puts));
+	return { written: Math.min(puts, stale.length), deferred };
 }

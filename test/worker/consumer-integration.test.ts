@@ -3,7 +3,10 @@
  * commit, KV write-through, dead letters and their replay, retries, and convergence of
  * out-of-order, duplicated events.
  */
+import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
+import { consumeEvents } from "../../src/ingest/consumer";
+import { servicesFor } from "../../src/services";
 import {
 	call,
 	createDataset,
@@ -13,6 +16,7 @@ import {
 	EVENTS_QUEUE,
 	env,
 	eventsBody,
+	eventually,
 	expectJson,
 	expectProblem,
 	holdInKv,
@@ -123,6 +127,44 @@ describe("events consumer (hotpath-events)", () => {
 			expect(JSON.parse((await d1Record(jds, k))?.value ?? "null")).toEqual(value);
 			const read = await expectJson<{ value: unknown }>(await call("GET", `/v1/datasets/${jds}/records/${k}`), 200);
 			expect(read.value).toEqual(value);
+		});
+
+		it("past one invocation's KV operations, the rest of the held keys is refreshed by a follow-up message", async () => {
+			const prefix = uniqueName("budget");
+			const t = Date.now() - 5000;
+			const keys = Array.from({ length: 40 }, (_, i) => `${prefix}_${i}`);
+			await runQueue(EVENTS_QUEUE, [message(eventsBody(keys.map((k) => ev(k, "upsert", t, { a: 1 }))))]);
+			for (const k of keys) await holdInKv(ds, k);
+			// 1 bulk get + 9 puts: 31 held keys are left for the refresh message on the real queue.
+			const batch = createMessageBatch(EVENTS_QUEUE, [message(eventsBody(keys.map((k) => ev(k, "upsert", t + 1, { a: 2 }))))]);
+			await consumeEvents(batch, servicesFor(env), { kvOps: 10 });
+			const result = await getQueueResult(batch, createExecutionContext());
+			expect(result.explicitAcks).toHaveLength(1);
+			const refreshed = async () => (await Promise.all(keys.map((k) => kvRecord(ds, k)))).filter((c) => c?.r === 2).length;
+			expect(await refreshed()).toBe(9);
+			await eventually(async () => ((await refreshed()) === keys.length ? true : undefined), { what: "every held key refreshed to rev 2" });
+			for (const k of keys) expect((await kvRecord(ds, k))?.v).toEqual({ a: 2 });
+		});
+
+		it("a refresh message writes D1's current state to the keys KV holds, and leaves the rest alone", async () => {
+			const held = uniqueName("rh");
+			const cold = uniqueName("rc");
+			await runQueue(EVENTS_QUEUE, [message(eventsBody([ev(held, "upsert", Date.now(), { a: 5 }), ev(cold, "upsert", Date.now(), { a: 6 })]))]);
+			await holdInKv(ds, held);
+			const msg = message(
+				JSON.stringify({
+					v: 1,
+					refresh: [
+						{ dataset: ds, key: held },
+						{ dataset: ds, key: cold },
+						{ dataset: ds, key: "never-written" },
+					],
+				}),
+			);
+			expect((await runQueue(EVENTS_QUEUE, [msg])).explicitAcks).toEqual([msg.id]);
+			expect(await kvRecord(ds, held)).toMatchObject({ r: 1, v: { a: 5 } });
+			expect(await kvRecord(ds, cold)).toBeNull();
+			expect(await kvRecord(ds, "never-written")).toBeNull();
 		});
 
 		it("acks every message of a batch, events of many keys and datasets", async () => {

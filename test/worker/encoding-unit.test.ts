@@ -5,7 +5,7 @@
 import { describe, expect, it } from "vitest";
 import { encodeEvent, MAX_EVENT_BYTES } from "../../src/ingest/events";
 import type { ChangeEvent } from "../../src/ingest/merge";
-import { packBatches, packMessages, readEventsMessage } from "../../src/ingest/producer";
+import { packBatches, packMessages, readQueueMessage } from "../../src/ingest/producer";
 import type { RecordView } from "../../src/serving/freshness";
 import { lookupResultsJson, recordViewJson } from "../../src/serving/render";
 import { rng } from "./rng";
@@ -82,9 +82,10 @@ describe("encodeEvent / packMessages / packBatches", () => {
 		for (const m of messages) {
 			expect(m.bytes).toBe(new TextEncoder().encode(m.body).length);
 			expect(m.bytes).toBeLessThanOrEqual(110 * 1024);
-			const parsed = readEventsMessage(m.body);
-			expect(parsed?.events.length).toBe(m.count);
-			back.push(...(parsed?.events ?? []));
+			const parsed = readQueueMessage(m.body);
+			if (parsed?.kind !== "events") throw new Error("not an events message");
+			expect(parsed.events.length).toBe(m.count);
+			back.push(...parsed.events);
 		}
 		expect(back).toEqual(events);
 		const batches = packBatches(messages);
@@ -95,13 +96,16 @@ describe("encodeEvent / packMessages / packBatches", () => {
 		}
 	});
 
-	it("reads a message body sent as text or as an object, and nothing else", () => {
+	it("reads an events or refresh message sent as text or as an object, and nothing else", () => {
 		const body = { v: 1, events: [event(1, 10)] };
-		expect(readEventsMessage(JSON.stringify(body))).toEqual(body);
-		expect(readEventsMessage(body)).toEqual(body);
-		expect(readEventsMessage("not json")).toBeNull();
-		expect(readEventsMessage(JSON.stringify({ v: 2, events: [] }))).toBeNull();
-		expect(readEventsMessage(JSON.stringify({ v: 1, events: [{ id: "x" }] }))).toBeNull();
-		expect(readEventsMessage(42)).toBeNull();
+		expect(readQueueMessage(JSON.stringify(body))).toEqual({ kind: "events", events: body.events });
+		expect(readQueueMessage(body)).toEqual({ kind: "events", events: body.events });
+		const refresh = { v: 1, refresh: [{ dataset: "d", key: "k" }] };
+		expect(readQueueMessage(JSON.stringify(refresh))).toEqual({ kind: "refresh", refs: refresh.refresh });
+		expect(readQueueMessage(JSON.stringify({ v: 1, refresh: [{ dataset: "d" }] }))).toBeNull();
+		expect(readQueueMessage("not json")).toBeNull();
+		expect(readQueueMessage(JSON.stringify({ v: 2, events: [] }))).toBeNull();
+		expect(readQueueMessage(JSON.stringify({ v: 1, events: [{ id: "x" }] }))).toBeNull();
+		expect(readQueueMessage(42)).toBeNull();
 	});
 });

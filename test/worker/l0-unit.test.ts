@@ -15,6 +15,29 @@ describe("LruCache", () => {
 		expect(lru.peek("a")).toBe(1);
 		expect(lru.size).toBe(2);
 	});
+
+	it("keeps a key read now and then while many new keys stream through, and evicts keys nobody reads", () => {
+		const lru = new LruCache<number>(100);
+		lru.set("hot", 0);
+		lru.set("cold", 0);
+		for (let i = 0; i < 10_000; i++) {
+			lru.set(`k${i}`, i);
+			if (i % 50 === 0) expect(lru.get("hot")).toBe(0);
+		}
+		expect(lru.peek("hot")).toBe(0);
+		expect(lru.peek("cold")).toBeUndefined();
+		expect(lru.size).toBe(100);
+	});
+
+	it("a hit among the youngest quarter is not moved; an older hit is", () => {
+		const lru = new LruCache<string>(8);
+		for (const k of "abcdefgh") lru.set(k, k);
+		lru.get("h"); // youngest: stays where it is
+		lru.get("a"); // oldest: moves to the young end
+		lru.set("i", "i");
+		expect(lru.peek("a")).toBe("a");
+		expect(lru.peek("b")).toBeUndefined();
+	});
 });
 
 describe("L0Cache", () => {
