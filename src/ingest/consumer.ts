@@ -82,10 +82,14 @@ export async function consumeEvents(batch: MessageBatch<unknown>, services: Serv
 				}
 			}
 		}
-		const { deferred } = await writeThroughKv(env.RECORDS_KV, kvEntries, opts.kvOps);
-		// Past the invocation's KV operations: the rest goes round again as a refresh message, since
-		// write-through copies do not expire and must not stay behind D1.
-		if (deferred.length) await enqueueRefresh(env.EVENTS_QUEUE, deferred);
+		const { deferred, failed } = await writeThroughKv(env.RECORDS_KV, kvEntries, opts.kvOps);
+		// Past the invocation's KV operations, or refused by KV: the rest goes round again as a refresh
+		// message, since write-through copies do not expire and must not stay behind D1. After a
+		// refusal it waits a second (KV takes one write per key per second).
+		if (deferred.length) {
+			if (failed) console.warn(JSON.stringify({ msg: "KV refused some write-through puts; deferring them", failed }));
+			await enqueueRefresh(env.EVENTS_QUEUE, deferred, failed ? 1 : 0);
+		}
 	} catch (e) {
 		// A missed refresh must be redone: the retry re-applies idempotently (D1 is unchanged) and writes KV again.
 		console.error(JSON.stringify({ msg: "KV refresh failed; retrying", error: String(e) }));

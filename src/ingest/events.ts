@@ -157,6 +157,7 @@ export function validateEvent(
 	let id = "";
 	if (e.id !== undefined && e.id !== null) {
 		if (typeof e.id !== "string" || e.id === "" || e.id.length > MAX_ID_LENGTH) return `id must be a non-empty string of at most ${MAX_ID_LENGTH} characters`;
+		if (!isWellFormedKey(e.id)) return "id must be well-formed Unicode (it holds a lone surrogate)";
 		id = e.id;
 	}
 	const event: ChangeEvent = { id, dataset: e.dataset, key, op, time: sentTime ?? receivedAt };

@@ -102,14 +102,17 @@ export async function enqueueEvents(queue: Queue<unknown>, events: readonly Enco
 	}
 }
 
-/** Queues cache-refresh messages for keys. Throws if the queue refuses them. */
-export async function enqueueRefresh(queue: Queue<unknown>, refs: readonly { dataset: string; key: string }[]): Promise<void> {
+/** Queues cache-refresh messages for keys, delivered after `delaySeconds`. Throws if the queue refuses them. */
+export async function enqueueRefresh(queue: Queue<unknown>, refs: readonly { dataset: string; key: string }[], delaySeconds = 0): Promise<void> {
 	const parts = refs.map((r) => {
 		const json = JSON.stringify({ dataset: r.dataset, key: r.key });
 		return { json, bytes: encoder.encode(json).length };
 	});
 	for (const batch of packBatches(packParts(parts, REFRESH_HEAD))) {
-		await queue.sendBatch(batch.map((m) => ({ body: m.body, contentType: "text" as const })));
+		await queue.sendBatch(
+			batch.map((m) => ({ body: m.body, contentType: "text" as const })),
+			delaySeconds ? { delaySeconds } : undefined,
+		);
 	}
 }
 
@@ -121,7 +124,9 @@ export type QueueMessage = { kind: "events"; events: ChangeEvent[] } | { kind: "
  */
 export function readQueueMessage(body: unknown): QueueMessage | null {
 	let b = body;
-	if (typeof b === "string") {
+	// Twice at most: a text body a consumer without text support dead-lettered is stored as a JSON
+	// string of the text, and replaying it sends that string.
+	for (let i = 0; i < 2 && typeof b === "string"; i++) {
 		try {
 			b = JSON.parse(b);
 		} catch {

@@ -66,15 +66,16 @@ export interface KvRefresh {
  * KV write (and a subrequest) per event for keys that may never be read at the edge, and KV
  * holding nothing is as consistent as KV holding D1's value.
  *
- * Spends at most `opsBudget` KV operations. Entries it could not check or write are returned:
- * the caller must refresh them in a later invocation, because write-through copies do not expire.
+ * Spends at most `opsBudget` KV operations. Entries it could not check or write (past the budget,
+ * or refused by KV) are returned: the caller must refresh them in a later invocation, because
+ * write-through copies do not expire.
  */
 export async function writeThroughKv<E extends KvRefresh>(
 	kv: KVNamespace,
 	entries: E[],
 	opsBudget = KV_OPS_PER_INVOCATION,
-): Promise<{ written: number; deferred: E[] }> {
-	if (!entries.length) return { written: 0, deferred: [] };
+): Promise<{ written: number; deferred: E[]; failed: number }> {
+	if (!entries.length) return { written: 0, deferred: [], failed: 0 };
 	// Look up at most half the budget's worth of bulk gets, so puts keep the other half at least.
 	const checkable = Math.max(1, Math.floor(opsBudget / 2)) * KV_BULK_LIMIT;
 	const checked = entries.slice(0, checkable);
@@ -89,7 +90,11 @@ export async function writeThroughKv<E extends KvRefresh>(
 		return r !== undefined && r < e.rec.r;
 	});
 	const puts = Math.max(0, opsBudget - gets);
-	await Promise.all(stale.slice(0, puts).map((e) => kv.put(e.ck, encodeRecord(e.rec))));
-	deferred.push(...stale.slice(puts));
-	return { written: Math.min(puts, stale.length), deferred };
+	const attempted = stale.slice(0, puts);
+	// A put KV refuses (e.g. a second write to one key within a second) is handed back like the
+	// ones past the budget, rather than failing the whole batch.
+	const results = await Promise.allSettled(attempted.map((e) => kv.put(e.ck, encodeRecord(e.rec))));
+	const failed = attempted.filter((_, i) => results[i]?.status === "rejected");
+	deferred.push(...failed, ...stale.slice(puts));
+	return { written: attempted.length - failed.length, deferred, failed: failed.length };
 }

@@ -87,11 +87,13 @@ export interface StateWrite {
 // Many writes in one statement: one JSON parameter (D1 allows 100 bound parameters, but strings of
 // up to 2 MB), unpacked by json_each. A key new to D1 is written with rev 1 and, if another writer
 // inserted it meanwhile, left alone; a known key is updated only while D1 still holds the revision
-// it was merged onto. RETURNING yields exactly the rows written. (`WHERE true` keeps SQLite from
-// reading ON CONFLICT as part of the SELECT's join.)
+// it was merged onto; a known key whose row is gone is not written back (the caller reloads it).
+// RETURNING yields exactly the rows written. (The SELECT needs its WHERE clause anyway: without
+// one SQLite would read ON CONFLICT as part of the SELECT's join.)
 const WRITE_MANY = `INSERT INTO records (dataset, key, value, base_time, base_id, base_deleted, field_clocks, event_time, event_id, rev, updated_at)
 SELECT w.value ->> 0, w.value ->> 1, nullif(w.value -> 2, 'null'), w.value ->> 3, w.value ->> 4, w.value ->> 5, w.value -> 6, w.value ->> 7, w.value ->> 8, w.value ->> 9, ?2
-FROM json_each(?1) AS w WHERE true
+FROM json_each(?1) AS w
+WHERE w.value ->> 9 = 1 OR EXISTS (SELECT 1 FROM records AS r WHERE r.dataset = w.value ->> 0 AND r.key = w.value ->> 1)
 ON CONFLICT (dataset, key) DO UPDATE SET value = excluded.value, base_time = excluded.base_time, base_id = excluded.base_id,
   base_deleted = excluded.base_deleted, field_clocks = excluded.field_clocks, event_time = excluded.event_time, event_id = excluded.event_id,
   rev = excluded.rev, updated_at = excluded.updated_at

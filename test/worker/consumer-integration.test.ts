@@ -7,6 +7,7 @@ import { createExecutionContext, createMessageBatch, getQueueResult } from "clou
 import { beforeAll, describe, expect, it } from "vitest";
 import { consumeEvents } from "../../src/ingest/consumer";
 import { servicesFor } from "../../src/services";
+import { writeStates } from "../../src/storage/records";
 import {
 	call,
 	createDataset,
@@ -111,6 +112,18 @@ describe("events consumer (hotpath-events)", () => {
 				expect(r.rev).toBe(2);
 				expect(JSON.parse(r.value)).toEqual({ a: i, b: `p${i}` });
 			}
+		});
+
+		it("writeStates: a write merged onto a revision writes only while D1 holds that revision, and never re-creates a missing row", async () => {
+			const k = uniqueName("occ");
+			const state = { value: { a: 1 }, base: [1, "e"] as const, baseDeleted: false, fieldClocks: {}, clock: [1, "e"] as const };
+			expect(await writeStates(env.DB, [{ dataset: ds, key: k, state, prevRev: 3 }])).toEqual([null]);
+			expect(await d1Record(ds, k)).toBeNull();
+			expect(await writeStates(env.DB, [{ dataset: ds, key: k, state, prevRev: null }])).toEqual([1]);
+			expect(await writeStates(env.DB, [{ dataset: ds, key: k, state, prevRev: null }])).toEqual([null]);
+			expect(await writeStates(env.DB, [{ dataset: ds, key: k, state, prevRev: 2 }])).toEqual([null]);
+			expect(await writeStates(env.DB, [{ dataset: ds, key: k, state: { ...state, value: { a: 2 } }, prevRev: 1 }])).toEqual([2]);
+			expect(await d1Record(ds, k)).toMatchObject({ rev: 2, value: JSON.stringify({ a: 2 }) });
 		});
 
 		it("values survive D1's JSON handling exactly: unicode, escapes, floats, large and negative numbers, nesting", async () => {

@@ -103,6 +103,8 @@ describe("encodeEvent / packMessages / packBatches", () => {
 		const refresh = { v: 1, refresh: [{ dataset: "d", key: "k" }] };
 		expect(readQueueMessage(JSON.stringify(refresh))).toEqual({ kind: "refresh", refs: refresh.refresh });
 		expect(readQueueMessage(JSON.stringify({ v: 1, refresh: [{ dataset: "d" }] }))).toBeNull();
+		// What a consumer without text support dead-letters is the text as a JSON string; replayed, it still reads.
+		expect(readQueueMessage(JSON.stringify(JSON.stringify(body)))).toEqual({ kind: "events", events: body.events });
 		expect(readQueueMessage("not json")).toBeNull();
 		expect(readQueueMessage(JSON.stringify({ v: 2, events: [] }))).toBeNull();
 		expect(readQueueMessage(JSON.stringify({ v: 1, events: [{ id: "x" }] }))).toBeNull();

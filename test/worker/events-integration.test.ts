@@ -295,6 +295,14 @@ describe("POST /v1/events", () => {
 			expect(res.accepted).toBe(1);
 			expect(res.rejected).toEqual([{ index: 1, error: expect.stringMatching(/key/) }]);
 		});
+
+		// The id is stored as the record's clock id: a lone surrogate would not survive D1 unchanged.
+		it("an id that is not well-formed Unicode (lone surrogate) is rejected", async () => {
+			const body = `[${JSON.stringify(good())},{"id":"e\\ud800x","dataset":"${ds}","key":"${uniqueName("s")}","op":"upsert","value":{"age":1}}]`;
+			const res = await expectJson<IngestResult>(await call("POST", "/v1/events", { body, headers: { "content-type": "application/json" } }), 202);
+			expect(res.accepted).toBe(1);
+			expect(res.rejected).toEqual([{ index: 1, error: "id must be well-formed Unicode (it holds a lone surrogate)" }]);
+		});
 	});
 
 	describe("error: whole-request failures", () => {
