@@ -41,6 +41,9 @@ export class RedisStore {
 			retry: false,
 			// Values are our own JSON strings, so the client must not parse them.
 			automaticDeserialization: false,
+			// Values are UTF-8 JSON text, which JSON responses carry as is; base64 (the default, for
+			// binary safety) would make the client decode every value in JS.
+			responseEncoding: false,
 			// Auto-pipelining would put commands of concurrent requests into one fetch made by one of
 			// them; workerd forbids a request from using another request's I/O. Batches are explicit here.
 			enableAutoPipelining: false,

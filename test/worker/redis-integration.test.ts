@@ -74,6 +74,17 @@ describe("Redis tier", () => {
 		expect((await tier.getMany([r])).get(r.ck)?.r).toBe(6);
 	});
 
+	it("returns values byte for byte without base64: unicode, escapes, emoji, in GET and MGET", async () => {
+		const tier = redisTier();
+		const ds = unique("ds");
+		const value = { s: 'ünïcødé ✓ 😀 "q" \\ \n \u2028 \u0000', n: -0.000123, nested: { k: ["ä", null, true] } };
+		const refs = ["a", "b"].map((k) => ref(ds, k));
+		await tier.write(refs.map((r, i) => ({ ck: r.ck, rec: rec(i + 1, value), ttlSeconds: 60 })));
+		expect((await tier.getMany([refs[0] as LookupRef])).get(refs[0]!.ck)?.v).toEqual(value);
+		const both = await tier.getMany(refs);
+		for (const r of refs) expect(both.get(r.ck)?.v).toEqual(value);
+	});
+
 	it("answers a batch in one MGET and reports misses as absent", async () => {
 		const tier = redisTier();
 		const ds = unique("ds");
