@@ -1,6 +1,10 @@
 // Shared by the orchestrator (run.ts) and the load child (load.ts): the dataset, key names,
 // deterministic record generation, and the random distributions the scenarios draw keys from.
 
+import { rng } from "../lib/rng.ts";
+
+export { rng };
+
 export const DATASET = "bench_users";
 
 /** Entity keys are `user_0000000` … `user_0099999`: fixed width, so ranges sort like numbers. */
@@ -39,18 +43,6 @@ export const SPEC = {
 } as const;
 
 export const VECTOR_DIM = 64;
-
-/** mulberry32: small, fast, deterministic. Returns floats in [0, 1). */
-export function rng(seed: number): () => number {
-	let a = seed >>> 0;
-	return () => {
-		a = (a + 0x6d2b79f5) >>> 0;
-		let t = a;
-		t = Math.imul(t ^ (t >>> 15), t | 1);
-		t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-		return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-	};
-}
 
 const COUNTRIES = ["US", "DE", "FR", "GB", "BR", "IN", "JP", "CA", "ES", "IT", "NL", "SE", "PL", "MX", "AU"];
 const SEGMENTS = ["new", "casual", "regular", "loyal", "at_risk", "dormant", "vip"];

@@ -17,7 +17,7 @@ import { spawnUpstashLocal } from "../lib/upstash-process.ts";
 import { DATASET, keyOf, makeValue, percentiles, SPEC, sleep } from "./common.ts";
 import type { Job, LoadResult } from "./load.ts";
 import { Profiler, type ProfileSummary, Summariser, writeProfiles } from "./profile.ts";
-import { markdownReport, type ScenarioResult, type Target, textReport, updateDocs, withRatios } from "./report.ts";
+import { markdownReport, type PacedPhase, type ScenarioResult, type Target, textReport, updateDocs, withRatios } from "./report.ts";
 import { BASELINE_ROUTES, FULL, layout, QUICK, type ReadScenario, readScenarios } from "./scenarios.ts";
 import { api, createKey, progress, putSpec, seedD1, seedKv, seedRedis } from "./seed.ts";
 import {
@@ -759,15 +759,7 @@ function evaluateTargets(rows: ScenarioResult[], bundleBytes: number, pairs: L0P
 	if (ing) {
 		const ev = ing.events_per_s ?? Number.NaN;
 		const f99 = ing.freshness_p99_ms ?? Number.NaN;
-		const tg = ing.target as {
-			offered: number;
-			accepted: number;
-			duration_s: number;
-			events_per_s: number;
-			drained: boolean;
-			drain_s: number;
-			freshness_timeouts: number;
-		};
+		const tg = ing.target as PacedPhase;
 		// Sustained: at the offered 5000/s the API took (nearly) all of it on time, and D1 had every
 		// event within the freshness budget of the last POST, so no backlog built up.
 		const taken = tg.accepted / tg.duration_s;

@@ -84,7 +84,7 @@ export async function writeThroughKv<E extends KvRefresh>(
 		kv,
 		checked.map((e) => e.ck),
 	);
-	const gets = checked.length === 1 ? 1 : Math.ceil(checked.length / KV_BULK_LIMIT);
+	const gets = Math.ceil(checked.length / KV_BULK_LIMIT);
 	const stale = checked.filter((e) => {
 		const r = decodeRecord(held.get(e.ck))?.r;
 		return r !== undefined && r < e.rec.r;

@@ -5,6 +5,7 @@
  */
 import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
+import { rng } from "../../scripts/lib/rng";
 import { consumeEvents } from "../../src/ingest/consumer";
 import { servicesFor } from "../../src/services";
 import { writeStates } from "../../src/storage/records";
@@ -31,7 +32,6 @@ import {
 	waitForD1,
 	waitForRecord,
 } from "./helpers";
-import { rng } from "./rng";
 
 let ds = "";
 beforeAll(async () => {

@@ -3,12 +3,12 @@
  * message bodies packed from events serialised once. Each must equal what JSON.stringify gives.
  */
 import { describe, expect, it } from "vitest";
+import { rng } from "../../scripts/lib/rng";
 import { encodeEvent, MAX_EVENT_BYTES } from "../../src/ingest/events";
 import type { ChangeEvent } from "../../src/ingest/merge";
 import { packBatches, packMessages, readQueueMessage } from "../../src/ingest/producer";
 import type { RecordView } from "../../src/serving/freshness";
 import { lookupResultsJson, recordViewJson } from "../../src/serving/render";
-import { rng } from "./rng";
 
 const views: RecordView[] = [
 	{

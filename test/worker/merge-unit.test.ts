@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
+import { rng } from "../../scripts/lib/rng";
 import { applyEvent, type ChangeEvent, compareClocks, type RecordState } from "../../src/ingest/merge";
-import { rng } from "./rng";
 
 /** The rule the merge must equal: apply each distinct event once, in (time, id) order. Written independently of merge.ts. */
 function inOrder(events: ChangeEvent[]): { value: Record<string, unknown> | null; time: number; id: string } | null {
