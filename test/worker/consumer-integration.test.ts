@@ -18,7 +18,6 @@ import {
 	EVENTS_QUEUE,
 	env,
 	eventsBody,
-	eventually,
 	expectJson,
 	expectProblem,
 	holdInKv,
@@ -148,14 +147,31 @@ describe("events consumer (hotpath-events)", () => {
 			const keys = Array.from({ length: 40 }, (_, i) => `${prefix}_${i}`);
 			await runQueue(EVENTS_QUEUE, [message(eventsBody(keys.map((k) => ev(k, "upsert", t, { a: 1 }))))]);
 			for (const k of keys) await holdInKv(ds, k);
-			// 1 bulk get + 9 puts: 31 held keys are left for the refresh message on the real queue.
+			// The follow-up message is caught here rather than sent, so the real consumer cannot run it
+			// before the first invocation's effect is checked.
+			const sent: { body: unknown; delay?: number }[] = [];
+			const recorder = {
+				async send() {
+					throw new Error("the consumer should batch its refresh messages");
+				},
+				async sendBatch(msgs: Iterable<MessageSendRequest>, o?: QueueSendBatchOptions) {
+					for (const m of msgs) sent.push({ body: m.body, delay: o?.delaySeconds });
+				},
+			} as unknown as Queue<unknown>;
+			const services = servicesFor(env);
+			// 1 bulk get + 9 puts: 31 held keys are left for the refresh message.
 			const batch = createMessageBatch(EVENTS_QUEUE, [message(eventsBody(keys.map((k) => ev(k, "upsert", t + 1, { a: 2 }))))]);
-			await consumeEvents(batch, servicesFor(env), { kvOps: 10 });
-			const result = await getQueueResult(batch, createExecutionContext());
-			expect(result.explicitAcks).toHaveLength(1);
+			await consumeEvents(batch, { ...services, env: { ...env, EVENTS_QUEUE: recorder } }, { kvOps: 10 });
+			expect((await getQueueResult(batch, createExecutionContext())).explicitAcks).toHaveLength(1);
 			const refreshed = async () => (await Promise.all(keys.map((k) => kvRecord(ds, k)))).filter((c) => c?.r === 2).length;
 			expect(await refreshed()).toBe(9);
-			await eventually(async () => ((await refreshed()) === keys.length ? true : undefined), { what: "every held key refreshed to rev 2" });
+			expect(sent).toHaveLength(1);
+			expect(sent[0]?.delay).toBeUndefined();
+			const refs = (JSON.parse(String(sent[0]?.body)) as { v: number; refresh: { dataset: string; key: string }[] }).refresh;
+			expect(refs).toHaveLength(31);
+			expect(new Set(refs.map((r) => r.key)).size).toBe(31);
+			expect((await runQueue(EVENTS_QUEUE, [message(sent[0]?.body)])).explicitAcks).toHaveLength(1);
+			expect(await refreshed()).toBe(keys.length);
 			for (const k of keys) expect((await kvRecord(ds, k))?.v).toEqual({ a: 2 });
 		});
 
