@@ -32,6 +32,9 @@ export default defineConfig(async () => {
 			globalSetup: ["./test/setup/redis-global-setup.ts"],
 			setupFiles: ["./test/worker/apply-migrations.ts"],
 			testTimeout: 20_000,
+			// One file at a time: the Redis failover test stops and restarts the redis-server every file
+			// shares, which would fail other files' Redis writes if they ran alongside it.
+			fileParallelism: false,
 		},
 	};
 });

@@ -171,7 +171,18 @@ export async function startRedisServer(options: StartRedisServerOptions = {}): P
 			await terminate("SIGTERM");
 			process.removeListener("exit", killOnExit);
 			process.once("exit", killOnExit);
-			await spawnAndWait();
+			// The port must stay the same, and for a moment it can still be held: a client reconnecting
+			// to it can even connect to itself. Wait for it rather than give up.
+			for (let attempt = 1; ; attempt++) {
+				try {
+					await spawnAndWait();
+					return;
+				} catch (err) {
+					await terminate("SIGKILL");
+					if (attempt >= 10 || !/Address already in use/i.test(String(err))) throw err;
+					await sleep(200);
+				}
+			}
 		},
 	};
 }

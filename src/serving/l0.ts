@@ -38,14 +38,15 @@ export class L0Cache {
 
 	/**
 	 * An entry no older than `maxLagMs` (the request's tolerance for lag behind D1), or undefined.
-	 * Negative entries (r = 0) are never revalidated, only expired.
+	 * A tolerance of 0 (max_staleness=0) demands D1: no copy qualifies, not even one stored in the
+	 * same millisecond. Negative entries (r = 0) are never revalidated, only expired.
 	 */
 	get(ck: string, maxLagMs: number, now: number): L0Hit | undefined {
 		const e = this.lru.get(ck);
 		if (!e) return undefined;
 		const age = now - e.storedAt;
 		const limit = e.rec.r === 0 ? this.negativeMs : this.staleMs;
-		if (age > limit || age > maxLagMs) return undefined;
+		if (maxLagMs <= 0 || age > limit || age > maxLagMs) return undefined;
 		return { rec: e.rec, ageMs: age, state: age <= this.freshMs || e.rec.r === 0 ? "fresh" : "revalidate" };
 	}
 

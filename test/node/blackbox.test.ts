@@ -63,13 +63,25 @@ describe("npm run dev, over HTTP", () => {
 	});
 
 	it("serves the seeded demo dataset", async () => {
-		const res = await call("/v1/datasets/demo_users/records/u1");
+		// The demo events go through the queue: on a busy machine they can land a moment after "ready".
+		const res = await eventually(async () => {
+			const r = await call("/v1/datasets/demo_users/records/u1");
+			if (r.status === 200) return r;
+			await r.body?.cancel();
+			return undefined;
+		});
 		expect(res.status).toBe(200);
 		expect(await res.json()).toMatchObject({ dataset: "demo_users", key: "u1", status: "present", value: { country: "DE", age: 34 } });
 	});
 
 	it("reports every tier up in /healthz", async () => {
-		const res = await fetch(`${base}/healthz`);
+		// Three slow Redis calls while the machine is busy starting up open the breaker for a moment;
+		// it must close again by itself.
+		const res = await eventually(async () => {
+			const r = await fetch(`${base}/healthz`);
+			const body = (await r.clone().json()) as { status?: string };
+			return body.status === "ok" ? r : undefined;
+		}, 10_000);
 		expect(res.status).toBe(200);
 		expect(await res.json()).toEqual({ status: "ok", tiers: { l0: "up", redis: "up", kv: "up", d1: "up" } });
 	});

@@ -59,6 +59,13 @@ describe("L0Cache", () => {
 		expect(c.get("k", 3000, 2000)?.rec.r).toBe(1);
 	});
 
+	it("a lag tolerance of 0 (max_staleness=0) is met by no copy, not even one stored this millisecond", () => {
+		const c = l0();
+		c.set("k", rec(1), 1000);
+		expect(c.get("k", 0, 1000)).toBeUndefined();
+		expect(c.get("k", 1, 1000)?.rec.r).toBe(1);
+	});
+
 	it("never replaces a newer revision with an older one", () => {
 		const c = l0();
 		c.set("k", rec(5), 0);

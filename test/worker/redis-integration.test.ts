@@ -12,10 +12,12 @@ import { RedisTier } from "../../src/serving/redis-tier";
 import type { Found, RecordRef, Tier } from "../../src/serving/tier";
 import { type CachedRecord, decodeRecord, recordCacheKey } from "../../src/storage/cached-record";
 import { RedisStore } from "../../src/storage/redis";
+import { eventually } from "./helpers";
 
 const redisEnv = env as unknown as { UPSTASH_REDIS_REST_URL: string; UPSTASH_REDIS_REST_TOKEN: string; REDIS_CONTROL_URL: string };
 const store = () => new RedisStore(redisEnv.UPSTASH_REDIS_REST_URL, redisEnv.UPSTASH_REDIS_REST_TOKEN);
-const redisTier = (s = store()) => new RedisTier(s, new CircuitBreaker(3, 500), 1000, 2, 1000, 3600);
+/** Negative entries live 2 s in Redis unless a test needs them to outlast a slow machine. */
+const redisTier = (s = store(), negativeTtlS = 2) => new RedisTier(s, new CircuitBreaker(3, 500), 1000, negativeTtlS, 1000, 3600);
 let n = 0;
 const unique = (p: string) => `${p}_${Date.now().toString(36)}_${n++}`;
 const ref = (dataset: string, key: string): LookupRef => ({
@@ -129,8 +131,9 @@ describe("Redis tier", () => {
 	it("caches a miss briefly in L0 and Redis, and a write clears it", async () => {
 		const ds = unique("ds");
 		const d1 = new CountingTier(new D1Tier(env.DB));
-		const tier = redisTier();
-		const l0 = new L0Cache(100, 5000, 15000, 2000);
+		// Negative TTLs of a minute: the test checks where a miss is answered, not when it expires.
+		const tier = redisTier(store(), 60);
+		const l0 = new L0Cache(100, 5000, 15000, 60_000);
 		const reader = new TieredReader(l0, [tier, d1], new TierStats(), { redis: 1000, kv: 1000, d1: 5000 });
 		const c = ctx();
 		expect((await reader.lookup([ref(ds, "ghost")], c)).get(recordCacheKey(ds, "ghost"))?.rec.r).toBe(0);
@@ -168,8 +171,16 @@ describe("Redis tier", () => {
 			status = (await exports.default.fetch(`http://h/v1/datasets/${ds}/records/k`, { headers: admin })).status;
 		}
 		expect(status).toBe(200);
-		// Redis now holds the record, not the negative entry.
-		expect(decodeRecord((await store().getMany([recordCacheKey(ds, "k")]))[0])).toMatchObject({ v: { x: 7 } });
+		// Redis then holds the record, not the negative entry. The consumer sets L0 before it writes
+		// Redis, so the read above can come a moment before Redis has it.
+		const inRedis = await eventually(
+			async () => {
+				const held = decodeRecord((await store().getMany([recordCacheKey(ds, "k")]))[0]);
+				return held && held.r > 0 ? held : undefined;
+			},
+			{ what: "the record in Redis" },
+		);
+		expect(inRedis).toMatchObject({ v: { x: 7 } });
 	});
 });
 
@@ -216,8 +227,10 @@ describe("Redis failover", () => {
 		expect(redisState).toBe("up");
 		// Misses fill the restarted (empty) Redis again.
 		for (let i = 60; i < 90; i++) await read(i);
-		await new Promise((r) => setTimeout(r, 300));
-		const filled = await s.getMany(Array.from({ length: 30 }, (_, j) => recordCacheKey(ds, `k${60 + j}`)));
-		expect(filled.filter((v) => decodeRecord(v)?.r === 1).length).toBe(30);
+		// The fills run in the background after each answer.
+		const filledCount = async () =>
+			(await s.getMany(Array.from({ length: 30 }, (_, j) => recordCacheKey(ds, `k${60 + j}`)))).filter((v) => decodeRecord(v)?.r === 1).length;
+		await eventually(async () => ((await filledCount()) === 30 ? true : undefined), { what: "30 fills in the restarted Redis" });
+		expect(await filledCount()).toBe(30);
 	});
 });
