@@ -4,7 +4,7 @@ import { assertDatasetAccess, requireScope } from "../auth/middleware";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { isWellFormedKey, MAX_KEY_BYTES } from "../ingest/events";
-import type { IfStale } from "../serving/freshness";
+import { freshnessLimitMs, type IfStale, type RecordView } from "../serving/freshness";
 import { lookupRecords } from "../serving/lookup";
 import { recordViewJson } from "../serving/render";
 import { readContext } from "./read-context";
@@ -17,6 +17,21 @@ export const recordRoutes = new Hono<AppEnv>();
 export function parseIfStale(raw: string | undefined): IfStale {
 	if (raw === undefined || raw === "serve" || raw === "omit") return raw ?? "serve";
 	throw new ApiError("bad_request", `if_stale must be "serve" (report the value marked stale) or "omit" (withhold it), not "${raw}"`);
+}
+
+/**
+ * The ETag of a record response: the revision, the value's event time and status, and a suffix for
+ * the options that change the body (projection, if_stale=omit).
+ */
+export function recordEtag(rev: number, view: RecordView, optionsSuffix = ""): string {
+	return `W/"${rev}-${view.event_time ? Date.parse(view.event_time) : 0}-${view.status}${optionsSuffix}"`;
+}
+
+/** A present value may be reused until its freshness limit runs out, and no longer than L0 keeps it. */
+export function recordCacheControl(view: RecordView, freshnessLimitMs: number, l0TtlS: number): string {
+	if (view.status !== "present") return "no-cache";
+	const remainingS = Math.floor((freshnessLimitMs - (view.age_ms ?? 0)) / 1000);
+	return `private, max-age=${Math.max(0, Math.min(remainingS, l0TtlS))}`;
 }
 
 recordRoutes.get("/:name/records/:key", requireScope("read"), async (c) => {
@@ -52,12 +67,9 @@ recordRoutes.get("/:name/records/:key", requireScope("read"), async (c) => {
 			headers: { "x-hotpath-tier": tiers.join(","), "server-timing": ctx.timing.header },
 		});
 
-	const etag = `W/"${revisions[0]?.[0]}-${view.event_time ? Date.parse(view.event_time) : 0}-${view.status}${fieldsParam ? `-${fields?.join(".")}` : ""}${ifStale === "omit" ? "-o" : ""}"`;
+	const etag = recordEtag(revisions[0]?.[0] ?? 0, view, `${fieldsParam ? `-${fields?.join(".")}` : ""}${ifStale === "omit" ? "-o" : ""}`);
 	c.header("etag", etag);
-	if (view.status === "present") {
-		const remainingS = Math.floor(((maxStalenessS ?? spec.ttl_seconds) * 1000 - (view.age_ms ?? 0)) / 1000);
-		c.header("cache-control", `private, max-age=${Math.max(0, Math.min(remainingS, c.get("services").settings.L0_TTL_SECONDS))}`);
-	} else c.header("cache-control", "no-cache");
+	c.header("cache-control", recordCacheControl(view, freshnessLimitMs(spec, maxStalenessS), c.get("services").settings.L0_TTL_SECONDS));
 	const inm = c.req.header("if-none-match");
 	if (inm && (inm.trim() === "*" || inm.split(",").some((t) => t.trim() === etag))) return c.body(null, 304);
 	return c.body(recordViewJson(view, name), 200, { "content-type": "application/json" });

@@ -1,0 +1,76 @@
+/**
+ * The fast lane for the commonest read: `GET /v1/datasets/:name/records/:key`, no query string,
+ * answered from a fresh L0 copy. It answers exactly what the records route answers (same body,
+ * status and headers) without Hono's routing, middleware chain and context, which were most of an
+ * L0 hit's CPU time (docs/BENCHMARKS.md). Anything it is not sure of (a query, a conditional or
+ * traced request, an encoded key, a key that fails auth or scope, a miss, a stale or revalidating
+ * copy, an error) returns undefined, and the request goes through the app as usual, which also
+ * produces every error response. So the lane can only ever answer 200 with a present value.
+ */
+
+import { MAX_KEY_BYTES } from "../ingest/events";
+import { nextRequestId } from "../observability/request-id";
+import { ServerTiming } from "../observability/timing";
+import type { Services } from "../services";
+import { freshnessLimitMs, viewRecord } from "../serving/freshness";
+import { recordViewJson } from "../serving/render";
+import { recordCacheKey } from "../storage/cached-record";
+import { recordCacheControl, recordEtag } from "./records";
+
+const PREFIX = "/v1/datasets/";
+const RECORDS = "/records/";
+const BEARER = "Bearer ";
+
+/** The (name, key) of a plain record URL, or undefined for anything needing decoding or a query. */
+function recordPath(url: string): { name: string; key: string } | undefined {
+	const pathStart = url.indexOf("/", url.indexOf("://") + 3);
+	if (pathStart < 0 || !url.startsWith(PREFIX, pathStart)) return undefined;
+	// Percent-encoded text is decoded by the router (and may hold non-ASCII or a lone surrogate); a
+	// query or fragment means options. Both go the long way.
+	const rest = url.slice(pathStart + PREFIX.length);
+	if (rest.includes("%") || rest.includes("?") || rest.includes("#")) return undefined;
+	const at = rest.indexOf(RECORDS);
+	if (at <= 0) return undefined;
+	const name = rest.slice(0, at);
+	const key = rest.slice(at + RECORDS.length);
+	// Without "%", a URL path is ASCII: its length is its size in bytes and it is well-formed.
+	if (!key || key.includes("/") || name.includes("/") || key.length > MAX_KEY_BYTES) return undefined;
+	return { name, key };
+}
+
+export async function fastRecordRead(req: Request, services: Services): Promise<Response | undefined> {
+	const path = recordPath(req.url);
+	if (!path) return undefined;
+	const headers = req.headers;
+	const auth = headers.get("authorization");
+	// A caller-supplied request id and If-None-Match are handled by the app (echo, 304).
+	if (!auth?.startsWith(BEARER) || headers.has("if-none-match") || headers.has("x-request-id")) return undefined;
+	const token = auth.slice(BEARER.length);
+	if (!token || /\s/.test(token)) return undefined;
+	const principal = await services.keys.authenticate(token);
+	if (!principal || !(principal.scopes.includes("read") || principal.scopes.includes("admin"))) return undefined;
+	if (principal.datasets && !principal.datasets.includes(path.name)) return undefined;
+	const spec = await services.registry.get(path.name);
+	if (!spec) return undefined;
+
+	const start = performance.now();
+	const now = Date.now();
+	const limitMs = freshnessLimitMs(spec);
+	const hit = services.reader.l0.get(recordCacheKey(path.name, path.key), limitMs, now);
+	if (hit?.state !== "fresh") return undefined;
+	const view = viewRecord(path.key, hit.rec, spec, { ifStale: "serve" }, now);
+	if (view.status !== "present") return undefined;
+	services.stats.count("l0", "hits", 1);
+	const timing = new ServerTiming();
+	timing.add("l0", performance.now() - start);
+	return new Response(recordViewJson(view, path.name), {
+		headers: {
+			"x-request-id": nextRequestId(),
+			"x-hotpath-tier": "l0",
+			"server-timing": timing.header,
+			etag: recordEtag(hit.rec.r, view),
+			"cache-control": recordCacheControl(view, limitMs, services.settings.L0_TTL_SECONDS),
+			"content-type": "application/json",
+		},
+	});
+}

@@ -1,0 +1,132 @@
+/**
+ * The L0 fast lane (src/routes/fast-read.ts) must answer exactly what the records route answers,
+ * and must hand every request it is not sure of to the app.
+ */
+import { createExecutionContext } from "cloudflare:test";
+import { beforeAll, describe, expect, it } from "vitest";
+import { createApp } from "../../src/app";
+import { fastRecordRead } from "../../src/routes/fast-read";
+import { servicesFor } from "../../src/services";
+import { recordCacheKey } from "../../src/storage/cached-record";
+import { ADMIN_KEY, BASE, call, createDataset, createKey, env, recordPath, seedD1, uniqueName, userSpec } from "./helpers";
+
+const app = createApp();
+const services = () => servicesFor(env);
+const request = (path: string, headers: Record<string, string> = {}, key: string | null = ADMIN_KEY) =>
+	new Request(`${BASE}${path}`, { headers: { ...(key === null ? {} : { authorization: `Bearer ${key}` }), ...headers } });
+/** The records route's answer, through the app (which never takes the fast lane). */
+const viaApp = (req: Request) => app.fetch(req, env, createExecutionContext());
+
+let ds: string;
+beforeAll(async () => {
+	ds = await createDataset(userSpec(3600));
+});
+
+/** A key seeded in D1 and read once through the app, so L0 holds a fresh copy. */
+async function hotKey(dataset = ds, value: Record<string, unknown> = { age: 41, name: "Zoë ✓", emb: [0.5, -1, 2e-9] }, time = Date.now() - 1500) {
+	const key = uniqueName("k");
+	await seedD1(dataset, key, value, time);
+	expect((await viaApp(request(recordPath(dataset, key)))).status).toBe(200);
+	expect(services().reader.l0.get(recordCacheKey(dataset, key), Number.POSITIVE_INFINITY, Date.now())?.state).toBe("fresh");
+	return key;
+}
+
+describe("the L0 fast lane", () => {
+	it("answers a fresh L0 hit with the records route's status, body and headers", async () => {
+		const key = await hotKey();
+		const fast = await fastRecordRead(request(recordPath(ds, key)), services());
+		const slow = await viaApp(request(recordPath(ds, key)));
+		expect(fast).toBeInstanceOf(Response);
+		const f = fast as Response;
+		expect(f.status).toBe(slow.status);
+		expect([...f.headers.keys()].sort()).toEqual([...slow.headers.keys()].sort());
+		for (const h of ["content-type", "x-hotpath-tier", "etag", "cache-control"]) expect([h, f.headers.get(h)]).toEqual([h, slow.headers.get(h)]);
+		expect(f.headers.get("x-hotpath-tier")).toBe("l0");
+		expect(f.headers.get("server-timing")).toMatch(/^l0;dur=\d+\.\d\d$/);
+		expect(slow.headers.get("server-timing")).toMatch(/^l0;dur=\d+\.\d\d$/);
+		expect(f.headers.get("x-request-id")).toMatch(/^[0-9a-f]{16}-[0-9a-z]+$/);
+		expect(f.headers.get("x-request-id")).not.toBe(slow.headers.get("x-request-id"));
+		const fb = (await f.json()) as { age_ms: number };
+		const sb = (await slow.json()) as { age_ms: number };
+		// age_ms is the only field that moves between two reads: by the milliseconds between them.
+		expect(Math.abs(fb.age_ms - sb.age_ms)).toBeLessThan(1000);
+		expect({ ...fb, age_ms: 0 }).toEqual({ ...sb, age_ms: 0 });
+		expect(fb).toMatchObject({ dataset: ds, key, status: "present", value: { age: 41, name: "Zoë ✓", emb: [0.5, -1, 2e-9] } });
+	});
+
+	it("counts what it serves as L0 hits in /v1/stats", async () => {
+		const key = await hotKey();
+		const before = services().stats.tiers.l0.hits;
+		expect(await fastRecordRead(request(recordPath(ds, key)), services())).toBeInstanceOf(Response);
+		expect(services().stats.tiers.l0.hits).toBe(before + 1);
+	});
+
+	it("serves a key restricted to the dataset, and a read-only key", async () => {
+		const key = await hotKey();
+		for (const k of [await createKey(["read"]), await createKey(["read"], [ds])]) {
+			const res = await fastRecordRead(request(recordPath(ds, key), {}, k.key), services());
+			expect(res?.status).toBe(200);
+		}
+	});
+
+	describe("hands the request to the app, which answers it as before", () => {
+		// Each case: the request, and what the whole worker (lane, then app) must answer.
+		const cases: { name: string; build: (key: string) => Promise<Request> | Request; status: number }[] = [
+			{ name: "a query string", build: (key) => request(recordPath(ds, key, "fields=age")), status: 200 },
+			{ name: "an empty query string", build: (key) => request(`${recordPath(ds, key)}?`), status: 200 },
+			{ name: "If-None-Match (a 304 is the app's)", build: (key) => request(recordPath(ds, key), { "if-none-match": "*" }), status: 304 },
+			{ name: "a caller's X-Request-Id (echoed by the app)", build: (key) => request(recordPath(ds, key), { "x-request-id": "trace-1" }), status: 200 },
+			{ name: "a percent-encoded path", build: (key) => request(`/v1/datasets/${ds}/records/${key.replace("_", "%5F")}`), status: 200 },
+			{ name: "no Authorization", build: (key) => request(recordPath(ds, key), {}, null), status: 401 },
+			{ name: "an unknown key", build: (key) => request(recordPath(ds, key), {}, "hp_nobody"), status: 401 },
+			{ name: "lower-case 'bearer'", build: (key) => request(recordPath(ds, key), { authorization: `bearer ${ADMIN_KEY}` }, null), status: 200 },
+			{ name: 'two spaces after "Bearer"', build: (key) => request(recordPath(ds, key), { authorization: `Bearer  ${ADMIN_KEY}` }, null), status: 200 },
+			{ name: "a write-only key", build: async (key) => request(recordPath(ds, key), {}, (await createKey(["write"])).key), status: 403 },
+			{ name: "a key for other datasets", build: async (key) => request(recordPath(ds, key), {}, (await createKey(["read"], ["elsewhere"])).key), status: 403 },
+			{ name: "a dataset that does not exist", build: (key) => request(recordPath("no_such_dataset", key)), status: 404 },
+			{ name: "a key L0 does not hold", build: () => request(recordPath(ds, uniqueName("cold"))), status: 404 },
+			{ name: "a trailing slash", build: (key) => request(`${recordPath(ds, key)}/`), status: 404 },
+			{ name: "an empty key", build: () => request(`/v1/datasets/${ds}/records/`), status: 404 },
+			{ name: "a key past the size limit", build: () => request(recordPath(ds, "k".repeat(401))), status: 400 },
+		];
+		for (const c of cases) {
+			it(c.name, async () => {
+				const key = await hotKey();
+				expect(await fastRecordRead(await c.build(key), services())).toBeUndefined();
+				const req = await c.build(key);
+				const res = await call("GET", new URL(req.url).pathname + new URL(req.url).search, {
+					key: null,
+					headers: Object.fromEntries(req.headers),
+				});
+				expect(res.status).toBe(c.status);
+				if (c.status === 200) expect(res.headers.get("x-hotpath-tier")).toBe("l0");
+				await res.body?.cancel();
+			});
+		}
+
+		it("a value older than the dataset's ttl (reported stale by the app)", async () => {
+			const short = await createDataset(userSpec(1));
+			const key = await hotKey(short, { age: 1 }, Date.now() - 5000);
+			expect(await fastRecordRead(request(recordPath(short, key)), services())).toBeUndefined();
+			const res = await call("GET", recordPath(short, key));
+			expect(((await res.json()) as { status: string }).status).toBe("stale");
+		});
+
+		it("a copy L0 keeps past its fresh time, which the app revalidates", async () => {
+			const key = uniqueName("old");
+			const l0 = services().reader.l0;
+			await seedD1(ds, key, { age: 2 });
+			// Stored 6 s ago: past L0_TTL_SECONDS (5), within the stale-while-revalidate window.
+			l0.set(recordCacheKey(ds, key), { v: { age: 2 }, t: Date.now() - 6000, i: "seed", r: 1 }, Date.now() - 6000);
+			expect(l0.get(recordCacheKey(ds, key), Number.POSITIVE_INFINITY, Date.now())?.state).toBe("revalidate");
+			expect(await fastRecordRead(request(recordPath(ds, key)), services())).toBeUndefined();
+		});
+
+		it("a cached miss (a negative L0 entry)", async () => {
+			const key = uniqueName("gone");
+			expect((await viaApp(request(recordPath(ds, key)))).status).toBe(404);
+			expect(services().reader.l0.get(recordCacheKey(ds, key), Number.POSITIVE_INFINITY, Date.now())?.rec.r).toBe(0);
+			expect(await fastRecordRead(request(recordPath(ds, key)), services())).toBeUndefined();
+		});
+	});
+});
