@@ -7,6 +7,8 @@ import { servicesFor } from "./services";
 
 const app = createApp();
 
+let laneFailureLogged = false;
+
 export default {
 	async fetch(req, env, ctx) {
 		// A fresh L0 hit of a plain record read skips the app (src/routes/fast-read.ts). Whatever the
@@ -15,8 +17,13 @@ export default {
 			try {
 				const res = await fastRecordRead(req, servicesFor(env));
 				if (res) return res;
-			} catch {
-				// The app meets the same failure and turns it into the right problem response.
+			} catch (e) {
+				// The app meets the same failure (D1 down, a bad setting) and turns it into the right
+				// problem response. Logged once per isolate: the app logs the failures it answers.
+				if (!laneFailureLogged) {
+					laneFailureLogged = true;
+					console.warn(JSON.stringify({ msg: "L0 fast lane failed; the app answers instead", error: String(e) }));
+				}
 			}
 		}
 		return app.fetch(req, env, ctx);

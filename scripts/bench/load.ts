@@ -10,8 +10,8 @@ export type Gen =
 	| { kind: "fixed"; method: "GET"; path: string; auth: boolean }
 	/** Single-key reads, a new key per request (warm-up included): keys start .. start+count-1. */
 	| { kind: "keys"; start: number; count: number }
-	/** Single-key reads cycling over a small hot set. */
-	| { kind: "cycle"; start: number; count: number }
+	/** Single-key reads cycling over a small hot set; `query` is appended to each path. */
+	| { kind: "cycle"; start: number; count: number; query?: string }
 	/** Single-key reads, key rank drawn from Zipf(s) over all n keys (rank -> key by a fixed permutation). */
 	| { kind: "zipf"; n: number; s: number; seed: number }
 	/** POST /v1/lookup with `batch` distinct keys drawn uniformly from keys start .. start+count-1. */
@@ -92,7 +92,7 @@ function makeRequest(job: Job): { request: autocannon.Request; state: { used: nu
 					method: "GET",
 					headers: auth,
 					setupRequest: (req) => {
-						req.path = recordPath(keyOf(g.start + (state.used++ % g.count)));
+						req.path = recordPath(keyOf(g.start + (state.used++ % g.count))) + (g.query ?? "");
 						return req;
 					},
 				},

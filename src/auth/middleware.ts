@@ -25,16 +25,25 @@ export const requireScope = (scope: Scope) =>
 		const principal = await c.get("services").keys.authenticate(match[1] as string);
 		if (!principal)
 			throw new ApiError("unauthorized", "unknown or revoked API key", { headers: { "www-authenticate": 'Bearer realm="hotpath", error="invalid_token"' } });
-		if (!principal.scopes.includes(scope) && !principal.scopes.includes("admin")) {
+		if (!hasScope(principal, scope)) {
 			throw new ApiError("forbidden", `this key lacks the "${scope}" scope`);
 		}
 		c.set("principal", principal);
 		await next();
 	});
 
+/** Admin keys hold every scope. */
+export function hasScope(principal: Principal, scope: Scope): boolean {
+	return principal.scopes.includes(scope) || principal.scopes.includes("admin");
+}
+
+/** Whether the principal may touch `dataset` (a key without a dataset list may touch all). */
+export function mayAccess(principal: Principal, dataset: string): boolean {
+	return !principal.datasets || principal.datasets.includes(dataset);
+}
+
 /** Throws a 403 unless the principal may touch every one of `datasets`. */
 export function assertDatasetAccess(principal: Principal, datasets: Iterable<string>): void {
-	if (!principal.datasets) return;
-	const denied = [...new Set(datasets)].filter((d) => !principal.datasets?.includes(d));
+	const denied = [...new Set(datasets)].filter((d) => !mayAccess(principal, d));
 	if (denied.length) throw new ApiError("forbidden", `this key may not access dataset(s): ${denied.join(", ")}`);
 }

@@ -10,6 +10,8 @@ export interface TierCounters {
 
 export class TierStats {
 	readonly startedAt = Date.now();
+	/** L0 hits the fast lane answered (src/routes/fast-read.ts); they are counted in tiers.l0.hits too. */
+	fastLaneHits = 0;
 	readonly tiers: Record<TierName, TierCounters> = {
 		l0: { hits: 0, misses: 0, errors: 0, skipped: 0 },
 		redis: { hits: 0, misses: 0, errors: 0, skipped: 0 },

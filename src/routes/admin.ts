@@ -19,7 +19,7 @@ adminRoutes.get("/stats", admin, (c) => {
 		since: new Date(stats.startedAt).toISOString(),
 		scope: "this isolate",
 		tiers: stats.tiers,
-		l0: { entries: reader.l0.size, max_entries: reader.l0.maxEntries, ttl_seconds: settings.L0_TTL_SECONDS },
+		l0: { entries: reader.l0.size, max_entries: reader.l0.maxEntries, ttl_seconds: settings.L0_TTL_SECONDS, fast_lane_hits: stats.fastLaneHits },
 	});
 });
 

@@ -1,6 +1,6 @@
 /** The registry's HTTP surface: create or update a dataset spec, list specs, show one. */
 import { Hono } from "hono";
-import { assertDatasetAccess, requireScope } from "../auth/middleware";
+import { assertDatasetAccess, mayAccess, requireScope } from "../auth/middleware";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { NAME_PATTERN, normaliseSpec, specInputSchema } from "../registry/spec";
@@ -27,7 +27,7 @@ datasetRoutes.put("/:name", requireScope("admin"), async (c) => {
 datasetRoutes.get("/", requireScope("read"), async (c) => {
 	const principal = c.get("principal");
 	const all = [...(await c.get("services").registry.all()).values()];
-	return c.json({ datasets: principal.datasets ? all.filter((d) => principal.datasets?.includes(d.name)) : all });
+	return c.json({ datasets: all.filter((d) => mayAccess(principal, d.name)) });
 });
 
 datasetRoutes.get("/:name", requireScope("read"), async (c) => {

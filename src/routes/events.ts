@@ -1,7 +1,7 @@
 /** Ingest: POST /v1/events. Validates each event, queues the good ones, answers 202 once the queue has them. */
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { requireScope } from "../auth/middleware";
+import { mayAccess, requireScope } from "../auth/middleware";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { assignIds, type EncodedEvent, encodeEvent, MAX_BODY_BYTES, parseEventsBody, type Rejected, rejectedToItems, validateEvent } from "../ingest/events";
@@ -30,7 +30,7 @@ eventRoutes.post(
 		const principal = c.get("principal");
 		const receivedAt = Date.now();
 		const valid: { index: number; event: ChangeEvent; sentTime: number | null }[] = [];
-		const mayWrite = (d: string) => !principal.datasets || principal.datasets.includes(d);
+		const mayWrite = (d: string) => mayAccess(principal, d);
 		for (const { index, raw } of items) {
 			const v = validateEvent(raw, (d) => specs.get(d), receivedAt, mayWrite);
 			if (typeof v === "string") rejected.push({ index, error: v });

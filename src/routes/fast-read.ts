@@ -1,13 +1,14 @@
 /**
  * The fast lane for the commonest read: `GET /v1/datasets/:name/records/:key`, no query string,
  * answered from a fresh L0 copy. It answers exactly what the records route answers (same body,
- * status and headers) without Hono's routing, middleware chain and context, which were most of an
- * L0 hit's CPU time (docs/BENCHMARKS.md). Anything it is not sure of (a query, a conditional or
- * traced request, an encoded key, a key that fails auth or scope, a miss, a stale or revalidating
- * copy, an error) returns undefined, and the request goes through the app as usual, which also
- * produces every error response. So the lane can only ever answer 200 with a present value.
+ * status and headers) without Hono's routing, middleware chain and context, which were most of the
+ * worker's own time on an L0 hit (docs/BENCHMARKS.md). Anything it is not sure of (a query, a
+ * conditional or traced request, an encoded path, a key that fails auth, scope or dataset access,
+ * a miss, a stale or revalidating copy) returns undefined, and the request goes through the app as
+ * usual, which also produces every error response. So the lane only ever answers 200 with a
+ * present value, after the same key, scope and dataset checks as the app.
  */
-
+import { hasScope, mayAccess } from "../auth/middleware";
 import { MAX_KEY_BYTES } from "../ingest/events";
 import { nextRequestId } from "../observability/request-id";
 import { ServerTiming } from "../observability/timing";
@@ -21,8 +22,8 @@ const PREFIX = "/v1/datasets/";
 const RECORDS = "/records/";
 const BEARER = "Bearer ";
 
-/** The (name, key) of a plain record URL, or undefined for anything needing decoding or a query. */
-function recordPath(url: string): { name: string; key: string } | undefined {
+/** The (name, key) of a plain record URL, or undefined for anything the router would decode, or a query. */
+function parsePlainRecordUrl(url: string): { name: string; key: string } | undefined {
 	const pathStart = url.indexOf("/", url.indexOf("://") + 3);
 	if (pathStart < 0 || !url.startsWith(PREFIX, pathStart)) return undefined;
 	// Percent-encoded text is decoded by the router (and may hold non-ASCII or a lone surrogate); a
@@ -38,39 +39,43 @@ function recordPath(url: string): { name: string; key: string } | undefined {
 	return { name, key };
 }
 
+/** The records route's answer to `req` when it is a plain read of a fresh L0 copy; otherwise undefined. */
 export async function fastRecordRead(req: Request, services: Services): Promise<Response | undefined> {
-	const path = recordPath(req.url);
+	if (req.method !== "GET") return undefined;
+	const path = parsePlainRecordUrl(req.url);
 	if (!path) return undefined;
 	const headers = req.headers;
 	const auth = headers.get("authorization");
-	// A caller-supplied request id and If-None-Match are handled by the app (echo, 304).
+	// A caller's request id and If-None-Match are the app's to handle (echo, 304).
 	if (!auth?.startsWith(BEARER) || headers.has("if-none-match") || headers.has("x-request-id")) return undefined;
 	const token = auth.slice(BEARER.length);
 	if (!token || /\s/.test(token)) return undefined;
 	const principal = await services.keys.authenticate(token);
-	if (!principal || !(principal.scopes.includes("read") || principal.scopes.includes("admin"))) return undefined;
-	if (principal.datasets && !principal.datasets.includes(path.name)) return undefined;
+	if (!principal || !hasScope(principal, "read") || !mayAccess(principal, path.name)) return undefined;
 	const spec = await services.registry.get(path.name);
 	if (!spec) return undefined;
 
 	const start = performance.now();
 	const now = Date.now();
+	// The lag an L0 copy may have, as lookupRecords sets it for a read without max_staleness.
 	const limitMs = freshnessLimitMs(spec);
 	const hit = services.reader.l0.get(recordCacheKey(path.name, path.key), limitMs, now);
 	if (hit?.state !== "fresh") return undefined;
 	const view = viewRecord(path.key, hit.rec, spec, { ifStale: "serve" }, now);
 	if (view.status !== "present") return undefined;
-	services.stats.count("l0", "hits", 1);
 	const timing = new ServerTiming();
 	timing.add("l0", performance.now() - start);
-	return new Response(recordViewJson(view, path.name), {
+	const res = new Response(recordViewJson(view, path.name), {
 		headers: {
 			"x-request-id": nextRequestId(),
 			"x-hotpath-tier": "l0",
 			"server-timing": timing.header,
-			etag: recordEtag(hit.rec.r, view),
+			etag: recordEtag(hit.rec.r, hit.rec.t, "present"),
 			"cache-control": recordCacheControl(view, limitMs, services.settings.L0_TTL_SECONDS),
 			"content-type": "application/json",
 		},
 	});
+	services.stats.count("l0", "hits", 1);
+	services.stats.fastLaneHits++;
+	return res;
 }

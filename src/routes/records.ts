@@ -23,14 +23,14 @@ export function parseIfStale(raw: string | undefined): IfStale {
  * The ETag of a record response: the revision, the value's event time and status, and a suffix for
  * the options that change the body (projection, if_stale=omit).
  */
-export function recordEtag(rev: number, view: RecordView, optionsSuffix = ""): string {
-	return `W/"${rev}-${view.event_time ? Date.parse(view.event_time) : 0}-${view.status}${optionsSuffix}"`;
+export function recordEtag(rev: number, eventTimeMs: number, status: RecordView["status"], optionsSuffix = ""): string {
+	return `W/"${rev}-${eventTimeMs}-${status}${optionsSuffix}"`;
 }
 
 /** A present value may be reused until its freshness limit runs out, and no longer than L0 keeps it. */
-export function recordCacheControl(view: RecordView, freshnessLimitMs: number, l0TtlS: number): string {
+export function recordCacheControl(view: RecordView, limitMs: number, l0TtlS: number): string {
 	if (view.status !== "present") return "no-cache";
-	const remainingS = Math.floor((freshnessLimitMs - (view.age_ms ?? 0)) / 1000);
+	const remainingS = Math.floor((limitMs - (view.age_ms ?? 0)) / 1000);
 	return `private, max-age=${Math.max(0, Math.min(remainingS, l0TtlS))}`;
 }
 
@@ -67,7 +67,12 @@ recordRoutes.get("/:name/records/:key", requireScope("read"), async (c) => {
 			headers: { "x-hotpath-tier": tiers.join(","), "server-timing": ctx.timing.header },
 		});
 
-	const etag = recordEtag(revisions[0]?.[0] ?? 0, view, `${fieldsParam ? `-${fields?.join(".")}` : ""}${ifStale === "omit" ? "-o" : ""}`);
+	const etag = recordEtag(
+		revisions[0]?.[0] ?? 0,
+		view.event_time ? Date.parse(view.event_time) : 0,
+		view.status,
+		`${fieldsParam ? `-${fields?.join(".")}` : ""}${ifStale === "omit" ? "-o" : ""}`,
+	);
 	c.header("etag", etag);
 	c.header("cache-control", recordCacheControl(view, freshnessLimitMs(spec, maxStalenessS), c.get("services").settings.L0_TTL_SECONDS));
 	const inm = c.req.header("if-none-match");

@@ -28,6 +28,21 @@ export function freshnessLimitMs(spec: DatasetSpec, maxStalenessS?: number): num
 	return maxStalenessS === undefined ? ttl : Math.min(ttl, maxStalenessS * 1000);
 }
 
+/**
+ * Cached copy -> its event time as ISO text. Copies are never mutated and a hot one is rendered on
+ * every read, so the date is formatted once per copy; entries go with their copies.
+ */
+const eventTimes = new WeakMap<CachedRecord, string>();
+
+function eventTimeText(rec: CachedRecord): string {
+	let text = eventTimes.get(rec);
+	if (text === undefined) {
+		text = new Date(rec.t).toISOString();
+		eventTimes.set(rec, text);
+	}
+	return text;
+}
+
 /** Renders one record for a response. A tombstone or a confirmed miss is `not_found`. */
 export function viewRecord(key: string, rec: CachedRecord, spec: DatasetSpec, opts: FreshnessOptions, now: number, forcedStale = false): RecordView {
 	if (rec.r === 0 || rec.v === null) return { key, status: "not_found", value: null, event_time: null, age_ms: null };
@@ -40,5 +55,5 @@ export function viewRecord(key: string, rec: CachedRecord, spec: DatasetSpec, op
 		value = projected;
 	}
 	if (stale && opts.ifStale === "omit") value = null;
-	return { key, status: stale ? "stale" : "present", value, event_time: new Date(rec.t).toISOString(), age_ms: age };
+	return { key, status: stale ? "stale" : "present", value, event_time: eventTimeText(rec), age_ms: age };
 }

@@ -56,11 +56,11 @@ describe("GET /v1/stats", () => {
 			since: string;
 			scope: string;
 			tiers: Record<"l0" | "redis" | "kv" | "d1", { hits: number; misses: number; errors: number; skipped: number }>;
-			l0: { entries: number; max_entries: number; ttl_seconds: number };
+			l0: { entries: number; max_entries: number; ttl_seconds: number; fast_lane_hits: number };
 		};
 		const before = await expectJson<Stats>(await call("GET", "/v1/stats"), 200);
 		expect(Object.keys(before.tiers).sort()).toEqual(["d1", "kv", "l0", "redis"]);
-		expect(before.l0).toEqual({ entries: expect.any(Number), max_entries: 10_000, ttl_seconds: 5 });
+		expect(before.l0).toEqual({ entries: expect.any(Number), max_entries: 10_000, ttl_seconds: 5, fast_lane_hits: expect.any(Number) });
 		expect(Number.isNaN(Date.parse(before.since))).toBe(false);
 
 		const ds = await createDataset(userSpec());
@@ -73,5 +73,7 @@ describe("GET /v1/stats", () => {
 		expect(after.tiers.l0.hits).toBeGreaterThanOrEqual(before.tiers.l0.hits + 1);
 		expect(after.tiers.l0.misses).toBeGreaterThanOrEqual(before.tiers.l0.misses + 1);
 		expect(after.l0.entries).toBeGreaterThanOrEqual(1);
+		// The second read was a plain read of a fresh L0 copy: the fast lane answered it.
+		expect(after.l0.fast_lane_hits).toBeGreaterThanOrEqual(before.l0.fast_lane_hits + 1);
 	});
 });

@@ -169,6 +169,17 @@ describe("GET /v1/datasets/:name/records/:key", () => {
 			const old = await put({ age: 1 }, Date.now() - 120_000);
 			expect((await getRecord(ds, old, "max_staleness=60")).headers.get("cache-control")).toBe("no-cache");
 		});
+
+		it("Cache-Control never outlasts the dataset's ttl, even when max_staleness allows more", async () => {
+			const short = await createDataset(userSpec(10));
+			const k = await put({ age: 1 }, Date.now() - 6000, short);
+			// 6 s old with a 10 s ttl: at most 4 s left (less than L0's 5 s), whatever max_staleness says.
+			for (const q of ["", "max_staleness=60"]) {
+				const res = await getRecord(short, k, q);
+				expect(((await res.json()) as RecordBody).status).toBe("present");
+				expect(res.headers.get("cache-control")).toMatch(/^private, max-age=[0-4]$/);
+			}
+		});
 	});
 
 	describe("freshness", () => {
