@@ -9,6 +9,7 @@ import type { ChangeEvent } from "../../src/ingest/merge";
 import { packBatches, packMessages, readQueueMessage } from "../../src/ingest/producer";
 import type { RecordView } from "../../src/serving/freshness";
 import { lookupResultsJson, recordViewJson } from "../../src/serving/render";
+import { type CachedRecord, decodeRecord, encodeRecord, valueJson } from "../../src/storage/cached-record";
 
 const views: RecordView[] = [
 	{
@@ -109,5 +110,55 @@ describe("encodeEvent / packMessages / packBatches", () => {
 		expect(readQueueMessage(JSON.stringify({ v: 2, events: [] }))).toBeNull();
 		expect(readQueueMessage(JSON.stringify({ v: 1, events: [{ id: "x" }] }))).toBeNull();
 		expect(readQueueMessage(42)).toBeNull();
+	});
+});
+
+describe("cached copies: encodeRecord / decodeRecord / valueJson", () => {
+	/** A random JSON value: numbers of every kind, escapes, unicode, nesting. */
+	function randomValue(next: () => number, depth = 0): unknown {
+		const pick = Math.floor(next() * (depth > 2 ? 5 : 7));
+		if (pick === 0) return next() < 0.5 ? null : next() < 0.5;
+		if (pick === 1) return [0, -0, 1e21, -1.5e-300, 2 ** 53 - 1, next() * 1e6 - 5e5, Math.floor(next() * 1000)][Math.floor(next() * 7)];
+		if (pick === 2) return ["", "plain", 'q"uote', "back\\slash", "nl\n\u2028", "ünï ✓ 😀", '"v":', "\u0001"][Math.floor(next() * 8)];
+		if (pick === 3) return Math.floor(next() * 100);
+		if (pick === 4) return `s${Math.floor(next() * 1e9)}`;
+		if (pick === 5) return Array.from({ length: Math.floor(next() * 4) }, () => randomValue(next, depth + 1));
+		return randomObject(next, depth + 1);
+	}
+	function randomObject(next: () => number, depth = 0): Record<string, unknown> {
+		const o: Record<string, unknown> = {};
+		const n = Math.floor(next() * 6);
+		for (let k = 0; k < n; k++) o[["a", "b c", 'k"q', "ü", "v", "__x", `f${k}`][Math.floor(next() * 7)] as string] = randomValue(next, depth);
+		return o;
+	}
+
+	it("round-trip: the encoding is JSON.stringify's, and a decoded value's text is JSON.stringify's", () => {
+		const next = rng(20261124);
+		for (let n = 0; n < 500; n++) {
+			const rec: CachedRecord = {
+				v: n % 50 === 0 ? null : randomObject(next),
+				t: Math.floor(next() * 2e12),
+				i: ["e1", 'x","v":{"a":1}', "ünï", ""][n % 4] as string,
+				r: 1 + Math.floor(next() * 1e6),
+			};
+			const text = encodeRecord(rec);
+			expect(text).toBe(JSON.stringify({ r: rec.r, t: rec.t, i: rec.i, v: rec.v }));
+			const back = decodeRecord(text);
+			expect(back).toEqual(JSON.parse(text));
+			expect(valueJson(back?.v ?? null)).toBe(JSON.stringify(back?.v ?? null));
+			expect(encodeRecord(back as CachedRecord)).toBe(text);
+		}
+	});
+
+	it("a copy in another layout still decodes, and its value is serialised afresh", () => {
+		const foreign = ' { "v" : { "b" : 2, "a" : [1, 2.50] }, "i": "e", "t": 5, "r": 3 } ';
+		const rec = decodeRecord(foreign);
+		expect(rec).toEqual({ v: { b: 2, a: [1, 2.5] }, i: "e", t: 5, r: 3 });
+		expect(valueJson(rec?.v ?? null)).toBe('{"b":2,"a":[1,2.5]}');
+		expect(encodeRecord(rec as CachedRecord)).toBe('{"r":3,"t":5,"i":"e","v":{"b":2,"a":[1,2.5]}}');
+	});
+
+	it("refuses what is not a copy", () => {
+		for (const s of [null, undefined, "", "not json", "[]", "null", '{"r":1}', '{"t":1}', '{"r":"1","t":1}']) expect(decodeRecord(s)).toBeNull();
 	});
 });
