@@ -15,7 +15,8 @@ export default {
 		// lane does not answer, including its own errors, the app answers as it always would.
 		if (req.method === "GET") {
 			try {
-				const res = await fastRecordRead(req, servicesFor(env));
+				const lane = fastRecordRead(req, () => servicesFor(env));
+				const res = lane && (await lane);
 				if (res) return res;
 			} catch (e) {
 				// The app meets the same failure (D1 down, a bad setting) and turns it into the right

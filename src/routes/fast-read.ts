@@ -39,8 +39,12 @@ function parsePlainRecordUrl(url: string): { name: string; key: string } | undef
 	return { name, key };
 }
 
-/** The records route's answer to `req` when it is a plain read of a fresh L0 copy; otherwise undefined. */
-export async function fastRecordRead(req: Request, services: Services): Promise<Response | undefined> {
+/**
+ * The records route's answer to `req` when it is a plain read of a fresh L0 copy, else undefined.
+ * Requests that are not plain record reads get undefined at once, without a promise or the
+ * services, so the lane costs every other route one URL check.
+ */
+export function fastRecordRead(req: Request, services: () => Services): Promise<Response | undefined> | undefined {
 	if (req.method !== "GET") return undefined;
 	const path = parsePlainRecordUrl(req.url);
 	if (!path) return undefined;
@@ -50,6 +54,10 @@ export async function fastRecordRead(req: Request, services: Services): Promise<
 	if (!auth?.startsWith(BEARER) || headers.has("if-none-match") || headers.has("x-request-id")) return undefined;
 	const token = auth.slice(BEARER.length);
 	if (!token || /\s/.test(token)) return undefined;
+	return fromL0(path, token, services());
+}
+
+async function fromL0(path: { name: string; key: string }, token: string, services: Services): Promise<Response | undefined> {
 	const principal = await services.keys.authenticate(token);
 	if (!principal || !hasScope(principal, "read") || !mayAccess(principal, path.name)) return undefined;
 	const spec = await services.registry.get(path.name);

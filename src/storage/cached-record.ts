@@ -47,7 +47,8 @@ export function decodeRecord(s: string | null | undefined): CachedRecord | null 
 	}
 	if (typeof r !== "object" || r === null || typeof r.t !== "number" || typeof r.r !== "number") return null;
 	// A copy encodeRecord wrote ends with the value's JSON text: keep it, so serving or re-encoding
-	// the value needs no second serialisation. Anything else is serialised when needed.
+	// the value needs no second serialisation. Anything else is serialised when needed. (Only
+	// Hotpath writes the r: keys of its Redis and KV, so a copy with this head is one it wrote.)
 	if (r.v !== null && typeof r.v === "object" && typeof r.i === "string") {
 		const prefix = head(r);
 		if (s.startsWith(prefix) && s.endsWith("}")) valueTexts.set(r.v, s.slice(prefix.length, -1));
