@@ -13,18 +13,16 @@ export default {
 	async fetch(req, env, ctx) {
 		// A fresh L0 hit of a plain record read skips the app (src/routes/fast-read.ts). Whatever the
 		// lane does not answer, including its own errors, the app answers as it always would.
-		if (req.method === "GET") {
-			try {
-				const lane = fastRecordRead(req, () => servicesFor(env));
-				const res = lane && (await lane);
-				if (res) return res;
-			} catch (e) {
-				// The app meets the same failure (D1 down, a bad setting) and turns it into the right
-				// problem response. Logged once per isolate: the app logs the failures it answers.
-				if (!laneFailureLogged) {
-					laneFailureLogged = true;
-					console.warn(JSON.stringify({ msg: "L0 fast lane failed; the app answers instead", error: String(e) }));
-				}
+		try {
+			const lane = fastRecordRead(req, () => servicesFor(env));
+			const res = lane && (await lane);
+			if (res) return res;
+		} catch (e) {
+			// The app meets the same failure (D1 down, a bad setting) and turns it into the right
+			// problem response. Logged once per isolate: the app logs the failures it answers.
+			if (!laneFailureLogged) {
+				laneFailureLogged = true;
+				console.warn(JSON.stringify({ msg: "L0 fast lane failed; the app answers instead", error: String(e) }));
 			}
 		}
 		return app.fetch(req, env, ctx);

@@ -343,7 +343,6 @@ async function main() {
 					l0_cpu_ms: l.cpu_ms_per_req ?? null,
 					floor_bytes: f.bytes_per_response ?? null,
 					l0_bytes: l.bytes_per_response ?? null,
-					l0_stats: l.stats_delta ?? null,
 					app_rps: a.rps,
 					app_ratio: a.rps / b.rps,
 					app_cpu_ms: a.cpu_ms_per_req ?? null,
@@ -378,8 +377,14 @@ async function main() {
 			`ratios are against baseline-hello (GET ${baselinePath}) from this run; cpu is workerd's user+system time per request, workerd cores = that time over the window`,
 		];
 		if (pairs.length) {
+			const ratios = (pick: (p: L0Pair) => number | null) =>
+				pairs
+					.map(pick)
+					.map((r) => (r === null ? "n/a" : `${r.toFixed(2)}x`))
+					.join(", ");
+			const cpuRatio = (cpu: number | null, baseCpu: number | null) => (cpu && baseCpu ? cpu / baseCpu : null);
 			header.push(
-				`read-l0-hit / baseline-hello in ${pairs.length} back-to-back rounds of ${PAIR_WINDOW_S} s windows: ${pairs.map((p) => `${p.ratio.toFixed(2)}x`).join(", ")} (median ${median(pairs.map((p) => p.ratio)).toFixed(2)}x); the floor, a worker answering the same ${Math.round(pairs[0]?.floor_bytes ?? 0)}-byte response and headers with nothing else to do: ${pairs.map((p) => `${p.floor_ratio.toFixed(2)}x`).join(", ")} (median ${median(pairs.map((p) => p.floor_ratio)).toFixed(2)}x); workerd CPU per request, read-l0-hit / baseline-hello: ${pairs.map((p) => (p.l0_cpu_ms && p.baseline_cpu_ms ? `${(p.l0_cpu_ms / p.baseline_cpu_ms).toFixed(2)}x` : "n/a")).join(", ")}; the same reads through the app instead of the L0 fast lane (an empty query string): ${pairs.map((p) => `${p.app_ratio.toFixed(2)}x`).join(", ")} (median ${median(pairs.map((p) => p.app_ratio)).toFixed(2)}x), CPU per request ${pairs.map((p) => (p.app_cpu_ms && p.baseline_cpu_ms ? `${(p.app_cpu_ms / p.baseline_cpu_ms).toFixed(2)}x` : "n/a")).join(", ")}`,
+				`read-l0-hit / baseline-hello in ${pairs.length} back-to-back rounds of ${PAIR_WINDOW_S} s windows: ${ratios((p) => p.ratio)} (median ${median(pairs.map((p) => p.ratio)).toFixed(2)}x); the floor, a worker answering the same ${Math.round(pairs[0]?.floor_bytes ?? 0)}-byte response and headers with nothing else to do: ${ratios((p) => p.floor_ratio)} (median ${median(pairs.map((p) => p.floor_ratio)).toFixed(2)}x); workerd CPU per request, read-l0-hit / baseline-hello: ${ratios((p) => cpuRatio(p.l0_cpu_ms, p.baseline_cpu_ms))}; the same reads through the app instead of the L0 fast lane (an empty query string): ${ratios((p) => p.app_ratio)} (median ${median(pairs.map((p) => p.app_ratio)).toFixed(2)}x), CPU per request ${ratios((p) => cpuRatio(p.app_cpu_ms, p.baseline_cpu_ms))}`,
 			);
 		}
 		const b0 = rows.find((r) => r.name === "baseline-hello");
@@ -449,8 +454,6 @@ interface L0Pair {
 	l0_cpu_ms: number | null;
 	floor_bytes: number | null;
 	l0_bytes: number | null;
-	/** Tier counters (GET /v1/stats) over the read-l0-hit window, warm-up included. */
-	l0_stats: Stats | null;
 	/** The same reads through the app instead of the L0 fast lane. */
 	app_rps: number;
 	app_ratio: number;

@@ -141,20 +141,31 @@ export async function startRedisServer(options: StartRedisServerOptions = {}): P
 		clearTimeout(timer);
 	};
 
-	// A port picked by freePort() can be taken by someone else before redis binds it; pick another.
-	for (let attempt = 1; ; attempt++) {
-		try {
-			await spawnAndWait();
-			break;
-		} catch (err) {
-			await terminate("SIGKILL");
-			const portRace = options.port === undefined && attempt < 3 && /Address already in use/i.test(String(err));
-			if (!portRace) {
-				process.removeListener("exit", killOnExit);
-				throw err;
+	/**
+	 * Starts redis, retrying up to `attempts` times while its port is in use; `beforeRetry` says
+	 * whether to retry (and may move to another port).
+	 */
+	const spawnRetryingPort = async (attempts: number, beforeRetry: () => Promise<boolean>): Promise<void> => {
+		for (let attempt = 1; ; attempt++) {
+			try {
+				return await spawnAndWait();
+			} catch (err) {
+				await terminate("SIGKILL");
+				if (attempt >= attempts || !/Address already in use/i.test(String(err)) || !(await beforeRetry())) throw err;
 			}
-			port = await freePort();
 		}
+	};
+
+	// A port picked by freePort() can be taken by someone else before redis binds it; pick another.
+	try {
+		await spawnRetryingPort(3, async () => {
+			if (options.port !== undefined) return false;
+			port = await freePort();
+			return true;
+		});
+	} catch (err) {
+		process.removeListener("exit", killOnExit);
+		throw err;
 	}
 
 	return {
@@ -173,16 +184,10 @@ export async function startRedisServer(options: StartRedisServerOptions = {}): P
 			process.once("exit", killOnExit);
 			// The port must stay the same, and for a moment it can still be held: a client reconnecting
 			// to it can even connect to itself. Wait for it rather than give up.
-			for (let attempt = 1; ; attempt++) {
-				try {
-					await spawnAndWait();
-					return;
-				} catch (err) {
-					await terminate("SIGKILL");
-					if (attempt >= 10 || !/Address already in use/i.test(String(err))) throw err;
-					await sleep(200);
-				}
-			}
+			await spawnRetryingPort(10, async () => {
+				await sleep(200);
+				return true;
+			});
 		},
 	};
 }
