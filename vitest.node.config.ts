@@ -3,7 +3,7 @@ import { defineConfig } from "vitest/config";
 
 export default defineConfig({
 	test: {
-		include: ["test/node/**/*.test.ts"],
+		include: ["test/node/**/*.test.ts", "packages/client/test/**/*.test.ts"],
 		environment: "node",
 		globalSetup: ["test/node/global-setup.ts"],
 		testTimeout: 30_000,
