@@ -1,0 +1,353 @@
+/** The Hotpath client: one method per HTTP route, typed end to end. */
+import { HotpathError, type Problem } from "./errors.js";
+import { type FetchLike, Transport } from "./transport.js";
+import type {
+	ApplyResult,
+	CreatedKey,
+	DeadLetter,
+	DeadLetterFilter,
+	Event,
+	ExportedRecord,
+	ExportOptions,
+	GetOptions,
+	GetResult,
+	Health,
+	HistoryOptions,
+	HistoryResult,
+	ImportOptions,
+	ImportResult,
+	ImportRow,
+	KeyInfo,
+	KeyInput,
+	LookupRequest,
+	LookupResult,
+	PushOptions,
+	PushResult,
+	ReadOptions,
+	RebuildMode,
+	RebuildStatus,
+	RecordsPage,
+	RecordValue,
+	SearchQuery,
+	SearchResult,
+	Spec,
+	SpecInput,
+	Stats,
+	TimeInput,
+} from "./types.js";
+
+export interface HotpathOptions {
+	/** Base URL of the deployment, e.g. `https://hotpath.example.workers.dev`. */
+	url: string;
+	/** API key, sent as `Authorization: Bearer <key>`. */
+	key?: string;
+	/** A fetch to use instead of the global one (a Worker's service binding, a test double...). */
+	fetch?: FetchLike;
+	/** Retries after the first attempt for 429, 503 and (idempotent calls) network errors. Default 3. */
+	retries?: number;
+	/** Per attempt, in ms. Default 30,000. */
+	timeoutMs?: number;
+	/** First back-off step in ms when the server gives no `Retry-After`; doubled per retry. Default 250. */
+	retryBaseMs?: number;
+	/** A `Retry-After` longer than this (ms) is not waited for: the 429/503 is thrown at once. Default 60,000. */
+	maxRetryDelayMs?: number;
+}
+
+const seg = (s: string | number) => encodeURIComponent(String(s));
+
+const timeParam = (t: TimeInput | undefined): string | number | undefined => (t instanceof Date ? t.toISOString() : t);
+
+/** A 404 about the record itself (the read ran and found nothing), not about the dataset or the route. */
+function isRecordMiss(headers: Headers, body: unknown): boolean {
+	// The records route sets X-Hotpath-Tier once the tiers were asked; a missing dataset fails before that.
+	if (headers.has("x-hotpath-tier")) return true;
+	const detail = (body as { detail?: unknown } | undefined)?.detail;
+	return typeof detail === "string" && detail.startsWith("no record ");
+}
+
+/**
+ * A random v4 UUID for event and row ids. Node 18 has no global `crypto` (it needs a flag there)
+ * and the SDK imports no `node:` module, so the fallback is Math.random: ids need to be unique,
+ * not secret.
+ */
+function randomId(): string {
+	const c = (globalThis as { crypto?: { randomUUID?: () => string; getRandomValues?: (a: Uint8Array) => Uint8Array } }).crypto;
+	if (typeof c?.randomUUID === "function") return c.randomUUID();
+	const b = new Uint8Array(16);
+	if (typeof c?.getRandomValues === "function") c.getRandomValues(b);
+	else for (let i = 0; i < 16; i++) b[i] = Math.floor(Math.random() * 256);
+	b[6] = ((b[6] ?? 0) & 0x0f) | 0x40;
+	b[8] = ((b[8] ?? 0) & 0x3f) | 0x80;
+	const h = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+	return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+/**
+ * The Hotpath client.
+ *
+ * @example
+ * const hp = new Hotpath({ url: "http://127.0.0.1:8787", key: process.env.HOTPATH_KEY });
+ * const user = await hp.get("demo_users", "u1", { fields: ["country"] });
+ * if (user.status !== "not_found") console.log(user.value?.country, user.age_ms);
+ */
+export class Hotpath {
+	readonly #http: Transport;
+
+	/** Dataset specs: list, show, create or update (`PUT`). */
+	readonly datasets: {
+		list(): Promise<Spec[]>;
+		get(name: string): Promise<Spec>;
+		/** Creates (201) or updates (200) a spec; an incompatible change is a 409 HotpathError listing why. */
+		apply(spec: SpecInput & { name: string }): Promise<ApplyResult>;
+	};
+
+	/** API keys (admin). */
+	readonly keys: {
+		/** The secret `key` is in this answer only. */
+		create(input: KeyInput): Promise<CreatedKey>;
+		list(opts?: { includeRevoked?: boolean }): Promise<KeyInfo[]>;
+		revoke(id: string): Promise<void>;
+	};
+
+	/** Messages that kept failing (admin). */
+	readonly deadLetters: {
+		list(opts?: DeadLetterFilter & { limit?: number }): Promise<DeadLetter[]>;
+		/** Puts one back on the queue; events are idempotent, so a second replay is harmless. */
+		replay(id: number): Promise<{ id: number; replayed_at: string }>;
+		/** Replays every dead letter not replayed yet (of one dataset, when given). */
+		replayAll(filter?: DeadLetterFilter): Promise<{ replayed: number }>;
+		/** Deletes one dead letter for good. */
+		purge(id: number): Promise<void>;
+		/** Deletes every dead letter (of one dataset, when given). */
+		purgeAll(filter?: DeadLetterFilter): Promise<{ purged: number }>;
+	};
+
+	constructor(options: HotpathOptions) {
+		if (!options?.url) throw new TypeError("Hotpath: `url` is required");
+		this.#http = new Transport({
+			url: options.url,
+			key: options.key,
+			fetch: options.fetch,
+			retries: options.retries ?? 3,
+			timeoutMs: options.timeoutMs ?? 30_000,
+			retryBaseMs: options.retryBaseMs ?? 250,
+			maxRetryDelayMs: options.maxRetryDelayMs ?? 60_000,
+		});
+		const http = this.#http;
+
+		this.datasets = {
+			list: async () => (await http.call<{ datasets: Spec[] }>({ method: "GET", path: "/v1/datasets", idempotent: true })).data.datasets,
+			get: async (name) => (await http.call<Spec>({ method: "GET", path: `/v1/datasets/${seg(name)}`, idempotent: true })).data,
+			apply: async (spec) => {
+				const { name, ...body } = spec;
+				if (!name) throw new TypeError("datasets.apply: the spec needs a `name`");
+				const res = await http.call<Spec>({ method: "PUT", path: `/v1/datasets/${seg(name)}`, json: body, idempotent: true });
+				return { spec: res.data, created: res.status === 201 };
+			},
+		};
+
+		this.keys = {
+			// Not idempotent: a resend after a lost answer would make a second key.
+			create: async (input) => (await http.call<CreatedKey>({ method: "POST", path: "/v1/keys", json: input, idempotent: false })).data,
+			list: async (opts = {}) =>
+				(
+					await http.call<{ keys: KeyInfo[] }>({
+						method: "GET",
+						path: "/v1/keys",
+						query: { include_revoked: opts.includeRevoked ? "true" : undefined },
+						idempotent: true,
+					})
+				).data.keys,
+			revoke: async (id) => {
+				await http.call({ method: "DELETE", path: `/v1/keys/${seg(id)}`, idempotent: true });
+			},
+		};
+
+		this.deadLetters = {
+			list: async (opts = {}) =>
+				(
+					await http.call<{ dead_letters: DeadLetter[] }>({
+						method: "GET",
+						path: "/v1/dead-letters",
+						query: { limit: opts.limit, dataset: opts.dataset },
+						idempotent: true,
+					})
+				).data.dead_letters,
+			replay: async (id) =>
+				(await http.call<{ id: number; replayed_at: string }>({ method: "POST", path: `/v1/dead-letters/${seg(id)}/replay`, idempotent: true })).data,
+			replayAll: async (filter = {}) =>
+				(await http.call<{ replayed: number }>({ method: "POST", path: "/v1/dead-letters/replay", query: { dataset: filter.dataset }, idempotent: true })).data,
+			purge: async (id) => {
+				await http.call({ method: "DELETE", path: `/v1/dead-letters/${seg(id)}`, idempotent: true });
+			},
+			purgeAll: async (filter = {}) =>
+				(await http.call<{ purged: number }>({ method: "DELETE", path: "/v1/dead-letters", query: { dataset: filter.dataset }, idempotent: true })).data,
+		};
+	}
+
+	/** The base URL calls go to. */
+	get url(): string {
+		return this.#http.base;
+	}
+
+	/**
+	 * Reads one record. A key that does not exist resolves to `{status: "not_found", value: null}`
+	 * (as a feature store's miss is null, not an error); a dataset that does not exist, bad
+	 * options or auth failures throw HotpathError.
+	 */
+	async get<V extends RecordValue = RecordValue>(dataset: string, key: string | number, opts: GetOptions = {}): Promise<GetResult<V>> {
+		const res = await this.#http.call<GetResult<V>>({
+			method: "GET",
+			path: `/v1/datasets/${seg(dataset)}/records/${seg(key)}`,
+			query: {
+				fields: opts.fields?.join(","),
+				max_staleness: opts.maxStaleness,
+				if_stale: opts.ifStale,
+				as_of: timeParam(opts.asOf),
+			},
+			idempotent: true,
+			allow: [404],
+		});
+		if (res.status === 404) {
+			if (!isRecordMiss(res.headers, res.data)) throw new HotpathError(res.data as unknown as Problem);
+			return { dataset, key: String(key), status: "not_found", value: null, event_time: null, age_ms: null };
+		}
+		return res.data;
+	}
+
+	/** Reads many keys of many datasets in one call; results come back in request order. At most 1,000 keys in all. */
+	async lookup<V extends RecordValue = RecordValue>(requests: LookupRequest[], opts: ReadOptions = {}): Promise<LookupResult<V>[]> {
+		const body: Record<string, unknown> = { requests };
+		if (opts.maxStaleness !== undefined) body.max_staleness = opts.maxStaleness;
+		if (opts.ifStale !== undefined) body.if_stale = opts.ifStale;
+		if (opts.asOf !== undefined) body.as_of = timeParam(opts.asOf);
+		return (await this.#http.call<{ results: LookupResult<V>[] }>({ method: "POST", path: "/v1/lookup", json: body, idempotent: true })).data.results;
+	}
+
+	/**
+	 * Sends change events (at most 10,000 and 5 MiB per call). Every event without an `id` gets a
+	 * random one before the first attempt, so the client's own retries cannot apply an event twice;
+	 * with `idempotencyKey` the server derives the missing ids from it instead.
+	 * Answers once the queue holds the accepted events; `rejected` lists the others by index.
+	 */
+	async push(events: Event[], opts: PushOptions = {}): Promise<PushResult> {
+		const withIds = opts.idempotencyKey === undefined ? events.map((e) => (e.id === undefined || e.id === null ? { ...e, id: randomId() } : e)) : events;
+		const res = await this.#http.call<{ accepted: number; rejected: PushResult["rejected"] }>({
+			method: "POST",
+			path: "/v1/events",
+			json: withIds,
+			headers: opts.idempotencyKey === undefined ? undefined : { "idempotency-key": opts.idempotencyKey },
+			idempotent: true,
+		});
+		return { accepted: res.data.accepted, rejected: res.data.rejected, ids: withIds.map((e) => e.id) };
+	}
+
+	/**
+	 * Bulk-imports rows straight into the dataset (at most 5,000 rows and 5 MiB per call). A row is
+	 * the record's value with the key field, plus optional `_event_time`, `_op` and `_id`. Rows
+	 * without `_id` get a random one before the first attempt (unless `idempotencyKey` is given),
+	 * so retries are safe. Answers once D1 has committed.
+	 */
+	async import(dataset: string, rows: ImportRow[], opts: ImportOptions = {}): Promise<ImportResult> {
+		const withIds = opts.idempotencyKey === undefined ? rows.map((r) => (r._id === undefined || r._id === null ? { ...r, _id: randomId() } : r)) : rows;
+		return (
+			await this.#http.call<ImportResult>({
+				method: "POST",
+				path: `/v1/datasets/${seg(dataset)}/import`,
+				json: withIds,
+				headers: opts.idempotencyKey === undefined ? undefined : { "idempotency-key": opts.idempotencyKey },
+				idempotent: true,
+			})
+		).data;
+	}
+
+	/**
+	 * Imports an NDJSON body that is already encoded (one row per line), for bulk loaders that
+	 * measure their chunks in bytes. The caller vouches that every row has an `_id` (or passes
+	 * `idempotencyKey`): the call is retried like `import`.
+	 */
+	async importNdjson(dataset: string, ndjson: string, opts: ImportOptions = {}): Promise<ImportResult> {
+		return (
+			await this.#http.call<ImportResult>({
+				method: "POST",
+				path: `/v1/datasets/${seg(dataset)}/import`,
+				text: { body: ndjson, contentType: "application/x-ndjson" },
+				headers: opts.idempotencyKey === undefined ? undefined : { "idempotency-key": opts.idempotencyKey },
+				idempotent: true,
+			})
+		).data;
+	}
+
+	/** One page of a dataset's stored records, in key order. */
+	async records<V extends RecordValue = RecordValue>(dataset: string, opts: ExportOptions = {}): Promise<RecordsPage<V>> {
+		return (
+			await this.#http.call<RecordsPage<V>>({
+				method: "GET",
+				path: `/v1/datasets/${seg(dataset)}/records`,
+				query: { limit: opts.pageSize, cursor: opts.cursor, include_deleted: opts.includeDeleted ? "true" : undefined },
+				idempotent: true,
+			})
+		).data;
+	}
+
+	/**
+	 * Every stored record of a dataset, in key order, a page at a time.
+	 *
+	 * @example
+	 * for await (const rec of hp.export("item_scores")) console.log(rec.key, rec.value);
+	 */
+	async *export<V extends RecordValue = RecordValue>(dataset: string, opts: ExportOptions = {}): AsyncGenerator<ExportedRecord<V>, void, undefined> {
+		let cursor = opts.cursor;
+		for (;;) {
+			const page = await this.records<V>(dataset, { ...opts, cursor });
+			yield* page.records;
+			if (!page.next_cursor) return;
+			cursor = page.next_cursor;
+		}
+	}
+
+	/** Rewrites the dataset's KV and Redis copies from D1 (`refill`, the default) or drops them, in the background. */
+	async rebuild(dataset: string, opts: { mode?: RebuildMode } = {}): Promise<RebuildStatus> {
+		return (
+			await this.#http.call<RebuildStatus>({ method: "POST", path: `/v1/datasets/${seg(dataset)}/rebuild`, query: { mode: opts.mode }, idempotent: false })
+		).data;
+	}
+
+	/** Progress of the dataset's latest rebuild. */
+	async rebuildStatus(dataset: string): Promise<RebuildStatus> {
+		return (await this.#http.call<RebuildStatus>({ method: "GET", path: `/v1/datasets/${seg(dataset)}/rebuild`, idempotent: true })).data;
+	}
+
+	/** Starts a rebuild of every dataset (needs an unlimited admin key). */
+	async rebuildAll(opts: { mode?: RebuildMode } = {}): Promise<RebuildStatus[]> {
+		return (await this.#http.call<{ rebuilds: RebuildStatus[] }>({ method: "POST", path: "/v1/rebuild", query: { mode: opts.mode }, idempotent: false })).data
+			.rebuilds;
+	}
+
+	/** Searches a dataset's searchable fields: text (BM25), filters, vector k-NN, or a fusion of them. */
+	async search<V extends RecordValue = RecordValue>(dataset: string, query: SearchQuery): Promise<SearchResult<V>> {
+		return (await this.#http.call<SearchResult<V>>({ method: "POST", path: `/v1/datasets/${seg(dataset)}/search`, json: query, idempotent: true })).data;
+	}
+
+	/** A record's versions in event_time order, each the whole state after that event. */
+	async history<V extends RecordValue = RecordValue>(dataset: string, key: string | number, opts: HistoryOptions = {}): Promise<HistoryResult<V>> {
+		return (
+			await this.#http.call<HistoryResult<V>>({
+				method: "GET",
+				path: `/v1/datasets/${seg(dataset)}/records/${seg(key)}/history`,
+				query: { since: timeParam(opts.since), until: timeParam(opts.until), limit: opts.limit, cursor: opts.cursor },
+				idempotent: true,
+			})
+		).data;
+	}
+
+	/** Per-isolate counters of the isolate that answered (unlimited admin key). */
+	async stats(): Promise<Stats> {
+		return (await this.#http.call<Stats>({ method: "GET", path: "/v1/stats", idempotent: true })).data;
+	}
+
+	/** Health of every tier. Answers (never throws) for a 503 too, with `status` saying what is down. */
+	async health(): Promise<Health> {
+		return (await this.#http.call<Health>({ method: "GET", path: "/healthz", idempotent: true, auth: false, allow: [503], retry: false })).data;
+	}
+}

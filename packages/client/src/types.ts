@@ -1,0 +1,356 @@
+/** The HTTP contract's shapes, as the server sends and takes them (snake_case, as on the wire). */
+
+/** A field's type in a dataset spec. */
+export type FieldType = "string" | "int" | "float" | "bool" | "json" | "string[]" | "float[]" | "vector";
+
+/** A field as the server reports it: always the object form. `dim` only for vectors. */
+export interface FieldSpec {
+	type: FieldType;
+	dim?: number;
+}
+
+/** A field as written in a spec: the type name alone, or the object form (`{"type":"vector","dim":3}`). */
+export type FieldInput = Exclude<FieldType, "vector"> | { type: Exclude<FieldType, "vector"> } | { type: "vector"; dim: number };
+
+/** Search settings of a dataset (DESIGN: search over searchable fields). */
+export interface SearchSpec {
+	text?: string[];
+	filters?: string[];
+	vector?: string;
+}
+
+/** A windowed aggregate of a dataset (DESIGN: aggregates). */
+export interface AggregateSpec {
+	fn: "count" | "sum" | "min" | "max" | "mean" | "last_n" | "distinct";
+	of?: string;
+	window: string;
+	n?: number;
+}
+
+/** How a log shipper's records map to events (JSON Pointers into the record). */
+export interface IngestSpec {
+	key: string;
+	event_time?: string;
+	op?: string;
+	fields?: Record<string, string>;
+}
+
+/** A dataset spec as the server reports it (`GET /v1/datasets/:name`). */
+export interface Spec {
+	name: string;
+	/** The entity key's field name, e.g. `user_id`. */
+	key: string;
+	fields: Record<string, FieldSpec>;
+	/** How long a value stays fresh to serve. */
+	ttl_seconds: number;
+	description?: string;
+	history_days?: number;
+	search?: SearchSpec;
+	aggregates?: Record<string, AggregateSpec>;
+	ingest?: IngestSpec;
+}
+
+/** The body of `PUT /v1/datasets/:name`. */
+export interface SpecInput {
+	key: string;
+	fields: Record<string, FieldInput>;
+	ttl_seconds?: number;
+	description?: string;
+	history_days?: number;
+	search?: SearchSpec;
+	aggregates?: Record<string, AggregateSpec>;
+	ingest?: IngestSpec;
+}
+
+/** What `datasets.apply` answers: the stored spec, and whether it was new (201) or an update (200). */
+export interface ApplyResult {
+	spec: Spec;
+	created: boolean;
+}
+
+export type RecordStatus = "present" | "not_found" | "stale";
+
+/** A record's value: field name to value (`null` is a missing feature). */
+export type RecordValue = Record<string, unknown>;
+
+/** One key as a lookup reports it. */
+export interface RecordView<V extends RecordValue = RecordValue> {
+	key: string;
+	status: RecordStatus;
+	/** `null` when not found, or stale with `ifStale: "omit"`. */
+	value: V | null;
+	/** RFC 3339; `null` when not found. */
+	event_time: string | null;
+	age_ms: number | null;
+}
+
+/** One record read (`GET /v1/datasets/:name/records/:key`). */
+export interface GetResult<V extends RecordValue = RecordValue> extends RecordView<V> {
+	dataset: string;
+}
+
+/** What to do with a value past its freshness limit: report it marked stale, or withhold it. */
+export type IfStale = "serve" | "omit";
+
+/** A point in time: RFC 3339 text, epoch milliseconds, or a Date. */
+export type TimeInput = string | number | Date;
+
+export interface ReadOptions {
+	/** Tightens the dataset's `ttl_seconds`: an older value is reported stale. In seconds. */
+	maxStaleness?: number;
+	ifStale?: IfStale;
+	/** Point-in-time read: the state all events with `event_time <= asOf` produce. */
+	asOf?: TimeInput;
+}
+
+export interface GetOptions extends ReadOptions {
+	/** Projection: only these fields in `value`. */
+	fields?: string[];
+}
+
+export interface LookupRequest {
+	dataset: string;
+	keys: (string | number)[];
+	fields?: string[];
+}
+
+export interface LookupResult<V extends RecordValue = RecordValue> {
+	dataset: string;
+	records: RecordView<V>[];
+}
+
+export type EventOp = "upsert" | "patch" | "delete";
+
+/** A change event (`POST /v1/events`). */
+export interface Event {
+	/** Makes the event idempotent: applied at most once per key. `push` sets a random one when absent. */
+	id?: string;
+	dataset: string;
+	/** May be left out when `value` holds the dataset's key field. */
+	key?: string | number;
+	op: EventOp;
+	value?: RecordValue;
+	/** RFC 3339 or epoch ms; the receipt time when absent. */
+	event_time?: string | number;
+}
+
+/** One refused item of a batch: its index in the body and why. */
+export interface Rejection {
+	index: number;
+	error: string;
+}
+
+/** What `POST /v1/events` answers (202), plus the ids `push` sent. */
+export interface PushResult {
+	accepted: number;
+	rejected: Rejection[];
+	/** The id of every event in the order given: the caller's own, or the one `push` set. */
+	ids: (string | undefined)[];
+}
+
+export interface PushOptions {
+	/**
+	 * Sent as `Idempotency-Key`: the server derives the ids of events without one from this key and
+	 * their index, so resending the same body (even from another process) is a no-op. With it,
+	 * `push` does not set random ids.
+	 */
+	idempotencyKey?: string;
+}
+
+/**
+ * One import row: the record's value including the dataset's key field, plus optional
+ * `_event_time`, `_op` and `_id`.
+ */
+export interface ImportRow {
+	_id?: string;
+	_op?: EventOp;
+	_event_time?: string | number;
+	[field: string]: unknown;
+}
+
+/** What `POST /v1/datasets/:name/import` answers once D1 has committed. */
+export interface ImportResult {
+	imported: number;
+	/** Rows that changed nothing (an id applied before, or older than what is stored). */
+	unchanged: number;
+	/** `index` is the row's position in the body: array index or 0-based NDJSON line. */
+	rejected: Rejection[];
+}
+
+export type ImportOptions = PushOptions;
+
+/** One stored record as the export listing gives it. */
+export interface ExportedRecord<V extends RecordValue = RecordValue> {
+	key: string;
+	/** `null` for a tombstone. */
+	value: V | null;
+	event_time: string;
+	event_id: string;
+	/** Present (true) only for tombstones, which are listed with `includeDeleted`. */
+	deleted?: boolean;
+}
+
+/** One page of `GET /v1/datasets/:name/records`. */
+export interface RecordsPage<V extends RecordValue = RecordValue> {
+	records: ExportedRecord<V>[];
+	next_cursor: string | null;
+}
+
+export interface ExportOptions {
+	/** Records per request (1..1000; the server's default is 500). */
+	pageSize?: number;
+	includeDeleted?: boolean;
+	/** Start from a cursor a previous page returned. */
+	cursor?: string;
+}
+
+export type RebuildMode = "refill" | "drop";
+
+/** Progress of a dataset's rebuild (`GET /v1/datasets/:name/rebuild`). */
+export interface RebuildStatus {
+	dataset: string;
+	mode: RebuildMode;
+	status: "idle" | "running" | "done" | "failed";
+	keys_done: number;
+	pages_done: number;
+	total_keys: number | null;
+	started_at: string | null;
+	finished_at: string | null;
+	error?: string;
+}
+
+export type Scope = "read" | "write" | "admin";
+
+export interface RateLimit {
+	requests: number;
+	period_seconds: number;
+}
+
+export interface KeyInput {
+	name: string;
+	scopes: Scope[];
+	/** Limit the key to these datasets; absent means every dataset. */
+	datasets?: string[];
+	rate_limit?: RateLimit;
+	/** RFC 3339; after it the key gets 401. */
+	expires_at?: string;
+}
+
+/** An API key as listed (never with its secret). */
+export interface KeyInfo {
+	id: string;
+	name: string;
+	scopes: Scope[];
+	datasets: string[] | null;
+	rate_limit?: RateLimit | null;
+	expires_at?: string | null;
+	created_at: string;
+	revoked_at: string | null;
+}
+
+/** A key just created: the secret `key` is shown in this answer only. */
+export interface CreatedKey extends KeyInfo {
+	key: string;
+}
+
+/** A message that kept failing, kept for inspection and replay. */
+export interface DeadLetter {
+	id: number;
+	queue: string;
+	message_id: string;
+	error: string;
+	attempts: number;
+	created_at: string;
+	replayed_at: string | null;
+	datasets?: string[];
+	body: unknown;
+}
+
+export interface DeadLetterFilter {
+	/** Only dead letters touching this dataset. */
+	dataset?: string;
+}
+
+export type TierState = "up" | "down" | "off";
+
+export interface Health {
+	status: string;
+	tiers: { l0: TierState; redis: TierState; kv: TierState; d1: TierState };
+}
+
+/** Per-isolate counters (`GET /v1/stats`); their detail may grow, so extra members are kept. */
+export interface Stats {
+	since: string;
+	scope: string;
+	tiers: Record<string, Record<string, number>>;
+	l0: { entries: number; max_entries: number; ttl_seconds: number; fast_lane_hits?: number };
+	[extra: string]: unknown;
+}
+
+/** A filter on declared filter fields: `{"price": {"lt": 20}, "or": [...]}`. */
+export type SearchFilter =
+	| { and: SearchFilter[] }
+	| { or: SearchFilter[] }
+	| {
+			[field: string]: {
+				eq?: unknown;
+				ne?: unknown;
+				lt?: number | string;
+				lte?: number | string;
+				gt?: number | string;
+				gte?: number | string;
+				in?: unknown[];
+				contains?: unknown;
+				exists?: boolean;
+			};
+	  };
+
+/** The body of `POST /v1/datasets/:name/search`. */
+export interface SearchQuery {
+	/** Full-text query over the dataset's text fields (BM25). */
+	q?: string;
+	filter?: SearchFilter;
+	sort?: string | string[] | { field: string; order?: "asc" | "desc" }[];
+	/** Exact cosine k-nearest neighbours, by a vector or by a stored key's vector. */
+	vector?: { value?: number[]; key?: string; k?: number };
+	/** At most 100. */
+	limit?: number;
+	cursor?: string;
+	fields?: string[];
+	highlight?: boolean;
+}
+
+export interface SearchHit<V extends RecordValue = RecordValue> {
+	key: string;
+	score: number;
+	value: V | null;
+	event_time: string | null;
+	age_ms: number | null;
+	highlights?: Record<string, string | string[]>;
+}
+
+export interface SearchResult<V extends RecordValue = RecordValue> {
+	hits: SearchHit<V>[];
+	next_cursor: string | null;
+	took_ms: number;
+}
+
+export interface HistoryOptions {
+	since?: TimeInput;
+	until?: TimeInput;
+	limit?: number;
+	cursor?: string;
+}
+
+/** One version of a record: the whole state after that event. */
+export interface HistoryVersion<V extends RecordValue = RecordValue> {
+	event_time: string;
+	event_id: string;
+	op: EventOp;
+	value: V | null;
+}
+
+export interface HistoryResult<V extends RecordValue = RecordValue> {
+	versions: HistoryVersion<V>[];
+	next_cursor?: string | null;
+}

@@ -1,0 +1,222 @@
+// The client's own retry and id logic, against a tiny local HTTP server that answers what each test scripts.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { afterEach, describe, expect, it } from "vitest";
+import { Hotpath, HotpathError } from "../src/index.ts";
+
+interface Seen {
+	method: string;
+	url: string;
+	headers: IncomingMessage["headers"];
+	body: string;
+	at: number;
+}
+
+type Script = (req: Seen, n: number, res: ServerResponse) => void;
+
+let server: Server | undefined;
+
+/** Starts a server that hands the n-th request (0-based) to `script`, and records every request. */
+async function scripted(script: Script): Promise<{ url: string; seen: Seen[] }> {
+	const seen: Seen[] = [];
+	server = createServer((req, res) => {
+		let body = "";
+		req.on("data", (c: Buffer) => (body += c.toString()));
+		req.on("end", () => {
+			const s = { method: req.method ?? "", url: req.url ?? "", headers: req.headers, body, at: Date.now() };
+			seen.push(s);
+			script(s, seen.length - 1, res);
+		});
+	});
+	await new Promise<void>((r) => server?.listen(0, "127.0.0.1", r));
+	const address = server.address();
+	return { url: `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`, seen };
+}
+
+afterEach(async () => {
+	server?.closeAllConnections();
+	await new Promise((r) => server?.close(r));
+	server = undefined;
+});
+
+const problem = (res: ServerResponse, status: number, extra: Record<string, unknown> = {}, headers: Record<string, string> = {}) =>
+	res
+		.writeHead(status, { "content-type": "application/problem+json", ...headers })
+		.end(JSON.stringify({ type: `https://hotpath.dev/problems/x${status}`, title: `T${status}`, status, detail: `D${status}`, ...extra }));
+const json = (res: ServerResponse, status: number, body: unknown) => res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
+
+const spec = { name: "d", key: "k", fields: {}, ttl_seconds: 60 };
+
+describe("retry policy", () => {
+	it("retries a 429 after the Retry-After it was given, then answers", async () => {
+		const { url, seen } = await scripted((_req, n, res) => (n === 0 ? problem(res, 429, {}, { "retry-after": "1" }) : json(res, 200, spec)));
+		const hp = new Hotpath({ url, key: "k1", retryBaseMs: 1 });
+		expect(await hp.datasets.get("d")).toEqual(spec);
+		expect(seen).toHaveLength(2);
+		const gap = (seen[1]?.at ?? 0) - (seen[0]?.at ?? 0);
+		expect(gap).toBeGreaterThanOrEqual(950);
+		expect(gap).toBeLessThan(3000);
+		expect(seen[1]?.headers.authorization).toBe("Bearer k1");
+	});
+
+	it("retries a 503 with exponential back-off when there is no Retry-After", async () => {
+		const { url, seen } = await scripted((_req, n, res) => (n < 2 ? problem(res, 503) : json(res, 200, spec)));
+		const hp = new Hotpath({ url, retryBaseMs: 100 });
+		await hp.datasets.get("d");
+		expect(seen).toHaveLength(3);
+		// Back-off with jitter: the first wait is 50-100 ms, the second 100-200 ms.
+		const g1 = (seen[1]?.at ?? 0) - (seen[0]?.at ?? 0);
+		const g2 = (seen[2]?.at ?? 0) - (seen[1]?.at ?? 0);
+		expect(g1).toBeGreaterThanOrEqual(45);
+		expect(g2).toBeGreaterThanOrEqual(95);
+	});
+
+	it("gives up after `retries` and throws the last problem, with retryAfter", async () => {
+		const { url, seen } = await scripted((_req, _n, res) => problem(res, 429, {}, { "retry-after": "0" }));
+		const hp = new Hotpath({ url, retries: 2 });
+		const err = await hp.datasets.list().catch((e: unknown) => e);
+		expect(err).toBeInstanceOf(HotpathError);
+		expect(err).toMatchObject({ status: 429, retryAfter: 0, problem: { title: "T429", detail: "D429", status: 429 } });
+		expect(seen).toHaveLength(3);
+	});
+
+	it("does not wait for a Retry-After beyond maxRetryDelayMs", async () => {
+		const { url, seen } = await scripted((_req, _n, res) => problem(res, 429, {}, { "retry-after": "3600" }));
+		const hp = new Hotpath({ url, maxRetryDelayMs: 5_000 });
+		const started = Date.now();
+		await expect(hp.datasets.list()).rejects.toMatchObject({ status: 429, retryAfter: 3600 });
+		expect(Date.now() - started).toBeLessThan(1000);
+		expect(seen).toHaveLength(1);
+	});
+
+	it("never retries other 4xx, and carries the whole problem", async () => {
+		const { url, seen } = await scripted((_req, _n, res) =>
+			problem(res, 400, { errors: [{ pointer: "/requests/0/dataset", detail: "no such dataset" }], request_id: "r1", instance: "/v1/lookup" }),
+		);
+		const hp = new Hotpath({ url });
+		const err = (await hp.lookup([{ dataset: "x", keys: ["a"] }]).catch((e: unknown) => e)) as HotpathError;
+		expect(err).toBeInstanceOf(HotpathError);
+		expect(err.status).toBe(400);
+		expect(err.title).toBe("T400");
+		expect(err.detail).toBe("D400");
+		expect(err.errors).toEqual([{ pointer: "/requests/0/dataset", detail: "no such dataset" }]);
+		expect(err.problem.request_id).toBe("r1");
+		expect(err.message).toBe("T400: D400");
+		expect(seen).toHaveLength(1);
+	});
+
+	it("turns a non-problem error body into a HotpathError too", async () => {
+		const { url } = await scripted((_req, _n, res) => res.writeHead(502, { "content-type": "text/html" }).end("<h1>bad gateway</h1>"));
+		const hp = new Hotpath({ url });
+		await expect(hp.datasets.list()).rejects.toMatchObject({ status: 502, problem: { status: 502, detail: "<h1>bad gateway</h1>" } });
+	});
+
+	it("retries network errors for idempotent calls only", async () => {
+		// The first connection is cut without an answer.
+		const { url, seen } = await scripted((req, n, res) => (n === 0 ? res.socket?.destroy() : json(res, req.method === "POST" ? 201 : 200, { datasets: [] })));
+		const hp = new Hotpath({ url, retryBaseMs: 1 });
+		expect(await hp.datasets.list()).toEqual([]);
+		expect(seen).toHaveLength(2);
+
+		seen.length = 0;
+		const created = await hp.keys.create({ name: "x", scopes: ["read"] }).catch((e: unknown) => e);
+		expect(created).toBeInstanceOf(HotpathError);
+		expect(created).toMatchObject({ status: 0, problem: { title: "Network error" } });
+		expect(seen).toHaveLength(1);
+	});
+
+	it("times out an attempt after timeoutMs", async () => {
+		const { url, seen } = await scripted((req, n, res) => (n === 0 && req.method === "GET" ? undefined : json(res, 200, { datasets: [] })));
+		const hp = new Hotpath({ url, timeoutMs: 200, retryBaseMs: 1 });
+		// Idempotent: the timed-out attempt is retried.
+		expect(await hp.datasets.list()).toEqual([]);
+		expect(seen).toHaveLength(2);
+	});
+
+	it("answers health() for a 503 without retrying", async () => {
+		const body = { status: "degraded", tiers: { l0: "up", redis: "off", kv: "up", d1: "down" } };
+		const { url, seen } = await scripted((_req, _n, res) => json(res, 503, body));
+		expect(await new Hotpath({ url, key: "k" }).health()).toEqual(body);
+		expect(seen).toHaveLength(1);
+		expect(seen[0]?.headers.authorization).toBeUndefined();
+	});
+});
+
+describe("ids are set before the first attempt, so retries are safe", () => {
+	it("push: the same ids on every attempt, the caller's own ids kept, the caller's array untouched", async () => {
+		const { url, seen } = await scripted((_req, n, res) => (n === 0 ? problem(res, 503) : json(res, 202, { accepted: 3, rejected: [] })));
+		const hp = new Hotpath({ url, retryBaseMs: 1 });
+		const events = [
+			{ dataset: "d", key: "a", op: "upsert" as const, value: { x: 1 } },
+			{ id: "mine", dataset: "d", key: "b", op: "delete" as const },
+			{ dataset: "d", key: "c", op: "patch" as const, value: { x: 2 } },
+		];
+		const result = await hp.push(events);
+		expect(result.accepted).toBe(3);
+		expect(seen).toHaveLength(2);
+		expect(seen[0]?.body).toBe(seen[1]?.body);
+		const sent = JSON.parse(seen[0]?.body ?? "[]") as { id: string }[];
+		expect(sent.map((e) => e.id)).toEqual(result.ids);
+		expect(sent[1]?.id).toBe("mine");
+		expect(sent[0]?.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+		expect(sent[0]?.id).not.toBe(sent[2]?.id);
+		expect(events[0]).not.toHaveProperty("id");
+		expect(seen[0]?.headers["content-type"]).toBe("application/json");
+	});
+
+	it("push with an idempotency key sends the header and leaves ids to the server", async () => {
+		const { url, seen } = await scripted((_req, _n, res) => json(res, 202, { accepted: 1, rejected: [] }));
+		await new Hotpath({ url }).push([{ dataset: "d", key: "a", op: "upsert", value: {} }], { idempotencyKey: "batch-7" });
+		expect(seen[0]?.headers["idempotency-key"]).toBe("batch-7");
+		expect(JSON.parse(seen[0]?.body ?? "[]")).toEqual([{ dataset: "d", key: "a", op: "upsert", value: {} }]);
+	});
+
+	it("import: the same _ids on every attempt, after a lost answer too", async () => {
+		const { url, seen } = await scripted((_req, n, res) => (n === 0 ? res.socket?.destroy() : json(res, 200, { imported: 2, unchanged: 0, rejected: [] })));
+		const hp = new Hotpath({ url, retryBaseMs: 1 });
+		const result = await hp.import("items", [
+			{ item_id: "a", price: 1 },
+			{ item_id: "b", price: 2, _id: "row-b" },
+		]);
+		expect(result).toEqual({ imported: 2, unchanged: 0, rejected: [] });
+		expect(seen).toHaveLength(2);
+		expect(seen[0]?.url).toBe("/v1/datasets/items/import");
+		expect(seen[0]?.body).toBe(seen[1]?.body);
+		const rows = JSON.parse(seen[1]?.body ?? "[]") as { _id: string }[];
+		expect(rows[0]?._id).toMatch(/^[0-9a-f-]{36}$/);
+		expect(rows[1]?._id).toBe("row-b");
+	});
+});
+
+describe("requests", () => {
+	it("encodes path segments and read options", async () => {
+		const { url, seen } = await scripted((_req, _n, res) =>
+			json(res, 200, { dataset: "d", key: "a/b c", status: "present", value: {}, event_time: "2026-01-01T00:00:00.000Z", age_ms: 1 }),
+		);
+		await new Hotpath({ url }).get("d", "a/b c", { fields: ["x", "y"], maxStaleness: 5, ifStale: "omit", asOf: new Date(0) });
+		expect(seen[0]?.url).toBe("/v1/datasets/d/records/a%2Fb%20c?fields=x%2Cy&max_staleness=5&if_stale=omit&as_of=1970-01-01T00%3A00%3A00.000Z");
+	});
+
+	it("sends only the lookup options that were given (the server's schema is strict)", async () => {
+		const { url, seen } = await scripted((_req, _n, res) => json(res, 200, { results: [] }));
+		const hp = new Hotpath({ url });
+		await hp.lookup([{ dataset: "d", keys: ["a"] }]);
+		await hp.lookup([{ dataset: "d", keys: ["a"] }], { maxStaleness: 0, asOf: 1000 });
+		expect(JSON.parse(seen[0]?.body ?? "")).toEqual({ requests: [{ dataset: "d", keys: ["a"] }] });
+		expect(JSON.parse(seen[1]?.body ?? "")).toEqual({ requests: [{ dataset: "d", keys: ["a"] }], max_staleness: 0, as_of: 1000 });
+	});
+
+	it("follows export cursors until next_cursor is null", async () => {
+		const pages: Record<string, unknown> = {
+			"": { records: [{ key: "a", value: {}, event_time: "t", event_id: "1" }], next_cursor: "c1" },
+			c1: { records: [{ key: "b", value: {}, event_time: "t", event_id: "2" }], next_cursor: null },
+		};
+		const { url, seen } = await scripted((req, _n, res) => json(res, 200, pages[new URL(req.url, "http://x").searchParams.get("cursor") ?? ""]));
+		const keys: string[] = [];
+		for await (const r of new Hotpath({ url }).export("d", { pageSize: 1, includeDeleted: true })) keys.push(r.key);
+		expect(keys).toEqual(["a", "b"]);
+		expect(seen.map((s) => s.url)).toEqual([
+			"/v1/datasets/d/records?limit=1&include_deleted=true",
+			"/v1/datasets/d/records?limit=1&cursor=c1&include_deleted=true",
+		]);
+	});
+});
