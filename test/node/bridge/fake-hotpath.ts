@@ -25,6 +25,8 @@ export interface FakeHotpath {
 	setMode(mode: "ok" | "503" | "down"): Promise<void>;
 	/** Events for which this returns a string are rejected by index with that error. */
 	rejectWhen: ((e: RecordedEvent) => string | undefined) | undefined;
+	/** How long each POST waits before it is answered (and its events recorded). */
+	delayMs: number;
 	/** Distinct ids accepted. */
 	ids(): Set<string>;
 	/** The newest (by event_time, then id) event per key of a dataset, as Hotpath would converge. */
@@ -57,6 +59,7 @@ export async function startFakeHotpath(opts: { datasets: string[]; key?: string;
 		events: [],
 		answers,
 		rejectWhen: undefined,
+		delayMs: 0,
 		setMode: async (m) => {
 			const wasDown = mode === "down";
 			mode = m;
@@ -95,6 +98,8 @@ export async function startFakeHotpath(opts: { datasets: string[]; key?: string;
 			return datasets.has(name) ? answer(res, 200, { name }) : answer(res, 404, { status: 404, detail: `dataset "${name}" does not exist` });
 		}
 		if (req.method !== "POST" || url.pathname !== "/v1/events") return answer(res, 404, { status: 404, detail: "not found" });
+		if (fake.delayMs) await new Promise((r) => setTimeout(r, fake.delayMs));
+		if (mode !== "ok") return res.destroy();
 		const events = JSON.parse(body) as RecordedEvent[];
 		const rejected: { index: number; error: string }[] = [];
 		const good: RecordedEvent[] = [];

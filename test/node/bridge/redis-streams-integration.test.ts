@@ -1,0 +1,140 @@
+// The redis-streams source against the real Redis on 127.0.0.1:6379 and a fake Hotpath.
+import path from "node:path";
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { type FakeHotpath, startFakeHotpath } from "./fake-hotpath.ts";
+import { eventually, readNdjson, scratchDir, spawnBridge, testTarget } from "./harness.ts";
+
+const URL = "redis://127.0.0.1:6379";
+let redis: Redis;
+let fake: FakeHotpath;
+const scratch = scratchDir();
+const streams: string[] = [];
+
+beforeAll(async () => {
+	redis = new Redis(URL);
+	fake = await startFakeHotpath({ datasets: ["users"] });
+});
+
+afterAll(async () => {
+	if (streams.length) await redis.del(...streams);
+	redis?.disconnect();
+	await fake?.close();
+	scratch.remove();
+});
+
+beforeEach(async () => {
+	fake.events.length = 0;
+	fake.delayMs = 0;
+	await fake.setMode("ok");
+});
+
+const newStream = () => {
+	const s = `bridge-test:${Date.now()}:${Math.random().toString(36).slice(2, 6)}`;
+	streams.push(s);
+	return s;
+};
+
+const config = (stream: string, extra: object = {}) => ({
+	...testTarget(fake.url, fake.key),
+	batch: { max_events: 100, max_wait_ms: 20, max_in_flight: 4 },
+	sources: [
+		{
+			type: "redis-streams",
+			name: "profiles",
+			dataset: "users",
+			map: { key: "/user_id", event_time: "/ts" },
+			url: URL,
+			stream,
+			group: "hotpath",
+			consumer: "bridge-1",
+			reject_log: path.join(scratch.dir, `rejects-${stream.replaceAll(":", "_")}.ndjson`),
+			...extra,
+		},
+	],
+});
+
+const add = async (stream: string, from: number, to: number) => {
+	const p = redis.pipeline();
+	for (let i = from; i < to; i++) p.xadd(stream, "*", "user_id", `u${i}`, "country", i % 2 ? "DE" : "FR");
+	await p.exec();
+};
+
+const pendingCount = async (stream: string) => Number(((await redis.xpending(stream, "hotpath")) as [number])[0]);
+
+describe("redis-streams source", () => {
+	it("delivers flat entries and `json` entries with the right values; unmappable ones are logged, counted and acked", async () => {
+		const stream = newStream();
+		await add(stream, 0, 200);
+		await redis.xadd(stream, "*", "json", JSON.stringify({ user_id: 7, country: "US", ts: "2026-01-02T03:04:05Z" }));
+		await redis.xadd(stream, "*", "json", "{not json");
+		await redis.xadd(stream, "*", "country", "no key");
+
+		const bridge = await spawnBridge(config(stream), scratch.dir, ["profiles"]);
+		await eventually(() => (fake.ids().size === 201 ? true : undefined), 20_000, "201 events");
+		// lag (XINFO GROUPS: undelivered + pending) is refreshed with the status line, every second here.
+		await eventually(async () => {
+			const m = (await bridge.metrics()).sources.profiles;
+			return m?.acked === 203 && m.lag === 0 ? true : undefined;
+		});
+		expect((await bridge.metrics()).sources.profiles).toMatchObject({ received: 203, sent: 201, rejected: 2, pending: 0, lag: 0 });
+		expect(await bridge.stop()).toBe(0);
+
+		const u3 = fake.events.find((e) => e.key === "u3");
+		const [ms, seq] = (u3?.id.split(":").at(-1) as string).split("-");
+		// The members the key and time pointers name are not fields of the value.
+		expect(u3).toMatchObject({ dataset: "users", op: "upsert", value: { country: "DE" }, event_time: Number(ms) });
+		expect(seq).toMatch(/^\d{20}$/);
+		// The `json` field is the message; its own time wins over the entry id's.
+		expect(fake.events.find((e) => e.key === "7")).toMatchObject({ value: { country: "US" }, event_time: "2026-01-02T03:04:05Z" });
+		const rejects = readNdjson(path.join(scratch.dir, `rejects-${stream.replaceAll(":", "_")}.ndjson`));
+		expect(rejects.map((r) => r.error)).toEqual([expect.stringContaining("not valid JSON"), 'no key at "/user_id"']);
+		expect(await pendingCount(stream)).toBe(0);
+	}, 60_000);
+
+	it("claims entries another consumer left pending (XAUTOCLAIM) and acks them", async () => {
+		const stream = newStream();
+		await add(stream, 0, 50);
+		await redis.xgroup("CREATE", stream, "hotpath", "0");
+		// A consumer that read 50 entries and died.
+		await redis.xreadgroup("GROUP", "hotpath", "dead-consumer", "COUNT", 50, "STREAMS", stream, ">");
+		expect(await pendingCount(stream)).toBe(50);
+		await add(stream, 50, 60);
+		const bridge = await spawnBridge(config(stream, { claim_idle_ms: 1000 }), scratch.dir, ["profiles"]);
+		await eventually(() => (fake.ids().size === 60 ? true : undefined), 20_000, "60 events");
+		await eventually(async () => ((await pendingCount(stream)) === 0 ? true : undefined));
+		expect(await bridge.stop()).toBe(0);
+	}, 60_000);
+
+	it("kill -9 mid-stream, then a restart: its own pending entries come first; nothing lost, nothing left pending", async () => {
+		const stream = newStream();
+		await add(stream, 0, 2000);
+		fake.delayMs = 150;
+		const first = await spawnBridge(config(stream), scratch.dir, ["profiles"]);
+		await eventually(() => (fake.ids().size >= 300 ? true : undefined), 20_000, "some events");
+		await first.kill9();
+		expect(fake.ids().size).toBeLessThan(2000);
+		expect(await pendingCount(stream)).toBeGreaterThan(0);
+
+		fake.delayMs = 0;
+		const second = await spawnBridge(config(stream), scratch.dir, ["profiles"]);
+		await eventually(() => (fake.ids().size === 2000 ? true : undefined), 30_000, "all 2000 ids");
+		await eventually(async () => ((await pendingCount(stream)) === 0 ? true : undefined));
+		expect(await second.stop()).toBe(0);
+		expect(fake.latest("users").get("u1999")?.value).toEqual({ country: "DE" });
+	}, 90_000);
+
+	it("Hotpath down for a while, then up: nothing is acknowledged meanwhile and nothing is lost", async () => {
+		const stream = newStream();
+		const bridge = await spawnBridge(config(stream), scratch.dir, ["profiles"]);
+		await fake.setMode("down");
+		await add(stream, 0, 500);
+		await eventually(async () => ((await bridge.metrics()).target.retries >= 3 ? true : undefined), 20_000, "retries");
+		expect((await bridge.metrics()).sources.profiles).toMatchObject({ acked: 0, sent: 0 });
+		expect(await pendingCount(stream)).toBeGreaterThan(0);
+		await fake.setMode("ok");
+		await eventually(() => (fake.ids().size === 500 ? true : undefined), 20_000, "all 500 ids");
+		await eventually(async () => ((await pendingCount(stream)) === 0 ? true : undefined));
+		expect(await bridge.stop()).toBe(0);
+	}, 60_000);
+});
