@@ -81,7 +81,7 @@ describe("redis-streams source", () => {
 		expect(await bridge.stop()).toBe(0);
 
 		const u3 = fake.events.find((e) => e.key === "u3");
-		const [ms, seq] = (u3?.id.split(":").at(-1) as string).split("-");
+		const [ms, seq] = (u3?.id.split(":").at(-1) ?? "").split("-");
 		// The members the key and time pointers name are not fields of the value.
 		expect(u3).toMatchObject({ dataset: "users", op: "upsert", value: { country: "DE" }, event_time: Number(ms) });
 		expect(seq).toMatch(/^\d{20}$/);
