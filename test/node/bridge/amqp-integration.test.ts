@@ -97,7 +97,7 @@ describe("amqp source", () => {
 		await eventually(() => (fake.ids().size === 5 ? true : undefined));
 		expect(await bridge.stop()).toBe(0);
 		const dead = await ch.get(dlq, { noAck: true });
-		expect(dead && dead.content.toString()).toBe("not json at all");
+		expect(dead ? dead.content.toString() : undefined).toBe("not json at all");
 		expect(readNdjson(path.join(scratch.dir, `rejects-${queue}.ndjson`))).toEqual([]);
 		expect(await depth(queue)).toBe(0);
 	}, 60_000);
