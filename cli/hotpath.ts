@@ -1,4 +1,5 @@
 #!/usr/bin/env node
-// The `hotpath` CLI (placeholder until the verbs land).
-console.error("hotpath: no verbs yet");
-process.exit(2);
+// The `hotpath` CLI: see docs/CLI.md. Runs on the project's Node 22 (TypeScript types stripped at load).
+import { main } from "./program.ts";
+
+process.exitCode = await main(process.argv.slice(2));

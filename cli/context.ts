@@ -1,0 +1,97 @@
+/** What every verb runs with: the resolved URL and key, the SDK client, the output; and the wrapper that turns a verb's outcome into an exit code. */
+import { existsSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { Hotpath } from "@hotpath/client";
+import { type Command, InvalidArgumentError } from "commander";
+import { Output, reportError } from "./output.ts";
+
+export const DEFAULT_URL = "http://127.0.0.1:8787";
+
+/** The options every verb takes (declared once, on the program). */
+export interface GlobalOptions {
+	url?: string;
+	key?: string;
+	json?: boolean;
+}
+
+export interface CliContext {
+	url: string;
+	client: Hotpath;
+	out: Output;
+	json: boolean;
+}
+
+/** HOTPATH_ADMIN_KEY from a .dev.vars file (as `npm run dev` writes it), if the file has one. */
+export function devVarsKey(dir: string): string | undefined {
+	const file = path.join(dir, ".dev.vars");
+	if (!existsSync(file)) return undefined;
+	return readFileSync(file, "utf8").match(/^HOTPATH_ADMIN_KEY\s*=\s*"?([^"\n]+?)"?\s*$/m)?.[1];
+}
+
+/** --url/--key, else HOTPATH_URL/HOTPATH_KEY, else the local dev server and the admin key in .dev.vars (here, or in the repo the CLI lives in). */
+export function resolveTarget(opts: GlobalOptions, env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): { url: string; key?: string } {
+	const url = opts.url ?? env.HOTPATH_URL ?? DEFAULT_URL;
+	const key = opts.key ?? env.HOTPATH_KEY ?? devVarsKey(cwd) ?? devVarsKey(path.join(import.meta.dirname, ".."));
+	return { url, key };
+}
+
+export function createContext(opts: GlobalOptions): CliContext {
+	const { url, key } = resolveTarget(opts);
+	// Bulk work under load can wait on D1 for a while; retries cover 429/503 and dropped connections.
+	const client = new Hotpath({ url, key, retries: 5, timeoutMs: 120_000 });
+	return { url, client, out: new Output(opts.json === true), json: opts.json === true };
+}
+
+/**
+ * Wraps a verb for commander: builds the context from the global options, runs the verb, and sets
+ * the exit code from what it returns or throws (errors printed without a stack).
+ *
+ * @example
+ * program.command("get <dataset> <key>").action(verbAction(async (ctx, [dataset, key]: [string, string]) => { ... }));
+ */
+export function verbAction<A extends unknown[], O = Record<string, unknown>>(
+	run: (ctx: CliContext, args: A, opts: O, command: Command) => Promise<number | undefined>,
+): (...all: unknown[]) => Promise<void> {
+	return async (...all: unknown[]) => {
+		const command = all[all.length - 1] as Command;
+		const globals = command.optsWithGlobals() as GlobalOptions;
+		let json = globals.json === true;
+		try {
+			const ctx = createContext(globals);
+			json = ctx.json;
+			process.exitCode = (await run(ctx, all.slice(0, -2) as A, command.opts() as O, command)) ?? 0;
+		} catch (e) {
+			process.exitCode = reportError(e, json);
+		}
+	};
+}
+
+/** commander argParser: an integer within [min, max]. */
+export const intOption =
+	(min: number, max = Number.MAX_SAFE_INTEGER) =>
+	(raw: string): number => {
+		const n = Number(raw);
+		if (!Number.isSafeInteger(n) || n < min || n > max) throw new InvalidArgumentError(`expected an integer from ${min} to ${max}`);
+		return n;
+	};
+
+/** commander argParser: a number >= 0. */
+export const secondsOption = (raw: string): number => {
+	const n = Number(raw);
+	if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError("expected a number of seconds >= 0");
+	return n;
+};
+
+/** commander argParser: a comma-separated list. */
+export const listOption = (raw: string): string[] =>
+	raw
+		.split(",")
+		.map((s) => s.trim())
+		.filter(Boolean);
+
+/** A time option: epoch ms when it is all digits, else RFC 3339 text as given. */
+export const timeOption = (raw: string): string | number => {
+	if (/^\d+$/.test(raw)) return Number(raw);
+	if (Number.isNaN(Date.parse(raw))) throw new InvalidArgumentError("expected RFC 3339 (2026-01-02T03:04:05Z) or epoch milliseconds");
+	return raw;
+};

@@ -1,0 +1,98 @@
+/**
+ * Turns what a file source read into the JSON text of one import row: typed by the spec (CSV and
+ * Parquet), with `_event_time` (the column given, the row's own, or the file's modification time)
+ * and a deterministic `_id` (the file's identity and the row's line or row number), so that a
+ * resumed or repeated load of the same file changes nothing twice.
+ */
+import type { Spec } from "@hotpath/client";
+import { coerceParquet, coerceText, eventTimeValue } from "./coerce.ts";
+import type { SourceItem } from "./source.ts";
+
+/** How cells are typed: CSV cells are text; Parquet values are typed by the file; NDJSON is JSON already. */
+export type Typing = "text" | "parquet" | "json";
+
+export interface RowEncoderOptions {
+	spec: Spec;
+	typing: Typing;
+	/** `_id` of a row without one: `${idPrefix}${pos}`. */
+	idPrefix: string;
+	/** `_event_time` of a row without one (epoch ms). */
+	defaultEventTime: number;
+	/** Take `_event_time` from this column (removed from the value unless it is a field or the key). */
+	eventTimeColumn?: string;
+}
+
+export type Encoded = { text: string } | { error: string };
+
+const SPECIAL = new Set(["_id", "_op", "_event_time"]);
+
+export class RowEncoder {
+	readonly #o: RowEncoderOptions;
+	readonly #timeText: string;
+
+	constructor(options: RowEncoderOptions) {
+		this.#o = options;
+		this.#timeText = String(options.defaultEventTime);
+	}
+
+	encode(item: SourceItem): Encoded {
+		if (item.error !== undefined) return { error: item.error };
+		if (item.text !== undefined) {
+			const fast = this.#fastPath(item.text, item.pos);
+			if (fast !== undefined) return { text: fast };
+			let parsed: unknown;
+			try {
+				parsed = JSON.parse(item.text);
+			} catch (e) {
+				return { error: `not valid JSON: ${(e as Error).message}` };
+			}
+			if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) return { error: "a row must be a JSON object" };
+			return this.#finish(parsed as Record<string, unknown>, item.pos);
+		}
+		const row = item.row ?? {};
+		if (this.#o.typing === "json") return this.#finish(row, item.pos);
+		const typed: Record<string, unknown> = {};
+		const errors: string[] = [];
+		for (const [name, v] of Object.entries(row)) {
+			if (SPECIAL.has(name) || name === this.#o.eventTimeColumn) {
+				typed[name] = v;
+				continue;
+			}
+			const field = Object.hasOwn(this.#o.spec.fields, name) ? this.#o.spec.fields[name] : undefined;
+			const c = this.#o.typing === "text" ? (field ? coerceText(field, String(v ?? "")) : { value: v }) : coerceParquet(field, v);
+			if ("error" in c) errors.push(`${name}: ${c.error}`);
+			else typed[name] = c.value;
+		}
+		if (errors.length) return { error: errors.join("; ") };
+		return this.#finish(typed, item.pos);
+	}
+
+	/**
+	 * A JSON object line without `_id` or `_event_time` needs only both prepended: no parse, no
+	 * re-serialisation. Anything else (or a line the substring test cannot vouch for) is parsed.
+	 */
+	#fastPath(text: string, pos: number): string | undefined {
+		if (this.#o.eventTimeColumn !== undefined) return undefined;
+		const t = text.charCodeAt(0) === 123 /* { */ ? text : text.trim();
+		if (t.charCodeAt(0) !== 123 || t.includes('"_id"') || t.includes('"_event_time"')) return undefined;
+		const rest = t.slice(1).trimStart();
+		if (rest.startsWith("}")) return undefined;
+		return `{"_id":"${this.#o.idPrefix}${pos}","_event_time":${this.#timeText},${rest}`;
+	}
+
+	#finish(row: Record<string, unknown>, pos: number): Encoded {
+		const col = this.#o.eventTimeColumn;
+		if (col !== undefined) {
+			const t = eventTimeValue(row[col]);
+			if (t === undefined) return { error: `no event time in column ${col}` };
+			if (col !== this.#o.spec.key && !Object.hasOwn(this.#o.spec.fields, col)) delete row[col];
+			row._event_time = t;
+		} else {
+			const own = row._event_time === undefined ? undefined : eventTimeValue(row._event_time);
+			row._event_time = own ?? this.#o.defaultEventTime;
+		}
+		if (row._id === undefined || row._id === null || row._id === "") row._id = `${this.#o.idPrefix}${pos}`;
+		if (row._op === "" || row._op === null) delete row._op;
+		return { text: JSON.stringify(row) };
+	}
+}

@@ -1,0 +1,225 @@
+/**
+ * `hotpath load`: streams a file into POST /v1/datasets/:name/import in deterministic chunks,
+ * several in flight, keeping a checkpoint so that a crash or Ctrl-C can be resumed.
+ */
+import { createHash } from "node:crypto";
+import { realpathSync, statSync } from "node:fs";
+import path from "node:path";
+import { type Hotpath, HotpathError, type ImportResult, type Spec } from "@hotpath/client";
+import { UsageError } from "../output.ts";
+import { Progress } from "../progress.ts";
+import { Checkpoint, type ChunkOutcome, type LoadIdentity, type Totals } from "./checkpoint.ts";
+import { type Chunk, type ChunkLimits, chunked, type RowRejection } from "./chunks.ts";
+import { csvSource } from "./csv.ts";
+import { ndjsonSource } from "./ndjson.ts";
+import { parquetSource } from "./parquet.ts";
+import { runPool } from "./pool.ts";
+import { RowEncoder, type Typing } from "./rows.ts";
+import type { Format, Source } from "./source.ts";
+
+/** The import route's limits: 5,000 rows and 5 MiB per request. */
+export const MAX_CHUNK_ROWS = 5000;
+export const MAX_CHUNK_BYTES = 5 * 1024 * 1024;
+export const DEFAULTS = { chunkRows: 2000, chunkBytes: 4 * 1024 * 1024, concurrency: 4 } as const;
+
+export interface LoadOptions {
+	client: Hotpath;
+	dataset: string;
+	file: string;
+	format: Format;
+	chunkRows?: number;
+	chunkBytes?: number;
+	concurrency?: number;
+	eventTimeColumn?: string;
+	resume?: boolean;
+	checkpointPath?: string;
+	/** Progress bar or lines on stderr (default on). */
+	progress?: boolean;
+	/** Set to stop: no new chunk is sent, those in flight finish, the checkpoint is saved. */
+	signal?: AbortSignal;
+	note?: (message: string) => void;
+}
+
+export interface LoadReport extends Totals {
+	dataset: string;
+	file: string;
+	format: Format;
+	/** "line" (NDJSON, CSV) or "row" (Parquet): what rejection positions count. */
+	unit: "line" | "row";
+	/** Rejections sorted by position (at most the first 1,000 are kept). */
+	rejections: RowRejection[];
+	elapsed_ms: number;
+	/** Rows sent in this run per second of this run. */
+	rows_per_s: number;
+	resumed: boolean;
+	/** True when stopped before the end (Ctrl-C, an error): the checkpoint is kept for --resume. */
+	interrupted: boolean;
+	checkpoint: string;
+}
+
+/** The file's identity: the same file (path, size, mtime) loaded the same way gives the same row ids. */
+function idPrefix(identity: LoadIdentity): string {
+	const h = createHash("sha256").update(JSON.stringify(identity)).digest("hex").slice(0, 16);
+	return `hp:${h}:`;
+}
+
+async function openSource(file: string, format: Format, size: number): Promise<Source> {
+	switch (format) {
+		case "ndjson":
+			return ndjsonSource(file, size);
+		case "csv":
+			return csvSource(file, size);
+		case "parquet":
+			return parquetSource(file);
+	}
+}
+
+const typingOf: Record<Format, Typing> = { ndjson: "json", csv: "text", parquet: "parquet" };
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Sends one chunk. A 400 whose items point at rows (`/3`) means no row of the chunk was valid:
+ * that is a chunk of rejections, not a failure. 5xx and lost connections are retried (the rows'
+ * ids make a resend harmless); anything else stops the load.
+ */
+export async function importChunk(client: Hotpath, dataset: string, chunk: Chunk): Promise<ImportResult> {
+	if (!chunk.lines.length) return { imported: 0, unchanged: 0, rejected: [] };
+	const body = `${chunk.lines.join("\n")}\n`;
+	for (let attempt = 0; ; attempt++) {
+		try {
+			return await client.importNdjson(dataset, body);
+		} catch (e) {
+			if (!(e instanceof HotpathError)) throw e;
+			if (e.status === 400 && e.errors.length && e.errors.every((i) => /^\/\d+(\/|$)/.test(i.pointer))) {
+				const why = new Map<number, string>();
+				for (const item of e.errors) {
+					const index = Number(item.pointer.split("/")[1]);
+					why.set(index, why.has(index) ? `${why.get(index)}; ${item.detail}` : item.detail);
+				}
+				return { imported: 0, unchanged: 0, rejected: chunk.lines.map((_, index) => ({ index, error: why.get(index) ?? e.detail })) };
+			}
+			if ((e.status >= 500 || e.status === 0) && attempt < 3) {
+				await sleep(1000 * 2 ** attempt);
+				continue;
+			}
+			throw e;
+		}
+	}
+}
+
+export async function runLoad(o: LoadOptions): Promise<LoadReport> {
+	const note = o.note ?? ((m: string) => process.stderr.write(`${m}\n`));
+	let stat: ReturnType<typeof statSync>;
+	let file: string;
+	try {
+		file = realpathSync(o.file);
+		stat = statSync(file);
+	} catch (e) {
+		throw new UsageError(`cannot read ${o.file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+	}
+	if (!stat.isFile()) throw new UsageError(`${o.file} is not a file`);
+
+	const spec: Spec = await o.client.datasets.get(o.dataset);
+	const identity: LoadIdentity = {
+		dataset: o.dataset,
+		file,
+		size: stat.size,
+		mtime_ms: Math.floor(stat.mtimeMs),
+		format: o.format,
+		event_time_column: o.eventTimeColumn ?? null,
+	};
+	const wanted = { chunk_rows: o.chunkRows ?? DEFAULTS.chunkRows, chunk_bytes: o.chunkBytes ?? DEFAULTS.chunkBytes };
+	const checkpointPath = o.checkpointPath ?? Checkpoint.defaultPath(o.file);
+
+	let checkpoint: Checkpoint | undefined;
+	if (o.resume) {
+		checkpoint = Checkpoint.resume(checkpointPath, identity);
+		if (!checkpoint) note(`no checkpoint at ${checkpointPath}: loading from the start`);
+		else {
+			if (checkpoint.chunks.chunk_rows !== wanted.chunk_rows || checkpoint.chunks.chunk_bytes !== wanted.chunk_bytes) {
+				note(`resuming with the checkpoint's chunk size (${checkpoint.chunks.chunk_rows} rows, ${checkpoint.chunks.chunk_bytes} bytes)`);
+			}
+			note(`resuming: ${checkpoint.doneChunks} chunk(s), ${checkpoint.totals.rows} row(s) already done`);
+		}
+	} else if (Checkpoint.resume(checkpointPath, identity) !== undefined) {
+		note(`a checkpoint of an earlier load of this file exists; starting over (--resume continues it)`);
+	}
+	checkpoint ??= Checkpoint.fresh(checkpointPath, identity, wanted);
+	try {
+		checkpoint.save();
+	} catch (e) {
+		throw new UsageError(`cannot write the checkpoint ${checkpointPath} (${(e as NodeJS.ErrnoException).code ?? e}); choose another place with --checkpoint`);
+	}
+	const limits: ChunkLimits = { rows: checkpoint.chunks.chunk_rows, bytes: checkpoint.chunks.chunk_bytes };
+	const resumed = checkpoint.doneChunks > 0;
+
+	const source = await openSource(file, o.format, stat.size).catch((e: unknown) => {
+		throw new UsageError((e as Error).message);
+	});
+	const encoder = new RowEncoder({
+		spec,
+		typing: typingOf[o.format],
+		idPrefix: idPrefix(identity),
+		defaultEventTime: identity.mtime_ms,
+		eventTimeColumn: o.eventTimeColumn,
+	});
+	// A seekable source starts after the done prefix; otherwise the file is read from the start and done chunks are skipped.
+	const start = source.seekable ? { index: checkpoint.prefix.chunks, end: checkpoint.prefix.end } : { index: 0, end: { offset: 0, pos: 0 } };
+	const chunks = chunked(source.items(start.index ? start.end : undefined), (item) => encoder.encode(item), limits, start);
+
+	const startedAt = Date.now();
+	const baseRows = checkpoint.totals.rows;
+	let furthest = start.index ? start.end.offset : 0;
+	const progress = new Progress({ label: `load ${path.basename(o.file)}`, total: source.total, start: furthest, quiet: o.progress === false });
+	const showProgress = () =>
+		progress.update({ done: furthest, items: checkpoint.totals.rows, sent: checkpoint.totals.rows - baseRows, rejected: checkpoint.totals.rejected });
+	showProgress();
+
+	let interrupted = false;
+	try {
+		await runPool(chunks, {
+			concurrency: o.concurrency ?? DEFAULTS.concurrency,
+			stopped: () => {
+				interrupted ||= o.signal?.aborted === true;
+				return interrupted;
+			},
+			run: async (chunk) => {
+				if (checkpoint.isDone(chunk.index)) return;
+				const result = await importChunk(o.client, o.dataset, chunk);
+				const outcome: ChunkOutcome = {
+					items: chunk.items,
+					imported: result.imported,
+					unchanged: result.unchanged,
+					rejections: [...chunk.localRejects, ...result.rejected.map((r) => ({ pos: chunk.positions[r.index] ?? -1, error: r.error }))],
+					end: chunk.end,
+				};
+				checkpoint.record(chunk.index, outcome);
+				furthest = Math.max(furthest, chunk.end.offset);
+				showProgress();
+			},
+		});
+	} catch (e) {
+		interrupted = true;
+		throw e;
+	} finally {
+		progress.stop();
+		if (interrupted) checkpoint.save();
+		else checkpoint.remove();
+	}
+
+	const elapsed = Date.now() - startedAt;
+	return {
+		dataset: o.dataset,
+		file: o.file,
+		format: o.format,
+		unit: source.unit,
+		...checkpoint.totals,
+		rejections: [...checkpoint.rejections].sort((a, b) => a.pos - b.pos),
+		elapsed_ms: elapsed,
+		rows_per_s: Math.round(((checkpoint.totals.rows - baseRows) * 1000) / Math.max(1, elapsed)),
+		resumed,
+		interrupted,
+		checkpoint: checkpointPath,
+	};
+}

@@ -1,0 +1,99 @@
+/** What the CLI prints: results on stdout (JSON with --json, text for people otherwise), diagnostics on stderr, errors as exit codes. */
+import { HotpathError } from "@hotpath/client";
+
+/** Exit codes: 0 success, 1 a failed operation, 2 bad usage. 130 after Ctrl-C. */
+export const EXIT = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const;
+
+/** Bad usage: a missing argument, a bad option value, an unreadable or malformed input file. Exit 2. */
+export class UsageError extends Error {
+	constructor(message: string) {
+		super(message);
+		this.name = "UsageError";
+	}
+}
+
+/** An operation that ran and failed (rows rejected, a rebuild that failed...). Exit 1; `result` is printed with --json. */
+export class OperationFailed extends Error {
+	readonly result?: unknown;
+	constructor(message: string, result?: unknown) {
+		super(message);
+		this.name = "OperationFailed";
+		this.result = result;
+	}
+}
+
+export class Output {
+	readonly json: boolean;
+
+	constructor(json: boolean) {
+		this.json = json;
+	}
+
+	/** The verb's result: as one JSON document with --json, else through `human`. */
+	result(value: unknown, human: () => string | undefined): void {
+		if (this.json) process.stdout.write(`${JSON.stringify(value)}\n`);
+		else {
+			const text = human();
+			if (text !== undefined && text !== "") process.stdout.write(text.endsWith("\n") ? text : `${text}\n`);
+		}
+	}
+
+	/** A note for people, on stderr (never mixed into the result). */
+	note(message: string): void {
+		process.stderr.write(`${message}\n`);
+	}
+}
+
+/** Prints an error the way a person (or a script, with --json) wants it, and gives its exit code. Never a stack. */
+export function reportError(e: unknown, json: boolean): number {
+	if (e instanceof UsageError) {
+		process.stderr.write(`hotpath: ${e.message}\n`);
+		return EXIT.usage;
+	}
+	if (e instanceof HotpathError) {
+		if (json) process.stdout.write(`${JSON.stringify({ error: e.problem })}\n`);
+		process.stderr.write(`${describeProblem(e)}\n`);
+		return EXIT.failed;
+	}
+	if (e instanceof OperationFailed) {
+		if (json && e.result !== undefined) process.stdout.write(`${JSON.stringify(e.result)}\n`);
+		process.stderr.write(`hotpath: ${e.message}\n`);
+		return EXIT.failed;
+	}
+	const message = e instanceof Error ? e.message : String(e);
+	if (json) process.stdout.write(`${JSON.stringify({ error: { title: "Error", detail: message } })}\n`);
+	process.stderr.write(`hotpath: ${message}\n`);
+	return EXIT.failed;
+}
+
+/** `error: Title (status): detail` and one line per item error. */
+export function describeProblem(e: HotpathError, maxItems = 20): string {
+	const p = e.problem;
+	const lines = [`error: ${p.title}${p.status ? ` (${p.status})` : ""}: ${p.detail}`];
+	const items = p.errors ?? [];
+	for (const item of items.slice(0, maxItems)) lines.push(`  ${item.pointer}: ${item.detail}`);
+	if (items.length > maxItems) lines.push(`  ... and ${items.length - maxItems} more`);
+	if (p.request_id) lines.push(`  (request id ${p.request_id})`);
+	return lines.join("\n");
+}
+
+/** A plain text table: one header row, columns padded to their widest cell. */
+export function table(header: string[], rows: (string | number | null | undefined)[][]): string {
+	const cells = [header, ...rows.map((r) => r.map((c) => (c === null || c === undefined ? "-" : String(c))))];
+	const widths = header.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? "").length)));
+	return cells.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join("  ")).join("\n");
+}
+
+/** 1234567 -> "1,234,567". */
+export const count = (n: number): string => n.toLocaleString("en-US");
+
+/** Milliseconds as "950ms", "12.3s", "4m05s", "1h02m". */
+export function duration(ms: number): string {
+	if (!Number.isFinite(ms)) return "?";
+	if (ms < 1000) return `${Math.round(ms)}ms`;
+	const s = ms / 1000;
+	if (s < 60) return `${s.toFixed(1)}s`;
+	const m = Math.floor(s / 60);
+	if (m < 60) return `${m}m${String(Math.floor(s % 60)).padStart(2, "0")}s`;
+	return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, "0")}m`;
+}

@@ -1,0 +1,84 @@
+/** `hotpath dlq list | replay ID | replay --all | purge ID | purge --all`: messages that kept failing (admin). */
+import type { Command } from "commander";
+import { intOption, verbAction } from "../context.ts";
+import { table, UsageError } from "../output.ts";
+
+interface Which {
+	all?: boolean;
+	dataset?: string;
+}
+
+/** Exactly one of an id or --all; --dataset only with --all. */
+function target(id: string | undefined, o: Which, verb: string): number | "all" {
+	if (id !== undefined && o.all) throw new UsageError(`dlq ${verb}: give an id or --all, not both`);
+	if (id === undefined && !o.all) throw new UsageError(`dlq ${verb}: give a dead letter's id, or --all`);
+	if (o.dataset !== undefined && !o.all) throw new UsageError(`dlq ${verb}: --dataset goes with --all`);
+	if (id === undefined) return "all";
+	const n = Number(id);
+	if (!Number.isSafeInteger(n) || n < 0) throw new UsageError(`dlq ${verb}: the id is an integer, not "${id}"`);
+	return n;
+}
+
+export function registerDlq(program: Command): void {
+	const dlq = program.command("dlq").description("inspect, replay and purge dead letters (admin)");
+
+	dlq
+		.command("list")
+		.description("list dead letters, newest first")
+		.option("--limit <n>", "at most this many (1-500)", intOption(1, 500))
+		.option("--dataset <name>", "only those touching this dataset")
+		.action(
+			verbAction(async ({ client, out }, _args: [], o: { limit?: number; dataset?: string }) => {
+				const list = await client.deadLetters.list({ limit: o.limit, dataset: o.dataset });
+				out.result({ dead_letters: list }, () =>
+					list.length
+						? table(
+								["ID", "CREATED", "ATTEMPTS", "DATASETS", "REPLAYED", "ERROR"],
+								list.map((d) => [d.id, d.created_at, d.attempts, d.datasets?.join(",") ?? null, d.replayed_at, d.error.slice(0, 80)]),
+							)
+						: "no dead letters",
+				);
+				return 0;
+			}),
+		);
+
+	dlq
+		.command("replay")
+		.description("put a dead letter (or every one not replayed yet) back on the queue")
+		.argument("[id]")
+		.option("--all", "every dead letter not replayed yet")
+		.option("--dataset <name>", "with --all: only those touching this dataset")
+		.action(
+			verbAction(async ({ client, out }, [id]: [string | undefined], o: Which) => {
+				const which = target(id, o, "replay");
+				if (which === "all") {
+					const r = await client.deadLetters.replayAll({ dataset: o.dataset });
+					out.result(r, () => `replayed ${r.replayed} dead letter(s)`);
+				} else {
+					const r = await client.deadLetters.replay(which);
+					out.result(r, () => `replayed ${r.id} at ${r.replayed_at}`);
+				}
+				return 0;
+			}),
+		);
+
+	dlq
+		.command("purge")
+		.description("delete a dead letter (or every one) for good")
+		.argument("[id]")
+		.option("--all", "every dead letter")
+		.option("--dataset <name>", "with --all: only those touching this dataset")
+		.action(
+			verbAction(async ({ client, out }, [id]: [string | undefined], o: Which) => {
+				const which = target(id, o, "purge");
+				if (which === "all") {
+					const r = await client.deadLetters.purgeAll({ dataset: o.dataset });
+					out.result(r, () => `purged ${r.purged} dead letter(s)`);
+				} else {
+					await client.deadLetters.purge(which);
+					out.result({ purged: 1, id: which }, () => `purged ${which}`);
+				}
+				return 0;
+			}),
+		);
+}

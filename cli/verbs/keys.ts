@@ -1,0 +1,89 @@
+/** `hotpath keys create NAME | list | revoke ID`: API keys (admin). */
+import type { KeyInput, Scope } from "@hotpath/client";
+import { type Command, InvalidArgumentError } from "commander";
+import { listOption, verbAction } from "../context.ts";
+import { table } from "../output.ts";
+
+const SCOPES: readonly Scope[] = ["read", "write", "admin"];
+
+const scopesOption = (raw: string): Scope[] => {
+	const scopes = listOption(raw);
+	const bad = scopes.filter((s) => !SCOPES.includes(s as Scope));
+	if (!scopes.length || bad.length) throw new InvalidArgumentError(`scopes are a comma-separated list of ${SCOPES.join(", ")}`);
+	return scopes as Scope[];
+};
+
+/** "100/60" -> 100 requests per 60 seconds. */
+const rateLimitOption = (raw: string): { requests: number; period_seconds: number } => {
+	const m = /^(\d+)\/(\d+)$/.exec(raw.trim());
+	if (!m || Number(m[1]) < 1 || Number(m[2]) < 1) throw new InvalidArgumentError('expected REQUESTS/SECONDS, e.g. "100/60"');
+	return { requests: Number(m[1]), period_seconds: Number(m[2]) };
+};
+
+const expiresOption = (raw: string): string => {
+	const t = /^\d+$/.test(raw) ? Number(raw) : Date.parse(raw);
+	if (Number.isNaN(t)) throw new InvalidArgumentError("expected RFC 3339 or epoch milliseconds");
+	return new Date(t).toISOString();
+};
+
+export function registerKeys(program: Command): void {
+	const keys = program.command("keys").description("create, list and revoke API keys (admin)");
+
+	keys
+		.command("create")
+		.description("create a key; its secret is printed once")
+		.argument("<name>")
+		.requiredOption("--scopes <scopes>", "comma-separated: read, write, admin", scopesOption)
+		.option("--datasets <a,b>", "limit the key to these datasets", listOption)
+		.option("--rate-limit <n/seconds>", "at most N requests per period", rateLimitOption)
+		.option("--expires-at <time>", "RFC 3339 or epoch ms", expiresOption)
+		.action(
+			verbAction(
+				async ({ client, out }, [name]: [string], o: { scopes: Scope[]; datasets?: string[]; rateLimit?: KeyInput["rate_limit"]; expiresAt?: string }) => {
+					const input: KeyInput = { name, scopes: o.scopes };
+					if (o.datasets) input.datasets = o.datasets;
+					if (o.rateLimit) input.rate_limit = o.rateLimit;
+					if (o.expiresAt) input.expires_at = o.expiresAt;
+					const created = await client.keys.create(input);
+					out.result(created, () =>
+						[
+							`created key ${created.id} (${created.name}): scopes ${created.scopes.join(",")}${created.datasets ? `, datasets ${created.datasets.join(",")}` : ""}`,
+							`secret (shown only now): ${created.key}`,
+						].join("\n"),
+					);
+					return 0;
+				},
+			),
+		);
+
+	keys
+		.command("list")
+		.description("list keys (never their secrets)")
+		.option("--include-revoked", "list revoked keys too")
+		.action(
+			verbAction(async ({ client, out }, _args: [], o: { includeRevoked?: boolean }) => {
+				const list = await client.keys.list({ includeRevoked: o.includeRevoked === true });
+				out.result({ keys: list }, () =>
+					list.length
+						? table(
+								["ID", "NAME", "SCOPES", "DATASETS", "CREATED", "REVOKED"],
+								list.map((k) => [k.id, k.name, k.scopes.join(","), k.datasets?.join(",") ?? "all", k.created_at, k.revoked_at]),
+							)
+						: "no keys",
+				);
+				return 0;
+			}),
+		);
+
+	keys
+		.command("revoke")
+		.description("revoke a key at once")
+		.argument("<id>")
+		.action(
+			verbAction(async ({ client, out }, [id]: [string]) => {
+				await client.keys.revoke(id);
+				out.result({ revoked: id }, () => `revoked ${id}`);
+				return 0;
+			}),
+		);
+}
