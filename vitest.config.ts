@@ -15,8 +15,6 @@ export default defineConfig(async () => {
 					bindings: {
 						TEST_MIGRATIONS: migrations,
 						HOTPATH_ADMIN_KEY: "test-admin-key",
-						// Every request checks the registry version, so tests see changes at once.
-						CONTROL_CHECK_MS: "0",
 						UPSTASH_REDIS_REST_URL: inject("upstashUrl"),
 						UPSTASH_REDIS_REST_TOKEN: inject("upstashToken"),
 						REDIS_CONTROL_URL: inject("redisControlUrl"),

@@ -1,8 +1,8 @@
 /** Builds the Hono app: services, middleware order, routes, and the one error handler. */
 import { Hono } from "hono";
 import { requestId } from "hono/request-id";
-import { type AppEnv, ConfigError } from "./env";
-import { ApiError, problemResponse } from "./errors";
+import type { AppEnv } from "./env";
+import { HotpathError } from "./errors";
 import { nextRequestId } from "./observability/request-id";
 import { adminRoutes } from "./routes/admin";
 import { datasetRoutes } from "./routes/datasets";
@@ -10,6 +10,7 @@ import { eventRoutes } from "./routes/events";
 import { healthRoutes } from "./routes/health";
 import { keyRoutes } from "./routes/keys";
 import { lookupRoutes } from "./routes/lookup";
+import { onError, problemResponse } from "./routes/problem";
 import { recordRoutes } from "./routes/records";
 import { type Services, servicesFor } from "./services";
 
@@ -40,18 +41,8 @@ export function createApp() {
 	app.route("/v1/keys", keyRoutes);
 	app.route("/v1", adminRoutes);
 
-	app.notFound((c) => problemResponse(new ApiError("not_found", `no route for ${c.req.method} ${c.req.path}`), c.req.path, c.get("requestId")));
-
-	app.onError((err, c) => {
-		const id = c.get("requestId");
-		if (err instanceof ApiError) return problemResponse(err, c.req.path, id);
-		if (err instanceof ConfigError) {
-			console.error(JSON.stringify({ msg: "configuration error", error: err.message }));
-			return problemResponse(new ApiError("internal", `server misconfigured: ${err.message}`), c.req.path, id);
-		}
-		console.error(JSON.stringify({ msg: "unhandled error", path: c.req.path, error: String(err), stack: (err as Error).stack }));
-		return problemResponse(new ApiError("internal", "unexpected server error; it has been logged"), c.req.path, id);
-	});
+	app.notFound((c) => problemResponse(new HotpathError("not_found", `no route for ${c.req.method} ${c.req.path}`), c.req.path, c.get("requestId")));
+	app.onError(onError);
 
 	return app;
 }

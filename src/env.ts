@@ -5,8 +5,10 @@ import { z } from "zod";
  * Bindings and vars come from wrangler.toml through `wrangler types` (worker-configuration.d.ts).
  * Added here: secrets, and settings that have defaults and so are optional in wrangler.toml.
  */
-export interface Env extends Omit<Cloudflare.Env, "EVENTS_QUEUE"> {
+export interface Env extends Omit<Cloudflare.Env, "EVENTS_QUEUE" | "KEY_RATE_LIMITER"> {
 	EVENTS_QUEUE: Queue<unknown>;
+	/** Workers Rate Limiting binding: a per-location ceiling behind every key's own rate_limit. Optional. */
+	KEY_RATE_LIMITER?: RateLimit;
 	HOTPATH_ADMIN_KEY?: string;
 	UPSTASH_REDIS_REST_URL?: string;
 	UPSTASH_REDIS_REST_TOKEN?: string;
@@ -19,6 +21,7 @@ export interface Env extends Omit<Cloudflare.Env, "EVENTS_QUEUE"> {
 	REDIS_COOLDOWN_MS?: string;
 	REDIS_MAX_TTL_SECONDS?: string;
 	REDIS_MAX_LAG_SECONDS?: string;
+	HEALTH_CACHE_MS?: string;
 }
 
 /** Hono's environment type for every router of the app. */
@@ -40,6 +43,13 @@ const settingsSchema = z.object({
 	REDIS_COOLDOWN_MS: num(2000),
 	REDIS_MAX_TTL_SECONDS: z.coerce.number().int().positive().default(3600),
 	REDIS_MAX_LAG_SECONDS: num(1),
+	/** How far ahead of the receiving clock an event_time may be. */
+	MAX_FUTURE_SKEW_SECONDS: num(300),
+	/** How long /healthz reuses one probe of the backends. */
+	HEALTH_CACHE_MS: num(2000),
+	/** The queues this worker consumes, by name: dispatch never guesses from a name's shape. */
+	EVENTS_QUEUE_NAME: z.string().min(1).default("hotpath-events"),
+	DEAD_LETTER_QUEUE_NAME: z.string().min(1).default("hotpath-events-dlq"),
 });
 
 export type Settings = z.infer<typeof settingsSchema>;
@@ -55,6 +65,9 @@ export function parseSettings(env: Env): Settings {
 	const parsed = settingsSchema.safeParse(env);
 	if (!parsed.success) {
 		throw new ConfigError(`bad settings: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+	}
+	if (parsed.data.EVENTS_QUEUE_NAME === parsed.data.DEAD_LETTER_QUEUE_NAME) {
+		throw new ConfigError("EVENTS_QUEUE_NAME and DEAD_LETTER_QUEUE_NAME must differ");
 	}
 	return parsed.data;
 }

@@ -1,13 +1,14 @@
-/** Worker entry: HTTP through the Hono app, and the events and dead-letter queue consumers. */
+/** Worker entry: HTTP through the Hono app, the events and dead-letter queue consumers, and the cron trigger. */
 import { createApp } from "./app";
 import type { Env } from "./env";
-import { consumeDeadLetters, consumeEvents } from "./ingest/consumer";
+import { pruneEventLog } from "./history/retention";
+import { consumeEvents } from "./ingest/consumer";
+import { consumeDeadLetters, drainDeadLetters } from "./ingest/dead-letters";
+import { log, logOnce } from "./observability/log";
 import { fastRecordRead } from "./routes/fast-read";
 import { servicesFor } from "./services";
 
 const app = createApp();
-
-let laneFailureLogged = false;
 
 export default {
 	async fetch(req, env, ctx) {
@@ -19,17 +20,33 @@ export default {
 			if (res) return res;
 		} catch (e) {
 			// The app meets the same failure (D1 down, a bad setting) and turns it into the right
-			// problem response. Logged once per isolate: the app logs the failures it answers.
-			if (!laneFailureLogged) {
-				laneFailureLogged = true;
-				console.warn(JSON.stringify({ msg: "L0 fast lane failed; the app answers instead", error: String(e) }));
-			}
+			// problem response; it logs the failures it answers.
+			logOnce("fast-lane", "warn", "L0 fast lane failed; the app answers instead", { error: String(e) });
 		}
 		return app.fetch(req, env, ctx);
 	},
+
+	/** Dispatch by the configured queue names: a dead-letter queue is never re-applied as events, whatever it is called. */
 	async queue(batch, env) {
 		const services = servicesFor(env);
-		if (batch.queue.endsWith("-dlq")) await consumeDeadLetters(batch, services);
-		else await consumeEvents(batch, services);
+		const { EVENTS_QUEUE_NAME, DEAD_LETTER_QUEUE_NAME } = services.settings;
+		if (batch.queue === DEAD_LETTER_QUEUE_NAME) await consumeDeadLetters(batch, env.DB, env.RECORDS_KV);
+		else if (batch.queue === EVENTS_QUEUE_NAME) await consumeEvents(batch, services);
+		else {
+			// A queue this worker was not told about: touch nothing, and let its retries and dead-letter queue keep the messages.
+			log.error("batch from an unknown queue; not consumed", {
+				queue: batch.queue,
+				expected: [EVENTS_QUEUE_NAME, DEAD_LETTER_QUEUE_NAME],
+				messages: batch.messages.length,
+			});
+			batch.retryAll({ delaySeconds: 60 });
+		}
+	},
+
+	/** The cron trigger: move dead letters that waited in KV into D1, and prune the event log past each dataset's history_days. */
+	async scheduled(_controller, env) {
+		const services = servicesFor(env);
+		await drainDeadLetters(env.DB, env.RECORDS_KV);
+		await pruneEventLog(env.DB, await services.registry.all());
 	},
 } satisfies ExportedHandler<Env>;

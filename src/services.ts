@@ -1,8 +1,10 @@
 /** The per-isolate services: built once from the environment and shared by every request and queue batch. */
 import { drizzle } from "drizzle-orm/d1";
 import { KeyStore } from "./auth/keys";
+import { RateLimiter } from "./auth/rate-limit";
 import { ControlVersion } from "./control/version";
 import { type Env, parseSettings, type Settings } from "./env";
+import { log } from "./observability/log";
 import { TierStats } from "./observability/stats";
 import { Registry } from "./registry/registry";
 import { CircuitBreaker } from "./serving/breaker";
@@ -11,7 +13,7 @@ import { KvTier } from "./serving/kv-tier";
 import { L0Cache } from "./serving/l0";
 import { TieredReader } from "./serving/reader";
 import { RedisTier } from "./serving/redis-tier";
-import type { Tier } from "./serving/tier";
+import { TIER_ORDER, type Tier } from "./serving/tier";
 import { RedisStore } from "./storage/redis";
 
 export interface Services {
@@ -19,10 +21,12 @@ export interface Services {
 	settings: Settings;
 	registry: Registry;
 	keys: KeyStore;
+	rateLimiter: RateLimiter;
 	reader: TieredReader;
 	stats: TierStats;
 	/** The hot tier, or null when no Upstash URL and token are configured (the tier is "off"). */
 	redis: RedisTier | null;
+	kv: KvTier;
 }
 
 let cached: { env: Env; services: Services } | null = null;
@@ -52,16 +56,20 @@ export function servicesFor(env: Env): Services {
 					settings.REDIS_MAX_TTL_SECONDS,
 				)
 			: null;
-	if (!redis) console.warn(JSON.stringify({ msg: "hot tier off: UPSTASH_REDIS_REST_URL / UPSTASH_REDIS_REST_TOKEN not set" }));
-	const tiers: Tier[] = [...(redis ? [redis] : []), new KvTier(env.RECORDS_KV, settings.KV_MAX_LAG_SECONDS * 1000), new D1Tier(env.DB)];
+	if (!redis) log.warn("hot tier off: UPSTASH_REDIS_REST_URL / UPSTASH_REDIS_REST_TOKEN not set");
+	const kv = new KvTier(env.RECORDS_KV, settings.KV_MAX_LAG_SECONDS * 1000);
+	const below: Record<Tier["name"], Tier | null> = { redis, kv, d1: new D1Tier(env.DB) };
+	const tiers = TIER_ORDER.flatMap((name) => (name === "l0" ? [] : below[name] ? [below[name]] : []));
 	const services: Services = {
 		env,
 		settings,
 		registry: new Registry(db, control),
 		keys: new KeyStore(db, control, env.HOTPATH_ADMIN_KEY),
+		rateLimiter: new RateLimiter(env.KEY_RATE_LIMITER),
 		reader: new TieredReader(l0, tiers, stats, { redis: settings.REDIS_TIMEOUT_MS, kv: settings.KV_TIMEOUT_MS, d1: settings.D1_TIMEOUT_MS }),
 		stats,
 		redis,
+		kv,
 	};
 	cached = { env, services };
 	return services;

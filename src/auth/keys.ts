@@ -1,11 +1,17 @@
-/** API keys: generated once, stored as SHA-256 hashes in D1, looked up through an isolate cache. */
-import { and, desc, eq, isNull } from "drizzle-orm";
+/** API keys: generated once, stored as SHA-256 hashes in D1, looked up through bounded isolate caches. */
+import { and, desc, eq, gte, isNull, lt } from "drizzle-orm";
 import type { DrizzleD1Database } from "drizzle-orm/d1";
 import type { ControlVersion } from "../control/version";
+import { LruCache } from "../serving/lru";
 import { apiKeys } from "../storage/schema";
 
 export const SCOPES = ["read", "write", "admin"] as const;
 export type Scope = (typeof SCOPES)[number];
+
+export interface RateLimitSpec {
+	requests: number;
+	period_seconds: number;
+}
 
 export interface Principal {
 	id: string;
@@ -13,9 +19,19 @@ export interface Principal {
 	scopes: readonly Scope[];
 	/** Datasets the key may touch, or null for all. */
 	datasets: readonly string[] | null;
+	/** The key's own request budget, or null for none. */
+	rateLimit: RateLimitSpec | null;
+	/** Epoch ms after which the key no longer authenticates, or null. */
+	expiresAt: number | null;
 }
 
-export interface KeyInfo extends Principal {
+export interface KeyInfo {
+	id: string;
+	name: string;
+	scopes: readonly Scope[];
+	datasets: readonly string[] | null;
+	rate_limit: RateLimitSpec | null;
+	expires_at: string | null;
 	created_at: string;
 	revoked_at: string | null;
 }
@@ -49,58 +65,125 @@ function timingSafeEqual(a: string, b: string): boolean {
 	return diff === 0;
 }
 
-const BOOTSTRAP: Principal = { id: "bootstrap", name: "bootstrap admin (HOTPATH_ADMIN_KEY)", scopes: ["read", "write", "admin"], datasets: null };
+const BOOTSTRAP: Principal = {
+	id: "bootstrap",
+	name: "bootstrap admin (HOTPATH_ADMIN_KEY)",
+	scopes: ["read", "write", "admin"],
+	datasets: null,
+	rateLimit: null,
+	expiresAt: null,
+};
+
+type KeyRow = typeof apiKeys.$inferSelect;
+
+const toPrincipal = (r: KeyRow): Principal => ({
+	id: r.id,
+	name: r.name,
+	scopes: JSON.parse(r.scopes) as Scope[],
+	datasets: r.datasets ? (JSON.parse(r.datasets) as string[]) : null,
+	rateLimit: r.rateLimit ? (JSON.parse(r.rateLimit) as RateLimitSpec) : null,
+	expiresAt: r.expiresAt,
+});
+
+const toInfo = (r: KeyRow): KeyInfo => {
+	const p = toPrincipal(r);
+	return {
+		id: p.id,
+		name: p.name,
+		scopes: p.scopes,
+		datasets: p.datasets,
+		rate_limit: p.rateLimit,
+		expires_at: p.expiresAt === null ? null : new Date(p.expiresAt).toISOString(),
+		created_at: new Date(r.createdAt).toISOString(),
+		revoked_at: r.revokedAt === null ? null : new Date(r.revokedAt).toISOString(),
+	};
+};
+
+/** Hex digits of a key hash that group keys for lookups: 4,096 groups. */
+const PREFIX_LENGTH = 3;
+/** How long one group's lookup answers for every token in it (found or not). */
+const PREFIX_TTL_MS = 1000;
 
 export class KeyStore {
-	// Keyed by the presented token, so a cached key costs no hashing. Emptied when the control version moves.
-	private readonly cache = new Map<string, Principal | null>();
-	private static readonly MAX_CACHED = 10_000;
+	/**
+	 * Known keys by presented token, so a cached key costs no hashing. Only tokens that are keys
+	 * enter it: unknown tokens, however many, cannot evict a known key.
+	 */
+	private readonly known = new LruCache<Principal>(10_000);
+	/**
+	 * Per hash prefix: every key whose hash starts with it, as D1 held them at `at`. A token not
+	 * known is answered from here, so unknown tokens cost at most one D1 query per prefix per
+	 * second, however many are tried. Bounded by the number of prefixes.
+	 */
+	private readonly groups = new Map<string, { at: number; byHash: Map<string, Principal | null> }>();
 
 	constructor(
 		private readonly db: DrizzleD1Database,
 		private readonly control: ControlVersion,
 		private readonly adminKey: string | undefined,
+		private readonly now: () => number = Date.now,
 	) {
-		control.onChange(() => this.cache.clear());
+		control.onChange(() => {
+			this.known.clear();
+			this.groups.clear();
+		});
 	}
 
-	/** The principal a bearer token stands for, or null for an unknown or revoked key. */
+	/** The principal a bearer token stands for, or null for an unknown or revoked key. Expiry is the caller's to check. */
 	async authenticate(token: string): Promise<Principal | null> {
 		if (this.adminKey && timingSafeEqual(token, this.adminKey)) return BOOTSTRAP;
 		await this.control.ensureCurrent();
-		const cached = this.cache.get(token);
-		if (cached !== undefined) return cached;
-		const row = await this.db
-			.select()
-			.from(apiKeys)
-			.where(eq(apiKeys.keyHash, await sha256Hex(token)))
-			.get();
-		const principal: Principal | null =
-			row && row.revokedAt === null
-				? { id: row.id, name: row.name, scopes: JSON.parse(row.scopes) as Scope[], datasets: row.datasets ? (JSON.parse(row.datasets) as string[]) : null }
-				: null;
-		if (this.cache.size >= KeyStore.MAX_CACHED) this.cache.clear();
-		this.cache.set(token, principal);
+		const hit = this.known.get(token);
+		if (hit) return hit;
+		const hash = await sha256Hex(token);
+		const prefix = hash.slice(0, PREFIX_LENGTH);
+		const now = this.now();
+		let group = this.groups.get(prefix);
+		if (!group || now - group.at >= PREFIX_TTL_MS) {
+			// Noted before the read: a load that a change (a revocation) overtook is used once, never kept.
+			const epoch = this.control.epoch;
+			// Every hash with this prefix sorts between the prefix and the prefix followed by "g".
+			const rows = await this.db
+				.select()
+				.from(apiKeys)
+				.where(and(gte(apiKeys.keyHash, prefix), lt(apiKeys.keyHash, `${prefix}g`)))
+				.all();
+			group = { at: now, byHash: new Map(rows.map((r) => [r.keyHash, r.revokedAt === null ? toPrincipal(r) : null])) };
+			if (this.control.epoch !== epoch) return group.byHash.get(hash) ?? null;
+			this.groups.set(prefix, group);
+		}
+		const principal = group.byHash.get(hash) ?? null;
+		if (principal) this.known.set(token, principal);
 		return principal;
 	}
 
 	/** Creates a key. The secret is returned here once and never again. */
-	async create(input: { name: string; scopes: Scope[]; datasets: string[] | null }, now = Date.now()): Promise<{ key: string; info: KeyInfo }> {
+	async create(
+		input: { name: string; scopes: Scope[]; datasets: string[] | null; rateLimit: RateLimitSpec | null; expiresAt: number | null },
+		now = Date.now(),
+	): Promise<{ key: string; info: KeyInfo }> {
 		const id = `key_${randomToken(9)}`;
 		const key = `hp_${randomToken(24)}`;
-		await this.db.batch([
-			this.db.insert(apiKeys).values({
-				id,
-				name: input.name,
-				keyHash: await sha256Hex(key),
-				scopes: JSON.stringify(input.scopes),
-				datasets: input.datasets ? JSON.stringify(input.datasets) : null,
-				createdAt: now,
-			}),
-			this.control.bumpStatement(),
-		]);
+		const row: KeyRow = {
+			id,
+			name: input.name,
+			keyHash: await sha256Hex(key),
+			scopes: JSON.stringify(input.scopes),
+			datasets: input.datasets ? JSON.stringify(input.datasets) : null,
+			rateLimit: input.rateLimit ? JSON.stringify(input.rateLimit) : null,
+			expiresAt: input.expiresAt,
+			createdAt: now,
+			revokedAt: null,
+		};
+		await this.db.batch([this.db.insert(apiKeys).values(row), this.control.bumpStatement()]);
 		this.control.invalidate();
-		return { key, info: { id, name: input.name, scopes: input.scopes, datasets: input.datasets, created_at: new Date(now).toISOString(), revoked_at: null } };
+		return { key, info: toInfo(row) };
+	}
+
+	/** One key's details, revoked or not, or null. */
+	async get(id: string): Promise<KeyInfo | null> {
+		const row = await this.db.select().from(apiKeys).where(eq(apiKeys.id, id)).get();
+		return row ? toInfo(row) : null;
 	}
 
 	/** Revokes a key. Returns false when no such active key exists. */
@@ -120,13 +203,6 @@ export class KeyStore {
 	async list(includeRevoked = false): Promise<KeyInfo[]> {
 		const q = this.db.select().from(apiKeys);
 		const rows = await (includeRevoked ? q : q.where(isNull(apiKeys.revokedAt))).orderBy(desc(apiKeys.createdAt)).all();
-		return rows.map((r) => ({
-			id: r.id,
-			name: r.name,
-			scopes: JSON.parse(r.scopes) as Scope[],
-			datasets: r.datasets ? (JSON.parse(r.datasets) as string[]) : null,
-			created_at: new Date(r.createdAt).toISOString(),
-			revoked_at: r.revokedAt === null ? null : new Date(r.revokedAt).toISOString(),
-		}));
+		return rows.map(toInfo);
 	}
 }

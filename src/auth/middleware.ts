@@ -1,7 +1,9 @@
-/** Bearer-key authentication and scope checks for routes. */
+/** Bearer-key authentication for routes: who is calling, whether the key is usable, its scope and its budget. */
 import { createMiddleware } from "hono/factory";
-import { ApiError } from "../errors";
+import { HotpathError } from "../errors";
+import type { Services } from "../services";
 import type { Principal, Scope } from "./keys";
+import { assertScope, isExpired } from "./policy";
 
 declare module "hono" {
 	interface ContextVariableMap {
@@ -9,41 +11,37 @@ declare module "hono" {
 	}
 }
 
+const BEARER = /^Bearer\s+(\S+)\s*$/i;
+
 /**
- * Requires a bearer key with `scope`. A missing or unknown key is a 401; a key without the
- * scope is a 403. Admin keys hold every scope.
+ * The principal behind an Authorization header. A missing or malformed header, an unknown, revoked
+ * or expired key is `unauthorized`; a key past its rate limit is `rate_limited`.
  */
+export async function authenticate(services: Services, header: string | undefined, now = Date.now()): Promise<Principal> {
+	const match = header?.match(BEARER);
+	if (!match) throw new HotpathError("unauthorized", header ? "Authorization must be 'Bearer <key>'" : "missing Authorization: Bearer <key>");
+	const principal = await services.keys.authenticate(match[1] as string);
+	if (!principal) throw new HotpathError("unauthorized", "unknown or revoked API key", { invalidCredential: true });
+	if (isExpired(principal, now)) {
+		throw new HotpathError("unauthorized", `this API key expired at ${new Date(principal.expiresAt as number).toISOString()}`, { invalidCredential: true });
+	}
+	const decision = await services.rateLimiter.take(principal);
+	if (!decision.ok) {
+		const limit = principal.rateLimit;
+		throw new HotpathError(
+			"rate_limited",
+			`this key's rate limit of ${limit?.requests} requests per ${limit?.period_seconds} s is used up; retry after ${decision.retryAfterSeconds} s`,
+			{ retryAfterSeconds: decision.retryAfterSeconds },
+		);
+	}
+	return principal;
+}
+
+/** Requires a usable bearer key with `scope` (admin keys hold every scope). */
 export const requireScope = (scope: Scope) =>
 	createMiddleware(async function requireScope(c, next) {
-		const header = c.req.header("authorization");
-		const match = header?.match(/^Bearer\s+(\S+)\s*$/i);
-		if (!match) {
-			throw new ApiError("unauthorized", header ? "Authorization must be 'Bearer <key>'" : "missing Authorization: Bearer <key>", {
-				headers: { "www-authenticate": 'Bearer realm="hotpath"' },
-			});
-		}
-		const principal = await c.get("services").keys.authenticate(match[1] as string);
-		if (!principal)
-			throw new ApiError("unauthorized", "unknown or revoked API key", { headers: { "www-authenticate": 'Bearer realm="hotpath", error="invalid_token"' } });
-		if (!hasScope(principal, scope)) {
-			throw new ApiError("forbidden", `this key lacks the "${scope}" scope`);
-		}
+		const principal = await authenticate(c.get("services"), c.req.header("authorization"));
+		assertScope(principal, scope);
 		c.set("principal", principal);
 		await next();
 	});
-
-/** Admin keys hold every scope. */
-export function hasScope(principal: Principal, scope: Scope): boolean {
-	return principal.scopes.includes(scope) || principal.scopes.includes("admin");
-}
-
-/** Whether the principal may touch `dataset` (a key without a dataset list may touch all). */
-export function mayAccess(principal: Principal, dataset: string): boolean {
-	return !principal.datasets || principal.datasets.includes(dataset);
-}
-
-/** Throws a 403 unless the principal may touch every one of `datasets`. */
-export function assertDatasetAccess(principal: Principal, datasets: Iterable<string>): void {
-	const denied = [...new Set(datasets)].filter((d) => !mayAccess(principal, d));
-	if (denied.length) throw new ApiError("forbidden", `this key may not access dataset(s): ${denied.join(", ")}`);
-}

@@ -5,6 +5,10 @@
  * this isolate shows on the next request, and one made elsewhere within that interval, without
  * putting a D1 round trip on every read.
  *
+ * Caches fill only from loads that no change overtook: a loader notes `epoch` before it reads
+ * D1 and caches its result only if `epoch` is unchanged afterwards. Otherwise a load that read a
+ * key before its revocation could land in the cache after the revocation cleared it, and undo it.
+ *
  * No request ever awaits a promise another request started: workerd may resume the waiter in the
  * other request's I/O context, where touching its own request body fails. A request that finds a
  * check in flight goes on with the caches as they are.
@@ -19,12 +23,19 @@ export class ControlVersion {
 	private version = -1;
 	private checkedAt = Number.NEGATIVE_INFINITY;
 	private checking = false;
+	private changes = 0;
 	private readonly listeners: Listener[] = [];
 
 	constructor(
 		private readonly db: DrizzleD1Database,
 		private readonly checkEveryMs: number,
+		private readonly now: () => number = Date.now,
 	) {}
+
+	/** Grows whenever this isolate learns of a change: a cache may keep a load only if it did not move meanwhile. */
+	get epoch(): number {
+		return this.changes;
+	}
 
 	/** Registers a cache to drop when the version changes. */
 	onChange(listener: Listener): void {
@@ -32,7 +43,8 @@ export class ControlVersion {
 	}
 
 	/** Makes sure caches reflect D1's version, asking D1 only when the last check is older than the interval. */
-	async ensureCurrent(now = Date.now()): Promise<void> {
+	async ensureCurrent(): Promise<void> {
+		const now = this.now();
 		if (now - this.checkedAt < this.checkEveryMs) return;
 		// Someone else is checking and the caches were current one interval ago: good enough.
 		if (this.checking && this.version !== -1) return;
@@ -44,15 +56,6 @@ export class ControlVersion {
 		}
 	}
 
-	/** Bumps the version in D1 after a change, and drops this isolate's caches at once. */
-	async bump(): Promise<void> {
-		await this.db
-			.insert(controlVersion)
-			.values({ id: 1, version: 1 })
-			.onConflictDoUpdate({ target: controlVersion.id, set: { version: sql`${controlVersion.version} + 1` } });
-		this.invalidate();
-	}
-
 	/** The statement that bumps the version, for callers that batch it with their own write. */
 	bumpStatement() {
 		return this.db
@@ -61,9 +64,15 @@ export class ControlVersion {
 			.onConflictDoUpdate({ target: controlVersion.id, set: { version: sql`${controlVersion.version} + 1` } });
 	}
 
+	/** Drops this isolate's caches at once, after a change it made itself. */
 	invalidate(): void {
 		this.checkedAt = Number.NEGATIVE_INFINITY;
 		this.version = -1;
+		this.changed();
+	}
+
+	private changed(): void {
+		this.changes++;
 		for (const l of this.listeners) l();
 	}
 
@@ -71,7 +80,7 @@ export class ControlVersion {
 		const row = await this.db.select({ v: controlVersion.version }).from(controlVersion).where(eq(controlVersion.id, 1)).get();
 		const v = row?.v ?? 0;
 		if (v !== this.version) {
-			for (const l of this.listeners) l();
+			this.changed();
 			this.version = v;
 		}
 		this.checkedAt = now;

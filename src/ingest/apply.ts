@@ -1,93 +1,265 @@
 /**
- * Folds a batch of events into D1. Events for one key are coalesced into one write; writes are
- * revision-checked, and a key another consumer changed meanwhile is reloaded and merged again.
+ * Folds a batch of events into D1. Events for one key are coalesced into one write; each distinct
+ * event id is applied at most once per key (the applied-event log); writes are revision-checked,
+ * and a key another writer changed meanwhile is reloaded and merged again. One key that cannot be
+ * written fails alone: its events are handed back as refused, with the reason, and the rest apply.
  */
-import type { CachedRecord } from "../storage/cached-record";
-import { loadStates, type StateWrite, type StoredState, writeStates } from "../storage/records";
-import { applyEvent, type ChangeEvent } from "./merge";
+import { type CachedRecord, valueJson } from "../storage/cached-record";
+import { type AppliedIdRow, appliedIdsStatement } from "../storage/event-log";
+import {
+	type LoggedEvent,
+	type LogOnly,
+	parseStates,
+	type StateRow,
+	type StateWrite,
+	type StoredState,
+	statesStatement,
+	writeStates,
+} from "../storage/records";
+import { applyEvent, type ChangeEvent, compareClocks, type RecordState } from "./merge";
+
+/**
+ * The largest a record may grow to: its value's JSON plus its field clocks, in UTF-8 bytes. D1 keeps
+ * rows up to 2 MB; past this limit a patch is refused (dead-lettered with the reason) rather than
+ * written, so the key stays writable and the rest of its batch applies.
+ */
+export const MAX_RECORD_BYTES = 1_000_000;
 
 export interface AppliedRecord {
 	dataset: string;
 	key: string;
 	/** D1's state of the key after the batch, as the caches hold it. */
 	rec: CachedRecord;
-	/** Whether this batch changed D1 (false for pure redeliveries). */
+	/** Whether this batch changed D1 (false for redeliveries and events that lost to newer ones). */
 	changed: boolean;
 }
 
+/** Events of one key that were not applied, and why. */
+export interface RefusedEvents {
+	dataset: string;
+	key: string;
+	events: ChangeEvent[];
+	reason: string;
+}
+
+export interface ApplyResult {
+	applied: AppliedRecord[];
+	refused: RefusedEvents[];
+}
+
 const MAX_ATTEMPTS = 8;
-// Keys per json_each read; bounds the response size of one statement.
+// Keys per json_each read, and (dataset, key, id) triples per applied-id check: bounds one statement's response.
 const KEYS_PER_READ = 500;
+const IDS_PER_CHECK = 1000;
 
 export class ConcurrencyError extends Error {
 	override name = "ConcurrencyError";
 }
 
-/** Applies events and returns the resulting state of every key they touched. */
-export async function applyEvents(db: D1Database, events: ChangeEvent[]): Promise<AppliedRecord[]> {
-	// dataset -> key -> events
-	const groups = new Map<string, Map<string, ChangeEvent[]>>();
-	for (const e of events) {
-		let byKey = groups.get(e.dataset);
-		if (!byKey) {
-			byKey = new Map();
-			groups.set(e.dataset, byKey);
-		}
-		const list = byKey.get(e.key);
-		if (list) list.push(e);
-		else byKey.set(e.key, [e]);
-	}
+interface KeyGroup {
+	dataset: string;
+	key: string;
+	events: ChangeEvent[];
+}
 
-	const out: AppliedRecord[] = [];
-	let todo = [...groups].flatMap(([dataset, byKey]) => [...byKey.keys()].map((key) => ({ dataset, key })));
+const groupId = (dataset: string, key: string) => `${dataset}\u0000${key}`;
+
+/**
+ * Applies events and returns the resulting state of every key they touched, and the events that
+ * were refused. Throws when D1 cannot be written at all (the caller retries the whole batch).
+ */
+export async function applyEvents(db: D1Database, events: readonly ChangeEvent[], now = Date.now()): Promise<ApplyResult> {
+	const groups = groupDistinct(events);
+	const applied: AppliedRecord[] = [];
+	// Per key, from the attempt that settled it: a key retried after a conflict is folded afresh.
+	const refusedByKey = new Map<string, RefusedEvents>();
+	const failed: RefusedEvents[] = [];
+	let todo = [...groups.values()];
+	// The first attempt is optimistic: ids are checked against the log by the write itself, and a
+	// key whose write finds one of its ids applied comes back here with its applied ids loaded.
+	let checkApplied = false;
 	for (let attempt = 1; todo.length; attempt++) {
 		if (attempt > MAX_ATTEMPTS) throw new ConcurrencyError(`${todo.length} key(s) kept changing under concurrent writers`);
-		const stored = await loadAll(db, todo);
+		const { stored, unreadable, appliedIds } = await loadGroups(db, todo, checkApplied);
 		const writes: StateWrite[] = [];
-		const unchanged: AppliedRecord[] = [];
-		for (const { dataset, key } of todo) {
-			const prev = stored.get(dataset)?.get(key);
-			let state = prev?.state ?? null;
-			for (const e of groups.get(dataset)?.get(key) ?? []) state = applyEvent(state, e);
-			if (!state) continue; // only possible for an empty patch on a missing key
-			if (prev && state === prev.state) unchanged.push({ dataset, key, rec: toCached(state, prev.rev), changed: false });
-			else writes.push({ dataset, key, state, prevRev: prev?.rev ?? null });
-		}
-		out.push(...unchanged);
-		const revs = await writeStates(db, writes);
-		todo = [];
-		writes.forEach((w, i) => {
-			const rev = revs[i];
-			if (rev == null) todo.push({ dataset: w.dataset, key: w.key });
-			else out.push({ dataset: w.dataset, key: w.key, rec: toCached(w.state, rev), changed: true });
-		});
-	}
-	return out;
-}
-
-async function loadAll(db: D1Database, refs: { dataset: string; key: string }[]): Promise<Map<string, Map<string, StoredState>>> {
-	const byDataset = new Map<string, string[]>();
-	for (const r of refs) {
-		const list = byDataset.get(r.dataset);
-		if (list) list.push(r.key);
-		else byDataset.set(r.dataset, [r.key]);
-	}
-	const out = new Map<string, Map<string, StoredState>>();
-	await Promise.all(
-		[...byDataset].map(async ([dataset, keys]) => {
-			const merged = new Map<string, StoredState>();
-			for (let i = 0; i < keys.length; i += KEYS_PER_READ) {
-				for (const [k, v] of await loadStates(db, dataset, keys.slice(i, i + KEYS_PER_READ))) merged.set(k, v);
+		const logOnly: LogOnly[] = [];
+		for (const g of todo) {
+			const gid = groupId(g.dataset, g.key);
+			const broken = unreadable.get(gid);
+			if (broken) {
+				failed.push({
+					dataset: g.dataset,
+					key: g.key,
+					events: g.events,
+					reason: `the stored record cannot be read (${broken}); its events are kept, not applied`,
+				});
+				continue;
 			}
-			out.set(dataset, merged);
-		}),
-	);
-	return out;
+			const prev = stored.get(gid);
+			const fresh = appliedIds ? g.events.filter((e) => !appliedIds.has(`${gid}\u0000${e.id}`)) : g.events;
+			const folded = fold(prev?.state ?? null, fresh);
+			if (folded.dropped.length) refusedByKey.set(gid, { dataset: g.dataset, key: g.key, events: folded.dropped, reason: folded.reason });
+			else refusedByKey.delete(gid);
+			const kept = folded.kept.map(toLogged);
+			if (!folded.state) continue; // nothing applied to a key D1 does not have
+			if (prev && folded.state === prev.state) {
+				applied.push({ dataset: g.dataset, key: g.key, rec: toCached(prev.state, prev.rev), changed: false });
+				if (kept.length) logOnly.push({ dataset: g.dataset, key: g.key, events: kept });
+			} else writes.push({ dataset: g.dataset, key: g.key, state: folded.state, prevRev: prev?.rev ?? null, events: kept });
+		}
+		const outcome = await writeIsolating(db, writes, logOnly, now);
+		for (const f of outcome.failed) {
+			const g = groups.get(groupId(f.dataset, f.key));
+			if (!g) continue;
+			refusedByKey.delete(groupId(f.dataset, f.key));
+			failed.push({ dataset: f.dataset, key: f.key, events: g.events, reason: `D1 refused the write of this key: ${f.error}` });
+		}
+		todo = [];
+		for (const [w, rev] of outcome.written) {
+			if (rev == null) todo.push(groups.get(groupId(w.dataset, w.key)) as KeyGroup);
+			else applied.push({ dataset: w.dataset, key: w.key, rec: toCached(w.state, rev), changed: true });
+		}
+		checkApplied = true;
+	}
+	return { applied, refused: [...refusedByKey.values(), ...failed] };
 }
 
-const toCached = (s: { value: Record<string, unknown> | null; clock: readonly [number, string] }, rev: number): CachedRecord => ({
-	v: s.value,
-	t: s.clock[0],
-	i: s.clock[1],
-	r: rev,
-});
+/**
+ * Groups events by key, one event per id: an id sent twice with different times (a resend
+ * without event_time gets a new receipt time) is the same event, and the earliest time is the one
+ * it was first sent with.
+ */
+function groupDistinct(events: readonly ChangeEvent[]): Map<string, KeyGroup> {
+	const groups = new Map<string, KeyGroup>();
+	const byId = new Map<string, { group: KeyGroup; index: number }>();
+	for (const e of events) {
+		const gid = groupId(e.dataset, e.key);
+		let g = groups.get(gid);
+		if (!g) {
+			g = { dataset: e.dataset, key: e.key, events: [] };
+			groups.set(gid, g);
+		}
+		const eid = `${gid}\u0000${e.id}`;
+		const seen = byId.get(eid);
+		if (!seen) {
+			byId.set(eid, { group: g, index: g.events.length });
+			g.events.push(e);
+		} else if (e.time < (seen.group.events[seen.index] as ChangeEvent).time) seen.group.events[seen.index] = e;
+	}
+	return groups;
+}
+
+/** Loads the stored state of every group's key, and, when asked, which of their ids the log holds: one round trip. */
+async function loadGroups(
+	db: D1Database,
+	groups: readonly KeyGroup[],
+	checkApplied: boolean,
+): Promise<{ stored: Map<string, StoredState>; unreadable: Map<string, string>; appliedIds: Set<string> | null }> {
+	const byDataset = new Map<string, string[]>();
+	for (const g of groups) {
+		const list = byDataset.get(g.dataset);
+		if (list) list.push(g.key);
+		else byDataset.set(g.dataset, [g.key]);
+	}
+	const stateStmts: { dataset: string; stmt: D1PreparedStatement }[] = [];
+	for (const [dataset, keys] of byDataset) {
+		for (let i = 0; i < keys.length; i += KEYS_PER_READ) stateStmts.push({ dataset, stmt: statesStatement(db, dataset, keys.slice(i, i + KEYS_PER_READ)) });
+	}
+	const idStmts: D1PreparedStatement[] = [];
+	if (checkApplied) {
+		const triples = groups.flatMap((g) => g.events.map((e) => [g.dataset, g.key, e.id] as const));
+		for (let i = 0; i < triples.length; i += IDS_PER_CHECK) idStmts.push(appliedIdsStatement(db, triples.slice(i, i + IDS_PER_CHECK)));
+	}
+	const results = await db.batch([...stateStmts.map((s) => s.stmt), ...idStmts]);
+	const stored = new Map<string, StoredState>();
+	const unreadable = new Map<string, string>();
+	stateStmts.forEach(({ dataset }, i) => {
+		const parsed = parseStates((results[i]?.results ?? []) as StateRow[]);
+		for (const [key, s] of parsed.states) stored.set(groupId(dataset, key), s);
+		for (const [key, why] of parsed.unreadable) unreadable.set(groupId(dataset, key), why);
+	});
+	let appliedIds: Set<string> | null = null;
+	if (checkApplied) {
+		appliedIds = new Set();
+		for (const res of results.slice(stateStmts.length)) {
+			for (const r of res.results as AppliedIdRow[]) appliedIds.add(`${groupId(r.dataset, r.key)}\u0000${r.event_id}`);
+		}
+	}
+	return { stored, unreadable, appliedIds };
+}
+
+const encoder = new TextEncoder();
+
+/** A record's size as D1 stores it: the value's JSON and the field clocks, in UTF-8 bytes. */
+function recordBytes(s: RecordState): number {
+	const value = valueJson(s.value);
+	const clocks = JSON.stringify(s.fieldClocks);
+	const units = value.length + clocks.length;
+	// A UTF-16 unit is at most 3 UTF-8 bytes: only a record near the limit needs an exact count.
+	if (units * 3 <= MAX_RECORD_BYTES) return units;
+	return encoder.encode(value).length + encoder.encode(clocks).length;
+}
+
+/**
+ * Folds events into a state. If the result would pass MAX_RECORD_BYTES, folds again in clock order
+ * and leaves out each event that would take the record past it: those are refused, the rest apply.
+ */
+function fold(
+	prev: RecordState | null,
+	events: readonly ChangeEvent[],
+): { state: RecordState | null; kept: ChangeEvent[]; dropped: ChangeEvent[]; reason: string } {
+	let state = prev;
+	for (const e of events) state = applyEvent(state, e);
+	if (!state || state === prev || recordBytes(state) <= MAX_RECORD_BYTES) return { state, kept: [...events], dropped: [], reason: "" };
+	state = prev;
+	const kept: ChangeEvent[] = [];
+	const dropped: ChangeEvent[] = [];
+	let largest = 0;
+	for (const e of [...events].sort((a, b) => compareClocks([a.time, a.id], [b.time, b.id]))) {
+		const next = applyEvent(state, e);
+		const bytes = next && next !== state ? recordBytes(next) : 0;
+		if (bytes > MAX_RECORD_BYTES) {
+			dropped.push(e);
+			largest = Math.max(largest, bytes);
+		} else {
+			state = next;
+			kept.push(e);
+		}
+	}
+	return { state, kept, dropped, reason: `the record would grow to ${largest} bytes, past the limit of ${MAX_RECORD_BYTES} bytes per record` };
+}
+
+/**
+ * Writes, and when D1 refuses a batch, finds the keys it refuses by halving: the other keys are
+ * written, the refused ones are reported. If no part can be written at all, D1 itself is failing,
+ * and the error is thrown for the caller to retry everything later.
+ */
+async function writeIsolating(
+	db: D1Database,
+	writes: StateWrite[],
+	logOnly: LogOnly[],
+	now: number,
+): Promise<{ written: [StateWrite, number | null][]; failed: { dataset: string; key: string; error: string }[] }> {
+	try {
+		const revs = await writeStates(db, writes, logOnly, now);
+		return { written: writes.map((w, i) => [w, revs[i] ?? null]), failed: [] };
+	} catch (e) {
+		const n = writes.length + logOnly.length;
+		if (n <= 1) {
+			const one = writes[0] ?? logOnly[0];
+			if (!one) throw e;
+			return { written: [], failed: [{ dataset: one.dataset, key: one.key, error: String((e as Error).message ?? e) }] };
+		}
+		// Halve the combined list of writes and log-only entries.
+		const mid = Math.ceil(n / 2);
+		const left = await writeIsolating(db, writes.slice(0, mid), logOnly.slice(0, Math.max(0, mid - writes.length)), now);
+		const right = await writeIsolating(db, writes.slice(mid), logOnly.slice(Math.max(0, mid - writes.length)), now);
+		const leftSize = Math.min(mid, writes.length) + Math.max(0, mid - writes.length);
+		if (left.failed.length === leftSize && right.failed.length === n - leftSize) throw e;
+		return { written: [...left.written, ...right.written], failed: [...left.failed, ...right.failed] };
+	}
+}
+
+const toLogged = (e: ChangeEvent): LoggedEvent => (e.value ? { time: e.time, id: e.id, op: e.op, value: e.value } : { time: e.time, id: e.id, op: e.op });
+
+const toCached = (s: RecordState, rev: number): CachedRecord => ({ v: s.value, t: s.clock[0], i: s.clock[1], r: rev });

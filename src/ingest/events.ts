@@ -1,6 +1,5 @@
 /** Event intake: parses a JSON array or NDJSON body and validates each event against its dataset. */
-import type { ProblemItem } from "../errors";
-import { ApiError } from "../errors";
+import { HotpathError, type ProblemItem } from "../errors";
 import { checkValue, type DatasetSpec } from "../registry/spec";
 import type { ChangeEvent, Op } from "./merge";
 
@@ -35,10 +34,10 @@ export function parseEventsBody(text: string, ndjson: boolean): ParsedBody {
 		try {
 			parsed = JSON.parse(text);
 		} catch (e) {
-			throw new ApiError("bad_request", `body is not valid JSON: ${(e as Error).message}`);
+			throw new HotpathError("bad_request", `body is not valid JSON: ${(e as Error).message}`);
 		}
 		const list = Array.isArray(parsed) ? parsed : parsed !== null && typeof parsed === "object" ? [parsed] : null;
-		if (!list) throw new ApiError("bad_request", "body must be a JSON array of events (or NDJSON with Content-Type: application/x-ndjson)");
+		if (!list) throw new HotpathError("bad_request", "body must be a JSON array of events (or NDJSON with Content-Type: application/x-ndjson)");
 		checkCount(list.length);
 		return { items: list.map((raw, index) => ({ index, raw })), rejected: [] };
 	}
@@ -58,21 +57,22 @@ export function parseEventsBody(text: string, ndjson: boolean): ParsedBody {
 
 function checkCount(n: number): void {
 	if (n > MAX_EVENTS_PER_REQUEST) {
-		throw new ApiError("payload_too_large", `${n} events in one request; the limit is ${MAX_EVENTS_PER_REQUEST}`);
+		throw new HotpathError("payload_too_large", `${n} events in one request; the limit is ${MAX_EVENTS_PER_REQUEST}`);
 	}
-	if (n === 0) throw new ApiError("bad_request", "no events in the body");
+	if (n === 0) throw new HotpathError("bad_request", "no events in the body");
 }
 
 /**
- * How far ahead of the receiving clock an event_time may be. A far-future time would freeze the
- * record against every later event, so it is refused rather than stored.
+ * How far ahead of the receiving clock an event_time may be, by default (MAX_FUTURE_SKEW_SECONDS).
+ * A future time freezes the record against every later event until then, so one skewed producer
+ * is refused rather than stored.
  */
-export const MAX_FUTURE_SKEW_MS = 24 * 3600 * 1000;
+export const DEFAULT_MAX_FUTURE_SKEW_MS = 300_000;
 
 const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
 
 /** Parses `event_time`: RFC 3339 text or epoch milliseconds, no later than `now` plus the allowed skew. */
-export function parseEventTime(v: unknown, now = Date.now()): number | string {
+export function parseEventTime(v: unknown, now = Date.now(), maxFutureMs = DEFAULT_MAX_FUTURE_SKEW_MS): number | string {
 	let t: number;
 	if (typeof v === "number") {
 		if (!Number.isSafeInteger(v) || v < 0) return "event_time as a number must be whole epoch milliseconds";
@@ -91,9 +91,11 @@ export function parseEventTime(v: unknown, now = Date.now()): number | string {
 	} else {
 		return "event_time must be an RFC 3339 string or epoch milliseconds";
 	}
-	if (t > now + MAX_FUTURE_SKEW_MS) return `event_time ${v} is more than 24 h ahead of the server's clock`;
+	if (t > now + maxFutureMs) return `event_time ${v} is more than ${describeSkew(maxFutureMs)} ahead of the server's clock (${new Date(now).toISOString()})`;
 	return t;
 }
+
+const describeSkew = (ms: number) => (ms % 3_600_000 === 0 ? `${ms / 3_600_000} h` : ms % 60_000 === 0 ? `${ms / 60_000} min` : `${ms / 1000} s`);
 
 /** Whether a key is well-formed Unicode: a lone surrogate cannot be stored or used as a KV key. */
 export const isWellFormedKey = (key: string): boolean => !/\p{Cs}/u.test(key);
@@ -109,6 +111,7 @@ export function validateEvent(
 	specOf: SpecLookup,
 	receivedAt: number,
 	mayWrite: (dataset: string) => boolean = () => true,
+	maxFutureMs = DEFAULT_MAX_FUTURE_SKEW_MS,
 ): { event: ChangeEvent; sentTime: number | null } | string {
 	if (raw === null || typeof raw !== "object" || Array.isArray(raw)) return "an event must be a JSON object";
 	const e = raw as Record<string, unknown>;
@@ -149,7 +152,7 @@ export function validateEvent(
 
 	let sentTime: number | null = null;
 	if (e.event_time !== undefined && e.event_time !== null) {
-		const t = parseEventTime(e.event_time, receivedAt);
+		const t = parseEventTime(e.event_time, receivedAt, maxFutureMs);
 		if (typeof t === "string") return t;
 		sentTime = t;
 	}
@@ -178,19 +181,39 @@ export function encodeEvent(event: ChangeEvent): EncodedEvent | string {
 	return bytes > MAX_EVENT_BYTES ? `event is larger than ${MAX_EVENT_BYTES} bytes` : { json, bytes };
 }
 
+const hex = (bytes: Uint8Array, n: number) => Array.from(bytes.subarray(0, n), (b) => b.toString(16).padStart(2, "0")).join("");
+
+/** How events without an id get one. */
+export interface IdSource {
+	/** The request's Idempotency-Key, if any, and who sent it (ids derived from it are per key holder). */
+	idempotencyKey?: string;
+	principalId: string;
+}
+
 /**
- * Gives every event without an id one derived from its content (dataset, key, op, value and the
- * event_time it was sent with), so that sending the same event twice applies it once.
+ * Gives every event without an id one, so that a resend applies once where it should:
+ * - with an Idempotency-Key K: derived from (sender, K, the event's index), so resending the same
+ *   body with the same header is a no-op, whatever its times;
+ * - else with an event_time: derived from the content (dataset, key, op, value, event_time), so
+ *   sending the same event twice applies it once;
+ * - else random: without an id, an event_time or a key, each POST is a new event (a receipt-time
+ *   content hash would let a retry of an old value win over a newer write from someone else).
  */
-export async function assignIds(events: { event: ChangeEvent; sentTime: number | null }[]): Promise<void> {
+export async function assignIds(events: { index: number; event: ChangeEvent; sentTime: number | null }[], source: IdSource): Promise<void> {
 	await Promise.all(
-		events.map(async ({ event: e, sentTime }) => {
+		events.map(async ({ index, event: e, sentTime }) => {
 			if (e.id) return;
-			const content = JSON.stringify([e.dataset, e.key, e.op, e.value ?? null, sentTime]);
-			const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(content)));
-			let hex = "";
-			for (let b = 0; b < 16; b++) hex += (digest[b] as number).toString(16).padStart(2, "0");
-			e.id = `h:${hex}`;
+			if (source.idempotencyKey !== undefined) {
+				const digest = new Uint8Array(
+					await crypto.subtle.digest("SHA-256", encoder.encode(JSON.stringify([source.principalId, source.idempotencyKey, index]))),
+				);
+				e.id = `k:${hex(digest, 16)}`;
+			} else if (sentTime !== null) {
+				const digest = new Uint8Array(
+					await crypto.subtle.digest("SHA-256", encoder.encode(JSON.stringify([e.dataset, e.key, e.op, e.value ?? null, sentTime]))),
+				);
+				e.id = `h:${hex(digest, 16)}`;
+			} else e.id = `r:${crypto.randomUUID()}`;
 		}),
 	);
 }

@@ -15,8 +15,9 @@
  * - Applying an event whose clock is not newer than what it would overwrite changes nothing,
  *   which makes redelivery harmless.
  */
+import type { Clock, RecordState } from "../storage/record-state";
 
-export type Clock = readonly [time: number, id: string];
+export type { Clock, RecordState };
 
 export type Op = "upsert" | "patch" | "delete";
 
@@ -29,18 +30,6 @@ export interface ChangeEvent {
 	value?: Record<string, unknown>;
 	/** event_time in epoch ms. */
 	time: number;
-}
-
-export interface RecordState {
-	/** The materialised value, or null for a tombstone. */
-	value: Record<string, unknown> | null;
-	/** Clock of the newest upsert or delete, if any. */
-	base: Clock | null;
-	baseDeleted: boolean;
-	/** Clocks of fields patched after the base; their values are in `value`. */
-	fieldClocks: Record<string, Clock>;
-	/** Clock of the newest event applied. */
-	clock: Clock;
 }
 
 /** Orders clocks by time, then by id. */
@@ -95,6 +84,3 @@ function applyPatch(state: RecordState | null, clock: Clock, fields: Record<stri
 	if (newer(clock, next.clock)) next.clock = clock;
 	return next;
 }
-
-/** Whether the record has a live value (not a tombstone). */
-export const isLive = (s: RecordState | null): boolean => s?.value != null;

@@ -3,7 +3,7 @@
  * allow. A message body is the JSON text of an EventsMessage sent as `text`: each event was
  * serialised once at intake, and the queue passes text through without re-encoding it.
  */
-import { ApiError } from "../errors";
+import { HotpathError } from "../errors";
 import type { EncodedEvent } from "./events";
 import type { ChangeEvent } from "./merge";
 
@@ -23,31 +23,42 @@ const EVENTS_HEAD = '{"v":1,"events":[';
 const REFRESH_HEAD = '{"v":1,"refresh":[';
 const TAIL = "]}";
 
+/** The cache tiers a refresh message is for. */
+export type RefreshTier = "kv" | "redis";
+
 /**
- * The body of a cache-refresh message: keys whose KV copies the consumer could not refresh within
- * one invocation's KV operations. The consumer that takes it reads D1's current state of each.
+ * The body of a cache-refresh message: keys whose copies in some tier the consumer could not bring
+ * up to D1 (past one invocation's KV operations, KV refusing a put, Redis down or its breaker
+ * open). The consumer that takes it reads D1's current state of each and writes it to those tiers.
  */
 export interface RefreshMessage {
 	v: 1;
 	refresh: { dataset: string; key: string }[];
+	/** The tiers to refresh; absent means KV (messages written before Redis refreshes existed). */
+	tiers?: RefreshTier[];
+	/**
+	 * Epoch ms after which a Redis refresh may be dropped: every Redis copy written before the
+	 * failure has expired by then (copies live at most REDIS_MAX_TTL_SECONDS).
+	 */
+	until?: number;
 }
 
-interface Packed {
+export interface Packed {
 	/** JSON text of an EventsMessage or a RefreshMessage. */
 	body: string;
 	bytes: number;
 	count: number;
 }
 
-/** Groups JSON parts into message bodies `head part,part,... ]}` under MESSAGE_BYTES. */
-function packParts(parts: readonly EncodedEvent[], head: string): Packed[] {
+/** Groups JSON parts into message bodies `head part,part,... tail` under MESSAGE_BYTES. */
+function packParts(parts: readonly EncodedEvent[], head: string, tail = TAIL): Packed[] {
 	const out: Packed[] = [];
 	let texts: string[] = [];
-	let bytes = head.length + TAIL.length;
+	let bytes = head.length + tail.length;
 	const flush = () => {
-		if (texts.length) out.push({ body: head + texts.join(",") + TAIL, bytes, count: texts.length });
+		if (texts.length) out.push({ body: head + texts.join(",") + tail, bytes, count: texts.length });
 		texts = [];
-		bytes = head.length + TAIL.length;
+		bytes = head.length + tail.length;
 	};
 	for (const p of parts) {
 		if (texts.length && bytes + p.bytes + 1 > MESSAGE_BYTES) flush();
@@ -92,31 +103,41 @@ export async function enqueueEvents(queue: Queue<unknown>, events: readonly Enco
 		try {
 			await queue.sendBatch(batch.map((m) => ({ body: m.body, contentType: "text" as const })));
 		} catch (e) {
-			throw new ApiError(
+			throw new HotpathError(
 				"unavailable",
 				`the event queue refused a batch after ${sent} of ${events.length} events were enqueued (${(e as Error).message}); resending the request is safe, events are idempotent by id`,
-				{ headers: { "retry-after": "1" } },
+				{ retryAfterSeconds: 1 },
 			);
 		}
 		sent += batch.reduce((n, m) => n + m.count, 0);
 	}
 }
 
+export interface RefreshOptions {
+	tiers: RefreshTier[];
+	delaySeconds?: number;
+	until?: number;
+}
+
 /** Queues cache-refresh messages for keys, delivered after `delaySeconds`. Throws if the queue refuses them. */
-export async function enqueueRefresh(queue: Queue<unknown>, refs: readonly { dataset: string; key: string }[], delaySeconds = 0): Promise<void> {
+export async function enqueueRefresh(queue: Queue<unknown>, refs: readonly { dataset: string; key: string }[], opts: RefreshOptions): Promise<void> {
+	if (!refs.length) return;
 	const parts = refs.map((r) => {
 		const json = JSON.stringify({ dataset: r.dataset, key: r.key });
 		return { json, bytes: encoder.encode(json).length };
 	});
-	for (const batch of packBatches(packParts(parts, REFRESH_HEAD))) {
+	const tail = `],"tiers":${JSON.stringify(opts.tiers)}${opts.until === undefined ? "" : `,"until":${opts.until}`}}`;
+	for (const batch of packBatches(packParts(parts, REFRESH_HEAD, tail))) {
 		await queue.sendBatch(
 			batch.map((m) => ({ body: m.body, contentType: "text" as const })),
-			delaySeconds ? { delaySeconds } : undefined,
+			opts.delaySeconds ? { delaySeconds: opts.delaySeconds } : undefined,
 		);
 	}
 }
 
-export type QueueMessage = { kind: "events"; events: ChangeEvent[] } | { kind: "refresh"; refs: { dataset: string; key: string }[] };
+export type QueueMessage =
+	| { kind: "events"; events: ChangeEvent[] }
+	| { kind: "refresh"; refs: { dataset: string; key: string }[]; tiers: RefreshTier[]; until?: number };
 
 /**
  * Reads a message body back: the JSON text the producer sends, or an already-parsed object (a
@@ -134,7 +155,7 @@ export function readQueueMessage(body: unknown): QueueMessage | null {
 		}
 	}
 	if (isEventsMessage(b)) return { kind: "events", events: b.events };
-	if (isRefreshMessage(b)) return { kind: "refresh", refs: b.refresh };
+	if (isRefreshMessage(b)) return { kind: "refresh", refs: b.refresh, tiers: b.tiers ?? ["kv"], until: b.until };
 	return null;
 }
 
@@ -159,5 +180,11 @@ function isEventsMessage(body: unknown): body is EventsMessage {
 function isRefreshMessage(body: unknown): body is RefreshMessage {
 	if (body === null || typeof body !== "object") return false;
 	const b = body as Partial<RefreshMessage>;
-	return b.v === 1 && Array.isArray(b.refresh) && b.refresh.every((r) => r && typeof r.dataset === "string" && typeof r.key === "string");
+	return (
+		b.v === 1 &&
+		Array.isArray(b.refresh) &&
+		b.refresh.every((r) => r && typeof r.dataset === "string" && typeof r.key === "string") &&
+		(b.tiers === undefined || (Array.isArray(b.tiers) && b.tiers.every((t) => t === "kv" || t === "redis"))) &&
+		(b.until === undefined || typeof b.until === "number")
+	);
 }

@@ -1,15 +1,18 @@
 /** The dataset registry: specs in D1, cached whole in the isolate and dropped when the control version moves. */
-import { asc, eq } from "drizzle-orm";
+import { and, asc, eq } from "drizzle-orm";
 import type { DrizzleD1Database } from "drizzle-orm/d1";
 import type { ControlVersion } from "../control/version";
-import { ApiError } from "../errors";
+import { HotpathError } from "../errors";
 import { datasets } from "../storage/schema";
-import { type DatasetSpec, incompatibilities } from "./spec";
+import { type DatasetSpec, DEFAULT_HISTORY_DAYS, incompatibilities } from "./spec";
 
 export interface PutResult {
 	spec: DatasetSpec;
 	created: boolean;
 }
+
+/** How often a spec update re-reads and re-checks when another update keeps landing first. */
+const PUT_ATTEMPTS = 5;
 
 export class Registry {
 	private cache: Map<string, DatasetSpec> | null = null;
@@ -28,51 +31,74 @@ export class Registry {
 		return (await this.all()).get(name);
 	}
 
-	/** The spec of `name`, or a 404 problem. */
+	/** The spec of `name`, or a not_found error. */
 	async require(name: string): Promise<DatasetSpec> {
 		const spec = await this.get(name);
-		if (!spec) throw new ApiError("not_found", `dataset "${name}" does not exist`);
+		if (!spec) throw new HotpathError("not_found", `dataset "${name}" does not exist`);
 		return spec;
 	}
 
 	async all(): Promise<Map<string, DatasetSpec>> {
 		await this.control.ensureCurrent();
+		if (this.cache) return this.cache;
 		// Each request that finds no cache loads it itself: awaiting another request's load is unsafe in workerd.
-		return this.cache ?? this.load();
+		const epoch = this.control.epoch;
+		const map = await this.load();
+		// A change that landed while this load ran may not be in it: use it, but do not keep it.
+		if (this.control.epoch === epoch) this.cache = map;
+		return map;
 	}
 
-	/** Creates or updates a spec. An incompatible change is refused with a 409 that lists every reason. */
+	/**
+	 * Creates or updates a spec. An incompatible change is refused with a conflict that lists every
+	 * reason. The write is conditional on the spec it was checked against still being the stored
+	 * one, so two concurrent updates cannot both pass the check against the same old spec: the
+	 * second re-reads, and is checked against the first.
+	 */
 	async put(spec: DatasetSpec, now = Date.now()): Promise<PutResult> {
-		const prevRow = await this.db.select().from(datasets).where(eq(datasets.name, spec.name)).get();
-		if (prevRow) {
-			const prev = JSON.parse(prevRow.spec) as DatasetSpec;
-			const reasons = incompatibilities(prev, spec);
-			if (reasons.length) {
-				throw new ApiError("conflict", `incompatible change to dataset "${spec.name}": ${reasons.map((r) => r.detail).join("; ")}`, {
-					errors: reasons,
-				});
-			}
-		}
 		const json = JSON.stringify(spec);
-		await this.db.batch([
-			this.db
-				.insert(datasets)
-				.values({ name: spec.name, spec: json, createdAt: now, updatedAt: now })
-				.onConflictDoUpdate({ target: datasets.name, set: { spec: json, updatedAt: now } }),
-			this.control.bumpStatement(),
-		]);
-		this.control.invalidate();
-		return { spec, created: !prevRow };
+		for (let attempt = 0; attempt < PUT_ATTEMPTS; attempt++) {
+			const prevRow = await this.db.select().from(datasets).where(eq(datasets.name, spec.name)).get();
+			if (prevRow) {
+				const reasons = incompatibilities(parseSpec(prevRow.spec), spec);
+				if (reasons.length) {
+					throw new HotpathError("conflict", `incompatible change to dataset "${spec.name}": ${reasons.map((r) => r.detail).join("; ")}`, {
+						errors: reasons,
+					});
+				}
+			}
+			const write = prevRow
+				? this.db
+						.update(datasets)
+						.set({ spec: json, updatedAt: now })
+						.where(and(eq(datasets.name, spec.name), eq(datasets.spec, prevRow.spec)))
+						.returning({ name: datasets.name })
+				: this.db
+						.insert(datasets)
+						.values({ name: spec.name, spec: json, createdAt: now, updatedAt: now })
+						.onConflictDoNothing()
+						.returning({ name: datasets.name });
+			const [written] = await this.db.batch([write, this.control.bumpStatement()]);
+			this.control.invalidate();
+			if (written.length) return { spec, created: !prevRow };
+		}
+		throw new HotpathError("conflict", `dataset "${spec.name}" kept changing under concurrent updates; read it again and retry`);
 	}
 
 	private async load(): Promise<Map<string, DatasetSpec>> {
 		const rows = await this.db.select({ spec: datasets.spec }).from(datasets).orderBy(asc(datasets.name)).all();
 		const map = new Map<string, DatasetSpec>();
 		for (const r of rows) {
-			const spec = JSON.parse(r.spec) as DatasetSpec;
+			const spec = parseSpec(r.spec);
 			map.set(spec.name, spec);
 		}
-		this.cache = map;
 		return map;
 	}
+}
+
+/** A stored spec; specs stored before a field had a default get that default. */
+function parseSpec(text: string): DatasetSpec {
+	const spec = JSON.parse(text) as DatasetSpec;
+	spec.history_days ??= DEFAULT_HISTORY_DAYS;
+	return spec;
 }

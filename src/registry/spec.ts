@@ -17,6 +17,8 @@ export interface DatasetSpec {
 	fields: Record<string, FieldSpec>;
 	/** Max age of a value before it is reported stale. */
 	ttl_seconds: number;
+	/** How long applied events are kept in the log (idempotence by id, history, point-in-time reads). */
+	history_days: number;
 	description?: string;
 }
 
@@ -26,6 +28,8 @@ const FIELD_PATTERN = /^(?!__)[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 export const MAX_FIELDS = 500;
 export const MAX_VECTOR_DIM = 4096;
 export const DEFAULT_TTL_SECONDS = 86_400;
+export const DEFAULT_HISTORY_DAYS = 7;
+export const MAX_HISTORY_DAYS = 3650;
 
 const fieldSchema = z.union(
 	[
@@ -63,6 +67,7 @@ export const specInputSchema = z
 			.positive()
 			.max(10 * 365 * 86_400)
 			.default(DEFAULT_TTL_SECONDS),
+		history_days: z.number().int().min(1).max(MAX_HISTORY_DAYS).default(DEFAULT_HISTORY_DAYS),
 		description: z.string().max(1000).optional(),
 	})
 	.strict();
@@ -73,7 +78,7 @@ export function normaliseSpec(name: string, input: z.infer<typeof specInputSchem
 	for (const [field, def] of Object.entries(input.fields)) {
 		fields[field] = typeof def === "string" ? { type: def } : def.type === "vector" ? { type: "vector", dim: def.dim } : { type: def.type };
 	}
-	const spec: DatasetSpec = { name, key: input.key, fields, ttl_seconds: input.ttl_seconds };
+	const spec: DatasetSpec = { name, key: input.key, fields, ttl_seconds: input.ttl_seconds, history_days: input.history_days };
 	if (input.description !== undefined) spec.description = input.description;
 	return spec;
 }

@@ -1,11 +1,11 @@
-/** Admin views: per-tier counters, and the dead letters with their replay. */
-import { desc, eq } from "drizzle-orm";
-import { drizzle } from "drizzle-orm/d1";
-import { Hono } from "hono";
+/** Admin views: per-tier counters, and the dead letters with their replay and purge. */
+import { type Context, Hono } from "hono";
+import type { Principal } from "../auth/keys";
 import { requireScope } from "../auth/middleware";
+import { assertDatasets, assertUnlimitedAdmin, covers } from "../auth/policy";
 import type { AppEnv } from "../env";
-import { ApiError } from "../errors";
-import { deadLetters } from "../storage/schema";
+import { HotpathError } from "../errors";
+import { deleteDeadLetters, getDeadLetter, listDeadLetters, replayDeadLetters, type StoredDeadLetter } from "../ingest/dead-letters";
 
 export const adminRoutes = new Hono<AppEnv>();
 
@@ -13,7 +13,12 @@ export const adminRoutes = new Hono<AppEnv>();
 // middleware would answer every unknown /v1 path with a 401 instead of a 404.
 const admin = requireScope("admin");
 
+/** Most dead letters one bulk replay or purge touches; call again for more. */
+const BULK_MAX = 1000;
+
 adminRoutes.get("/stats", admin, (c) => {
+	// Counters of the whole isolate span every dataset: only an unlimited admin key may read them.
+	assertUnlimitedAdmin(c.get("principal"), "GET /v1/stats");
 	const { stats, reader, settings } = c.get("services");
 	return c.json({
 		since: new Date(stats.startedAt).toISOString(),
@@ -23,33 +28,94 @@ adminRoutes.get("/stats", admin, (c) => {
 	});
 });
 
+const view = (l: StoredDeadLetter) => {
+	let body: unknown;
+	try {
+		body = JSON.parse(l.body);
+	} catch {
+		body = l.body;
+	}
+	return {
+		id: l.id,
+		queue: l.queue,
+		message_id: l.messageId,
+		error: l.error,
+		attempts: l.attempts,
+		datasets: l.datasets,
+		created_at: new Date(l.createdAt).toISOString(),
+		replayed_at: l.replayedAt === null ? null : new Date(l.replayedAt).toISOString(),
+		waiting_in_kv: typeof l.id === "string",
+		body,
+	};
+};
+
+/** `limit` (1..500, default 100) and `dataset` of a dead-letter query; a limited key may name only its own datasets. */
+function filterOf(c: Context<AppEnv>, principal: Principal, defLimit: number, maxLimit: number) {
+	const raw = c.req.query("limit");
+	const limit = raw === undefined ? defLimit : Number(raw);
+	if (!Number.isInteger(limit) || limit < 1 || limit > maxLimit) throw new HotpathError("bad_request", `limit must be an integer from 1 to ${maxLimit}`);
+	const dataset = c.req.query("dataset");
+	if (dataset !== undefined) assertDatasets(principal, [dataset]);
+	return { within: principal.datasets, dataset, limit };
+}
+
 adminRoutes.get("/dead-letters", admin, async (c) => {
-	const limit = Math.min(500, Math.max(1, Number(c.req.query("limit") ?? 100) || 100));
-	const rows = await drizzle(c.env.DB).select().from(deadLetters).orderBy(desc(deadLetters.id)).limit(limit).all();
-	return c.json({
-		dead_letters: rows.map((r) => ({
-			id: r.id,
-			queue: r.queue,
-			message_id: r.messageId,
-			error: r.error,
-			attempts: r.attempts,
-			created_at: new Date(r.createdAt).toISOString(),
-			replayed_at: r.replayedAt === null ? null : new Date(r.replayedAt).toISOString(),
-			body: JSON.parse(r.body),
-		})),
-	});
+	const filter = filterOf(c, c.get("principal"), 100, 500);
+	const letters = await listDeadLetters(c.env.DB, c.env.RECORDS_KV, filter);
+	return c.json({ dead_letters: letters.map(view) });
+});
+
+/** A dead letter's id from the path: a D1 row id, or `kv:<message id>` for one waiting in KV. */
+function parseId(raw: string): number | string {
+	if (raw.startsWith("kv:") && raw.length > 3) return raw;
+	const id = Number(raw);
+	if (!Number.isSafeInteger(id) || id < 1) throw new HotpathError("bad_request", `dead letter id must be a positive integer or kv:<message id>, not "${raw}"`);
+	return id;
+}
+
+/** The dead letter, if the key may see it: one touching datasets out of its bounds is refused, naming them. */
+async function visibleLetter(c: Context<AppEnv>, rawId: string): Promise<StoredDeadLetter> {
+	const id = parseId(rawId);
+	const letter = await getDeadLetter(c.env.DB, c.env.RECORDS_KV, id);
+	if (!letter) throw new HotpathError("not_found", `no dead letter ${rawId}`);
+	const principal = c.get("principal");
+	if (!covers(principal, letter.datasets)) {
+		if (letter.datasets === null) throw new HotpathError("forbidden", "this dead letter's datasets are unknown; only an unlimited admin key may act on it");
+		assertDatasets(principal, letter.datasets);
+	}
+	return letter;
+}
+
+adminRoutes.post("/dead-letters/replay", admin, async (c) => {
+	const filter = { ...filterOf(c, c.get("principal"), BULK_MAX, BULK_MAX), unreplayedOnly: true };
+	const letters = await listDeadLetters(c.env.DB, c.env.RECORDS_KV, filter);
+	const replayed = await replayDeadLetters(c.env.DB, c.env.RECORDS_KV, c.env.EVENTS_QUEUE, letters);
+	return c.json({ replayed });
 });
 
 /** Puts a dead letter back on the events queue. Events are idempotent, so replaying twice is harmless. */
 adminRoutes.post("/dead-letters/:id/replay", admin, async (c) => {
-	const id = Number(c.req.param("id"));
-	if (!Number.isSafeInteger(id)) throw new ApiError("bad_request", "dead letter id must be an integer");
-	const db = drizzle(c.env.DB);
-	const row = await db.select().from(deadLetters).where(eq(deadLetters.id, id)).get();
-	if (!row) throw new ApiError("not_found", `no dead letter ${id}`);
-	// Stored bodies are JSON text; sent as text, the consumer reads them like any producer message.
-	await c.env.EVENTS_QUEUE.send(row.body, { contentType: "text" });
+	const letter = await visibleLetter(c, c.req.param("id"));
 	const now = Date.now();
-	await db.update(deadLetters).set({ replayedAt: now }).where(eq(deadLetters.id, id));
-	return c.json({ id, replayed_at: new Date(now).toISOString() });
+	await replayDeadLetters(c.env.DB, c.env.RECORDS_KV, c.env.EVENTS_QUEUE, [letter], now);
+	return c.json({ id: letter.id, replayed_at: new Date(now).toISOString() });
+});
+
+adminRoutes.delete("/dead-letters/:id", admin, async (c) => {
+	const letter = await visibleLetter(c, c.req.param("id"));
+	await deleteDeadLetters(c.env.DB, c.env.RECORDS_KV, [letter.id]);
+	return c.body(null, 204);
+});
+
+/** Purges dead letters (all within the key's bounds, or one dataset's; `replayed=true`: only replayed ones). */
+adminRoutes.delete("/dead-letters", admin, async (c) => {
+	const filter = filterOf(c, c.get("principal"), BULK_MAX, BULK_MAX);
+	const onlyReplayed = c.req.query("replayed") === "true";
+	const letters = (await listDeadLetters(c.env.DB, c.env.RECORDS_KV, filter)).filter((l) => !onlyReplayed || l.replayedAt !== null);
+	const purged = await deleteDeadLetters(
+		c.env.DB,
+		c.env.RECORDS_KV,
+		letters.map((l) => l.id),
+	);
+	return c.json({ purged });
 });

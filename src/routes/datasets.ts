@@ -1,22 +1,23 @@
 /** The registry's HTTP surface: create or update a dataset spec, list specs, show one. */
 import { Hono } from "hono";
-import { assertDatasetAccess, mayAccess, requireScope } from "../auth/middleware";
+import { requireScope } from "../auth/middleware";
+import { assertDatasets, mayAccess } from "../auth/policy";
 import type { AppEnv } from "../env";
-import { ApiError } from "../errors";
+import { HotpathError } from "../errors";
 import { NAME_PATTERN, normaliseSpec, specInputSchema } from "../registry/spec";
-import { parseJsonBody } from "./validation";
+import { BODY_LIMITS, limitBody, parseJsonBody } from "./validation";
 
 export const datasetRoutes = new Hono<AppEnv>();
 
-datasetRoutes.put("/:name", requireScope("admin"), async (c) => {
+datasetRoutes.put("/:name", requireScope("admin"), limitBody(BODY_LIMITS.spec), async (c) => {
 	const name = c.req.param("name");
 	if (!NAME_PATTERN.test(name)) {
-		throw new ApiError("bad_request", `dataset name "${name}" is invalid: lowercase letters, digits and _, starting with a letter, at most 63`);
+		throw new HotpathError("bad_request", `dataset name "${name}" is invalid: lowercase letters, digits and _, starting with a letter, at most 63`);
 	}
-	assertDatasetAccess(c.get("principal"), [name]);
+	assertDatasets(c.get("principal"), [name]);
 	const input = await parseJsonBody(c, specInputSchema);
 	if (input.name !== undefined && input.name !== name) {
-		throw new ApiError("bad_request", `body name "${input.name}" does not match the path's "${name}"`, {
+		throw new HotpathError("bad_request", `body name "${input.name}" does not match the path's "${name}"`, {
 			errors: [{ pointer: "/name", detail: "must match the path" }],
 		});
 	}
@@ -32,7 +33,6 @@ datasetRoutes.get("/", requireScope("read"), async (c) => {
 
 datasetRoutes.get("/:name", requireScope("read"), async (c) => {
 	const name = c.req.param("name");
-	const p = c.get("principal");
-	if (p.datasets && !p.datasets.includes(name)) throw new ApiError("forbidden", `this key may not access dataset ${name}`);
+	assertDatasets(c.get("principal"), [name]);
 	return c.json(await c.get("services").registry.require(name));
 });

@@ -1,60 +1,71 @@
 /** Ingest: POST /v1/events. Validates each event, queues the good ones, answers 202 once the queue has them. */
 import { Hono } from "hono";
-import { bodyLimit } from "hono/body-limit";
-import { mayAccess, requireScope } from "../auth/middleware";
+import { requireScope } from "../auth/middleware";
+import { mayAccess } from "../auth/policy";
 import type { AppEnv } from "../env";
-import { ApiError } from "../errors";
+import { HotpathError } from "../errors";
 import { assignIds, type EncodedEvent, encodeEvent, MAX_BODY_BYTES, parseEventsBody, type Rejected, rejectedToItems, validateEvent } from "../ingest/events";
 import type { ChangeEvent } from "../ingest/merge";
 import { enqueueEvents } from "../ingest/producer";
+import { limitBody } from "./validation";
 
 export const eventRoutes = new Hono<AppEnv>();
 
-eventRoutes.post(
-	"/",
-	requireScope("write"),
-	bodyLimit({
-		maxSize: MAX_BODY_BYTES,
-		onError: () => {
-			throw new ApiError("payload_too_large", `body is larger than ${MAX_BODY_BYTES} bytes; split it into several requests`);
-		},
-	}),
-	async (c) => {
-		const type = (c.req.header("content-type") ?? "application/json").split(";")[0]?.trim().toLowerCase();
-		const ndjson = type === "application/x-ndjson" || type === "application/jsonl" || type === "application/ndjson";
-		if (!ndjson && type !== "application/json" && type !== "text/plain" && type !== "") {
-			throw new ApiError("unsupported_media_type", `Content-Type ${type} is not supported: send application/json (an array of events) or application/x-ndjson`);
-		}
-		const { items, rejected } = parseEventsBody(await c.req.text(), ndjson);
-		const specs = await c.get("services").registry.all();
-		const principal = c.get("principal");
-		const receivedAt = Date.now();
-		const valid: { index: number; event: ChangeEvent; sentTime: number | null }[] = [];
-		const mayWrite = (d: string) => mayAccess(principal, d);
-		for (const { index, raw } of items) {
-			const v = validateEvent(raw, (d) => specs.get(d), receivedAt, mayWrite);
-			if (typeof v === "string") rejected.push({ index, error: v });
-			else valid.push({ index, ...v });
-		}
-		await assignIds(valid);
-		const good: EncodedEvent[] = [];
-		for (const v of valid) {
-			const encoded = encodeEvent(v.event);
-			if (typeof encoded === "string") rejected.push({ index: v.index, error: encoded });
-			else good.push(encoded);
-		}
-		rejected.sort((a, b) => a.index - b.index);
-		if (!good.length) {
-			throw new ApiError("validation_failed", `none of the ${rejected.length} event(s) is valid: ${summarise(rejected)}`, {
-				errors: rejectedToItems(rejected),
-			});
-		}
-		await enqueueEvents(c.env.EVENTS_QUEUE, good);
-		return c.json({ accepted: good.length, rejected }, 202);
-	},
-);
+/** The Idempotency-Key header, checked: printable ASCII, 1 to 255 characters. */
+export function parseIdempotencyKey(raw: string | undefined): string | undefined {
+	if (raw === undefined) return undefined;
+	if (!/^[\x21-\x7e][\x20-\x7e]{0,254}$/.test(raw)) {
+		throw new HotpathError("bad_request", "Idempotency-Key must be 1 to 255 printable ASCII characters", {
+			errors: [{ pointer: "Idempotency-Key", detail: "1 to 255 printable ASCII characters" }],
+		});
+	}
+	return raw;
+}
 
-function summarise(rejected: Rejected[]): string {
+/** Whether a body is NDJSON (by Content-Type); refuses types that are neither JSON nor NDJSON. */
+export function isNdjson(contentType: string | undefined): boolean {
+	const type = (contentType ?? "application/json").split(";")[0]?.trim().toLowerCase();
+	const ndjson = type === "application/x-ndjson" || type === "application/jsonl" || type === "application/ndjson";
+	if (!ndjson && type !== "application/json" && type !== "text/plain" && type !== "") {
+		throw new HotpathError("unsupported_media_type", `Content-Type ${type} is not supported: send application/json (an array) or application/x-ndjson`);
+	}
+	return ndjson;
+}
+
+export function summariseRejects(rejected: Rejected[]): string {
 	const first = rejected.slice(0, 3).map((r) => `[${r.index}] ${r.error}`);
 	return first.join("; ") + (rejected.length > 3 ? `; and ${rejected.length - 3} more` : "");
 }
+
+eventRoutes.post("/", requireScope("write"), limitBody(MAX_BODY_BYTES), async (c) => {
+	const ndjson = isNdjson(c.req.header("content-type"));
+	const idempotencyKey = parseIdempotencyKey(c.req.header("idempotency-key"));
+	const { items, rejected } = parseEventsBody(await c.req.text(), ndjson);
+	const services = c.get("services");
+	const specs = await services.registry.all();
+	const principal = c.get("principal");
+	const receivedAt = Date.now();
+	const maxFutureMs = services.settings.MAX_FUTURE_SKEW_SECONDS * 1000;
+	const valid: { index: number; event: ChangeEvent; sentTime: number | null }[] = [];
+	const mayWrite = (d: string) => mayAccess(principal, d);
+	for (const { index, raw } of items) {
+		const v = validateEvent(raw, (d) => specs.get(d), receivedAt, mayWrite, maxFutureMs);
+		if (typeof v === "string") rejected.push({ index, error: v });
+		else valid.push({ index, ...v });
+	}
+	await assignIds(valid, { idempotencyKey, principalId: principal.id });
+	const good: EncodedEvent[] = [];
+	for (const v of valid) {
+		const encoded = encodeEvent(v.event);
+		if (typeof encoded === "string") rejected.push({ index: v.index, error: encoded });
+		else good.push(encoded);
+	}
+	rejected.sort((a, b) => a.index - b.index);
+	if (!good.length) {
+		throw new HotpathError("validation_failed", `none of the ${rejected.length} event(s) is valid: ${summariseRejects(rejected)}`, {
+			errors: rejectedToItems(rejected),
+		});
+	}
+	await enqueueEvents(c.env.EVENTS_QUEUE, good);
+	return c.json({ accepted: good.length, rejected }, 202);
+});

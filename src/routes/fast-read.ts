@@ -8,15 +8,15 @@
  * usual, which also produces every error response. So the lane only ever answers 200 with a
  * present value, after the same key, scope and dataset checks as the app.
  */
-import { hasScope, mayAccess } from "../auth/middleware";
+import { isExpired, mayRead } from "../auth/policy";
 import { MAX_KEY_BYTES } from "../ingest/events";
 import { nextRequestId } from "../observability/request-id";
 import { ServerTiming } from "../observability/timing";
 import type { Services } from "../services";
-import { freshnessLimitMs, viewRecord } from "../serving/freshness";
+import { readLimits, viewRecord } from "../serving/freshness";
 import { recordViewJson } from "../serving/render";
 import { recordCacheKey } from "../storage/cached-record";
-import { recordCacheControl, recordEtag } from "./records";
+import { recordEtag, recordHeaders } from "./record-response";
 
 const PREFIX = "/v1/datasets/";
 const RECORDS = "/records/";
@@ -59,30 +59,32 @@ export function fastRecordRead(req: Request, services: () => Services): Promise<
 
 async function fromL0(path: { name: string; key: string }, token: string, services: Services): Promise<Response | undefined> {
 	const principal = await services.keys.authenticate(token);
-	if (!principal || !hasScope(principal, "read") || !mayAccess(principal, path.name)) return undefined;
+	const now = Date.now();
+	// A key with a rate limit goes the long way, where its budget is counted and a 429 can be answered.
+	if (!principal || principal.rateLimit || isExpired(principal, now) || !mayRead(principal, path.name)) return undefined;
 	const spec = await services.registry.get(path.name);
 	if (!spec) return undefined;
 
 	const start = performance.now();
-	const now = Date.now();
 	// The lag an L0 copy may have, as lookupRecords sets it for a read without max_staleness.
-	const limitMs = freshnessLimitMs(spec);
-	const hit = services.reader.l0.get(recordCacheKey(path.name, path.key), limitMs, now);
+	const { maxLagMs } = readLimits(spec);
+	const hit = services.reader.l0.get(recordCacheKey(path.name, path.key), maxLagMs, now);
 	if (hit?.state !== "fresh") return undefined;
 	const view = viewRecord(path.key, hit.rec, spec, { ifStale: "serve" }, now);
 	if (view.status !== "present") return undefined;
 	const timing = new ServerTiming();
 	timing.add("l0", performance.now() - start);
-	const res = new Response(recordViewJson(view, path.name), {
-		headers: {
-			"x-request-id": nextRequestId(),
-			"x-hotpath-tier": "l0",
-			"server-timing": timing.header,
-			etag: recordEtag(hit.rec.r, hit.rec.t, "present"),
-			"cache-control": recordCacheControl(view, limitMs, services.settings.L0_TTL_SECONDS),
-			"content-type": "application/json",
-		},
+	const copy = { rev: hit.rec.r, eventTimeMs: hit.rec.t, lagMs: Math.max(0, now - hit.syncedAt) };
+	const headers = recordHeaders({
+		view,
+		copy,
+		limitMs: maxLagMs,
+		l0TtlSeconds: services.settings.L0_TTL_SECONDS,
+		tiers: "l0",
+		serverTiming: timing.header,
+		etag: recordEtag(copy, "present"),
 	});
+	const res = new Response(recordViewJson(view, path.name), { headers: { "x-request-id": nextRequestId(), ...headers } });
 	services.stats.count("l0", "hits", 1);
 	services.stats.fastLaneHits++;
 	return res;

@@ -1,33 +1,64 @@
-/** GET /healthz: whether each tier answers. No auth, so load balancers can use it. */
+/**
+ * GET /healthz: whether each tier answers. No auth, so load balancers can use it; so one probe of
+ * the backends is reused for HEALTH_CACHE_MS, and unauthenticated callers cannot make every
+ * backend work on every call.
+ */
 import { Hono } from "hono";
 import type { AppEnv } from "../env";
+import type { Services } from "../services";
+import { timeout } from "../serving/timeout";
 
 type TierState = "up" | "down" | "off";
 
-const probe = async (fn: () => Promise<unknown>, ms: number): Promise<TierState> => {
-	let timer: ReturnType<typeof setTimeout> | undefined;
+export interface Health {
+	status: "ok" | "degraded" | "down";
+	tiers: Record<"l0" | "redis" | "kv" | "d1", TierState>;
+}
+
+const up = async (p: Promise<unknown> | undefined, ms: number): Promise<TierState> => {
 	try {
-		await Promise.race([fn(), new Promise((_, reject) => (timer = setTimeout(() => reject(new Error("timeout")), ms)))]);
+		await timeout(Promise.resolve(p), ms, "health probe");
 		return "up";
 	} catch {
 		return "down";
-	} finally {
-		if (timer !== undefined) clearTimeout(timer);
 	}
 };
+
+/** Asks every backend once. */
+export async function probeHealth(services: Services): Promise<Health> {
+	const { env, redis } = services;
+	const [d1, kv, redisUp] = await Promise.all([
+		up(env.DB.prepare("SELECT 1").first(), 2000),
+		up(env.RECORDS_KV.get("healthz:probe"), 2000),
+		// Goes through the breaker: an open breaker reads as down, and after its cool-down this ping is the probe that closes it.
+		redis?.probe(),
+	]);
+	const tiers: Health["tiers"] = { l0: "up", redis: redis ? (redisUp ? "up" : "down") : "off", kv, d1 };
+	const status = d1 === "down" ? "down" : Object.values(tiers).includes("down") ? "degraded" : "ok";
+	return { status, tiers };
+}
+
+// The last probe, per isolate. A request that finds one in flight does not await it (workerd forbids
+// awaiting another request's I/O): it answers from the previous one, or probes itself if there is none.
+let last: { at: number; health: Health } | null = null;
+let probing = false;
 
 export const healthRoutes = new Hono<AppEnv>();
 
 healthRoutes.get("/", async (c) => {
-	const { env, redis } = c.get("services");
-	const [d1, kv, redisUp] = await Promise.all([
-		probe(() => env.DB.prepare("SELECT 1").first(), 2000),
-		probe(() => env.RECORDS_KV.get("healthz:probe"), 2000),
-		// Goes through the breaker: an open breaker reads as down, and after its cool-down this ping is the probe that closes it.
-		redis?.probe(),
-	]);
-	const tiers: Record<"l0" | "redis" | "kv" | "d1", TierState> = { l0: "up", redis: redis ? (redisUp ? "up" : "down") : "off", kv, d1 };
-	const status = d1 === "down" ? "down" : Object.values(tiers).includes("down") ? "degraded" : "ok";
+	const services = c.get("services");
+	const now = Date.now();
+	let health: Health;
+	if (last && (now - last.at < services.settings.HEALTH_CACHE_MS || probing)) health = last.health;
+	else {
+		probing = true;
+		try {
+			health = await probeHealth(services);
+			last = { at: Date.now(), health };
+		} finally {
+			probing = false;
+		}
+	}
 	c.header("cache-control", "no-store");
-	return c.json({ status, tiers }, d1 === "down" ? 503 : 200);
+	return c.json(health, health.status === "down" ? 503 : 200);
 });

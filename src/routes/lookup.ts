@@ -1,20 +1,18 @@
 /** Batch reads: POST /v1/lookup, many keys of many datasets in one pass through the tiers. */
 import { Hono } from "hono";
 import { z } from "zod";
-import { assertDatasetAccess, requireScope } from "../auth/middleware";
+import { requireScope } from "../auth/middleware";
+import { assertDatasets } from "../auth/policy";
 import type { AppEnv } from "../env";
-import { ApiError, type ProblemItem } from "../errors";
-import { isWellFormedKey, MAX_KEY_BYTES } from "../ingest/events";
+import { HotpathError, type ProblemItem } from "../errors";
 import { type LookupRequest, lookupRecords } from "../serving/lookup";
 import { lookupResultsJson } from "../serving/render";
 import { readContext } from "./read-context";
-import { parseIfStale } from "./records";
-import { checkFields, parseJsonBody, parseMaxStaleness } from "./validation";
+import { keyProblem, parseIfStale } from "./records";
+import { BODY_LIMITS, checkFields, limitBody, parseJsonBody, parseMaxStaleness } from "./validation";
 
 /** Keys per lookup request, across all datasets. More is a 413. */
 export const MAX_LOOKUP_KEYS = 1000;
-
-const encoder = new TextEncoder();
 
 const lookupSchema = z
 	.object({
@@ -36,11 +34,11 @@ const lookupSchema = z
 
 export const lookupRoutes = new Hono<AppEnv>();
 
-lookupRoutes.post("/", requireScope("read"), async (c) => {
+lookupRoutes.post("/", requireScope("read"), limitBody(BODY_LIMITS.lookup), async (c) => {
 	const body = await parseJsonBody(c, lookupSchema);
 	const total = body.requests.reduce((n, r) => n + r.keys.length, 0);
-	if (total > MAX_LOOKUP_KEYS) throw new ApiError("payload_too_large", `${total} keys in one lookup; the limit is ${MAX_LOOKUP_KEYS}`);
-	assertDatasetAccess(
+	if (total > MAX_LOOKUP_KEYS) throw new HotpathError("payload_too_large", `${total} keys in one lookup; the limit is ${MAX_LOOKUP_KEYS}`);
+	assertDatasets(
 		c.get("principal"),
 		body.requests.map((r) => r.dataset),
 	);
@@ -55,19 +53,19 @@ lookupRoutes.post("/", requireScope("read"), async (c) => {
 			continue;
 		}
 		r.keys.forEach((k, j) => {
-			if (encoder.encode(k).length > MAX_KEY_BYTES) errors.push({ pointer: `/requests/${i}/keys/${j}`, detail: `key is longer than ${MAX_KEY_BYTES} bytes` });
-			else if (!isWellFormedKey(k)) errors.push({ pointer: `/requests/${i}/keys/${j}`, detail: "key must be well-formed Unicode (it holds a lone surrogate)" });
+			const bad = keyProblem(k);
+			if (bad) errors.push({ pointer: `/requests/${i}/keys/${j}`, detail: bad });
 		});
 		let fields: string[] | undefined;
 		try {
 			fields = checkFields(r.fields, spec.fields, `/requests/${i}/fields`);
 		} catch (e) {
-			if (!(e instanceof ApiError)) throw e;
+			if (!(e instanceof HotpathError)) throw e;
 			errors.push(...(e.errors ?? []));
 		}
 		requests.push({ spec, keys: r.keys, fields });
 	}
-	if (errors.length) throw new ApiError("validation_failed", errors.map((e) => `${e.pointer}: ${e.detail}`).join("; "), { errors });
+	if (errors.length) throw new HotpathError("validation_failed", errors.map((e) => `${e.pointer}: ${e.detail}`).join("; "), { errors });
 
 	const ctx = readContext(c);
 	const result = await lookupRecords(

@@ -29,6 +29,25 @@ export function freshnessLimitMs(spec: DatasetSpec, maxStalenessS?: number): num
 }
 
 /**
+ * How far behind D1 the copies serving a read may be: the one place this is derived. A copy may
+ * lag by no more than the read's freshness limit; when every tier fails, a last-resort copy may
+ * be served (marked stale) only if the request gave max_staleness and the copy is within it.
+ */
+export function readLimits(spec: DatasetSpec, maxStalenessS?: number): { maxLagMs: number; fallbackMaxLagMs?: number } {
+	return { maxLagMs: freshnessLimitMs(spec, maxStalenessS), fallbackMaxLagMs: maxStalenessS === undefined ? undefined : maxStalenessS * 1000 };
+}
+
+/**
+ * How long a client may reuse a present value: until either its age or its copy's lag behind D1
+ * reaches the read's limit, and no longer than L0 keeps a copy. 0 for anything not present.
+ */
+export function reusableSeconds(view: RecordView, lagMs: number, limitMs: number, l0TtlS: number): number {
+	if (view.status !== "present") return 0;
+	const remainingMs = limitMs - Math.max(view.age_ms ?? 0, lagMs);
+	return Math.max(0, Math.min(Math.floor(remainingMs / 1000), l0TtlS));
+}
+
+/**
  * Cached copy -> its event time as ISO text. Copies are never mutated and a hot one is rendered on
  * every read, so the date is formatted once per copy; entries go with their copies.
  */

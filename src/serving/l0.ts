@@ -2,25 +2,32 @@
  * L0: copies of records in isolate memory. Bounded in entries (LRU), fresh for a few seconds,
  * then usable for a short stale-while-revalidate window while a background load refreshes them.
  * Past that window an entry is kept only as a last resort for when every lower tier fails.
+ *
+ * Each entry carries its provenance: `syncedAt`, when its source was last known to match D1 (a
+ * copy read from D1 at that moment, from KV up to KV's lag before). Its lag is counted from there,
+ * not from when it entered L0, so a copy L0 took from KV is never served as fresher than KV's was.
  */
 import type { CachedRecord } from "../storage/cached-record";
 import { LruCache } from "./lru";
 
 interface L0Entry {
 	rec: CachedRecord;
+	/** When L0 took the copy: what L0's own fresh and stale-while-revalidate windows count from. */
 	storedAt: number;
+	/** When the copy's source was last known to match D1. */
+	syncedAt: number;
 }
 
-export type L0Hit = { rec: CachedRecord; ageMs: number; state: "fresh" | "revalidate" };
+export type L0Hit = { rec: CachedRecord; syncedAt: number; state: "fresh" | "revalidate" };
 
 export class L0Cache {
 	private readonly lru: LruCache<L0Entry>;
 
 	constructor(
 		maxEntries: number,
-		/** Served as is for this long. */
+		/** Served as is for this long after L0 took it. */
 		readonly freshMs: number,
-		/** Served while a background refresh runs, up to this age. */
+		/** Served while a background refresh runs, up to this long after L0 took it. */
 		readonly staleMs: number,
 		/** A not-found entry lives this long, so a burst of misses does not hammer the origin. */
 		readonly negativeMs: number,
@@ -37,30 +44,44 @@ export class L0Cache {
 	}
 
 	/**
-	 * An entry no older than `maxLagMs` (the request's tolerance for lag behind D1), or undefined.
-	 * A tolerance of 0 (max_staleness=0) demands D1: no copy qualifies, not even one stored in the
+	 * An entry whose lag behind D1 is within `maxLagMs` (the request's tolerance), or undefined.
+	 * A tolerance of 0 (max_staleness=0) demands D1: no copy qualifies, not even one synced in the
 	 * same millisecond. Negative entries (r = 0) are never revalidated, only expired.
 	 */
 	get(ck: string, maxLagMs: number, now: number): L0Hit | undefined {
 		const e = this.lru.get(ck);
-		if (!e) return undefined;
+		if (!e || maxLagMs <= 0) return undefined;
 		const age = now - e.storedAt;
-		const limit = e.rec.r === 0 ? this.negativeMs : this.staleMs;
-		if (maxLagMs <= 0 || age > limit || age > maxLagMs) return undefined;
-		return { rec: e.rec, ageMs: age, state: age <= this.freshMs || e.rec.r === 0 ? "fresh" : "revalidate" };
+		if (age > (e.rec.r === 0 ? this.negativeMs : this.staleMs) || now - e.syncedAt > maxLagMs) return undefined;
+		return { rec: e.rec, syncedAt: e.syncedAt, state: age <= this.freshMs || e.rec.r === 0 ? "fresh" : "revalidate" };
 	}
 
 	/** The entry at any age: for serving a marked-stale copy when every other tier has failed. */
-	lastResort(ck: string): CachedRecord | undefined {
+	lastResort(ck: string): { rec: CachedRecord; syncedAt: number } | undefined {
 		const e = this.lru.peek(ck);
-		return e && e.rec.r > 0 ? e.rec : undefined;
+		return e && e.rec.r > 0 ? { rec: e.rec, syncedAt: e.syncedAt } : undefined;
 	}
 
-	/** Stores a copy unless a newer revision is already held. */
-	set(ck: string, rec: CachedRecord, now: number): void {
+	/**
+	 * Stores a copy unless a newer revision is already held. The same revision again (a
+	 * revalidation) keeps the later of the two sync times: both copies matched D1 then.
+	 */
+	set(ck: string, rec: CachedRecord, now: number, syncedAt: number): void {
 		const prev = this.lru.peek(ck);
 		if (prev && prev.rec.r > rec.r) return;
-		this.lru.set(ck, { rec, storedAt: now });
+		this.lru.set(ck, { rec, storedAt: now, syncedAt: prev && prev.rec.r === rec.r ? Math.max(prev.syncedAt, syncedAt) : syncedAt });
+	}
+
+	/**
+	 * Replaces a copy L0 already holds with D1's state as of `now` (the consumer after a commit).
+	 * Keys L0 does not hold are left out: an isolate that consumes thousands of events a second
+	 * would otherwise turn its whole L0 over to keys nobody reads here.
+	 */
+	refreshHeld(ck: string, rec: CachedRecord, now: number): boolean {
+		const prev = this.lru.peek(ck);
+		if (!prev || prev.rec.r > rec.r) return false;
+		this.lru.set(ck, { rec, storedAt: now, syncedAt: now });
+		return true;
 	}
 
 	delete(ck: string): void {

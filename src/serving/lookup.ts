@@ -1,10 +1,10 @@
 /** Batch and single lookups: resolves keys through the tiered reader and renders them under the freshness contract. */
-import { ApiError } from "../errors";
+import { HotpathError } from "../errors";
 import type { DatasetSpec } from "../registry/spec";
 import { recordCacheKey } from "../storage/cached-record";
-import { type FreshnessOptions, freshnessLimitMs, type RecordView, viewRecord } from "./freshness";
+import { type FreshnessOptions, type RecordView, readLimits, viewRecord } from "./freshness";
 import type { LookupRef, ReadContext, Resolved, TieredReader } from "./reader";
-import type { TierName } from "./tier";
+import { TIER_ORDER, type TierName } from "./tier";
 
 export interface LookupRequest {
 	spec: DatasetSpec;
@@ -12,19 +12,24 @@ export interface LookupRequest {
 	fields?: string[];
 }
 
+/** What a served copy was: its D1 revision (0 when not found) and event time, for ETags, and its lag behind D1 when served. */
+export interface ServedCopy {
+	rev: number;
+	eventTimeMs: number;
+	lagMs: number;
+}
+
 export interface LookupResult {
 	results: { dataset: string; records: RecordView[] }[];
-	/** Per request, per key: the D1 revision served (0 when not found), for ETags. */
-	revisions: number[][];
+	/** Per request, per key: the copy served. */
+	served: ServedCopy[][];
 	/** Tiers that answered at least one key, in tier order. */
 	tiers: TierName[];
 }
 
-const TIER_ORDER: TierName[] = ["l0", "redis", "kv", "d1"];
-
 /**
  * Looks up every key of every request in one pass through the tiers. Results keep request
- * order and key order. Throws a 503 problem if some key could be answered by no tier.
+ * order and key order. Throws `unavailable` if some key could be answered by no tier.
  */
 export async function lookupRecords(
 	reader: TieredReader,
@@ -34,38 +39,34 @@ export async function lookupRecords(
 ): Promise<LookupResult> {
 	const refs: LookupRef[] = [];
 	for (const req of requests) {
-		// A copy may lag D1 by no more than the read's freshness limit.
-		const maxLagMs = freshnessLimitMs(req.spec, opts.maxStalenessS);
-		const fallbackMaxAgeMs = opts.maxStalenessS === undefined ? undefined : opts.maxStalenessS * 1000;
-		for (const key of req.keys) {
-			refs.push({ dataset: req.spec.name, key, ck: recordCacheKey(req.spec.name, key), maxLagMs, fallbackMaxAgeMs, ttlSeconds: req.spec.ttl_seconds });
-		}
+		const limits = readLimits(req.spec, opts.maxStalenessS);
+		for (const key of req.keys) refs.push({ dataset: req.spec.name, key, ck: recordCacheKey(req.spec.name, key), ...limits, ttlSeconds: req.spec.ttl_seconds });
 	}
 	const resolved = await reader.lookup(refs, ctx);
 	let unanswered = 0;
 	for (const ref of refs) if (!resolved.has(ref.ck)) unanswered++;
 	if (unanswered) {
-		throw new ApiError("unavailable", `no storage tier could answer ${unanswered} key(s), and no copy within max_staleness was cached; retry shortly`, {
-			headers: { "retry-after": "1" },
+		throw new HotpathError("unavailable", `no storage tier could answer ${unanswered} key(s), and no copy within max_staleness was cached; retry shortly`, {
+			retryAfterSeconds: 1,
 		});
 	}
 	const now = Date.now();
 	const used = new Set<TierName>();
-	const revisions: number[][] = [];
+	const served: ServedCopy[][] = [];
 	let next = 0; // refs are in request order, then key order
 	const results = requests.map((req) => {
-		const revs: number[] = [];
-		revisions.push(revs);
+		const copies: ServedCopy[] = [];
+		served.push(copies);
 		const viewOpts: FreshnessOptions = { ...opts, fields: req.fields };
 		return {
 			dataset: req.spec.name,
 			records: req.keys.map((key) => {
 				const r = resolved.get((refs[next++] as LookupRef).ck) as Resolved;
 				used.add(r.tier);
-				revs.push(r.rec.r);
+				copies.push({ rev: r.rec.r, eventTimeMs: r.rec.t, lagMs: Math.max(0, now - r.syncedAt) });
 				return viewRecord(key, r.rec, req.spec, viewOpts, now, r.fallback);
 			}),
 		};
 	});
-	return { results, revisions, tiers: TIER_ORDER.filter((t) => used.has(t)) };
+	return { results, served, tiers: TIER_ORDER.filter((t) => used.has(t)) };
 }

@@ -3,10 +3,15 @@
  * per tier for the whole batch. Misses fill the tiers above in the background; concurrent misses
  * for one key share one load; a tier that errors or times out is skipped.
  *
+ * Provenance: every answer carries `syncedAt`, when its source was last known to match D1 (the
+ * moment a tier was asked, less that tier's worst-case lag). L0 keeps it with the copy, and a tier
+ * is filled only from an answer that lags no more than that tier may (Redis never from KV).
+ *
  * Single flight without shared promises: workerd may resume a request that awaits a promise
  * another request settles in that other request's I/O context. So a request that finds a key
  * already loading waits on its own timer until the loader has put the answer in L0.
  */
+import { log } from "../observability/log";
 import type { TierStats } from "../observability/stats";
 import type { ServerTiming } from "../observability/timing";
 import type { CachedRecord } from "../storage/cached-record";
@@ -15,10 +20,10 @@ import type { RecordRef, Tier, TierName } from "./tier";
 import { timeout } from "./timeout";
 
 export interface LookupRef extends RecordRef {
-	/** How far behind D1 a copy may be for this read, in ms: tiers with a larger worst-case lag are skipped. */
+	/** How far behind D1 a copy may be for this read, in ms: tiers and copies that may lag more are skipped. */
 	maxLagMs: number;
-	/** Age of the value (now − event_time) up to which a last-resort copy may be served when every tier fails. */
-	fallbackMaxAgeMs?: number;
+	/** How far behind D1 a last-resort copy may be when every tier fails (the request's max_staleness), if at all. */
+	fallbackMaxLagMs?: number;
 	/** Cache TTL for fills, from the dataset's ttl_seconds. */
 	ttlSeconds: number;
 }
@@ -26,6 +31,8 @@ export interface LookupRef extends RecordRef {
 export interface Resolved {
 	rec: CachedRecord;
 	tier: TierName;
+	/** When the answering copy's source was last known to match D1. */
+	syncedAt: number;
 	/** Served from a last-resort copy because every tier below failed; always reported stale. */
 	fallback?: boolean;
 }
@@ -33,6 +40,13 @@ export interface Resolved {
 export interface ReadContext {
 	timing: ServerTiming;
 	waitUntil(p: Promise<unknown>): void;
+}
+
+interface Answer {
+	tierIndex: number;
+	ref: LookupRef;
+	rec: CachedRecord;
+	syncedAt: number;
 }
 
 export class TieredReader {
@@ -62,7 +76,7 @@ export class TieredReader {
 			if (out.has(ref.ck)) continue;
 			const hit = this.l0.get(ref.ck, ref.maxLagMs, now);
 			if (hit) {
-				out.set(ref.ck, { rec: hit.rec, tier: "l0" });
+				out.set(ref.ck, { rec: hit.rec, tier: "l0", syncedAt: hit.syncedAt });
 				if (hit.state === "revalidate") revalidate.push(ref);
 			} else pending.push(ref);
 		}
@@ -111,7 +125,7 @@ export class TieredReader {
 			left = left.filter((ref) => {
 				if (this.inflight.has(`${ref.ck}|${ref.maxLagMs}`)) return true;
 				const hit = this.l0.get(ref.ck, ref.maxLagMs, now);
-				if (hit) out.set(ref.ck, { rec: hit.rec, tier: "l0" });
+				if (hit) out.set(ref.ck, { rec: hit.rec, tier: "l0", syncedAt: hit.syncedAt });
 				return false;
 			});
 		}
@@ -122,7 +136,7 @@ export class TieredReader {
 	private async loadBelowL0(refs: LookupRef[], ctx: ReadContext): Promise<Map<string, Resolved>> {
 		const out = new Map<string, Resolved>();
 		let pending = refs;
-		const answeredAt: { tierIndex: number; ref: LookupRef; rec: CachedRecord }[] = [];
+		const answers: Answer[] = [];
 		for (let i = 0; i < this.tiers.length && pending.length; i++) {
 			const tier = this.tiers[i] as Tier;
 			// Eligibility first: available() may hand out the breaker's single half-open probe.
@@ -130,20 +144,22 @@ export class TieredReader {
 			const asked = eligible.length && tier.available() ? eligible : [];
 			if (asked.length < pending.length) this.stats.count(tier.name, "skipped", pending.length - asked.length);
 			if (!asked.length) continue;
+			// What the tier answers matched D1 at the latest this long before it was asked.
+			const syncedAt = Date.now() - tier.maxLagMs;
 			let found: Map<string, CachedRecord>;
 			try {
 				found = await ctx.timing.measure(tier.name, () => timeout(tier.getMany(asked), this.timeoutsMs[tier.name], tier.name));
 			} catch (e) {
 				this.stats.count(tier.name, "errors");
-				console.warn(JSON.stringify({ msg: "tier read failed", tier: tier.name, error: String(e) }));
+				log.warn("tier read failed", { tier: tier.name, error: String(e) });
 				continue;
 			}
 			const rest: LookupRef[] = [];
 			for (const ref of pending) {
 				const rec = found.get(ref.ck);
 				if (rec) {
-					out.set(ref.ck, { rec, tier: tier.name });
-					answeredAt.push({ tierIndex: i, ref, rec });
+					out.set(ref.ck, { rec, tier: tier.name, syncedAt });
+					answers.push({ tierIndex: i, ref, rec, syncedAt });
 				} else rest.push(ref);
 			}
 			this.stats.count(tier.name, "hits", pending.length - rest.length);
@@ -154,29 +170,32 @@ export class TieredReader {
 		// Every tier failed for these: a last-resort copy is allowed only within the request's max_staleness.
 		const now = Date.now();
 		for (const ref of pending) {
-			const rec = this.l0.lastResort(ref.ck);
-			if (rec && ref.fallbackMaxAgeMs !== undefined && now - rec.t <= ref.fallbackMaxAgeMs) {
-				out.set(ref.ck, { rec, tier: "l0", fallback: true });
+			const copy = this.l0.lastResort(ref.ck);
+			if (copy && ref.fallbackMaxLagMs !== undefined && now - copy.syncedAt <= ref.fallbackMaxLagMs) {
+				out.set(ref.ck, { rec: copy.rec, tier: "l0", syncedAt: copy.syncedAt, fallback: true });
 			}
 		}
 
-		if (answeredAt.length) {
-			for (const a of answeredAt) this.l0.set(a.ref.ck, a.rec, now);
-			ctx.waitUntil(this.fillUpperTiers(answeredAt));
+		if (answers.length) {
+			for (const a of answers) this.l0.set(a.ref.ck, a.rec, now, a.syncedAt);
+			ctx.waitUntil(this.fillUpperTiers(answers));
 		}
 		return out;
 	}
 
-	private async fillUpperTiers(answers: { tierIndex: number; ref: LookupRef; rec: CachedRecord }[]): Promise<void> {
+	/** Fills each tier above an answer's tier, unless the answer may lag more than that tier is allowed to. */
+	private async fillUpperTiers(answers: Answer[]): Promise<void> {
 		await Promise.all(
 			this.tiers.map(async (tier, i) => {
-				const entries = answers.filter((a) => a.tierIndex > i).map((a) => ({ ref: a.ref, rec: a.rec, ttlSeconds: a.ref.ttlSeconds }));
+				const entries = answers
+					.filter((a) => a.tierIndex > i && (this.tiers[a.tierIndex] as Tier).maxLagMs <= tier.maxLagMs)
+					.map((a) => ({ ref: a.ref, rec: a.rec, ttlSeconds: a.ref.ttlSeconds }));
 				if (!entries.length || !tier.available()) return;
 				try {
 					await timeout(tier.fill(entries), this.timeoutsMs[tier.name] * 4, `${tier.name} fill`);
 				} catch (e) {
 					this.stats.count(tier.name, "errors");
-					console.warn(JSON.stringify({ msg: "tier fill failed", tier: tier.name, error: String(e) }));
+					log.warn("tier fill failed", { tier: tier.name, error: String(e) });
 				}
 			}),
 		);

@@ -2,7 +2,7 @@
 import { type CachedRecord, decodeRecord, encodeRecord } from "../storage/cached-record";
 import type { RedisStore } from "../storage/redis";
 import type { CircuitBreaker } from "./breaker";
-import type { Found, RecordRef, Tier } from "./tier";
+import type { FillEntry, Found, RecordRef, Tier } from "./tier";
 import { timeout } from "./timeout";
 
 export class RedisTier implements Tier {
@@ -20,7 +20,7 @@ export class RedisTier implements Tier {
 		 * Upper bound on any copy's TTL. Bounds how long a copy can outlive a change that was made
 		 * while the breaker was open (the consumer skips a Redis it knows is down).
 		 */
-		private readonly maxTtlSeconds: number,
+		readonly maxTtlSeconds: number,
 	) {}
 
 	available(): boolean {
@@ -37,12 +37,15 @@ export class RedisTier implements Tier {
 		return out;
 	}
 
-	async fill(entries: { ref: RecordRef; rec: CachedRecord; ttlSeconds: number }[]): Promise<void> {
+	async fill(entries: FillEntry[]): Promise<void> {
 		await this.write(entries.map((e) => ({ ck: e.ref.ck, rec: e.rec, ttlSeconds: e.ttlSeconds })));
 	}
 
-	/** Version-guarded writes of current copies; used by fills and by the consumer's write-through. */
-	async write(entries: { ck: string; rec: CachedRecord; ttlSeconds: number }[]): Promise<number> {
+	/**
+	 * Version-guarded writes of current copies; used by fills and by the consumer's write-through.
+	 * A copy lives its dataset's ttl_seconds (or, unknown, the cap), never past maxTtlSeconds.
+	 */
+	async write(entries: { ck: string; rec: CachedRecord; ttlSeconds?: number }[]): Promise<number> {
 		if (!entries.length) return 0;
 		// Writes batch many scripts into one pipeline, so they get a longer bound than reads.
 		return this.guard(
@@ -52,7 +55,7 @@ export class RedisTier implements Tier {
 						key: e.ck,
 						rev: e.rec.r,
 						payload: encodeRecord(e.rec),
-						ttlSeconds: e.rec.r === 0 ? this.negativeTtlSeconds : Math.min(e.ttlSeconds, this.maxTtlSeconds),
+						ttlSeconds: e.rec.r === 0 ? this.negativeTtlSeconds : Math.min(e.ttlSeconds ?? this.maxTtlSeconds, this.maxTtlSeconds),
 					})),
 				),
 			this.timeoutMs * 20,

@@ -1,6 +1,9 @@
-/** D1 queries for records: batch reads with json_each and optimistic, revision-checked writes. No policy here. */
-import type { Clock, RecordState } from "../ingest/merge";
+/**
+ * D1 queries for records: batch reads with json_each, and optimistic, revision-checked writes that
+ * log each applied event in the same transaction. No policy here: the merge rules are in src/ingest.
+ */
 import { type CachedRecord, recordCacheKey } from "./cached-record";
+import type { Clock, RecordState } from "./record-state";
 
 export interface StoredState {
 	state: RecordState;
@@ -19,29 +22,39 @@ interface StateRow {
 	rev: number;
 }
 
-/** Full merge state of many keys of one dataset, in one statement. */
-export async function loadStates(db: D1Database, dataset: string, keys: string[]): Promise<Map<string, StoredState>> {
-	const { results } = await db
+/** The statement that reads the full merge state of many keys of one dataset. */
+export function statesStatement(db: D1Database, dataset: string, keys: string[]): D1PreparedStatement {
+	return db
 		.prepare(
 			"SELECT key, value, base_time, base_id, base_deleted, field_clocks, event_time, event_id, rev FROM records WHERE dataset = ?1 AND key IN (SELECT value FROM json_each(?2))",
 		)
-		.bind(dataset, JSON.stringify(keys))
-		.all<StateRow>();
-	const out = new Map<string, StoredState>();
-	for (const row of results) {
-		out.set(row.key, {
-			rev: row.rev,
-			state: {
-				value: row.value === null ? null : (JSON.parse(row.value) as Record<string, unknown>),
-				base: row.base_time === null ? null : [row.base_time, row.base_id ?? ""],
-				baseDeleted: row.base_deleted === 1,
-				fieldClocks: JSON.parse(row.field_clocks) as Record<string, Clock>,
-				clock: [row.event_time, row.event_id],
-			},
-		});
-	}
-	return out;
+		.bind(dataset, JSON.stringify(keys));
 }
+
+/** The rows of a statesStatement, by key; a row that cannot be read is reported by key with why, not thrown. */
+export function parseStates(rows: readonly StateRow[]): { states: Map<string, StoredState>; unreadable: Map<string, string> } {
+	const states = new Map<string, StoredState>();
+	const unreadable = new Map<string, string>();
+	for (const row of rows) {
+		try {
+			states.set(row.key, {
+				rev: row.rev,
+				state: {
+					value: row.value === null ? null : (JSON.parse(row.value) as Record<string, unknown>),
+					base: row.base_time === null ? null : [row.base_time, row.base_id ?? ""],
+					baseDeleted: row.base_deleted === 1,
+					fieldClocks: JSON.parse(row.field_clocks) as Record<string, Clock>,
+					clock: [row.event_time, row.event_id],
+				},
+			});
+		} catch (e) {
+			unreadable.set(row.key, String(e));
+		}
+	}
+	return { states, unreadable };
+}
+
+export type { StateRow };
 
 interface ReadRow {
 	dataset: string;
@@ -57,23 +70,54 @@ const READ_ONE = "SELECT dataset, key, value, event_time, event_id, rev FROM rec
 const READ_MANY =
 	"SELECT dataset, key, value, event_time, event_id, rev FROM records WHERE (dataset, key) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?1))";
 
+const toCached = (row: ReadRow): CachedRecord => ({
+	v: row.value === null ? null : (JSON.parse(row.value) as Record<string, unknown>),
+	t: row.event_time,
+	i: row.event_id,
+	r: row.rev,
+});
+
 /** What the read path needs of many records, in one statement. Keyed by cache key; missing records are absent. */
-export async function readRecords(db: D1Database, refs: { dataset: string; key: string; ck: string }[]): Promise<Map<string, CachedRecord>> {
+export async function readRecords(db: D1Database, refs: readonly { dataset: string; key: string }[]): Promise<Map<string, CachedRecord>> {
 	const first = refs[0];
 	if (!first) return new Map();
 	const stmt =
 		refs.length === 1 ? db.prepare(READ_ONE).bind(first.dataset, first.key) : db.prepare(READ_MANY).bind(JSON.stringify(refs.map((r) => [r.dataset, r.key])));
 	const { results } = await stmt.all<ReadRow>();
 	const out = new Map<string, CachedRecord>();
-	for (const row of results) {
-		out.set(recordCacheKey(row.dataset, row.key), {
-			v: row.value === null ? null : (JSON.parse(row.value) as Record<string, unknown>),
-			t: row.event_time,
-			i: row.event_id,
-			r: row.rev,
-		});
-	}
+	for (const row of results) out.set(recordCacheKey(row.dataset, row.key), toCached(row));
 	return out;
+}
+
+/** One page of a dataset's records in key order, after `afterKey` (exclusive). Tombstones only when asked. */
+export async function listRecords(
+	db: D1Database,
+	dataset: string,
+	afterKey: string | null,
+	limit: number,
+	includeDeleted: boolean,
+): Promise<{ key: string; rec: CachedRecord }[]> {
+	const { results } = await db
+		.prepare(
+			`SELECT dataset, key, value, event_time, event_id, rev FROM records WHERE dataset = ?1 AND key > ?2${includeDeleted ? "" : " AND value IS NOT NULL"} ORDER BY key LIMIT ?3`,
+		)
+		.bind(dataset, afterKey ?? "", limit)
+		.all<ReadRow>();
+	return results.map((row) => ({ key: row.key, rec: toCached(row) }));
+}
+
+/** How many records (tombstones included) a dataset has. */
+export async function countRecords(db: D1Database, dataset: string): Promise<number> {
+	const row = await db.prepare("SELECT count(*) AS n FROM records WHERE dataset = ?1").bind(dataset).first<{ n: number }>();
+	return row?.n ?? 0;
+}
+
+/** An event applied to a key, as the log keeps it. */
+export interface LoggedEvent {
+	time: number;
+	id: string;
+	op: "upsert" | "patch" | "delete";
+	value?: Record<string, unknown>;
 }
 
 export interface StateWrite {
@@ -82,51 +126,91 @@ export interface StateWrite {
 	state: RecordState;
 	/** The revision the state was merged onto, or null for a key D1 did not have. */
 	prevRev: number | null;
+	/** The events folded into this state, logged in the same transaction when the write lands. */
+	events: readonly LoggedEvent[];
+}
+
+/** Events of a key whose state did not change: logged as applied (no-ops), unconditionally. */
+export interface LogOnly {
+	dataset: string;
+	key: string;
+	events: readonly LoggedEvent[];
 }
 
 // Many writes in one statement: one JSON parameter (D1 allows 100 bound parameters, but strings of
 // up to 2 MB), unpacked by json_each. A key new to D1 is written with rev 1 and, if another writer
 // inserted it meanwhile, left alone; a known key is updated only while D1 still holds the revision
 // it was merged onto; a known key whose row is gone is not written back (the caller reloads it).
+// A write whose events include an id the log already holds for that key is refused too: that id
+// was applied meanwhile (a concurrent redelivery), so the caller reloads and merges again without it.
 // RETURNING yields exactly the rows written. (The SELECT needs its WHERE clause anyway: without
 // one SQLite would read ON CONFLICT as part of the SELECT's join.)
-const WRITE_MANY = `INSERT INTO records (dataset, key, value, base_time, base_id, base_deleted, field_clocks, event_time, event_id, rev, updated_at)
-SELECT w.value ->> 0, w.value ->> 1, nullif(w.value -> 2, 'null'), w.value ->> 3, w.value ->> 4, w.value ->> 5, w.value -> 6, w.value ->> 7, w.value ->> 8, w.value ->> 9, ?2
+const WRITE_MANY = `INSERT INTO records (dataset, key, value, base_time, base_id, base_deleted, field_clocks, event_time, event_id, rev, updated_at, writer)
+SELECT w.value ->> 0, w.value ->> 1, nullif(w.value -> 2, 'null'), w.value ->> 3, w.value ->> 4, w.value ->> 5, w.value -> 6, w.value ->> 7, w.value ->> 8, w.value ->> 9, ?2, ?3
 FROM json_each(?1) AS w
-WHERE w.value ->> 9 = 1 OR EXISTS (SELECT 1 FROM records AS r WHERE r.dataset = w.value ->> 0 AND r.key = w.value ->> 1)
+WHERE (w.value ->> 9 = 1 OR EXISTS (SELECT 1 FROM records AS r WHERE r.dataset = w.value ->> 0 AND r.key = w.value ->> 1))
+  AND NOT EXISTS (SELECT 1 FROM json_each(w.value -> 10) AS i JOIN event_log AS l ON l.dataset = w.value ->> 0 AND l.key = w.value ->> 1 AND l.event_id = i.value)
 ON CONFLICT (dataset, key) DO UPDATE SET value = excluded.value, base_time = excluded.base_time, base_id = excluded.base_id,
   base_deleted = excluded.base_deleted, field_clocks = excluded.field_clocks, event_time = excluded.event_time, event_id = excluded.event_id,
-  rev = excluded.rev, updated_at = excluded.updated_at
+  rev = excluded.rev, updated_at = excluded.updated_at, writer = excluded.writer
 WHERE records.rev = excluded.rev - 1
 RETURNING dataset, key, rev`;
 
+// Log rows of changed keys are kept only where this write's token is on the record (the write
+// landed); log rows of unchanged keys always (an event that changed nothing is still applied).
+// Runs after WRITE_MANY in the same transaction, so "landed" is exact.
+const LOG_MANY = `INSERT INTO event_log (dataset, key, event_time, event_id, op, value, applied_at)
+SELECT e.value ->> 0, e.value ->> 1, e.value ->> 2, e.value ->> 3, e.value ->> 4, nullif(e.value -> 5, 'null'), ?2
+FROM json_each(?1) AS e
+WHERE e.value ->> 6 = 0 OR EXISTS (SELECT 1 FROM records AS r WHERE r.dataset = e.value ->> 0 AND r.key = e.value ->> 1 AND r.writer = ?3)
+ON CONFLICT (dataset, key, event_id) DO NOTHING`;
+
 // Bounds on one statement: its JSON parameter stays under D1's 2 MB per string (counted in UTF-16
 // units, at most 3 bytes each), and one statement's work well under D1's per-query time limit.
-const WRITE_CHARS = 600_000;
-const WRITE_ROWS = 500;
+const STATEMENT_CHARS = 600_000;
+const STATEMENT_ROWS = 500;
+
+/** Packs JSON rows into statements of at most STATEMENT_ROWS rows and STATEMENT_CHARS characters. */
+function packRows(rows: readonly string[]): string[] {
+	const out: string[] = [];
+	let cur: string[] = [];
+	let chars = 0;
+	for (const row of rows) {
+		if (cur.length && (cur.length >= STATEMENT_ROWS || chars + row.length > STATEMENT_CHARS)) {
+			out.push(`[${cur.join(",")}]`);
+			cur = [];
+			chars = 0;
+		}
+		cur.push(row);
+		chars += row.length;
+	}
+	if (cur.length) out.push(`[${cur.join(",")}]`);
+	return out;
+}
+
+const logRow = (dataset: string, key: string, e: LoggedEvent, conditional: boolean): string =>
+	JSON.stringify([dataset, key, e.time, e.id, e.op, e.value ?? null, conditional ? 1 : 0]);
+
+/** A random token for one write: 52 bits, so it is an exact SQLite integer and a safe JS number. */
+const writeToken = (): number => Math.floor(Math.random() * 2 ** 52);
 
 /**
- * Writes merged states, each only if the row is still at the revision it was merged onto, so two
- * consumers working on one key cannot overwrite each other. Each statement is atomic.
- * Returns, per write, the new revision, or null when another writer got there first.
+ * Writes merged states, each only if the row is still at the revision it was merged onto and none
+ * of its events was applied meanwhile, and logs every event in the same transaction. So two
+ * consumers working on one key cannot overwrite each other, and an event is in the log exactly
+ * when the state it went into is in D1. Returns, per write, the new revision, or null when another
+ * writer got there first. Throws when D1 refuses the batch (nothing of it is applied then).
  */
-export async function writeStates(db: D1Database, writes: StateWrite[], now = Date.now()): Promise<(number | null)[]> {
-	const written = new Map<string, number>();
-	let rows: string[] = [];
-	let chars = 0;
-	const flush = async () => {
-		if (!rows.length) return;
-		const { results } = await db
-			.prepare(WRITE_MANY)
-			.bind(`[${rows.join(",")}]`, now)
-			.all<{ dataset: string; key: string; rev: number }>();
-		for (const r of results) written.set(recordCacheKey(r.dataset, r.key), r.rev);
-		rows = [];
-		chars = 0;
-	};
-	for (const w of writes) {
+export async function writeStates(
+	db: D1Database,
+	writes: readonly StateWrite[],
+	logOnly: readonly LogOnly[] = [],
+	now = Date.now(),
+): Promise<(number | null)[]> {
+	const token = writeToken();
+	const recordRows = writes.map((w) => {
 		const s = w.state;
-		const row = JSON.stringify([
+		return JSON.stringify([
 			w.dataset,
 			w.key,
 			s.value,
@@ -137,12 +221,21 @@ export async function writeStates(db: D1Database, writes: StateWrite[], now = Da
 			s.clock[0],
 			s.clock[1],
 			(w.prevRev ?? 0) + 1,
+			w.events.map((e) => e.id),
 		]);
-		if (rows.length && (rows.length >= WRITE_ROWS || chars + row.length > WRITE_CHARS)) await flush();
-		rows.push(row);
-		chars += row.length;
-	}
-	await flush();
+	});
+	const logRows: string[] = [];
+	for (const w of writes) for (const e of w.events) logRows.push(logRow(w.dataset, w.key, e, true));
+	for (const l of logOnly) for (const e of l.events) logRows.push(logRow(l.dataset, l.key, e, false));
+
+	const writeStmts = packRows(recordRows).map((json) => db.prepare(WRITE_MANY).bind(json, now, token));
+	const logStmts = packRows(logRows).map((json) => db.prepare(LOG_MANY).bind(json, now, token));
+	const stmts = [...writeStmts, ...logStmts];
+	if (!stmts.length) return [];
+	// One batch is one transaction: the states and their log rows commit together or not at all.
+	const results = await db.batch<{ dataset: string; key: string; rev: number }>(stmts);
+	const written = new Map<string, number>();
+	for (const res of results.slice(0, writeStmts.length)) for (const r of res.results) written.set(recordCacheKey(r.dataset, r.key), r.rev);
 	return writes.map((w) => {
 		const rev = written.get(recordCacheKey(w.dataset, w.key));
 		return rev === (w.prevRev ?? 0) + 1 ? rev : null;

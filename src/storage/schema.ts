@@ -1,6 +1,6 @@
 /** D1 schema: the source of truth for records, the registry, API keys and dead letters. */
 import { sql } from "drizzle-orm";
-import { index, integer, primaryKey, sqliteTable, text } from "drizzle-orm/sqlite-core";
+import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 
 /** Dataset specs (the registry). `spec` is the validated JSON spec. */
 export const datasets = sqliteTable("datasets", {
@@ -28,6 +28,10 @@ export const apiKeys = sqliteTable("api_keys", {
 	scopes: text("scopes").notNull(),
 	/** JSON array of dataset names the key is limited to, or null for all. */
 	datasets: text("datasets"),
+	/** JSON {requests, period_seconds}, or null for no limit of its own. */
+	rateLimit: text("rate_limit"),
+	/** Epoch ms after which the key no longer authenticates, or null. */
+	expiresAt: integer("expires_at"),
 	createdAt: integer("created_at").notNull(),
 	revokedAt: integer("revoked_at"),
 });
@@ -55,8 +59,36 @@ export const records = sqliteTable(
 		/** Bumped on every change: optimistic concurrency in D1 and the version guard in caches. */
 		rev: integer("rev").notNull(),
 		updatedAt: integer("updated_at").notNull(),
+		/**
+		 * A random token of the write that set this row. The event-log insert in the same transaction
+		 * keys on it, so an event is logged as applied exactly when the state it went into was written.
+		 */
+		writer: integer("writer"),
 	},
 	(t) => [primaryKey({ columns: [t.dataset, t.key] })],
+);
+
+/**
+ * The append-only log of applied events: one row per distinct event id per key, kept for the
+ * dataset's `history_days`. It makes an id apply at most once per key (the unique index), and it is
+ * what history and point-in-time reads fold, in (key, event_time, event_id) order.
+ * `seq` is the rowid: it grows with application order, which retention walks.
+ */
+export const eventLog = sqliteTable(
+	"event_log",
+	{
+		seq: integer("seq").primaryKey(),
+		dataset: text("dataset").notNull(),
+		key: text("key").notNull(),
+		eventTime: integer("event_time").notNull(),
+		eventId: text("event_id").notNull(),
+		/** upsert | patch | delete */
+		op: text("op").notNull(),
+		/** The event's value as JSON (the fields it carried); null for a delete. */
+		value: text("value"),
+		appliedAt: integer("applied_at").notNull(),
+	},
+	(t) => [uniqueIndex("event_log_id").on(t.dataset, t.key, t.eventId), index("event_log_time").on(t.dataset, t.key, t.eventTime, t.eventId)],
 );
 
 /** Queue messages that kept failing. Kept for inspection and replay; never dropped. */
@@ -69,6 +101,8 @@ export const deadLetters = sqliteTable(
 		body: text("body").notNull(),
 		error: text("error"),
 		attempts: integer("attempts").notNull(),
+		/** JSON array of the datasets the message touches (null when unreadable): what limited keys may see. */
+		datasets: text("datasets"),
 		createdAt: integer("created_at").notNull().default(sql`(unixepoch() * 1000)`),
 		replayedAt: integer("replayed_at"),
 	},

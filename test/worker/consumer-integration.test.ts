@@ -18,6 +18,7 @@ import {
 	EVENTS_QUEUE,
 	env,
 	eventsBody,
+	eventually,
 	expectJson,
 	expectProblem,
 	holdInKv,
@@ -116,13 +117,28 @@ describe("events consumer (hotpath-events)", () => {
 		it("writeStates: a write merged onto a revision writes only while D1 holds that revision, and never re-creates a missing row", async () => {
 			const k = uniqueName("occ");
 			const state = { value: { a: 1 }, base: [1, "e"] as const, baseDeleted: false, fieldClocks: {}, clock: [1, "e"] as const };
-			expect(await writeStates(env.DB, [{ dataset: ds, key: k, state, prevRev: 3 }])).toEqual([null]);
+			const w = (prevRev: number | null, id: string, value = state.value) => ({
+				dataset: ds,
+				key: k,
+				state: { ...state, value },
+				prevRev,
+				events: [{ time: 1, id, op: "upsert" as const, value }],
+			});
+			const logged = async () =>
+				(
+					await env.DB.prepare("SELECT event_id FROM event_log WHERE dataset = ?1 AND key = ?2 ORDER BY event_id").bind(ds, k).all<{ event_id: string }>()
+				).results.map((r) => r.event_id);
+			expect(await writeStates(env.DB, [w(3, "x1")])).toEqual([null]);
 			expect(await d1Record(ds, k)).toBeNull();
-			expect(await writeStates(env.DB, [{ dataset: ds, key: k, state, prevRev: null }])).toEqual([1]);
-			expect(await writeStates(env.DB, [{ dataset: ds, key: k, state, prevRev: null }])).toEqual([null]);
-			expect(await writeStates(env.DB, [{ dataset: ds, key: k, state, prevRev: 2 }])).toEqual([null]);
-			expect(await writeStates(env.DB, [{ dataset: ds, key: k, state: { ...state, value: { a: 2 } }, prevRev: 1 }])).toEqual([2]);
+			expect(await writeStates(env.DB, [w(null, "x2")])).toEqual([1]);
+			expect(await writeStates(env.DB, [w(null, "x3")])).toEqual([null]);
+			expect(await writeStates(env.DB, [w(2, "x4")])).toEqual([null]);
+			// A write whose events include an id the log holds for this key is refused: it was applied already.
+			expect(await writeStates(env.DB, [w(1, "x2", { a: 9 })])).toEqual([null]);
+			expect(await writeStates(env.DB, [w(1, "x5", { a: 2 })])).toEqual([2]);
 			expect(await d1Record(ds, k)).toMatchObject({ rev: 2, value: JSON.stringify({ a: 2 }) });
+			// An event is in the log exactly when the write that carried it landed.
+			expect(await logged()).toEqual(["x2", "x5"]);
 		});
 
 		it("values survive D1's JSON handling exactly: unicode, escapes, floats, large and negative numbers, nesting", async () => {
@@ -147,31 +163,16 @@ describe("events consumer (hotpath-events)", () => {
 			const keys = Array.from({ length: 40 }, (_, i) => `${prefix}_${i}`);
 			await runQueue(EVENTS_QUEUE, [message(eventsBody(keys.map((k) => ev(k, "upsert", t, { a: 1 }))))]);
 			for (const k of keys) await holdInKv(ds, k);
-			// The follow-up message is caught here rather than sent, so the real consumer cannot run it
-			// before the first invocation's effect is checked.
-			const sent: { body: unknown; delay?: number }[] = [];
-			const recorder = {
-				async send() {
-					throw new Error("the consumer should batch its refresh messages");
-				},
-				async sendBatch(msgs: Iterable<MessageSendRequest>, o?: QueueSendBatchOptions) {
-					for (const m of msgs) sent.push({ body: m.body, delay: o?.delaySeconds });
-				},
-			} as unknown as Queue<unknown>;
-			const services = servicesFor(env);
-			// 1 bulk get + 9 puts: 31 held keys are left for the refresh message.
+			// 1 bulk get + 9 puts: 31 held keys are left for the refresh message, which goes on the real
+			// queue at least a second later (KV takes one write per key per second), so this invocation's
+			// own effect can be checked first.
 			const batch = createMessageBatch(EVENTS_QUEUE, [message(eventsBody(keys.map((k) => ev(k, "upsert", t + 1, { a: 2 }))))]);
-			await consumeEvents(batch, { ...services, env: { ...env, EVENTS_QUEUE: recorder } }, { kvOps: 10 });
+			await consumeEvents(batch, servicesFor(env), { kvOps: 10 });
 			expect((await getQueueResult(batch, createExecutionContext())).explicitAcks).toHaveLength(1);
 			const refreshed = async () => (await Promise.all(keys.map((k) => kvRecord(ds, k)))).filter((c) => c?.r === 2).length;
 			expect(await refreshed()).toBe(9);
-			expect(sent).toHaveLength(1);
-			expect(sent[0]?.delay).toBeUndefined();
-			const refs = (JSON.parse(String(sent[0]?.body)) as { v: number; refresh: { dataset: string; key: string }[] }).refresh;
-			expect(refs).toHaveLength(31);
-			expect(new Set(refs.map((r) => r.key)).size).toBe(31);
-			expect((await runQueue(EVENTS_QUEUE, [message(sent[0]?.body)])).explicitAcks).toHaveLength(1);
-			expect(await refreshed()).toBe(keys.length);
+			// The real consumer takes the follow-up message and refreshes the other 31.
+			await eventually(async () => ((await refreshed()) === keys.length ? true : undefined), { what: "the follow-up refresh of 31 KV copies" });
 			for (const k of keys) expect((await kvRecord(ds, k))?.v).toEqual({ a: 2 });
 		});
 
@@ -235,9 +236,9 @@ describe("events consumer (hotpath-events)", () => {
 
 		it("a redelivered batch is acked and changes nothing (no new revision)", async () => {
 			const k = uniqueName("k");
-			await holdInKv(ds, k);
 			const msg = message(eventsBody([ev(k, "upsert", Date.now(), { a: 1 })]));
 			await runQueue(EVENTS_QUEUE, [msg]);
+			await holdInKv(ds, k);
 			const before = await d1Record(ds, k);
 			const again = await runQueue(EVENTS_QUEUE, [{ ...msg, attempts: 2 }]);
 			expect(again.explicitAcks).toEqual([msg.id]);
@@ -247,9 +248,9 @@ describe("events consumer (hotpath-events)", () => {
 
 		it("an older event after a newer one changes neither D1 nor KV", async () => {
 			const k = uniqueName("k");
-			await holdInKv(ds, k);
 			const t = Date.now();
 			await runQueue(EVENTS_QUEUE, [message(eventsBody([ev(k, "upsert", t, { a: 2 })]))]);
+			await holdInKv(ds, k);
 			const late = message(eventsBody([ev(k, "upsert", t - 1000, { a: 1 })]));
 			expect((await runQueue(EVENTS_QUEUE, [late])).explicitAcks).toEqual([late.id]);
 			expect(await d1Record(ds, k)).toMatchObject({ value: JSON.stringify({ a: 2 }), rev: 1, event_time: t });
@@ -258,9 +259,9 @@ describe("events consumer (hotpath-events)", () => {
 
 		it("a delete leaves a tombstone in D1 and in KV, and the record reads as 404", async () => {
 			const k = uniqueName("k");
-			await holdInKv(ds, k);
 			const t = Date.now() - 1000;
 			await runQueue(EVENTS_QUEUE, [message(eventsBody([ev(k, "upsert", t, { a: 1 })]))]);
+			await holdInKv(ds, k);
 			await runQueue(EVENTS_QUEUE, [message(eventsBody([ev(k, "delete", t + 1)]))]);
 			expect(await d1Record(ds, k)).toMatchObject({ value: null, base_deleted: 1, rev: 2, event_time: t + 1 });
 			expect(await kvRecord(ds, k)).toEqual({ v: null, t: t + 1, i: `delete@${t + 1}`, r: 2 });
@@ -286,10 +287,10 @@ describe("events consumer (hotpath-events)", () => {
 
 		it("the documented example ends as in-order application: {a:3, b:'p', c:true} at t=4", async () => {
 			const k = uniqueName("k");
-			await holdInKv(ds, k);
 			const [u3, d2, p4, u1] = scenario(k) as [QueueEvent, QueueEvent, QueueEvent, QueueEvent];
 			// Shuffled and duplicated over four batches, two messages in one of them.
 			await runQueue(EVENTS_QUEUE, [message(eventsBody([p4, d2]))]);
+			await holdInKv(ds, k);
 			await runQueue(EVENTS_QUEUE, [message(eventsBody([u1, u3])), message(eventsBody([p4]))]);
 			await runQueue(EVENTS_QUEUE, [message(eventsBody([d2, u1]))]);
 			await runQueue(EVENTS_QUEUE, [message(eventsBody([u3, p4, u1]))]);
@@ -308,7 +309,7 @@ describe("events consumer (hotpath-events)", () => {
 		it.each([1, 2, 3, 4, 5, 6, 7, 8])("random shuffles and duplicates (seed %i) converge to in-order application", async (seed) => {
 			const random = rng(seed);
 			const k = uniqueName("k");
-			await holdInKv(ds, k);
+			let held = false;
 			const events = [
 				...scenario(k),
 				ev(k, "patch", T + 5, { c: false }),
@@ -331,6 +332,11 @@ describe("events consumer (hotpath-events)", () => {
 				);
 				expect(result.retryMessages).toEqual([]);
 				expect(result.explicitAcks).toHaveLength(msgs.length);
+				// KV holds the key from the first read fill on, as production would.
+				if (!held && (await d1Record(ds, k))) {
+					await holdInKv(ds, k);
+					held = true;
+				}
 			}
 			const ref = uniqueName("ref");
 			await applyInOrder(events.map((e) => ({ ...e, key: ref })));
@@ -344,7 +350,6 @@ describe("events consumer (hotpath-events)", () => {
 
 		it("a delete is final against every older event, whatever their order", async () => {
 			const k = uniqueName("k");
-			await holdInKv(ds, k);
 			await runQueue(EVENTS_QUEUE, [message(eventsBody([ev(k, "delete", T + 10)]))]);
 			await runQueue(EVENTS_QUEUE, [
 				message(eventsBody([ev(k, "upsert", T + 5, { a: 1 }), ev(k, "patch", T + 9, { a: 2 }), ev(k, "upsert", T + 10, { a: 3 }, "delete@0")])),
@@ -389,7 +394,6 @@ describe("events consumer (hotpath-events)", () => {
 
 		it("a poison message does not hold up the good messages of its batch", async () => {
 			const k = uniqueName("k");
-			await holdInKv(ds, k);
 			const good = message(eventsBody([ev(k, "upsert", Date.now(), { a: 1 })]));
 			const bad = message({ v: 99 });
 			const result = await runQueue(EVENTS_QUEUE, [bad, good]);
@@ -408,11 +412,10 @@ describe("events consumer (hotpath-events)", () => {
 		});
 	});
 
-	describe("error: a failed apply is retried, never acked", () => {
-		// D1 itself cannot be made to fail here without mocking it, which the tests do not do. What
-		// can fail for real is the fold: a stored row whose merge state is corrupt makes applyEvents
-		// throw, which exercises the same path (no ack, retry with a delay, nothing half-written).
-		it("a batch whose apply throws is retried; no message is acked and nothing is written", async () => {
+	describe("error: one key that cannot be applied fails alone", () => {
+		// A stored row whose merge state is unreadable stands for a key that can no longer be written.
+		// Its events are kept as a dead letter with the reason; the rest of the batch is applied and acked.
+		it("a key whose stored record is corrupt is dead-lettered; the other keys of the batch are applied", async () => {
 			const bad = uniqueName("corrupt");
 			const other = uniqueName("k");
 			await env.DB.prepare(
@@ -420,16 +423,20 @@ describe("events consumer (hotpath-events)", () => {
 			)
 				.bind(ds, bad)
 				.run();
-			const m1 = message(eventsBody([ev(bad, "patch", Date.now(), { a: 2 })]), 3);
+			const m1 = message(eventsBody([ev(bad, "patch", Date.now(), { a: 2 }, "bad-patch")]), 3);
 			const m2 = message(eventsBody([ev(other, "upsert", Date.now(), { a: 1 })]));
 			const result = await runQueue(EVENTS_QUEUE, [m1, m2]);
-			expect(result.explicitAcks).toEqual([]);
-			expect(result.ackAll).toBe(false);
-			expect(result.retryMessages.map((r) => r.msgId).sort()).toEqual([m1.id, m2.id].sort());
-			// (getQueueResult does not report delaySeconds in this plugin version, so the back-off itself is not asserted.)
-			expect(await d1Record(ds, other)).toBeNull();
-			expect(await kvRecord(ds, other)).toBeNull();
+			expect([...result.explicitAcks].sort()).toEqual([m1.id, m2.id].sort());
+			expect(result.retryMessages).toEqual([]);
+			expect(JSON.parse((await d1Record(ds, other))?.value ?? "null")).toEqual({ a: 1 });
 			expect(await d1Record(ds, bad)).toMatchObject({ field_clocks: "not json", rev: 1 });
+			const { results } = await env.DB.prepare("SELECT body, error, datasets FROM dead_letters WHERE body LIKE ?1")
+				.bind(`%${bad}%`)
+				.all<{ body: string; error: string; datasets: string }>();
+			expect(results).toHaveLength(1);
+			expect(results[0]?.error).toMatch(/stored record cannot be read/);
+			expect(JSON.parse(results[0]?.datasets ?? "null")).toEqual([ds]);
+			expect(JSON.parse(results[0]?.body ?? "null").events.map((e: { id: string }) => e.id)).toEqual(["bad-patch"]);
 		});
 	});
 });
@@ -437,7 +444,6 @@ describe("events consumer (hotpath-events)", () => {
 describe("dead-letter consumer (hotpath-events-dlq)", () => {
 	it("stores every message in dead_letters and acks the batch", async () => {
 		const k = uniqueName("k");
-		await holdInKv(ds, k);
 		const body = eventsBody([ev(k, "upsert", Date.now(), { a: 5 })]);
 		const msgs = [message(body, 6), message({ whatever: true }, 6)];
 		const result = await runQueue(DLQ, msgs);
@@ -488,7 +494,6 @@ describe("GET /v1/dead-letters and POST /v1/dead-letters/:id/replay", () => {
 
 	it("lists dead letters newest first, with the body parsed", async () => {
 		const k = uniqueName("k");
-		await holdInKv(ds, k);
 		const body = eventsBody([ev(k, "upsert", Date.now(), { a: 1 })]);
 		const first = message(body, 6);
 		const second = message("second", 6);
@@ -503,8 +508,10 @@ describe("GET /v1/dead-letters and POST /v1/dead-letters/:id/replay", () => {
 			message_id: first.id,
 			error: expect.any(String),
 			attempts: 6,
+			datasets: [ds],
 			created_at: expect.any(String),
 			replayed_at: null,
+			waiting_in_kv: false,
 			body,
 		});
 		expect(b?.body).toBe("second");
@@ -519,7 +526,6 @@ describe("GET /v1/dead-letters and POST /v1/dead-letters/:id/replay", () => {
 
 	it("replay puts the message back on the events queue: the record then appears, and replayed_at is set", async () => {
 		const k = uniqueName("k");
-		await holdInKv(ds, k);
 		const t = Date.now() - 1000;
 		const msg = message(eventsBody([ev(k, "upsert", t, { a: 42 }, "replayed-event")]), 6);
 		await runQueue(DLQ, [msg]);
@@ -535,22 +541,18 @@ describe("GET /v1/dead-letters and POST /v1/dead-letters/:id/replay", () => {
 		expect((await list()).find((d) => d.message_id === msg.id)?.replayed_at).toBe(res.replayed_at);
 	});
 
-	it("replaying twice is harmless (events are idempotent)", async () => {
+	it("replaying twice is harmless (events are idempotent): the second application of the same body changes nothing", async () => {
 		const k = uniqueName("k");
-		await holdInKv(ds, k);
 		const msg = message(eventsBody([ev(k, "upsert", Date.now(), { a: 1 })]), 6);
 		await runQueue(DLQ, [msg]);
-		const id = (await deadLetterByMessageId(msg.id))?.id;
-		expect((await call("POST", `/v1/dead-letters/${id}/replay`)).status).toBe(200);
+		const row = await deadLetterByMessageId(msg.id);
+		expect((await call("POST", `/v1/dead-letters/${row?.id}/replay`)).status).toBe(200);
 		await waitForD1(ds, k);
-		expect((await call("POST", `/v1/dead-letters/${id}/replay`)).status).toBe(200);
-		// Send a marker through the same queue; once it lands, the second replay has been consumed too.
-		const marker = uniqueName("marker");
-		await runQueue(DLQ, [message(eventsBody([ev(marker, "upsert", Date.now(), { a: 1 })]), 6)]);
-		const markerId = (await env.DB.prepare("SELECT id FROM dead_letters WHERE body LIKE ?").bind(`%${marker}%`).first<{ id: number }>())?.id;
-		await call("POST", `/v1/dead-letters/${markerId}/replay`);
-		await waitForD1(ds, marker);
-		expect((await d1Record(ds, k))?.rev).toBe(1);
+		expect((await call("POST", `/v1/dead-letters/${row?.id}/replay`)).status).toBe(200);
+		// What the second replay puts on the queue is the stored body: run it through the consumer
+		// here, twice more, rather than guess when the queue delivers it (Queues keep no order).
+		for (let i = 0; i < 2; i++) expect((await runQueue(EVENTS_QUEUE, [message(row?.body)])).retryMessages).toEqual([]);
+		expect(await d1Record(ds, k)).toMatchObject({ rev: 1, value: JSON.stringify({ a: 1 }) });
 	});
 
 	it("replay of an unknown id -> 404 problem; of a non-integer id -> 400 problem", async () => {
@@ -561,7 +563,6 @@ describe("GET /v1/dead-letters and POST /v1/dead-letters/:id/replay", () => {
 
 	it("seeded D1 rows are untouched by dead-letter handling", async () => {
 		const k = uniqueName("k");
-		await holdInKv(ds, k);
 		await seedD1(ds, k, { a: 1 });
 		await runQueue(DLQ, [message(eventsBody([ev(k, "upsert", 1, { a: 0 })]), 6)]);
 		expect(await d1Record(ds, k)).toMatchObject({ value: JSON.stringify({ a: 1 }), rev: 1 });

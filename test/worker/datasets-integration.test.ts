@@ -35,6 +35,7 @@ describe("PUT /v1/datasets/:name", () => {
 					emb: { type: "vector", dim: 3 },
 				},
 				ttl_seconds: 120,
+				history_days: 7,
 				description: "users",
 			});
 			expect(await expectJson<Spec>(await get(name), 200)).toEqual(spec);
@@ -210,8 +211,9 @@ describe("GET /v1/datasets", () => {
 			key: "user_id",
 			fields: { age: { type: "int" }, name: { type: "string" }, emb: { type: "vector", dim: 3 } },
 			ttl_seconds: 600,
+			history_days: 7,
 		});
-		expect(datasets.find((d) => d.name === b)).toEqual({ name: b, key: "item_id", fields: { price: { type: "float" } }, ttl_seconds: 60 });
+		expect(datasets.find((d) => d.name === b)).toEqual({ name: b, key: "item_id", fields: { price: { type: "float" } }, ttl_seconds: 60, history_days: 7 });
 	});
 });
 

@@ -102,7 +102,10 @@ describe("encodeEvent / packMessages / packBatches", () => {
 		expect(readQueueMessage(JSON.stringify(body))).toEqual({ kind: "events", events: body.events });
 		expect(readQueueMessage(body)).toEqual({ kind: "events", events: body.events });
 		const refresh = { v: 1, refresh: [{ dataset: "d", key: "k" }] };
-		expect(readQueueMessage(JSON.stringify(refresh))).toEqual({ kind: "refresh", refs: refresh.refresh });
+		// A refresh message without tiers is a KV refresh (as written before Redis refreshes existed).
+		expect(readQueueMessage(JSON.stringify(refresh))).toEqual({ kind: "refresh", refs: refresh.refresh, tiers: ["kv"] });
+		expect(readQueueMessage({ ...refresh, tiers: ["redis"], until: 5 })).toEqual({ kind: "refresh", refs: refresh.refresh, tiers: ["redis"], until: 5 });
+		expect(readQueueMessage({ ...refresh, tiers: ["l0"] })).toBeNull();
 		expect(readQueueMessage(JSON.stringify({ v: 1, refresh: [{ dataset: "d" }] }))).toBeNull();
 		// What a consumer without text support dead-letters is the text as a JSON string; replayed, it still reads.
 		expect(readQueueMessage(JSON.stringify(JSON.stringify(body)))).toEqual({ kind: "events", events: body.events });

@@ -130,7 +130,7 @@ describe("the L0 fast lane", () => {
 				name: "a key past the size limit, even one L0 holds",
 				build: () => {
 					const long = "k".repeat(401);
-					services().reader.l0.set(recordCacheKey(ds, long), { v: { age: 1 }, t: Date.now(), i: "seed", r: 1 }, Date.now());
+					services().reader.l0.set(recordCacheKey(ds, long), { v: { age: 1 }, t: Date.now(), i: "seed", r: 1 }, Date.now(), Date.now());
 					return request(recordPath(ds, long));
 				},
 				status: 400,
@@ -164,7 +164,7 @@ describe("the L0 fast lane", () => {
 			const l0 = services().reader.l0;
 			await seedD1(ds, key, { age: 2 });
 			// Stored 6 s ago: past L0_TTL_SECONDS (5), within the stale-while-revalidate window.
-			l0.set(recordCacheKey(ds, key), { v: { age: 2 }, t: Date.now() - 6000, i: "seed", r: 1 }, Date.now() - 6000);
+			l0.set(recordCacheKey(ds, key), { v: { age: 2 }, t: Date.now() - 6000, i: "seed", r: 1 }, Date.now() - 6000, Date.now() - 6000);
 			expect(l0.get(recordCacheKey(ds, key), Number.POSITIVE_INFINITY, Date.now())?.state).toBe("revalidate");
 			expect(await fastRecordRead(request(recordPath(ds, key)), services)).toBeUndefined();
 		});
@@ -181,7 +181,7 @@ describe("the L0 fast lane", () => {
 		it("a deleted record L0 holds (a tombstone)", async () => {
 			const key = uniqueName("tomb");
 			await seedD1(ds, key, null, Date.now(), 2);
-			services().reader.l0.set(recordCacheKey(ds, key), { v: null, t: Date.now(), i: "seed", r: 2 }, Date.now());
+			services().reader.l0.set(recordCacheKey(ds, key), { v: null, t: Date.now(), i: "seed", r: 2 }, Date.now(), Date.now());
 			expect(await fastRecordRead(request(recordPath(ds, key)), services)).toBeUndefined();
 			expect((await viaWorker(request(recordPath(ds, key)))).status).toBe(404);
 		});

@@ -6,8 +6,8 @@ import { createExecutionContext, createMessageBatch, getQueueResult, type Messag
 import { exports, env as rawEnv } from "cloudflare:workers";
 import { expect } from "vitest";
 import type { Env } from "../../src/env";
-import type { Problem } from "../../src/errors";
 import worker from "../../src/index";
+import type { Problem } from "../../src/routes/problem";
 
 /** The bootstrap admin key set in vitest.config.ts. */
 export const ADMIN_KEY = "test-admin-key";
@@ -105,6 +105,19 @@ export async function eventually<T>(fn: () => Promise<T | undefined>, { timeoutM
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Asserts that `fn` keeps returning false for `ms`: for checking that something (a refused event,
+ * a wrongly queued message) never lands. The local queue delivers within about a second, so a
+ * window of a few seconds would see it.
+ */
+export async function staysFalse(fn: () => Promise<boolean>, ms = 3000, what = "condition"): Promise<void> {
+	const end = Date.now() + ms;
+	while (Date.now() < end) {
+		if (await fn()) throw new Error(`${what} became true`);
+		await sleep(100);
+	}
+}
 
 // ---------------------------------------------------------------- fixtures
 
@@ -257,15 +270,19 @@ export interface KvCopy {
 	r: number;
 }
 
-/** The KV copy of a record, parsed, or null. */
 /**
- * Puts an old copy (revision 0) of a key in KV, standing for a copy an earlier read left there:
- * the consumer refreshes only the keys KV holds.
+ * Puts D1's current copy of a key in KV, as a read fill does (the only way production gets a key
+ * into KV besides the consumer's own write-through): the consumer then refreshes it on change.
+ * The key must exist in D1.
  */
 export async function holdInKv(dataset: string, key: string): Promise<void> {
-	await env.RECORDS_KV.put(`r:${dataset}:${key}`, JSON.stringify({ r: 0, t: 0, i: "", v: null }));
+	const row = await d1Record(dataset, key);
+	if (!row) throw new Error(`holdInKv: ${dataset}/${key} is not in D1 yet; write it first`);
+	const copy: KvCopy = { v: row.value === null ? null : JSON.parse(row.value), t: row.event_time, i: row.event_id, r: row.rev };
+	await env.RECORDS_KV.put(`r:${dataset}:${key}`, JSON.stringify({ r: copy.r, t: copy.t, i: copy.i, v: copy.v }), { expirationTtl: 60 });
 }
 
+/** The KV copy of a record, parsed, or null. */
 export async function kvRecord(dataset: string, key: string): Promise<KvCopy | null> {
 	const s = await env.RECORDS_KV.get(`r:${dataset}:${key}`, "text");
 	return s === null ? null : (JSON.parse(s) as KvCopy);

@@ -43,49 +43,84 @@ describe("LruCache", () => {
 describe("L0Cache", () => {
 	const l0 = () => new L0Cache(100, 5000, 15_000, 2000);
 
-	it("serves fresh, then stale-while-revalidate, then nothing", () => {
+	it("serves fresh, then stale-while-revalidate, then nothing (L0's own windows count from when it took the copy)", () => {
 		const c = l0();
-		c.set("k", rec(1), 0);
+		c.set("k", rec(1), 0, 0);
 		expect(c.get("k", Number.POSITIVE_INFINITY, 4000)?.state).toBe("fresh");
 		expect(c.get("k", Number.POSITIVE_INFINITY, 6000)?.state).toBe("revalidate");
 		expect(c.get("k", Number.POSITIVE_INFINITY, 16_000)).toBeUndefined();
-		expect(c.lastResort("k")).toEqual(rec(1));
+		expect(c.lastResort("k")).toEqual({ rec: rec(1), syncedAt: 0 });
 	});
 
-	it("skips entries older than the read's lag tolerance", () => {
+	it("skips entries whose lag behind D1 is above the read's tolerance", () => {
 		const c = l0();
-		c.set("k", rec(1), 0);
+		c.set("k", rec(1), 0, 0);
 		expect(c.get("k", 1000, 2000)).toBeUndefined();
 		expect(c.get("k", 3000, 2000)?.rec.r).toBe(1);
 	});
 
-	it("a lag tolerance of 0 (max_staleness=0) is met by no copy, not even one stored this millisecond", () => {
+	it("provenance: a copy taken from KV carries KV's lag; a tight max_staleness does not get it however recently L0 took it", () => {
 		const c = l0();
-		c.set("k", rec(1), 1000);
+		const now = 100_000;
+		// Taken from KV just now: KV may lag D1 by 60 s, so the copy is known to match D1 only as of now - 60 s.
+		c.set("k", rec(1), now, now - 60_000);
+		expect(c.get("k", 2000, now)).toBeUndefined();
+		expect(c.get("k", 59_000, now + 1000)).toBeUndefined();
+		// A read that tolerates KV's lag (plus the time since) gets it, and learns its provenance.
+		expect(c.get("k", 61_000, now + 1000)).toMatchObject({ rec: { r: 1 }, syncedAt: now - 60_000, state: "fresh" });
+	});
+
+	it("provenance: re-taking the same revision keeps the later sync time, and never moves it back", () => {
+		const c = l0();
+		c.set("k", rec(1), 0, 1000); // from D1 at t=1000
+		c.set("k", rec(1), 5000, 5000 - 60_000); // revalidated from KV: same revision, older provenance
+		expect(c.get("k", Number.POSITIVE_INFINITY, 6000)?.syncedAt).toBe(1000);
+		c.set("k", rec(1), 7000, 7000); // revalidated from D1
+		expect(c.get("k", Number.POSITIVE_INFINITY, 7500)?.syncedAt).toBe(7000);
+		// A newer revision brings its own provenance.
+		c.set("k", rec(2), 8000, 8000 - 60_000);
+		expect(c.get("k", Number.POSITIVE_INFINITY, 8000)).toMatchObject({ rec: { r: 2 }, syncedAt: 8000 - 60_000 });
+	});
+
+	it("a lag tolerance of 0 (max_staleness=0) is met by no copy, not even one synced this millisecond", () => {
+		const c = l0();
+		c.set("k", rec(1), 1000, 1000);
 		expect(c.get("k", 0, 1000)).toBeUndefined();
 		expect(c.get("k", 1, 1000)?.rec.r).toBe(1);
 	});
 
 	it("never replaces a newer revision with an older one", () => {
 		const c = l0();
-		c.set("k", rec(5), 0);
-		c.set("k", rec(4), 10);
+		c.set("k", rec(5), 0, 0);
+		c.set("k", rec(4), 10, 10);
 		expect(c.get("k", Number.POSITIVE_INFINITY, 20)?.rec.r).toBe(5);
 	});
 
 	it("keeps negative entries only briefly, and a write replaces them", () => {
 		const c = l0();
-		c.set("k", { v: null, t: 0, i: "", r: 0 }, 0);
+		c.set("k", { v: null, t: 0, i: "", r: 0 }, 0, 0);
 		expect(c.get("k", Number.POSITIVE_INFINITY, 1000)?.rec.r).toBe(0);
 		expect(c.get("k", Number.POSITIVE_INFINITY, 3000)).toBeUndefined();
-		c.set("k", { v: null, t: 0, i: "", r: 0 }, 0);
-		c.set("k", rec(1), 500);
+		c.set("k", { v: null, t: 0, i: "", r: 0 }, 0, 0);
+		c.set("k", rec(1), 500, 500);
 		expect(c.get("k", Number.POSITIVE_INFINITY, 1000)?.rec.r).toBe(1);
+	});
+
+	it("refreshHeld replaces only copies L0 holds, and marks them synced now", () => {
+		const c = l0();
+		expect(c.refreshHeld("cold", rec(3), 1000)).toBe(false);
+		expect(c.get("cold", Number.POSITIVE_INFINITY, 1000)).toBeUndefined();
+		c.set("held", rec(1), 0, -60_000);
+		expect(c.refreshHeld("held", rec(2), 1000)).toBe(true);
+		expect(c.get("held", 1, 1000)).toMatchObject({ rec: { r: 2 }, syncedAt: 1000 });
+		// Never backwards.
+		expect(c.refreshHeld("held", rec(1), 2000)).toBe(false);
+		expect(c.get("held", Number.POSITIVE_INFINITY, 2000)?.rec.r).toBe(2);
 	});
 
 	it("is bounded by max entries", () => {
 		const c = new L0Cache(3, 5000, 15_000, 2000);
-		for (let i = 0; i < 10; i++) c.set(`k${i}`, rec(1), 0);
+		for (let i = 0; i < 10; i++) c.set(`k${i}`, rec(1), 0, 0);
 		expect(c.size).toBe(3);
 	});
 });

@@ -147,7 +147,7 @@ describe("Redis tier", () => {
 		expect(d1.calls).toBe(1);
 		// The consumer's write-through replaces the negative entries.
 		expect(await tier.write([{ ck: recordCacheKey(ds, "ghost"), rec: rec(1, { x: "now here" }), ttlSeconds: 60 }])).toBe(1);
-		l0.set(recordCacheKey(ds, "ghost"), rec(1, { x: "now here" }), Date.now());
+		l0.set(recordCacheKey(ds, "ghost"), rec(1, { x: "now here" }), Date.now(), Date.now());
 		expect((await reader.lookup([ref(ds, "ghost")], ctx())).get(recordCacheKey(ds, "ghost"))?.rec.v).toEqual({ x: "now here" });
 		l0.clear();
 		expect((await reader.lookup([ref(ds, "ghost")], ctx())).get(recordCacheKey(ds, "ghost"))).toMatchObject({ tier: "redis", rec: { v: { x: "now here" } } });

@@ -228,6 +228,8 @@ describe("key lifecycle", () => {
 			name: expect.any(String),
 			scopes: ["read"],
 			datasets: null,
+			rate_limit: null,
+			expires_at: null,
 			created_at: expect.any(String),
 			revoked_at: null,
 		});

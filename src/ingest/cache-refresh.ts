@@ -1,0 +1,188 @@
+/**
+ * The consumer's write-through: after D1 has committed, bring each cache tier up to D1's state.
+ * The one place this policy lives.
+ *
+ * - L0: only copies this isolate already holds are replaced (an isolate consuming thousands of
+ *   events a second would otherwise turn its L0 over to keys nobody reads here).
+ * - KV: only keys KV holds are rewritten, each once per batch (KV takes one write per key per
+ *   second), never with an older revision; at most `kvOps` operations per invocation. Every KV copy
+ *   expires after the lag KV is allowed, so one the consumer missed cannot outlive the contract.
+ * - Redis: every changed key, version-guarded.
+ * - Whatever could not be done now (past the KV budget, KV refusing a put, Redis down or its
+ *   breaker open, a write failing) goes into a refresh message, so the copy is rewritten from D1
+ *   later: no tier keeps an older copy that reads would take for current.
+ */
+import { log } from "../observability/log";
+import type { Services } from "../services";
+import { type CachedRecord, decodeRecord, encodeRecord, recordCacheKey } from "../storage/cached-record";
+import { KV_BULK_LIMIT, kvGetMany } from "../storage/kv";
+import { readRecords } from "../storage/records";
+import type { AppliedRecord } from "./apply";
+import { enqueueRefresh, type RefreshTier } from "./producer";
+
+/**
+ * KV operations one consumer invocation may spend on write-through. Workers allow 1,000 per
+ * invocation (a bulk get of up to 100 keys is one); the rest is headroom.
+ */
+export const KV_OPS_PER_INVOCATION = 900;
+
+/** A refresh message's request, as the consumer reads it. */
+export interface RefreshRequest {
+	refs: { dataset: string; key: string }[];
+	tiers: RefreshTier[];
+	until?: number;
+}
+
+interface Target {
+	dataset: string;
+	key: string;
+	ck: string;
+	rec: CachedRecord;
+}
+
+export interface RefreshOptions {
+	/** KV operations this invocation may spend (see KV_OPS_PER_INVOCATION). */
+	kvOps?: number;
+}
+
+/**
+ * Refreshes the tiers for keys this batch applied and for keys refresh messages asked for.
+ * Throws only if work that could not be done could not be queued either (the caller retries the batch).
+ */
+export async function refreshCaches(
+	services: Services,
+	applied: readonly AppliedRecord[],
+	requests: readonly RefreshRequest[],
+	opts: RefreshOptions = {},
+): Promise<void> {
+	const now = Date.now();
+	const { env } = services;
+	const kvTargets: Target[] = [];
+	const redisTargets: Target[] = [];
+	for (const a of applied) {
+		const t = { dataset: a.dataset, key: a.key, ck: recordCacheKey(a.dataset, a.key), rec: a.rec };
+		services.reader.l0.refreshHeld(t.ck, t.rec, now);
+		// A key this batch created in D1 (now at revision 1) cannot have a KV copy yet: skip asking KV.
+		if (!(a.changed && a.rec.r === 1)) kvTargets.push(t);
+		if (a.changed) redisTargets.push(t);
+	}
+	let redisUntil: number | undefined;
+	if (requests.length) {
+		const requested = await currentStates(env.DB, requests);
+		const seenKv = new Set(kvTargets.map((t) => t.ck));
+		const seenRedis = new Set(redisTargets.map((t) => t.ck));
+		for (const r of requests) {
+			const redisLive = r.tiers.includes("redis") && (r.until === undefined || r.until > now);
+			if (redisLive && r.until !== undefined) redisUntil = Math.max(redisUntil ?? 0, r.until);
+			for (const ref of r.refs) {
+				const ck = recordCacheKey(ref.dataset, ref.key);
+				const rec = requested.get(ck);
+				if (!rec) continue;
+				const t = { ...ref, ck, rec };
+				if (r.tiers.includes("kv") && !seenKv.has(ck)) {
+					seenKv.add(ck);
+					kvTargets.push(t);
+				}
+				if (redisLive && !seenRedis.has(ck)) {
+					seenRedis.add(ck);
+					redisTargets.push(t);
+				}
+			}
+		}
+	}
+	await Promise.all([refreshKv(services, kvTargets, opts.kvOps), refreshRedis(services, redisTargets, now, redisUntil)]);
+}
+
+/** D1's current state of every key the requests name. */
+async function currentStates(db: D1Database, requests: readonly RefreshRequest[]): Promise<Map<string, CachedRecord>> {
+	const refs = new Map<string, { dataset: string; key: string }>();
+	for (const r of requests) for (const ref of r.refs) refs.set(recordCacheKey(ref.dataset, ref.key), ref);
+	const all = [...refs.values()];
+	const out = new Map<string, CachedRecord>();
+	for (let i = 0; i < all.length; i += 500) for (const [ck, rec] of await readRecords(db, all.slice(i, i + 500))) out.set(ck, rec);
+	return out;
+}
+
+async function refreshKv(services: Services, targets: Target[], kvOps = KV_OPS_PER_INVOCATION): Promise<void> {
+	if (!targets.length) return;
+	const { env } = services;
+	let deferred: Target[];
+	let refused = 0;
+	try {
+		({ deferred, refused } = await writeThroughKv(env.RECORDS_KV, targets, services.kv.fillTtlSeconds, kvOps));
+	} catch (e) {
+		// KV could not even be asked which keys it holds: have all of them checked again shortly.
+		log.warn("KV write-through failed; queueing a refresh", { error: String(e), keys: targets.length });
+		deferred = targets;
+		refused = targets.length;
+	}
+	if (!deferred.length) return;
+	if (refused) log.warn("KV refused some write-through puts; deferring them", { refused });
+	// At least a second later: KV takes one write per key per second, and a key just written may be among them.
+	await enqueueRefresh(env.EVENTS_QUEUE, deferred, { tiers: ["kv"], delaySeconds: 1 });
+}
+
+/**
+ * Refreshes copies KV holds, skipping keys where KV already holds the same or a newer revision.
+ * Keys KV does not hold are left to read fills: writing every changed key would cost a KV write
+ * per event for keys that may never be read at the edge, and KV holding nothing is as consistent
+ * as KV holding D1's value. Spends at most `opsBudget` KV operations; entries it could not check
+ * or write (past the budget, or refused by KV) are returned for a later invocation.
+ */
+export async function writeThroughKv<E extends Target>(
+	kv: KVNamespace,
+	entries: E[],
+	ttlSeconds: number,
+	opsBudget = KV_OPS_PER_INVOCATION,
+): Promise<{ written: number; deferred: E[]; refused: number }> {
+	if (!entries.length) return { written: 0, deferred: [], refused: 0 };
+	// Look up at most half the budget's worth of bulk gets, so puts keep the other half at least.
+	const checkable = Math.max(1, Math.floor(opsBudget / 2)) * KV_BULK_LIMIT;
+	const checked = entries.slice(0, checkable);
+	const deferred = entries.slice(checkable);
+	const held = await kvGetMany(
+		kv,
+		checked.map((e) => e.ck),
+	);
+	const gets = Math.ceil(checked.length / KV_BULK_LIMIT);
+	const behind = checked.filter((e) => {
+		const r = decodeRecord(held.get(e.ck))?.r;
+		return r !== undefined && r < e.rec.r;
+	});
+	const puts = Math.max(0, opsBudget - gets);
+	const attempted = behind.slice(0, puts);
+	// A put KV refuses (e.g. a second write to one key within a second) is handed back like the
+	// ones past the budget, rather than failing the whole batch.
+	const results = await Promise.allSettled(attempted.map((e) => kv.put(e.ck, encodeRecord(e.rec), { expirationTtl: ttlSeconds })));
+	const refused = attempted.filter((_, i) => results[i]?.status === "rejected");
+	deferred.push(...refused, ...behind.slice(puts));
+	return { written: attempted.length - refused.length, deferred, refused: refused.length };
+}
+
+async function refreshRedis(services: Services, targets: Target[], now: number, requestedUntil: number | undefined): Promise<void> {
+	const redis = services.redis;
+	if (!redis || !targets.length) return;
+	// The registry first: a failure here must not strand the breaker's half-open probe, which
+	// available() may hand out.
+	const specs = await services.registry.all();
+	let failure: string | null = null;
+	if (redis.available()) {
+		try {
+			await redis.write(targets.map((t) => ({ ck: t.ck, rec: t.rec, ttlSeconds: specs.get(t.dataset)?.ttl_seconds })));
+			return;
+		} catch (e) {
+			services.stats.count("redis", "errors");
+			failure = String(e);
+		}
+	} else {
+		services.stats.count("redis", "skipped", targets.length);
+		failure = "circuit breaker open";
+	}
+	// Until every copy written before now has expired, Redis may still serve one: keep trying.
+	const until = requestedUntil ?? now + redis.maxTtlSeconds * 1000;
+	const since = until - redis.maxTtlSeconds * 1000;
+	// Back off as the outage goes on: half the time it has lasted, between the breaker's cool-down and 5 minutes.
+	const delaySeconds = Math.min(300, Math.max(Math.ceil(services.settings.REDIS_COOLDOWN_MS / 1000), Math.ceil((now - since) / 2000), 1));
+	log.warn("Redis write-through not done; queueing a refresh", { reason: failure, keys: targets.length, delay_s: delaySeconds });
+	await enqueueRefresh(services.env.EVENTS_QUEUE, targets, { tiers: ["redis"], delaySeconds, until });
+}

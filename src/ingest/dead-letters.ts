@@ -1,0 +1,149 @@
+/**
+ * What happens to messages that kept failing: they are kept, never dropped. The dead-letter
+ * consumer stores each one in D1; when D1 refuses, in KV, until a later run moves it to D1; when
+ * both refuse, the message is retried with growing delays up to the platform's maximum (12 h,
+ * with wrangler.toml's max_retries = 100), so it outlasts a long outage. Replaying puts a dead
+ * letter's body back on the events queue; events are idempotent by id, so replaying twice is harmless.
+ */
+import { log } from "../observability/log";
+import {
+	type DeadLetter,
+	deleteDeadLetters,
+	drainKvDeadLetters,
+	getDeadLetter,
+	type ListFilter,
+	listDeadLetters,
+	markReplayed,
+	type StoredDeadLetter,
+	storeDeadLetterKv,
+	storeDeadLettersD1,
+} from "../storage/dead-letters";
+import type { RefusedEvents } from "./apply";
+import { packBatches, readQueueMessage } from "./producer";
+
+const encoder = new TextEncoder();
+
+/** Queues allow a delay of at most 12 hours. */
+const MAX_DELAY_SECONDS = 43_200;
+
+/** Delay before the dead-letter consumer tries a message again: 30 s, doubling, at most 12 h. */
+export const deadLetterRetryDelay = (attempts: number): number => Math.min(MAX_DELAY_SECONDS, 30 * 2 ** Math.min(Math.max(0, attempts - 1), 11));
+
+/** The body as JSON text, or, when JSON cannot encode it (a BigInt, a cycle), a JSON string of its text form: kept either way. */
+export function bodyText(body: unknown): string {
+	// A text body is stored as is when it is JSON (the producer's messages are), so it reads and replays as sent.
+	if (typeof body === "string" && readsAsJson(body)) return body;
+	try {
+		return JSON.stringify(body) ?? "null";
+	} catch (e) {
+		return JSON.stringify({ unencodable_body: String(body), error: String(e) });
+	}
+}
+
+function readsAsJson(s: string): boolean {
+	try {
+		JSON.parse(s);
+		return true;
+	} catch {
+		return false;
+	}
+}
+
+/** The datasets a message body touches, or null when it is not a Hotpath message. */
+export function datasetsOf(body: unknown): string[] | null {
+	const m = readQueueMessage(body);
+	if (!m) return null;
+	const names = m.kind === "events" ? m.events.map((e) => e.dataset) : m.refs.map((r) => r.dataset);
+	return [...new Set(names)].sort();
+}
+
+export function deadLetterOf(msg: Message<unknown>, queue: string, error: string, now = Date.now()): DeadLetter {
+	return { queue, messageId: msg.id, body: bodyText(msg.body), error, attempts: msg.attempts, createdAt: now, datasets: datasetsOf(msg.body) };
+}
+
+/**
+ * The events of one key the consumer could not apply, as a dead letter of their own: its message
+ * id is derived from the key and the event ids, so a redelivered batch stores it once.
+ */
+export async function deadLetterOfRefused(r: RefusedEvents, queue: string, now = Date.now()): Promise<DeadLetter> {
+	const body = JSON.stringify({ v: 1, events: r.events });
+	const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(JSON.stringify([r.dataset, r.key, r.events.map((e) => e.id)]))));
+	const hex = Array.from(digest.slice(0, 16), (b) => b.toString(16).padStart(2, "0")).join("");
+	return { queue, messageId: `refused:${hex}`, body, error: r.reason, attempts: 1, createdAt: now, datasets: [r.dataset] };
+}
+
+/** Keeps dead letters: in D1, or in KV when D1 refuses. Throws only when both refuse (the caller retries). */
+export async function keepDeadLetters(db: D1Database, kv: KVNamespace, letters: readonly DeadLetter[]): Promise<void> {
+	if (!letters.length) return;
+	try {
+		await storeDeadLettersD1(db, letters);
+		return;
+	} catch (e) {
+		log.warn("D1 refused dead letters; keeping them in KV until it is back", { error: String(e), count: letters.length });
+	}
+	await Promise.all(letters.map((l) => storeDeadLetterKv(kv, l)));
+}
+
+/** The dead-letter queue's consumer: keep every message, acking each only once it is stored somewhere. */
+export async function consumeDeadLetters(batch: MessageBatch<unknown>, db: D1Database, kv: KVNamespace): Promise<void> {
+	const letters = batch.messages.map((m) => deadLetterOf(m, batch.queue, "delivery kept failing (max_retries reached)"));
+	try {
+		await storeDeadLettersD1(db, letters);
+		batch.ackAll();
+		return;
+	} catch (e) {
+		log.warn("D1 refused dead letters; keeping them in KV until it is back", { error: String(e), count: letters.length });
+	}
+	const kept = await Promise.allSettled(letters.map((l) => storeDeadLetterKv(kv, l)));
+	batch.messages.forEach((m, i) => {
+		if (kept[i]?.status === "fulfilled") m.ack();
+		else {
+			const delaySeconds = deadLetterRetryDelay(m.attempts);
+			log.error("dead letter could not be stored in D1 or KV; retrying", { message_id: m.id, attempts: m.attempts, delay_s: delaySeconds });
+			m.retry({ delaySeconds });
+		}
+	});
+}
+
+/** Moves dead letters that waited in KV into D1; run by the cron trigger. Quiet when D1 still refuses. */
+export async function drainDeadLetters(db: D1Database, kv: KVNamespace): Promise<number> {
+	try {
+		return await drainKvDeadLetters(db, kv);
+	} catch (e) {
+		log.warn("moving dead letters from KV to D1 failed; will try again", { error: String(e) });
+		return 0;
+	}
+}
+
+export { deleteDeadLetters, getDeadLetter, type ListFilter, listDeadLetters, type StoredDeadLetter };
+
+/** Puts dead letters back on the events queue and marks them replayed. Stored bodies are JSON text, sent as text. */
+export async function replayDeadLetters(
+	db: D1Database,
+	kv: KVNamespace,
+	queue: Queue<unknown>,
+	letters: readonly StoredDeadLetter[],
+	now = Date.now(),
+): Promise<number> {
+	const packed = letters.map((l) => ({ body: l.body, bytes: encoder.encode(l.body).length, count: 1 }));
+	for (const batch of packBatches(packed)) await queue.sendBatch(batch.map((m) => ({ body: m.body, contentType: "text" as const })));
+	// One that waited in KV moves to D1, so it is listed once, marked replayed like the others.
+	const fromKv = letters.filter((l) => typeof l.id === "string");
+	try {
+		if (fromKv.length) await storeDeadLettersD1(db, fromKv);
+		await markReplayed(
+			db,
+			letters.map((l) => l.messageId),
+			now,
+		);
+		if (fromKv.length)
+			await deleteDeadLetters(
+				db,
+				kv,
+				fromKv.map((l) => l.id),
+			);
+	} catch (e) {
+		log.warn("replayed dead letters could not be marked: D1 refused", { error: String(e) });
+	}
+	return letters.length;
+}

@@ -1,0 +1,35 @@
+/** The headers of a single-record answer: the one place they are made, for the records route and the L0 fast lane. */
+import { type RecordView, reusableSeconds } from "../serving/freshness";
+import type { ServedCopy } from "../serving/lookup";
+
+/**
+ * The ETag of a record response: the revision, the value's event time and status, and a suffix for
+ * the options that change the body (projection, if_stale=omit).
+ */
+export function recordEtag(copy: ServedCopy, status: RecordView["status"], optionsSuffix = ""): string {
+	return `W/"${copy.rev}-${copy.eventTimeMs}-${status}${optionsSuffix}"`;
+}
+
+export interface RecordHeaderInput {
+	view: RecordView;
+	copy: ServedCopy;
+	/** The read's freshness limit (ms). */
+	limitMs: number;
+	l0TtlSeconds: number;
+	/** Tiers that answered, as X-Hotpath-Tier lists them. */
+	tiers: string;
+	serverTiming: string;
+	etag: string;
+}
+
+/** X-Hotpath-Tier, Server-Timing, ETag, Cache-Control (how long the value may be reused) and Content-Type. */
+export function recordHeaders(h: RecordHeaderInput): Record<string, string> {
+	const maxAge = reusableSeconds(h.view, h.copy.lagMs, h.limitMs, h.l0TtlSeconds);
+	return {
+		"x-hotpath-tier": h.tiers,
+		"server-timing": h.serverTiming,
+		etag: h.etag,
+		"cache-control": h.view.status === "present" ? `private, max-age=${maxAge}` : "no-cache",
+		"content-type": "application/json",
+	};
+}

@@ -1,0 +1,209 @@
+/**
+ * Dead letters: queue messages that kept failing, kept for inspection and replay. Their home is
+ * D1; when D1 refuses them they wait in KV (`dlq:<message id>`) until a later run moves them over.
+ * Both are listed together. No policy here: who may see which dead letter is decided by routes.
+ */
+import { and, desc, eq, inArray, isNull, lt } from "drizzle-orm";
+import { drizzle } from "drizzle-orm/d1";
+import { deadLetters } from "./schema";
+
+export interface DeadLetter {
+	queue: string;
+	messageId: string;
+	/** The message body as JSON text. */
+	body: string;
+	error: string;
+	attempts: number;
+	createdAt: number;
+	/** Datasets the message touches, or null when its body could not be read. */
+	datasets: string[] | null;
+}
+
+export interface StoredDeadLetter extends DeadLetter {
+	/** A D1 row id, or `kv:<message id>` for one waiting in KV. */
+	id: number | string;
+	replayedAt: number | null;
+}
+
+/** KV key prefix of dead letters waiting for D1. */
+export const KV_DEAD_LETTER_PREFIX = "dlq:";
+const ROWS_PER_INSERT = 10;
+
+/** Stores dead letters in D1, once per message id (a redelivered dead letter is stored once). */
+export async function storeDeadLettersD1(db: D1Database, letters: readonly DeadLetter[]): Promise<void> {
+	const d = drizzle(db);
+	const rows = letters.map((l) => ({
+		queue: l.queue,
+		messageId: l.messageId,
+		body: l.body,
+		error: l.error,
+		attempts: l.attempts,
+		createdAt: l.createdAt,
+		datasets: l.datasets ? JSON.stringify(l.datasets) : null,
+	}));
+	const stmts = [];
+	for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) {
+		stmts.push(
+			d
+				.insert(deadLetters)
+				.values(rows.slice(i, i + ROWS_PER_INSERT))
+				.onConflictDoNothing({ target: deadLetters.messageId }),
+		);
+	}
+	const [first, ...rest] = stmts;
+	if (first) await d.batch([first, ...rest]);
+}
+
+interface KvDeadLetterMeta {
+	datasets: string[] | null;
+	created_at: number;
+}
+
+/** Keeps one dead letter in KV, for when D1 refuses it. Metadata lets a listing filter without reading bodies. */
+export async function storeDeadLetterKv(kv: KVNamespace, l: DeadLetter): Promise<void> {
+	const meta: KvDeadLetterMeta = { datasets: l.datasets, created_at: l.createdAt };
+	await kv.put(`${KV_DEAD_LETTER_PREFIX}${l.messageId}`, JSON.stringify(l), { metadata: meta });
+}
+
+async function readKv(kv: KVNamespace, name: string): Promise<DeadLetter | null> {
+	const text = await kv.get(name, "text");
+	if (text === null) return null;
+	try {
+		return JSON.parse(text) as DeadLetter;
+	} catch {
+		return null;
+	}
+}
+
+export interface ListFilter {
+	/** Only letters whose datasets all lie within these (letters with unknown datasets are excluded); null for all. */
+	within: readonly string[] | null;
+	/** Only letters touching this dataset. */
+	dataset?: string;
+	/** Only letters not replayed yet. */
+	unreplayedOnly?: boolean;
+	limit: number;
+}
+
+const matches = (datasets: string[] | null, f: ListFilter): boolean => {
+	if (f.dataset !== undefined && !datasets?.includes(f.dataset)) return false;
+	if (f.within === null) return true;
+	const within = f.within;
+	return datasets?.every((d) => within.includes(d)) ?? false;
+};
+
+const parseDatasets = (s: string | null): string[] | null => (s === null ? null : (JSON.parse(s) as string[]));
+
+/** D1 rows newest first, then the ones waiting in KV; filtered by dataset bounds. */
+export async function listDeadLetters(db: D1Database, kv: KVNamespace, f: ListFilter): Promise<StoredDeadLetter[]> {
+	const out: StoredDeadLetter[] = [];
+	const d = drizzle(db);
+	// Filtering happens here rather than in SQL (datasets is a JSON list), so read in pages until enough match.
+	let before: number | null = null;
+	for (let page = 0; page < 20 && out.length < f.limit; page++) {
+		const rows = await d
+			.select()
+			.from(deadLetters)
+			.where(and(before === null ? undefined : lt(deadLetters.id, before), f.unreplayedOnly ? isNull(deadLetters.replayedAt) : undefined))
+			.orderBy(desc(deadLetters.id))
+			.limit(500)
+			.all();
+		for (const r of rows) {
+			const datasets = parseDatasets(r.datasets);
+			if (!matches(datasets, f)) continue;
+			out.push({
+				id: r.id,
+				queue: r.queue,
+				messageId: r.messageId,
+				body: r.body,
+				error: r.error ?? "",
+				attempts: r.attempts,
+				createdAt: r.createdAt,
+				replayedAt: r.replayedAt,
+				datasets,
+			});
+			if (out.length >= f.limit) break;
+		}
+		if (rows.length < 500) break;
+		before = (rows[rows.length - 1] as { id: number }).id;
+	}
+	if (out.length < f.limit) {
+		const listed = await kv.list<KvDeadLetterMeta>({ prefix: KV_DEAD_LETTER_PREFIX, limit: 1000 });
+		for (const k of listed.keys) {
+			if (out.length >= f.limit) break;
+			if (k.metadata && !matches(k.metadata.datasets, f)) continue;
+			const l = await readKv(kv, k.name);
+			if (!l || !matches(l.datasets, f)) continue;
+			out.push({ ...l, id: `kv:${l.messageId}`, replayedAt: null });
+		}
+	}
+	return out;
+}
+
+/** One dead letter by id (a D1 row id, or `kv:<message id>`). */
+export async function getDeadLetter(db: D1Database, kv: KVNamespace, id: number | string): Promise<StoredDeadLetter | null> {
+	if (typeof id === "string") {
+		const l = await readKv(kv, `${KV_DEAD_LETTER_PREFIX}${id.slice("kv:".length)}`);
+		return l ? { ...l, id, replayedAt: null } : null;
+	}
+	const r = await drizzle(db).select().from(deadLetters).where(eq(deadLetters.id, id)).get();
+	if (!r) return null;
+	return {
+		id: r.id,
+		queue: r.queue,
+		messageId: r.messageId,
+		body: r.body,
+		error: r.error ?? "",
+		attempts: r.attempts,
+		createdAt: r.createdAt,
+		replayedAt: r.replayedAt,
+		datasets: parseDatasets(r.datasets),
+	};
+}
+
+/** Marks dead letters replayed, by message id. */
+export async function markReplayed(db: D1Database, messageIds: readonly string[], at: number): Promise<void> {
+	for (let i = 0; i < messageIds.length; i += 90) {
+		await drizzle(db)
+			.update(deadLetters)
+			.set({ replayedAt: at })
+			.where(inArray(deadLetters.messageId, messageIds.slice(i, i + 90)));
+	}
+}
+
+/** Deletes dead letters by id (D1 row ids and `kv:` ids). Returns how many were deleted. */
+export async function deleteDeadLetters(db: D1Database, kv: KVNamespace, ids: readonly (number | string)[]): Promise<number> {
+	let n = 0;
+	const rowIds = ids.filter((i): i is number => typeof i === "number");
+	for (let i = 0; i < rowIds.length; i += 90) {
+		const res = await drizzle(db)
+			.delete(deadLetters)
+			.where(inArray(deadLetters.id, rowIds.slice(i, i + 90)))
+			.returning({ id: deadLetters.id });
+		n += res.length;
+	}
+	for (const id of ids) {
+		if (typeof id !== "string") continue;
+		await kv.delete(`${KV_DEAD_LETTER_PREFIX}${id.slice("kv:".length)}`);
+		n++;
+	}
+	return n;
+}
+
+/** Moves dead letters that waited in KV into D1 (once D1 takes writes again). Returns how many moved. */
+export async function drainKvDeadLetters(db: D1Database, kv: KVNamespace, max = 200): Promise<number> {
+	const listed = await kv.list({ prefix: KV_DEAD_LETTER_PREFIX, limit: max });
+	if (!listed.keys.length) return 0;
+	const letters: { name: string; letter: DeadLetter }[] = [];
+	for (const k of listed.keys) {
+		const l = await readKv(kv, k.name);
+		if (l) letters.push({ name: k.name, letter: l });
+	}
+	await storeDeadLettersD1(
+		db,
+		letters.map((l) => l.letter),
+	);
+	// Deleted only after D1 has them: a failure in between leaves a copy in both, which D1 dedupes by message id.
+	await Promise.all(letters.map((l) => kv.delete(l.name)));
+	return letters.length;
+}
