@@ -1,0 +1,94 @@
+// The bridge's config: defaults, errors that name the JSON path of the bad entry, YAML, exit code 2.
+import { writeFileSync } from "node:fs";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { ConfigError, loadConfig, parseConfig } from "../../../cli/bridge/config.ts";
+import { runToExit, scratchDir } from "./harness.ts";
+
+const scratch = scratchDir();
+afterAll(() => scratch.remove());
+
+const nats = { type: "nats", dataset: "items", map: { key: "/id" }, servers: "127.0.0.1:4222", stream: "S", durable: "d" };
+const problems = (doc: unknown, env: NodeJS.ProcessEnv = {}) => {
+	try {
+		parseConfig(doc, "c.json", env);
+		return [];
+	} catch (e) {
+		if (!(e instanceof ConfigError)) throw e;
+		return e.problems;
+	}
+};
+
+describe("bridge config", () => {
+	it("fills in defaults, and takes the key and URL from HOTPATH_KEY and HOTPATH_URL when the file has none", () => {
+		const c = parseConfig({ sources: [nats] }, "c.json", { HOTPATH_KEY: "env-key", HOTPATH_URL: "http://h:1/" });
+		expect(c.target).toEqual({ url: "http://h:1", key: "env-key", timeout_ms: 30_000 });
+		expect(c.batch).toEqual({ max_events: 1000, max_wait_ms: 50, max_in_flight: 4 });
+		expect(c.sources[0]).toMatchObject({ ack_wait_ms: 60_000, max_ack_pending: 20_000 });
+		expect(parseConfig({ target: { key: "k" }, sources: [nats] }, "c.json", {}).target.url).toBe("http://127.0.0.1:8787");
+		expect(problems({ sources: [nats] })).toEqual(["target.key: missing; put it in the config or set HOTPATH_KEY"]);
+	});
+
+	it("names the JSON path of every bad entry", () => {
+		expect(problems({ target: { key: "k" }, sources: [nats, { ...nats, map: { key: "id" } }] })).toEqual([
+			'sources[1].map.key: must be a JSON Pointer: "" (the whole message) or "/" followed by the path, e.g. "/user/id"',
+		]);
+		expect(
+			problems({
+				target: { key: "k", url: "ftp://x" },
+				batch: { max_events: 20_000 },
+				sources: [{ ...nats, dataset: "Bad-Name", map: { key: "/a~2", extra: 1 }, durable: "a.b", bogus: true }, { type: "kafkaa" }],
+			}),
+		).toEqual([
+			"target.url: must be an http(s) URL",
+			expect.stringMatching(/^batch\.max_events: /),
+			expect.stringMatching(/^sources\[0\]\.dataset: must be a dataset name/),
+			expect.stringMatching(/^sources\[0\]\.map\.key: must be a JSON Pointer: "~" may only appear/),
+			'sources[0].map: unknown setting "extra"',
+			expect.stringMatching(/^sources\[0\]\.durable: /),
+			'sources[0]: unknown setting "bogus"',
+			expect.stringMatching(/^sources\[1\]\.type: /),
+		]);
+		expect(
+			problems({
+				target: { key: "k" },
+				sources: [
+					{ ...nats, name: "a" },
+					{ ...nats, name: "a" },
+				],
+			}),
+		).toEqual(['sources[1].name: "a" is also the name of sources[0]']);
+		expect(
+			problems({
+				target: { key: "k" },
+				sources: [{ type: "postgres", url: "postgres://x", tables: ["a", { table: "b", dataset: "bb" }], slot: "s", publication: "p" }],
+			}),
+		).toEqual(["sources[0].tables[0]: names no dataset, and the source has no default dataset"]);
+		expect(problems({ target: { key: "k" }, sources: [] })).toEqual(["sources: needs at least one source"]);
+		expect(problems([1, 2])).toEqual(["(top level): the config must be a JSON object with target and sources"]);
+	});
+
+	it("reads YAML as well as JSON", () => {
+		const file = path.join(scratch.dir, "bridge.yaml");
+		writeFileSync(
+			file,
+			"target:\n  url: http://127.0.0.1:9999\n  key: k\nsources:\n  - type: redis-streams\n    dataset: users\n    map: {key: /user_id}\n    url: redis://127.0.0.1:6379\n    stream: s\n    group: g\n    consumer: c\n",
+		);
+		expect(loadConfig(file, {}).sources[0]).toMatchObject({ type: "redis-streams", stream: "s", start: "0", count: 1000 });
+	});
+
+	it("a bad config or bad usage exits 2 with the path of the bad entry; --help exits 0", async () => {
+		const bad = await runToExit({ target: { key: "k" }, sources: [nats, { ...nats, map: { key: "id" } }] }, scratch.dir);
+		expect(bad.code).toBe(2);
+		expect(bad.output).toContain("sources[1].map.key: must be a JSON Pointer");
+		const notJson = await runToExit("{", scratch.dir);
+		expect(notJson.code).toBe(2);
+		expect(notJson.output).toContain("not valid JSON");
+		const usage = await runToExit({ target: { key: "k" }, sources: [nats] }, scratch.dir, ["--status-port", "x"]);
+		expect(usage.code).toBe(2);
+		expect(usage.output).toContain("--status-port must be PORT or HOST:PORT");
+		const help = await runToExit({}, scratch.dir, ["--help"]);
+		expect(help.code).toBe(0);
+		expect(help.output).toContain("usage: hotpath bridge --config FILE");
+	}, 30_000);
+});
