@@ -4,6 +4,7 @@
  * arguments (like `bridge`) registers through `passthroughVerb`.
  */
 import type { Command } from "commander";
+import { registerBridge } from "./bridge.ts";
 import { registerDatasets } from "./datasets.ts";
 import { registerDlq } from "./dlq.ts";
 import { registerExport } from "./export.ts";
@@ -55,4 +56,5 @@ export const verbs: RegisterVerb[] = [
 	registerRebuild,
 	registerStats,
 	registerHealth,
+	registerBridge,
 ];

@@ -91,4 +91,10 @@ describe("bridge config", () => {
 		expect(help.code).toBe(0);
 		expect(help.output).toContain("usage: hotpath bridge --config FILE");
 	}, 30_000);
+
+	it("is the `bridge` verb of the hotpath CLI", async () => {
+		const bad = await runToExit({ target: { key: "k" }, sources: [{ ...nats, map: {} }] }, scratch.dir, [], { via: "cli" });
+		expect(bad.code).toBe(2);
+		expect(bad.output).toContain("sources[0].map.key: ");
+	}, 30_000);
 });

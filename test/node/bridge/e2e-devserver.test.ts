@@ -151,7 +151,8 @@ describe("the bridge against npm run dev", () => {
 			async () => {
 				const r = await lookup(keys);
 				const present = [...r.values()].filter((x) => x.status === "present").length;
-				return present === keys.length - 1 && r.get("pg-3")?.value && (r.get("pg-3")?.value as { score: number }).score === 99.5 ? r : undefined;
+				const pg3 = r.get("pg-3")?.value as { score?: number } | undefined;
+				return present === keys.length - 1 && pg3?.score === 99.5 ? r : undefined;
 			},
 			60_000,
 			"every record readable",

@@ -121,16 +121,17 @@ export const testTarget = (url: string, key: string) => ({
 	retry: { initial_ms: 100, max_ms: 1000 },
 });
 
-/** Runs the bridge with this config (extra CLI arguments appended) until it exits by itself. */
+/** Runs the bridge with this config (extra arguments appended) until it exits by itself; `via: "cli"` runs it as `hotpath bridge`. */
 export async function runToExit(
 	config: object | string,
 	dir: string,
 	args: string[] = [],
-	timeoutMs = 30_000,
+	{ timeoutMs = 30_000, via = "main" }: { timeoutMs?: number; via?: "main" | "cli" } = {},
 ): Promise<{ code: number | null; output: string }> {
 	const file = path.join(dir, `bridge-${Date.now()}-${Math.random().toString(36).slice(2, 6)}.json`);
 	writeFileSync(file, typeof config === "string" ? config : JSON.stringify(config));
-	const proc = spawn(process.execPath, [MAIN, "--config", file, ...args], { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
+	const entry = via === "cli" ? [path.join(repoRoot, "cli", "hotpath.ts"), "bridge"] : [MAIN];
+	const proc = spawn(process.execPath, [...entry, "--config", file, ...args], { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
 	let output = "";
 	proc.stdout?.on("data", (d: Buffer) => (output += d.toString()));
 	proc.stderr?.on("data", (d: Buffer) => (output += d.toString()));
