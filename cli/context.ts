@@ -30,8 +30,9 @@ export function devVarsKey(dir: string): string | undefined {
 
 /** --url/--key, else HOTPATH_URL/HOTPATH_KEY, else the local dev server and the admin key in .dev.vars (here, or in the repo the CLI lives in). */
 export function resolveTarget(opts: GlobalOptions, env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): { url: string; key?: string } {
-	const url = opts.url ?? env.HOTPATH_URL ?? DEFAULT_URL;
-	const key = opts.key ?? env.HOTPATH_KEY ?? devVarsKey(cwd) ?? devVarsKey(path.join(import.meta.dirname, ".."));
+	// An empty variable counts as unset.
+	const url = opts.url || env.HOTPATH_URL || DEFAULT_URL;
+	const key = opts.key || env.HOTPATH_KEY || devVarsKey(cwd) || devVarsKey(path.join(import.meta.dirname, ".."));
 	return { url, key };
 }
 

@@ -11,16 +11,12 @@ import { Progress } from "../progress.ts";
 import { Checkpoint, type ChunkOutcome, type LoadIdentity, type Totals } from "./checkpoint.ts";
 import { type Chunk, type ChunkLimits, chunked, type RowRejection } from "./chunks.ts";
 import { csvSource } from "./csv.ts";
+import { DEFAULTS } from "./limits.ts";
 import { ndjsonSource } from "./ndjson.ts";
 import { parquetSource } from "./parquet.ts";
 import { runPool } from "./pool.ts";
 import { RowEncoder, type Typing } from "./rows.ts";
 import type { Format, Source } from "./source.ts";
-
-/** The import route's limits: 5,000 rows and 5 MiB per request. */
-export const MAX_CHUNK_ROWS = 5000;
-export const MAX_CHUNK_BYTES = 5 * 1024 * 1024;
-export const DEFAULTS = { chunkRows: 2000, chunkBytes: 4 * 1024 * 1024, concurrency: 4 } as const;
 
 export interface LoadOptions {
 	client: Hotpath;

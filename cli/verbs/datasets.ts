@@ -3,7 +3,6 @@ import { type FieldSpec, HotpathError, type Spec } from "@hotpath/client";
 import type { Command } from "commander";
 import { verbAction } from "../context.ts";
 import { describeProblem, table } from "../output.ts";
-import { readSpecFiles } from "../spec-files.ts";
 
 const fieldText = (f: FieldSpec) => (f.type === "vector" ? `vector(${f.dim})` : f.type);
 
@@ -56,6 +55,7 @@ export function registerDatasets(program: Command): void {
 		.argument("<files...>")
 		.action(
 			verbAction(async ({ client, out }, [files]: [string[]]) => {
+				const { readSpecFiles } = await import("../spec-files.ts");
 				const specs = readSpecFiles(files);
 				const results: { name: string; status: "created" | "updated" | "failed"; spec?: Spec; error?: unknown }[] = [];
 				for (const spec of specs) {

@@ -2,7 +2,8 @@
 import { existsSync } from "node:fs";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { intOption, verbAction } from "../context.ts";
-import { DEFAULTS, type LoadReport, MAX_CHUNK_BYTES, MAX_CHUNK_ROWS, runLoad } from "../load/run.ts";
+import { DEFAULTS, MAX_CHUNK_BYTES, MAX_CHUNK_ROWS } from "../load/limits.ts";
+import type { LoadReport } from "../load/run.ts";
 import { formatOf } from "../load/source.ts";
 import { count, duration, EXIT, UsageError } from "../output.ts";
 
@@ -70,6 +71,8 @@ export function registerLoad(program: Command): void {
 				const resumeHint = `run the same command with --resume to continue (checkpoint: ${checkpoint})`;
 				let report: LoadReport;
 				try {
+					// The readers (csv-parse, hyparquet) load only when a load runs: every other verb starts faster.
+					const { runLoad } = await import("../load/run.ts");
 					report = await runLoad({
 						client,
 						dataset,

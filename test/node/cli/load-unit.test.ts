@@ -1,0 +1,219 @@
+// The pieces of `hotpath load` that need no server: cell typing, row encoding, line reading, chunking, checkpoints.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import type { Spec } from "@hotpath/client";
+import { afterAll, describe, expect, it } from "vitest";
+import { Checkpoint, type LoadIdentity } from "../../../cli/load/checkpoint.ts";
+import { type Chunk, chunked } from "../../../cli/load/chunks.ts";
+import { coerceText, eventTimeValue, jsonReady } from "../../../cli/load/coerce.ts";
+import { ndjsonLines, ndjsonSource } from "../../../cli/load/ndjson.ts";
+import { RowEncoder } from "../../../cli/load/rows.ts";
+import type { SourceItem } from "../../../cli/load/source.ts";
+import { UsageError } from "../../../cli/output.ts";
+
+const dir = mkdtempSync(path.join(tmpdir(), "hotpath-load-unit-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const spec: Spec = {
+	name: "items",
+	key: "item_id",
+	ttl_seconds: 60,
+	fields: {
+		n: { type: "int" },
+		price: { type: "float" },
+		ok: { type: "bool" },
+		meta: { type: "json" },
+		tags: { type: "string[]" },
+		emb: { type: "vector", dim: 2 },
+		name: { type: "string" },
+	},
+};
+
+async function collect<T>(it: AsyncIterable<T[]>): Promise<T[]> {
+	const out: T[] = [];
+	for await (const batch of it) out.push(...batch);
+	return out;
+}
+
+async function allChunks(it: AsyncIterable<Chunk>): Promise<Chunk[]> {
+	const out: Chunk[] = [];
+	for await (const c of it) out.push(c);
+	return out;
+}
+
+describe("CSV cells typed by field", () => {
+	it("types each kind, empty as null, and says why a cell is wrong", () => {
+		expect(coerceText({ type: "int" }, " 42 ")).toEqual({ value: 42 });
+		expect(coerceText({ type: "int" }, "4.2")).toEqual({ error: '"4.2" is not an integer' });
+		expect(coerceText({ type: "int" }, "9007199254740993")).toHaveProperty("error");
+		expect(coerceText({ type: "float" }, "1e3")).toEqual({ value: 1000 });
+		expect(coerceText({ type: "float" }, "NaN")).toHaveProperty("error");
+		expect(coerceText({ type: "bool" }, "TRUE")).toEqual({ value: true });
+		expect(coerceText({ type: "bool" }, "0")).toEqual({ value: false });
+		expect(coerceText({ type: "bool" }, "maybe")).toHaveProperty("error");
+		expect(coerceText({ type: "json" }, '{"a":[1]}')).toEqual({ value: { a: [1] } });
+		expect(coerceText({ type: "json" }, "{oops")).toHaveProperty("error");
+		expect(coerceText({ type: "string[]" }, '["a","b"]')).toEqual({ value: ["a", "b"] });
+		expect(coerceText({ type: "vector", dim: 2 }, "[0.1,0.2]")).toEqual({ value: [0.1, 0.2] });
+		expect(coerceText({ type: "float[]" }, "0.1,0.2")).toHaveProperty("error");
+		expect(coerceText({ type: "float[]" }, '{"a":1}')).toEqual({ error: '"{"a":1}" is not a JSON array' });
+		expect(coerceText({ type: "string" }, " keep spaces ")).toEqual({ value: " keep spaces " });
+		for (const t of ["string", "int", "float", "bool", "json", "string[]"] as const) expect(coerceText({ type: t }, "")).toEqual({ value: null });
+	});
+
+	it("makes Parquet values JSON-ready and reads event times", () => {
+		expect(jsonReady(12n)).toBe(12);
+		expect(jsonReady(2n ** 60n)).toBe("1152921504606846976");
+		expect(jsonReady(new Date(0))).toBe("1970-01-01T00:00:00.000Z");
+		expect(jsonReady(new Float32Array([0.5, 1]))).toEqual([0.5, 1]);
+		expect(jsonReady({ a: [1n, null] })).toEqual({ a: [1, null] });
+		expect(eventTimeValue("1700000000000")).toBe(1_700_000_000_000);
+		expect(eventTimeValue("2026-01-02T03:04:05Z")).toBe("2026-01-02T03:04:05Z");
+		expect(eventTimeValue("")).toBeUndefined();
+	});
+});
+
+describe("rows encoded for the import route", () => {
+	const enc = (o: Partial<ConstructorParameters<typeof RowEncoder>[0]> = {}) =>
+		new RowEncoder({ spec, typing: "json", idPrefix: "hp:f:", defaultEventTime: 1000, ...o });
+	const parsed = (e: ReturnType<RowEncoder["encode"]>) => ("text" in e ? JSON.parse(e.text) : e);
+
+	it("prepends _id and _event_time to a plain JSON line without re-encoding it, as the parse path would", () => {
+		const text = '{"item_id":"a","price":1.5,"tags":["x"]}';
+		const fast = enc().encode({ pos: 7, text, end: 0 });
+		expect("text" in fast && fast.text).toBe(`{"_id":"hp:f:7","_event_time":1000,"item_id":"a","price":1.5,"tags":["x"]}`);
+		// The same row given as an object goes through the parse path: the same content.
+		expect(parsed(fast)).toEqual(parsed(enc().encode({ pos: 7, row: JSON.parse(text), end: 0 })));
+	});
+
+	it("keeps a row's own _id and _event_time, and takes --event-time-column out of the value", () => {
+		expect(parsed(enc().encode({ pos: 1, text: '{"item_id":"a","_id":"mine","_event_time":"2026-01-01T00:00:00Z"}', end: 0 }))).toEqual({
+			item_id: "a",
+			_id: "mine",
+			_event_time: "2026-01-01T00:00:00Z",
+		});
+		expect(parsed(enc({ eventTimeColumn: "ts" }).encode({ pos: 2, text: '{"item_id":"a","ts":5,"n":1}', end: 0 }))).toEqual({
+			item_id: "a",
+			n: 1,
+			_event_time: 5,
+			_id: "hp:f:2",
+		});
+		expect(enc({ eventTimeColumn: "ts" }).encode({ pos: 3, text: '{"item_id":"a"}', end: 0 })).toEqual({ error: "no event time in column ts" });
+	});
+
+	it("rejects what is not a JSON object, and types CSV rows by the spec", () => {
+		expect(enc().encode({ pos: 1, text: "[1,2]", end: 0 })).toEqual({ error: "a row must be a JSON object" });
+		// A line that looks like an object is not parsed here: the server rejects it by index if it is not JSON.
+		expect(enc().encode({ pos: 1, text: "{nope", end: 0 })).toEqual({ text: '{"_id":"hp:f:1","_event_time":1000,nope' });
+		expect(enc().encode({ pos: 1, text: "nope", end: 0 })).toHaveProperty("error");
+		expect(enc().encode({ pos: 1, text: "{}", end: 0 })).toEqual({ text: '{"_event_time":1000,"_id":"hp:f:1"}' });
+		const csv = enc({ typing: "text" });
+		expect(
+			parsed(
+				csv.encode({
+					pos: 3,
+					row: { item_id: "007", n: "3", price: "", ok: "yes", meta: '{"a":1}', tags: '["t"]', emb: "[1,2]", name: "x", _op: "", _event_time: "" },
+					end: 0,
+				}),
+			),
+		).toEqual({ item_id: "007", n: 3, price: null, ok: true, meta: { a: 1 }, tags: ["t"], emb: [1, 2], name: "x", _event_time: 1000, _id: "hp:f:3" });
+		expect(csv.encode({ pos: 4, row: { item_id: "a", n: "x", ok: "?" }, end: 0 })).toEqual({
+			error: 'n: "x" is not an integer; ok: "?" is not a boolean (true/false, 1/0, yes/no)',
+		});
+	});
+});
+
+describe("NDJSON lines", () => {
+	it("numbers lines (blank ones too), drops \\r, and gives offsets a reader can seek to", async () => {
+		const file = path.join(dir, "lines.ndjson");
+		writeFileSync(file, '{"a":1}\r\n\n{"a":2}\n  \n{"a":"é"}\n{"a":4}');
+		const items = await collect(ndjsonSource(file, 0).items());
+		expect(items.map((i) => [i.pos, i.text])).toEqual([
+			[1, '{"a":1}'],
+			[3, '{"a":2}'],
+			[5, '{"a":"é"}'],
+			[6, '{"a":4}'],
+		]);
+		const after = items[1] as SourceItem;
+		const rest = await collect(ndjsonSource(file, 0).items({ offset: after.end, pos: after.pos }));
+		expect(rest).toEqual(items.slice(2));
+	});
+
+	it("splits lines across read chunks", async () => {
+		async function* pieces() {
+			yield Buffer.from('{"a":');
+			yield Buffer.from('1}\n{"b"');
+			yield Buffer.from(":2}\n");
+		}
+		expect((await collect(ndjsonLines(pieces()))).map((i) => [i.pos, i.text, i.end])).toEqual([
+			[1, '{"a":1}', 8],
+			[2, '{"b":2}', 16],
+		]);
+	});
+});
+
+describe("chunks", () => {
+	const items = (n: number, from = 1): SourceItem[] =>
+		Array.from({ length: n }, (_, i) => ({ pos: from + i, text: `{"k":${from + i}}`, end: (from + i) * 10 }));
+	async function* batches(list: SourceItem[], size = 7) {
+		for (let i = 0; i < list.length; i += size) yield list.slice(i, i + size);
+	}
+	const encode = (i: SourceItem) => (i.pos % 10 === 0 ? { error: "tenth" } : i.pos === 13 ? { text: "x".repeat(200) } : { text: i.text ?? "" });
+
+	it("cut at the row and byte limits, the same from the start or from any chunk boundary", async () => {
+		const all = items(60);
+		const limits = { rows: 5, bytes: 64 };
+		const whole = await allChunks(chunked(batches(all), encode, limits, { index: 0, end: { offset: 0, pos: 0 } }));
+		for (const c of whole) {
+			expect(c.lines.length).toBeLessThanOrEqual(5);
+			expect(c.bytes).toBeLessThanOrEqual(64);
+			expect(c.items).toBe(c.lines.length + c.localRejects.length);
+		}
+		expect(whole.reduce((n, c) => n + c.items, 0)).toBe(60);
+		expect(whole.flatMap((c) => c.localRejects.map((r) => r.pos))).toEqual([10, 13, 20, 30, 40, 50, 60]);
+		expect(whole.flatMap((c) => c.localRejects).find((r) => r.pos === 13)?.error).toMatch(/more than a chunk's 64/);
+		// Resume from the end of chunk 3, as a seekable source does: the chunks that follow are identical.
+		const k = whole[3] as Chunk;
+		const rest = all.filter((i) => i.pos > k.end.pos);
+		const resumed = await allChunks(chunked(batches(rest, 3), encode, limits, { index: k.index + 1, end: k.end }));
+		expect(resumed).toEqual(whole.slice(4));
+	});
+});
+
+describe("checkpoints", () => {
+	const identity: LoadIdentity = { dataset: "d", file: "/f", size: 10, mtime_ms: 5, format: "ndjson", event_time_column: null };
+	const outcome = (offset: number, rejections = 0) => ({
+		items: 10,
+		imported: 10 - rejections,
+		unchanged: 0,
+		rejections: Array.from({ length: rejections }, (_, i) => ({ pos: offset + i, error: "bad" })),
+		end: { offset, pos: offset },
+	});
+
+	it("advance the done prefix over chunks that finished out of order, and survive a reload", () => {
+		const file = path.join(dir, "cp.json");
+		const cp = Checkpoint.fresh(file, identity, { chunk_rows: 10, chunk_bytes: 1000 });
+		cp.record(1, outcome(200, 1));
+		cp.record(3, outcome(400));
+		expect(cp.prefix.chunks).toBe(0);
+		cp.record(0, outcome(100, 2));
+		expect(cp.prefix).toEqual({ chunks: 2, end: { offset: 200, pos: 200 } });
+		expect([0, 1, 2, 3].map((i) => cp.isDone(i))).toEqual([true, true, false, true]);
+
+		const again = Checkpoint.resume(file, identity);
+		expect(again?.prefix).toEqual(cp.prefix);
+		expect(again?.totals).toEqual({ rows: 30, imported: 27, unchanged: 0, rejected: 3 });
+		expect(again?.isDone(3)).toBe(true);
+		expect(again?.isDone(2)).toBe(false);
+		expect(JSON.parse(readFileSync(file, "utf8")).chunks).toEqual({ chunk_rows: 10, chunk_bytes: 1000 });
+	});
+
+	it("refuse a checkpoint of another file or of a file that changed", () => {
+		const file = path.join(dir, "cp2.json");
+		Checkpoint.fresh(file, identity, { chunk_rows: 10, chunk_bytes: 1000 }).save();
+		expect(() => Checkpoint.resume(file, { ...identity, mtime_ms: 6 })).toThrow(UsageError);
+		expect(() => Checkpoint.resume(file, { ...identity, mtime_ms: 6 })).toThrow(/changed since/);
+		expect(Checkpoint.resume(path.join(dir, "none.json"), identity)).toBeUndefined();
+	});
+});
