@@ -24,7 +24,8 @@ export interface UpstashLocal {
 type Json = string | number | null | Json[];
 type Outcome = { result: Json } | { error: string };
 
-const MAX_BODY_BYTES = 64 * 1024 * 1024;
+/** Upstash refuses requests over 10 MB ("ERR max request size exceeded", Free and Pay-as-you-go); so does this endpoint. */
+export const MAX_REQUEST_BYTES = 10 * 1024 * 1024;
 const POOL_SIZE = 8;
 
 // Commands that change connection state (and would leak into other requests on a shared
@@ -291,8 +292,8 @@ export async function startUpstashLocal(options: UpstashLocalOptions): Promise<U
 		};
 		req.on("data", (chunk: Buffer) => {
 			size += chunk.length;
-			if (size > MAX_BODY_BYTES) {
-				reply(413, { error: "ERR request body too large" });
+			if (size > MAX_REQUEST_BYTES) {
+				reply(400, { error: "ERR max request size exceeded" });
 				req.destroy();
 			} else chunks.push(chunk);
 		});

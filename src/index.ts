@@ -1,6 +1,6 @@
 /** Worker entry: HTTP through the Hono app, the events and dead-letter queue consumers, and the cron trigger. */
 import { createApp } from "./app";
-import type { Env } from "./env";
+import { type Env, parseSettings } from "./env";
 import { pruneEventLog } from "./history/retention";
 import { consumeEvents } from "./ingest/consumer";
 import { consumeDeadLetters, drainDeadLetters } from "./ingest/dead-letters";
@@ -28,10 +28,10 @@ export default {
 
 	/** Dispatch by the configured queue names: a dead-letter queue is never re-applied as events, whatever it is called. */
 	async queue(batch, env) {
-		const services = servicesFor(env);
-		const { EVENTS_QUEUE_NAME, DEAD_LETTER_QUEUE_NAME } = services.settings;
+		// The names of this env, read per batch (the services are shared across env objects).
+		const { EVENTS_QUEUE_NAME, DEAD_LETTER_QUEUE_NAME } = parseSettings(env);
 		if (batch.queue === DEAD_LETTER_QUEUE_NAME) await consumeDeadLetters(batch, env.DB, env.RECORDS_KV);
-		else if (batch.queue === EVENTS_QUEUE_NAME) await consumeEvents(batch, services);
+		else if (batch.queue === EVENTS_QUEUE_NAME) await consumeEvents(batch, servicesFor(env));
 		else {
 			// A queue this worker was not told about: touch nothing, and let its retries and dead-letter queue keep the messages.
 			log.error("batch from an unknown queue; not consumed", {

@@ -19,8 +19,36 @@ end
 redis.call('SET', KEYS[1], ARGV[2], 'EX', tonumber(ARGV[3]))
 return 1`;
 
-/** Commands per pipeline request, which keeps each request well under Upstash's request size limit. */
-const PIPELINE_COMMANDS = 500;
+/**
+ * Bounds on one pipeline request: Upstash refuses requests over 10 MB, and 500 records with
+ * 4096-dim vectors come to about 40 MB. So writes are split by count and by bytes; a request
+ * carries at most this many commands and (a single larger record aside) this many payload bytes.
+ */
+export const PIPELINE_COMMANDS = 500;
+export const PIPELINE_BYTES = 1024 * 1024;
+
+/** Splits writes into pipeline requests under PIPELINE_COMMANDS and PIPELINE_BYTES (keys and payloads, in UTF-16 units). */
+export function chunkWrites<W extends { key: string; payload: string }>(
+	writes: readonly W[],
+	maxCommands = PIPELINE_COMMANDS,
+	maxBytes = PIPELINE_BYTES,
+): W[][] {
+	const chunks: W[][] = [];
+	let cur: W[] = [];
+	let bytes = 0;
+	for (const w of writes) {
+		const size = w.key.length + w.payload.length;
+		if (cur.length && (cur.length >= maxCommands || bytes + size > maxBytes)) {
+			chunks.push(cur);
+			cur = [];
+			bytes = 0;
+		}
+		cur.push(w);
+		bytes += size;
+	}
+	if (cur.length) chunks.push(cur);
+	return chunks;
+}
 
 export interface GuardedWrite {
 	key: string;
@@ -71,8 +99,7 @@ export class RedisStore {
 	}
 
 	private async runGuarded(sha: string, writes: GuardedWrite[]): Promise<number> {
-		const chunks: GuardedWrite[][] = [];
-		for (let i = 0; i < writes.length; i += PIPELINE_COMMANDS) chunks.push(writes.slice(i, i + PIPELINE_COMMANDS));
+		const chunks = chunkWrites(writes);
 		const written = await Promise.all(
 			chunks.map(async (chunk) => {
 				const p = this.redis.pipeline();

@@ -12,6 +12,8 @@ import { type CachedRecord, recordCacheKey } from "../../src/storage/cached-reco
 class MapTier implements Tier {
 	calls = 0;
 	failing = false;
+	/** How long each call takes, in ms. */
+	delayMs = 0;
 	readonly data = new Map<string, CachedRecord>();
 	constructor(
 		readonly name: "redis" | "kv" | "d1",
@@ -22,6 +24,7 @@ class MapTier implements Tier {
 	}
 	async getMany(refs: RecordRef[]): Promise<Found> {
 		this.calls++;
+		if (this.delayMs) await new Promise((r) => setTimeout(r, this.delayMs));
 		if (this.failing) throw new Error(`${this.name} is down`);
 		return new Map(refs.filter((r) => this.data.has(r.ck)).map((r) => [r.ck, this.data.get(r.ck) as CachedRecord]));
 	}
@@ -114,6 +117,20 @@ describe("TieredReader", () => {
 		await c2.settle();
 		expect(redis.data.get(other)?.r).toBe(3);
 		expect(kv.data.get(other)?.r).toBe(3);
+	});
+
+	it("a tier slower than its timeout is skipped: the next tier answers within the timeout, and the error is counted", async () => {
+		const stats = new TierStats();
+		const redis = new MapTier("redis", 1000);
+		const d1 = new MapTier("d1", 0);
+		redis.delayMs = 2000;
+		redis.data.set(ck, { v: { x: 1 }, t: Date.now(), i: "a", r: 1 });
+		d1.data.set(ck, { v: { x: 2 }, t: Date.now(), i: "b", r: 2 });
+		const reader = new TieredReader(new L0Cache(10, 50, 5000, 20), [redis, d1], stats, { redis: 100, kv: 100, d1: 100 });
+		const start = Date.now();
+		expect((await reader.lookup([ref()], ctx())).get(ck)).toMatchObject({ tier: "d1", rec: { r: 2 } });
+		expect(Date.now() - start).toBeLessThan(1000);
+		expect(stats.tiers.redis.errors).toBe(1);
 	});
 
 	it("answers a batch with one call per tier", async () => {

@@ -214,8 +214,12 @@ describe("Redis failover", () => {
 		expect((await fetch(`${control}/redis/stop`, { method: "POST" })).status).toBe(204);
 		for (let i = 30; i < 60; i++) await read(i);
 		expect(tiersSeen.slice(30).every((t) => t === "d1")).toBe(true);
-		const down = (await (await exports.default.fetch("http://h/healthz")).json()) as { tiers: { redis: string } };
-		expect(down.tiers.redis).toBe("down");
+		// /healthz reuses one probe for up to HEALTH_CACHE_MS: it reports Redis down within that.
+		await eventually(
+			async () =>
+				((await (await exports.default.fetch("http://h/healthz")).json()) as { tiers: { redis: string } }).tiers.redis === "down" ? true : undefined,
+			{ what: "/healthz reporting Redis down" },
+		);
 
 		expect((await fetch(`${control}/redis/start`, { method: "POST" })).status).toBe(204);
 		let redisState = "down";

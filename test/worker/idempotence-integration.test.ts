@@ -1,0 +1,212 @@
+/**
+ * An event id is applied at most once per key, whatever its event_time, for as long as history is
+ * kept: the applied-event log, ids for events sent without one (Idempotency-Key, content, random),
+ * and the log's retention by the cron trigger.
+ */
+import { createExecutionContext, createScheduledController } from "cloudflare:test";
+import { beforeAll, describe, expect, it } from "vitest";
+import type { Env } from "../../src/env";
+import worker from "../../src/index";
+import {
+	call,
+	createDataset,
+	d1Record,
+	EVENTS_QUEUE,
+	env,
+	eventsBody,
+	expectProblem,
+	message,
+	postEvents,
+	type QueueEvent,
+	runQueue,
+	staysFalse,
+	uniqueName,
+	waitForD1,
+} from "./helpers";
+
+let ds = "";
+beforeAll(async () => {
+	ds = await createDataset({ key: "id", fields: { a: "int", b: "string" }, ttl_seconds: 3600 });
+});
+
+interface LogRow {
+	dataset: string;
+	key: string;
+	event_time: number;
+	event_id: string;
+	op: string;
+	value: string | null;
+	applied_at: number;
+}
+const logOf = async (dataset: string, key: string) =>
+	(await env.DB.prepare("SELECT * FROM event_log WHERE dataset = ?1 AND key = ?2 ORDER BY event_time, event_id").bind(dataset, key).all<LogRow>()).results;
+
+const ev = (key: string, op: QueueEvent["op"], time: number, value: Record<string, unknown> | undefined, id: string): QueueEvent => ({
+	id,
+	dataset: ds,
+	key,
+	op,
+	time,
+	...(value ? { value } : {}),
+});
+
+describe("the applied-event log", () => {
+	it("holds every applied event of a key, in (event_time, id) order, with op and value; a late loser is logged too", async () => {
+		const k = uniqueName("k");
+		const t = Date.now() - 60_000;
+		await runQueue(EVENTS_QUEUE, [message(eventsBody([ev(k, "upsert", t + 10, { a: 1, b: "x" }, "u10"), ev(k, "patch", t + 20, { b: "y" }, "p20")]))]);
+		// Arrives late and loses to the upsert, but it was applied (a no-op): history needs it at its place in time.
+		await runQueue(EVENTS_QUEUE, [message(eventsBody([ev(k, "upsert", t + 5, { a: 0 }, "u5"), ev(k, "delete", t + 30, undefined, "d30")]))]);
+		const rows = await logOf(ds, k);
+		expect(rows.map((r) => [r.event_time - t, r.event_id, r.op, r.value === null ? null : JSON.parse(r.value)])).toEqual([
+			[5, "u5", "upsert", { a: 0 }],
+			[10, "u10", "upsert", { a: 1, b: "x" }],
+			[20, "p20", "patch", { b: "y" }],
+			[30, "d30", "delete", null],
+		]);
+		expect(await d1Record(ds, k)).toMatchObject({ value: null, base_deleted: 1, rev: 2 });
+	});
+
+	it("a redelivered batch adds no log rows", async () => {
+		const k = uniqueName("k");
+		const msg = message(eventsBody([ev(k, "upsert", Date.now(), { a: 1 }, "once")]));
+		await runQueue(EVENTS_QUEUE, [msg]);
+		await runQueue(EVENTS_QUEUE, [{ ...msg, attempts: 2 }]);
+		expect((await logOf(ds, k)).map((r) => r.event_id)).toEqual(["once"]);
+	});
+});
+
+describe("an id is applied at most once per key, whatever its event_time", () => {
+	it("A's resend with a new time after B's newer write is not applied: B's value stays", async () => {
+		const k = uniqueName("k");
+		const t = Date.now() - 10_000;
+		await runQueue(EVENTS_QUEUE, [message(eventsBody([ev(k, "upsert", t, { a: 1 }, "from-A")]))]);
+		await runQueue(EVENTS_QUEUE, [message(eventsBody([ev(k, "upsert", t + 1000, { a: 2 }, "from-B")]))]);
+		// A's retry carries the same id, but the time it was received again.
+		const retry = message(eventsBody([ev(k, "upsert", t + 5000, { a: 1 }, "from-A")]));
+		expect((await runQueue(EVENTS_QUEUE, [retry])).explicitAcks).toEqual([retry.id]);
+		expect(await d1Record(ds, k)).toMatchObject({ value: JSON.stringify({ a: 2 }), event_id: "from-B", rev: 2 });
+		expect((await logOf(ds, k)).map((r) => r.event_id)).toEqual(["from-A", "from-B"]);
+	});
+
+	it("the same id twice in one batch with different times is one event, at the earlier time", async () => {
+		const k = uniqueName("k");
+		const t = Date.now() - 10_000;
+		await runQueue(EVENTS_QUEUE, [message(eventsBody([ev(k, "upsert", t + 100, { a: 9 }, "dup"), ev(k, "upsert", t, { a: 9 }, "dup")]))]);
+		const rows = await logOf(ds, k);
+		expect(rows.map((r) => [r.event_id, r.event_time])).toEqual([["dup", t]]);
+		expect(await d1Record(ds, k)).toMatchObject({ event_time: t, rev: 1 });
+	});
+
+	it("the same id on two different keys is two events: ids are per key", async () => {
+		const [k1, k2] = [uniqueName("k"), uniqueName("k")];
+		await runQueue(EVENTS_QUEUE, [message(eventsBody([ev(k1, "upsert", Date.now(), { a: 1 }, "shared"), ev(k2, "upsert", Date.now(), { a: 2 }, "shared")]))]);
+		expect(JSON.parse((await d1Record(ds, k1))?.value ?? "null")).toEqual({ a: 1 });
+		expect(JSON.parse((await d1Record(ds, k2))?.value ?? "null")).toEqual({ a: 2 });
+	});
+});
+
+describe("ids of events sent without one (POST /v1/events)", () => {
+	it("Idempotency-Key: resending the same body is a no-op, even after a newer write from someone else", async () => {
+		const k = uniqueName("k");
+		const body = [{ dataset: ds, key: k, op: "upsert", value: { a: 1, b: "A" } }];
+		const send = (key: string) => call("POST", "/v1/events", { json: body, headers: { "idempotency-key": key } });
+		expect((await send("req-A-1")).status).toBe(202);
+		await waitForD1(ds, k);
+		await postEvents([{ dataset: ds, key: k, op: "upsert", value: { a: 2, b: "B" } }]);
+		await waitForD1(ds, k, (r) => r.rev === 2);
+		// A timed out and retries the same request.
+		expect((await send("req-A-1")).status).toBe(202);
+		await staysFalse(async () => (await d1Record(ds, k))?.rev !== 2, 2500, "A's resend changing the record");
+		expect(JSON.parse((await d1Record(ds, k))?.value ?? "null")).toEqual({ a: 2, b: "B" });
+		const ids = (await logOf(ds, k)).map((r) => r.event_id);
+		expect(ids).toHaveLength(2);
+		expect(ids.filter((i) => i.startsWith("k:"))).toHaveLength(1);
+	});
+
+	it("the ids an Idempotency-Key gives are per index: the events of one body are distinct", async () => {
+		const k = uniqueName("k");
+		const t = Date.now() - 5000;
+		await call("POST", "/v1/events", {
+			json: [
+				{ dataset: ds, key: k, op: "upsert", value: { a: 1 }, event_time: t },
+				{ dataset: ds, key: k, op: "patch", value: { b: "p" }, event_time: t + 1 },
+			],
+			headers: { "idempotency-key": uniqueName("idem") },
+		});
+		const row = await waitForD1(ds, k, (r) => r.value === JSON.stringify({ a: 1, b: "p" }));
+		expect(row.event_time).toBe(t + 1);
+		expect(new Set((await logOf(ds, k)).map((r) => r.event_id)).size).toBe(2);
+	});
+
+	it("without id, event_time or Idempotency-Key, each POST is a new event with a random id", async () => {
+		const k = uniqueName("k");
+		const body = [{ dataset: ds, key: k, op: "patch", value: { a: 5 } }];
+		await postEvents(body);
+		await waitForD1(ds, k);
+		await postEvents(body);
+		await waitForD1(ds, k, (r) => r.rev === 2);
+		const ids = (await logOf(ds, k)).map((r) => r.event_id);
+		expect(ids).toHaveLength(2);
+		for (const id of ids) expect(id).toMatch(/^r:[0-9a-f-]{36}$/);
+		expect(ids[0]).not.toBe(ids[1]);
+	});
+
+	it("with an event_time and no id, the id derives from the content: sending it twice applies it once", async () => {
+		const k = uniqueName("k");
+		const event = { dataset: ds, key: k, op: "upsert", value: { a: 3 }, event_time: Date.now() - 1000 };
+		await postEvents([event]);
+		await waitForD1(ds, k);
+		await postEvents([event]);
+		await staysFalse(async () => (await logOf(ds, k)).length > 1, 2500, "a second log row");
+		expect((await d1Record(ds, k))?.rev).toBe(1);
+		expect((await logOf(ds, k))[0]?.event_id).toMatch(/^h:[0-9a-f]{32}$/);
+	});
+
+	it("a malformed Idempotency-Key is a 400 problem, and nothing is queued", async () => {
+		const k = uniqueName("k");
+		const p = await expectProblem(
+			await call("POST", "/v1/events", { json: [{ dataset: ds, key: k, op: "upsert", value: { a: 1 } }], headers: { "idempotency-key": "x".repeat(256) } }),
+			400,
+		);
+		expect(p.errors?.[0]?.pointer).toBe("Idempotency-Key");
+		await staysFalse(async () => (await d1Record(ds, k)) !== null, 1500, "the refused event landing");
+	});
+});
+
+describe("retention: the cron trigger prunes the log past history_days", () => {
+	it("deletes entries older than their dataset's history_days, keeps younger ones and other datasets', and never touches records", async () => {
+		const short = await createDataset({ key: "id", fields: { a: "int" }, ttl_seconds: 3600, history_days: 1 } as never);
+		const long = await createDataset({ key: "id", fields: { a: "int" }, ttl_seconds: 3600, history_days: 30 } as never);
+		const now = Date.now();
+		const day = 86_400_000;
+		const old = now - 3 * day;
+		// Entries applied three days ago: the log grows in application order, so they sit before
+		// everything applied since (the lowest seqs).
+		const lowest = (await env.DB.prepare("SELECT coalesce(min(seq), 0) AS s FROM event_log").first<{ s: number }>())?.s ?? 0;
+		const insert = (seq: number, dataset: string, key: string, id: string, t: number) =>
+			env.DB.prepare("INSERT INTO event_log (seq, dataset, key, event_time, event_id, op, value, applied_at) VALUES (?1, ?2, ?3, ?4, ?5, 'upsert', '{\"a\":1}', ?4)")
+				.bind(seq, dataset, key, t, id)
+				.run();
+		await insert(lowest - 2, short, "k", "old-short", old);
+		await insert(lowest - 1, long, "k", "old-long", old);
+		await runQueue(EVENTS_QUEUE, [message(eventsBody([{ id: "new-short", dataset: short, key: "k", op: "upsert", value: { a: 2 }, time: now - 1000 }]))]);
+		const recordBefore = await d1Record(short, "k");
+
+		await (worker.scheduled as unknown as (c: ScheduledController, e: Env, x: ExecutionContext) => Promise<void>)(
+			createScheduledController({ scheduledTime: new Date(), cron: "*/5 * * * *" }),
+			env,
+			createExecutionContext(),
+		);
+		expect((await logOf(short, "k")).map((r) => r.event_id)).toEqual(["new-short"]);
+		expect((await logOf(long, "k")).map((r) => r.event_id)).toEqual(["old-long"]);
+		expect(await d1Record(short, "k")).toEqual(recordBefore);
+	});
+
+	it("history_days must be a whole number of days from 1 to 3650", async () => {
+		for (const bad of [0, 1.5, 4000, "7"]) {
+			const p = await expectProblem(await call("PUT", `/v1/datasets/${uniqueName()}`, { json: { key: "id", fields: { a: "int" }, history_days: bad } }), 400);
+			expect(p.errors?.[0]?.pointer).toBe("/history_days");
+		}
+	});
+});
