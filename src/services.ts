@@ -5,7 +5,7 @@ import { RateLimiter } from "./auth/rate-limit";
 import { ControlVersion } from "./control/version";
 import { type Env, parseSettings, type Settings } from "./env";
 import { log } from "./observability/log";
-import { TierStats } from "./observability/stats";
+import { TierStats } from "./serving/stats";
 import { Registry } from "./registry/registry";
 import { CircuitBreaker } from "./serving/breaker";
 import { D1Tier } from "./serving/d1-tier";

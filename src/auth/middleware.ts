@@ -1,9 +1,9 @@
 /** Bearer-key authentication for routes: who is calling, whether the key is usable, its scope and its budget. */
 import { createMiddleware } from "hono/factory";
 import { HotpathError } from "../errors";
-import type { Services } from "../services";
-import type { Principal, Scope } from "./keys";
+import type { KeyStore, Principal, Scope } from "./keys";
 import { assertScope, isExpired } from "./policy";
+import type { RateLimiter } from "./rate-limit";
 
 declare module "hono" {
 	interface ContextVariableMap {
@@ -17,7 +17,7 @@ const BEARER = /^Bearer\s+(\S+)\s*$/i;
  * The principal behind an Authorization header. A missing or malformed header, an unknown, revoked
  * or expired key is `unauthorized`; a key past its rate limit is `rate_limited`.
  */
-export async function authenticate(services: Services, header: string | undefined, now = Date.now()): Promise<Principal> {
+export async function authenticate(services: { keys: KeyStore; rateLimiter: RateLimiter }, header: string | undefined, now = Date.now()): Promise<Principal> {
 	const match = header?.match(BEARER);
 	if (!match) throw new HotpathError("unauthorized", header ? "Authorization must be 'Bearer <key>'" : "missing Authorization: Bearer <key>");
 	const principal = await services.keys.authenticate(match[1] as string);

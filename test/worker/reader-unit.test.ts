@@ -1,6 +1,6 @@
 /** The read path's policies (fallback, stale-while-revalidate, lag skipping), with in-memory tiers standing in for storage. */
 import { describe, expect, it } from "vitest";
-import { TierStats } from "../../src/observability/stats";
+import { TierStats } from "../../src/serving/stats";
 import { ServerTiming } from "../../src/observability/timing";
 import type { DatasetSpec } from "../../src/registry/spec";
 import { L0Cache } from "../../src/serving/l0";

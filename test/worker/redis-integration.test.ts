@@ -1,7 +1,7 @@
 /** The hot tier against a real redis-server, through the real @upstash/redis client and the local endpoint. */
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { TierStats } from "../../src/observability/stats";
+import { TierStats } from "../../src/serving/stats";
 import { ServerTiming } from "../../src/observability/timing";
 import { CircuitBreaker } from "../../src/serving/breaker";
 import { D1Tier } from "../../src/serving/d1-tier";

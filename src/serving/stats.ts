@@ -1,5 +1,5 @@
-/** Per-isolate counters of hits, misses and errors per tier, read by GET /v1/stats. */
-import type { TierName } from "../serving/tier";
+/** Per-isolate counters of hits, misses, errors and skips per tier (read path and write-through), read by GET /v1/stats. */
+import type { TierName } from "./tier";
 
 export interface TierCounters {
 	hits: number;
