@@ -1,5 +1,6 @@
-/** Builds the Hono app: services, middleware order, routes, and the one error handler. */
-import { Hono } from "hono";
+/** Builds the Hono app: services, middleware order, routes, the OpenAPI document and its viewer, and the one error handler. */
+import { OpenAPIHono } from "@hono/zod-openapi";
+import { Scalar } from "@scalar/hono-api-reference";
 import { requestId } from "hono/request-id";
 import type { AppEnv } from "./env";
 import { HotpathError } from "./errors";
@@ -8,9 +9,11 @@ import { adminRoutes } from "./routes/admin";
 import { datasetRoutes } from "./routes/datasets";
 import { eventRoutes } from "./routes/events";
 import { healthRoutes } from "./routes/health";
+import { importRoutes } from "./routes/import";
 import { keyRoutes } from "./routes/keys";
 import { lookupRoutes } from "./routes/lookup";
 import { onError, problemResponse } from "./routes/problem";
+import { rebuildRoutes } from "./routes/rebuild";
 import { recordRoutes } from "./routes/records";
 import { type Services, servicesFor } from "./services";
 
@@ -20,8 +23,19 @@ declare module "hono" {
 	}
 }
 
+const DOCUMENT = {
+	openapi: "3.1.0",
+	info: {
+		title: "Hotpath",
+		version: "1",
+		description:
+			"Cache-first serving of precomputed AI data (features, predictions, embeddings, recommendations) by entity key. Every error is application/problem+json (RFC 9457). Auth: `Authorization: Bearer <key>`.",
+	},
+	servers: [{ url: "/" }],
+};
+
 export function createApp() {
-	const app = new Hono<AppEnv>();
+	const app = new OpenAPIHono<AppEnv>();
 
 	// Liveness: a constant answer with no middleware and no I/O. Also the benchmark's baseline route.
 	app.get("/ping", (c) => c.text("pong"));
@@ -32,14 +46,25 @@ export function createApp() {
 		await next();
 	});
 
-	app.get("/", (c) => c.json({ name: "hotpath", docs: "https://github.com/hotpath/hotpath#readme", health: "/healthz" }));
+	app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer", description: "An API key" });
+	app.get("/", (c) => c.json({ name: "hotpath", openapi: "/openapi.json", docs: "/docs", health: "/healthz" }));
 	app.route("/healthz", healthRoutes);
 	app.route("/v1/datasets", datasetRoutes);
 	app.route("/v1/datasets", recordRoutes);
+	app.route("/v1/datasets", importRoutes);
 	app.route("/v1/events", eventRoutes);
 	app.route("/v1/lookup", lookupRoutes);
 	app.route("/v1/keys", keyRoutes);
+	app.route("/v1", rebuildRoutes);
 	app.route("/v1", adminRoutes);
+
+	// The document is made once per isolate, on first request, from the routes' own schemas.
+	let document: unknown;
+	app.get("/openapi.json", (c) => {
+		document ??= app.getOpenAPI31Document(DOCUMENT);
+		return c.json(document);
+	});
+	app.get("/docs", Scalar({ url: "/openapi.json", pageTitle: "Hotpath API" }));
 
 	app.notFound((c) => problemResponse(new HotpathError("not_found", `no route for ${c.req.method} ${c.req.path}`), c.req.path, c.get("requestId")));
 	app.onError(onError);

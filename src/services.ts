@@ -5,7 +5,6 @@ import { RateLimiter } from "./auth/rate-limit";
 import { ControlVersion } from "./control/version";
 import { type Env, parseSettings, type Settings } from "./env";
 import { log } from "./observability/log";
-import { TierStats } from "./serving/stats";
 import { Registry } from "./registry/registry";
 import { CircuitBreaker } from "./serving/breaker";
 import { D1Tier } from "./serving/d1-tier";
@@ -13,6 +12,7 @@ import { KvTier } from "./serving/kv-tier";
 import { L0Cache } from "./serving/l0";
 import { TieredReader } from "./serving/reader";
 import { RedisTier } from "./serving/redis-tier";
+import { TierStats } from "./serving/stats";
 import { TIER_ORDER, type Tier } from "./serving/tier";
 import { RedisStore } from "./storage/redis";
 

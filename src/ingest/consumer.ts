@@ -8,7 +8,8 @@ import { type ApplyResult, applyEvents } from "./apply";
 import { type RefreshOptions, type RefreshRequest, refreshCaches } from "./cache-refresh";
 import { deadLetterOf, deadLetterOfRefused, keepDeadLetters } from "./dead-letters";
 import type { ChangeEvent } from "./merge";
-import { readQueueMessage } from "./producer";
+import { type RebuildPage, readQueueMessage } from "./producer";
+import { failRebuildPage, REBUILD_PAGES_PER_INVOCATION, rebuildPage } from "./rebuild";
 
 /** Delay before a failed message is retried: 2, 4, 8... seconds, at most a minute. */
 const retryDelay = (attempts: number) => Math.min(60, 2 ** attempts);
@@ -19,15 +20,18 @@ export async function consumeEvents(batch: MessageBatch<unknown>, services: Serv
 	const requests: RefreshRequest[] = [];
 	const good: Message<unknown>[] = [];
 	const poison: Message<unknown>[] = [];
+	const rebuilds: { msg: Message<unknown>; page: RebuildPage }[] = [];
 	for (const msg of batch.messages) {
 		const body = readQueueMessage(msg.body);
 		if (!body) poison.push(msg);
+		else if (body.kind === "rebuild") rebuilds.push({ msg, page: body.page });
 		else {
 			if (body.kind === "events") for (const e of body.events) events.push(e);
 			else requests.push({ refs: body.refs, tiers: body.tiers, until: body.until });
 			good.push(msg);
 		}
 	}
+	if (rebuilds.length) await consumeRebuildPages(services, rebuilds);
 	if (poison.length) {
 		// A message no retry can fix is kept as a dead letter at once rather than burning retries.
 		try {
@@ -74,4 +78,24 @@ export async function consumeEvents(batch: MessageBatch<unknown>, services: Serv
 		return retryAll();
 	}
 	for (const m of good) m.ack();
+}
+
+/** Rebuild pages: a couple per invocation (each spends hundreds of KV operations); the rest come back shortly. */
+async function consumeRebuildPages(services: Services, pages: { msg: Message<unknown>; page: RebuildPage }[]): Promise<void> {
+	for (const [i, { msg, page }] of pages.entries()) {
+		if (i >= REBUILD_PAGES_PER_INVOCATION) {
+			msg.retry({ delaySeconds: 1 });
+			continue;
+		}
+		try {
+			await rebuildPage(services, page);
+			msg.ack();
+		} catch (e) {
+			// The events queue retries 5 times (wrangler.toml); the last failure marks the run failed instead.
+			if (msg.attempts >= 5) {
+				await failRebuildPage(services, page, String(e)).catch(() => {});
+				msg.ack();
+			} else msg.retry({ delaySeconds: retryDelay(msg.attempts) });
+		}
+	}
 }

@@ -53,7 +53,7 @@ function readsAsJson(s: string): boolean {
 export function datasetsOf(body: unknown): string[] | null {
 	const m = readQueueMessage(body);
 	if (!m) return null;
-	const names = m.kind === "events" ? m.events.map((e) => e.dataset) : m.refs.map((r) => r.dataset);
+	const names = m.kind === "events" ? m.events.map((e) => e.dataset) : m.kind === "refresh" ? m.refs.map((r) => r.dataset) : [m.page.dataset];
 	return [...new Set(names)].sort();
 }
 

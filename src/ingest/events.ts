@@ -27,8 +27,8 @@ export interface ParsedBody {
 	rejected: Rejected[];
 }
 
-/** Splits a body into raw events. A JSON body must be an array (or one event object); NDJSON is one event per line. */
-export function parseEventsBody(text: string, ndjson: boolean): ParsedBody {
+/** Splits a body into raw items (events, or import rows). A JSON body must be an array (or one object); NDJSON is one item per line. */
+export function parseEventsBody(text: string, ndjson: boolean, maxItems = MAX_EVENTS_PER_REQUEST, what = "events"): ParsedBody {
 	if (!ndjson) {
 		let parsed: unknown;
 		try {
@@ -37,8 +37,8 @@ export function parseEventsBody(text: string, ndjson: boolean): ParsedBody {
 			throw new HotpathError("bad_request", `body is not valid JSON: ${(e as Error).message}`);
 		}
 		const list = Array.isArray(parsed) ? parsed : parsed !== null && typeof parsed === "object" ? [parsed] : null;
-		if (!list) throw new HotpathError("bad_request", "body must be a JSON array of events (or NDJSON with Content-Type: application/x-ndjson)");
-		checkCount(list.length);
+		if (!list) throw new HotpathError("bad_request", `body must be a JSON array of ${what} (or NDJSON with Content-Type: application/x-ndjson)`);
+		checkCount(list.length, maxItems, what);
 		return { items: list.map((raw, index) => ({ index, raw })), rejected: [] };
 	}
 	const items: { index: number; raw: unknown }[] = [];
@@ -51,15 +51,13 @@ export function parseEventsBody(text: string, ndjson: boolean): ParsedBody {
 			rejected.push({ index, error: `line ${index + 1} is not valid JSON: ${(e as Error).message}` });
 		}
 	});
-	checkCount(items.length + rejected.length);
+	checkCount(items.length + rejected.length, maxItems, what);
 	return { items, rejected };
 }
 
-function checkCount(n: number): void {
-	if (n > MAX_EVENTS_PER_REQUEST) {
-		throw new HotpathError("payload_too_large", `${n} events in one request; the limit is ${MAX_EVENTS_PER_REQUEST}`);
-	}
-	if (n === 0) throw new HotpathError("bad_request", "no events in the body");
+function checkCount(n: number, max: number, what: string): void {
+	if (n > max) throw new HotpathError("payload_too_large", `${n} ${what} in one request; the limit is ${max}`);
+	if (n === 0) throw new HotpathError("bad_request", `no ${what} in the body`);
 }
 
 /**

@@ -135,9 +135,25 @@ export async function enqueueRefresh(queue: Queue<unknown>, refs: readonly { dat
 	}
 }
 
+/** One page of a rebuild: rewrite (or drop) the cached copies of the keys after `after`, in key order. */
+export interface RebuildPage {
+	dataset: string;
+	mode: "refill" | "drop";
+	/** The run this page belongs to: a page of a run that was replaced does nothing. */
+	job: string;
+	/** The last key of the previous page, or null for the first. */
+	after: string | null;
+}
+
+/** Queues the next page of a rebuild. */
+export async function enqueueRebuildPage(queue: Queue<unknown>, page: RebuildPage): Promise<void> {
+	await queue.send(JSON.stringify({ v: 1, rebuild: page }), { contentType: "text" });
+}
+
 export type QueueMessage =
 	| { kind: "events"; events: ChangeEvent[] }
-	| { kind: "refresh"; refs: { dataset: string; key: string }[]; tiers: RefreshTier[]; until?: number };
+	| { kind: "refresh"; refs: { dataset: string; key: string }[]; tiers: RefreshTier[]; until?: number }
+	| { kind: "rebuild"; page: RebuildPage };
 
 /**
  * Reads a message body back: the JSON text the producer sends, or an already-parsed object (a
@@ -156,6 +172,7 @@ export function readQueueMessage(body: unknown): QueueMessage | null {
 	}
 	if (isEventsMessage(b)) return { kind: "events", events: b.events };
 	if (isRefreshMessage(b)) return { kind: "refresh", refs: b.refresh, tiers: b.tiers ?? ["kv"], until: b.until };
+	if (isRebuildMessage(b)) return { kind: "rebuild", page: b.rebuild };
 	return null;
 }
 
@@ -186,5 +203,20 @@ function isRefreshMessage(body: unknown): body is RefreshMessage {
 		b.refresh.every((r) => r && typeof r.dataset === "string" && typeof r.key === "string") &&
 		(b.tiers === undefined || (Array.isArray(b.tiers) && b.tiers.every((t) => t === "kv" || t === "redis"))) &&
 		(b.until === undefined || typeof b.until === "number")
+	);
+}
+
+function isRebuildMessage(body: unknown): body is { v: 1; rebuild: RebuildPage } {
+	if (body === null || typeof body !== "object") return false;
+	const b = body as { v?: unknown; rebuild?: Partial<RebuildPage> };
+	const r = b.rebuild;
+	return (
+		b.v === 1 &&
+		r !== null &&
+		typeof r === "object" &&
+		typeof r.dataset === "string" &&
+		(r.mode === "refill" || r.mode === "drop") &&
+		typeof r.job === "string" &&
+		(r.after === null || typeof r.after === "string")
 	);
 }

@@ -1,13 +1,35 @@
 /** Admin views: per-tier counters, and the dead letters with their replay and purge. */
-import { type Context, Hono } from "hono";
+import type { Context } from "hono";
 import type { Principal } from "../auth/keys";
 import { requireScope } from "../auth/middleware";
 import { assertDatasets, assertUnlimitedAdmin, covers } from "../auth/policy";
 import type { AppEnv } from "../env";
 import { HotpathError } from "../errors";
 import { deleteDeadLetters, getDeadLetter, listDeadLetters, replayDeadLetters, type StoredDeadLetter } from "../ingest/dead-letters";
+import { bearer, json, mount, newRouter, problems, z } from "./openapi";
 
-export const adminRoutes = new Hono<AppEnv>();
+export const adminRoutes = newRouter();
+
+const DeadLetterSchema = z
+	.object({
+		id: z.union([z.number().int(), z.string()]).openapi({ description: "A D1 row id, or kv:<message id> for one waiting in KV while D1 refused it" }),
+		queue: z.string(),
+		message_id: z.string(),
+		error: z.string().openapi({ description: "Why it was dead-lettered" }),
+		attempts: z.number().int(),
+		datasets: z.array(z.string()).nullable().openapi({ description: "Datasets its events touch; null when the body is not a Hotpath message" }),
+		created_at: z.string(),
+		replayed_at: z.string().nullable(),
+		waiting_in_kv: z.boolean(),
+		body: z.unknown().openapi({ description: "The message body" }),
+	})
+	.openapi("DeadLetter");
+
+const letterQuery = z.object({
+	limit: z.string().optional(),
+	dataset: z.string().optional().openapi({ description: "Only dead letters touching this dataset" }),
+});
+const idParam = z.object({ id: z.string().openapi({ param: { name: "id", in: "path" }, example: "42" }) });
 
 // Scoped per route rather than with use(): this router is mounted at /v1, and a catch-all
 // middleware would answer every unknown /v1 path with a 401 instead of a 404.
@@ -16,17 +38,30 @@ const admin = requireScope("admin");
 /** Most dead letters one bulk replay or purge touches; call again for more. */
 const BULK_MAX = 1000;
 
-adminRoutes.get("/stats", admin, (c) => {
-	// Counters of the whole isolate span every dataset: only an unlimited admin key may read them.
-	assertUnlimitedAdmin(c.get("principal"), "GET /v1/stats");
-	const { stats, reader, settings } = c.get("services");
-	return c.json({
-		since: new Date(stats.startedAt).toISOString(),
-		scope: "this isolate",
-		tiers: stats.tiers,
-		l0: { entries: reader.l0.size, max_entries: reader.l0.maxEntries, ttl_seconds: settings.L0_TTL_SECONDS, fast_lane_hits: stats.fastLaneHits },
-	});
-});
+mount(
+	adminRoutes,
+	{
+		method: "get",
+		path: "/stats",
+		summary: "Per-tier counters of this isolate",
+		description: "Spans every dataset, so it needs an admin key limited to no dataset.",
+		tags: ["admin"],
+		security: bearer,
+		responses: { 200: json("Counters", z.record(z.string(), z.unknown())), ...problems("forbidden") },
+	},
+	admin,
+	(c) => {
+		// Counters of the whole isolate span every dataset: only an unlimited admin key may read them.
+		assertUnlimitedAdmin(c.get("principal"), "GET /v1/stats");
+		const { stats, reader, settings } = c.get("services");
+		return c.json({
+			since: new Date(stats.startedAt).toISOString(),
+			scope: "this isolate",
+			tiers: stats.tiers,
+			l0: { entries: reader.l0.size, max_entries: reader.l0.maxEntries, ttl_seconds: settings.L0_TTL_SECONDS, fast_lane_hits: stats.fastLaneHits },
+		});
+	},
+);
 
 const view = (l: StoredDeadLetter) => {
 	let body: unknown;
@@ -59,11 +94,25 @@ function filterOf(c: Context<AppEnv>, principal: Principal, defLimit: number, ma
 	return { within: principal.datasets, dataset, limit };
 }
 
-adminRoutes.get("/dead-letters", admin, async (c) => {
-	const filter = filterOf(c, c.get("principal"), 100, 500);
-	const letters = await listDeadLetters(c.env.DB, c.env.RECORDS_KV, filter);
-	return c.json({ dead_letters: letters.map(view) });
-});
+mount(
+	adminRoutes,
+	{
+		method: "get",
+		path: "/dead-letters",
+		summary: "List dead letters, newest first",
+		description: "limit: 1 to 500 (default 100). A key limited to datasets sees only dead letters within them.",
+		tags: ["dead letters"],
+		security: bearer,
+		request: { query: letterQuery },
+		responses: { 200: json("Dead letters", z.object({ dead_letters: z.array(DeadLetterSchema) })), ...problems("bad_request", "forbidden") },
+	},
+	admin,
+	async (c) => {
+		const filter = filterOf(c, c.get("principal"), 100, 500);
+		const letters = await listDeadLetters(c.env.DB, c.env.RECORDS_KV, filter);
+		return c.json({ dead_letters: letters.map(view) });
+	},
+);
 
 /** A dead letter's id from the path: a D1 row id, or `kv:<message id>` for one waiting in KV. */
 function parseId(raw: string): number | string {
@@ -86,36 +135,95 @@ async function visibleLetter(c: Context<AppEnv>, rawId: string): Promise<StoredD
 	return letter;
 }
 
-adminRoutes.post("/dead-letters/replay", admin, async (c) => {
-	const filter = { ...filterOf(c, c.get("principal"), BULK_MAX, BULK_MAX), unreplayedOnly: true };
-	const letters = await listDeadLetters(c.env.DB, c.env.RECORDS_KV, filter);
-	const replayed = await replayDeadLetters(c.env.DB, c.env.RECORDS_KV, c.env.EVENTS_QUEUE, letters);
-	return c.json({ replayed });
-});
+mount(
+	adminRoutes,
+	{
+		method: "post",
+		path: "/dead-letters/replay",
+		summary: "Replay every unreplayed dead letter (within the key's datasets)",
+		description: `Up to ${BULK_MAX} a call (limit), oldest pages first by id; call again for more. Events are idempotent by id, so replaying twice is harmless.`,
+		tags: ["dead letters"],
+		security: bearer,
+		request: { query: letterQuery },
+		responses: {
+			200: json("How many went back on the queue", z.object({ replayed: z.number().int() })),
+			...problems("bad_request", "forbidden", "unavailable"),
+		},
+	},
+	admin,
+	async (c) => {
+		const filter = { ...filterOf(c, c.get("principal"), BULK_MAX, BULK_MAX), unreplayedOnly: true };
+		const letters = await listDeadLetters(c.env.DB, c.env.RECORDS_KV, filter);
+		const replayed = await replayDeadLetters(c.env.DB, c.env.RECORDS_KV, c.env.EVENTS_QUEUE, letters);
+		return c.json({ replayed });
+	},
+);
 
-/** Puts a dead letter back on the events queue. Events are idempotent, so replaying twice is harmless. */
-adminRoutes.post("/dead-letters/:id/replay", admin, async (c) => {
-	const letter = await visibleLetter(c, c.req.param("id"));
-	const now = Date.now();
-	await replayDeadLetters(c.env.DB, c.env.RECORDS_KV, c.env.EVENTS_QUEUE, [letter], now);
-	return c.json({ id: letter.id, replayed_at: new Date(now).toISOString() });
-});
+mount(
+	adminRoutes,
+	{
+		method: "post",
+		path: "/dead-letters/{id}/replay",
+		summary: "Replay one dead letter",
+		description: "Puts its body back on the events queue. Events are idempotent by id, so replaying twice is harmless.",
+		tags: ["dead letters"],
+		security: bearer,
+		request: { params: idParam },
+		responses: {
+			200: json("Replayed", z.object({ id: z.union([z.number(), z.string()]), replayed_at: z.string() })),
+			...problems("bad_request", "forbidden", "not_found"),
+		},
+	},
+	admin,
+	async (c) => {
+		const letter = await visibleLetter(c, c.req.param("id") as string);
+		const now = Date.now();
+		await replayDeadLetters(c.env.DB, c.env.RECORDS_KV, c.env.EVENTS_QUEUE, [letter], now);
+		return c.json({ id: letter.id, replayed_at: new Date(now).toISOString() });
+	},
+);
 
-adminRoutes.delete("/dead-letters/:id", admin, async (c) => {
-	const letter = await visibleLetter(c, c.req.param("id"));
-	await deleteDeadLetters(c.env.DB, c.env.RECORDS_KV, [letter.id]);
-	return c.body(null, 204);
-});
+mount(
+	adminRoutes,
+	{
+		method: "delete",
+		path: "/dead-letters/{id}",
+		summary: "Delete one dead letter",
+		tags: ["dead letters"],
+		security: bearer,
+		request: { params: idParam },
+		responses: { 204: { description: "Deleted" }, ...problems("bad_request", "forbidden", "not_found") },
+	},
+	admin,
+	async (c) => {
+		const letter = await visibleLetter(c, c.req.param("id") as string);
+		await deleteDeadLetters(c.env.DB, c.env.RECORDS_KV, [letter.id]);
+		return c.body(null, 204);
+	},
+);
 
-/** Purges dead letters (all within the key's bounds, or one dataset's; `replayed=true`: only replayed ones). */
-adminRoutes.delete("/dead-letters", admin, async (c) => {
-	const filter = filterOf(c, c.get("principal"), BULK_MAX, BULK_MAX);
-	const onlyReplayed = c.req.query("replayed") === "true";
-	const letters = (await listDeadLetters(c.env.DB, c.env.RECORDS_KV, filter)).filter((l) => !onlyReplayed || l.replayedAt !== null);
-	const purged = await deleteDeadLetters(
-		c.env.DB,
-		c.env.RECORDS_KV,
-		letters.map((l) => l.id),
-	);
-	return c.json({ purged });
-});
+mount(
+	adminRoutes,
+	{
+		method: "delete",
+		path: "/dead-letters",
+		summary: "Purge dead letters (within the key's datasets)",
+		description: `Up to ${BULK_MAX} a call (limit), newest first; replayed=true purges only replayed ones.`,
+		tags: ["dead letters"],
+		security: bearer,
+		request: { query: letterQuery.extend({ replayed: z.enum(["true", "false"]).optional() }) },
+		responses: { 200: json("How many were deleted", z.object({ purged: z.number().int() })), ...problems("bad_request", "forbidden") },
+	},
+	admin,
+	async (c) => {
+		const filter = filterOf(c, c.get("principal"), BULK_MAX, BULK_MAX);
+		const onlyReplayed = c.req.query("replayed") === "true";
+		const letters = (await listDeadLetters(c.env.DB, c.env.RECORDS_KV, filter)).filter((l) => !onlyReplayed || l.replayedAt !== null);
+		const purged = await deleteDeadLetters(
+			c.env.DB,
+			c.env.RECORDS_KV,
+			letters.map((l) => l.id),
+		);
+		return c.json({ purged });
+	},
+);

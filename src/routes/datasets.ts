@@ -1,38 +1,148 @@
-/** The registry's HTTP surface: create or update a dataset spec, list specs, show one. */
-import { Hono } from "hono";
+/** The registry's HTTP surface: create or update a dataset spec, list specs, show one, and its value's JSON Schema. */
 import { requireScope } from "../auth/middleware";
 import { assertDatasets, mayAccess } from "../auth/policy";
-import type { AppEnv } from "../env";
 import { HotpathError } from "../errors";
-import { NAME_PATTERN, normaliseSpec, specInputSchema } from "../registry/spec";
+import { type DatasetSpec, type FieldSpec, NAME_PATTERN, normaliseSpec, specInputSchema } from "../registry/spec";
+import { bearer, datasetParam, json, mount, newRouter, problems, z } from "./openapi";
 import { BODY_LIMITS, limitBody, parseJsonBody } from "./validation";
 
-export const datasetRoutes = new Hono<AppEnv>();
+export const datasetRoutes = newRouter();
 
-datasetRoutes.put("/:name", requireScope("admin"), limitBody(BODY_LIMITS.spec), async (c) => {
-	const name = c.req.param("name");
-	if (!NAME_PATTERN.test(name)) {
-		throw new HotpathError("bad_request", `dataset name "${name}" is invalid: lowercase letters, digits and _, starting with a letter, at most 63`);
+const FieldSchema = z.object({ type: z.string().openapi({ example: "float" }), dim: z.number().int().optional().openapi({ description: "Vectors only" }) });
+export const SpecSchema = z
+	.object({
+		name: z.string(),
+		key: z.string().openapi({ example: "user_id" }),
+		fields: z.record(z.string(), FieldSchema),
+		ttl_seconds: z.number().int(),
+		history_days: z.number().int(),
+		description: z.string().optional(),
+	})
+	.openapi("DatasetSpec");
+
+mount(
+	datasetRoutes,
+	{
+		method: "put",
+		path: "/{name}",
+		summary: "Create or update a dataset spec",
+		description: `Adding fields is compatible; removing a field, changing a field's type or a vector's dim, or changing the key is refused with a 409 listing every reason. Of two concurrent updates the second is checked against the first. Body at most ${BODY_LIMITS.spec / 1024} KiB.`,
+		tags: ["datasets"],
+		security: bearer,
+		request: { params: z.object({ name: datasetParam }), body: { required: true, content: { "application/json": { schema: specInputSchema } } } },
+		responses: {
+			200: json("Updated", SpecSchema),
+			201: json("Created", SpecSchema),
+			...problems("bad_request", "validation_failed", "forbidden", "conflict", "payload_too_large"),
+		},
+	},
+	requireScope("admin"),
+	limitBody(BODY_LIMITS.spec),
+	async (c) => {
+		const name = c.req.param("name") as string;
+		if (!NAME_PATTERN.test(name)) {
+			throw new HotpathError("bad_request", `dataset name "${name}" is invalid: lowercase letters, digits and _, starting with a letter, at most 63`);
+		}
+		assertDatasets(c.get("principal"), [name]);
+		const input = await parseJsonBody(c, specInputSchema);
+		if (input.name !== undefined && input.name !== name) {
+			throw new HotpathError("bad_request", `body name "${input.name}" does not match the path's "${name}"`, {
+				errors: [{ pointer: "/name", detail: "must match the path" }],
+			});
+		}
+		const { spec, created } = await c.get("services").registry.put(normaliseSpec(name, input));
+		return c.json(spec, created ? 201 : 200);
+	},
+);
+
+mount(
+	datasetRoutes,
+	{
+		method: "get",
+		path: "/",
+		summary: "List the datasets this key may see",
+		tags: ["datasets"],
+		security: bearer,
+		responses: { 200: json("The specs", z.object({ datasets: z.array(SpecSchema) })), ...problems("forbidden") },
+	},
+	requireScope("read"),
+	async (c) => {
+		const principal = c.get("principal");
+		const all = [...(await c.get("services").registry.all()).values()];
+		return c.json({ datasets: all.filter((d) => mayAccess(principal, d.name)) });
+	},
+);
+
+mount(
+	datasetRoutes,
+	{
+		method: "get",
+		path: "/{name}",
+		summary: "Show one dataset's spec",
+		tags: ["datasets"],
+		security: bearer,
+		request: { params: z.object({ name: datasetParam }) },
+		responses: { 200: json("The spec", SpecSchema), ...problems("forbidden", "not_found") },
+	},
+	requireScope("read"),
+	async (c) => {
+		const name = c.req.param("name") as string;
+		assertDatasets(c.get("principal"), [name]);
+		return c.json(await c.get("services").registry.require(name));
+	},
+);
+
+mount(
+	datasetRoutes,
+	{
+		method: "get",
+		path: "/{name}/schema",
+		summary: "The JSON Schema of the dataset's records' values",
+		description: "A JSON Schema (2020-12) of one record's `value`, generated from the spec: every field may be null (a missing feature).",
+		tags: ["datasets"],
+		security: bearer,
+		request: { params: z.object({ name: datasetParam }) },
+		responses: { 200: json("JSON Schema", z.record(z.string(), z.unknown())), ...problems("forbidden", "not_found") },
+	},
+	requireScope("read"),
+	async (c) => {
+		const name = c.req.param("name") as string;
+		assertDatasets(c.get("principal"), [name]);
+		return c.json(valueJsonSchema(await c.get("services").registry.require(name)));
+	},
+);
+
+/** One field's JSON Schema; every field may be null. */
+function fieldJsonSchema(f: FieldSpec): Record<string, unknown> {
+	const nullable = (s: Record<string, unknown>) => ({ anyOf: [s, { type: "null" }] });
+	switch (f.type) {
+		case "string":
+			return nullable({ type: "string" });
+		case "int":
+			return nullable({ type: "integer", minimum: Number.MIN_SAFE_INTEGER, maximum: Number.MAX_SAFE_INTEGER });
+		case "float":
+			return nullable({ type: "number" });
+		case "bool":
+			return nullable({ type: "boolean" });
+		case "json":
+			return {};
+		case "string[]":
+			return nullable({ type: "array", items: { type: "string" } });
+		case "float[]":
+			return nullable({ type: "array", items: { type: "number" } });
+		case "vector":
+			return nullable({ type: "array", items: { type: "number" }, minItems: f.dim, maxItems: f.dim });
 	}
-	assertDatasets(c.get("principal"), [name]);
-	const input = await parseJsonBody(c, specInputSchema);
-	if (input.name !== undefined && input.name !== name) {
-		throw new HotpathError("bad_request", `body name "${input.name}" does not match the path's "${name}"`, {
-			errors: [{ pointer: "/name", detail: "must match the path" }],
-		});
-	}
-	const { spec, created } = await c.get("services").registry.put(normaliseSpec(name, input));
-	return c.json(spec, created ? 201 : 200);
-});
+}
 
-datasetRoutes.get("/", requireScope("read"), async (c) => {
-	const principal = c.get("principal");
-	const all = [...(await c.get("services").registry.all()).values()];
-	return c.json({ datasets: all.filter((d) => mayAccess(principal, d.name)) });
-});
-
-datasetRoutes.get("/:name", requireScope("read"), async (c) => {
-	const name = c.req.param("name");
-	assertDatasets(c.get("principal"), [name]);
-	return c.json(await c.get("services").registry.require(name));
-});
+export function valueJsonSchema(spec: DatasetSpec): Record<string, unknown> {
+	return {
+		$schema: "https://json-schema.org/draft/2020-12/schema",
+		title: `${spec.name} value`,
+		description: spec.description,
+		type: "object",
+		properties: Object.fromEntries(Object.entries(spec.fields).map(([name, f]) => [name, fieldJsonSchema(f)])),
+		additionalProperties: false,
+		"x-hotpath-key": spec.key,
+	};
+}

@@ -1,15 +1,30 @@
 /** Ingest: POST /v1/events. Validates each event, queues the good ones, answers 202 once the queue has them. */
-import { Hono } from "hono";
 import { requireScope } from "../auth/middleware";
 import { mayAccess } from "../auth/policy";
-import type { AppEnv } from "../env";
 import { HotpathError } from "../errors";
 import { assignIds, type EncodedEvent, encodeEvent, MAX_BODY_BYTES, parseEventsBody, type Rejected, rejectedToItems, validateEvent } from "../ingest/events";
 import type { ChangeEvent } from "../ingest/merge";
 import { enqueueEvents } from "../ingest/producer";
+import { bearer, json, mount, newRouter, problems, z } from "./openapi";
 import { limitBody } from "./validation";
 
-export const eventRoutes = new Hono<AppEnv>();
+export const eventRoutes = newRouter();
+
+const EventSchema = z
+	.object({
+		id: z.string().optional().openapi({ description: "Makes the event idempotent: an id is applied at most once per key. When absent: see Idempotency-Key" }),
+		dataset: z.string(),
+		key: z.union([z.string(), z.number().int()]).optional().openapi({ description: "Entity key; may be left out when value holds the dataset's key field" }),
+		op: z.enum(["upsert", "patch", "delete"]),
+		value: z.record(z.string(), z.unknown()).optional().openapi({ description: "Fields (upsert, patch); none for delete" }),
+		event_time: z
+			.union([z.string(), z.number().int()])
+			.optional()
+			.openapi({ description: "RFC 3339 or epoch ms, at most MAX_FUTURE_SKEW_SECONDS ahead; default: receipt time" }),
+	})
+	.openapi("Event");
+
+export const RejectedSchema = z.array(z.object({ index: z.number().int().openapi({ description: "Array index, or 0-based NDJSON line" }), error: z.string() }));
 
 /** The Idempotency-Key header, checked: printable ASCII, 1 to 255 characters. */
 export function parseIdempotencyKey(raw: string | undefined): string | undefined {
@@ -32,40 +47,74 @@ export function isNdjson(contentType: string | undefined): boolean {
 	return ndjson;
 }
 
+export const idempotencyHeader = z.object({
+	"idempotency-key": z
+		.string()
+		.optional()
+		.openapi({ description: "Derives the ids of events without one from this key and each event's index: resending the same body is a no-op" }),
+});
+
 export function summariseRejects(rejected: Rejected[]): string {
 	const first = rejected.slice(0, 3).map((r) => `[${r.index}] ${r.error}`);
 	return first.join("; ") + (rejected.length > 3 ? `; and ${rejected.length - 3} more` : "");
 }
 
-eventRoutes.post("/", requireScope("write"), limitBody(MAX_BODY_BYTES), async (c) => {
-	const ndjson = isNdjson(c.req.header("content-type"));
-	const idempotencyKey = parseIdempotencyKey(c.req.header("idempotency-key"));
-	const { items, rejected } = parseEventsBody(await c.req.text(), ndjson);
-	const services = c.get("services");
-	const specs = await services.registry.all();
-	const principal = c.get("principal");
-	const receivedAt = Date.now();
-	const maxFutureMs = services.settings.MAX_FUTURE_SKEW_SECONDS * 1000;
-	const valid: { index: number; event: ChangeEvent; sentTime: number | null }[] = [];
-	const mayWrite = (d: string) => mayAccess(principal, d);
-	for (const { index, raw } of items) {
-		const v = validateEvent(raw, (d) => specs.get(d), receivedAt, mayWrite, maxFutureMs);
-		if (typeof v === "string") rejected.push({ index, error: v });
-		else valid.push({ index, ...v });
-	}
-	await assignIds(valid, { idempotencyKey, principalId: principal.id });
-	const good: EncodedEvent[] = [];
-	for (const v of valid) {
-		const encoded = encodeEvent(v.event);
-		if (typeof encoded === "string") rejected.push({ index: v.index, error: encoded });
-		else good.push(encoded);
-	}
-	rejected.sort((a, b) => a.index - b.index);
-	if (!good.length) {
-		throw new HotpathError("validation_failed", `none of the ${rejected.length} event(s) is valid: ${summariseRejects(rejected)}`, {
-			errors: rejectedToItems(rejected),
-		});
-	}
-	await enqueueEvents(c.env.EVENTS_QUEUE, good);
-	return c.json({ accepted: good.length, rejected }, 202);
-});
+mount(
+	eventRoutes,
+	{
+		method: "post",
+		path: "/",
+		summary: "Send change events",
+		description: `A JSON array of events, or NDJSON (Content-Type: application/x-ndjson). Each event is validated on its own; the good ones go on the queue and the answer (202) comes once the queue holds them. At most ${MAX_BODY_BYTES / (1024 * 1024)} MiB and 10,000 events per request (413). Without id, event_time or Idempotency-Key, each POST is a new event.`,
+		tags: ["events"],
+		security: bearer,
+		request: {
+			headers: idempotencyHeader,
+			body: {
+				required: true,
+				content: {
+					"application/json": { schema: z.array(EventSchema) },
+					"application/x-ndjson": { schema: z.string().openapi({ description: "One event per line" }) },
+				},
+			},
+		},
+		responses: {
+			202: json("Accepted (the queue holds them)", z.object({ accepted: z.number().int(), rejected: RejectedSchema })),
+			...problems("bad_request", "validation_failed", "payload_too_large", "unsupported_media_type", "unavailable"),
+		},
+	},
+	requireScope("write"),
+	limitBody(MAX_BODY_BYTES),
+	async (c) => {
+		const ndjson = isNdjson(c.req.header("content-type"));
+		const idempotencyKey = parseIdempotencyKey(c.req.header("idempotency-key"));
+		const { items, rejected } = parseEventsBody(await c.req.text(), ndjson);
+		const services = c.get("services");
+		const specs = await services.registry.all();
+		const principal = c.get("principal");
+		const receivedAt = Date.now();
+		const maxFutureMs = services.settings.MAX_FUTURE_SKEW_SECONDS * 1000;
+		const valid: { index: number; event: ChangeEvent; sentTime: number | null }[] = [];
+		const mayWrite = (d: string) => mayAccess(principal, d);
+		for (const { index, raw } of items) {
+			const v = validateEvent(raw, (d) => specs.get(d), receivedAt, mayWrite, maxFutureMs);
+			if (typeof v === "string") rejected.push({ index, error: v });
+			else valid.push({ index, ...v });
+		}
+		await assignIds(valid, { idempotencyKey, principalId: principal.id });
+		const good: EncodedEvent[] = [];
+		for (const v of valid) {
+			const encoded = encodeEvent(v.event);
+			if (typeof encoded === "string") rejected.push({ index: v.index, error: encoded });
+			else good.push(encoded);
+		}
+		rejected.sort((a, b) => a.index - b.index);
+		if (!good.length) {
+			throw new HotpathError("validation_failed", `none of the ${rejected.length} event(s) is valid: ${summariseRejects(rejected)}`, {
+				errors: rejectedToItems(rejected),
+			});
+		}
+		await enqueueEvents(c.env.EVENTS_QUEUE, good);
+		return c.json({ accepted: good.length, rejected }, 202);
+	},
+);

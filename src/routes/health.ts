@@ -3,10 +3,9 @@
  * the backends is reused for HEALTH_CACHE_MS, and unauthenticated callers cannot make every
  * backend work on every call.
  */
-import { Hono } from "hono";
-import type { AppEnv } from "../env";
 import type { Services } from "../services";
 import { timeout } from "../serving/timeout";
+import { json, mount, newRouter, z } from "./openapi";
 
 type TierState = "up" | "down" | "off";
 
@@ -43,22 +42,38 @@ export async function probeHealth(services: Services): Promise<Health> {
 let last: { at: number; health: Health } | null = null;
 let probing = false;
 
-export const healthRoutes = new Hono<AppEnv>();
+export const healthRoutes = newRouter();
 
-healthRoutes.get("/", async (c) => {
-	const services = c.get("services");
-	const now = Date.now();
-	let health: Health;
-	if (last && (now - last.at < services.settings.HEALTH_CACHE_MS || probing)) health = last.health;
-	else {
-		probing = true;
-		try {
-			health = await probeHealth(services);
-			last = { at: Date.now(), health };
-		} finally {
-			probing = false;
+const tierState = z.enum(["up", "down", "off"]);
+const HealthSchema = z
+	.object({ status: z.enum(["ok", "degraded", "down"]), tiers: z.object({ l0: tierState, redis: tierState, kv: tierState, d1: tierState }) })
+	.openapi("Health");
+
+mount(
+	healthRoutes,
+	{
+		method: "get",
+		path: "/",
+		summary: "Whether each tier answers (no auth)",
+		description: "One probe of the backends is reused for HEALTH_CACHE_MS (2 s). 503 when D1 is down.",
+		tags: ["health"],
+		responses: { 200: json("Up or degraded", HealthSchema), 503: json("D1 is down", HealthSchema) },
+	},
+	async (c) => {
+		const services = c.get("services");
+		const now = Date.now();
+		let health: Health;
+		if (last && (now - last.at < services.settings.HEALTH_CACHE_MS || probing)) health = last.health;
+		else {
+			probing = true;
+			try {
+				health = await probeHealth(services);
+				last = { at: Date.now(), health };
+			} finally {
+				probing = false;
+			}
 		}
-	}
-	c.header("cache-control", "no-store");
-	return c.json(health, health.status === "down" ? 503 : 200);
-});
+		c.header("cache-control", "no-store");
+		return c.json(health, health.status === "down" ? 503 : 200);
+	},
+);

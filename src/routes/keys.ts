@@ -1,19 +1,17 @@
 /** API key administration: create (the secret is shown once), list, revoke. A limited admin key manages only keys within its datasets. */
-import { Hono } from "hono";
-import { z } from "zod";
 import { SCOPES } from "../auth/keys";
 import { requireScope } from "../auth/middleware";
 import { assertManagesKey, covers } from "../auth/policy";
-import type { AppEnv } from "../env";
 import { HotpathError } from "../errors";
 import { parseEventTime } from "../ingest/events";
+import { bearer, json, mount, newRouter, problems, z } from "./openapi";
 import { BODY_LIMITS, limitBody, parseJsonBody } from "./validation";
 
 const createKeySchema = z
 	.object({
 		name: z.string().min(1).max(200),
-		scopes: z.array(z.enum(SCOPES)).min(1),
-		datasets: z.array(z.string().min(1)).min(1).nullable().optional(),
+		scopes: z.array(z.enum(SCOPES)).min(1).openapi({ description: "admin implies read and write" }),
+		datasets: z.array(z.string().min(1)).min(1).nullable().optional().openapi({ description: "Limit the key to these datasets; absent or null: all" }),
 		rate_limit: z
 			.object({
 				requests: z.number().int().min(1).max(1_000_000),
@@ -21,57 +19,114 @@ const createKeySchema = z
 			})
 			.strict()
 			.nullable()
-			.optional(),
-		expires_at: z.union([z.string(), z.number()]).nullable().optional(),
+			.optional()
+			.openapi({ description: "A token bucket: `requests` per `period_seconds`, exact per isolate; past it, 429 with Retry-After" }),
+		expires_at: z
+			.union([z.string(), z.number()])
+			.nullable()
+			.optional()
+			.openapi({ description: "RFC 3339 or epoch ms, in the future; after it the key is refused (401)" }),
 	})
 	.strict();
 
-export const keyRoutes = new Hono<AppEnv>();
+const KeyInfoSchema = z
+	.object({
+		id: z.string(),
+		name: z.string(),
+		scopes: z.array(z.enum(SCOPES)),
+		datasets: z.array(z.string()).nullable(),
+		rate_limit: z.object({ requests: z.number().int(), period_seconds: z.number().int() }).nullable(),
+		expires_at: z.string().nullable(),
+		created_at: z.string(),
+		revoked_at: z.string().nullable(),
+	})
+	.openapi("KeyInfo");
 
-keyRoutes.use(requireScope("admin"));
+export const keyRoutes = newRouter();
 
-keyRoutes.post("/", limitBody(BODY_LIMITS.small), async (c) => {
-	const body = await parseJsonBody(c, createKeySchema);
-	const datasets = body.datasets ?? null;
-	// A key limited to some datasets can only hand out keys limited to a subset of them.
-	assertManagesKey(c.get("principal"), datasets);
-	let expiresAt: number | null = null;
-	if (body.expires_at !== undefined && body.expires_at !== null) {
-		const now = Date.now();
-		const t = parseEventTime(body.expires_at, now, Number.POSITIVE_INFINITY);
-		if (typeof t === "string")
-			throw new HotpathError("validation_failed", `/expires_at: ${t.replace("event_time", "expires_at")}`, {
-				errors: [{ pointer: "/expires_at", detail: t.replace("event_time", "expires_at") }],
-			});
-		if (t <= now)
-			throw new HotpathError("validation_failed", "/expires_at: must be in the future", {
-				errors: [{ pointer: "/expires_at", detail: "must be in the future" }],
-			});
-		expiresAt = t;
-	}
-	const { key, info } = await c.get("services").keys.create({
-		name: body.name,
-		scopes: [...new Set(body.scopes)],
-		datasets,
-		rateLimit: body.rate_limit ?? null,
-		expiresAt,
-	});
-	return c.json({ ...info, key }, 201);
-});
+const admin = requireScope("admin");
 
-keyRoutes.get("/", async (c) => {
-	const principal = c.get("principal");
-	const keys = await c.get("services").keys.list(c.req.query("include_revoked") === "true");
-	// A limited admin key sees only the keys whose datasets lie within its own.
-	return c.json({ keys: keys.filter((k) => covers(principal, k.datasets)) });
-});
+mount(
+	keyRoutes,
+	{
+		method: "post",
+		path: "/",
+		summary: "Create an API key",
+		description: `The secret is in this answer only; D1 keeps its SHA-256. A key limited to datasets may only create keys limited within them. Body at most ${BODY_LIMITS.small / 1024} KiB.`,
+		tags: ["keys"],
+		security: bearer,
+		request: { body: { required: true, content: { "application/json": { schema: createKeySchema } } } },
+		responses: {
+			201: json("Created", KeyInfoSchema.extend({ key: z.string() })),
+			...problems("bad_request", "validation_failed", "forbidden", "payload_too_large"),
+		},
+	},
+	admin,
+	limitBody(BODY_LIMITS.small),
+	async (c) => {
+		const body = await parseJsonBody(c, createKeySchema);
+		const datasets = body.datasets ?? null;
+		// A key limited to some datasets can only hand out keys limited to a subset of them.
+		assertManagesKey(c.get("principal"), datasets);
+		let expiresAt: number | null = null;
+		if (body.expires_at !== undefined && body.expires_at !== null) {
+			const now = Date.now();
+			const t = parseEventTime(body.expires_at, now, Number.POSITIVE_INFINITY);
+			const why = typeof t === "string" ? t.replace("event_time", "expires_at") : t <= now ? "must be in the future" : null;
+			if (why) throw new HotpathError("validation_failed", `/expires_at: ${why}`, { errors: [{ pointer: "/expires_at", detail: why }] });
+			expiresAt = t as number;
+		}
+		const { key, info } = await c.get("services").keys.create({
+			name: body.name,
+			scopes: [...new Set(body.scopes)],
+			datasets,
+			rateLimit: body.rate_limit ?? null,
+			expiresAt,
+		});
+		return c.json({ ...info, key }, 201);
+	},
+);
 
-keyRoutes.delete("/:id", async (c) => {
-	const id = c.req.param("id");
-	const keys = c.get("services").keys;
-	const info = await keys.get(id);
-	if (!info || info.revoked_at !== null) throw new HotpathError("not_found", `no active key with id "${id}"`);
-	assertManagesKey(c.get("principal"), info.datasets);
-	if (!(await keys.revoke(id))) throw new HotpathError("not_found", `no active key with id "${id}"`);
-	return c.body(null, 204);
-});
+mount(
+	keyRoutes,
+	{
+		method: "get",
+		path: "/",
+		summary: "List API keys (never their secrets)",
+		description: "A key limited to datasets sees only keys whose datasets lie within its own.",
+		tags: ["keys"],
+		security: bearer,
+		request: { query: z.object({ include_revoked: z.enum(["true", "false"]).optional() }) },
+		responses: { 200: json("The keys", z.object({ keys: z.array(KeyInfoSchema) })), ...problems("forbidden") },
+	},
+	admin,
+	async (c) => {
+		const principal = c.get("principal");
+		const keys = await c.get("services").keys.list(c.req.query("include_revoked") === "true");
+		return c.json({ keys: keys.filter((k) => covers(principal, k.datasets)) });
+	},
+);
+
+mount(
+	keyRoutes,
+	{
+		method: "delete",
+		path: "/{id}",
+		summary: "Revoke an API key",
+		description: "The key stops working on the next request in this isolate, within CONTROL_CHECK_MS elsewhere.",
+		tags: ["keys"],
+		security: bearer,
+		request: { params: z.object({ id: z.string().openapi({ param: { name: "id", in: "path" } }) }) },
+		responses: { 204: { description: "Revoked" }, ...problems("forbidden", "not_found") },
+	},
+	admin,
+	async (c) => {
+		const id = c.req.param("id") as string;
+		const keys = c.get("services").keys;
+		const info = await keys.get(id);
+		if (!info || info.revoked_at !== null) throw new HotpathError("not_found", `no active key with id "${id}"`);
+		assertManagesKey(c.get("principal"), info.datasets);
+		if (!(await keys.revoke(id))) throw new HotpathError("not_found", `no active key with id "${id}"`);
+		return c.body(null, 204);
+	},
+);

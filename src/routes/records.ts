@@ -1,20 +1,20 @@
-/** Single-key reads: GET /v1/datasets/:name/records/:key, with projection, max_staleness, ETag and cache headers. */
-import { Hono } from "hono";
+/** Record reads: one key (projection, max_staleness, ETag, cache headers), and a dataset's records page by page (for export). */
 import { requireScope } from "../auth/middleware";
 import { assertDatasets } from "../auth/policy";
-import type { AppEnv } from "../env";
 import { HotpathError } from "../errors";
 import { isWellFormedKey, MAX_KEY_BYTES } from "../ingest/events";
 import { freshnessLimitMs, type IfStale } from "../serving/freshness";
 import { lookupRecords } from "../serving/lookup";
 import { recordViewJson } from "../serving/render";
+import { listRecords } from "../storage/records";
+import { bearer, datasetParam, json, mount, newRouter, problems, recordKeyParam, z } from "./openapi";
 import { readContext } from "./read-context";
 import { recordEtag, recordHeaders } from "./record-response";
 import { checkFields, parseMaxStaleness } from "./validation";
 
 const encoder = new TextEncoder();
 
-export const recordRoutes = new Hono<AppEnv>();
+export const recordRoutes = newRouter();
 
 export function parseIfStale(raw: string | undefined): IfStale {
 	if (raw === undefined || raw === "serve" || raw === "omit") return raw ?? "serve";
@@ -28,52 +28,177 @@ export function keyProblem(key: string): string | null {
 	return null;
 }
 
-recordRoutes.get("/:name/records/:key", requireScope("read"), async (c) => {
-	const { name, key } = c.req.param();
-	assertDatasets(c.get("principal"), [name]);
-	const bad = keyProblem(key);
-	if (bad) throw new HotpathError("bad_request", bad);
-	const services = c.get("services");
-	const spec = await services.registry.require(name);
-	// One pass over the query string, and none when there is none (the common case).
-	const query: Record<string, string | undefined> = c.req.url.includes("?") ? c.req.query() : {};
-	const fieldsParam = query.fields;
-	const fields = checkFields(
-		fieldsParam
-			? fieldsParam
-					.split(",")
-					.map((f) => f.trim())
-					.filter(Boolean)
-			: undefined,
-		spec.fields,
-		"fields",
-	);
-	const maxStalenessS = parseMaxStaleness(query.max_staleness, "max_staleness");
-	const ifStale = parseIfStale(query.if_stale);
+export const RecordViewSchema = z
+	.object({
+		key: z.string(),
+		status: z.enum(["present", "stale", "not_found"]),
+		value: z
+			.record(z.string(), z.unknown())
+			.nullable()
+			.openapi({ description: "The fields (projected by `fields`); null when not found, or stale with if_stale=omit" }),
+		event_time: z.string().nullable().openapi({ description: "RFC 3339 time of the newest event applied" }),
+		age_ms: z.number().nullable().openapi({ description: "Now minus event_time" }),
+	})
+	.openapi("RecordView");
 
-	const ctx = readContext(c);
-	const { results, served, tiers } = await lookupRecords(services.reader, [{ spec, keys: [key], fields }], { maxStalenessS, ifStale }, ctx);
-	const view = results[0]?.records[0];
-	const copy = served[0]?.[0];
-	if (!view || !copy) throw new Error("unreachable: one key was asked for");
-	const headers = recordHeaders({
-		view,
-		copy,
-		limitMs: freshnessLimitMs(spec, maxStalenessS),
-		l0TtlSeconds: services.settings.L0_TTL_SECONDS,
-		tiers: tiers.join(","),
-		serverTiming: ctx.timing.header,
-		etag: recordEtag(copy, view.status, `${fieldsParam ? `-${fields?.join(".")}` : ""}${ifStale === "omit" ? "-o" : ""}`),
-	});
-	if (view.status === "not_found") {
-		c.header("x-hotpath-tier", headers["x-hotpath-tier"]);
-		c.header("server-timing", headers["server-timing"]);
-		throw new HotpathError("not_found", `no record "${key}" in dataset "${name}"`);
-	}
-	const inm = c.req.header("if-none-match");
-	if (inm && (inm.trim() === "*" || inm.split(",").some((t) => t.trim() === headers.etag))) {
-		const { "content-type": _, ...rest } = headers;
-		return c.body(null, 304, rest);
-	}
-	return c.body(recordViewJson(view, name), 200, headers);
+const readQuery = z.object({
+	fields: z.string().optional().openapi({ description: "Comma-separated projection", example: "age,country" }),
+	max_staleness: z.string().optional().openapi({ description: "Seconds: tightens the dataset's ttl_seconds; copies that may lag D1 more are skipped" }),
+	if_stale: z.enum(["serve", "omit"]).optional().openapi({ description: "A stale value is reported (serve, default) or withheld (omit)" }),
 });
+
+mount(
+	recordRoutes,
+	{
+		method: "get",
+		path: "/{name}/records/{key}",
+		summary: "Read one record",
+		description:
+			"Cache first: L0, Redis, KV, D1. Headers: X-Hotpath-Tier (the tier that answered), Server-Timing (one entry per tier touched), ETag (If-None-Match gives 304), Cache-Control (how long the value may be reused).",
+		tags: ["records"],
+		security: bearer,
+		request: { params: z.object({ name: datasetParam, key: recordKeyParam }), query: readQuery },
+		responses: {
+			200: json("The record", RecordViewSchema.extend({ dataset: z.string() })),
+			304: { description: "Not modified (If-None-Match)" },
+			...problems("bad_request", "forbidden", "not_found", "unavailable"),
+		},
+	},
+	requireScope("read"),
+	async (c) => {
+		const name = c.req.param("name") as string;
+		const key = c.req.param("key") as string;
+		assertDatasets(c.get("principal"), [name]);
+		const bad = keyProblem(key);
+		if (bad) throw new HotpathError("bad_request", bad);
+		const services = c.get("services");
+		const spec = await services.registry.require(name);
+		// One pass over the query string, and none when there is none (the common case).
+		const query: Record<string, string | undefined> = c.req.url.includes("?") ? c.req.query() : {};
+		const fieldsParam = query.fields;
+		const fields = checkFields(
+			fieldsParam
+				? fieldsParam
+						.split(",")
+						.map((f) => f.trim())
+						.filter(Boolean)
+				: undefined,
+			spec.fields,
+			"fields",
+		);
+		const maxStalenessS = parseMaxStaleness(query.max_staleness, "max_staleness");
+		const ifStale = parseIfStale(query.if_stale);
+
+		const ctx = readContext(c);
+		const { results, served, tiers } = await lookupRecords(services.reader, [{ spec, keys: [key], fields }], { maxStalenessS, ifStale }, ctx);
+		const view = results[0]?.records[0];
+		const copy = served[0]?.[0];
+		if (!view || !copy) throw new Error("unreachable: one key was asked for");
+		const headers = recordHeaders({
+			view,
+			copy,
+			limitMs: freshnessLimitMs(spec, maxStalenessS),
+			l0TtlSeconds: services.settings.L0_TTL_SECONDS,
+			tiers: tiers.join(","),
+			serverTiming: ctx.timing.header,
+			etag: recordEtag(copy, view.status, `${fieldsParam ? `-${fields?.join(".")}` : ""}${ifStale === "omit" ? "-o" : ""}`),
+		});
+		if (view.status === "not_found") {
+			c.header("x-hotpath-tier", headers["x-hotpath-tier"]);
+			c.header("server-timing", headers["server-timing"]);
+			throw new HotpathError("not_found", `no record "${key}" in dataset "${name}"`);
+		}
+		const inm = c.req.header("if-none-match");
+		if (inm && (inm.trim() === "*" || inm.split(",").some((t) => t.trim() === headers.etag))) {
+			const { "content-type": _, ...rest } = headers;
+			return c.body(null, 304, rest);
+		}
+		return c.body(recordViewJson(view, name), 200, headers);
+	},
+);
+
+/** Records per page of GET /v1/datasets/:name/records. */
+export const MAX_PAGE = 1000;
+const DEFAULT_PAGE = 500;
+
+const encodeCursor = (key: string) =>
+	btoa(String.fromCharCode(...encoder.encode(key)))
+		.replaceAll("+", "-")
+		.replaceAll("/", "_")
+		.replace(/=+$/, "");
+function decodeCursor(cursor: string): string {
+	try {
+		const bin = atob(cursor.replaceAll("-", "+").replaceAll("_", "/"));
+		const key = new TextDecoder().decode(Uint8Array.from(bin, (ch) => ch.charCodeAt(0)));
+		if (encodeCursor(key) !== cursor.replace(/=+$/, "")) throw new Error("not a cursor");
+		return key;
+	} catch {
+		throw new HotpathError("bad_request", "cursor is not one this API gave out: pass next_cursor from the previous page as is", {
+			errors: [{ pointer: "cursor", detail: "not a cursor from a previous page" }],
+		});
+	}
+}
+
+const RecordsPageSchema = z
+	.object({
+		records: z.array(
+			z.object({
+				key: z.string(),
+				value: z.record(z.string(), z.unknown()).nullable(),
+				event_time: z.string(),
+				event_id: z.string(),
+				deleted: z.boolean().optional().openapi({ description: "Only with include_deleted=true: the record is a tombstone" }),
+			}),
+		),
+		next_cursor: z.string().nullable().openapi({ description: "Pass as cursor for the next page; null on the last" }),
+	})
+	.openapi("RecordsPage");
+
+mount(
+	recordRoutes,
+	{
+		method: "get",
+		path: "/{name}/records",
+		summary: "List a dataset's records, from D1, in key order",
+		description: `Pages of at most ${MAX_PAGE} records (default ${DEFAULT_PAGE}), read from D1, the truth: what \`hotpath export\` reads. Tombstones only with include_deleted=true.`,
+		tags: ["records"],
+		security: bearer,
+		request: {
+			params: z.object({ name: datasetParam }),
+			query: z.object({
+				limit: z
+					.string()
+					.optional()
+					.openapi({ description: `1 to ${MAX_PAGE}` }),
+				cursor: z.string().optional(),
+				include_deleted: z.enum(["true", "false"]).optional(),
+			}),
+		},
+		responses: { 200: json("A page", RecordsPageSchema), ...problems("bad_request", "forbidden", "not_found") },
+	},
+	requireScope("read"),
+	async (c) => {
+		const name = c.req.param("name") as string;
+		assertDatasets(c.get("principal"), [name]);
+		await c.get("services").registry.require(name);
+		const rawLimit = c.req.query("limit");
+		const limit = rawLimit === undefined ? DEFAULT_PAGE : Number(rawLimit);
+		if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE) {
+			throw new HotpathError("bad_request", `limit must be an integer from 1 to ${MAX_PAGE}`, { errors: [{ pointer: "limit", detail: `1 to ${MAX_PAGE}` }] });
+		}
+		const cursor = c.req.query("cursor");
+		const includeDeleted = c.req.query("include_deleted") === "true";
+		const page = await listRecords(c.env.DB, name, cursor ? decodeCursor(cursor) : null, limit, includeDeleted);
+		const last = page[page.length - 1];
+		return c.json({
+			records: page.map(({ key, rec }) => ({
+				key,
+				value: rec.v,
+				event_time: new Date(rec.t).toISOString(),
+				event_id: rec.i,
+				...(includeDeleted ? { deleted: rec.v === null } : {}),
+			})),
+			next_cursor: page.length === limit && last ? encodeCursor(last.key) : null,
+		});
+	},
+);

@@ -12,10 +12,10 @@
  * already loading waits on its own timer until the loader has put the answer in L0.
  */
 import { log } from "../observability/log";
-import type { TierStats } from "./stats";
 import type { ServerTiming } from "../observability/timing";
 import type { CachedRecord } from "../storage/cached-record";
 import type { L0Cache } from "./l0";
+import type { TierStats } from "./stats";
 import type { RecordRef, Tier, TierName } from "./tier";
 import { timeout } from "./timeout";
 

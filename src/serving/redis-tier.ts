@@ -62,6 +62,12 @@ export class RedisTier implements Tier {
 		);
 	}
 
+	/** Drops copies (a rebuild's drop mode). */
+	async drop(cks: readonly string[]): Promise<number> {
+		if (!cks.length) return 0;
+		return this.guard(() => this.store.deleteMany(cks), this.timeoutMs * 20);
+	}
+
 	/** Pings Redis through the breaker: how /healthz tells up from down, and how an open breaker gets its probe. */
 	async probe(): Promise<boolean> {
 		if (!this.breaker.allow()) return false;

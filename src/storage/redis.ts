@@ -111,6 +111,13 @@ export class RedisStore {
 		return written.reduce((a, b) => a + b, 0);
 	}
 
+	/** Deletes keys, in pipelines of PIPELINE_COMMANDS. Returns how many existed. */
+	async deleteMany(keys: readonly string[]): Promise<number> {
+		let n = 0;
+		for (let i = 0; i < keys.length; i += PIPELINE_COMMANDS) n += await this.redis.del(...keys.slice(i, i + PIPELINE_COMMANDS));
+		return n;
+	}
+
 	async ping(): Promise<void> {
 		await this.redis.ping();
 	}

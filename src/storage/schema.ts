@@ -108,3 +108,22 @@ export const deadLetters = sqliteTable(
 	},
 	(t) => [index("dead_letters_created").on(t.createdAt)],
 );
+
+/**
+ * One rebuild per dataset: the KV and Redis copies rewritten (or dropped) from D1, a page at a
+ * time through the queue. `job` tells the pages of the current run from those of an older one.
+ */
+export const rebuilds = sqliteTable("rebuilds", {
+	dataset: text("dataset").primaryKey(),
+	job: text("job").notNull(),
+	/** refill | drop */
+	mode: text("mode").notNull(),
+	/** running | done | failed */
+	status: text("status").notNull(),
+	keysDone: integer("keys_done").notNull().default(0),
+	pagesDone: integer("pages_done").notNull().default(0),
+	totalKeys: integer("total_keys").notNull(),
+	startedAt: integer("started_at").notNull(),
+	finishedAt: integer("finished_at"),
+	error: text("error"),
+});

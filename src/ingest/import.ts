@@ -1,0 +1,129 @@
+/**
+ * Bulk import: rows of batch output (a record's value with the dataset's key field, plus optional
+ * `_event_time`, `_op`, `_id`) applied straight to D1 under the same merge rules, id log and
+ * revision checks as the queue consumer, so an import racing live events still converges. Then
+ * the cached copies of the changed keys are refreshed like the consumer does.
+ */
+import { HotpathError } from "../errors";
+import type { DatasetSpec } from "../registry/spec";
+import type { Services } from "../services";
+import { applyEvents } from "./apply";
+import { refreshCaches } from "./cache-refresh";
+import { assignIds, type IdSource, type Rejected, validateEvent } from "./events";
+import type { ChangeEvent } from "./merge";
+
+/** Rows and bytes one import request may carry; more is a 413. */
+export const MAX_IMPORT_ROWS = 5000;
+export const MAX_IMPORT_BYTES = 5 * 1024 * 1024;
+
+const META = new Set(["_event_time", "_op", "_id"]);
+
+export interface ImportResult {
+	/** Valid rows whose record this import changed. */
+	imported: number;
+	/** Valid rows that changed nothing: already applied (same id), or older than what the record holds. */
+	unchanged: number;
+	rejected: Rejected[];
+}
+
+interface ValidRow {
+	index: number;
+	event: ChangeEvent;
+	sentTime: number | null;
+}
+
+/** Checks each row against the spec and turns it into an event; bad rows are rejected by index. */
+export function rowsToEvents(
+	items: readonly { index: number; raw: unknown }[],
+	spec: DatasetSpec,
+	receivedAt: number,
+	maxFutureMs: number,
+): { valid: ValidRow[]; rejected: Rejected[] } {
+	const valid: ValidRow[] = [];
+	const rejected: Rejected[] = [];
+	for (const { index, raw } of items) {
+		if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
+			rejected.push({ index, error: "a row must be a JSON object: the record's fields, with its key field" });
+			continue;
+		}
+		const row = raw as Record<string, unknown>;
+		const unknownMeta = Object.keys(row).filter((k) => k.startsWith("_") && !META.has(k));
+		if (unknownMeta.length) {
+			rejected.push({ index, error: `unknown property ${unknownMeta.map((k) => `"${k}"`).join(", ")}; a row's own properties are _event_time, _op, _id` });
+			continue;
+		}
+		const op = row._op ?? "upsert";
+		const value: Record<string, unknown> = {};
+		for (const [k, v] of Object.entries(row)) if (!META.has(k)) value[k] = v;
+		if (!Object.hasOwn(value, spec.key)) {
+			rejected.push({ index, error: `the row has no "${spec.key}", the dataset's key field` });
+			continue;
+		}
+		// A delete row carries only its key: the rest of its fields, if any, are ignored.
+		const asEvent = {
+			dataset: spec.name,
+			op,
+			...(op === "delete" ? { key: value[spec.key] } : { value }),
+			...(row._event_time === undefined ? {} : { event_time: row._event_time }),
+			...(row._id === undefined ? {} : { id: row._id }),
+		};
+		const v = validateEvent(
+			asEvent,
+			() => spec,
+			receivedAt,
+			() => true,
+			maxFutureMs,
+		);
+		if (typeof v === "string")
+			rejected.push({
+				index,
+				error: v
+					.replaceAll("value.", "")
+					.replace(/^op must/, "_op must")
+					.replace(/^id must/, "_id must")
+					.replace(/^event_time/, "_event_time"),
+			});
+		else valid.push({ index, ...v });
+	}
+	return { valid, rejected };
+}
+
+/** Applies rows to D1 and refreshes the caches. Throws `unavailable` when D1 cannot be written. */
+export async function importRows(
+	services: Services,
+	spec: DatasetSpec,
+	items: readonly { index: number; raw: unknown }[],
+	ids: IdSource,
+): Promise<ImportResult> {
+	const { valid, rejected } = rowsToEvents(items, spec, Date.now(), services.settings.MAX_FUTURE_SKEW_SECONDS * 1000);
+	if (!valid.length) return { imported: 0, unchanged: 0, rejected };
+	await assignIds(valid, ids);
+	let result: Awaited<ReturnType<typeof applyEvents>>;
+	try {
+		result = await applyEvents(
+			services.env.DB,
+			valid.map((v) => v.event),
+		);
+	} catch (e) {
+		throw new HotpathError(
+			"unavailable",
+			`D1 could not take the import (${String((e as Error).message ?? e)}); rows may have been applied in part. Resending is safe for rows with _id or _event_time, or with the same Idempotency-Key`,
+			{ retryAfterSeconds: 1 },
+		);
+	}
+	// Rows of a refused key (past the record size limit, or refused by D1) are rejected with the reason.
+	const refusedIds = new Map<string, string>();
+	for (const r of result.refused) for (const e of r.events) refusedIds.set(`${r.key}\u0000${e.id}`, r.reason);
+	const changedKeys = new Set(result.applied.filter((a) => a.changed).map((a) => a.key));
+	let imported = 0;
+	let unchanged = 0;
+	for (const v of valid) {
+		const reason = refusedIds.get(`${v.event.key}\u0000${v.event.id}`);
+		if (reason) rejected.push({ index: v.index, error: reason });
+		else if (changedKeys.has(v.event.key)) imported++;
+		else unchanged++;
+	}
+	rejected.sort((a, b) => a.index - b.index);
+	await refreshCaches(services, result.applied, []);
+	return { imported, unchanged, rejected };
+}

@@ -1,0 +1,77 @@
+/**
+ * The OpenAPI description of the HTTP surface, written once, beside each route: `mount` registers a
+ * route's description (from the same zod schemas its handler validates with) and mounts its
+ * handlers. Bodies are validated by the handlers themselves, with those schemas, so every failure
+ * is this API's problem+json and a JSON body is read whatever its Content-Type.
+ */
+import { OpenAPIHono, type RouteConfig, z } from "@hono/zod-openapi";
+import type { Handler, MiddlewareHandler } from "hono";
+import type { AppEnv } from "../env";
+import type { ErrorCode } from "../errors";
+import { problemStatus } from "./problem";
+
+export { z };
+
+export const newRouter = () => new OpenAPIHono<AppEnv>();
+
+/** Registers `route` for the OpenAPI document and mounts its middleware and handler. */
+export function mount(app: OpenAPIHono<AppEnv>, route: RouteConfig, ...handlers: [...MiddlewareHandler<AppEnv>[], Handler<AppEnv>]): void {
+	app.openAPIRegistry.registerPath(route);
+	app.on(route.method.toUpperCase(), route.path.replaceAll(/\{([^}]+)\}/g, ":$1"), ...(handlers as [Handler<AppEnv>]));
+}
+
+export const ProblemSchema = z
+	.object({
+		type: z.string().openapi({ example: "https://hotpath.dev/problems/validation-failed" }),
+		title: z.string().openapi({ example: "Validation failed" }),
+		status: z.number().int(),
+		detail: z.string().openapi({ description: "What was wrong and where" }),
+		instance: z.string().optional(),
+		errors: z
+			.array(
+				z.object({
+					pointer: z.string().openapi({ description: "JSON pointer into the body, or a parameter name", example: "/requests/0/keys/3" }),
+					detail: z.string(),
+				}),
+			)
+			.optional()
+			.openapi({ description: "One entry per bad item" }),
+		request_id: z.string().optional(),
+	})
+	.openapi("Problem", { description: "RFC 9457 problem details (application/problem+json)" });
+
+const problemText: Record<ErrorCode, string> = {
+	bad_request: "Malformed request: bad JSON, a bad parameter or header",
+	validation_failed: "The body does not match the schema, or no item of a batch is valid; `errors` lists each",
+	unauthorized: "Missing, malformed, unknown, revoked or expired key (with a Bearer challenge)",
+	forbidden: "The key lacks the scope, or is limited to other datasets (the detail names them)",
+	not_found: "No such dataset, record, key or dead letter",
+	method_not_allowed: "Method not allowed",
+	conflict: "An incompatible change, listing every reason",
+	payload_too_large: "The body is over this route's byte limit (checked before it is read) or holds too many items",
+	unsupported_media_type: "Content-Type is neither JSON nor NDJSON",
+	rate_limited: "The key's rate_limit is used up; Retry-After says when to retry",
+	unavailable: "No tier could answer, or the queue or D1 refused; Retry-After says when to retry",
+	internal: "Unexpected server error (logged)",
+};
+
+/** Problem responses for a route: every route may answer 401 and 429; pass the other codes it can give. */
+export function problems(...codes: ErrorCode[]): RouteConfig["responses"] {
+	const byStatus = new Map<number, string[]>();
+	for (const code of new Set<ErrorCode>(["unauthorized", "rate_limited", ...codes])) {
+		const status = problemStatus[code];
+		byStatus.set(status, [...(byStatus.get(status) ?? []), problemText[code]]);
+	}
+	const out: RouteConfig["responses"] = {};
+	for (const [status, texts] of byStatus)
+		out[status] = { description: texts.join("; or: "), content: { "application/problem+json": { schema: ProblemSchema } } };
+	return out;
+}
+
+/** A JSON response of `schema`. */
+export const json = (description: string, schema: z.ZodType) => ({ description, content: { "application/json": { schema } } });
+
+export const bearer = [{ bearer: [] }];
+
+export const datasetParam = z.string().openapi({ param: { name: "name", in: "path" }, description: "Dataset name", example: "demo_users" });
+export const recordKeyParam = z.string().openapi({ param: { name: "key", in: "path" }, description: "Entity key (at most 400 UTF-8 bytes)", example: "u1" });
