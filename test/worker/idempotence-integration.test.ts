@@ -185,7 +185,9 @@ describe("retention: the cron trigger prunes the log past history_days", () => {
 		// everything applied since (the lowest seqs).
 		const lowest = (await env.DB.prepare("SELECT coalesce(min(seq), 0) AS s FROM event_log").first<{ s: number }>())?.s ?? 0;
 		const insert = (seq: number, dataset: string, key: string, id: string, t: number) =>
-			env.DB.prepare("INSERT INTO event_log (seq, dataset, key, event_time, event_id, op, value, applied_at) VALUES (?1, ?2, ?3, ?4, ?5, 'upsert', '{\"a\":1}', ?4)")
+			env.DB.prepare(
+				"INSERT INTO event_log (seq, dataset, key, event_time, event_id, op, value, applied_at) VALUES (?1, ?2, ?3, ?4, ?5, 'upsert', '{\"a\":1}', ?4)",
+			)
 				.bind(seq, dataset, key, t, id)
 				.run();
 		await insert(lowest - 2, short, "k", "old-short", old);

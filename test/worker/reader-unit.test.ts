@@ -1,11 +1,11 @@
 /** The read path's policies (fallback, stale-while-revalidate, lag skipping), with in-memory tiers standing in for storage. */
 import { describe, expect, it } from "vitest";
-import { TierStats } from "../../src/serving/stats";
 import { ServerTiming } from "../../src/observability/timing";
 import type { DatasetSpec } from "../../src/registry/spec";
 import { L0Cache } from "../../src/serving/l0";
 import { lookupRecords } from "../../src/serving/lookup";
 import { type LookupRef, TieredReader } from "../../src/serving/reader";
+import { TierStats } from "../../src/serving/stats";
 import type { Found, RecordRef, Tier } from "../../src/serving/tier";
 import { type CachedRecord, recordCacheKey } from "../../src/storage/cached-record";
 

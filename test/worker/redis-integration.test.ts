@@ -1,7 +1,6 @@
 /** The hot tier against a real redis-server, through the real @upstash/redis client and the local endpoint. */
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { TierStats } from "../../src/serving/stats";
 import { ServerTiming } from "../../src/observability/timing";
 import { CircuitBreaker } from "../../src/serving/breaker";
 import { D1Tier } from "../../src/serving/d1-tier";
@@ -9,6 +8,7 @@ import { KvTier } from "../../src/serving/kv-tier";
 import { L0Cache } from "../../src/serving/l0";
 import { type LookupRef, TieredReader } from "../../src/serving/reader";
 import { RedisTier } from "../../src/serving/redis-tier";
+import { TierStats } from "../../src/serving/stats";
 import type { Found, RecordRef, Tier } from "../../src/serving/tier";
 import { type CachedRecord, decodeRecord, recordCacheKey } from "../../src/storage/cached-record";
 import { RedisStore } from "../../src/storage/redis";
