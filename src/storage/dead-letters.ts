@@ -94,6 +94,18 @@ const matches = (datasets: string[] | null, f: ListFilter): boolean => {
 
 const parseDatasets = (s: string | null): string[] | null => (s === null ? null : (JSON.parse(s) as string[]));
 
+const fromRow = (r: typeof deadLetters.$inferSelect): StoredDeadLetter => ({
+	id: r.id,
+	queue: r.queue,
+	messageId: r.messageId,
+	body: r.body,
+	error: r.error ?? "",
+	attempts: r.attempts,
+	createdAt: r.createdAt,
+	replayedAt: r.replayedAt,
+	datasets: parseDatasets(r.datasets),
+});
+
 /** D1 rows newest first, then the ones waiting in KV; filtered by dataset bounds. */
 export async function listDeadLetters(db: D1Database, kv: KVNamespace, f: ListFilter): Promise<StoredDeadLetter[]> {
 	const out: StoredDeadLetter[] = [];
@@ -109,19 +121,9 @@ export async function listDeadLetters(db: D1Database, kv: KVNamespace, f: ListFi
 			.limit(500)
 			.all();
 		for (const r of rows) {
-			const datasets = parseDatasets(r.datasets);
-			if (!matches(datasets, f)) continue;
-			out.push({
-				id: r.id,
-				queue: r.queue,
-				messageId: r.messageId,
-				body: r.body,
-				error: r.error ?? "",
-				attempts: r.attempts,
-				createdAt: r.createdAt,
-				replayedAt: r.replayedAt,
-				datasets,
-			});
+			const letter = fromRow(r);
+			if (!matches(letter.datasets, f)) continue;
+			out.push(letter);
 			if (out.length >= f.limit) break;
 		}
 		if (rows.length < 500) break;
@@ -147,18 +149,7 @@ export async function getDeadLetter(db: D1Database, kv: KVNamespace, id: number 
 		return l ? { ...l, id, replayedAt: null } : null;
 	}
 	const r = await drizzle(db).select().from(deadLetters).where(eq(deadLetters.id, id)).get();
-	if (!r) return null;
-	return {
-		id: r.id,
-		queue: r.queue,
-		messageId: r.messageId,
-		body: r.body,
-		error: r.error ?? "",
-		attempts: r.attempts,
-		createdAt: r.createdAt,
-		replayedAt: r.replayedAt,
-		datasets: parseDatasets(r.datasets),
-	};
+	return r ? fromRow(r) : null;
 }
 
 /** Marks dead letters replayed, by message id. */
