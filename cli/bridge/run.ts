@@ -111,11 +111,19 @@ export async function runBridge(config: ResolvedConfig, opts: RunOptions = {}): 
 		runs.push({ name, type: sc.type, source, pipeline, rejects });
 	}
 
-	const snapshot = (): StatusSnapshot => ({
-		uptime_s: Math.round((Date.now() - started) / 1000),
-		target: { url: target.url, failing: target.failing, retries },
-		sources: Object.fromEntries(runs.map((r) => [r.name, { type: r.type, ...r.pipeline.stats }])),
-	});
+	const snapshot = (): StatusSnapshot => {
+		const cpu = process.cpuUsage();
+		return {
+			uptime_s: Math.round((Date.now() - started) / 1000),
+			process: {
+				cpu_user_ms: Math.round(cpu.user / 1000),
+				cpu_system_ms: Math.round(cpu.system / 1000),
+				rss_mb: Math.round(process.memoryUsage.rss() / 1048576),
+			},
+			target: { url: target.url, failing: target.failing, retries },
+			sources: Object.fromEntries(runs.map((r) => [r.name, { type: r.type, ...r.pipeline.stats }])),
+		};
+	};
 	const refreshLag = async () => {
 		await Promise.all(
 			runs.map(async (r) => {

@@ -5,6 +5,8 @@ import type { SourceStats } from "./pipeline.ts";
 
 export interface StatusSnapshot {
 	uptime_s: number;
+	/** The bridge process: CPU time used since it started (process.cpuUsage) and resident memory. */
+	process: { cpu_user_ms: number; cpu_system_ms: number; rss_mb: number };
 	target: { url: string; failing: boolean; retries: number };
 	sources: Record<string, SourceStats & { type: string }>;
 }
@@ -25,6 +27,8 @@ export function prometheusText(s: StatusSnapshot): string {
 	for (const [name, st] of Object.entries(s.sources)) if (st.lag !== null) lines.push(`hotpath_bridge_lag{${label(name)}} ${st.lag}`);
 	lines.push("# TYPE hotpath_bridge_target_retries_total counter", `hotpath_bridge_target_retries_total ${s.target.retries}`);
 	lines.push("# TYPE hotpath_bridge_target_failing gauge", `hotpath_bridge_target_failing ${s.target.failing ? 1 : 0}`);
+	lines.push("# TYPE process_cpu_seconds_total counter", `process_cpu_seconds_total ${(s.process.cpu_user_ms + s.process.cpu_system_ms) / 1000}`);
+	lines.push("# TYPE process_resident_memory_bytes gauge", `process_resident_memory_bytes ${Math.round(s.process.rss_mb * 1024 * 1024)}`);
 	return `${lines.join("\n")}\n`;
 }
 

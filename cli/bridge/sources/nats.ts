@@ -21,6 +21,7 @@ import type { Delivery, Source, SourceSink } from "./source.ts";
 
 export interface NatsDelivery extends Delivery {
 	msg: JsMsg;
+	seq: number;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -65,13 +66,19 @@ export class NatsSource implements Source<NatsDelivery> {
 		}, every);
 
 		const toDelivery = (msg: JsMsg): NatsDelivery => {
-			this.unacked.set(msg.seq, { msg, touched: Date.now() });
-			return {
-				id: boundedId("nats", `nats:${c.stream}:${seq20(msg.seq)}`),
-				time: Number(msg.timestampNanos / 1_000_000n),
+			// info parses the reply subject: once per message.
+			const { streamSequence, timestampNanos } = msg.info;
+			this.unacked.set(streamSequence, { msg, touched: Date.now() });
+			const d: NatsDelivery = {
+				id: boundedId("nats", `nats:${c.stream}:${seq20(streamSequence)}`),
+				time: Math.floor(timestampNanos / 1e6),
+				seq: streamSequence,
 				msg,
-				...decodeJson(msg.data),
 			};
+			const decoded = decodeJson(msg.data);
+			if (decoded.error === undefined) d.message = decoded.message;
+			else Object.assign(d, decoded);
+			return d;
 		};
 
 		this.loop = (async () => {
@@ -121,7 +128,7 @@ export class NatsSource implements Source<NatsDelivery> {
 	async ack(messages: NatsDelivery[]): Promise<void> {
 		for (const d of messages) {
 			d.msg.ack();
-			this.unacked.delete(d.msg.seq);
+			this.unacked.delete(d.seq);
 		}
 		// One round trip makes sure the server has the acks before the bridge counts them as done.
 		await this.nc?.flush();
