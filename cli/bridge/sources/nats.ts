@@ -86,7 +86,24 @@ export class NatsSource implements Source<NatsDelivery> {
 				try {
 					this.messages = await consumer.consume({ max_messages: 1000 });
 					// After stop() the iterator still yields what it holds, then ends: those go through too.
-					for await (const msg of this.messages) await sink.deliver([toDelivery(msg)]);
+					// Messages the iterator yields back to back go over in one batch (handed over once the
+					// iterator pauses); the loop waits for the pipeline when a batch gets large.
+					let batch: NatsDelivery[] = [];
+					let handing: Promise<void> | undefined;
+					const handOver = async () => {
+						while (batch.length) {
+							const out = batch;
+							batch = [];
+							await sink.deliver(out);
+						}
+						handing = undefined;
+					};
+					for await (const msg of this.messages) {
+						batch.push(toDelivery(msg));
+						handing ??= new Promise((resolve) => setImmediate(resolve)).then(handOver);
+						if (batch.length >= 500) await handing;
+					}
+					await handing;
 				} catch (e) {
 					if (this.stopping) break;
 					sink.warn(`consume failed, retrying in 1 s: ${(e as Error).message}`);
