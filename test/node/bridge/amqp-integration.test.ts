@@ -105,7 +105,8 @@ describe("amqp source", () => {
 	it("kill -9 mid-stream, then a restart: nothing is lost and nothing is left in the queue", async () => {
 		const queue = await newQueue();
 		send(queue, 0, 2000);
-		fake.delayMs = 150;
+		// Slow answers keep the bridge well behind the stream when it is killed.
+		fake.delayMs = 300;
 		const first = await spawnBridge(config(queue), scratch.dir, ["scores"]);
 		await eventually(() => (fake.ids().size >= 300 ? true : undefined), 20_000, "some events");
 		await first.kill9();

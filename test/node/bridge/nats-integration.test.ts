@@ -134,7 +134,8 @@ describe("nats source", () => {
 	it("kill -9 mid-stream, then a restart: nothing is lost and nothing is left unacknowledged", async () => {
 		const stream = await newStream();
 		await publish(stream, 0, 2000);
-		fake.delayMs = 150;
+		// Slow answers keep the bridge well behind the stream when it is killed.
+		fake.delayMs = 300;
 		// A short ack_wait (kept alive with working() while a batch waits), so the redelivery after the kill comes soon.
 		const first = await spawnBridge(config(stream, { ack_wait_ms: 3000 }), scratch.dir, ["orders"]);
 		await eventually(() => (fake.ids().size >= 300 ? true : undefined), 20_000, "some events");

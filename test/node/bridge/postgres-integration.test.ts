@@ -51,9 +51,9 @@ afterEach(async () => {
 	await db.query(`drop table if exists ${names.table}`);
 });
 
-const config = (extra: object = {}) => ({
+const config = (extra: object = {}, batch: object = {}) => ({
 	...testTarget(fake.url, fake.key),
-	batch: { max_events: 200, max_wait_ms: 20, max_in_flight: 4 },
+	batch: { max_events: 200, max_wait_ms: 20, max_in_flight: 4, ...batch },
 	sources: [
 		{
 			type: "postgres",
@@ -71,8 +71,8 @@ const config = (extra: object = {}) => ({
 	],
 });
 
-const start = async (extra: object = {}) => {
-	const b = await spawnBridge(config(extra), scratch.dir, ["accounts"]);
+const start = async (extra: object = {}, batch: object = {}) => {
+	const b = await spawnBridge(config(extra, batch), scratch.dir, ["accounts"]);
 	running.push(b);
 	return b;
 };
@@ -192,8 +192,9 @@ describe("postgres source", () => {
 
 	it("kill -9 mid-stream, then a restart: Hotpath converges to the table and the slot is confirmed to the end", async () => {
 		await insertRows(1, 11);
-		fake.delayMs = 100;
-		const first = await start();
+		// Small batches answered slowly keep the bridge well behind the changes when it is killed.
+		fake.delayMs = 300;
+		const first = await start({}, { max_events: 20 });
 		await eventually(() => (fake.events.length >= 10 ? true : undefined), 20_000, "the snapshot");
 		// 300 transactions of inserts, updates and deletes.
 		for (let i = 0; i < 100; i++) {
@@ -214,8 +215,8 @@ describe("postgres source", () => {
 
 	it("kill -9 during the snapshot: the next start takes a new one, and deletes made meanwhile still win", async () => {
 		await insertRows(1, 2001);
-		fake.delayMs = 200;
-		const first = await start();
+		fake.delayMs = 300;
+		const first = await start({}, { max_events: 20 });
 		await eventually(() => (fake.events.length >= 200 ? true : undefined), 20_000, "part of the snapshot");
 		await first.kill9();
 		expect(JSON.parse(readFileSync(names.state, "utf8")).snapshot.done).toBe(false);

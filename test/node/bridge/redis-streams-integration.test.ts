@@ -109,7 +109,8 @@ describe("redis-streams source", () => {
 	it("kill -9 mid-stream, then a restart: its own pending entries come first; nothing lost, nothing left pending", async () => {
 		const stream = newStream();
 		await add(stream, 0, 2000);
-		fake.delayMs = 150;
+		// Slow answers keep the bridge well behind the stream when it is killed.
+		fake.delayMs = 300;
 		const first = await spawnBridge(config(stream), scratch.dir, ["profiles"]);
 		await eventually(() => (fake.ids().size >= 300 ? true : undefined), 20_000, "some events");
 		await first.kill9();
