@@ -357,13 +357,12 @@ async function pgRun(target: { url: string; key: string }, dataset: string): Pro
 /** A stand-in for POST /v1/events that answers 202 at once: the bridge's own cost. */
 async function fakeTarget(): Promise<{ url: string; key: string; close: () => void }> {
 	const server = createServer((req, res) => {
-		let n = 0;
-		req.on("data", (c: Buffer) => {
-			for (const b of c) if (b === 0x7b) n++;
-		});
+		const chunks: Buffer[] = [];
+		req.on("data", (c: Buffer) => chunks.push(c));
 		req.on("end", () => {
-			if (req.method === "GET") res.writeHead(200, { "content-type": "application/json" }).end("{}");
-			else res.writeHead(202, { "content-type": "application/json" }).end(JSON.stringify({ accepted: n, rejected: [] }));
+			if (req.method === "GET") return res.writeHead(200, { "content-type": "application/json" }).end("{}");
+			const accepted = (JSON.parse(Buffer.concat(chunks).toString("utf8")) as unknown[]).length;
+			res.writeHead(202, { "content-type": "application/json" }).end(JSON.stringify({ accepted, rejected: [] }));
 		});
 	});
 	await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));

@@ -68,11 +68,11 @@ export function readNdjson(file: string): Record<string, unknown>[] {
 }
 
 /** Starts the bridge with this config and waits until every source has started. */
-export async function spawnBridge(config: object, dir: string, sourceNames: string[]): Promise<BridgeProcess> {
+export async function spawnBridge(config: object, dir: string, sourceNames: string[], args: string[] = []): Promise<BridgeProcess> {
 	const file = path.join(dir, `bridge-${Date.now()}-${Math.random().toString(36).slice(2, 6)}.json`);
 	writeFileSync(file, JSON.stringify(config));
 	const port = await freePort();
-	const proc = spawn(process.execPath, [MAIN, "--config", file, "--status-port", String(port), "--status-interval", "1"], {
+	const proc = spawn(process.execPath, [MAIN, "--config", file, "--status-port", String(port), "--status-interval", "1", ...args], {
 		cwd: dir,
 		stdio: ["ignore", "pipe", "pipe"],
 	});

@@ -87,6 +87,9 @@ describe("nats source", () => {
 			return s?.acked === 306 ? s : undefined;
 		});
 		expect(m).toMatchObject({ received: 306, sent: 302, acked: 306, rejected: 4, pending: 0 });
+		const prometheus = await (await fetch(`http://127.0.0.1:${bridge.port}/metrics?format=prometheus`)).text();
+		expect(prometheus).toContain('hotpath_bridge_acked_total{source="orders"} 306');
+		expect(prometheus).toContain('hotpath_bridge_rejected_total{source="orders"} 4');
 		expect(await bridge.stop()).toBe(0);
 
 		const byKey = new Map(fake.events.map((e) => [`${e.key}/${e.op}`, e]));
@@ -177,4 +180,15 @@ describe("nats source", () => {
 		expect(bridge.output()).toMatch(/Hotpath not answering/);
 		expect(bridge.output()).toMatch(/Hotpath answers again/);
 	}, 60_000);
+
+	it("a stop while Hotpath is down gives up after --drain-timeout, acknowledging nothing, and exits 1", async () => {
+		const stream = await newStream();
+		const bridge = await spawnBridge(config(stream), scratch.dir, ["orders"], ["--drain-timeout", "1"]);
+		await fake.setMode("503");
+		await publish(stream, 0, 50);
+		await eventually(async () => ((await bridge.metrics()).sources.orders?.received === 50 ? true : undefined));
+		expect(await bridge.stop("SIGINT")).toBe(1);
+		expect(bridge.output()).toMatch(/gave up draining after 1 s: 50 message\(s\) left unacknowledged/);
+		expect((await consumerIdle(stream)).ackPending).toBe(50);
+	}, 30_000);
 });
