@@ -4,6 +4,7 @@
 import http from "node:http";
 import autocannon from "autocannon";
 import { DATASET, keyOf, makeValue, percentiles, permutation, rng, sleep, Zipf } from "./common.ts";
+import { runSchedule, type ScheduleJob } from "./schedule.ts";
 
 export type Gen =
 	/** The same request every time. */
@@ -378,8 +379,15 @@ async function run(job: Job, waitGo: () => Promise<void>, warmed: () => void): P
 
 if (process.send) {
 	let go: (() => void) | null = null;
-	process.on("message", (msg: { type: string; job?: Job }) => {
+	process.on("message", (msg: { type: string; job?: Job; schedule?: ScheduleJob }) => {
 		if (msg.type === "go") go?.();
+		// The fixed-load scenario: one open-loop schedule of windows, no warm-up handshake (its warm-ups are windows).
+		if (msg.type === "schedule" && msg.schedule) {
+			runSchedule(msg.schedule).then(
+				(result) => process.send?.({ type: "result", result }, () => process.exit(0)),
+				(err: unknown) => process.send?.({ type: "error", error: String((err as Error)?.stack ?? err) }, () => process.exit(1)),
+			);
+		}
 		if (msg.type === "run" && msg.job) {
 			const job = msg.job;
 			run(

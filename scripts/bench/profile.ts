@@ -104,6 +104,36 @@ export class Profiler {
 	}
 }
 
+/**
+ * Runs `fn` against each of workerd's inspector targets (one isolate each, by id: core:user:NAME,
+ * core:entry, kv:..., d1:..., ...), one at a time.
+ */
+export async function eachTarget(
+	inspector: URL,
+	fn: (id: string, send: <T>(method: string, params?: Record<string, unknown>) => Promise<T>) => Promise<void>,
+): Promise<void> {
+	const http = new URL(inspector.href.replace(/^ws/, "http"));
+	const list = (await (await fetch(new URL("/json/list", http))).json()) as { id: string; webSocketDebuggerUrl: string }[];
+	for (const t of list) {
+		let cdp: Cdp | null = null;
+		let timer: ReturnType<typeof setTimeout> | undefined;
+		try {
+			// A target that does not answer within 5 s is left out rather than holding up the run.
+			const deadline = new Promise<never>((_, reject) => {
+				timer = setTimeout(() => reject(new Error(`inspector target ${t.id} did not answer`)), 5000);
+			});
+			cdp = await Promise.race([Cdp.connect(t.webSocketDebuggerUrl), deadline]);
+			const c = cdp;
+			await Promise.race([fn(t.id, (method, params) => c.send(method, params)), deadline]);
+		} catch {
+			// left out
+		} finally {
+			clearTimeout(timer);
+			cdp?.close();
+		}
+	}
+}
+
 /** Milliseconds of samples per node, excluding idle and GC-free program time. */
 function selfTimes(p: CpuProfile): Map<number, number> {
 	const t = new Map<number, number>();

@@ -4,6 +4,7 @@
 //   node scripts/bench/report.ts out.json --update-docs   replaces the results section of docs/BENCHMARKS.md
 import { readFileSync, realpathSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import { type FixedLoadResult, fixedLoadMarkdown, fixedLoadText } from "./fixed-load-report.ts";
 
 export interface ScenarioResult {
 	name: string;
@@ -187,14 +188,29 @@ export function targetLines(targets: Target[]): string[] {
 	return targets.map((t) => `${t.met === null ? "n/a " : t.met ? "MET " : "MISS"}  ${t.name}: ${t.detail}`);
 }
 
-export function textReport(doc: { scenarios: ScenarioResult[]; targets: Target[]; header: string[] }): string {
-	const rows = doc.scenarios;
-	return [...doc.header, "", grid(rows, "text"), "", ...ingestLines(rows.find((r) => r.name === "ingest")), "", "targets:", ...targetLines(doc.targets)].join(
-		"\n",
-	);
+export interface ReportDoc {
+	scenarios: ScenarioResult[];
+	targets: Target[];
+	header: string[];
+	fixed_load?: FixedLoadResult | null;
 }
 
-export function markdownReport(doc: { scenarios: ScenarioResult[]; targets: Target[]; header: string[] }): string {
+export function textReport(doc: ReportDoc): string {
+	const rows = doc.scenarios;
+	return [
+		...doc.header,
+		"",
+		grid(rows, "text"),
+		"",
+		...ingestLines(rows.find((r) => r.name === "ingest")),
+		...(doc.fixed_load ? ["", ...fixedLoadText(doc.fixed_load)] : []),
+		"",
+		"targets:",
+		...targetLines(doc.targets),
+	].join("\n");
+}
+
+export function markdownReport(doc: ReportDoc): string {
 	const rows = doc.scenarios;
 	return [
 		...doc.header.map((h) => `- ${h}`),
@@ -204,6 +220,7 @@ export function markdownReport(doc: { scenarios: ScenarioResult[]; targets: Targ
 		"```",
 		...ingestLines(rows.find((r) => r.name === "ingest")),
 		"```",
+		...(doc.fixed_load ? ["", "Reads and /ping at a fixed offered load (fixed-load):", "", ...fixedLoadMarkdown(doc.fixed_load)] : []),
 		"",
 		"Targets:",
 		"",
@@ -235,8 +252,13 @@ if (process.argv[1] && realpathSync(process.argv[1]) === import.meta.filename) {
 		console.error("usage: node scripts/bench/report.ts OUT.json [--update-docs]");
 		process.exit(2);
 	}
-	const doc = JSON.parse(readFileSync(file, "utf8")) as { scenarios: ScenarioResult[]; targets: Target[]; header?: string[] };
-	const md = markdownReport({ scenarios: doc.scenarios, targets: doc.targets, header: doc.header ?? [] });
+	const doc = JSON.parse(readFileSync(file, "utf8")) as {
+		scenarios: ScenarioResult[];
+		targets: Target[];
+		header?: string[];
+		fixed_load?: FixedLoadResult | null;
+	};
+	const md = markdownReport({ scenarios: doc.scenarios, targets: doc.targets, header: doc.header ?? [], fixed_load: doc.fixed_load ?? null });
 	if (process.argv.includes("--update-docs")) console.error(updateDocs(path.resolve(import.meta.dirname, "..", "..", "docs", "BENCHMARKS.md"), md));
 	else console.log(md);
 }

@@ -15,11 +15,13 @@ import { Redis } from "ioredis";
 import { startRedisServer } from "../lib/redis-server.ts";
 import { spawnUpstashLocal } from "../lib/upstash-process.ts";
 import { DATASET, keyOf, makeValue, percentiles, SPEC, sleep } from "./common.ts";
+import { fixedLoadScenario, GcTrace } from "./fixed-load.ts";
+import { type FixedLoadResult, fixedLoadTarget, fixedLoadText } from "./fixed-load-report.ts";
 import type { Gen, Job, LoadResult } from "./load.ts";
 import { Profiler, type ProfileSummary, Summariser, writeProfiles } from "./profile.ts";
 import { markdownReport, type PacedPhase, type ScenarioResult, type Target, textReport, updateDocs, withRatios } from "./report.ts";
 import { BASELINE_ROUTES, FULL, layout, QUICK, type ReadScenario, readScenarios } from "./scenarios.ts";
-import { api, createKey, progress, putSpec, seedD1, seedKv, seedRedis } from "./seed.ts";
+import { api, createKey, progress, putSpec, seedD1, seedKv, seedKvKeys, seedRedis, seedRedisKeys } from "./seed.ts";
 import {
 	applyMigrations,
 	buildWorker,
@@ -27,6 +29,7 @@ import {
 	childPids,
 	FLOOR_PATH,
 	findChildByName,
+	lineBufferedWorkerd,
 	probeQuery,
 	processCpuMs,
 	type RunningWorker,
@@ -48,6 +51,11 @@ const { values: args } = parseArgs({
 		only: { type: "string" },
 		var: { type: "string", multiple: true, default: [] },
 		"cpu-prof": { type: "string" },
+		"fixed-load-s": { type: "string" },
+		"fixed-load-rates": { type: "string" },
+		"fixed-load-probe": { type: "string" },
+		samples: { type: "string" },
+		"trace-gc": { type: "boolean", default: false },
 		verbose: { type: "boolean", default: false },
 		help: { type: "boolean", short: "h", default: false },
 	},
@@ -63,11 +71,19 @@ if (args.help) {
   --only         comma-separated scenario names (baseline-hello always runs)
   --var K=V      override a worker var (repeatable), e.g. --var REDIS_TIMEOUT_MS=100
   --cpu-prof DIR write V8 CPU profiles of the worker and of Miniflare's simulators per scenario
-                 (through workerd's inspector; adds overhead, so figures of such a run are not comparable)`);
+                 (through workerd's inspector; adds overhead, so figures of such a run are not comparable)
+  --fixed-load-s S  fixed-load: measured seconds per rate for /ping and for reads (default 6 quick, 15 full)
+  --fixed-load-rates R1,R2  fixed-load: offered rates in requests/s (default 500,1000)
+  --fixed-load-probe SHARE  fixed-load: also send /ping inside the reads at SHARE of the rate (e.g. 0.1),
+                    the runtime's latency at the same moments as the reads (diagnostic: adds load)
+  --samples FILE    fixed-load: write every request (due time, lateness, latency, tier, Server-Timing)
+                    and the /proc samples of workerd, upstash-local and redis-server to FILE (JSON)
+  --trace-gc        run workerd with V8's --trace-gc and set GC pauses against slow requests`);
 	process.exit(0);
 }
 
-const timing = args.quick ? QUICK : FULL;
+const timing = { ...(args.quick ? QUICK : FULL) };
+if (args["fixed-load-s"]) timing.fixedLoadS = timing.fixedLoadWarmupS = Number(args["fixed-load-s"]);
 const N = Number(args.keys);
 const CONNECTIONS = Number(args.concurrency);
 const only = args.only ? new Set(["baseline-hello", ...args.only.split(",")]) : null;
@@ -215,15 +231,26 @@ async function main() {
 	pids.upstash = childPids(process.pid).find((p) => !beforeUpstash.has(p)) ?? null;
 	const redisClient = new Redis(redis.url, { lazyConnect: false, maxRetriesPerRequest: 1 });
 	const adminKey = `bench-admin-${randomBytes(18).toString("base64url")}`;
+	// V8's GC trace from every isolate in workerd, through Miniflare's (undocumented) env switch; its
+	// lines reach the structured-log handler as plain "log" lines.
+	if (args["trace-gc"]) {
+		process.env.MINIFLARE_WORKERD_V8_FLAGS = [process.env.MINIFLARE_WORKERD_V8_FLAGS, "--trace-gc"].filter(Boolean).join(" ");
+		// V8 prints the trace with stdio, and workerd's stdout is a pipe, so it would arrive in 4 KB
+		// blocks seconds late: run workerd line-buffered (stdbuf, through Miniflare's binary override).
+		process.env.MINIFLARE_WORKERD_PATH = lineBufferedWorkerd(ROOT);
+	}
 	log(`[${elapsed()}] redis-server ${redis.url}, upstash-local ${upstash.url}; starting workerd through Miniflare`);
 	const w = await startWorker({
 		bundle,
 		config,
 		bindings: { HOTPATH_ADMIN_KEY: adminKey, UPSTASH_REDIS_REST_URL: upstash.url, UPSTASH_REDIS_REST_TOKEN: token, ...benchVars },
 		verbose: args.verbose,
-		inspector: Boolean(args["cpu-prof"]),
+		// --trace-gc opens the inspector too, only to tell at the end which isolate each GC line is from.
+		inspector: Boolean(args["cpu-prof"] || args["trace-gc"]),
 		floor: floorResponse(),
 	});
+	const gc = args["trace-gc"] ? new GcTrace() : null;
+	if (gc) w.logs.listeners.push((_level, message) => gc.line(message));
 	if (args["cpu-prof"] && w.inspectorUrl) {
 		mkdirSync(args["cpu-prof"], { recursive: true });
 		profiler = new Profiler(w.inspectorUrl);
@@ -353,6 +380,54 @@ async function main() {
 			}
 		}
 
+		// Read tails at a fixed offered load, against /ping's in the same schedule (scripts/bench/fixed-load.ts).
+		let fixedLoad: FixedLoadResult | null = null;
+		if (wanted("fixed-load")) {
+			await waitIdle(w.workerdPid);
+			const count = 10_000;
+			const start = Math.max(0, N - count);
+			if (start < L.zipfKv[1]) log(`  WARNING fixed-load keys [${start}, ${N}) overlap the tier slices (--keys ${N} is small)`);
+			const setting = (k: string, def: number) => Number(benchVars[k] ?? config.vars[k] ?? def);
+			const l0 = { ttlS: setting("L0_TTL_SECONDS", 5), swrS: setting("L0_SWR_SECONDS", 10) };
+			log(`[${elapsed()}] fixed-load: /ping and Zipf reads at a fixed offered load, open loop`);
+			fixedLoad = await fixedLoadScenario(
+				{
+					w,
+					base,
+					readKey,
+					adminKey,
+					baselinePath,
+					redis: redisClient,
+					pids: { workerd: w.workerdPid, upstash: pids.upstash, redis: pids.redis },
+					vars: benchVars,
+					l0,
+					waitIdle: () => waitIdle(w.workerdPid),
+					log,
+					gc,
+					inspectorUrl: w.inspectorUrl,
+					workerName: config.name,
+					topUp: {
+						redis: (indices) => seedRedisKeys(redisClient, indices, seeded.times, redisTtl),
+						kv: (indices) => seedKvKeys(w, indices, seeded.times),
+					},
+					samplesFile: args.samples,
+				},
+				{
+					rates: args["fixed-load-rates"] ? args["fixed-load-rates"].split(",").map(Number) : [500, 1000],
+					windowS: timing.fixedLoadS,
+					// L0 reaches its steady state again within its fresh + stale-while-revalidate time.
+					readsWarmupS: Math.min(timing.fixedLoadWarmupS, l0.ttlS + l0.swrS),
+					pingWarmupS: 1,
+					settleS: 0.5,
+					probeShare: Number(args["fixed-load-probe"] ?? 0),
+					connections: 20,
+					keys: { start, count: Math.min(count, N) },
+					zipfS: 1.0,
+				},
+			);
+			for (const line of fixedLoadText(fixedLoad)) log(`  ${line}`);
+		}
+
 		if (wanted("ingest")) {
 			await waitIdle(w.workerdPid);
 			log(`[${elapsed()}] ingest`);
@@ -362,6 +437,7 @@ async function main() {
 		// ---- report ---------------------------------------------------------------------------
 		const rows = withRatios(results);
 		const targets = evaluateTargets(rows, bundle.bytes, pairs);
+		targets.splice(targets.length - 1, 0, fixedLoadTarget(fixedLoad));
 		const header = [
 			`run: ${new Date(runStarted).toISOString()}, \`npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}\`, ${((Date.now() - runStarted) / 1000).toFixed(0)} s`,
 			`machine: ${m.nproc} vCPU ${m.cpu_model}, ${m.mem_total_mib} MiB RAM, ${m.os}, node ${m.node}, load average at start ${m.load_avg_at_start.join(" ")}`,
@@ -393,7 +469,7 @@ async function main() {
 			header.push(
 				`baseline drift over the run (baseline-hello-end / baseline-hello): rps ${(b1.rps / b0.rps).toFixed(2)}x, cpu per request ${((b1.cpu_ms_per_req ?? 0) / (b0.cpu_ms_per_req ?? 1)).toFixed(2)}x`,
 			);
-		const doc = { scenarios: rows, targets, header };
+		const doc = { scenarios: rows, targets, header, fixed_load: fixedLoad };
 		console.log(textReport(doc));
 		if (args.json) {
 			const out = {
@@ -401,6 +477,7 @@ async function main() {
 				targets,
 				header,
 				l0_pairs: pairs,
+				fixed_load: fixedLoad,
 				bundle: { bytes: bundle.bytes, gzip_bytes: bundle.gzipBytes, limit_bytes: MIB, within_limit: bundle.bytes <= MIB },
 				machine: m,
 				calibration,

@@ -58,6 +58,9 @@ export interface Timing {
 	drainS: number;
 	/** A freshness probe not seeing its value after this long counts as a timeout (a censored sample). */
 	probeTimeoutS: number;
+	/** fixed-load: measured seconds per rate of /ping and of reads each, and the cap on the reads' warm-up. */
+	fixedLoadS: number;
+	fixedLoadWarmupS: number;
 }
 
 export const QUICK: Timing = {
@@ -69,6 +72,8 @@ export const QUICK: Timing = {
 	pacedS: 5,
 	drainS: 15,
 	probeTimeoutS: 10,
+	fixedLoadS: 6,
+	fixedLoadWarmupS: 6,
 };
 export const FULL: Timing = {
 	warmupS: 3,
@@ -79,6 +84,8 @@ export const FULL: Timing = {
 	pacedS: 20,
 	drainS: 60,
 	probeTimeoutS: 30,
+	fixedLoadS: 15,
+	fixedLoadWarmupS: 15,
 };
 
 export interface ReadScenario {

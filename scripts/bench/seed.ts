@@ -155,6 +155,27 @@ export async function seedRedis(redis: Redis, start: number, end: number, times:
 	return end - start;
 }
 
+/** Puts copies of the records `indices` into Redis (the keys a fill left out). */
+export async function seedRedisKeys(redis: Redis, indices: number[], times: Float64Array, ttlSeconds: number): Promise<void> {
+	for (let from = 0; from < indices.length; from += 1000) {
+		const p = redis.pipeline();
+		for (const i of indices.slice(from, from + 1000)) {
+			const [k, v] = cachedCopy(i, times);
+			p.set(k, v, "EX", ttlSeconds);
+		}
+		await p.exec();
+	}
+}
+
+/** Puts copies of the records `indices` into KV through the probe worker (the keys a fill left out). */
+export async function seedKvKeys(w: { probeUrl: URL }, indices: number[], times: Float64Array): Promise<void> {
+	for (let from = 0; from < indices.length; from += 100)
+		await probeKvPut(
+			w,
+			indices.slice(from, from + 100).map((i) => cachedCopy(i, times)),
+		);
+}
+
 /** Puts copies of records [start, end) into KV through the probe worker. Miniflare's KV simulator makes this the slow part of the setup. */
 export async function seedKv(w: { probeUrl: URL }, start: number, end: number, times: Float64Array, bar: Progress, label: string): Promise<void> {
 	let next = start;

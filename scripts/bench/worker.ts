@@ -1,7 +1,7 @@
 // Builds the worker the way `wrangler deploy` would, and runs that bundle in workerd through
 // Miniflare's API, with KV, D1 and Queues configured from wrangler.toml. No `wrangler dev`.
 import { execFileSync, spawn } from "node:child_process";
-import { readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { gzipSync } from "node:zlib";
@@ -100,6 +100,16 @@ const PROBE_SCRIPT = `export default {
 			await Promise.all(pairs.map(([k, v]) => env.KV.put(k, v)));
 			return Response.json({ put: pairs.length });
 		}
+		if (url.pathname === "/kv-missing") {
+			// Which of [key, ...] the worker's KV namespace does not hold (bulk gets of 100).
+			const keys = await request.json();
+			const missing = [];
+			for (let i = 0; i < keys.length; i += 100) {
+				const got = await env.KV.get(keys.slice(i, i + 100), "text");
+				for (const [k, v] of got) if (v === null) missing.push(k);
+			}
+			return Response.json({ missing });
+		}
 		if (url.pathname === "/calibrate") {
 			// What Miniflare's local simulators cost on this machine, measured from inside workerd.
 			const n = Number(url.searchParams.get("n") ?? 300);
@@ -146,6 +156,13 @@ export async function calibrate(w: { probeUrl: URL }, n = 300): Promise<Calibrat
 	return (await res.json()) as Calibration;
 }
 
+/** The `keys` the worker's KV namespace does not hold, through the probe worker. */
+export async function probeKvMissing(w: { probeUrl: URL }, keys: string[]): Promise<string[]> {
+	const res = await fetch(new URL("/kv-missing", w.probeUrl), { method: "POST", body: JSON.stringify(keys) });
+	if (!res.ok) throw new Error(`probe KV check failed: ${res.status} ${await res.text()}`);
+	return ((await res.json()) as { missing: string[] }).missing;
+}
+
 /** One read-only query through the probe worker. */
 export async function probeQuery<T>(w: { probeUrl: URL }, sql: string, params: unknown[] = []): Promise<T> {
 	const res = await fetch(w.probeUrl, { method: "POST", body: JSON.stringify({ sql, params }) });
@@ -169,8 +186,16 @@ export interface RunningWorker {
 export class LogTally {
 	readonly counts = new Map<string, number>();
 	readonly firstByMessage = new Map<string, { level: string; n: number }>();
+	/** Called with every line workerd prints (e.g. V8's --trace-gc lines, which arrive as level "log"). */
+	readonly listeners: ((level: string, message: string) => void)[] = [];
 
 	add(level: string, message: string): void {
+		for (const l of this.listeners) l(level, message);
+		// V8's --trace-gc lines: counted, but kept out of the message shapes (they would fill them).
+		if (level === "log" && message.startsWith("[") && message.includes(" ms: ")) {
+			this.counts.set("gc-trace", (this.counts.get("gc-trace") ?? 0) + 1);
+			return;
+		}
 		this.counts.set(level, (this.counts.get(level) ?? 0) + 1);
 		// Group by message shape: JSON logs without their variable parts.
 		const shape = message.replace(/\d+(\.\d+)?/g, "N").slice(0, 200);
@@ -262,6 +287,20 @@ export async function startWorker(opts: {
 	const inspectorUrl = opts.inspector ? await mf.getInspectorURL() : null;
 	const probeUrl = await mf.unsafeGetDirectURL(PROBE_WORKER);
 	return { mf, url, workerdPid, logs, inspectorUrl, probeUrl, dispose: () => mf.dispose() };
+}
+
+/**
+ * A wrapper that runs workerd (the binary Miniflare would run) with line-buffered stdout, for
+ * Miniflare's MINIFLARE_WORKERD_PATH: V8's --trace-gc lines then arrive as they are printed.
+ */
+export function lineBufferedWorkerd(root: string): string {
+	// The workerd Miniflare itself would resolve (it may have its own copy).
+	const fromMiniflare = createRequire(require.resolve("miniflare"));
+	const bin = (fromMiniflare("workerd") as { default: string }).default;
+	const wrapper = path.join(root, ".bench", "workerd-line-buffered.sh");
+	mkdirSync(path.dirname(wrapper), { recursive: true });
+	writeFileSync(wrapper, `#!/bin/sh\nexec stdbuf -oL ${JSON.stringify(bin)} "$@"\n`, { mode: 0o755 });
+	return wrapper;
 }
 
 /** Applies migrations/*.sql in order through the D1 binding, split on drizzle's statement breakpoints. */
