@@ -9,6 +9,7 @@ import { adminRoutes } from "./routes/admin";
 import { datasetRoutes } from "./routes/datasets";
 import { eventRoutes } from "./routes/events";
 import { healthRoutes } from "./routes/health";
+import { historyRoutes } from "./routes/history";
 import { importRoutes } from "./routes/import";
 import { keyRoutes } from "./routes/keys";
 import { lookupRoutes } from "./routes/lookup";
@@ -52,6 +53,7 @@ export function createApp() {
 	app.route("/v1/datasets", datasetRoutes);
 	app.route("/v1/datasets", recordRoutes);
 	app.route("/v1/datasets", importRoutes);
+	app.route("/v1/datasets", historyRoutes);
 	app.route("/v1/events", eventRoutes);
 	app.route("/v1/lookup", lookupRoutes);
 	app.route("/v1/keys", keyRoutes);

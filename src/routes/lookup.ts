@@ -2,15 +2,19 @@
 import { requireScope } from "../auth/middleware";
 import { assertDatasets } from "../auth/policy";
 import { HotpathError, type ProblemItem } from "../errors";
+import { assertWithinHistory, lookupAsOf } from "../history/as-of";
 import { type LookupRequest, lookupRecords } from "../serving/lookup";
 import { lookupResultsJson } from "../serving/render";
+import type { TierName } from "../serving/tier";
 import { bearer, json, mount, newRouter, problems, z } from "./openapi";
 import { readContext } from "./read-context";
 import { keyProblem, parseIfStale, RecordViewSchema } from "./records";
-import { BODY_LIMITS, checkFields, limitBody, parseJsonBody, parseMaxStaleness } from "./validation";
+import { BODY_LIMITS, checkFields, limitBody, parseJsonBody, parseMaxStaleness, parseTimeParam } from "./validation";
 
 /** Keys per lookup request, across all datasets. More is a 413. */
 export const MAX_LOOKUP_KEYS = 1000;
+
+const asOfSchema = z.union([z.string(), z.number()]);
 
 const lookupSchema = z
 	.object({
@@ -21,12 +25,19 @@ const lookupSchema = z
 						dataset: z.string(),
 						keys: z.array(z.union([z.string().min(1), z.number().int()]).transform(String)).min(1),
 						fields: z.array(z.string()).optional(),
+						as_of: asOfSchema
+							.nullable()
+							.optional()
+							.openapi({ description: "This request's point in time (overrides the top-level as_of); null: current values" }),
 					})
 					.strict(),
 			)
 			.min(1),
 		max_staleness: z.number().nonnegative().optional(),
 		if_stale: z.enum(["serve", "omit"]).optional(),
+		as_of: asOfSchema
+			.optional()
+			.openapi({ description: "RFC 3339 or epoch ms: answer the state all events with event_time <= as_of produce, from the event log (never a cache)" }),
 	})
 	.strict();
 
@@ -60,7 +71,8 @@ mount(
 
 		const registry = c.get("services").registry;
 		const errors: ProblemItem[] = [];
-		const requests: LookupRequest[] = [];
+		const requests: (LookupRequest & { asOf?: number })[] = [];
+		const topAsOf = parseTimeParam(body.as_of, "/as_of");
 		for (const [i, r] of body.requests.entries()) {
 			const spec = await registry.get(r.dataset);
 			if (!spec) {
@@ -72,26 +84,36 @@ mount(
 				if (bad) errors.push({ pointer: `/requests/${i}/keys/${j}`, detail: bad });
 			});
 			let fields: string[] | undefined;
+			let asOf: number | undefined;
 			try {
 				fields = checkFields(r.fields, spec.fields, `/requests/${i}/fields`);
+				// A request's own as_of overrides the top-level one; null asks for current values.
+				asOf = r.as_of === null ? undefined : (parseTimeParam(r.as_of, `/requests/${i}/as_of`) ?? topAsOf);
+				if (asOf !== undefined) assertWithinHistory(spec, asOf);
 			} catch (e) {
 				if (!(e instanceof HotpathError)) throw e;
-				errors.push(...(e.errors ?? []));
+				errors.push(...(e.errors?.map((x) => (x.pointer === "as_of" ? { ...x, pointer: `/requests/${i}/as_of` } : x)) ?? []));
 			}
-			requests.push({ spec, keys: r.keys, fields });
+			requests.push({ spec, keys: r.keys, fields, asOf });
 		}
 		if (errors.length) throw new HotpathError("validation_failed", errors.map((e) => `${e.pointer}: ${e.detail}`).join("; "), { errors });
 
 		const ctx = readContext(c);
-		const result = await lookupRecords(
-			c.get("services").reader,
-			requests,
-			{ maxStalenessS: parseMaxStaleness(body.max_staleness, "/max_staleness"), ifStale: parseIfStale(body.if_stale) },
-			ctx,
+		const opts = { maxStalenessS: parseMaxStaleness(body.max_staleness, "/max_staleness"), ifStale: parseIfStale(body.if_stale) };
+		// Current reads go through the tiers in one pass; point-in-time reads come from the event log.
+		const current = requests.filter((r) => r.asOf === undefined);
+		const result = current.length ? await lookupRecords(c.get("services").reader, current, opts, ctx) : { results: [], tiers: [] as TierName[] };
+		const past = await Promise.all(
+			requests.map((r) => (r.asOf === undefined ? null : ctx.timing.measure("history", () => lookupAsOf(c.env.DB, r, r.asOf as number, opts)))),
 		);
-		c.header("x-hotpath-tier", result.tiers.join(","));
+		let next = 0;
+		const results = requests.map((r, i) =>
+			past[i] ? { dataset: r.spec.name, records: past[i] } : (result.results[next++] as (typeof result.results)[number]),
+		);
+		const tiers: TierName[] = past.some((p) => p) && !result.tiers.includes("d1") ? [...result.tiers, "d1"] : result.tiers;
+		c.header("x-hotpath-tier", tiers.join(","));
 		c.header("server-timing", ctx.timing.header);
 		c.header("cache-control", "no-store");
-		return c.body(lookupResultsJson(result.results), 200, { "content-type": "application/json" });
+		return c.body(lookupResultsJson(results), 200, { "content-type": "application/json" });
 	},
 );

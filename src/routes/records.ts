@@ -2,15 +2,17 @@
 import { requireScope } from "../auth/middleware";
 import { assertDatasets } from "../auth/policy";
 import { HotpathError } from "../errors";
+import { lookupAsOf } from "../history/as-of";
 import { isWellFormedKey, MAX_KEY_BYTES } from "../ingest/events";
 import { freshnessLimitMs, type IfStale } from "../serving/freshness";
 import { lookupRecords } from "../serving/lookup";
 import { recordViewJson } from "../serving/render";
 import { listRecords } from "../storage/records";
+import { decodeCursor, encodeCursor } from "./cursor";
 import { bearer, datasetParam, json, mount, newRouter, problems, recordKeyParam, z } from "./openapi";
 import { readContext } from "./read-context";
 import { recordEtag, recordHeaders } from "./record-response";
-import { checkFields, parseMaxStaleness } from "./validation";
+import { checkFields, parseMaxStaleness, parseTimeParam } from "./validation";
 
 const encoder = new TextEncoder();
 
@@ -45,6 +47,10 @@ const readQuery = z.object({
 	fields: z.string().optional().openapi({ description: "Comma-separated projection", example: "age,country" }),
 	max_staleness: z.string().optional().openapi({ description: "Seconds: tightens the dataset's ttl_seconds; copies that may lag D1 more are skipped" }),
 	if_stale: z.enum(["serve", "omit"]).optional().openapi({ description: "A stale value is reported (serve, default) or withheld (omit)" }),
+	as_of: z.string().optional().openapi({
+		description:
+			"RFC 3339 or epoch ms: the state all events with event_time <= as_of produce (from the event log, never a cache); age and staleness are counted at as_of",
+	}),
 });
 
 mount(
@@ -88,6 +94,17 @@ mount(
 		);
 		const maxStalenessS = parseMaxStaleness(query.max_staleness, "max_staleness");
 		const ifStale = parseIfStale(query.if_stale);
+		const asOf = parseTimeParam(query.as_of, "as_of");
+		if (asOf !== undefined) {
+			const [past] = await lookupAsOf(c.env.DB, { spec, keys: [key], fields }, asOf, { maxStalenessS, ifStale });
+			// A past state can still change (a late event lands at its place in time): not cacheable.
+			const headers = { "x-hotpath-tier": "d1", "cache-control": "no-store" };
+			if (!past || past.status === "not_found") {
+				for (const [k, v] of Object.entries(headers)) c.header(k, v);
+				throw new HotpathError("not_found", `no record "${key}" in dataset "${name}" as of ${new Date(asOf).toISOString()}`);
+			}
+			return c.body(recordViewJson(past, name), 200, { ...headers, "content-type": "application/json" });
+		}
 
 		const ctx = readContext(c);
 		const { results, served, tiers } = await lookupRecords(services.reader, [{ spec, keys: [key], fields }], { maxStalenessS, ifStale }, ctx);
@@ -120,24 +137,6 @@ mount(
 /** Records per page of GET /v1/datasets/:name/records. */
 export const MAX_PAGE = 1000;
 const DEFAULT_PAGE = 500;
-
-const encodeCursor = (key: string) =>
-	btoa(String.fromCharCode(...encoder.encode(key)))
-		.replaceAll("+", "-")
-		.replaceAll("/", "_")
-		.replace(/=+$/, "");
-function decodeCursor(cursor: string): string {
-	try {
-		const bin = atob(cursor.replaceAll("-", "+").replaceAll("_", "/"));
-		const key = new TextDecoder().decode(Uint8Array.from(bin, (ch) => ch.charCodeAt(0)));
-		if (encodeCursor(key) !== cursor.replace(/=+$/, "")) throw new Error("not a cursor");
-		return key;
-	} catch {
-		throw new HotpathError("bad_request", "cursor is not one this API gave out: pass next_cursor from the previous page as is", {
-			errors: [{ pointer: "cursor", detail: "not a cursor from a previous page" }],
-		});
-	}
-}
 
 const RecordsPageSchema = z
 	.object({

@@ -3,6 +3,7 @@ import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { z } from "zod";
 import { HotpathError, issuesToItems } from "../errors";
+import { parseEventTime } from "../ingest/events";
 
 /** Body limits per kind of request, stated in the README's limits table. */
 export const BODY_LIMITS = {
@@ -63,4 +64,16 @@ export function checkFields(fields: string[] | undefined, known: Record<string, 
 		});
 	}
 	return fields;
+}
+
+/** A time parameter (as_of, since, until): RFC 3339 or epoch milliseconds (a number or a numeric string). */
+export function parseTimeParam(raw: unknown, where: string): number | undefined {
+	if (raw === undefined || raw === null || raw === "") return undefined;
+	const v = typeof raw === "string" && /^\d+$/.test(raw) ? Number(raw) : raw;
+	const t = parseEventTime(v, Date.now(), Number.POSITIVE_INFINITY);
+	if (typeof t === "string") {
+		const why = t.replace(/event_time/g, where);
+		throw new HotpathError("bad_request", why, { errors: [{ pointer: where, detail: why }] });
+	}
+	return t;
 }

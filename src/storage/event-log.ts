@@ -1,4 +1,5 @@
-/** D1 queries on the applied-event log (src/storage/schema.ts eventLog): which ids a key has applied, and retention. */
+/** D1 queries on the applied-event log (src/storage/schema.ts eventLog) and its bases: applied ids, history, retention. */
+import type { RecordState } from "./record-state";
 
 /** The statement that finds which of (dataset, key, id) the log holds. */
 export function appliedIdsStatement(db: D1Database, refs: readonly (readonly [dataset: string, key: string, id: string])[]): D1PreparedStatement {
@@ -24,16 +25,115 @@ export function entryAtOrAfter(db: D1Database, seq: number): Promise<{ seq: numb
 	return db.prepare("SELECT seq, applied_at FROM event_log WHERE seq >= ?1 ORDER BY seq LIMIT 1").bind(seq).first();
 }
 
-// Entries up to `?2` (seq) whose dataset's cutoff (?1: {dataset: epoch ms}, else ?3) both their
-// event_time and their application precede. An id stays deduplicated for at least the retention.
-const PRUNE = `DELETE FROM event_log WHERE seq IN (
-  SELECT l.seq FROM event_log AS l
-  WHERE l.seq <= ?2 AND l.applied_at < coalesce(json_extract(?1, '$."' || l.dataset || '"'), ?3)
-    AND l.event_time < coalesce(json_extract(?1, '$."' || l.dataset || '"'), ?3)
-  ORDER BY l.seq LIMIT ?4)`;
+/** An applied event as the log keeps it. */
+export interface LogEntry {
+	time: number;
+	id: string;
+	op: "upsert" | "patch" | "delete";
+	value: Record<string, unknown> | null;
+}
 
-/** Deletes up to `limit` entries past their dataset's cutoff, among seq <= `maxSeq`. Returns how many. */
-export async function pruneEntries(db: D1Database, cutoffs: Record<string, number>, defaultCutoff: number, maxSeq: number, limit: number): Promise<number> {
-	const res = await db.prepare(PRUNE).bind(JSON.stringify(cutoffs), maxSeq, defaultCutoff, limit).run();
-	return res.meta.changes ?? 0;
+/** What history of one key the log holds: the state of what was pruned (if anything), and the retained events in order. */
+export interface KeyHistory {
+	base: RecordState | null;
+	entries: LogEntry[];
+}
+
+interface LogRow {
+	dataset: string;
+	key: string;
+	event_time: number;
+	event_id: string;
+	op: LogEntry["op"];
+	value: string | null;
+}
+
+const LOGS_OF_KEYS = `SELECT dataset, key, event_time, event_id, op, value FROM event_log
+WHERE (dataset, key) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?1)) AND event_time <= ?2
+ORDER BY dataset, key, event_time, event_id`;
+const BASES_OF_KEYS = "SELECT dataset, key, state FROM history_base WHERE (dataset, key) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?1))";
+
+const refKey = (dataset: string, key: string) => `${dataset}\u0000${key}`;
+
+/**
+ * The history of many keys up to `untilTime` (inclusive), in one round trip: each key's base
+ * (the pruned part) and its retained events in (event_time, event_id) order. Keyed by dataset and key.
+ */
+export async function historyOfKeys(db: D1Database, refs: readonly { dataset: string; key: string }[], untilTime: number): Promise<Map<string, KeyHistory>> {
+	const json = JSON.stringify(refs.map((r) => [r.dataset, r.key]));
+	const [logs, bases] = await db.batch([db.prepare(LOGS_OF_KEYS).bind(json, untilTime), db.prepare(BASES_OF_KEYS).bind(json)]);
+	const out = new Map<string, KeyHistory>();
+	for (const r of refs) out.set(refKey(r.dataset, r.key), { base: null, entries: [] });
+	for (const b of (bases?.results ?? []) as { dataset: string; key: string; state: string }[]) {
+		const h = out.get(refKey(b.dataset, b.key));
+		if (h) h.base = JSON.parse(b.state) as RecordState;
+	}
+	for (const row of (logs?.results ?? []) as LogRow[]) {
+		out.get(refKey(row.dataset, row.key))?.entries.push({
+			time: row.event_time,
+			id: row.event_id,
+			op: row.op,
+			value: row.value === null ? null : (JSON.parse(row.value) as Record<string, unknown>),
+		});
+	}
+	return out;
+}
+
+export const historyKey = refKey;
+
+// Entries up to `?2` (seq) whose dataset's cutoff (?1: {dataset: epoch ms}, else ?3) both their
+// event_time and their application precede: an id stays deduplicated for at least the retention.
+const PRUNE_CANDIDATES = `SELECT l.seq, l.dataset, l.key, l.event_time, l.event_id, l.op, l.value FROM event_log AS l
+WHERE l.seq <= ?2 AND l.applied_at < coalesce(json_extract(?1, '$."' || l.dataset || '"'), ?3)
+  AND l.event_time < coalesce(json_extract(?1, '$."' || l.dataset || '"'), ?3)
+ORDER BY l.seq LIMIT ?4`;
+
+/** Up to `limit` entries past their dataset's cutoff, among seq <= `maxSeq`, oldest first. */
+export async function pruneCandidates(
+	db: D1Database,
+	cutoffs: Record<string, number>,
+	defaultCutoff: number,
+	maxSeq: number,
+	limit: number,
+): Promise<(LogEntry & { seq: number; dataset: string; key: string })[]> {
+	const { results } = await db.prepare(PRUNE_CANDIDATES).bind(JSON.stringify(cutoffs), maxSeq, defaultCutoff, limit).all<LogRow & { seq: number }>();
+	return results.map((r) => ({
+		seq: r.seq,
+		dataset: r.dataset,
+		key: r.key,
+		time: r.event_time,
+		id: r.event_id,
+		op: r.op,
+		value: r.value === null ? null : (JSON.parse(r.value) as Record<string, unknown>),
+	}));
+}
+
+/** The bases of some keys (the state of their pruned events). */
+export async function basesOf(db: D1Database, refs: readonly { dataset: string; key: string }[]): Promise<Map<string, RecordState>> {
+	const { results } = await db
+		.prepare(BASES_OF_KEYS)
+		.bind(JSON.stringify(refs.map((r) => [r.dataset, r.key])))
+		.all<{ dataset: string; key: string; state: string }>();
+	return new Map(results.map((r) => [refKey(r.dataset, r.key), JSON.parse(r.state) as RecordState]));
+}
+
+const UPSERT_BASES = `INSERT INTO history_base (dataset, key, state, through_time, updated_at)
+SELECT b.value ->> 0, b.value ->> 1, b.value -> 2, b.value ->> 3, ?2 FROM json_each(?1) AS b WHERE true
+ON CONFLICT (dataset, key) DO UPDATE SET state = excluded.state, through_time = max(through_time, excluded.through_time), updated_at = excluded.updated_at`;
+const DELETE_SEQS = "DELETE FROM event_log WHERE seq IN (SELECT value FROM json_each(?1))";
+
+/**
+ * Moves pruned entries into their keys' bases, in one transaction: the new bases are written and
+ * the entries deleted together, so no event is ever in neither.
+ */
+export async function replaceWithBases(
+	db: D1Database,
+	bases: readonly { dataset: string; key: string; state: RecordState; throughTime: number }[],
+	seqs: readonly number[],
+	now: number,
+): Promise<void> {
+	await db.batch([
+		db.prepare(UPSERT_BASES).bind(JSON.stringify(bases.map((b) => [b.dataset, b.key, b.state, b.throughTime])), now),
+		db.prepare(DELETE_SEQS).bind(JSON.stringify(seqs)),
+	]);
 }

@@ -127,3 +127,21 @@ export const rebuilds = sqliteTable("rebuilds", {
 	finishedAt: integer("finished_at"),
 	error: text("error"),
 });
+
+/**
+ * Per key, the merge state of every event the retention pruned from the log: what history and
+ * point-in-time reads fold the retained events onto. Pruning moves events here, never loses them.
+ */
+export const historyBase = sqliteTable(
+	"history_base",
+	{
+		dataset: text("dataset").notNull(),
+		key: text("key").notNull(),
+		/** JSON of the merge state (value, base clock, field clocks, clock). */
+		state: text("state").notNull(),
+		/** The latest event_time folded in. */
+		throughTime: integer("through_time").notNull(),
+		updatedAt: integer("updated_at").notNull(),
+	},
+	(t) => [primaryKey({ columns: [t.dataset, t.key] })],
+);

@@ -306,6 +306,7 @@ describe("OpenAPI", () => {
 			"GET /v1/datasets/{name}/schema",
 			"GET /v1/datasets/{name}/records/{key}",
 			"GET /v1/datasets/{name}/records",
+			"GET /v1/datasets/{name}/records/{key}/history",
 			"POST /v1/datasets/{name}/import",
 			"POST /v1/events",
 			"POST /v1/lookup",

@@ -1,0 +1,51 @@
+/** A record's versions: the whole state after each applied event, in event_time order, a page at a time. */
+import type { DatasetSpec } from "../registry/spec";
+import { historyKey, historyOfKeys } from "../storage/event-log";
+import { statesAfterEach } from "./fold";
+import { historyStart } from "./retention";
+
+export interface Version {
+	event_time: string;
+	event_id: string;
+	op: "upsert" | "patch" | "delete";
+	/** The whole state after this event; null when it is a tombstone. */
+	value: Record<string, unknown> | null;
+}
+
+export interface VersionsPage {
+	versions: Version[];
+	/** Where the next page starts (after this event), or null when this is the last. */
+	next: { time: number; id: string } | null;
+	/** Events before this may have been folded together by the retention. */
+	historyBeginsAt: number;
+}
+
+/**
+ * The versions of one key with `since` <= event_time <= `until`, after `after` (exclusive), at most
+ * `limit`. Every state is folded from the key's base and all its earlier events, so a late event
+ * shows at its place in time and the states after it include it.
+ */
+export async function keyVersions(
+	db: D1Database,
+	spec: DatasetSpec,
+	key: string,
+	q: { since?: number; until: number; limit: number; after?: { time: number; id: string } },
+	now = Date.now(),
+): Promise<VersionsPage> {
+	const h = (await historyOfKeys(db, [{ dataset: spec.name, key }], q.until)).get(historyKey(spec.name, key));
+	const versions: Version[] = [];
+	let next: VersionsPage["next"] = null;
+	if (h) {
+		for (const { entry, state } of statesAfterEach(spec.name, key, h.base, h.entries)) {
+			if (q.since !== undefined && entry.time < q.since) continue;
+			if (q.after && (entry.time < q.after.time || (entry.time === q.after.time && entry.id <= q.after.id))) continue;
+			if (versions.length === q.limit) {
+				const last = versions[versions.length - 1] as Version;
+				next = { time: Date.parse(last.event_time), id: last.event_id };
+				break;
+			}
+			versions.push({ event_time: new Date(entry.time).toISOString(), event_id: entry.id, op: entry.op, value: state?.value ?? null });
+		}
+	}
+	return { versions, next, historyBeginsAt: historyStart(spec, now) };
+}

@@ -1,0 +1,82 @@
+/** History: GET /v1/datasets/:name/records/:key/history, a record's versions in event_time order. */
+import { requireScope } from "../auth/middleware";
+import { assertDatasets } from "../auth/policy";
+import { HotpathError } from "../errors";
+import { keyVersions } from "../history/versions";
+import { badCursor, decodeCursor, encodeCursor } from "./cursor";
+import { bearer, datasetParam, json, mount, newRouter, problems, recordKeyParam, z } from "./openapi";
+import { keyProblem } from "./records";
+import { parseTimeParam } from "./validation";
+
+export const historyRoutes = newRouter();
+
+/** Versions per page. */
+export const MAX_VERSIONS = 1000;
+const DEFAULT_VERSIONS = 100;
+
+const pageCursor = (c: { time: number; id: string }) => encodeCursor(JSON.stringify([c.time, c.id]));
+function parsePageCursor(raw: string): { time: number; id: string } {
+	let parsed: unknown;
+	try {
+		parsed = JSON.parse(decodeCursor(raw));
+	} catch {
+		throw badCursor();
+	}
+	if (Array.isArray(parsed) && typeof parsed[0] === "number" && typeof parsed[1] === "string") return { time: parsed[0], id: parsed[1] };
+	throw badCursor();
+}
+
+const VersionSchema = z
+	.object({
+		event_time: z.string(),
+		event_id: z.string(),
+		op: z.enum(["upsert", "patch", "delete"]),
+		value: z.record(z.string(), z.unknown()).nullable().openapi({ description: "The whole state after this event under the merge rules; null after a delete" }),
+	})
+	.openapi("Version");
+
+mount(
+	historyRoutes,
+	{
+		method: "get",
+		path: "/{name}/records/{key}/history",
+		summary: "A record's versions, in event_time order",
+		description: `Each applied event with the whole state after it. A late event appears at its place in time, and the states after it include it. since and until are RFC 3339 or epoch ms (inclusive); pages of at most ${MAX_VERSIONS} (default ${DEFAULT_VERSIONS}). Events older than the dataset's history_days are folded together by the retention: history begins at history_begins_at.`,
+		tags: ["records"],
+		security: bearer,
+		request: {
+			params: z.object({ name: datasetParam, key: recordKeyParam }),
+			query: z.object({ since: z.string().optional(), until: z.string().optional(), limit: z.string().optional(), cursor: z.string().optional() }),
+		},
+		responses: {
+			200: json("Versions", z.object({ versions: z.array(VersionSchema), next_cursor: z.string().nullable(), history_begins_at: z.string() })),
+			...problems("bad_request", "forbidden", "not_found"),
+		},
+	},
+	requireScope("read"),
+	async (c) => {
+		const name = c.req.param("name") as string;
+		const key = c.req.param("key") as string;
+		assertDatasets(c.get("principal"), [name]);
+		const bad = keyProblem(key);
+		if (bad) throw new HotpathError("bad_request", bad);
+		const spec = await c.get("services").registry.require(name);
+		const rawLimit = c.req.query("limit");
+		const limit = rawLimit === undefined ? DEFAULT_VERSIONS : Number(rawLimit);
+		if (!Number.isInteger(limit) || limit < 1 || limit > MAX_VERSIONS) {
+			throw new HotpathError("bad_request", `limit must be an integer from 1 to ${MAX_VERSIONS}`, {
+				errors: [{ pointer: "limit", detail: `1 to ${MAX_VERSIONS}` }],
+			});
+		}
+		const since = parseTimeParam(c.req.query("since"), "since");
+		const until = parseTimeParam(c.req.query("until"), "until") ?? Number.MAX_SAFE_INTEGER;
+		const cursor = c.req.query("cursor");
+		const page = await keyVersions(c.env.DB, spec, key, { since, until, limit, after: cursor ? parsePageCursor(cursor) : undefined });
+		c.header("cache-control", "no-store");
+		return c.json({
+			versions: page.versions,
+			next_cursor: page.next ? pageCursor(page.next) : null,
+			history_begins_at: new Date(page.historyBeginsAt).toISOString(),
+		});
+	},
+);
