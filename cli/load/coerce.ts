@@ -43,6 +43,9 @@ export function coerceText(field: FieldSpec, cell: string): Coerced {
 			if ("error" in parsed) return parsed;
 			return Array.isArray(parsed.value) ? parsed : { error: `"${clip(cell)}" is not a JSON array` };
 		}
+		default:
+			// A type this CLI does not know yet: the server decides.
+			return { value: cell };
 	}
 }
 
@@ -68,8 +71,13 @@ export function jsonReady(v: unknown): unknown {
 			if (v instanceof Date) return Number.isNaN(v.getTime()) ? null : v.toISOString();
 			if (v instanceof Uint8Array) return new TextDecoder().decode(v);
 			if (ArrayBuffer.isView(v)) return Array.from(v as unknown as ArrayLike<number | bigint>, jsonReady);
-			if (Array.isArray(v)) return v.map(jsonReady);
-			return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, jsonReady(x)]));
+			// Most values are JSON-ready already: copy a list or an object only when something in it changes.
+			if (Array.isArray(v)) {
+				for (let i = 0; i < v.length; i++) if (jsonReady(v[i]) !== v[i]) return v.map(jsonReady);
+				return v;
+			}
+			for (const x of Object.values(v)) if (jsonReady(x) !== x) return Object.fromEntries(Object.entries(v).map(([k, y]) => [k, jsonReady(y)]));
+			return v;
 		default:
 			return v;
 	}

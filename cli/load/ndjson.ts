@@ -10,8 +10,10 @@ const NL = 0x0a;
  * a trailing \r is dropped, and `end` is the byte offset just past each line's newline.
  */
 export async function* ndjsonLines(stream: AsyncIterable<Buffer>, from: Position = { offset: 0, pos: 0 }): AsyncGenerator<SourceItem[]> {
+	/** Bytes of a line begun in an earlier read. */
 	let carry: Buffer | undefined;
-	let offset = from.offset;
+	/** File offset of the current read's first byte. */
+	let base = from.offset;
 	let line = from.pos;
 	const item = (buf: Buffer, start: number, stop: number, end: number): SourceItem | undefined => {
 		line++;
@@ -21,20 +23,33 @@ export async function* ndjsonLines(stream: AsyncIterable<Buffer>, from: Position
 		return text.trim() === "" ? undefined : { pos: line, text, end };
 	};
 	for await (const chunk of stream) {
-		const buf = carry ? Buffer.concat([carry, chunk]) : chunk;
 		const batch: SourceItem[] = [];
 		let start = 0;
-		for (let nl = buf.indexOf(NL, start); nl !== -1; nl = buf.indexOf(NL, start)) {
-			const it = item(buf, start, nl, offset + nl + 1);
+		let nl = chunk.indexOf(NL);
+		if (carry) {
+			if (nl === -1) {
+				carry = Buffer.concat([carry, chunk]);
+				base += chunk.length;
+				continue;
+			}
+			// Only the line that straddles two reads is copied; the others are decoded from the read in place.
+			const joined = Buffer.concat([carry, chunk.subarray(0, nl)]);
+			const it = item(joined, 0, joined.length, base + nl + 1);
+			if (it) batch.push(it);
+			start = nl + 1;
+			nl = chunk.indexOf(NL, start);
+		}
+		for (; nl !== -1; nl = chunk.indexOf(NL, start)) {
+			const it = item(chunk, start, nl, base + nl + 1);
 			if (it) batch.push(it);
 			start = nl + 1;
 		}
-		offset += start;
-		carry = start < buf.length ? buf.subarray(start) : undefined;
+		carry = start < chunk.length ? Buffer.from(chunk.subarray(start)) : undefined;
+		base += chunk.length;
 		if (batch.length) yield batch;
 	}
 	if (carry?.length) {
-		const it = item(carry, 0, carry.length, offset + carry.length);
+		const it = item(carry, 0, carry.length, base);
 		if (it) yield [it];
 	}
 }
@@ -46,6 +61,6 @@ export function ndjsonSource(file: string, size: number): Source {
 		total: size,
 		seekable: true,
 		items: (from?: Position) =>
-			ndjsonLines(createReadStream(file, { start: from?.offset ?? 0, highWaterMark: 1 << 20 }) as Readable & AsyncIterable<Buffer>, from),
+			ndjsonLines(createReadStream(file, { start: from?.offset ?? 0, highWaterMark: 1 << 16 }) as Readable & AsyncIterable<Buffer>, from),
 	};
 }

@@ -1,20 +1,22 @@
 /**
- * Parquet through hyparquet, read a slice of rows at a time from an async file buffer (ranges of
- * the file, never the whole file), so memory stays bounded whatever the file's size. Snappy,
- * gzip, brotli, zstd and lz4 pages are decompressed by hyparquet-compressors.
+ * Parquet through hyparquet, a range of rows of one row group at a time from an async file buffer
+ * (byte ranges of the file, never the whole file). Columns are decoded as columns and rows are
+ * built from them a thousand at a time as they are encoded, so the rows of a group never all exist
+ * as objects at once. Snappy, gzip, brotli, zstd and lz4 pages are decompressed by hyparquet-compressors.
  */
-import { asyncBufferFromFile, type FileMetaData, parquetMetadataAsync, parquetReadObjects } from "hyparquet";
+import { asyncBufferFromFile, type ColumnData, type DecodedArray, type FileMetaData, parquetMetadataAsync, parquetRead, parquetSchema } from "hyparquet";
 import { compressors } from "hyparquet-compressors";
 import type { Position, Source, SourceItem } from "./source.ts";
 
-/** Rows decoded at once: bounds memory whatever the row groups' size. */
-export const SLICE_ROWS = 10_000;
+/** Rows decoded per read: a row group is read in ranges of this many rows (peak memory grows with it). */
+export const RANGE_ROWS = 5000;
+/** Rows built into objects at a time. */
+const BATCH_ROWS = 1000;
 
 /**
- * The row ranges to read, in order: each row group in slices of SLICE_ROWS rows (a small group in
- * one go). With an offset index hyparquet fetches only the pages a slice needs; without one it
- * fetches the column chunk again per slice and skips the pages before it, which costs time on
- * very large row groups but keeps memory bounded.
+ * The row ranges to read, in order. A range fetches only the pages it needs when the file has an
+ * offset index; without one hyparquet fetches the group's column chunks again per range and skips
+ * the pages before it, which costs time on very large row groups but keeps memory bounded.
  */
 export function readPlan(metadata: FileMetaData, fromRow = 0): [number, number][] {
 	const ranges: [number, number][] = [];
@@ -22,8 +24,7 @@ export function readPlan(metadata: FileMetaData, fromRow = 0): [number, number][
 	for (const group of metadata.row_groups) {
 		const rows = Number(group.num_rows);
 		const groupEnd = groupStart + rows;
-		const step = rows <= 2 * SLICE_ROWS ? rows : SLICE_ROWS;
-		for (let s = Math.max(groupStart, fromRow); s < groupEnd; s += step) ranges.push([s, Math.min(groupEnd, s + step)]);
+		for (let s = Math.max(groupStart, fromRow); s < groupEnd; s += RANGE_ROWS) ranges.push([s, Math.min(groupEnd, s + RANGE_ROWS)]);
 		groupStart = groupEnd;
 	}
 	return ranges;
@@ -46,9 +47,35 @@ export async function parquetSource(file: string): Promise<Source> {
 	};
 }
 
+/** One column's decoded runs; a run may start before the range asked for. */
+type Runs = { start: number; data: DecodedArray }[];
+
+function valueAt(runs: Runs, row: number): unknown {
+	for (const run of runs) if (row >= run.start && row < run.start + run.data.length) return run.data[row - run.start];
+	return null;
+}
+
 async function* parquetItems(file: Awaited<ReturnType<typeof asyncBufferFromFile>>, metadata: FileMetaData, fromRow: number): AsyncGenerator<SourceItem[]> {
+	const names = parquetSchema(metadata).children.map((c) => c.element.name);
 	for (const [rowStart, rowEnd] of readPlan(metadata, fromRow)) {
-		const rows = await parquetReadObjects({ file, metadata, rowStart, rowEnd, compressors, useOffsetIndex: true });
-		yield rows.map((row, i) => ({ pos: rowStart + i + 1, row, end: rowStart + i + 1 }));
+		const columns = new Map<string, Runs>(names.map((n) => [n, []]));
+		await parquetRead({
+			file,
+			metadata,
+			rowStart,
+			rowEnd,
+			compressors,
+			useOffsetIndex: true,
+			onChunk: (c: ColumnData) => columns.get(c.columnName)?.push({ start: c.rowStart, data: c.columnData }),
+		});
+		for (let b = rowStart; b < rowEnd; b += BATCH_ROWS) {
+			const batch: SourceItem[] = [];
+			for (let r = b; r < Math.min(rowEnd, b + BATCH_ROWS); r++) {
+				const row: Record<string, unknown> = {};
+				for (const [name, runs] of columns) row[name] = valueAt(runs, r);
+				batch.push({ pos: r + 1, row, end: r + 1 });
+			}
+			yield batch;
+		}
 	}
 }

@@ -3,7 +3,7 @@
  * several in flight, keeping a checkpoint so that a crash or Ctrl-C can be resumed.
  */
 import { createHash } from "node:crypto";
-import { realpathSync, statSync } from "node:fs";
+import { existsSync, realpathSync, statSync } from "node:fs";
 import path from "node:path";
 import { type Hotpath, HotpathError, type ImportResult, type Spec } from "@hotpath/client";
 import { UsageError } from "../output.ts";
@@ -11,7 +11,8 @@ import { Progress } from "../progress.ts";
 import { Checkpoint, type ChunkOutcome, type LoadIdentity, type Totals } from "./checkpoint.ts";
 import { type Chunk, type ChunkLimits, chunked, type RowRejection } from "./chunks.ts";
 import { csvSource } from "./csv.ts";
-import { DEFAULTS } from "./limits.ts";
+import { DEFAULTS, HEAP_BOUND } from "./limits.ts";
+import { heapBounded } from "./memory.ts";
 import { ndjsonSource } from "./ndjson.ts";
 import { parquetSource } from "./parquet.ts";
 import { runPool } from "./pool.ts";
@@ -80,8 +81,11 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * ids make a resend harmless); anything else stops the load.
  */
 export async function importChunk(client: Hotpath, dataset: string, chunk: Chunk): Promise<ImportResult> {
-	if (!chunk.lines.length) return { imported: 0, unchanged: 0, rejected: [] };
+	const rows = chunk.lines.length;
+	if (!rows) return { imported: 0, unchanged: 0, rejected: [] };
 	const body = `${chunk.lines.join("\n")}\n`;
+	// The body holds the rows now; the chunk keeps only their positions while the request is in flight.
+	chunk.lines = [];
 	for (let attempt = 0; ; attempt++) {
 		try {
 			return await client.importNdjson(dataset, body);
@@ -93,7 +97,7 @@ export async function importChunk(client: Hotpath, dataset: string, chunk: Chunk
 					const index = Number(item.pointer.split("/")[1]);
 					why.set(index, why.has(index) ? `${why.get(index)}; ${item.detail}` : item.detail);
 				}
-				return { imported: 0, unchanged: 0, rejected: chunk.lines.map((_, index) => ({ index, error: why.get(index) ?? e.detail })) };
+				return { imported: 0, unchanged: 0, rejected: Array.from({ length: rows }, (_, index) => ({ index, error: why.get(index) ?? e.detail })) };
 			}
 			if ((e.status >= 500 || e.status === 0) && attempt < 3) {
 				await sleep(1000 * 2 ** attempt);
@@ -138,8 +142,8 @@ export async function runLoad(o: LoadOptions): Promise<LoadReport> {
 			}
 			note(`resuming: ${checkpoint.doneChunks} chunk(s), ${checkpoint.totals.rows} row(s) already done`);
 		}
-	} else if (Checkpoint.resume(checkpointPath, identity) !== undefined) {
-		note(`a checkpoint of an earlier load of this file exists; starting over (--resume continues it)`);
+	} else if (existsSync(checkpointPath)) {
+		note(`starting over: ${checkpointPath} (an earlier, unfinished load) is replaced; --resume would have continued it`);
 	}
 	checkpoint ??= Checkpoint.fresh(checkpointPath, identity, wanted);
 	try {
@@ -162,7 +166,8 @@ export async function runLoad(o: LoadOptions): Promise<LoadReport> {
 	});
 	// A seekable source starts after the done prefix; otherwise the file is read from the start and done chunks are skipped.
 	const start = source.seekable ? { index: checkpoint.prefix.chunks, end: checkpoint.prefix.end } : { index: 0, end: { offset: 0, pos: 0 } };
-	const chunks = chunked(source.items(start.index ? start.end : undefined), (item) => encoder.encode(item), limits, start);
+	const batches = heapBounded(source.items(start.index ? start.end : undefined), HEAP_BOUND);
+	const chunks = chunked(batches, (item) => encoder.encode(item), limits, start);
 
 	const startedAt = Date.now();
 	const baseRows = checkpoint.totals.rows;

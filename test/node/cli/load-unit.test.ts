@@ -3,11 +3,14 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import type { Spec } from "@hotpath/client";
+import { parquetWriteFile } from "hyparquet-writer";
 import { afterAll, describe, expect, it } from "vitest";
 import { Checkpoint, type LoadIdentity } from "../../../cli/load/checkpoint.ts";
 import { type Chunk, chunked } from "../../../cli/load/chunks.ts";
 import { coerceText, eventTimeValue, jsonReady } from "../../../cli/load/coerce.ts";
+import { csvSource } from "../../../cli/load/csv.ts";
 import { ndjsonLines, ndjsonSource } from "../../../cli/load/ndjson.ts";
+import { parquetSource, RANGE_ROWS } from "../../../cli/load/parquet.ts";
 import { RowEncoder } from "../../../cli/load/rows.ts";
 import type { SourceItem } from "../../../cli/load/source.ts";
 import { UsageError } from "../../../cli/output.ts";
@@ -150,6 +153,46 @@ describe("NDJSON lines", () => {
 			[1, '{"a":1}', 8],
 			[2, '{"b":2}', 16],
 		]);
+	});
+});
+
+describe("CSV and Parquet readers", () => {
+	it("CSV: rows with their line numbers, a record with the wrong cell count rejected in line order", async () => {
+		const file = path.join(dir, "rows.csv");
+		writeFileSync(file, 'a,b\n1,2\n\n"x\ny",3\n4\n5,6\n');
+		const items = await collect(csvSource(file, 0).items());
+		expect(items.map((i) => [i.pos, i.row ?? i.error])).toEqual([
+			[2, { a: "1", b: "2" }],
+			[5, { a: "x\ny", b: "3" }],
+			[6, "Invalid Record Length: columns length is 2, got 1"],
+			[7, { a: "5", b: "6" }],
+		]);
+	});
+
+	it("Parquet: typed rows across row groups and ranges, from the start or from a row", async () => {
+		const n = 2 * RANGE_ROWS + 123;
+		const file = path.join(dir, "rows.parquet");
+		parquetWriteFile({
+			filename: file,
+			rowGroupSize: RANGE_ROWS + 77,
+			columnData: [
+				{ name: "k", data: Array.from({ length: n }, (_, i) => `k${i}`), type: "STRING" },
+				{ name: "n", data: Array.from({ length: n }, (_, i) => BigInt(i)), type: "INT64" },
+				{ name: "v", data: Array.from({ length: n }, (_, i) => [i, 0.5]), type: "JSON" },
+			],
+		});
+		const source = await parquetSource(file);
+		expect(source.total).toBe(n);
+		const all = await collect(source.items());
+		expect(all).toHaveLength(n);
+		expect(all.map((i) => i.pos)).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+		expect(all[RANGE_ROWS + 80]).toEqual({
+			pos: RANGE_ROWS + 81,
+			end: RANGE_ROWS + 81,
+			row: { k: `k${RANGE_ROWS + 80}`, n: BigInt(RANGE_ROWS + 80), v: [RANGE_ROWS + 80, 0.5] },
+		});
+		const tail = await collect(source.items({ offset: n - 5, pos: n - 5 }));
+		expect(tail).toEqual(all.slice(n - 5));
 	});
 });
 
