@@ -86,7 +86,7 @@ interface Run {
 	rejected: number;
 	elapsed_s: number;
 	rows_per_s: number;
-	peak_rss_mb: number | null;
+	peak_rss_mib: number | null;
 	exit: number | null;
 }
 
@@ -143,7 +143,7 @@ async function main(): Promise<void> {
 			rejected: report.rejected ?? 0,
 			elapsed_s: Math.round((report.elapsed_ms ?? 0) / 100) / 10,
 			rows_per_s: report.rows_per_s ?? 0,
-			peak_rss_mb: peakKb === null ? null : Math.round(peakKb / 1024),
+			peak_rss_mib: peakKb === null ? null : Math.round(peakKb / 1024),
 			exit: code,
 		};
 		runs.push(run);

@@ -37,7 +37,8 @@ export interface Source {
 /** The format from --format or the file's extension. */
 export function formatOf(file: string, given?: string): Format | undefined {
 	const f = (given ?? file.split(".").pop() ?? "").toLowerCase();
-	if (f === "ndjson" || f === "jsonl" || f === "json") return "ndjson";
+	// Not ".json": such a file is as often one JSON array as it is JSON Lines.
+	if (f === "ndjson" || f === "jsonl") return "ndjson";
 	if (f === "csv") return "csv";
 	if (f === "parquet" || f === "pq") return "parquet";
 	return undefined;

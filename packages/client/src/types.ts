@@ -112,6 +112,8 @@ export interface LookupRequest {
 	dataset: string;
 	keys: (string | number)[];
 	fields?: string[];
+	/** This request's point in time (RFC 3339 or epoch ms), over the call's `asOf`; null asks for current values. */
+	as_of?: string | number | null;
 }
 
 export interface LookupResult<V extends RecordValue = RecordValue> {
@@ -186,7 +188,7 @@ export interface ExportedRecord<V extends RecordValue = RecordValue> {
 	value: V | null;
 	event_time: string;
 	event_id: string;
-	/** Present (true) only for tombstones, which are listed with `includeDeleted`. */
+	/** With `includeDeleted` only: whether the record is a tombstone. */
 	deleted?: boolean;
 }
 
@@ -352,5 +354,8 @@ export interface HistoryVersion<V extends RecordValue = RecordValue> {
 
 export interface HistoryResult<V extends RecordValue = RecordValue> {
 	versions: HistoryVersion<V>[];
-	next_cursor?: string | null;
+	/** Pass as `cursor` for the next page; null on the last. */
+	next_cursor: string | null;
+	/** Older events are folded together by the retention: history begins here. */
+	history_begins_at?: string;
 }

@@ -202,6 +202,44 @@ describe("@hotpath/client against npm run dev", () => {
 	});
 });
 
+describe("@hotpath/client: history and point-in-time reads", () => {
+	const timeline = uniqueName("sdk_time");
+
+	it("lists a record's versions in event_time order and reads the state as of a time", async () => {
+		const hp = admin();
+		await hp.datasets.apply({ name: timeline, key: "k", fields: { a: "int", b: "string" } });
+		const t = Date.now() - 60_000;
+		// Sent newest first: history and as_of place each event at its time.
+		await hp.push([
+			{ dataset: timeline, key: "x", op: "patch", value: { b: "late" }, event_time: t + 2000 },
+			{ dataset: timeline, key: "x", op: "upsert", value: { a: 1 }, event_time: t },
+			{ dataset: timeline, key: "x", op: "patch", value: { a: 2 }, event_time: new Date(t + 1000).toISOString() },
+		]);
+		const history = await eventually(async () => {
+			const h = await hp.history(timeline, "x");
+			return h.versions.length === 3 ? h : undefined;
+		});
+		expect(history.versions.map((v) => [v.op, v.value, v.event_time])).toEqual([
+			["upsert", { a: 1 }, new Date(t).toISOString()],
+			["patch", { a: 2 }, new Date(t + 1000).toISOString()],
+			["patch", { a: 2, b: "late" }, new Date(t + 2000).toISOString()],
+		]);
+		expect(history.next_cursor).toBeNull();
+
+		const page = await hp.history(timeline, "x", { since: new Date(t + 500), limit: 1 });
+		expect(page.versions.map((v) => v.event_time)).toEqual([new Date(t + 1000).toISOString()]);
+		expect(page.next_cursor).toEqual(expect.any(String));
+		const next = await hp.history(timeline, "x", { since: new Date(t + 500), limit: 1, cursor: page.next_cursor ?? undefined });
+		expect(next.versions.map((v) => v.event_time)).toEqual([new Date(t + 2000).toISOString()]);
+
+		expect((await hp.get(timeline, "x", { asOf: t + 1500 })).value).toEqual({ a: 2 });
+		const [asOf] = await hp.lookup([{ dataset: timeline, keys: ["x"] }], { asOf: new Date(t + 500) });
+		expect(asOf?.records[0]?.value).toEqual({ a: 1 });
+		const [perRequest] = await hp.lookup([{ dataset: timeline, keys: ["x"], as_of: t + 1500 }], { asOf: t + 500 });
+		expect(perRequest?.records[0]?.value).toEqual({ a: 2 });
+	});
+});
+
 // The routes below are being added to the worker alongside this SDK: import, the records listing
 // (export), rebuild, and the dead-letter bulk routes.
 describe("@hotpath/client: import, export, rebuild, dead-letter bulk routes", () => {
