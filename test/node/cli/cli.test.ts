@@ -244,7 +244,7 @@ describe("load, export, rebuild, dead letters", () => {
 		name: `item ${i}`,
 	});
 	/** What the server stores for row(i): the value, without the key field. */
-	const valueOf = (i: number) => {
+	const storedValue = (i: number) => {
 		const { item_id: _, ...value } = row(i);
 		return value;
 	};
@@ -268,7 +268,7 @@ describe("load, export, rebuild, dead letters", () => {
 		expect(existsSync(`${nd}.hotpath-load.json`)).toBe(false);
 
 		const got = await sdk().get(items, "i00007");
-		expect(got.value).toEqual(valueOf(7));
+		expect(got.value).toEqual(storedValue(7));
 		expect(got.event_time).toBe(new Date(mtime).toISOString());
 
 		const again = json(await hp(["load", items, nd, "--json"]));
@@ -378,7 +378,7 @@ describe("load, export, rebuild, dead letters", () => {
 		const stored = await exportAll(big);
 		expect(stored).toHaveLength(total - bad.size);
 		expect(new Set(stored.map((r) => r.key)).size).toBe(total - bad.size);
-		for (const r of stored) expect(r.value).toEqual(valueOf(Number(r.key.slice(1))));
+		for (const r of stored) expect(r.value).toEqual(storedValue(Number(r.key.slice(1))));
 	}, 180_000);
 
 	it("stops cleanly on Ctrl-C (exit 130, checkpoint kept) and resumes", async () => {
