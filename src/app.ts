@@ -11,6 +11,7 @@ import { eventRoutes } from "./routes/events";
 import { healthRoutes } from "./routes/health";
 import { historyRoutes } from "./routes/history";
 import { importRoutes } from "./routes/import";
+import { ingestRoutes } from "./routes/ingest";
 import { keyRoutes } from "./routes/keys";
 import { lookupRoutes } from "./routes/lookup";
 import { onError, problemResponse } from "./routes/problem";
@@ -54,6 +55,7 @@ export function createApp() {
 	app.route("/v1/datasets", recordRoutes);
 	app.route("/v1/datasets", importRoutes);
 	app.route("/v1/datasets", historyRoutes);
+	app.route("/v1/datasets", ingestRoutes);
 	app.route("/v1/events", eventRoutes);
 	app.route("/v1/lookup", lookupRoutes);
 	app.route("/v1/keys", keyRoutes);

@@ -19,7 +19,18 @@ export interface DatasetSpec {
 	ttl_seconds: number;
 	/** How long applied events are kept in the log (idempotence by id, history, point-in-time reads). */
 	history_days: number;
+	/** How log shippers' records map to events (POST /v1/datasets/:name/ingest). */
+	ingest?: IngestMapping;
 	description?: string;
+}
+
+/** JSON Pointers (RFC 6901) into a log record: where its key, time, op and fields are. */
+export interface IngestMapping {
+	key: string;
+	event_time?: string;
+	op?: string;
+	/** Dataset field -> pointer. Absent: the record's top-level properties named like the dataset's fields. */
+	fields?: Record<string, string>;
 }
 
 export const NAME_PATTERN = /^[a-z][a-z0-9_]{0,62}$/;
@@ -45,6 +56,18 @@ const fieldSchema = z.union(
 	{ error: `must be one of ${scalarTypes.join(", ")}, or {"type":"vector","dim":N}` },
 );
 
+/** A JSON Pointer (RFC 6901): empty (the whole document) or /a/b, with ~0 for ~ and ~1 for /. */
+export const jsonPointerSchema = z.string().regex(/^(\/([^~]|~[01])*)*$/, "must be a JSON Pointer (RFC 6901): empty, or /a/b with ~0 for ~ and ~1 for /");
+
+const ingestSchema = z
+	.object({
+		key: jsonPointerSchema,
+		event_time: jsonPointerSchema.optional(),
+		op: jsonPointerSchema.optional(),
+		fields: z.record(z.string(), jsonPointerSchema).optional(),
+	})
+	.strict();
+
 export const specInputSchema = z
 	.object({
 		name: z.string().optional(),
@@ -68,9 +91,16 @@ export const specInputSchema = z
 			.max(10 * 365 * 86_400)
 			.default(DEFAULT_TTL_SECONDS),
 		history_days: z.number().int().min(1).max(MAX_HISTORY_DAYS).default(DEFAULT_HISTORY_DAYS),
+		ingest: ingestSchema.optional(),
 		description: z.string().max(1000).optional(),
 	})
-	.strict();
+	.strict()
+	.superRefine((spec, ctx) => {
+		for (const field of Object.keys(spec.ingest?.fields ?? {})) {
+			if (!Object.hasOwn(spec.fields, field))
+				ctx.addIssue({ code: "custom", message: `"${field}" is not a field of the dataset`, path: ["ingest", "fields", field] });
+		}
+	});
 
 /** Turns a validated input into the canonical spec, fields always in object form. */
 export function normaliseSpec(name: string, input: z.infer<typeof specInputSchema>): DatasetSpec {
@@ -79,6 +109,7 @@ export function normaliseSpec(name: string, input: z.infer<typeof specInputSchem
 		fields[field] = typeof def === "string" ? { type: def } : def.type === "vector" ? { type: "vector", dim: def.dim } : { type: def.type };
 	}
 	const spec: DatasetSpec = { name, key: input.key, fields, ttl_seconds: input.ttl_seconds, history_days: input.history_days };
+	if (input.ingest !== undefined) spec.ingest = input.ingest;
 	if (input.description !== undefined) spec.description = input.description;
 	return spec;
 }

@@ -16,6 +16,10 @@ export const SpecSchema = z
 		fields: z.record(z.string(), FieldSchema),
 		ttl_seconds: z.number().int(),
 		history_days: z.number().int(),
+		ingest: z
+			.object({ key: z.string(), event_time: z.string().optional(), op: z.string().optional(), fields: z.record(z.string(), z.string()).optional() })
+			.optional()
+			.openapi({ description: "JSON Pointers mapping log shippers' records to events (POST /v1/datasets/{name}/ingest)" }),
 		description: z.string().optional(),
 	})
 	.openapi("DatasetSpec");

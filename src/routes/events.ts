@@ -2,9 +2,9 @@
 import { requireScope } from "../auth/middleware";
 import { mayAccess } from "../auth/policy";
 import { HotpathError } from "../errors";
-import { assignIds, type EncodedEvent, encodeEvent, MAX_BODY_BYTES, parseEventsBody, type Rejected, rejectedToItems, validateEvent } from "../ingest/events";
+import { MAX_BODY_BYTES, parseEventsBody, validateEvent } from "../ingest/events";
+import { acceptEvents } from "../ingest/intake";
 import type { ChangeEvent } from "../ingest/merge";
-import { enqueueEvents } from "../ingest/producer";
 import { bearer, json, mount, newRouter, problems, z } from "./openapi";
 import { limitBody } from "./validation";
 
@@ -54,11 +54,6 @@ export const idempotencyHeader = z.object({
 		.openapi({ description: "Derives the ids of events without one from this key and each event's index: resending the same body is a no-op" }),
 });
 
-export function summariseRejects(rejected: Rejected[]): string {
-	const first = rejected.slice(0, 3).map((r) => `[${r.index}] ${r.error}`);
-	return first.join("; ") + (rejected.length > 3 ? `; and ${rejected.length - 3} more` : "");
-}
-
 mount(
 	eventRoutes,
 	{
@@ -101,20 +96,6 @@ mount(
 			if (typeof v === "string") rejected.push({ index, error: v });
 			else valid.push({ index, ...v });
 		}
-		await assignIds(valid, { idempotencyKey, principalId: principal.id });
-		const good: EncodedEvent[] = [];
-		for (const v of valid) {
-			const encoded = encodeEvent(v.event);
-			if (typeof encoded === "string") rejected.push({ index: v.index, error: encoded });
-			else good.push(encoded);
-		}
-		rejected.sort((a, b) => a.index - b.index);
-		if (!good.length) {
-			throw new HotpathError("validation_failed", `none of the ${rejected.length} event(s) is valid: ${summariseRejects(rejected)}`, {
-				errors: rejectedToItems(rejected),
-			});
-		}
-		await enqueueEvents(c.env.EVENTS_QUEUE, good);
-		return c.json({ accepted: good.length, rejected }, 202);
+		return c.json(await acceptEvents(c.env.EVENTS_QUEUE, valid, rejected, { idempotencyKey, principalId: principal.id }, "event(s)"), 202);
 	},
 );

@@ -4,7 +4,8 @@ import { assertDatasets } from "../auth/policy";
 import { HotpathError } from "../errors";
 import { parseEventsBody, rejectedToItems } from "../ingest/events";
 import { importRows, MAX_IMPORT_BYTES, MAX_IMPORT_ROWS } from "../ingest/import";
-import { idempotencyHeader, isNdjson, parseIdempotencyKey, RejectedSchema, summariseRejects } from "./events";
+import { summariseRejects } from "../ingest/intake";
+import { idempotencyHeader, isNdjson, parseIdempotencyKey, RejectedSchema } from "./events";
 import { bearer, datasetParam, json, mount, newRouter, problems, z } from "./openapi";
 import { limitBody } from "./validation";
 

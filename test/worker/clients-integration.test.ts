@@ -308,6 +308,7 @@ describe("OpenAPI", () => {
 			"GET /v1/datasets/{name}/records",
 			"GET /v1/datasets/{name}/records/{key}/history",
 			"POST /v1/datasets/{name}/import",
+			"POST /v1/datasets/{name}/ingest",
 			"POST /v1/events",
 			"POST /v1/lookup",
 			"POST /v1/keys",

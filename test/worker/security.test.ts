@@ -51,6 +51,8 @@ interface RouteCase {
 let dataset = "";
 /** Another dataset: what the limited keys are limited to. */
 let other = "";
+/** A dataset with an ingest mapping, for the log-shipper route. */
+let ingestDataset = "";
 /** Dead letters of `dataset` that limited keys must never replay (unreplayed) or purge (replayed). */
 let replayProbe = "";
 let purgeProbe = "";
@@ -249,6 +251,7 @@ const key = (k: keyof typeof keys) => {
 beforeAll(async () => {
 	dataset = await createDataset();
 	other = await createDataset();
+	ingestDataset = await createDataset({ ...userSpec(), ingest: { key: "/u" } } as never);
 	await applyDirect([{ id: uniqueName("e"), dataset, key: recordKey, op: "upsert", value: { age: 40 }, time: Date.now() }]);
 	const probes = [0, 1].map(() =>
 		message(eventsBody([{ id: uniqueName("e"), dataset, key: uniqueName("k"), op: "upsert", value: { age: 3 }, time: Date.now() }])),

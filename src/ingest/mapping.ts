@@ -1,0 +1,51 @@
+/** Log-shipper records to events, through a dataset's `ingest` mapping of JSON Pointers (RFC 6901). */
+import type { DatasetSpec, IngestMapping } from "../registry/spec";
+
+const MISSING = Symbol("missing");
+
+/** The value at `pointer` in `doc`, or MISSING. Only own properties and array indexes are followed. */
+export function resolvePointer(doc: unknown, pointer: string): unknown {
+	if (pointer === "") return doc;
+	let cur: unknown = doc;
+	for (const raw of pointer.slice(1).split("/")) {
+		const token = raw.replaceAll("~1", "/").replaceAll("~0", "~");
+		if (Array.isArray(cur)) {
+			if (!/^(0|[1-9]\d*)$/.test(token) || Number(token) >= cur.length) return MISSING;
+			cur = cur[Number(token)];
+		} else if (cur !== null && typeof cur === "object" && Object.hasOwn(cur, token)) {
+			cur = (cur as Record<string, unknown>)[token];
+		} else return MISSING;
+	}
+	return cur;
+}
+
+/**
+ * Maps one record to a raw event (then validated like any event), or says why it cannot be mapped.
+ * Fields the record does not hold are left out of the value (an upsert then has them null).
+ */
+export function mapRecord(record: unknown, spec: DatasetSpec, mapping: IngestMapping): Record<string, unknown> | string {
+	if (record === null || typeof record !== "object" || Array.isArray(record)) return "a record must be a JSON object";
+	const key = resolvePointer(record, mapping.key);
+	if (key === MISSING) return `no key at ${mapping.key || '""'} (ingest.key)`;
+	const event: Record<string, unknown> = { dataset: spec.name, key, op: "upsert" };
+	if (mapping.op !== undefined) {
+		const op = resolvePointer(record, mapping.op);
+		if (op !== MISSING) event.op = op;
+	}
+	if (mapping.event_time !== undefined) {
+		const t = resolvePointer(record, mapping.event_time);
+		if (t !== MISSING && t !== null) event.event_time = t;
+	}
+	if (event.op === "delete") return event;
+	const value: Record<string, unknown> = {};
+	if (mapping.fields) {
+		for (const [field, pointer] of Object.entries(mapping.fields)) {
+			const v = resolvePointer(record, pointer);
+			if (v !== MISSING) value[field] = v;
+		}
+	} else {
+		for (const field of Object.keys(spec.fields)) if (Object.hasOwn(record, field)) value[field] = (record as Record<string, unknown>)[field];
+	}
+	event.value = value;
+	return event;
+}

@@ -1,0 +1,83 @@
+/** Log shippers: POST /v1/datasets/:name/ingest, arbitrary JSON records mapped to events by the dataset's `ingest` mapping. */
+import { requireScope } from "../auth/middleware";
+import { assertDatasets } from "../auth/policy";
+import { HotpathError } from "../errors";
+import { MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST, parseEventsBody, validateEvent } from "../ingest/events";
+import { acceptEvents } from "../ingest/intake";
+import { mapRecord } from "../ingest/mapping";
+import type { ChangeEvent } from "../ingest/merge";
+import { idempotencyHeader, isNdjson, parseIdempotencyKey, RejectedSchema } from "./events";
+import { bearer, datasetParam, json, mount, newRouter, problems, z } from "./openapi";
+import { limitBody } from "./validation";
+
+export const ingestRoutes = newRouter();
+
+mount(
+	ingestRoutes,
+	{
+		method: "post",
+		path: "/{name}/ingest",
+		summary: "Ingest log shippers' records (Fluent Bit, Vector)",
+		description: `Arbitrary JSON records (an array, or NDJSON as Fluent Bit's http output with json_lines and Vector's http sink send them), each mapped to an event by the dataset's ingest mapping of JSON Pointers: key (required), event_time, op (default upsert), fields (default: the record's top-level properties named like the dataset's fields). Records that cannot be mapped or are invalid are rejected by index; the rest take the same queue path as POST /v1/events (202 once the queue holds them). Same limits: ${MAX_BODY_BYTES / (1024 * 1024)} MiB and ${MAX_EVENTS_PER_REQUEST} records.`,
+		tags: ["events"],
+		security: bearer,
+		request: {
+			params: z.object({ name: datasetParam }),
+			headers: idempotencyHeader,
+			body: {
+				required: true,
+				content: { "application/json": { schema: z.array(z.record(z.string(), z.unknown())) }, "application/x-ndjson": { schema: z.string() } },
+			},
+		},
+		responses: {
+			202: json("Accepted (the queue holds them)", z.object({ accepted: z.number().int(), rejected: RejectedSchema })),
+			...problems("bad_request", "validation_failed", "forbidden", "not_found", "payload_too_large", "unsupported_media_type", "unavailable"),
+		},
+	},
+	requireScope("write"),
+	limitBody(MAX_BODY_BYTES),
+	async (c) => {
+		const name = c.req.param("name") as string;
+		const principal = c.get("principal");
+		assertDatasets(principal, [name]);
+		const services = c.get("services");
+		const spec = await services.registry.require(name);
+		if (!spec.ingest) {
+			throw new HotpathError("bad_request", `dataset "${name}" has no ingest mapping: add "ingest": {"key": "/pointer/to/key", ...} to its spec`);
+		}
+		const text = await c.req.text();
+		// Fluent Bit sent json_lines as application/json before 3.0: lines of JSON under a JSON type
+		// are read as NDJSON too (a body that is not one JSON document).
+		const ndjson = isNdjson(c.req.header("content-type")) || !isOneJsonDocument(text);
+		const idempotencyKey = parseIdempotencyKey(c.req.header("idempotency-key"));
+		const { items, rejected } = parseEventsBody(text, ndjson, MAX_EVENTS_PER_REQUEST, "records");
+		const receivedAt = Date.now();
+		const maxFutureMs = services.settings.MAX_FUTURE_SKEW_SECONDS * 1000;
+		const valid: { index: number; event: ChangeEvent; sentTime: number | null }[] = [];
+		for (const { index, raw } of items) {
+			const mapped = mapRecord(raw, spec, spec.ingest);
+			const v =
+				typeof mapped === "string"
+					? mapped
+					: validateEvent(
+							mapped,
+							() => spec,
+							receivedAt,
+							() => true,
+							maxFutureMs,
+						);
+			if (typeof v === "string") rejected.push({ index, error: v });
+			else valid.push({ index, ...v });
+		}
+		return c.json(await acceptEvents(c.env.EVENTS_QUEUE, valid, rejected, { idempotencyKey, principalId: principal.id }, "record(s) mapped to an event"), 202);
+	},
+);
+
+function isOneJsonDocument(text: string): boolean {
+	try {
+		JSON.parse(text);
+		return true;
+	} catch {
+		return false;
+	}
+}
