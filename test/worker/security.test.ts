@@ -110,6 +110,14 @@ const ROUTES: RouteCase[] = [
 	},
 	{
 		method: "POST",
+		route: "/v1/datasets/:name/ingest",
+		scope: "write",
+		ok: 202,
+		limited: { status: 403 },
+		build: async () => ({ path: `/v1/datasets/${ingestDataset}/ingest`, json: [{ u: uniqueName("k"), age: 1 }] }),
+	},
+	{
+		method: "POST",
 		route: "/v1/datasets/:name/rebuild",
 		scope: "admin",
 		ok: 202,
