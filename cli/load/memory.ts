@@ -2,9 +2,8 @@
  * Keeps a bulk load's heap near its live size. V8 grows the heap with the allocation rate, not with
  * what is alive: a loader that parses and encodes hundreds of MB per second lets it reach several
  * times its live set (50-70 MB here) before collecting. A full collection whenever the used heap
- * passes a bound keeps peak memory flat whatever the file's size (measured: 1 M rows, peak RSS
- * 243 MiB from NDJSON and 263 MiB from Parquet, against 330-450 MiB without), at the cost of a
- * few tens of milliseconds per collection.
+ * passes a bound keeps peak memory flat whatever the file's size (under 300 MiB for a million
+ * rows: figures in docs/CLI.md), at the cost of a few tens of milliseconds per collection.
  */
 import v8 from "node:v8";
 import vm from "node:vm";

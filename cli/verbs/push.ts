@@ -1,5 +1,6 @@
 /** `hotpath push FILE`: sends NDJSON events (`-` for stdin) to POST /v1/events, in chunks, several in flight. */
-import { createReadStream, statSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { createReadStream, realpathSync, statSync } from "node:fs";
 import path from "node:path";
 import { type Event, HotpathError } from "@hotpath/client";
 import type { Command } from "commander";
@@ -38,9 +39,14 @@ export function registerPush(program: Command): void {
 		.action(
 			verbAction(async ({ client, out }, [file]: [string], o: { chunkEvents?: number; concurrency?: number; progress: boolean }) => {
 				let size: number | undefined;
+				/** Idempotency-Key prefix of a file's chunks: pushing the same file again is a no-op. */
+				let keyPrefix: string | undefined;
 				if (file !== "-") {
 					try {
-						size = statSync(file).size;
+						const stat = statSync(file);
+						size = stat.size;
+						const identity = JSON.stringify([realpathSync(file), stat.size, Math.floor(stat.mtimeMs), o.chunkEvents ?? 5000]);
+						keyPrefix = `hp-push:${createHash("sha256").update(identity).digest("hex").slice(0, 16)}:`;
 					} catch (e) {
 						throw new UsageError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
 					}
@@ -57,8 +63,11 @@ export function registerPush(program: Command): void {
 					let rejected: { index: number; error: string }[] = [];
 					if (chunk.lines.length) {
 						try {
-							// push sets an id on every event without one before its first attempt, so its retries are safe.
-							const r = await client.push(chunk.lines.map((l) => JSON.parse(l) as Event));
+							// From a file, each chunk's Idempotency-Key (the file's identity and the chunk's index) makes the
+							// server derive the missing ids, so pushing the same file twice applies it once. From stdin, push
+							// sets random ids before its first attempt: its own retries are safe, a second run is new events.
+							const events = chunk.lines.map((l) => JSON.parse(l) as Event);
+							const r = await client.push(events, keyPrefix ? { idempotencyKey: `${keyPrefix}${chunk.index}` } : {});
 							accepted = r.accepted;
 							rejected = r.rejected;
 						} catch (e) {

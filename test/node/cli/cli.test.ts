@@ -158,6 +158,14 @@ describe("datasets, reads, pushes, keys", () => {
 			["a", "present", { score: 0.75 }],
 		]);
 
+		// The same file again: its chunks carry the same Idempotency-Key, so no event is applied twice.
+		const versions = (await sdk().history(scores, "a")).versions.length;
+		expect(versions).toBe(2);
+		const twice = await hp(["push", events, "--json"]);
+		expect(json(twice)).toMatchObject({ accepted: 3, rejected: 2 });
+		await new Promise((r) => setTimeout(r, 1500));
+		expect((await sdk().history(scores, "a")).versions).toHaveLength(versions);
+
 		const stdin = await hp(["push", "-", "--json"], `${JSON.stringify({ dataset: tags, key: "t1", op: "upsert", value: { count: 3 } })}\n`);
 		expect(stdin.code).toBe(0);
 		expect(json(stdin)).toMatchObject({ file: "-", events: 1, accepted: 1, rejected: 0 });
@@ -438,7 +446,7 @@ describe("load, export, rebuild, dead letters", () => {
 		expect(json(run)).toMatchObject({ dataset: items, mode: "refill", status: "done" });
 		const drop = await hp(["rebuild", items, "--mode", "drop", "--json", "--interval", "0.2"]);
 		expect(json(drop)).toMatchObject({ dataset: items, mode: "drop", status: "done" });
-	});
+	}, 120_000);
 
 	it("replays and purges dead letters in bulk", async () => {
 		const replay = await hp(["dlq", "replay", "--all", "--dataset", items, "--json"]);
