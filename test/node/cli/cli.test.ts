@@ -5,13 +5,16 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { type ExportedRecord, Hotpath, type SpecInput } from "@hotpath/client";
 import { parquetWriteFile } from "hyparquet-writer";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { eventually, repoRoot, uniqueName, useDevServer } from "../dev-server.ts";
-import { type CliRun, exited, json, runCli, spawnCli } from "./run-cli.ts";
+import { type CliRun, exited, json, killLeftovers, runCli, spawnCli } from "./run-cli.ts";
 
 const server = useDevServer();
 const dir = mkdtempSync(path.join(tmpdir(), "hotpath-cli-"));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterAll(() => {
+	killLeftovers();
+	rmSync(dir, { recursive: true, force: true });
+});
 
 /** The CLI pointed at the test server with the admin key. */
 const hp = (args: string[], input?: string) => runCli(["--url", server().url, "--key", server().adminKey, ...args], { input });
@@ -66,34 +69,41 @@ describe("usage", () => {
 describe("datasets, reads, pushes, keys", () => {
 	const scores = uniqueName("cli_scores");
 	const tags = uniqueName("cli_tags");
+	// Every test of this block starts from these two datasets, whatever ran before it.
+	beforeAll(async () => {
+		await sdk().datasets.apply({ name: scores, key: "item_id", fields: { score: "float", tags: "string[]", emb: { type: "vector", dim: 2 } } });
+		await sdk().datasets.apply({ name: tags, key: "tag", fields: { count: "int" } });
+	});
 
 	it("applies a YAML file holding two specs (documents), shows and lists them", async () => {
+		const first = uniqueName("cli_yaml_a");
+		const second = uniqueName("cli_yaml_b");
 		const yaml = file(
 			"specs.yaml",
-			`name: ${scores}\nkey: item_id\nttl_seconds: 3600\ndescription: scores\nfields:\n  score: float\n  tags: string[]\n  emb: {type: vector, dim: 2}\n---\n- name: ${tags}\n  key: tag\n  fields: {count: int}\n`,
+			`name: ${first}\nkey: item_id\nttl_seconds: 3600\ndescription: scores\nfields:\n  score: float\n  tags: string[]\n  emb: {type: vector, dim: 2}\n---\n- name: ${second}\n  key: tag\n  fields: {count: int}\n`,
 		);
 		const run = await hp(["datasets", "apply", yaml, "--json"]);
 		expect(run.code).toBe(0);
 		expect(json<{ applied: { name: string; status: string }[] }>(run).applied.map((a) => [a.name, a.status])).toEqual([
-			[scores, "created"],
-			[tags, "created"],
+			[first, "created"],
+			[second, "created"],
 		]);
 		const again = await hp(["datasets", "apply", yaml]);
 		expect(again.code).toBe(0);
-		expect(again.stdout).toBe(`updated ${scores}\nupdated ${tags}\n`);
+		expect(again.stdout).toBe(`updated ${first}\nupdated ${second}\n`);
 
-		const shown = await hp(["datasets", "get", scores, "--json"]);
+		const shown = await hp(["datasets", "get", first, "--json"]);
 		expect(json(shown)).toMatchObject({
-			name: scores,
+			name: first,
 			key: "item_id",
 			ttl_seconds: 3600,
 			description: "scores",
 			fields: { score: { type: "float" }, tags: { type: "string[]" }, emb: { type: "vector", dim: 2 } },
 		});
-		const human = await hp(["datasets", "get", scores]);
+		const human = await hp(["datasets", "get", first]);
 		expect(human.stdout).toMatch(/emb\s+vector\(2\)/);
 		const list = json<{ datasets: { name: string }[] }>(await hp(["datasets", "list", "--json"]));
-		expect(list.datasets.map((d) => d.name)).toEqual(expect.arrayContaining([scores, tags]));
+		expect(list.datasets.map((d) => d.name)).toEqual(expect.arrayContaining([first, second]));
 	});
 
 	it("refuses a bad spec file before applying anything (exit 2), and reports a 409 with its reasons (exit 1)", async () => {
@@ -193,12 +203,14 @@ describe("datasets, reads, pushes, keys", () => {
 		expect(listed.keys.map((k) => k.id)).toContain(key.id);
 
 		const asReader = (args: string[], input?: string) => runCli(["--url", server().url, "--key", key.key, ...args], { input });
-		expect((await asReader(["get", scores, "a"])).code).toBe(0);
+		expect((await asReader(["datasets", "get", scores])).code).toBe(0);
 		const denied = await asReader(["push", "-"], `${JSON.stringify({ dataset: scores, key: "r", op: "delete" })}\n`);
 		expect(denied.code).toBe(1);
 		expect(denied.stderr).toMatch(/Forbidden \(403\)/);
 		expect((await hp(["keys", "revoke", key.id])).code).toBe(0);
-		expect((await asReader(["get", scores, "a"])).code).toBe(1);
+		const revoked = await asReader(["datasets", "get", scores]);
+		expect(revoked.code).toBe(1);
+		expect(revoked.stderr).toMatch(/Unauthorized \(401\)/);
 		expect((await hp(["keys", "revoke", key.id])).code).toBe(1);
 	});
 
@@ -257,9 +269,12 @@ describe("load, export, rebuild, dead letters", () => {
 		return value;
 	};
 
-	it("loads NDJSON: rows, rejected lines by number, event_time from the file's mtime, and a second run changes nothing", async () => {
+	beforeAll(async () => {
 		await sdk().datasets.apply({ name: items, ...itemSpec });
 		await sdk().datasets.apply({ name: interrupted, ...itemSpec });
+	});
+
+	it("loads NDJSON: rows, rejected lines by number, event_time from the file's mtime, and a second run changes nothing", async () => {
 		const lines = Array.from({ length: 300 }, (_, i) => JSON.stringify(row(i)));
 		lines.splice(10, 0, JSON.stringify({ item_id: "bad1", n: "ten" })); // line 11
 		lines.splice(20, 0, "{broken"); // line 21
@@ -441,11 +456,13 @@ describe("load, export, rebuild, dead letters", () => {
 	}, 60_000);
 
 	it("rebuilds a dataset and waits for it", async () => {
-		const run = await hp(["rebuild", items, "--json", "--interval", "0.2"]);
-		expect(run.code).toBe(0);
+		const run = await hp(["rebuild", items, "--json", "--interval", "0.2", "--timeout", "50"]);
+		// The status first: on a failure its `error` says why.
 		expect(json(run)).toMatchObject({ dataset: items, mode: "refill", status: "done" });
-		const drop = await hp(["rebuild", items, "--mode", "drop", "--json", "--interval", "0.2"]);
+		expect(run.code).toBe(0);
+		const drop = await hp(["rebuild", items, "--mode", "drop", "--json", "--interval", "0.2", "--timeout", "50"]);
 		expect(json(drop)).toMatchObject({ dataset: items, mode: "drop", status: "done" });
+		expect(drop.code).toBe(0);
 	}, 120_000);
 
 	it("replays and purges dead letters in bulk", async () => {

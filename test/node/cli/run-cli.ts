@@ -13,6 +13,15 @@ export interface CliRun {
 	stderr: string;
 }
 
+/** Children not yet exited: a test that times out must not leave a CLI polling a server that is gone. */
+const live = new Set<ChildProcess>();
+
+/** Kills every CLI this process started that is still running (for afterAll). */
+export function killLeftovers(): void {
+	for (const child of live) child.kill("SIGKILL");
+	live.clear();
+}
+
 export interface CliOptions {
 	input?: string;
 	cwd?: string;
@@ -27,6 +36,8 @@ export function spawnCli(args: string[], opts: CliOptions = {}): ChildProcess & 
 		stdio: ["pipe", "pipe", "pipe"],
 	}) as ChildProcess & { output: { stdout: string; stderr: string } };
 	child.output = { stdout: "", stderr: "" };
+	live.add(child);
+	child.once("exit", () => live.delete(child));
 	child.stdout?.on("data", (d: Buffer) => (child.output.stdout += d.toString()));
 	child.stderr?.on("data", (d: Buffer) => (child.output.stderr += d.toString()));
 	child.stdin?.end(opts.input ?? "");
