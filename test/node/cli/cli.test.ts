@@ -301,6 +301,16 @@ describe("load, export, rebuild, dead letters", () => {
 		expect(human.stdout).toMatch(/line 21: /);
 	}, 60_000);
 
+	it("counts a chunk with no valid row (the route's 400) as rejections, by line", async () => {
+		const nd = file("all-bad.ndjson", `${[1, 2, 3].map((i) => JSON.stringify({ item_id: `bad${i}`, n: "not an int" })).join("\n")}\n`);
+		const run = await hp(["load", items, nd, "--json"]);
+		expect(run.code).toBe(1);
+		const report = json<{ rows: number; imported: number; rejected: number; rejections: { pos: number; error: string }[] }>(run);
+		expect(report).toMatchObject({ rows: 3, imported: 0, rejected: 3 });
+		expect(report.rejections.map((r) => r.pos)).toEqual([1, 2, 3]);
+		expect(report.rejections[0]?.error).toMatch(/n/);
+	});
+
 	it("loads CSV, typing cells by the spec (JSON text for lists, vectors and json, empty = null)", async () => {
 		const csv = file(
 			"items.csv",
