@@ -8,6 +8,7 @@ import { nextRequestId } from "./observability/request-id";
 import { adminRoutes } from "./routes/admin";
 import { datasetRoutes } from "./routes/datasets";
 import { eventRoutes } from "./routes/events";
+import { graphqlRoutes } from "./routes/graphql";
 import { healthRoutes } from "./routes/health";
 import { historyRoutes } from "./routes/history";
 import { importRoutes } from "./routes/import";
@@ -61,6 +62,7 @@ export function createApp() {
 	app.route("/v1/keys", keyRoutes);
 	app.route("/v1", rebuildRoutes);
 	app.route("/v1", adminRoutes);
+	app.route("/graphql", graphqlRoutes);
 
 	// The document is made once per isolate, on first request, from the routes' own schemas.
 	let document: unknown;

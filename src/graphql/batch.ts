@@ -1,0 +1,134 @@
+/**
+ * The reads of one GraphQL operation, batched DataLoader-style: every root field that reads
+ * records queues its read, and once all of them have (graphql-js calls every root resolver of a
+ * query in one synchronous pass, so a microtask runs after the last), one `lookupRecords` call per
+ * distinct (max_staleness, if_stale) reads them all. An operation without freshness options, or
+ * with the same on every field, makes exactly one pass through the tiers, like POST /v1/lookup.
+ * Point-in-time reads go to the event log, one read per (dataset, as_of, options).
+ */
+import { HotpathError } from "../errors";
+import { lookupAsOf } from "../history/as-of";
+import { keyVersions, type VersionsPage } from "../history/versions";
+import { log } from "../observability/log";
+import type { DatasetSpec } from "../registry/spec";
+import type { IfStale, RecordView } from "../serving/freshness";
+import { lookupRecords } from "../serving/lookup";
+import type { ReadContext, TieredReader } from "../serving/reader";
+import type { TierName } from "../serving/tier";
+
+/** One root field's read: the keys of one dataset, with the field's projection and freshness options. */
+export interface RecordRead {
+	spec: DatasetSpec;
+	keys: string[];
+	fields?: string[];
+	maxStalenessS?: number;
+	ifStale: IfStale;
+	/** Epoch ms: the state as of then, from the event log. */
+	asOf?: number;
+}
+
+interface Pending {
+	read: RecordRead;
+	resolve: (views: RecordView[]) => void;
+	reject: (e: unknown) => void;
+}
+
+/** A projection of a view read without one: the same rule as the read path's (a field the value lacks is null). */
+function project(view: RecordView, fields: string[] | undefined): RecordView {
+	if (!fields || view.value === null) return view;
+	const value: Record<string, unknown> = {};
+	for (const f of fields) value[f] = Object.hasOwn(view.value, f) ? view.value[f] : null;
+	return { ...view, value };
+}
+
+/** Storage errors of the event log are an outage to the caller, never an internal error. */
+async function fromEventLog<T>(what: string, fn: () => Promise<T>): Promise<T> {
+	try {
+		return await fn();
+	} catch (e) {
+		if (e instanceof HotpathError) throw e;
+		log.warn("event log read failed", { what, error: String(e) });
+		throw new HotpathError("unavailable", `the event log (D1) could not be read for ${what}; retry shortly`, { retryAfterSeconds: 1 });
+	}
+}
+
+export class ReadBatch {
+	private queue: Pending[] = [];
+	/** Tiers that answered any read of the operation, for X-Hotpath-Tier. */
+	readonly tiers = new Set<TierName>();
+
+	constructor(
+		private readonly reader: TieredReader,
+		private readonly db: D1Database,
+		readonly ctx: ReadContext,
+	) {}
+
+	/** The views of `read.keys`, in key order, once the operation's batch has been read. */
+	records(read: RecordRead): Promise<RecordView[]> {
+		return new Promise((resolve, reject) => {
+			if (!this.queue.length) queueMicrotask(() => void this.dispatch());
+			this.queue.push({ read, resolve, reject });
+		});
+	}
+
+	/** A page of one key's versions (not batched: one key per field, as in REST). */
+	versions(spec: DatasetSpec, key: string, q: Parameters<typeof keyVersions>[3]): Promise<VersionsPage> {
+		this.tiers.add("d1");
+		return fromEventLog(`the history of "${key}"`, () => this.ctx.timing.measure("history", () => keyVersions(this.db, spec, key, q)));
+	}
+
+	private async dispatch(): Promise<void> {
+		const batch = this.queue;
+		this.queue = [];
+		const groups = new Map<string, Pending[]>();
+		for (const p of batch) {
+			const { spec, maxStalenessS, ifStale, asOf } = p.read;
+			// Current reads share one tier pass per set of freshness options; past reads one log read per dataset and time.
+			const group = asOf === undefined ? `now|${maxStalenessS ?? ""}|${ifStale}` : `past|${spec.name}|${asOf}|${maxStalenessS ?? ""}|${ifStale}`;
+			const list = groups.get(group);
+			if (list) list.push(p);
+			else groups.set(group, [p]);
+		}
+		await Promise.all([...groups.values()].map((g) => this.readGroup(g)));
+	}
+
+	/** Reads one group; each field gets its keys' views, projected as it asked. */
+	private async readGroup(group: Pending[]): Promise<void> {
+		try {
+			const first = (group[0] as Pending).read;
+			const opts = { maxStalenessS: first.maxStalenessS, ifStale: first.ifStale };
+			// Every dataset once, each key once: fields that ask for the same key share its read.
+			const byName = new Map<string, { spec: DatasetSpec; keys: Set<string> }>();
+			for (const { read } of group) {
+				const entry = byName.get(read.spec.name) ?? { spec: read.spec, keys: new Set<string>() };
+				byName.set(read.spec.name, entry);
+				for (const k of read.keys) entry.keys.add(k);
+			}
+			const requests = [...byName.values()].map(({ spec, keys }) => ({ spec, keys: [...keys] }));
+			let results: RecordView[][];
+			if (first.asOf === undefined) {
+				const found = await lookupRecords(this.reader, requests, opts, this.ctx);
+				for (const t of found.tiers) this.tiers.add(t);
+				results = found.results.map((r) => r.records);
+			} else {
+				const asOf = first.asOf;
+				this.tiers.add("d1");
+				const req = requests[0] as (typeof requests)[number];
+				const views = await fromEventLog(`"${req.spec.name}" as of ${new Date(asOf).toISOString()}`, () =>
+					this.ctx.timing.measure("history", () => lookupAsOf(this.db, req, asOf, opts)),
+				);
+				results = [views];
+			}
+			const byDataset = new Map<string, Map<string, RecordView>>();
+			requests.forEach((req, i) => {
+				byDataset.set(req.spec.name, new Map((results[i] ?? []).map((v) => [v.key, v])));
+			});
+			for (const { read, resolve } of group) {
+				const views = byDataset.get(read.spec.name) as Map<string, RecordView>;
+				resolve(read.keys.map((k) => project(views.get(k) as RecordView, read.fields)));
+			}
+		} catch (e) {
+			for (const p of group) p.reject(e);
+		}
+	}
+}

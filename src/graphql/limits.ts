@@ -1,0 +1,156 @@
+/**
+ * Bounds on what one GraphQL request may ask, each checked before any read: tokens at parse time,
+ * depth during validation, then the operation's cost and key count once its variables are known.
+ * Every bound's error carries extensions.code TOO_COMPLEX. The request body's own byte limit is
+ * the route's (a 413 before parsing, src/routes/graphql.ts).
+ */
+import { maxDepthRule } from "@escape.tech/graphql-armor-max-depth";
+import {
+	type FragmentDefinitionNode,
+	GraphQLError,
+	type GraphQLSchema,
+	Kind,
+	MaxIntrospectionDepthRule,
+	type OperationDefinitionNode,
+	type SelectionSetNode,
+	specifiedRules,
+	type ValidationContext,
+	type ValidationRule,
+	type ValueNode,
+} from "graphql";
+import { MAX_LOOKUP_KEYS } from "../routes/lookup";
+import { DEFAULT_VERSIONS, rootKind } from "./schema";
+
+/** Lexical tokens per document: GraphiQL's introspection query has about 160, 1,000 inline keys about 1,000. */
+export const MAX_TOKENS = 10_000;
+/** Comments per document (the lexer skips them, so they are not tokens). */
+export const MAX_COMMENTS = 1_000;
+/** Nesting of fields. Data queries go 4 deep at most; __schema is bounded by graphql's own MaxIntrospectionDepthRule instead. */
+export const MAX_DEPTH = 10;
+/** Keys per operation, across all its records fields: what one POST /v1/lookup may ask. */
+export const MAX_KEYS = MAX_LOOKUP_KEYS;
+/** Cost per operation (see operationCost): 1,000 keys of 90 fields, or 100 keys of 900. */
+export const MAX_COST = 100_000;
+/** What a __schema or __type field costs: the whole schema may be serialised. */
+export const INTROSPECTION_COST = 10_000;
+
+export const tooComplex = (message: string) => new GraphQLError(message, { extensions: { code: "TOO_COMPLEX" } });
+
+/** Runs `rule` with its errors reported as TOO_COMPLEX: for graphql's own bound on introspection. */
+const asTooComplex =
+	(rule: ValidationRule): ValidationRule =>
+	(context) => {
+		const shim = Object.create(context) as ValidationContext;
+		shim.reportError = (e) => context.reportError(tooComplex(e.message));
+		return rule(shim);
+	};
+
+/** graphql's own rules, and the depth limits (graphql-armor's for fields, graphql's for __schema) reported as TOO_COMPLEX. */
+export const validationRules: readonly ValidationRule[] = [
+	...specifiedRules.filter((r) => r !== MaxIntrospectionDepthRule),
+	asTooComplex(MaxIntrospectionDepthRule),
+	maxDepthRule({
+		n: MAX_DEPTH,
+		flattenFragments: true,
+		propagateOnRejection: false,
+		onReject: [(context, err) => context?.reportError(tooComplex(err.message.replace(/^Syntax Error: /, "")))],
+	}),
+];
+
+export interface Cost {
+	cost: number;
+	keys: number;
+}
+
+/**
+ * What an operation costs, from its document and variables. A records field costs its number of
+ * keys times the fields selected under it (itself included), a history field its page size times
+ * the same, an introspection field INTROSPECTION_COST, and any other field 1 plus its selections.
+ * Fragments count at every use. This is an upper bound: fields under @skip count too.
+ */
+export function operationCost(
+	schema: GraphQLSchema,
+	operation: OperationDefinitionNode,
+	fragments: ReadonlyMap<string, FragmentDefinitionNode>,
+	variables: Readonly<Record<string, unknown>>,
+): Cost {
+	const defaults = new Map(operation.variableDefinitions?.map((d) => [d.variable.name.value, d.defaultValue]));
+	/** How many items a list argument holds: a literal list's length, or its variable's. */
+	const listLength = (node: ValueNode | undefined): number => {
+		if (!node || node.kind === Kind.NULL) return 0;
+		if (node.kind === Kind.LIST) return node.values.length;
+		if (node.kind === Kind.VARIABLE) {
+			const name = node.name.value;
+			const v = Object.hasOwn(variables, name) ? variables[name] : undefined;
+			if (v === undefined) return listLength(defaults.get(name));
+			return Array.isArray(v) ? v.length : v === null ? 0 : 1;
+		}
+		return 1;
+	};
+	const intArg = (node: ValueNode | undefined, fallback: number): number => {
+		let v: unknown = node?.kind === Kind.INT ? Number(node.value) : undefined;
+		if (node?.kind === Kind.VARIABLE) v = Object.hasOwn(variables, node.name.value) ? variables[node.name.value] : undefined;
+		return typeof v === "number" && Number.isFinite(v) && v > 0 ? v : fallback;
+	};
+
+	// Selections under a field, fragments expanded; each fragment is counted once and reused, so nesting cannot explode the count.
+	const fragmentSizes = new Map<string, number>();
+	const size = (set: SelectionSetNode | undefined): number => {
+		let n = 0;
+		for (const sel of set?.selections ?? []) {
+			if (sel.kind === Kind.FIELD) n += 1 + size(sel.selectionSet);
+			else if (sel.kind === Kind.INLINE_FRAGMENT) n += size(sel.selectionSet);
+			else {
+				const name = sel.name.value;
+				let s = fragmentSizes.get(name);
+				if (s === undefined) {
+					fragmentSizes.set(name, 0); // a cycle (refused by validation anyway) counts nothing more
+					s = size(fragments.get(name)?.selectionSet);
+					fragmentSizes.set(name, s);
+				}
+				n += s;
+			}
+		}
+		return n;
+	};
+
+	const rootCosts = new Map<string, Cost>();
+	const root = (set: SelectionSetNode | undefined): Cost => {
+		const total: Cost = { cost: 0, keys: 0 };
+		for (const sel of set?.selections ?? []) {
+			let c: Cost;
+			if (sel.kind === Kind.INLINE_FRAGMENT) c = root(sel.selectionSet);
+			else if (sel.kind === Kind.FRAGMENT_SPREAD) {
+				const name = sel.name.value;
+				c = rootCosts.get(name) ?? { cost: 0, keys: 0 };
+				if (!rootCosts.has(name)) {
+					rootCosts.set(name, c);
+					Object.assign(c, root(fragments.get(name)?.selectionSet));
+				}
+			} else {
+				const name = sel.name.value;
+				const arg = (a: string) => sel.arguments?.find((x) => x.name.value === a)?.value;
+				const below = 1 + size(sel.selectionSet);
+				const kind = rootKind(schema, name);
+				if (kind === "records") {
+					const keys = listLength(arg("keys"));
+					c = { cost: keys * below, keys };
+				} else if (kind === "history") c = { cost: intArg(arg("limit"), DEFAULT_VERSIONS) * below, keys: 0 };
+				else if (name === "__schema" || name === "__type") c = { cost: INTROSPECTION_COST + below, keys: 0 };
+				else c = { cost: below, keys: 0 };
+			}
+			total.cost += c.cost;
+			total.keys += c.keys;
+		}
+		return total;
+	};
+	return root(operation.selectionSet);
+}
+
+/** The TOO_COMPLEX error for an operation past a bound, or null. */
+export function costProblem(c: Cost): GraphQLError | null {
+	if (c.keys > MAX_KEYS) return tooComplex(`the operation reads ${c.keys} keys; the limit is ${MAX_KEYS} per operation`);
+	if (c.cost > MAX_COST)
+		return tooComplex(`the operation costs ${c.cost}; the limit is ${MAX_COST} (a records field costs its keys times the fields selected under it)`);
+	return null;
+}

@@ -1,0 +1,273 @@
+/**
+ * The GraphQL schema, generated from the registry: for each dataset a value type of its fields,
+ * a record type (key, status, freshness, value), a root field reading records by key in one
+ * batched pass, and one reading a key's history. Built per registry version and per set of
+ * datasets a key may see, so a spec change is in the schema on the next request and a key limited
+ * to some datasets sees only those.
+ */
+import {
+	GraphQLBoolean,
+	GraphQLEnumType,
+	type GraphQLFieldConfig,
+	type GraphQLFieldConfigMap,
+	GraphQLFloat,
+	GraphQLInt,
+	GraphQLList,
+	GraphQLNonNull,
+	GraphQLObjectType,
+	type GraphQLOutputType,
+	GraphQLSchema,
+	GraphQLString,
+} from "graphql";
+import type { Principal } from "../auth/keys";
+import { mayAccess } from "../auth/policy";
+import { HotpathError } from "../errors";
+import { assertWithinHistory } from "../history/as-of";
+import { type DatasetSpec, describeType, type FieldSpec } from "../registry/spec";
+import { decodeCursor, encodeCursor } from "../routes/cursor";
+import { MAX_VERSIONS } from "../routes/history";
+import { keyProblem } from "../routes/records";
+import { checkFields, parseMaxStaleness, parseTimeParam } from "../routes/validation";
+import type { IfStale } from "../serving/freshness";
+import type { ReadBatch, RecordRead } from "./batch";
+import { assignNames, type DatasetNames } from "./names";
+import { JsonScalar, SafeIntScalar, VectorScalar } from "./scalars";
+
+/** What every resolver gets: the operation's batched reads. */
+export interface GraphqlContext {
+	batch: ReadBatch;
+}
+
+/** Versions per history page when `limit` is not given (as in REST). */
+export const DEFAULT_VERSIONS = 100;
+
+/** How a root field costs: records by the number of keys, history by its page size (src/graphql/limits.ts). */
+export type RootKind = "records" | "history";
+const rootKinds = new WeakMap<GraphQLSchema, ReadonlyMap<string, RootKind>>();
+
+/** The kind of a root field of `schema`, if it reads data. */
+export const rootKind = (schema: GraphQLSchema, field: string): RootKind | undefined => rootKinds.get(schema)?.get(field);
+
+const RecordStatusEnum = new GraphQLEnumType({
+	name: "RecordStatus",
+	description:
+		"present: fresh within the dataset's ttl_seconds and the request's max_staleness; stale: older (see if_stale); not_found: no such key, or deleted",
+	values: { present: {}, not_found: {}, stale: {} },
+});
+
+const IfStaleEnum = new GraphQLEnumType({
+	name: "IfStale",
+	description: "What to do with a stale value: serve it marked stale (default), or omit it (value null)",
+	values: { serve: {}, omit: {} },
+});
+
+const EventOpEnum = new GraphQLEnumType({ name: "EventOp", values: { upsert: {}, patch: {}, delete: {} } });
+
+/** The GraphQL type of a field of a dataset. */
+function fieldType(f: FieldSpec): GraphQLOutputType {
+	switch (f.type) {
+		case "string":
+			return GraphQLString;
+		case "int":
+			return SafeIntScalar;
+		case "float":
+			return GraphQLFloat;
+		case "bool":
+			return GraphQLBoolean;
+		case "json":
+			return JsonScalar;
+		case "string[]":
+			return new GraphQLList(GraphQLString);
+		case "float[]":
+			return new GraphQLList(GraphQLFloat);
+		case "vector":
+			return VectorScalar;
+	}
+}
+
+const nonNull = <T extends GraphQLOutputType>(t: T) => new GraphQLNonNull(t);
+
+interface RecordsArgs {
+	keys: string[];
+	fields?: string[] | null;
+	max_staleness?: number | null;
+	if_stale?: IfStale | null;
+	as_of?: string | null;
+}
+
+interface HistoryArgs {
+	key: string;
+	since?: string | null;
+	until?: string | null;
+	limit?: number | null;
+	cursor?: string | null;
+}
+
+const badKey = (where: string, key: string): HotpathError | null => {
+	const why = key === "" ? "a key must not be empty" : keyProblem(key);
+	return why ? new HotpathError("bad_request", `${where}: ${why}`, { errors: [{ pointer: where, detail: why }] }) : null;
+};
+
+/** The read a records field asks for, its arguments checked as REST checks them. */
+function recordRead(spec: DatasetSpec, args: RecordsArgs): RecordRead {
+	args.keys.forEach((k, i) => {
+		const bad = badKey(`keys[${i}]`, k);
+		if (bad) throw bad;
+	});
+	const fields = checkFields(args.fields ?? undefined, spec.fields, "fields");
+	const maxStalenessS = parseMaxStaleness(args.max_staleness, "max_staleness");
+	const asOf = parseTimeParam(args.as_of, "as_of");
+	if (asOf !== undefined) assertWithinHistory(spec, asOf);
+	return { spec, keys: args.keys, fields, maxStalenessS, ifStale: args.if_stale ?? "serve", asOf };
+}
+
+// History cursors are REST's (src/routes/history.ts): the same page can be continued over either API.
+const historyCursor = (c: { time: number; id: string }) => encodeCursor(JSON.stringify([c.time, c.id]));
+function parseHistoryCursor(raw: string): { time: number; id: string } {
+	let parsed: unknown;
+	try {
+		parsed = JSON.parse(decodeCursor(raw));
+	} catch {
+		parsed = null;
+	}
+	if (Array.isArray(parsed) && typeof parsed[0] === "number" && typeof parsed[1] === "string") return { time: parsed[0], id: parsed[1] };
+	throw new HotpathError("bad_request", "cursor is not one this API gave out: pass next_cursor from the previous page as is", {
+		errors: [{ pointer: "cursor", detail: "not a cursor from a previous page" }],
+	});
+}
+
+async function historyPage(spec: DatasetSpec, args: HistoryArgs, ctx: GraphqlContext) {
+	const bad = badKey("key", args.key);
+	if (bad) throw bad;
+	const limit = args.limit ?? DEFAULT_VERSIONS;
+	if (!Number.isInteger(limit) || limit < 1 || limit > MAX_VERSIONS) {
+		throw new HotpathError("bad_request", `limit must be an integer from 1 to ${MAX_VERSIONS}`, {
+			errors: [{ pointer: "limit", detail: `1 to ${MAX_VERSIONS}` }],
+		});
+	}
+	const since = parseTimeParam(args.since, "since");
+	const until = parseTimeParam(args.until, "until") ?? Number.MAX_SAFE_INTEGER;
+	const after = args.cursor ? parseHistoryCursor(args.cursor) : undefined;
+	const page = await ctx.batch.versions(spec, args.key, { since, until, limit, after });
+	return {
+		versions: page.versions,
+		next_cursor: page.next ? historyCursor(page.next) : null,
+		history_begins_at: new Date(page.historyBeginsAt).toISOString(),
+	};
+}
+
+/** A dataset's types and root fields. */
+function datasetFields(spec: DatasetSpec, names: DatasetNames): GraphQLFieldConfigMap<unknown, GraphqlContext> {
+	const fieldEntries = Object.entries(spec.fields);
+	// A type needs a field: the value of a dataset without fields is plain JSON (always {}).
+	const valueType: GraphQLOutputType = fieldEntries.length
+		? new GraphQLObjectType({
+				name: names.value,
+				description: spec.description ?? `A value of dataset ${spec.name} (entity key: ${spec.key})`,
+				fields: Object.fromEntries(fieldEntries.map(([name, f]) => [name, { type: fieldType(f), description: describeType(f) }])),
+			})
+		: JsonScalar;
+	const recordType = new GraphQLObjectType({
+		name: names.record,
+		description: `One key of dataset ${spec.name}, with its freshness`,
+		fields: {
+			key: { type: nonNull(GraphQLString) },
+			status: { type: nonNull(RecordStatusEnum) },
+			event_time: { type: GraphQLString, description: "RFC 3339 time of the newest event applied" },
+			age_ms: { type: GraphQLFloat, description: "Now (or as_of) minus event_time, in ms" },
+			value: { type: valueType, description: "null when not found, or stale with if_stale: omit" },
+		},
+	});
+	const versionType = new GraphQLObjectType({
+		name: names.version,
+		fields: {
+			event_time: { type: nonNull(GraphQLString) },
+			event_id: { type: nonNull(GraphQLString) },
+			op: { type: nonNull(EventOpEnum) },
+			value: { type: valueType, description: "The whole state after this event under the merge rules; null after a delete" },
+		},
+	});
+	const historyType = new GraphQLObjectType({
+		name: names.history,
+		fields: {
+			versions: { type: nonNull(new GraphQLList(nonNull(versionType))) },
+			next_cursor: { type: GraphQLString, description: "Pass as cursor for the next page; null on the last" },
+			history_begins_at: { type: nonNull(GraphQLString), description: "Events before this may have been folded together by the retention" },
+		},
+	});
+	const records: GraphQLFieldConfig<unknown, GraphqlContext, RecordsArgs> = {
+		type: nonNull(new GraphQLList(nonNull(recordType))),
+		description: `Records of ${spec.name} by key, in key order. Cache first (L0, Redis, KV, D1); every records field of an operation is read in one pass. as_of (RFC 3339 or epoch ms): the state as of then, from the event log.`,
+		args: {
+			keys: { type: nonNull(new GraphQLList(nonNull(GraphQLString))) },
+			fields: { type: new GraphQLList(nonNull(GraphQLString)), description: "Projection: other fields of value are null" },
+			max_staleness: { type: GraphQLFloat, description: "Seconds: tightens the dataset's ttl_seconds" },
+			if_stale: { type: IfStaleEnum },
+			as_of: { type: GraphQLString },
+		},
+		resolve: (_src, args, ctx) => ctx.batch.records(recordRead(spec, args)),
+	};
+	const history: GraphQLFieldConfig<unknown, GraphqlContext, HistoryArgs> = {
+		type: nonNull(historyType),
+		description: `A key's versions in event_time order, a page at a time (at most ${MAX_VERSIONS}, default ${DEFAULT_VERSIONS}). since/until: RFC 3339 or epoch ms, inclusive.`,
+		args: {
+			key: { type: nonNull(GraphQLString) },
+			since: { type: GraphQLString },
+			until: { type: GraphQLString },
+			limit: { type: GraphQLInt },
+			cursor: { type: GraphQLString },
+		},
+		resolve: (_src, args, ctx) => historyPage(spec, args, ctx),
+	};
+	// Searchable datasets will add `names.searchField` here (its name is held already).
+	return { [names.recordsField]: records, [names.historyField]: history } as GraphQLFieldConfigMap<unknown, GraphqlContext>;
+}
+
+/** The schema of `specs`. */
+export function buildSchema(specs: readonly DatasetSpec[]): GraphQLSchema {
+	const names = assignNames(specs.map((s) => s.name));
+	const kinds = new Map<string, RootKind>();
+	const fields: GraphQLFieldConfigMap<unknown, GraphqlContext> = {
+		// Query needs a field even when a key sees no dataset; names start with a letter, so this one is never a dataset's.
+		_datasets: {
+			type: nonNull(new GraphQLList(nonNull(GraphQLString))),
+			description: "The datasets this key may read",
+			resolve: () => specs.map((s) => s.name),
+		},
+	};
+	for (const spec of specs) {
+		const n = names.get(spec.name) as DatasetNames;
+		Object.assign(fields, datasetFields(spec, n));
+		kinds.set(n.recordsField, "records");
+		kinds.set(n.historyField, "history");
+	}
+	const schema = new GraphQLSchema({
+		query: new GraphQLObjectType({ name: "Query", fields }),
+		types: [SafeIntScalar, JsonScalar, VectorScalar],
+	});
+	rootKinds.set(schema, kinds);
+	return schema;
+}
+
+/** Schemas per registry version (the registry's map, the same object until a spec changes), then per set of visible datasets. */
+const schemas = new WeakMap<ReadonlyMap<string, DatasetSpec>, Map<string, GraphQLSchema>>();
+/** Distinct dataset sets kept per registry version: keys limited to many different sets only rebuild more often. */
+const MAX_SCHEMAS_PER_VERSION = 64;
+
+/** The schema `principal` sees: every dataset, or only those it is limited to. */
+export function schemaFor(registry: ReadonlyMap<string, DatasetSpec>, principal: Principal): GraphQLSchema {
+	let perVersion = schemas.get(registry);
+	if (!perVersion) {
+		perVersion = new Map();
+		schemas.set(registry, perVersion);
+	}
+	// The key's datasets that exist, in name order (the registry's order): one schema per distinct set.
+	const id = principal.datasets ? [...registry.keys()].filter((name) => mayAccess(principal, name)).join(",") : "*";
+	let schema = perVersion.get(id);
+	if (!schema) {
+		if (perVersion.size >= MAX_SCHEMAS_PER_VERSION) perVersion.delete(perVersion.keys().next().value as string);
+		schema = buildSchema([...registry.values()].filter((s) => mayAccess(principal, s.name)));
+		perVersion.set(id, schema);
+	}
+	return schema;
+}

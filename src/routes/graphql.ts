@@ -1,0 +1,185 @@
+/**
+ * GraphQL over HTTP: POST /graphql, GET /graphql for queries, and GraphiQL for a browser. Auth,
+ * scope, rate limits and the body limit answer as on every route (problem+json); past them, every
+ * answer is a GraphQL response. With `Accept: application/graphql-response+json` a request that
+ * did not run (parse, validation, limits, variables) is a 400; with application/json (the default)
+ * it is a 200, as the GraphQL-over-HTTP spec asks. An operation that ran is a 200 even when a
+ * field failed (a tier outage is an error with code UNAVAILABLE and data null): never a 5xx.
+ */
+import type { Context } from "hono";
+import { authenticate, requireScope } from "../auth/middleware";
+import { assertScope } from "../auth/policy";
+import type { AppEnv } from "../env";
+import { ReadBatch } from "../graphql/batch";
+import { requestError } from "../graphql/errors";
+import { type GraphqlBody, type GraphqlOutcome, type GraphqlParams, runGraphql } from "../graphql/execute";
+import { GRAPHIQL_HTML } from "../graphql/graphiql";
+import { MAX_COST, MAX_DEPTH, MAX_KEYS, MAX_TOKENS } from "../graphql/limits";
+import { schemaFor } from "../graphql/schema";
+import { TIER_ORDER } from "../serving/tier";
+import { bearer, mount, newRouter, problems, z } from "./openapi";
+import { readContext } from "./read-context";
+import { BODY_LIMITS, limitBody } from "./validation";
+
+export const graphqlRoutes = newRouter();
+
+const GRAPHQL_RESPONSE = "application/graphql-response+json";
+
+const GraphqlResponseSchema = z
+	.object({
+		data: z.record(z.string(), z.unknown()).nullable().optional().openapi({ description: "Absent when the operation did not run" }),
+		errors: z
+			.array(
+				z.object({
+					message: z.string(),
+					locations: z.array(z.object({ line: z.number(), column: z.number() })).optional(),
+					path: z.array(z.union([z.string(), z.number()])).optional(),
+					extensions: z
+						.object({ code: z.string().openapi({ example: "TOO_COMPLEX" }) })
+						.catchall(z.unknown())
+						.openapi({
+							description:
+								"code: GRAPHQL_PARSE_FAILED, GRAPHQL_VALIDATION_FAILED, OPERATION_RESOLUTION_FAILURE, BAD_REQUEST, BAD_USER_INPUT, TOO_COMPLEX, UNAVAILABLE (with retry_after_seconds), INTERNAL_SERVER_ERROR",
+						}),
+				}),
+			)
+			.optional(),
+	})
+	.openapi("GraphQLResponse");
+
+const graphqlResponses = (extra: Record<number, { description: string; content?: Record<string, { schema: z.ZodType }> }> = {}) => ({
+	200: {
+		description: "The operation's result (data, and errors of fields that failed); with Accept: application/json also a request that did not run (errors only)",
+		content: { "application/json": { schema: GraphqlResponseSchema }, [GRAPHQL_RESPONSE]: { schema: GraphqlResponseSchema } },
+	},
+	400: {
+		description: `Not a GraphQL request (bad JSON, no query); with Accept: ${GRAPHQL_RESPONSE} also a request that did not run (errors only)`,
+		content: { [GRAPHQL_RESPONSE]: { schema: GraphqlResponseSchema }, "application/json": { schema: GraphqlResponseSchema } },
+	},
+	...extra,
+	...problems("forbidden"),
+});
+
+const limitsText = `Limits: ${MAX_TOKENS} tokens, depth ${MAX_DEPTH}, ${MAX_KEYS} keys and a cost of ${MAX_COST} per operation (a records field costs its keys times the fields selected under it): past one, an error with extensions.code TOO_COMPLEX.`;
+
+const badRequest = (message: string): GraphqlOutcome => ({ kind: "request_error", body: { errors: [requestError("BAD_REQUEST", message).toJSON()] } });
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/** The request's parameters, from a JSON body or a query string, or why they are not a GraphQL request. */
+function graphqlParams(raw: { query: unknown; variables: unknown; operationName: unknown }): GraphqlParams | string {
+	if (typeof raw.query !== "string" || !raw.query.trim()) return "no query: send {query, variables?, operationName?}";
+	if (raw.variables !== undefined && raw.variables !== null && !isObject(raw.variables)) return "variables must be a JSON object";
+	if (raw.operationName !== undefined && raw.operationName !== null && typeof raw.operationName !== "string") return "operationName must be a string";
+	return { query: raw.query, variables: (raw.variables as Record<string, unknown> | null) ?? {}, operationName: (raw.operationName as string | null) ?? null };
+}
+
+/** Runs a request and renders the answer, with the read path's headers. */
+async function respond(c: Context<AppEnv>, params: GraphqlParams | string, method: "GET" | "POST"): Promise<Response> {
+	const modern = (c.req.header("accept") ?? "").includes(GRAPHQL_RESPONSE);
+	const headers: Record<string, string> = {
+		"content-type": `${modern ? GRAPHQL_RESPONSE : "application/json"}; charset=utf-8`,
+		"cache-control": "no-store",
+		vary: "Accept",
+	};
+	if (typeof params === "string") return c.body(JSON.stringify(badRequest(params).body), 400, headers);
+
+	const services = c.get("services");
+	const schema = schemaFor(await services.registry.all(), c.get("principal"));
+	const ctx = readContext(c);
+	const batch = new ReadBatch(services.reader, c.env.DB, ctx);
+	const outcome = await runGraphql(schema, params, method, { batch });
+
+	if (batch.tiers.size) headers["x-hotpath-tier"] = TIER_ORDER.filter((t) => batch.tiers.has(t)).join(",");
+	if (ctx.timing.header) headers["server-timing"] = ctx.timing.header;
+	const retry = outcome.body.errors?.find((e) => typeof e.extensions?.retry_after_seconds === "number")?.extensions?.retry_after_seconds as number | undefined;
+	if (retry !== undefined) headers["retry-after"] = String(Math.max(1, Math.ceil(retry)));
+	let status = 200;
+	if (outcome.kind === "method_not_allowed") {
+		status = 405;
+		headers.allow = "POST";
+	} else if (outcome.kind === "request_error" && modern) status = 400;
+	return c.body(jsonBody(outcome.body), status as 200, headers);
+}
+
+/** The body as JSON text; `data` first, as the spec's examples have it. */
+const jsonBody = (body: GraphqlBody) => JSON.stringify("data" in body ? { data: body.data, ...(body.errors ? { errors: body.errors } : {}) } : body);
+
+mount(
+	graphqlRoutes,
+	{
+		method: "post",
+		path: "/",
+		summary: "Run a GraphQL query",
+		description: `Body: {query, variables?, operationName?} (JSON, at most ${BODY_LIMITS.lookup / (1024 * 1024)} MiB: 413 before parsing). The schema is generated from the registry: per dataset, a field reading records by key (item_scores(keys, fields, max_staleness, if_stale, as_of)) and one reading a key's history (item_scores_history); a key limited to datasets sees only those. Every records field of an operation is read in one pass through the tiers. ${limitsText}`,
+		tags: ["graphql"],
+		security: bearer,
+		request: {
+			body: {
+				required: true,
+				content: {
+					"application/json": {
+						schema: z.object({
+							query: z.string(),
+							variables: z.record(z.string(), z.unknown()).nullable().optional(),
+							operationName: z.string().nullable().optional(),
+						}),
+					},
+				},
+			},
+		},
+		responses: graphqlResponses(problems("payload_too_large") as Record<number, { description: string }>),
+	},
+	requireScope("read"),
+	limitBody(BODY_LIMITS.lookup),
+	async (c) => {
+		let raw: unknown;
+		try {
+			raw = JSON.parse(await c.req.text());
+		} catch (e) {
+			return respond(c, `body is not valid JSON: ${(e as Error).message}`, "POST");
+		}
+		if (!isObject(raw)) return respond(c, "body must be a JSON object {query, variables?, operationName?} (batches of operations are not supported)", "POST");
+		return respond(c, graphqlParams({ query: raw.query, variables: raw.variables, operationName: raw.operationName }), "POST");
+	},
+);
+
+mount(
+	graphqlRoutes,
+	{
+		method: "get",
+		path: "/",
+		summary: "Run a GraphQL query from the query string, or open GraphiQL",
+		description: `query, variables (JSON) and operationName in the query string; queries only (anything else is a 405). A browser (Accept: text/html) without a query gets GraphiQL, loaded from unpkg; put your key in its Headers tab. ${limitsText}`,
+		tags: ["graphql"],
+		security: bearer,
+		request: {
+			query: z.object({
+				query: z.string().optional(),
+				variables: z.string().optional().openapi({ description: "JSON object" }),
+				operationName: z.string().optional(),
+			}),
+		},
+		responses: graphqlResponses({
+			405: { description: "Not a query (GET runs queries only)", content: { "application/json": { schema: GraphqlResponseSchema } } },
+		}),
+	},
+	async (c) => {
+		const query = c.req.query("query");
+		if (query === undefined && (c.req.header("accept") ?? "").includes("text/html")) {
+			return c.html(GRAPHIQL_HTML, 200, { "cache-control": "public, max-age=300" });
+		}
+		// As requireScope("read"), inline: GraphiQL above needs no key.
+		const principal = await authenticate(c.get("services"), c.req.header("authorization"));
+		assertScope(principal, "read");
+		c.set("principal", principal);
+		const rawVariables = c.req.query("variables");
+		let variables: unknown;
+		try {
+			variables = rawVariables ? JSON.parse(rawVariables) : undefined;
+		} catch (e) {
+			return respond(c, `variables is not valid JSON: ${(e as Error).message}`, "GET");
+		}
+		return respond(c, graphqlParams({ query, variables, operationName: c.req.query("operationName") }), "GET");
+	},
+);
