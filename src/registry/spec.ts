@@ -21,8 +21,21 @@ export interface DatasetSpec {
 	history_days: number;
 	/** How log shippers' records map to events (POST /v1/datasets/:name/ingest). */
 	ingest?: IngestMapping;
+	/** What the search index keeps (src/search): text fields, filter fields, one vector field. */
+	search?: SearchSpec;
 	description?: string;
 }
+
+/** Fields of a dataset the search index keeps: full text (BM25), filters and sorts, and one vector for k-NN. */
+export interface SearchSpec {
+	text?: string[];
+	filters?: string[];
+	vector?: string;
+}
+
+/** Field types a text field may have, and a filter field. */
+export const TEXT_TYPES: readonly FieldType[] = ["string", "string[]"];
+export const FILTER_TYPES: readonly FieldType[] = ["string", "int", "float", "bool", "string[]"];
 
 /** JSON Pointers (RFC 6901) into a log record: where its key, time, op and fields are. */
 export interface IngestMapping {
@@ -59,6 +72,14 @@ const fieldSchema = z.union(
 /** A JSON Pointer (RFC 6901): empty (the whole document) or /a/b, with ~0 for ~ and ~1 for /. */
 export const jsonPointerSchema = z.string().regex(/^(\/([^~]|~[01])*)*$/, "must be a JSON Pointer (RFC 6901): empty, or /a/b with ~0 for ~ and ~1 for /");
 
+const searchSchema = z
+	.object({
+		text: z.array(z.string()).max(32).optional(),
+		filters: z.array(z.string()).max(64).optional(),
+		vector: z.string().optional(),
+	})
+	.strict();
+
 const ingestSchema = z
 	.object({
 		key: jsonPointerSchema,
@@ -92,6 +113,7 @@ export const specInputSchema = z
 			.default(DEFAULT_TTL_SECONDS),
 		history_days: z.number().int().min(1).max(MAX_HISTORY_DAYS).default(DEFAULT_HISTORY_DAYS),
 		ingest: ingestSchema.optional(),
+		search: searchSchema.optional(),
 		description: z.string().max(1000).optional(),
 	})
 	.strict()
@@ -100,7 +122,37 @@ export const specInputSchema = z
 			if (!Object.hasOwn(spec.fields, field))
 				ctx.addIssue({ code: "custom", message: `"${field}" is not a field of the dataset`, path: ["ingest", "fields", field] });
 		}
+		checkSearch(spec.search, spec.fields, ctx);
 	});
+
+/** The type name of a field as written in a spec (either form). */
+const typeOf = (def: z.infer<typeof fieldSchema>): FieldType => (typeof def === "string" ? def : def.type);
+
+/** Each search field must be a declared field of a type its role takes, and named once per role. */
+function checkSearch(search: z.infer<typeof searchSchema> | undefined, fields: Record<string, z.infer<typeof fieldSchema>>, ctx: z.RefinementCtx): void {
+	if (!search) return;
+	const roles: [role: "text" | "filters", names: string[] | undefined, types: readonly FieldType[], what: string][] = [
+		["text", search.text, TEXT_TYPES, "a text field must be a string or string[] field"],
+		["filters", search.filters, FILTER_TYPES, "a filter field must be a string, int, float, bool or string[] field"],
+	];
+	for (const [role, names, types, what] of roles) {
+		const seen = new Set<string>();
+		names?.forEach((name, i) => {
+			const path = ["search", role, i];
+			const def = Object.hasOwn(fields, name) ? fields[name] : undefined;
+			if (!def) ctx.addIssue({ code: "custom", message: `"${name}" is not a field of the dataset`, path });
+			else if (!types.includes(typeOf(def))) ctx.addIssue({ code: "custom", message: `"${name}" is ${typeOf(def)}: ${what}`, path });
+			else if (seen.has(name)) ctx.addIssue({ code: "custom", message: `"${name}" is listed twice`, path });
+			seen.add(name);
+		});
+	}
+	if (search.vector !== undefined) {
+		const def = Object.hasOwn(fields, search.vector) ? fields[search.vector] : undefined;
+		if (!def) ctx.addIssue({ code: "custom", message: `"${search.vector}" is not a field of the dataset`, path: ["search", "vector"] });
+		else if (typeOf(def) !== "vector")
+			ctx.addIssue({ code: "custom", message: `"${search.vector}" is ${typeOf(def)}: the vector field must be a vector field`, path: ["search", "vector"] });
+	}
+}
 
 /** Turns a validated input into the canonical spec, fields always in object form. */
 export function normaliseSpec(name: string, input: z.infer<typeof specInputSchema>): DatasetSpec {
@@ -110,6 +162,7 @@ export function normaliseSpec(name: string, input: z.infer<typeof specInputSchem
 	}
 	const spec: DatasetSpec = { name, key: input.key, fields, ttl_seconds: input.ttl_seconds, history_days: input.history_days };
 	if (input.ingest !== undefined) spec.ingest = input.ingest;
+	if (input.search !== undefined) spec.search = input.search;
 	if (input.description !== undefined) spec.description = input.description;
 	return spec;
 }
