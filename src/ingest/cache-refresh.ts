@@ -13,6 +13,7 @@
  *   later: no tier keeps an older copy that reads would take for current.
  */
 import { log } from "../observability/log";
+import { indexApplied } from "../search/jobs";
 import type { Services } from "../services";
 import { type CachedRecord, decodeRecord, encodeRecord, recordCacheKey } from "../storage/cached-record";
 import { KV_BULK_LIMIT, kvGetMany } from "../storage/kv";
@@ -90,7 +91,8 @@ export async function refreshCaches(
 			}
 		}
 	}
-	await Promise.all([refreshKv(services, kvTargets, opts.kvOps), refreshRedis(services, redisTargets, now, redisUntil)]);
+	// The search index follows D1 like a tier (src/search/jobs.ts): revision-guarded, refreshed from D1 later when SEARCH_DB refuses.
+	await Promise.all([refreshKv(services, kvTargets, opts.kvOps), refreshRedis(services, redisTargets, now, redisUntil), indexApplied(services, applied)]);
 }
 
 /** D1's current state of every key the requests name. */

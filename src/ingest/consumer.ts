@@ -3,6 +3,7 @@
  * only after D1 has committed, then brings the caches up to D1 (src/ingest/cache-refresh.ts).
  */
 import { log } from "../observability/log";
+import { consumeSearchMessage } from "../search/jobs";
 import type { Services } from "../services";
 import { type ApplyResult, applyEvents } from "./apply";
 import { type RefreshOptions, type RefreshRequest, refreshCaches } from "./cache-refresh";
@@ -25,6 +26,7 @@ export async function consumeEvents(batch: MessageBatch<unknown>, services: Serv
 		const body = readQueueMessage(msg.body);
 		if (!body) poison.push(msg);
 		else if (body.kind === "rebuild") rebuilds.push({ msg, page: body.page });
+		else if (body.kind === "search") await consumeSearchMessage(services, msg, body.message);
 		else {
 			if (body.kind === "events") for (const e of body.events) events.push(e);
 			else requests.push({ refs: body.refs, tiers: body.tiers, until: body.until });

@@ -6,6 +6,7 @@
  * letter's body back on the events queue; events are idempotent by id, so replaying twice is harmless.
  */
 import { log } from "../observability/log";
+import { searchMessageDataset } from "../search/jobs";
 import {
 	type DeadLetter,
 	deleteDeadLetters,
@@ -53,7 +54,14 @@ function readsAsJson(s: string): boolean {
 export function datasetsOf(body: unknown): string[] | null {
 	const m = readQueueMessage(body);
 	if (!m) return null;
-	const names = m.kind === "events" ? m.events.map((e) => e.dataset) : m.kind === "refresh" ? m.refs.map((r) => r.dataset) : [m.page.dataset];
+	const names =
+		m.kind === "events"
+			? m.events.map((e) => e.dataset)
+			: m.kind === "refresh"
+				? m.refs.map((r) => r.dataset)
+				: m.kind === "search"
+					? [searchMessageDataset(m.message)]
+					: [m.page.dataset];
 	return [...new Set(names)].sort();
 }
 

@@ -4,6 +4,7 @@
  * serialised once at intake, and the queue passes text through without re-encoding it.
  */
 import { HotpathError } from "../errors";
+import { readSearchMessage, type SearchMessage } from "../search/jobs";
 import type { EncodedEvent } from "./events";
 import type { ChangeEvent } from "./merge";
 
@@ -153,7 +154,8 @@ export async function enqueueRebuildPage(queue: Queue<unknown>, page: RebuildPag
 export type QueueMessage =
 	| { kind: "events"; events: ChangeEvent[] }
 	| { kind: "refresh"; refs: { dataset: string; key: string }[]; tiers: RefreshTier[]; until?: number }
-	| { kind: "rebuild"; page: RebuildPage };
+	| { kind: "rebuild"; page: RebuildPage }
+	| { kind: "search"; message: SearchMessage };
 
 /**
  * Reads a message body back: the JSON text the producer sends, or an already-parsed object (a
@@ -173,6 +175,8 @@ export function readQueueMessage(body: unknown): QueueMessage | null {
 	if (isEventsMessage(b)) return { kind: "events", events: b.events };
 	if (isRefreshMessage(b)) return { kind: "refresh", refs: b.refresh, tiers: b.tiers ?? ["kv"], until: b.until };
 	if (isRebuildMessage(b)) return { kind: "rebuild", page: b.rebuild };
+	const search = readSearchMessage(b);
+	if (search) return { kind: "search", message: search };
 	return null;
 }
 

@@ -3,6 +3,7 @@
  * of keys at a time through the queue, with progress in D1. D1 alone can rebuild everything else.
  */
 import { log } from "../observability/log";
+import { indexDocs } from "../search/writer";
 import type { Services } from "../services";
 import { encodeRecord, recordCacheKey } from "../storage/cached-record";
 import { failRebuild, isCurrentJob, type RebuildRow, recordPage, startRebuild } from "../storage/rebuilds";
@@ -36,6 +37,11 @@ export async function rebuildPage(services: Services, page: RebuildPage, now = D
 		await Promise.all([
 			...records.map((r, i) => env.RECORDS_KV.put(cks[i] as string, encodeRecord(r.rec), { expirationTtl: services.kv.fillTtlSeconds })),
 			services.redis?.write(records.map((r, i) => ({ ck: cks[i] as string, rec: r.rec, ttlSeconds: ttl }))),
+			// The search index too (revision-guarded); drop leaves it: it serves no values, only rankings.
+			indexDocs(
+				services,
+				records.map((r) => ({ dataset: page.dataset, key: r.key, rec: r.rec })),
+			),
 		]);
 	} else {
 		await Promise.all([...cks.map((ck) => env.RECORDS_KV.delete(ck)), services.redis?.drop(cks)]);

@@ -3,6 +3,7 @@ import { requireScope } from "../auth/middleware";
 import { assertDatasets, mayAccess } from "../auth/policy";
 import { HotpathError } from "../errors";
 import { type DatasetSpec, type FieldSpec, NAME_PATTERN, normaliseSpec, specInputSchema } from "../registry/spec";
+import { ensureSearchIndex } from "../search/jobs";
 import { bearer, datasetParam, json, mount, newRouter, problems, z } from "./openapi";
 import { BODY_LIMITS, limitBody, parseJsonBody } from "./validation";
 
@@ -20,6 +21,10 @@ export const SpecSchema = z
 			.object({ key: z.string(), event_time: z.string().optional(), op: z.string().optional(), fields: z.record(z.string(), z.string()).optional() })
 			.optional()
 			.openapi({ description: "JSON Pointers mapping log shippers' records to events (POST /v1/datasets/{name}/ingest)" }),
+		search: z
+			.object({ text: z.array(z.string()).optional(), filters: z.array(z.string()).optional(), vector: z.string().optional() })
+			.optional()
+			.openapi({ description: "Fields the search index keeps (POST /v1/datasets/{name}/search); a change re-indexes in the background" }),
 		description: z.string().optional(),
 	})
 	.openapi("DatasetSpec");
@@ -55,6 +60,8 @@ mount(
 			});
 		}
 		const { spec, created } = await c.get("services").registry.put(normaliseSpec(name, input));
+		// A changed search part starts a background re-index (GET /v1/datasets/:name/search shows it); none drops the index.
+		await ensureSearchIndex(c.get("services"), spec);
 		return c.json(spec, created ? 201 : 200);
 	},
 );
