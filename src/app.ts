@@ -18,6 +18,7 @@ import { lookupRoutes } from "./routes/lookup";
 import { onError, problemResponse } from "./routes/problem";
 import { rebuildRoutes } from "./routes/rebuild";
 import { recordRoutes } from "./routes/records";
+import { searchRoutes } from "./routes/search";
 import { type Services, servicesFor } from "./services";
 
 declare module "hono" {
@@ -57,6 +58,7 @@ export function createApp() {
 	app.route("/v1/datasets", importRoutes);
 	app.route("/v1/datasets", historyRoutes);
 	app.route("/v1/datasets", ingestRoutes);
+	app.route("/v1/datasets", searchRoutes);
 	app.route("/v1/events", eventRoutes);
 	app.route("/v1/lookup", lookupRoutes);
 	app.route("/v1/keys", keyRoutes);

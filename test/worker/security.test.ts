@@ -233,7 +233,38 @@ const ROUTES: RouteCase[] = [
 		limited: { status: 200, check: async () => expect(await deadLetterByMessageId(purgeProbe)).not.toBeNull() },
 		build: async () => ({ path: "/v1/dead-letters?limit=10&replayed=true" }),
 	},
+	{
+		method: "POST",
+		route: "/v1/datasets/:name/search",
+		scope: "read",
+		ok: 200,
+		limited: { status: 403 },
+		build: async () => ({ path: `/v1/datasets/${await searchableDataset()}/search`, json: { filter: {} } }),
+	},
+	{
+		method: "GET",
+		route: "/v1/datasets/:name/search",
+		scope: "read",
+		ok: 200,
+		limited: { status: 403 },
+		build: async () => ({ path: `/v1/datasets/${await searchableDataset()}/search` }),
+	},
+	{
+		method: "POST",
+		route: "/v1/datasets/:name/search/reindex",
+		scope: "admin",
+		ok: 202,
+		limited: { status: 403 },
+		build: async () => ({ path: `/v1/datasets/${await searchableDataset()}/search/reindex` }),
+	},
 ];
+
+/** A searchable dataset for the search routes, made on first use. */
+let searchable = "";
+async function searchableDataset(): Promise<string> {
+	searchable ||= await createDataset({ ...userSpec(), search: { text: ["name"], filters: ["age"] } } as never);
+	return searchable;
+}
 
 /** A fresh dead letter of the fixture dataset; returns its id. */
 async function deadLetterFixture(): Promise<number> {

@@ -1,0 +1,245 @@
+/**
+ * Search against bad and hostile input: unknown fields and operators named by JSON pointers,
+ * FTS5 syntax in the text, huge and deeply nested filters, bad vectors, forged cursors and
+ * oversized bodies are all 4xx, never 5xx; and keys see only their datasets.
+ */
+import { beforeAll, describe, expect, it } from "vitest";
+import { call, createDataset, createKey, expectProblem, uniqueName } from "./helpers";
+import { importProducts, makeProducts, matchesText, type Product, productSpec, search, searchAll, searchOk, waitIndexReady } from "./search-oracle";
+
+let ds = "";
+let products: Product[] = [];
+
+beforeAll(async () => {
+	ds = await createDataset(productSpec() as never);
+	products = makeProducts(60, 13);
+	await importProducts(ds, products);
+	await waitIndexReady(ds);
+});
+
+/** A 4xx problem+json, whatever the exact status. */
+async function expect4xx(res: Response): Promise<{ status: number; errors?: { pointer: string; detail: string }[]; detail: string }> {
+	const text = await res.text();
+	expect(res.status, `expected a 4xx, got ${res.status}: ${text.slice(0, 300)}`).toBeGreaterThanOrEqual(400);
+	expect(res.status, text.slice(0, 300)).toBeLessThan(500);
+	expect(res.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+	return JSON.parse(text);
+}
+
+describe("unknown fields and operators", () => {
+	it("are 400s naming each with a JSON pointer into the body", async () => {
+		const p = await expectProblem(
+			await search(ds, {
+				filter: { nope: { eq: 1 }, price: { like: 2, lt: 5 }, "we/ird~": 1, or: [{ stock: { gt: 1 } }, { tags: { lt: "a" } }, { active: { gt: true } }] },
+				sort: ["nope", "tags"],
+				fields: ["title", "nope"],
+			}),
+			400,
+		);
+		expect(p.errors).toEqual([
+			{ pointer: "/filter/nope", detail: expect.stringMatching(/"nope" is not a filter field .* its filter fields are category, price, stock, active, tags/) },
+			{ pointer: "/filter/price/like", detail: expect.stringMatching(/unknown operator "like"; operators are eq, ne, lt, lte, gt, gte, in, contains, exists/) },
+			{ pointer: "/filter/we~1ird~0", detail: expect.stringMatching(/"we\/ird~" is not a filter field/) },
+			{ pointer: "/filter/or/1/tags/lt", detail: '"lt" does not apply to a string[] field; it takes contains, exists' },
+			{ pointer: "/filter/or/2/active/gt", detail: '"gt" does not apply to a bool field; it takes eq, ne, in, exists' },
+			{ pointer: "/sort/0", detail: expect.stringMatching(/"nope" is not a filter field/) },
+			{ pointer: "/sort/1", detail: expect.stringMatching(/string\[\] field: it filters \(contains\) but does not sort/) },
+			{ pointer: "/fields/1", detail: expect.stringMatching(/unknown field "nope"/) },
+		]);
+	});
+
+	it("operands of the wrong type, and top-level properties the body does not have, are 400s", async () => {
+		const p = await expectProblem(
+			await search(ds, { filter: { price: { lt: "cheap" }, category: { in: ["a", 3] }, active: "yes", stock: { exists: 1 }, tags: { contains: 5 } } }),
+			400,
+		);
+		expect(p.errors?.map((e) => e.pointer)).toEqual([
+			"/filter/price/lt",
+			"/filter/category/in/1",
+			"/filter/active/eq",
+			"/filter/stock/exists",
+			"/filter/tags/contains",
+		]);
+		const q = await expectProblem(await search(ds, { q: "red", query: "red" }), 400);
+		expect(q.errors?.[0]?.pointer).toBe("/");
+		await expectProblem(await search(ds, { sort: "-_score" }), 400);
+		await expectProblem(await search(ds, { vector: { value: [1, 0, 0, 0] }, sort: "price" }), 400);
+	});
+
+	it("text or vector on a dataset without such fields is a 400 saying so", async () => {
+		const plain = await createDataset(productSpec({ filters: ["price"] }) as never);
+		expect((await expectProblem(await search(plain, { q: "red" }), 400)).errors?.[0]).toEqual({
+			pointer: "/q",
+			detail: expect.stringMatching(/no text fields/),
+		});
+		expect((await expectProblem(await search(plain, { vector: { value: [1, 0, 0, 0] } }), 400)).errors?.[0]).toEqual({
+			pointer: "/vector",
+			detail: expect.stringMatching(/no vector field/),
+		});
+	});
+});
+
+describe("hostile text", () => {
+	it("FTS5 syntax is never syntax: quotes, NEAR(, *, ^, column filters, operators are plain words or separators", async () => {
+		const attempts = [
+			'"',
+			'red"',
+			'"red',
+			"NEAR(red shoe",
+			"NEAR(red, shoe)",
+			"red*",
+			"*",
+			"^red",
+			"title:red",
+			"tags:sale",
+			"{title tags}:red",
+			"red AND NOT shoe",
+			"red OR blue",
+			"- red",
+			"red +shoe",
+			"(red",
+			"red)",
+			"'); DROP TABLE x; --",
+			"\u0000red",
+			"red\u2029shoe",
+			"🔥 red",
+			"r".repeat(1000),
+		];
+		for (const q of attempts) {
+			const res = await search(ds, { q, limit: 100 });
+			if (res.status !== 200) {
+				await expect4xx(res);
+				continue;
+			}
+			const body = (await res.json()) as { hits: { key: string }[]; next_cursor: string | null };
+			// Whatever came back is exactly what the words of q find (all of them, as plain words).
+			const all = body.next_cursor ? await searchAll(ds, { q, limit: 100 }) : body.hits;
+			const words = q.match(/[\p{L}\p{N}]+/gu)?.join(" ") ?? "";
+			const want = products.filter((p) => matchesText(p, words)).map((p) => p.sku);
+			expect(all.map((h) => h.key).sort(), `q=${JSON.stringify(q)}`).toEqual(want.sort());
+		}
+	});
+
+	it("text without a word, too long, or with too many words is a 400 at /q", async () => {
+		for (const q of ['"', "*", "^:()", ""]) expect((await expectProblem(await search(ds, { q }), 400)).errors?.[0]?.pointer).toBe("/q");
+		expect((await expectProblem(await search(ds, { q: "a".repeat(1001) }), 400)).errors?.[0]?.pointer).toBe("/q");
+		expect((await expectProblem(await search(ds, { q: Array.from({ length: 33 }, (_, i) => `w${i}`).join(" ") }), 400)).errors?.[0]?.pointer).toBe("/q");
+	});
+});
+
+describe("hostile filters", () => {
+	it("a huge in list is a 400 (or 413 past the body limit), never a 5xx", async () => {
+		const p = await expectProblem(await search(ds, { filter: { category: { in: Array.from({ length: 1001 }, (_, i) => `c${i}`) } } }), 400);
+		expect(p.errors).toEqual([{ pointer: "/filter/category/in", detail: "in takes at most 1000 values, not 1001" }]);
+		const ok = await searchOk(ds, { filter: { category: { in: Array.from({ length: 1000 }, (_, i) => (i === 999 ? "a" : `c${i}`)) } } });
+		expect(ok.hits.length).toBeGreaterThan(0);
+		await expectProblem(await search(ds, { filter: { category: { in: Array.from({ length: 100_000 }, (_, i) => `category-${i}`) } } }), 413);
+		await expect4xx(await search(ds, { filter: { category: { in: [] } } }));
+	});
+
+	it("deep nesting and too many conditions are 400s, however deep the JSON", async () => {
+		const nest = (depth: number): Record<string, unknown> => {
+			let f: Record<string, unknown> = { price: { lt: 10 } };
+			for (let i = 0; i < depth; i++) f = { and: [f] };
+			return f;
+		};
+		await searchOk(ds, { filter: nest(7) });
+		const p = await expectProblem(await search(ds, { filter: nest(8) }), 400);
+		expect(p.errors?.[0]?.detail).toMatch(/nest at most 8 levels/);
+		// 20,000 levels of JSON, within the body limit: never parsed recursively.
+		const deep = `{"filter":${'{"or":['.repeat(20_000)}{}${"]}".repeat(20_000)}}`;
+		await expect4xx(await call("POST", `/v1/datasets/${ds}/search`, { body: deep, headers: { "content-type": "application/json" } }));
+		const many = { or: Array.from({ length: 65 }, (_, i) => ({ stock: { eq: i } })) };
+		expect((await expectProblem(await search(ds, { filter: many }), 400)).errors?.[0]?.detail).toMatch(/at most 64 conditions/);
+		for (const filter of [[], "x", 5, null, { or: "x" }, { and: [] }, { price: null }, { price: {} }, { price: [1] }]) {
+			await expect4xx(await search(ds, { filter }));
+		}
+	});
+
+	it("a body past the limit is a 413 before it is read; malformed JSON is a 400", async () => {
+		await expectProblem(
+			await call("POST", `/v1/datasets/${ds}/search`, { body: `{"q":"${"a".repeat(300 * 1024)}"}`, headers: { "content-type": "application/json" } }),
+			413,
+		);
+		await expectProblem(await call("POST", `/v1/datasets/${ds}/search`, { body: "{q:", headers: { "content-type": "application/json" } }), 400);
+	});
+});
+
+describe("bad vectors", () => {
+	it("the wrong dimension, NaN, Infinity, a zero vector or a bad k are 400s at /vector", async () => {
+		const cases: [unknown, string][] = [
+			[{ value: [1, 2, 3] }, "/vector/value"],
+			[{ value: [1, 2, 3, 4, 5] }, "/vector/value"],
+			[{ value: [0, 0, 0, 0] }, "/vector/value"],
+			[{ value: [1e39, 0, 0, 0] }, "/vector/value"],
+			[{ value: [1, 0, 0, 0], key: "p0001" }, "/vector"],
+			[{}, "/vector"],
+			[{ value: [1, 0, 0, 0], k: 0 }, "/vector/k"],
+			[{ value: [1, 0, 0, 0], k: 5000 }, "/vector/k"],
+			[{ value: ["1", 0, 0, 0] }, "/vector/value/0"],
+			[{ value: [1, 0, 0, 0], extra: true }, "/vector"],
+		];
+		for (const [vector, pointer] of cases) {
+			const p = await expectProblem(await search(ds, { vector }), 400);
+			expect(
+				p.errors?.map((e) => e.pointer),
+				JSON.stringify(vector),
+			).toContain(pointer);
+		}
+		for (const raw of ['{"vector":{"value":[NaN,0,0,0]}}', '{"vector":{"value":[1e999,0,0,0]}}', '{"vector":{"value":[Infinity,0,0,0]}}']) {
+			await expect4xx(await call("POST", `/v1/datasets/${ds}/search`, { body: raw, headers: { "content-type": "application/json" } }));
+		}
+		const many = Array.from({ length: 4097 }, () => 1);
+		await expectProblem(await search(ds, { vector: { value: many } }), 400);
+	});
+
+	it("vector.key of no record is a 404; of a record without a vector a 400", async () => {
+		await expectProblem(await search(ds, { vector: { key: "no-such-key" } }), 404);
+		const bare = products.find((p) => !p.emb) as Product;
+		expect((await expectProblem(await search(ds, { vector: { key: bare.sku } }), 400)).errors).toEqual([
+			{ pointer: "/vector/key", detail: "the record has no vector" },
+		]);
+	});
+});
+
+describe("cursors and limits", () => {
+	it("a forged, truncated or foreign cursor is a 400; limits outside 1-100 are 400s", async () => {
+		const page = await searchOk(ds, { filter: {}, limit: 5 });
+		const cursor = page.next_cursor as string;
+		for (const bad of ["", "!!!", "AAAA", cursor.slice(0, -3), `${cursor}AAAA`, "x".repeat(40)]) {
+			const p = await expectProblem(await search(ds, { filter: {}, limit: 5, cursor: bad }), 400);
+			expect(p.errors?.[0]?.pointer).toBe("/cursor");
+		}
+		const foreign = await expectProblem(await search(ds, { filter: { price: { lt: 50 } }, limit: 5, cursor }), 400);
+		expect(foreign.detail).toMatch(/another query/);
+		const other = await createDataset(productSpec() as never);
+		await importProducts(other, makeProducts(10, 1));
+		await waitIndexReady(other);
+		await expect4xx(await search(other, { filter: {}, limit: 5, cursor }));
+		for (const limit of [0, 101, 1.5, -1]) expect((await expectProblem(await search(ds, { q: "red", limit }), 400)).errors?.[0]?.pointer).toBe("/limit");
+	});
+});
+
+describe("security", () => {
+	it("no key is a 401; a key without the read scope a 403; the reindex needs admin", async () => {
+		await expectProblem(await search(ds, { q: "red" }, null as unknown as string), 401);
+		const writer = await createKey(["write"]);
+		await expectProblem(await search(ds, { q: "red" }, writer.key), 403);
+		await expectProblem(await call("GET", `/v1/datasets/${ds}/search`, { key: writer.key }), 403);
+		const reader = await createKey(["read"]);
+		expect((await search(ds, { q: "red" }, reader.key)).status).toBe(200);
+		await expectProblem(await call("POST", `/v1/datasets/${ds}/search/reindex`, { key: reader.key }), 403);
+	});
+
+	it("a key limited to other datasets cannot search this one, see its index or rebuild it (403 naming it)", async () => {
+		const other = await createDataset(productSpec() as never);
+		const limitedRead = await createKey(["read"], [other]);
+		const p = await expectProblem(await search(ds, { q: "red" }, limitedRead.key), 403);
+		expect(p.detail).toContain(ds);
+		await expectProblem(await call("GET", `/v1/datasets/${ds}/search`, { key: limitedRead.key }), 403);
+		const limitedAdmin = await createKey(["admin"], [other]);
+		await expectProblem(await call("POST", `/v1/datasets/${ds}/search/reindex`, { key: limitedAdmin.key }), 403);
+		expect((await search(other, { filter: {} }, limitedRead.key)).status).toBe(200);
+		await expectProblem(await search(uniqueName("nope"), { q: "red" }, limitedRead.key), 403);
+	});
+});
