@@ -206,6 +206,18 @@ function rows(r: FixedLoadResult): string[][] {
 	return out;
 }
 
+/** An episode's GC pauses: all of them when few, else the count, the total and the three longest. */
+function episodeGc(gc: Episode["gc"]): string {
+	if (!gc.length) return "none";
+	const one = (g: Episode["gc"][number]) => `${g.isolate} ${g.kind} ${f(g.ms, 0)} ms`;
+	if (gc.length <= 4) return gc.map(one).join(", ");
+	const longest = [...gc].sort((a, b) => b.ms - a.ms).slice(0, 3);
+	return `${gc.length} pauses, ${f(
+		gc.reduce((a, g) => a + g.ms, 0),
+		0,
+	)} ms in all, the longest ${longest.map(one).join(", ")}`;
+}
+
 function gcLine(g: NonNullable<KindStats["gc"]>, worker: string): string {
 	const w = g.by_isolate[worker];
 	return `${g.pauses} pauses, ${f(g.total_ms, 0)} ms, max ${f(g.max_ms, 1)} ms (the worker's isolate: ${w ? `${w.pauses}, ${f(w.total_ms, 0)} ms, max ${f(w.max_ms, 1)} ms` : "none"})`;
@@ -241,12 +253,12 @@ function details(r: FixedLoadResult): string[] {
 				const all = e.reduce((a, b) => a + b.slow, 0);
 				const w = e[0];
 				return w
-					? `    ${k === "reads" ? "reads" : "/ping"}: the slow ones in ${e.length}${e.length === EPISODES_KEPT ? "+" : ""} episodes; worst at ${f(w.at_s, 1)} s, ${f(w.span_ms, 0)} ms, ${w.slow} of ${all}: workerd ran ${f(w.workerd_cpu_ms, 0)} ms and waited ${f(w.workerd_wait_ms, 0)} ms for a CPU, others used ${f(w.others_cpu_ms, 0)} ms of CPU, Redis answered ${pct(w.redis_share)}, GC ${w.gc.length ? w.gc.map((g) => `${g.isolate} ${g.kind} ${f(g.ms, 0)} ms`).join(", ") : "none"}`
+					? `    ${k === "reads" ? "reads" : "/ping"}: the slow ones in ${e.length}${e.length === EPISODES_KEPT ? "+" : ""} episodes; worst at ${f(w.at_s, 1)} s, ${f(w.span_ms, 0)} ms, ${w.slow} of ${all}: workerd ran ${f(w.workerd_cpu_ms, 0)} ms and waited ${f(w.workerd_wait_ms, 0)} ms for a CPU, others used ${f(w.others_cpu_ms, 0)} ms of CPU, Redis answered ${pct(w.redis_share)}, GC ${episodeGc(w.gc)}`
 					: `    ${k}: no slow requests`;
 			}),
 			...(d
 				? [
-						`    worker counters over the reads: fast lane ${d.fast_lane_hits ?? 0}, L0 through the app (stale copies) ${d.l0_app_hits ?? 0}, L0 misses ${d.l0_misses ?? 0}, Redis hits ${d.redis_hits ?? 0}, background loads (revalidations) ${d.background_loads ?? 0}`,
+						`    worker counters over the reads: fast lane ${d.fast_lane_hits ?? 0}, L0 through the app (stale copies) ${d.l0_app_hits ?? 0}, L0 misses ${d.l0_misses ?? 0}, Redis hits ${d.redis_hits ?? 0}, background loads (revalidations) ${d.background_loads ?? "— (the worker was saturated: its counters over the window do not match the window's requests)"}`,
 					]
 				: []),
 		);
