@@ -5,7 +5,8 @@ export default defineConfig({
 	test: {
 		include: ["test/node/**/*.test.ts", "packages/client/test/**/*.test.ts"],
 		environment: "node",
-		globalSetup: ["test/node/global-setup.ts"],
+		// The second starts one shared `npm run dev` for the SDK, CLI and bridge tests, on first use.
+		globalSetup: ["test/node/global-setup.ts", "test/node/dev-server.ts"],
 		testTimeout: 30_000,
 		hookTimeout: 120_000,
 	},

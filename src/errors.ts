@@ -9,6 +9,7 @@ export const errorCodes = [
 	"unauthorized",
 	"forbidden",
 	"not_found",
+	"record_not_found",
 	"method_not_allowed",
 	"conflict",
 	"payload_too_large",

@@ -1,4 +1,6 @@
 /** Worker entry: HTTP through the Hono app, the events and dead-letter queue consumers, and the cron trigger. */
+
+import { pruneAggregateTiles } from "./aggregates/retention";
 import { createApp } from "./app";
 import { type Env, parseSettings } from "./env";
 import { pruneEventLog } from "./history/retention";
@@ -43,10 +45,11 @@ export default {
 		}
 	},
 
-	/** The cron trigger: move dead letters that waited in KV into D1, and prune the event log past each dataset's history_days. */
+	/** The cron trigger: move dead letters that waited in KV into D1, prune the event log past each dataset's history_days, and old aggregate tiles. */
 	async scheduled(_controller, env) {
 		const services = servicesFor(env);
 		await drainDeadLetters(env.DB, env.RECORDS_KV);
 		await pruneEventLog(env.DB, await services.registry.all());
+		await pruneAggregateTiles(env.DB);
 	},
 } satisfies ExportedHandler<Env>;

@@ -1,6 +1,6 @@
 /** `hotpath bridge --config FILE`: the long-running stream bridge (cli/bridge/), which parses its own arguments. */
 import type { Command } from "commander";
-import { passthroughVerb } from "./index.ts";
+import { passthroughVerb } from "./passthrough.ts";
 
 export function registerBridge(program: Command): void {
 	passthroughVerb("bridge", "move messages from streams (NATS, Redis Streams, RabbitMQ, MQTT, PostgreSQL, Kafka) into Hotpath", async (argv) => {

@@ -2,7 +2,6 @@
 import { and, desc, eq, gte, isNull, lt } from "drizzle-orm";
 import type { DrizzleD1Database } from "drizzle-orm/d1";
 import type { ControlVersion } from "../control/version";
-import { LruCache } from "../serving/lru";
 import { apiKeys } from "../storage/schema";
 
 export const SCOPES = ["read", "write", "admin"] as const;
@@ -107,9 +106,11 @@ const PREFIX_TTL_MS = 1000;
 export class KeyStore {
 	/**
 	 * Known keys by presented token, so a cached key costs no hashing. Only tokens that are keys
-	 * enter it: unknown tokens, however many, cannot evict a known key.
+	 * enter it: unknown tokens, however many, cannot evict a known key. Bounded: past 10,000 the
+	 * oldest goes (a deployment with more keys in use than that pays a lookup now and then).
 	 */
-	private readonly known = new LruCache<Principal>(10_000);
+	private readonly known = new Map<string, Principal>();
+	private static readonly MAX_KNOWN = 10_000;
 	/**
 	 * Per hash prefix: every key whose hash starts with it, as D1 held them at `at`. A token not
 	 * known is answered from here, so unknown tokens cost at most one D1 query per prefix per
@@ -153,7 +154,10 @@ export class KeyStore {
 			this.groups.set(prefix, group);
 		}
 		const principal = group.byHash.get(hash) ?? null;
-		if (principal) this.known.set(token, principal);
+		if (principal) {
+			this.known.set(token, principal);
+			if (this.known.size > KeyStore.MAX_KNOWN) this.known.delete(this.known.keys().next().value as string);
+		}
 		return principal;
 	}
 

@@ -26,6 +26,7 @@ const codeOf: Record<ErrorCode, GraphqlErrorCode> = {
 	unauthorized: "UNAUTHENTICATED",
 	forbidden: "FORBIDDEN",
 	not_found: "NOT_FOUND",
+	record_not_found: "NOT_FOUND",
 	method_not_allowed: "BAD_REQUEST",
 	conflict: "BAD_USER_INPUT",
 	payload_too_large: "TOO_COMPLEX",

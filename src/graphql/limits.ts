@@ -18,7 +18,7 @@ import {
 	type ValidationRule,
 	type ValueNode,
 } from "graphql";
-import { MAX_LOOKUP_KEYS } from "../routes/lookup";
+import { MAX_LOOKUP_KEYS } from "../serving/lookup";
 import { DEFAULT_VERSIONS, rootKind } from "./schema";
 
 /** Lexical tokens per document: GraphiQL's introspection query has about 160, 1,000 inline keys about 1,000. */

@@ -1,5 +1,6 @@
 /** A record's versions: the whole state after each applied event, in event_time order, a page at a time. */
 import type { DatasetSpec } from "../registry/spec";
+import { badCursor, decodeCursor, encodeCursor } from "../serving/cursor";
 import { historyKey, historyOfKeys } from "../storage/event-log";
 import { statesAfterEach } from "./fold";
 import { historyStart } from "./retention";
@@ -48,4 +49,22 @@ export async function keyVersions(
 		}
 	}
 	return { versions, next, historyBeginsAt: historyStart(spec, now) };
+}
+
+/** Versions per page. */
+export const MAX_VERSIONS = 1000;
+export const DEFAULT_VERSIONS = 100;
+
+/** The cursor of the page after the version at (time, id). */
+export const pageCursor = (c: { time: number; id: string }) => encodeCursor(JSON.stringify([c.time, c.id]));
+/** Where a versions cursor says to start; a bad_request for anything else. */
+export function parsePageCursor(raw: string): { time: number; id: string } {
+	let parsed: unknown;
+	try {
+		parsed = JSON.parse(decodeCursor(raw));
+	} catch {
+		throw badCursor();
+	}
+	if (Array.isArray(parsed) && typeof parsed[0] === "number" && typeof parsed[1] === "string") return { time: parsed[0], id: parsed[1] };
+	throw badCursor();
 }

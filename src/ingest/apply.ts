@@ -4,6 +4,8 @@
  * and a key another writer changed meanwhile is reloaded and merged again. One key that cannot be
  * written fails alone: its events are handed back as refused, with the reason, and the rest apply.
  */
+import { aggregateVersion, tileRowsOf } from "../aggregates/facts";
+import type { DatasetSpec } from "../registry/spec";
 import { type CachedRecord, valueJson } from "../storage/cached-record";
 import { type AppliedIdRow, appliedIdsStatement } from "../storage/event-log";
 import {
@@ -68,7 +70,12 @@ const groupId = (dataset: string, key: string) => `${dataset}\u0000${key}`;
  * Applies events and returns the resulting state of every key they touched, and the events that
  * were refused. Throws when D1 cannot be written at all (the caller retries the whole batch).
  */
-export async function applyEvents(db: D1Database, events: readonly ChangeEvent[], now = Date.now()): Promise<ApplyResult> {
+export async function applyEvents(
+	db: D1Database,
+	events: readonly ChangeEvent[],
+	specOf: (dataset: string) => DatasetSpec | undefined = () => undefined,
+	now = Date.now(),
+): Promise<ApplyResult> {
 	const groups = groupDistinct(events);
 	const applied: AppliedRecord[] = [];
 	// Per key, from the attempt that settled it: a key retried after a conflict is folded afresh.
@@ -102,10 +109,13 @@ export async function applyEvents(db: D1Database, events: readonly ChangeEvent[]
 			else refusedByKey.delete(gid);
 			const kept = folded.kept.map(toLogged);
 			if (!folded.state) continue; // nothing applied to a key D1 does not have
+			// Every event is a fact for the dataset's aggregates, whether or not it changed the record.
+			const spec = specOf(g.dataset);
+			const aggRows = spec?.aggregates ? { ...tileRowsOf(spec, g.key, kept), aggVersion: aggregateVersion(spec) } : {};
 			if (prev && folded.state === prev.state) {
 				applied.push({ dataset: g.dataset, key: g.key, rec: toCached(prev.state, prev.rev), changed: false });
-				if (kept.length) logOnly.push({ dataset: g.dataset, key: g.key, events: kept });
-			} else writes.push({ dataset: g.dataset, key: g.key, state: folded.state, prevRev: prev?.rev ?? null, events: kept });
+				if (kept.length) logOnly.push({ dataset: g.dataset, key: g.key, events: kept, ...aggRows });
+			} else writes.push({ dataset: g.dataset, key: g.key, state: folded.state, prevRev: prev?.rev ?? null, events: kept, ...aggRows });
 		}
 		const outcome = await writeIsolating(db, writes, logOnly, now);
 		for (const f of outcome.failed) {

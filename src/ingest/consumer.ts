@@ -2,9 +2,12 @@
  * The events consumer: folds a batch into D1, keeps what it cannot apply as dead letters, acks
  * only after D1 has committed, then brings the caches up to D1 (src/ingest/cache-refresh.ts).
  */
+
+import { backfillPage } from "../aggregates/backfill";
 import { log } from "../observability/log";
 import { consumeSearchMessage } from "../search/jobs";
 import type { Services } from "../services";
+import { getBackfill } from "../storage/aggregates";
 import { type ApplyResult, applyEvents } from "./apply";
 import { type RefreshOptions, type RefreshRequest, refreshCaches } from "./cache-refresh";
 import { deadLetterOf, deadLetterOfRefused, keepDeadLetters } from "./dead-letters";
@@ -27,6 +30,7 @@ export async function consumeEvents(batch: MessageBatch<unknown>, services: Serv
 		if (!body) poison.push(msg);
 		else if (body.kind === "rebuild") rebuilds.push({ msg, page: body.page });
 		else if (body.kind === "search") await consumeSearchMessage(services, msg, body.message);
+		else if (body.kind === "backfill") await consumeBackfillPage(services, msg, body.job);
 		else {
 			if (body.kind === "events") for (const e of body.events) events.push(e);
 			else requests.push({ refs: body.refs, tiers: body.tiers, until: body.until });
@@ -54,7 +58,8 @@ export async function consumeEvents(batch: MessageBatch<unknown>, services: Serv
 
 	let result: ApplyResult;
 	try {
-		result = events.length ? await applyEvents(env.DB, events) : { applied: [], refused: [] };
+		const specs = events.length ? await services.registry.all() : new Map();
+		result = events.length ? await applyEvents(env.DB, events, (d) => specs.get(d)) : { applied: [], refused: [] };
 	} catch (e) {
 		log.error("applying events to D1 failed; retrying", { error: String(e), messages: good.length });
 		return retryAll();
@@ -99,5 +104,17 @@ async function consumeRebuildPages(services: Services, pages: { msg: Message<unk
 				msg.ack();
 			} else msg.retry({ delaySeconds: retryDelay(msg.attempts) });
 		}
+	}
+}
+
+/** One page of an aggregate backfill; a failure comes back with the usual back-off. */
+async function consumeBackfillPage(services: Services, msg: Message<unknown>, job: string): Promise<void> {
+	try {
+		const row = await getBackfill(services.env.DB, job);
+		await backfillPage(services.env.DB, services.env.EVENTS_QUEUE, row ? await services.registry.get(row.dataset) : undefined, job);
+		msg.ack();
+	} catch (e) {
+		log.warn("aggregate backfill page failed; retrying", { job, error: String(e) });
+		msg.retry({ delaySeconds: retryDelay(msg.attempts) });
 	}
 }

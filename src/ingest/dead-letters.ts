@@ -61,8 +61,11 @@ export function datasetsOf(body: unknown): string[] | null {
 				? m.refs.map((r) => r.dataset)
 				: m.kind === "search"
 					? [searchMessageDataset(m.message)]
-					: [m.page.dataset];
-	return [...new Set(names)].sort();
+					: m.kind === "rebuild"
+						? [m.page.dataset]
+						: [];
+	// A backfill message names only its job: its dataset is unknown here, like an unreadable body's.
+	return names.length || m.kind === "events" ? [...new Set(names)].sort() : null;
 }
 
 export function deadLetterOf(msg: Message<unknown>, queue: string, error: string, now = Date.now()): DeadLetter {

@@ -103,6 +103,7 @@ export async function importRows(
 		result = await applyEvents(
 			services.env.DB,
 			valid.map((v) => v.event),
+			() => spec,
 		);
 	} catch (e) {
 		throw new HotpathError(

@@ -3,6 +3,8 @@
  * allow. A message body is the JSON text of an EventsMessage sent as `text`: each event was
  * serialised once at intake, and the queue passes text through without re-encoding it.
  */
+
+import { readBackfillMessage } from "../aggregates/backfill";
 import { HotpathError } from "../errors";
 import { readSearchMessage, type SearchMessage } from "../search/jobs";
 import type { EncodedEvent } from "./events";
@@ -155,7 +157,8 @@ export type QueueMessage =
 	| { kind: "events"; events: ChangeEvent[] }
 	| { kind: "refresh"; refs: { dataset: string; key: string }[]; tiers: RefreshTier[]; until?: number }
 	| { kind: "rebuild"; page: RebuildPage }
-	| { kind: "search"; message: SearchMessage };
+	| { kind: "search"; message: SearchMessage }
+	| { kind: "backfill"; job: string };
 
 /**
  * Reads a message body back: the JSON text the producer sends, or an already-parsed object (a
@@ -177,6 +180,8 @@ export function readQueueMessage(body: unknown): QueueMessage | null {
 	if (isRebuildMessage(b)) return { kind: "rebuild", page: b.rebuild };
 	const search = readSearchMessage(b);
 	if (search) return { kind: "search", message: search };
+	const backfill = readBackfillMessage(b);
+	if (backfill) return { kind: "backfill", job: backfill.job };
 	return null;
 }
 

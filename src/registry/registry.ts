@@ -9,6 +9,8 @@ import { type DatasetSpec, DEFAULT_HISTORY_DAYS, incompatibilities } from "./spe
 export interface PutResult {
 	spec: DatasetSpec;
 	created: boolean;
+	/** Aggregates this change added (they start counting now; older facts need a backfill). */
+	addedAggregates: string[];
 }
 
 /** How often a spec update re-reads and re-checks when another update keeps landing first. */
@@ -55,12 +57,24 @@ export class Registry {
 	 * one, so two concurrent updates cannot both pass the check against the same old spec: the
 	 * second re-reads, and is checked against the first.
 	 */
-	async put(spec: DatasetSpec, now = Date.now()): Promise<PutResult> {
-		const json = JSON.stringify(spec);
+	async put(input: DatasetSpec, now = Date.now()): Promise<PutResult> {
 		for (let attempt = 0; attempt < PUT_ATTEMPTS; attempt++) {
-			const prevRow = await this.db.select().from(datasets).where(eq(datasets.name, spec.name)).get();
-			if (prevRow) {
-				const reasons = incompatibilities(parseSpec(prevRow.spec), spec);
+			const prevRow = await this.db.select().from(datasets).where(eq(datasets.name, input.name)).get();
+			const prev = prevRow ? parseSpec(prevRow.spec) : undefined;
+			// An aggregate keeps the time it was added; a new one starts now.
+			const spec: DatasetSpec = { ...input };
+			const addedAggregates: string[] = [];
+			if (input.aggregates) {
+				spec.aggregates = {};
+				for (const [name, agg] of Object.entries(input.aggregates)) {
+					const since = prev?.aggregates?.[name]?.since;
+					if (since === undefined) addedAggregates.push(name);
+					spec.aggregates[name] = { ...agg, since: since ?? now };
+				}
+			}
+			const json = JSON.stringify(spec);
+			if (prev) {
+				const reasons = incompatibilities(prev, spec);
 				if (reasons.length) {
 					throw new HotpathError("conflict", `incompatible change to dataset "${spec.name}": ${reasons.map((r) => r.detail).join("; ")}`, {
 						errors: reasons,
@@ -80,9 +94,9 @@ export class Registry {
 						.returning({ name: datasets.name });
 			const [written] = await this.db.batch([write, this.control.bumpStatement()]);
 			this.control.invalidate();
-			if (written.length) return { spec, created: !prevRow };
+			if (written.length) return { spec, created: !prevRow, addedAggregates };
 		}
-		throw new HotpathError("conflict", `dataset "${spec.name}" kept changing under concurrent updates; read it again and retry`);
+		throw new HotpathError("conflict", `dataset "${input.name}" kept changing under concurrent updates; read it again and retry`);
 	}
 
 	private async load(): Promise<Map<string, DatasetSpec>> {

@@ -21,6 +21,8 @@ export interface DatasetSpec {
 	history_days: number;
 	/** How log shippers' records map to events (POST /v1/datasets/:name/ingest). */
 	ingest?: IngestMapping;
+	/** Windowed aggregates over the dataset's events (facts), read beside the fields (src/aggregates). */
+	aggregates?: Record<string, AggregateSpec>;
 	/** What the search index keeps (src/search): text fields, filter fields, one vector field. */
 	search?: SearchSpec;
 	description?: string;
@@ -36,6 +38,20 @@ export interface SearchSpec {
 /** Field types a text field may have, and a filter field. */
 export const TEXT_TYPES: readonly FieldType[] = ["string", "string[]"];
 export const FILTER_TYPES: readonly FieldType[] = ["string", "int", "float", "bool", "string[]"];
+
+export const AGGREGATE_FNS = ["count", "sum", "min", "max", "mean", "last_n", "distinct"] as const;
+
+/** One windowed aggregate: `fn` over the `of` field of the facts in the last `window` ("5m", "1h", "7d"). */
+export interface AggregateSpec {
+	fn: (typeof AGGREGATE_FNS)[number];
+	/** The field aggregated; every fn but count needs one. */
+	of?: string;
+	window: string;
+	/** last_n: how many. */
+	n?: number;
+	/** Set by the registry: when the aggregate was added (epoch ms). Facts logged since then count as they come; older ones by a backfill. */
+	since?: number;
+}
 
 /** JSON Pointers (RFC 6901) into a log record: where its key, time, op and fields are. */
 export interface IngestMapping {
@@ -80,6 +96,15 @@ const searchSchema = z
 	})
 	.strict();
 
+const aggregateSchema = z
+	.object({
+		fn: z.enum(AGGREGATE_FNS),
+		of: z.string().optional(),
+		window: z.string().regex(/^[1-9]\d{0,5}(m|h|d)$/, 'a window is a whole number of minutes, hours or days: "5m", "1h", "24h", "7d"'),
+		n: z.number().int().min(1).max(100).optional(),
+	})
+	.strict();
+
 const ingestSchema = z
 	.object({
 		key: jsonPointerSchema,
@@ -113,6 +138,9 @@ export const specInputSchema = z
 			.default(DEFAULT_TTL_SECONDS),
 		history_days: z.number().int().min(1).max(MAX_HISTORY_DAYS).default(DEFAULT_HISTORY_DAYS),
 		ingest: ingestSchema.optional(),
+		aggregates: z
+			.record(z.string().regex(FIELD_PATTERN, "aggregate names must be identifiers: letters, digits and _, at most 64, not starting with __"), aggregateSchema)
+			.optional(),
 		search: searchSchema.optional(),
 		description: z.string().max(1000).optional(),
 	})
@@ -123,6 +151,7 @@ export const specInputSchema = z
 				ctx.addIssue({ code: "custom", message: `"${field}" is not a field of the dataset`, path: ["ingest", "fields", field] });
 		}
 		checkSearch(spec.search, spec.fields, ctx);
+		checkAggregates(spec, ctx);
 	});
 
 /** The type name of a field as written in a spec (either form). */
@@ -163,6 +192,7 @@ export function normaliseSpec(name: string, input: z.infer<typeof specInputSchem
 	const spec: DatasetSpec = { name, key: input.key, fields, ttl_seconds: input.ttl_seconds, history_days: input.history_days };
 	if (input.ingest !== undefined) spec.ingest = input.ingest;
 	if (input.search !== undefined) spec.search = input.search;
+	if (input.aggregates !== undefined && Object.keys(input.aggregates).length) spec.aggregates = input.aggregates;
 	if (input.description !== undefined) spec.description = input.description;
 	return spec;
 }
@@ -237,9 +267,57 @@ export function checkValue(spec: DatasetSpec, value: Record<string, unknown>): [
  * Adding fields and changing ttl or description are compatible; anything that changes the
  * meaning of stored values is not (versioned datasets come later).
  */
+const NUMERIC_AGGREGATES = new Set(["sum", "min", "max", "mean"]);
+const DAY_MS = 86_400_000;
+
+/** Each aggregate: a known field of a type its fn takes, a window from 1 minute to 30 days that the history covers, n for last_n only. */
+function checkAggregates(
+	spec: { fields: Record<string, unknown>; key: string; history_days: number; aggregates?: Record<string, z.infer<typeof aggregateSchema>> },
+	ctx: z.RefinementCtx,
+): void {
+	for (const [name, agg] of Object.entries(spec.aggregates ?? {})) {
+		const at = (...path: (string | number)[]) => ["aggregates", name, ...path];
+		if (Object.hasOwn(spec.fields, name) || name === spec.key)
+			ctx.addIssue({ code: "custom", message: `"${name}" is also a field: an aggregate needs a name of its own`, path: at() });
+		if (agg.fn !== "count" && agg.of === undefined) ctx.addIssue({ code: "custom", message: `${agg.fn} needs "of", the field it aggregates`, path: at("of") });
+		if (agg.of !== undefined) {
+			const def = Object.hasOwn(spec.fields, agg.of) ? (spec.fields[agg.of] as z.infer<typeof fieldSchema>) : undefined;
+			const type = def === undefined ? undefined : typeof def === "string" ? def : def.type;
+			if (!type) ctx.addIssue({ code: "custom", message: `"${agg.of}" is not a field of the dataset`, path: at("of") });
+			else if (NUMERIC_AGGREGATES.has(agg.fn) && type !== "int" && type !== "float")
+				ctx.addIssue({ code: "custom", message: `${agg.fn} needs an int or float field; "${agg.of}" is ${type}`, path: at("of") });
+			else if (agg.fn === "distinct" && !["string", "int", "float", "bool"].includes(type))
+				ctx.addIssue({ code: "custom", message: `distinct needs a string, int, float or bool field; "${agg.of}" is ${type}`, path: at("of") });
+		}
+		if ((agg.fn === "last_n") !== (agg.n !== undefined))
+			ctx.addIssue({ code: "custom", message: agg.fn === "last_n" ? "last_n needs n (1 to 100)" : "only last_n takes n", path: at("n") });
+		const m = /^(\d+)(m|h|d)$/.exec(agg.window);
+		if (m) {
+			const ms = Number(m[1]) * (m[2] === "m" ? 60_000 : m[2] === "h" ? 3_600_000 : DAY_MS);
+			if (ms > 30 * DAY_MS) ctx.addIssue({ code: "custom", message: "a window is at most 30 days", path: at("window") });
+			// Windows read their edges (and last_n all its facts) from the event log, which must reach that far back.
+			else if (ms > spec.history_days * DAY_MS)
+				ctx.addIssue({
+					code: "custom",
+					message: `the window is longer than the history kept: set history_days to at least ${Math.ceil(ms / DAY_MS)}`,
+					path: at("window"),
+				});
+		}
+	}
+}
+
 export function incompatibilities(prev: DatasetSpec, next: DatasetSpec): { pointer: string; detail: string }[] {
 	const reasons: { pointer: string; detail: string }[] = [];
 	if (prev.key !== next.key) reasons.push({ pointer: "/key", detail: `the entity key changes from "${prev.key}" to "${next.key}"` });
+	for (const [name, a] of Object.entries(prev.aggregates ?? {})) {
+		const b = next.aggregates?.[name];
+		if (b && (a.fn !== b.fn || a.of !== b.of)) {
+			reasons.push({
+				pointer: `/aggregates/${name}`,
+				detail: `aggregate "${name}" changes from ${a.fn}(${a.of ?? ""}) to ${b.fn}(${b.of ?? ""}): its tiles hold the old one; add it under a new name`,
+			});
+		}
+	}
 	for (const [name, f] of Object.entries(prev.fields)) {
 		const g = Object.hasOwn(next.fields, name) ? next.fields[name] : undefined;
 		if (!g) reasons.push({ pointer: `/fields/${name}`, detail: `field "${name}" is removed` });

@@ -1,8 +1,9 @@
 /** The registry's HTTP surface: create or update a dataset spec, list specs, show one, and its value's JSON Schema. */
+import { startAggregateBackfill } from "../aggregates/backfill";
 import { requireScope } from "../auth/middleware";
 import { assertDatasets, mayAccess } from "../auth/policy";
 import { HotpathError } from "../errors";
-import { type DatasetSpec, type FieldSpec, NAME_PATTERN, normaliseSpec, specInputSchema } from "../registry/spec";
+import { type AggregateSpec, type DatasetSpec, type FieldSpec, NAME_PATTERN, normaliseSpec, specInputSchema } from "../registry/spec";
 import { ensureSearchIndex } from "../search/jobs";
 import { bearer, datasetParam, json, mount, newRouter, problems, z } from "./openapi";
 import { BODY_LIMITS, limitBody, parseJsonBody } from "./validation";
@@ -25,6 +26,13 @@ export const SpecSchema = z
 			.object({ text: z.array(z.string()).optional(), filters: z.array(z.string()).optional(), vector: z.string().optional() })
 			.optional()
 			.openapi({ description: "Fields the search index keeps (POST /v1/datasets/{name}/search); a change re-indexes in the background" }),
+		aggregates: z
+			.record(
+				z.string(),
+				z.object({ fn: z.string(), of: z.string().optional(), window: z.string(), n: z.number().int().optional(), since: z.number().int().optional() }),
+			)
+			.optional()
+			.openapi({ description: "Windowed aggregates, read beside the fields; since: when each was added" }),
 		description: z.string().optional(),
 	})
 	.openapi("DatasetSpec");
@@ -59,7 +67,9 @@ mount(
 				errors: [{ pointer: "/name", detail: "must match the path" }],
 			});
 		}
-		const { spec, created } = await c.get("services").registry.put(normaliseSpec(name, input));
+		const { spec, created, addedAggregates } = await c.get("services").registry.put(normaliseSpec(name, input));
+		// New aggregates count facts logged from now on; a backfill folds in what the log already holds.
+		if (addedAggregates.length) await startAggregateBackfill(c.env.DB, c.env.EVENTS_QUEUE, spec, addedAggregates);
 		// A changed search part starts a background re-index (GET /v1/datasets/:name/search shows it); none drops the index.
 		await ensureSearchIndex(c.get("services"), spec);
 		return c.json(spec, created ? 201 : 200);
@@ -146,13 +156,34 @@ function fieldJsonSchema(f: FieldSpec): Record<string, unknown> {
 	}
 }
 
+/** An aggregate's JSON Schema: counts are integers, sums and means numbers, min/max the field's type or null, last_n a list of its values. */
+function aggregateJsonSchema(a: AggregateSpec, of: FieldSpec | undefined): Record<string, unknown> {
+	const description = `${a.fn}${a.of ? ` of ${a.of}` : ""} over the last ${a.window}`;
+	switch (a.fn) {
+		case "count":
+		case "distinct":
+			return { type: "integer", minimum: 0, description, readOnly: true };
+		case "sum":
+			return { type: "number", description, readOnly: true };
+		case "mean":
+		case "min":
+		case "max":
+			return { anyOf: [{ type: "number" }, { type: "null" }], description, readOnly: true };
+		case "last_n":
+			return { type: "array", items: of ? fieldJsonSchema(of) : {}, maxItems: a.n, description: `${description}, newest first`, readOnly: true };
+	}
+}
+
 export function valueJsonSchema(spec: DatasetSpec): Record<string, unknown> {
 	return {
 		$schema: "https://json-schema.org/draft/2020-12/schema",
 		title: `${spec.name} value`,
 		description: spec.description,
 		type: "object",
-		properties: Object.fromEntries(Object.entries(spec.fields).map(([name, f]) => [name, fieldJsonSchema(f)])),
+		properties: {
+			...Object.fromEntries(Object.entries(spec.fields).map(([name, f]) => [name, fieldJsonSchema(f)])),
+			...Object.fromEntries(Object.entries(spec.aggregates ?? {}).map(([name, a]) => [name, aggregateJsonSchema(a, spec.fields[a.of ?? ""])])),
+		},
 		additionalProperties: false,
 		"x-hotpath-key": spec.key,
 	};

@@ -63,7 +63,8 @@ async function fromL0(path: { name: string; key: string }, token: string, servic
 	// A key with a rate limit goes the long way, where its budget is counted and a 429 can be answered.
 	if (!principal || principal.rateLimit || isExpired(principal, now) || !mayRead(principal, path.name)) return undefined;
 	const spec = await services.registry.get(path.name);
-	if (!spec) return undefined;
+	// Aggregates are computed at read time from D1: the app answers those datasets.
+	if (!spec || spec.aggregates) return undefined;
 
 	const start = performance.now();
 	// The lag an L0 copy may have, as lookupRecords sets it for a read without max_staleness.

@@ -2,29 +2,11 @@
 import { requireScope } from "../auth/middleware";
 import { assertDatasets } from "../auth/policy";
 import { HotpathError } from "../errors";
-import { keyVersions } from "../history/versions";
-import { badCursor, decodeCursor, encodeCursor } from "./cursor";
+import { DEFAULT_VERSIONS, keyVersions, MAX_VERSIONS, pageCursor, parsePageCursor } from "../history/versions";
+import { keyProblem, parseTimeParam } from "../serving/params";
 import { bearer, datasetParam, json, mount, newRouter, problems, recordKeyParam, z } from "./openapi";
-import { keyProblem } from "./records";
-import { parseTimeParam } from "./validation";
 
 export const historyRoutes = newRouter();
-
-/** Versions per page. */
-export const MAX_VERSIONS = 1000;
-const DEFAULT_VERSIONS = 100;
-
-const pageCursor = (c: { time: number; id: string }) => encodeCursor(JSON.stringify([c.time, c.id]));
-function parsePageCursor(raw: string): { time: number; id: string } {
-	let parsed: unknown;
-	try {
-		parsed = JSON.parse(decodeCursor(raw));
-	} catch {
-		throw badCursor();
-	}
-	if (Array.isArray(parsed) && typeof parsed[0] === "number" && typeof parsed[1] === "string") return { time: parsed[0], id: parsed[1] };
-	throw badCursor();
-}
 
 const VersionSchema = z
 	.object({

@@ -1,18 +1,18 @@
 /** Batch reads: POST /v1/lookup, many keys of many datasets in one pass through the tiers. */
+
+import { attachAggregates } from "../aggregates/read";
 import { requireScope } from "../auth/middleware";
 import { assertDatasets } from "../auth/policy";
 import { HotpathError, type ProblemItem } from "../errors";
 import { assertWithinHistory, lookupAsOf } from "../history/as-of";
-import { type LookupRequest, lookupRecords } from "../serving/lookup";
+import { type LookupRequest, lookupRecords, MAX_LOOKUP_KEYS } from "../serving/lookup";
+import { checkFields, fieldsAndAggregates, keyProblem, parseIfStale, parseMaxStaleness, parseTimeParam } from "../serving/params";
 import { lookupResultsJson } from "../serving/render";
 import type { TierName } from "../serving/tier";
 import { bearer, json, mount, newRouter, problems, z } from "./openapi";
 import { readContext } from "./read-context";
-import { keyProblem, parseIfStale, RecordViewSchema } from "./records";
-import { BODY_LIMITS, checkFields, limitBody, parseJsonBody, parseMaxStaleness, parseTimeParam } from "./validation";
-
-/** Keys per lookup request, across all datasets. More is a 413. */
-export const MAX_LOOKUP_KEYS = 1000;
+import { RecordViewSchema } from "./records";
+import { BODY_LIMITS, limitBody, parseJsonBody } from "./validation";
 
 const asOfSchema = z.union([z.string(), z.number()]);
 
@@ -86,7 +86,7 @@ mount(
 			let fields: string[] | undefined;
 			let asOf: number | undefined;
 			try {
-				fields = checkFields(r.fields, spec.fields, `/requests/${i}/fields`);
+				fields = checkFields(r.fields, fieldsAndAggregates(spec), `/requests/${i}/fields`);
 				// A request's own as_of overrides the top-level one; null asks for current values.
 				asOf = r.as_of === null ? undefined : (parseTimeParam(r.as_of, `/requests/${i}/as_of`) ?? topAsOf);
 				if (asOf !== undefined) assertWithinHistory(spec, asOf);
@@ -109,6 +109,11 @@ mount(
 		let next = 0;
 		const results = requests.map((r, i) =>
 			past[i] ? { dataset: r.spec.name, records: past[i] } : (result.results[next++] as (typeof result.results)[number]),
+		);
+		// Aggregates are computed at read time (or as_of), beside the fields.
+		const now = Date.now();
+		await Promise.all(
+			requests.map((r, i) => (r.spec.aggregates ? attachAggregates(c.env.DB, r.spec, results[i]?.records ?? [], r.asOf ?? now, r.fields) : undefined)),
 		);
 		const tiers: TierName[] = past.some((p) => p) && !result.tiers.includes("d1") ? [...result.tiers, "d1"] : result.tiers;
 		c.header("x-hotpath-tier", tiers.join(","));

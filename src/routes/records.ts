@@ -1,34 +1,21 @@
 /** Record reads: one key (projection, max_staleness, ETag, cache headers), and a dataset's records page by page (for export). */
+
+import { attachAggregates } from "../aggregates/read";
 import { requireScope } from "../auth/middleware";
 import { assertDatasets } from "../auth/policy";
 import { HotpathError } from "../errors";
 import { lookupAsOf } from "../history/as-of";
-import { isWellFormedKey, MAX_KEY_BYTES } from "../ingest/events";
-import { freshnessLimitMs, type IfStale } from "../serving/freshness";
+import { decodeCursor, encodeCursor } from "../serving/cursor";
+import { freshnessLimitMs } from "../serving/freshness";
 import { lookupRecords } from "../serving/lookup";
+import { checkFields, fieldsAndAggregates, keyProblem, parseIfStale, parseMaxStaleness, parseTimeParam } from "../serving/params";
 import { recordViewJson } from "../serving/render";
 import { listRecords } from "../storage/records";
-import { decodeCursor, encodeCursor } from "./cursor";
 import { bearer, datasetParam, json, mount, newRouter, problems, recordKeyParam, z } from "./openapi";
 import { readContext } from "./read-context";
 import { recordEtag, recordHeaders } from "./record-response";
-import { checkFields, parseMaxStaleness, parseTimeParam } from "./validation";
-
-const encoder = new TextEncoder();
 
 export const recordRoutes = newRouter();
-
-export function parseIfStale(raw: string | undefined): IfStale {
-	if (raw === undefined || raw === "serve" || raw === "omit") return raw ?? "serve";
-	throw new HotpathError("bad_request", `if_stale must be "serve" (report the value marked stale) or "omit" (withhold it), not "${raw}"`);
-}
-
-/** Checks a record key from a path or a body: at most MAX_KEY_BYTES of well-formed Unicode. */
-export function keyProblem(key: string): string | null {
-	if (encoder.encode(key).length > MAX_KEY_BYTES) return `key is longer than ${MAX_KEY_BYTES} bytes`;
-	if (!isWellFormedKey(key)) return "key must be well-formed Unicode (it holds a lone surrogate)";
-	return null;
-}
 
 export const RecordViewSchema = z
 	.object({
@@ -67,7 +54,7 @@ mount(
 		responses: {
 			200: json("The record", RecordViewSchema.extend({ dataset: z.string() })),
 			304: { description: "Not modified (If-None-Match)" },
-			...problems("bad_request", "forbidden", "not_found", "unavailable"),
+			...problems("bad_request", "forbidden", "not_found", "record_not_found", "unavailable"),
 		},
 	},
 	requireScope("read"),
@@ -89,7 +76,7 @@ mount(
 						.map((f) => f.trim())
 						.filter(Boolean)
 				: undefined,
-			spec.fields,
+			fieldsAndAggregates(spec),
 			"fields",
 		);
 		const maxStalenessS = parseMaxStaleness(query.max_staleness, "max_staleness");
@@ -97,11 +84,12 @@ mount(
 		const asOf = parseTimeParam(query.as_of, "as_of");
 		if (asOf !== undefined) {
 			const [past] = await lookupAsOf(c.env.DB, { spec, keys: [key], fields }, asOf, { maxStalenessS, ifStale });
+			if (past) await attachAggregates(c.env.DB, spec, [past], asOf, fields);
 			// A past state can still change (a late event lands at its place in time): not cacheable.
 			const headers = { "x-hotpath-tier": "d1", "cache-control": "no-store" };
 			if (!past || past.status === "not_found") {
 				for (const [k, v] of Object.entries(headers)) c.header(k, v);
-				throw new HotpathError("not_found", `no record "${key}" in dataset "${name}" as of ${new Date(asOf).toISOString()}`);
+				throw new HotpathError("record_not_found", `no record "${key}" in dataset "${name}" as of ${new Date(asOf).toISOString()}`);
 			}
 			return c.body(recordViewJson(past, name), 200, { ...headers, "content-type": "application/json" });
 		}
@@ -123,7 +111,13 @@ mount(
 		if (view.status === "not_found") {
 			c.header("x-hotpath-tier", headers["x-hotpath-tier"]);
 			c.header("server-timing", headers["server-timing"]);
-			throw new HotpathError("not_found", `no record "${key}" in dataset "${name}"`);
+			throw new HotpathError("record_not_found", `no record "${key}" in dataset "${name}"`);
+		}
+		if (spec.aggregates) {
+			// Aggregates slide with time: computed now, from D1, and not to be reused.
+			await ctx.timing.measure("aggregates", () => attachAggregates(c.env.DB, spec, [view], Date.now(), fields));
+			const { etag: _, ...rest } = headers;
+			return c.body(recordViewJson(view, name), 200, { ...rest, "server-timing": ctx.timing.header, "cache-control": "no-cache" });
 		}
 		const inm = c.req.header("if-none-match");
 		if (inm && (inm.trim() === "*" || inm.split(",").some((t) => t.trim() === headers.etag))) {

@@ -3,7 +3,6 @@ import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { z } from "zod";
 import { HotpathError, issuesToItems } from "../errors";
-import { parseEventTime } from "../ingest/events";
 
 /** Body limits per kind of request, stated in the README's limits table. */
 export const BODY_LIMITS = {
@@ -41,39 +40,4 @@ export async function parseJsonBody<S extends z.ZodType>(c: Context, schema: S):
 		throw new HotpathError("validation_failed", errors.map((e) => `${e.pointer}: ${e.detail}`).join("; "), { errors });
 	}
 	return parsed.data;
-}
-
-/** `max_staleness` in seconds: a non-negative number, or undefined when absent. */
-export function parseMaxStaleness(raw: unknown, where: string): number | undefined {
-	if (raw === undefined || raw === null || raw === "") return undefined;
-	const n = typeof raw === "number" ? raw : Number(raw);
-	if (!Number.isFinite(n) || n < 0)
-		throw new HotpathError("bad_request", `${where} must be a non-negative number of seconds`, {
-			errors: [{ pointer: where, detail: "expected seconds >= 0" }],
-		});
-	return n;
-}
-
-/** Checks a field projection against the dataset's fields. */
-export function checkFields(fields: string[] | undefined, known: Record<string, unknown>, where: string): string[] | undefined {
-	if (!fields) return undefined;
-	const unknown = fields.filter((f) => !Object.hasOwn(known, f));
-	if (unknown.length) {
-		throw new HotpathError("bad_request", `${where}: unknown field(s) ${unknown.join(", ")}; known fields are ${Object.keys(known).join(", ")}`, {
-			errors: unknown.map((f) => ({ pointer: where, detail: `unknown field "${f}"` })),
-		});
-	}
-	return fields;
-}
-
-/** A time parameter (as_of, since, until): RFC 3339 or epoch milliseconds (a number or a numeric string). */
-export function parseTimeParam(raw: unknown, where: string): number | undefined {
-	if (raw === undefined || raw === null || raw === "") return undefined;
-	const v = typeof raw === "string" && /^\d+$/.test(raw) ? Number(raw) : raw;
-	const t = parseEventTime(v, Date.now(), Number.POSITIVE_INFINITY);
-	if (typeof t === "string") {
-		const why = t.replace(/event_time/g, where);
-		throw new HotpathError("bad_request", why, { errors: [{ pointer: where, detail: why }] });
-	}
-	return t;
 }

@@ -1,4 +1,4 @@
-/** Opaque page cursors: text in URL-safe base64 (UTF-8), refused unless it round-trips. */
+/** Opaque page cursors (record pages, history, search): text in URL-safe base64 (UTF-8), refused unless it round-trips. */
 import { HotpathError } from "../errors";
 
 const encoder = new TextEncoder();

@@ -6,6 +6,9 @@ import { type FreshnessOptions, type RecordView, readLimits, viewRecord } from "
 import type { LookupRef, ReadContext, Resolved, TieredReader } from "./reader";
 import { TIER_ORDER, type TierName } from "./tier";
 
+/** Keys per lookup, across all datasets (REST and GraphQL). More is payload_too_large. */
+export const MAX_LOOKUP_KEYS = 1000;
+
 export interface LookupRequest {
 	spec: DatasetSpec;
 	keys: string[];

@@ -2,6 +2,7 @@
  * D1 queries for records: batch reads with json_each, and optimistic, revision-checked writes that
  * log each applied event in the same transaction. No policy here: the merge rules are in src/ingest.
  */
+import { type HllRow, type TileRow, tileStatements } from "./aggregates";
 import { type CachedRecord, recordCacheKey } from "./cached-record";
 import type { Clock, RecordState } from "./record-state";
 
@@ -128,6 +129,11 @@ export interface StateWrite {
 	prevRev: number | null;
 	/** The events folded into this state, logged in the same transaction when the write lands. */
 	events: readonly LoggedEvent[];
+	/** What these events add to the dataset's aggregate tiles (counted only for events newly logged). */
+	tiles?: readonly TileRow[];
+	hll?: readonly HllRow[];
+	/** Recorded on the log rows: the newest aggregate the tiles above count them into. */
+	aggVersion?: number;
 }
 
 /** Events of a key whose state did not change: logged as applied (no-ops), unconditionally. */
@@ -135,6 +141,9 @@ export interface LogOnly {
 	dataset: string;
 	key: string;
 	events: readonly LoggedEvent[];
+	tiles?: readonly TileRow[];
+	hll?: readonly HllRow[];
+	aggVersion?: number;
 }
 
 // Many writes in one statement: one JSON parameter (D1 allows 100 bound parameters, but strings of
@@ -159,8 +168,8 @@ RETURNING dataset, key, rev`;
 // Log rows of changed keys are kept only where this write's token is on the record (the write
 // landed); log rows of unchanged keys always (an event that changed nothing is still applied).
 // Runs after WRITE_MANY in the same transaction, so "landed" is exact.
-const LOG_MANY = `INSERT INTO event_log (dataset, key, event_time, event_id, op, value, applied_at)
-SELECT e.value ->> 0, e.value ->> 1, e.value ->> 2, e.value ->> 3, e.value ->> 4, nullif(e.value -> 5, 'null'), ?2
+const LOG_MANY = `INSERT INTO event_log (dataset, key, event_time, event_id, op, value, applied_at, writer, agg_version)
+SELECT e.value ->> 0, e.value ->> 1, e.value ->> 2, e.value ->> 3, e.value ->> 4, nullif(e.value -> 5, 'null'), ?2, ?3, e.value ->> 7
 FROM json_each(?1) AS e
 WHERE e.value ->> 6 = 0 OR EXISTS (SELECT 1 FROM records AS r WHERE r.dataset = e.value ->> 0 AND r.key = e.value ->> 1 AND r.writer = ?3)
 ON CONFLICT (dataset, key, event_id) DO NOTHING`;
@@ -188,8 +197,8 @@ function packRows(rows: readonly string[]): string[] {
 	return out;
 }
 
-const logRow = (dataset: string, key: string, e: LoggedEvent, conditional: boolean): string =>
-	JSON.stringify([dataset, key, e.time, e.id, e.op, e.value ?? null, conditional ? 1 : 0]);
+const logRow = (dataset: string, key: string, e: LoggedEvent, conditional: boolean, aggVersion: number | undefined): string =>
+	JSON.stringify([dataset, key, e.time, e.id, e.op, e.value ?? null, conditional ? 1 : 0, aggVersion ?? null]);
 
 /** A random token for one write: 52 bits, so it is an exact SQLite integer and a safe JS number. */
 const writeToken = (): number => Math.floor(Math.random() * 2 ** 52);
@@ -225,12 +234,19 @@ export async function writeStates(
 		]);
 	});
 	const logRows: string[] = [];
-	for (const w of writes) for (const e of w.events) logRows.push(logRow(w.dataset, w.key, e, true));
-	for (const l of logOnly) for (const e of l.events) logRows.push(logRow(l.dataset, l.key, e, false));
+	for (const w of writes) for (const e of w.events) logRows.push(logRow(w.dataset, w.key, e, true, w.aggVersion));
+	for (const l of logOnly) for (const e of l.events) logRows.push(logRow(l.dataset, l.key, e, false, l.aggVersion));
 
 	const writeStmts = packRows(recordRows).map((json) => db.prepare(WRITE_MANY).bind(json, now, token));
 	const logStmts = packRows(logRows).map((json) => db.prepare(LOG_MANY).bind(json, now, token));
-	const stmts = [...writeStmts, ...logStmts];
+	// Tiles after the log rows they join on.
+	const tileRows: string[] = [];
+	const hllRows: string[] = [];
+	for (const w of [...writes, ...logOnly]) {
+		for (const t of w.tiles ?? []) tileRows.push(JSON.stringify(t));
+		for (const h of w.hll ?? []) hllRows.push(JSON.stringify(h));
+	}
+	const stmts = [...writeStmts, ...logStmts, ...tileStatements(db, packRows(tileRows), packRows(hllRows), token)];
 	if (!stmts.length) return [];
 	// One batch is one transaction: the states and their log rows commit together or not at all.
 	const results = await db.batch<{ dataset: string; key: string; rev: number }>(stmts);

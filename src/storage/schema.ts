@@ -1,6 +1,6 @@
 /** D1 schema: the source of truth for records, the registry, API keys and dead letters. */
 import { sql } from "drizzle-orm";
-import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import { index, integer, primaryKey, real, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 
 /** Dataset specs (the registry). `spec` is the validated JSON spec. */
 export const datasets = sqliteTable("datasets", {
@@ -87,6 +87,13 @@ export const eventLog = sqliteTable(
 		/** The event's value as JSON (the fields it carried); null for a delete. */
 		value: text("value"),
 		appliedAt: integer("applied_at").notNull(),
+		/** The token of the write that inserted the entry: what makes an aggregate count each fact once. */
+		writer: integer("writer"),
+		/**
+		 * The newest aggregate (its `since`) the writer counted this fact into; a backfill of an
+		 * aggregate added later counts exactly the facts whose writer did not know it.
+		 */
+		aggVersion: integer("agg_version"),
 	},
 	(t) => [uniqueIndex("event_log_id").on(t.dataset, t.key, t.eventId), index("event_log_time").on(t.dataset, t.key, t.eventTime, t.eventId)],
 );
@@ -145,3 +152,57 @@ export const historyBase = sqliteTable(
 	},
 	(t) => [primaryKey({ columns: [t.dataset, t.key] })],
 );
+
+/**
+ * Aggregate tiles: per key, aggregate and resolution (a minute, an hour, a day), the count, sum,
+ * min and max of the facts whose event_time falls in the tile. Updated in the same transaction as
+ * the facts' log rows, counting only facts that transaction newly logged.
+ */
+export const aggTiles = sqliteTable(
+	"agg_tiles",
+	{
+		dataset: text("dataset").notNull(),
+		key: text("key").notNull(),
+		agg: text("agg").notNull(),
+		res: integer("res").notNull(),
+		start: integer("start").notNull(),
+		cnt: integer("cnt").notNull(),
+		sum: real("sum").notNull(),
+		mn: real("mn"),
+		mx: real("mx"),
+	},
+	(t) => [primaryKey({ columns: [t.dataset, t.key, t.agg, t.res, t.start] })],
+);
+
+/** HyperLogLog registers of `distinct` aggregates per tile (only those set): merged with max(), so idempotent. */
+export const aggHll = sqliteTable(
+	"agg_hll",
+	{
+		dataset: text("dataset").notNull(),
+		key: text("key").notNull(),
+		agg: text("agg").notNull(),
+		res: integer("res").notNull(),
+		start: integer("start").notNull(),
+		idx: integer("idx").notNull(),
+		rank: integer("rank").notNull(),
+	},
+	(t) => [primaryKey({ columns: [t.dataset, t.key, t.agg, t.res, t.start, t.idx] })],
+);
+
+/**
+ * Backfills of aggregates added to a dataset: the facts logged before the aggregate started counting
+ * (`before`), folded into its tiles a page of keys at a time. `cursor` is the last key done: a page
+ * writes its tiles only while the cursor is where it started, so a redelivered page counts nothing twice.
+ */
+export const aggBackfills = sqliteTable("agg_backfills", {
+	job: text("job").primaryKey(),
+	dataset: text("dataset").notNull(),
+	/** JSON array of the aggregate names. */
+	aggs: text("aggs").notNull(),
+	/** The aggregates' `since`: facts whose agg_version is below it were not counted into them. */
+	before: integer("before").notNull(),
+	cursor: text("cursor"),
+	keysDone: integer("keys_done").notNull().default(0),
+	done: integer("done").notNull().default(0),
+	startedAt: integer("started_at").notNull(),
+});

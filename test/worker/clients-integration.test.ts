@@ -300,6 +300,8 @@ describe("OpenAPI", () => {
 		const documented = Object.entries(doc.paths).flatMap(([p, methods]) => Object.keys(methods).map((m) => `${m.toUpperCase()} ${p}`));
 		const expected = [
 			"GET /healthz",
+			"GET /graphql",
+			"POST /graphql",
 			"PUT /v1/datasets/{name}",
 			"GET /v1/datasets",
 			"GET /v1/datasets/{name}",

@@ -59,7 +59,9 @@ const timeParam = (t: TimeInput | undefined): string | number | undefined => (t 
 
 /** A 404 about the record itself (the read ran and found nothing), not about the dataset or the route. */
 function isRecordMiss(headers: Headers, body: unknown): boolean {
-	// The records route sets X-Hotpath-Tier once the tiers were asked; a missing dataset fails before that.
+	const type = (body as { type?: unknown } | undefined)?.type;
+	if (typeof type === "string" && type.endsWith("/record-not-found")) return true;
+	// Servers before that problem type: the records route sets X-Hotpath-Tier once the tiers were asked; a missing dataset fails before that.
 	if (headers.has("x-hotpath-tier")) return true;
 	const detail = (body as { detail?: unknown } | undefined)?.detail;
 	return typeof detail === "string" && detail.startsWith("no record ");

@@ -1,0 +1,88 @@
+/**
+ * Backfill of aggregates added to a dataset: the facts the event log holds (within the window)
+ * that their writers did not count into the new aggregates (written before they were added, or by
+ * a consumer whose registry was a moment old: see aggregateVersion) are folded into its tiles, a
+ * page of keys at a time through the queue. Each page writes its tiles and moves the job's cursor
+ * in one transaction, only from where it began: a redelivered page counts nothing twice, so every
+ * fact is in the tiles once.
+ */
+import type { DatasetSpec } from "../registry/spec";
+import { type BackfillJob, factsNotCounted, getBackfill, startBackfill, writeBackfillPage } from "../storage/aggregates";
+import { listRecords } from "../storage/records";
+import { tileRowsOf } from "./facts";
+import { parseWindow } from "./windows";
+
+/** Keys per backfill page. */
+export const BACKFILL_PAGE_KEYS = 100;
+
+/** A backfill job's queue message body. */
+export interface BackfillMessage {
+	v: 1;
+	backfill: { job: string };
+}
+
+export const backfillMessage = (job: string): string => JSON.stringify({ v: 1, backfill: { job } } satisfies BackfillMessage);
+
+export function readBackfillMessage(body: unknown): { job: string } | null {
+	if (body === null || typeof body !== "object") return null;
+	const b = body as Partial<BackfillMessage>;
+	return b.v === 1 && b.backfill && typeof b.backfill.job === "string" ? { job: b.backfill.job } : null;
+}
+
+/**
+ * Records the job and queues its first page, a little later than the change: a consumer that
+ * loaded the registry just before it may still log facts without the new aggregates, and the
+ * backfill must see them.
+ */
+export async function startAggregateBackfill(
+	db: D1Database,
+	queue: Queue<unknown>,
+	spec: DatasetSpec,
+	names: readonly string[],
+	now = Date.now(),
+): Promise<string> {
+	const before = Math.min(...names.map((n) => spec.aggregates?.[n]?.since ?? now));
+	const job = crypto.randomUUID();
+	await startBackfill(db, { job, dataset: spec.name, aggs: [...names], before, startedAt: now });
+	await queue.send(backfillMessage(job), { contentType: "text", delaySeconds: BACKFILL_DELAY_S });
+	return job;
+}
+
+/** Seconds before a backfill starts: longer than a consumer batch that began with the old registry can take. */
+export const BACKFILL_DELAY_S = 30;
+
+/** Works one page of a backfill job; returns whether another page follows (queued here). */
+export async function backfillPage(db: D1Database, queue: Queue<unknown>, spec: DatasetSpec | undefined, jobId: string, now = Date.now()): Promise<boolean> {
+	const job: BackfillJob | null = await getBackfill(db, jobId);
+	if (!job || job.done || !spec?.aggregates) return false;
+	const aggregates = Object.fromEntries(
+		job.aggs.filter((n) => spec.aggregates?.[n]).map((n) => [n, spec.aggregates?.[n] as NonNullable<DatasetSpec["aggregates"]>[string]]),
+	);
+	const window = Math.max(0, ...Object.values(aggregates).map((a) => parseWindow(a.window) ?? 0));
+	const page = await listRecords(db, spec.name, job.cursor, BACKFILL_PAGE_KEYS, true);
+	const keys = page.map((r) => r.key);
+	const facts = keys.length ? await factsNotCounted(db, spec.name, keys, job.before, now - window) : [];
+	const byKey = new Map<string, typeof facts>();
+	for (const f of facts) byKey.set(f.key, [...(byKey.get(f.key) ?? []), f]);
+	const only: DatasetSpec = { ...spec, aggregates };
+	const tiles = [];
+	const hll = [];
+	for (const [key, list] of byKey) {
+		const rows = tileRowsOf(
+			only,
+			key,
+			list.map((f) => ({
+				time: f.event_time,
+				id: f.event_id,
+				op: f.op,
+				value: f.value === null ? undefined : (JSON.parse(f.value) as Record<string, unknown>),
+			})),
+		);
+		tiles.push(...rows.tiles);
+		hll.push(...rows.hll);
+	}
+	const done = page.length < BACKFILL_PAGE_KEYS;
+	const moved = await writeBackfillPage(db, job.job, job.cursor, keys[keys.length - 1] ?? job.cursor, keys.length, done, tiles, hll);
+	if (moved && !done) await queue.send(backfillMessage(job.job), { contentType: "text" });
+	return moved && !done;
+}

@@ -1,0 +1,57 @@
+/**
+ * The write side of aggregates: every upsert or patch posted to a dataset with aggregates is a
+ * fact, and goes into a tile of each resolution its aggregates' windows read (minute and hour
+ * tiles for windows up to a day, hour and day tiles beyond). last_n reads the log itself.
+ */
+import type { AggregateSpec, DatasetSpec } from "../registry/spec";
+import type { HllRow, TileRow } from "../storage/aggregates";
+import type { LoggedEvent } from "../storage/records";
+import { hllRegister } from "./hll";
+import { DAY, HOUR, MINUTE, parseWindow, tileStart } from "./windows";
+
+/**
+ * The id of an aggregate in its tiles: its name and when it was added, so one removed and added
+ * again under the same name starts from empty tiles.
+ */
+export const aggregateId = (name: string, agg: AggregateSpec): string => `${name}:${agg.since ?? 0}`;
+
+/**
+ * What a writer records on the facts it logs: the newest aggregate it counted them into. A backfill
+ * of an aggregate added later counts exactly the facts logged by writers that did not know it yet
+ * (a consumer whose registry was a moment old), so every fact is in the tiles once.
+ */
+export const aggregateVersion = (spec: DatasetSpec | undefined): number => Math.max(0, ...Object.values(spec?.aggregates ?? {}).map((a) => a.since ?? 0));
+
+/** The resolutions a window is read from. */
+export const resolutionsOf = (agg: AggregateSpec): readonly number[] => ((parseWindow(agg.window) ?? DAY) <= DAY ? [MINUTE, HOUR] : [HOUR, DAY]);
+
+/** The value a fact brings to an aggregate, or undefined when it brings none (it lacks the field). */
+export function factValue(agg: AggregateSpec, value: Record<string, unknown> | null | undefined): unknown {
+	if (!agg.of) return null;
+	const v = value && Object.hasOwn(value, agg.of) ? value[agg.of] : undefined;
+	return v === undefined || v === null ? undefined : v;
+}
+
+/** What the events of one key add to the tiles of the spec's aggregates (a backfill passes a spec with just the new ones). */
+export function tileRowsOf(spec: DatasetSpec, key: string, events: readonly LoggedEvent[]): { tiles: TileRow[]; hll: HllRow[] } {
+	const tiles: TileRow[] = [];
+	const hll: HllRow[] = [];
+	const aggs = Object.entries(spec.aggregates ?? {});
+	if (!aggs.length) return { tiles, hll };
+	for (const e of events) {
+		if (e.op === "delete") continue;
+		for (const [name, agg] of aggs) {
+			if (agg.fn === "last_n") continue;
+			const v = factValue(agg, e.value);
+			if (v === undefined) continue;
+			for (const res of resolutionsOf(agg)) {
+				const start = tileStart(e.time, res);
+				if (agg.fn === "distinct") {
+					const { idx, rank } = hllRegister(v);
+					hll.push([spec.name, key, aggregateId(name, agg), res, start, idx, rank]);
+				} else tiles.push([spec.name, key, e.id, aggregateId(name, agg), res, start, typeof v === "number" ? v : null]);
+			}
+		}
+	}
+	return { tiles, hll };
+}

@@ -1,0 +1,60 @@
+/**
+ * Read parameters shared by every skin of the read path (REST routes, GraphQL): keys, projections,
+ * max_staleness, if_stale, times. Each failure is a bad_request naming the parameter.
+ */
+import { HotpathError } from "../errors";
+import { isWellFormedKey, MAX_KEY_BYTES, parseEventTime } from "../ingest/events";
+import type { DatasetSpec } from "../registry/spec";
+import type { IfStale } from "./freshness";
+
+const encoder = new TextEncoder();
+
+export function parseIfStale(raw: string | undefined): IfStale {
+	if (raw === undefined || raw === "serve" || raw === "omit") return raw ?? "serve";
+	throw new HotpathError("bad_request", `if_stale must be "serve" (report the value marked stale) or "omit" (withhold it), not "${raw}"`);
+}
+
+/** What a projection (`fields`) may name: the dataset's fields and its aggregates. */
+export const fieldsAndAggregates = (spec: DatasetSpec): Record<string, unknown> => ({ ...spec.fields, ...spec.aggregates });
+
+/** Checks a record key from a path or a body: at most MAX_KEY_BYTES of well-formed Unicode. */
+export function keyProblem(key: string): string | null {
+	if (encoder.encode(key).length > MAX_KEY_BYTES) return `key is longer than ${MAX_KEY_BYTES} bytes`;
+	if (!isWellFormedKey(key)) return "key must be well-formed Unicode (it holds a lone surrogate)";
+	return null;
+}
+
+/** `max_staleness` in seconds: a non-negative number, or undefined when absent. */
+export function parseMaxStaleness(raw: unknown, where: string): number | undefined {
+	if (raw === undefined || raw === null || raw === "") return undefined;
+	const n = typeof raw === "number" ? raw : Number(raw);
+	if (!Number.isFinite(n) || n < 0)
+		throw new HotpathError("bad_request", `${where} must be a non-negative number of seconds`, {
+			errors: [{ pointer: where, detail: "expected seconds >= 0" }],
+		});
+	return n;
+}
+
+/** Checks a field projection against the dataset's fields. */
+export function checkFields(fields: string[] | undefined, known: Record<string, unknown>, where: string): string[] | undefined {
+	if (!fields) return undefined;
+	const unknown = fields.filter((f) => !Object.hasOwn(known, f));
+	if (unknown.length) {
+		throw new HotpathError("bad_request", `${where}: unknown field(s) ${unknown.join(", ")}; known fields are ${Object.keys(known).join(", ")}`, {
+			errors: unknown.map((f) => ({ pointer: where, detail: `unknown field "${f}"` })),
+		});
+	}
+	return fields;
+}
+
+/** A time parameter (as_of, since, until): RFC 3339 or epoch milliseconds (a number or a numeric string). */
+export function parseTimeParam(raw: unknown, where: string): number | undefined {
+	if (raw === undefined || raw === null || raw === "") return undefined;
+	const v = typeof raw === "string" && /^\d+$/.test(raw) ? Number(raw) : raw;
+	const t = parseEventTime(v, Date.now(), Number.POSITIVE_INFINITY);
+	if (typeof t === "string") {
+		const why = t.replace(/event_time/g, where);
+		throw new HotpathError("bad_request", why, { errors: [{ pointer: where, detail: why }] });
+	}
+	return t;
+}

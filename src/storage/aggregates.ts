@@ -1,0 +1,209 @@
+/**
+ * D1 queries for aggregate tiles (schema aggTiles, aggHll) and the log facts at a window's edges.
+ * No policy here: which tiles a fact goes to and how a window is read are in src/aggregates.
+ */
+
+/** One fact in one tile: [dataset, key, event id, aggregate, resolution, tile start, value or null]. */
+export type TileRow = [string, string, string, string, number, number, number | null];
+/** One HyperLogLog register of a tile: [dataset, key, aggregate, resolution, tile start, register, rank]. */
+export type HllRow = [string, string, string, number, number, number, number];
+
+// Counts only facts whose log row this transaction inserted (its writer token): a fact applied
+// before, redelivered now, is not in the log under this token, so it adds nothing.
+const TILES_MANY = `INSERT INTO agg_tiles (dataset, key, agg, res, start, cnt, sum, mn, mx)
+SELECT f.value ->> 0, f.value ->> 1, f.value ->> 3, f.value ->> 4, f.value ->> 5, count(*), total(f.value ->> 6), min(f.value ->> 6), max(f.value ->> 6)
+FROM json_each(?1) AS f JOIN event_log AS l ON l.dataset = f.value ->> 0 AND l.key = f.value ->> 1 AND l.event_id = f.value ->> 2 AND l.writer = ?2
+WHERE true GROUP BY 1, 2, 3, 4, 5
+ON CONFLICT (dataset, key, agg, res, start) DO UPDATE SET cnt = cnt + excluded.cnt, sum = sum + excluded.sum,
+  mn = CASE WHEN mn IS NULL THEN excluded.mn WHEN excluded.mn IS NULL THEN mn ELSE min(mn, excluded.mn) END,
+  mx = CASE WHEN mx IS NULL THEN excluded.mx WHEN excluded.mx IS NULL THEN mx ELSE max(mx, excluded.mx) END`;
+
+// Registers merge by max: a value seen twice changes nothing, so no token is needed.
+const HLL_MANY = `INSERT INTO agg_hll (dataset, key, agg, res, start, idx, rank)
+SELECT h.value ->> 0, h.value ->> 1, h.value ->> 2, h.value ->> 3, h.value ->> 4, h.value ->> 5, h.value ->> 6 FROM json_each(?1) AS h WHERE true
+ON CONFLICT (dataset, key, agg, res, start, idx) DO UPDATE SET rank = max(rank, excluded.rank)`;
+
+/** The statements that fold rows into tiles; run them after the log insert of `token`, in its transaction. */
+export function tileStatements(db: D1Database, tiles: readonly string[], hll: readonly string[], token: number): D1PreparedStatement[] {
+	return [...tiles.map((json) => db.prepare(TILES_MANY).bind(json, token)), ...hll.map((json) => db.prepare(HLL_MANY).bind(json))];
+}
+
+/** A range [from, to) of tiles of resolution `res`, for aggregate `agg`. */
+export type TileRangeRow = [agg: string, res: number, from: number, to: number];
+
+export interface TileSums {
+	key: string;
+	agg: string;
+	cnt: number;
+	sum: number;
+	mn: number | null;
+	mx: number | null;
+}
+
+export interface RegisterRow {
+	key: string;
+	agg: string;
+	idx: number;
+	rank: number;
+}
+
+export interface EdgeFact {
+	key: string;
+	event_time: number;
+	event_id: string;
+	value: string | null;
+}
+
+export interface LastRow {
+	key: string;
+	agg: string;
+	/** The field's value as JSON text. */
+	v: string;
+	event_time: number;
+}
+
+const TILE_SUMS = `SELECT t.key, r.value ->> 0 AS agg, sum(t.cnt) AS cnt, total(t.sum) AS sum, min(t.mn) AS mn, max(t.mx) AS mx
+FROM json_each(?2) AS r JOIN agg_tiles AS t ON t.dataset = ?1 AND t.key IN (SELECT value FROM json_each(?3))
+  AND t.agg = r.value ->> 0 AND t.res = r.value ->> 1 AND t.start >= r.value ->> 2 AND t.start < r.value ->> 3
+GROUP BY t.key, r.value ->> 0`;
+
+const REGISTERS = `SELECT h.key, r.value ->> 0 AS agg, h.idx, max(h.rank) AS rank
+FROM json_each(?2) AS r JOIN agg_hll AS h ON h.dataset = ?1 AND h.key IN (SELECT value FROM json_each(?3))
+  AND h.agg = r.value ->> 0 AND h.res = r.value ->> 1 AND h.start >= r.value ->> 2 AND h.start < r.value ->> 3
+GROUP BY h.key, r.value ->> 0, h.idx`;
+
+const EDGE_FACTS = `SELECT DISTINCT l.key, l.event_time, l.event_id, l.value
+FROM json_each(?2) AS e JOIN event_log AS l ON l.dataset = ?1 AND l.key IN (SELECT value FROM json_each(?3))
+  AND l.event_time >= e.value ->> 0 AND l.event_time < e.value ->> 1 AND l.op != 'delete'`;
+
+// The n newest facts per key that carry the field, by event_time (not by arrival).
+const LAST_N = `SELECT key, ?5 AS agg, v, event_time FROM (
+  SELECT key, value -> ?4 AS v, event_time,
+    row_number() OVER (PARTITION BY key ORDER BY event_time DESC, event_id DESC) AS rn
+  FROM event_log WHERE dataset = ?1 AND key IN (SELECT value FROM json_each(?2)) AND event_time > ?3 AND event_time <= ?6
+    AND op != 'delete' AND json_type(value, ?4) IS NOT NULL AND json_type(value, ?4) != 'null'
+) WHERE rn <= ?7 ORDER BY key, event_time DESC`;
+
+export interface AggregateQuery {
+	/** Tile ranges of the count/sum/min/max/mean aggregates. */
+	sumRanges: TileRangeRow[];
+	/** Tile ranges of the distinct aggregates. */
+	registerRanges: TileRangeRow[];
+	/** Log ranges [from, to) whose facts are read one by one (the windows' edges). */
+	edges: [number, number][];
+	/** last_n aggregates: the window's start (exclusive), the field and n. */
+	lastN: { agg: string; field: string; after: number; n: number }[];
+}
+
+/** Everything the aggregates of some keys need at time `at`, in one round trip. */
+export async function readAggregateParts(
+	db: D1Database,
+	dataset: string,
+	keys: readonly string[],
+	q: AggregateQuery,
+	at: number,
+): Promise<{ sums: TileSums[]; registers: RegisterRow[]; edgeFacts: EdgeFact[]; last: LastRow[] }> {
+	const keysJson = JSON.stringify(keys);
+	const stmts: D1PreparedStatement[] = [
+		db.prepare(TILE_SUMS).bind(dataset, JSON.stringify(q.sumRanges), keysJson),
+		db.prepare(REGISTERS).bind(dataset, JSON.stringify(q.registerRanges), keysJson),
+		db.prepare(EDGE_FACTS).bind(dataset, JSON.stringify(q.edges), keysJson),
+		...q.lastN.map((l) => db.prepare(LAST_N).bind(dataset, keysJson, l.after, `$."${l.field}"`, l.agg, at, l.n)),
+	];
+	const results = await db.batch(stmts);
+	return {
+		sums: (results[0]?.results ?? []) as TileSums[],
+		registers: (results[1]?.results ?? []) as RegisterRow[],
+		edgeFacts: (results[2]?.results ?? []) as EdgeFact[],
+		last: results.slice(3).flatMap((r) => r.results as LastRow[]),
+	};
+}
+
+/** Deletes tiles of resolution `res` that start before `before`; returns how many. */
+export async function pruneTiles(db: D1Database, res: number, before: number): Promise<number> {
+	const [a, b] = await db.batch([
+		db.prepare("DELETE FROM agg_tiles WHERE res = ?1 AND start < ?2").bind(res, before),
+		db.prepare("DELETE FROM agg_hll WHERE res = ?1 AND start < ?2").bind(res, before),
+	]);
+	return (a?.meta.changes ?? 0) + (b?.meta.changes ?? 0);
+}
+
+// A backfill's tiles: plain additions, written only while the job's cursor is still where this page began.
+const BACKFILL_TILES = `INSERT INTO agg_tiles (dataset, key, agg, res, start, cnt, sum, mn, mx)
+SELECT f.value ->> 0, f.value ->> 1, f.value ->> 3, f.value ->> 4, f.value ->> 5, count(*), total(f.value ->> 6), min(f.value ->> 6), max(f.value ->> 6)
+FROM json_each(?1) AS f
+WHERE EXISTS (SELECT 1 FROM agg_backfills WHERE job = ?2 AND cursor IS ?3 AND done = 0) GROUP BY 1, 2, 3, 4, 5
+ON CONFLICT (dataset, key, agg, res, start) DO UPDATE SET cnt = cnt + excluded.cnt, sum = sum + excluded.sum,
+  mn = CASE WHEN mn IS NULL THEN excluded.mn WHEN excluded.mn IS NULL THEN mn ELSE min(mn, excluded.mn) END,
+  mx = CASE WHEN mx IS NULL THEN excluded.mx WHEN excluded.mx IS NULL THEN mx ELSE max(mx, excluded.mx) END`;
+
+const ADVANCE = `UPDATE agg_backfills SET cursor = ?3, keys_done = keys_done + ?4, done = ?5 WHERE job = ?1 AND cursor IS ?2 AND done = 0 RETURNING job`;
+
+export interface BackfillJob {
+	job: string;
+	dataset: string;
+	aggs: string[];
+	before: number;
+	cursor: string | null;
+	keysDone: number;
+	done: boolean;
+}
+
+export async function startBackfill(db: D1Database, job: { job: string; dataset: string; aggs: string[]; before: number; startedAt: number }): Promise<void> {
+	await db
+		.prepare("INSERT INTO agg_backfills (job, dataset, aggs, before, cursor, keys_done, done, started_at) VALUES (?1, ?2, ?3, ?4, NULL, 0, 0, ?5)")
+		.bind(job.job, job.dataset, JSON.stringify(job.aggs), job.before, job.startedAt)
+		.run();
+}
+
+export async function getBackfill(db: D1Database, job: string): Promise<BackfillJob | null> {
+	const r = await db
+		.prepare("SELECT job, dataset, aggs, before, cursor, keys_done, done FROM agg_backfills WHERE job = ?1")
+		.bind(job)
+		.first<{ job: string; dataset: string; aggs: string; before: number; cursor: string | null; keys_done: number; done: number }>();
+	return (
+		r && { job: r.job, dataset: r.dataset, aggs: JSON.parse(r.aggs) as string[], before: r.before, cursor: r.cursor, keysDone: r.keys_done, done: r.done === 1 }
+	);
+}
+
+/** The facts of some keys whose writers counted no aggregate as new as `version`, with event_time after `after`: what a backfill page folds. */
+export async function factsNotCounted(
+	db: D1Database,
+	dataset: string,
+	keys: readonly string[],
+	before: number,
+	after: number,
+): Promise<{ key: string; event_time: number; event_id: string; op: "upsert" | "patch" | "delete"; value: string | null }[]> {
+	const { results } = await db
+		.prepare(
+			"SELECT key, event_time, event_id, op, value FROM event_log WHERE dataset = ?1 AND key IN (SELECT value FROM json_each(?2)) AND coalesce(agg_version, 0) < ?3 AND event_time > ?4 AND op != 'delete'",
+		)
+		.bind(dataset, JSON.stringify(keys), before, after)
+		.all();
+	return results as never;
+}
+
+/**
+ * Writes one backfill page and moves the job's cursor from `from` to `to`, in one transaction, only
+ * if the cursor is still at `from`. Returns false when another delivery of the page already did.
+ */
+export async function writeBackfillPage(
+	db: D1Database,
+	job: string,
+	from: string | null,
+	to: string | null,
+	keys: number,
+	done: boolean,
+	tiles: readonly TileRow[],
+	hll: readonly HllRow[],
+): Promise<boolean> {
+	const chunks = <T>(rows: readonly T[]) =>
+		Array.from({ length: Math.ceil(rows.length / 5000) }, (_, i) => JSON.stringify(rows.slice(i * 5000, i * 5000 + 5000)));
+	const stmts = [
+		...chunks(tiles).map((json) => db.prepare(BACKFILL_TILES).bind(json, job, from)),
+		...tileStatements(db, [], chunks(hll), 0),
+		db.prepare(ADVANCE).bind(job, from, to, keys, done ? 1 : 0),
+	];
+	const results = await db.batch(stmts);
+	return ((results[results.length - 1]?.results ?? []) as unknown[]).length > 0;
+}
