@@ -107,14 +107,29 @@ export async function ensureSearchIndex(services: Services, spec: DatasetSpec): 
 		if (layout) requireDb(services);
 		return undefined;
 	}
-	const meta = await readMeta(db, spec.name);
 	if (!layout) {
-		if (meta && (meta.gen !== null || meta.buildGen !== null)) await dropSearchIndex(services, spec.name);
+		// A dataset without search must not depend on SEARCH_DB: an index left behind is unused (writers and queries go by the spec).
+		try {
+			const meta = await readMeta(db, spec.name);
+			if (meta && (meta.gen !== null || meta.buildGen !== null)) await dropSearchIndex(services, spec.name);
+		} catch (e) {
+			log.warn("dropping a search index failed; it stays unused until the next PUT", { dataset: spec.name, error: String(e) });
+		}
 		return undefined;
 	}
-	const target = meta?.buildGen != null ? meta.buildLayout : meta?.layout;
-	if (meta && target && sameLayout(target, layout) && meta.status !== "failed") return meta;
-	return startIndexBuild(services, spec);
+	try {
+		const meta = await readMeta(db, spec.name);
+		const target = meta?.buildGen != null ? meta.buildLayout : meta?.layout;
+		if (meta && target && sameLayout(target, layout) && meta.status !== "failed") return meta;
+		return await startIndexBuild(services, spec);
+	} catch (e) {
+		if (e instanceof HotpathError) throw e;
+		throw new HotpathError(
+			"unavailable",
+			`the spec of "${spec.name}" is saved, but its search index build could not start (${String(e)}); PUT it again or POST /v1/datasets/${spec.name}/search/reindex`,
+			{ retryAfterSeconds: 1 },
+		);
+	}
 }
 
 /** Starts a build of the spec's index into a new generation (replacing a build under way), and queues its first page. */
@@ -281,7 +296,12 @@ const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOStrin
 /** The index's status, read now (not from the queries' cache). */
 export async function searchIndexStatus(services: Services, spec: DatasetSpec): Promise<SearchIndexStatus> {
 	const db = searchDb(services);
-	const meta = db ? await readMeta(db, spec.name) : undefined;
+	let meta: IndexMeta | undefined;
+	try {
+		meta = db ? await readMeta(db, spec.name) : undefined;
+	} catch (e) {
+		throw new HotpathError("unavailable", `the search index of "${spec.name}" could not be read (${String(e)})`, { retryAfterSeconds: 1 });
+	}
 	if (!db || !meta || meta.gen === null) {
 		return { dataset: spec.name, status: "none", docs: 0, indexed: 0, total: 0, started_at: null, finished_at: null };
 	}

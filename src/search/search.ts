@@ -11,6 +11,7 @@
  * fresh on each page. Past MAX_DEPTH hits there is no next page: narrow the query instead.
  */
 import { HotpathError } from "../errors";
+import { log } from "../observability/log";
 import type { DatasetSpec } from "../registry/spec";
 import type { Services } from "../services";
 import type { IfStale } from "../serving/freshness";
@@ -379,6 +380,17 @@ const reportScore = (s: number): number => Number(Math.fround(s).toPrecision(6))
  * limit), not_found (vector.key unknown), unavailable (no SEARCH_DB, or no tier could read a hit).
  */
 export async function searchDataset(services: Services, spec: DatasetSpec, query: SearchQuery, ctx: ReadContext): Promise<SearchResult> {
+	try {
+		return await searchOnce(services, spec, query, ctx);
+	} catch (e) {
+		if (e instanceof HotpathError) throw e;
+		// SEARCH_DB failing is an outage of the index, not a bug of the request.
+		log.error("search failed in SEARCH_DB", { dataset: spec.name, error: String(e) });
+		throw new HotpathError("unavailable", `the search index of "${spec.name}" could not be read; retry shortly`, { retryAfterSeconds: 1 });
+	}
+}
+
+async function searchOnce(services: Services, spec: DatasetSpec, query: SearchQuery, ctx: ReadContext): Promise<SearchResult> {
 	const started = performance.now();
 	const db = searchDb(services);
 	if (!db) throw new HotpathError("unavailable", "search is not configured: the worker has no SEARCH_DB binding (wrangler.toml)", { retryAfterSeconds: 60 });
@@ -452,9 +464,13 @@ export async function searchDataset(services: Services, spec: DatasetSpec, query
 				tiers: read?.tiers ?? [],
 			};
 		} catch (e) {
+			if (!isMissingTable(e)) throw e;
 			// The generation was dropped under this query (a build finished): read the catalogue again, once.
-			if (attempt === 0 && isMissingTable(e)) continue;
-			throw e;
+			if (attempt === 0) continue;
+			throw new HotpathError(
+				"conflict",
+				`the search index of "${spec.name}" has lost its tables; POST /v1/datasets/${spec.name}/search/reindex rebuilds it from D1`,
+			);
 		}
 	}
 }

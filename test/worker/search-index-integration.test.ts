@@ -8,7 +8,7 @@ import { layoutOf } from "../../src/search/layout";
 import { readMeta } from "../../src/search/meta";
 import { indexDocs } from "../../src/search/writer";
 import { servicesFor } from "../../src/services";
-import { call, createDataset, EVENTS_QUEUE, env, eventually, expectJson, message, postEvents, runQueue, uniqueName, waitForD1 } from "./helpers";
+import { call, createDataset, EVENTS_QUEUE, env, eventually, expectJson, expectProblem, message, postEvents, runQueue, uniqueName, waitForD1 } from "./helpers";
 import { importProducts, makeProducts, matchesText, productSpec, searchAll, searchOk, waitIndexReady } from "./search-oracle";
 
 const searchDb = () => (env as unknown as { SEARCH_DB: D1Database }).SEARCH_DB;
@@ -135,6 +135,25 @@ describe("refresh messages and rebuilds", () => {
 			},
 		);
 		expect((await searchAll(ds, { q: "red", limit: 100 })).map((h) => h.key).sort()).toEqual(red.sort());
+	});
+});
+
+describe("a broken index", () => {
+	it("whose tables are gone answers 409 saying how to rebuild it, never 500; the reindex brings it back", async () => {
+		const ds = await createDataset(productSpec() as never);
+		await importProducts(ds, makeProducts(10, 29));
+		await waitIndexReady(ds);
+		const meta = await readMeta(searchDb(), ds);
+		await searchDb().batch(
+			[`DROP TABLE "s_${ds}_${meta?.gen}_fts"`, `DROP TABLE "s_${ds}_${meta?.gen}_vecs"`, `DROP TABLE "s_${ds}_${meta?.gen}_docs"`].map((q) =>
+				searchDb().prepare(q),
+			),
+		);
+		const p = await expectProblem(await call("POST", `/v1/datasets/${ds}/search`, { json: { q: "red" } }), 409);
+		expect(p.detail).toMatch(/search\/reindex/);
+		await expectJson(await call("POST", `/v1/datasets/${ds}/search/reindex`), 202);
+		await waitIndexReady(ds);
+		expect((await searchAll(ds, { filter: {}, limit: 100 })).length).toBe(10);
 	});
 });
 
