@@ -62,27 +62,36 @@ export interface LastRow {
 	event_time: number;
 }
 
-const TILE_SUMS = `SELECT t.key, r.value ->> 0 AS agg, sum(t.cnt) AS cnt, total(t.sum) AS sum, min(t.mn) AS mn, max(t.mx) AS mx
-FROM json_each(?2) AS r JOIN agg_tiles AS t ON t.dataset = ?1 AND t.key IN (SELECT value FROM json_each(?3))
-  AND t.agg = r.value ->> 0 AND t.res = r.value ->> 1 AND t.start >= r.value ->> 2 AND t.start < r.value ->> 3
-GROUP BY t.key, r.value ->> 0`;
+// Every read below walks its ranges (and keys) in the outer loop and seeks each one in the
+// primary key or event_log_time: CROSS JOIN fixes that order (SQLite never reorders it). Left to
+// itself the planner scanned every tile or fact of the key and re-parsed the ranges' JSON for
+// each: ~500 ms for a key with 10,000 facts in 7 days, against ~1 ms this way.
+const TILE_SUMS = `SELECT t.key, r.agg, sum(t.cnt) AS cnt, total(t.sum) AS sum, min(t.mn) AS mn, max(t.mx) AS mx
+FROM (SELECT value ->> 0 AS agg, value ->> 1 AS res, value ->> 2 AS lo, value ->> 3 AS hi FROM json_each(?2)) AS r
+  CROSS JOIN (SELECT value AS key FROM json_each(?3)) AS k
+  CROSS JOIN agg_tiles AS t ON t.dataset = ?1 AND t.key = k.key AND t.agg = r.agg AND t.res = r.res AND t.start >= r.lo AND t.start < r.hi
+GROUP BY t.key, r.agg`;
 
-const REGISTERS = `SELECT h.key, r.value ->> 0 AS agg, h.idx, max(h.rank) AS rank
-FROM json_each(?2) AS r JOIN agg_hll AS h ON h.dataset = ?1 AND h.key IN (SELECT value FROM json_each(?3))
-  AND h.agg = r.value ->> 0 AND h.res = r.value ->> 1 AND h.start >= r.value ->> 2 AND h.start < r.value ->> 3
-GROUP BY h.key, r.value ->> 0, h.idx`;
+const REGISTERS = `SELECT h.key, r.agg, h.idx, max(h.rank) AS rank
+FROM (SELECT value ->> 0 AS agg, value ->> 1 AS res, value ->> 2 AS lo, value ->> 3 AS hi FROM json_each(?2)) AS r
+  CROSS JOIN (SELECT value AS key FROM json_each(?3)) AS k
+  CROSS JOIN agg_hll AS h ON h.dataset = ?1 AND h.key = k.key AND h.agg = r.agg AND h.res = r.res AND h.start >= r.lo AND h.start < r.hi
+GROUP BY h.key, r.agg, h.idx`;
 
 const EDGE_FACTS = `SELECT DISTINCT l.key, l.event_time, l.event_id, l.value
-FROM json_each(?2) AS e JOIN event_log AS l ON l.dataset = ?1 AND l.key IN (SELECT value FROM json_each(?3))
-  AND l.event_time >= e.value ->> 0 AND l.event_time < e.value ->> 1 AND l.op != 'delete'`;
+FROM (SELECT value ->> 0 AS lo, value ->> 1 AS hi FROM json_each(?2)) AS e
+  CROSS JOIN (SELECT value AS key FROM json_each(?3)) AS k
+  CROSS JOIN event_log AS l ON l.dataset = ?1 AND l.key = k.key AND l.event_time >= e.lo AND l.event_time < e.hi AND l.op != 'delete'`;
 
-// The n newest facts per key that carry the field, by event_time (not by arrival).
-const LAST_N = `SELECT key, ?5 AS agg, v, event_time FROM (
-  SELECT key, value -> ?4 AS v, event_time,
-    row_number() OVER (PARTITION BY key ORDER BY event_time DESC, event_id DESC) AS rn
-  FROM event_log WHERE dataset = ?1 AND key IN (SELECT value FROM json_each(?2)) AND event_time > ?3 AND event_time <= ?6
-    AND op != 'delete' AND json_type(value, ?4) IS NOT NULL AND json_type(value, ?4) != 'null'
-) WHERE rn <= ?7 ORDER BY key, event_time DESC`;
+// The n newest facts per key that carry the field, by event_time (not by arrival): per key, a walk
+// back through event_log_time from the window's end that stops at the n-th.
+const LAST_N = `SELECT l.key, ?5 AS agg, l.value -> ?4 AS v, l.event_time
+FROM (SELECT value AS key FROM json_each(?2)) AS k
+  CROSS JOIN event_log AS l ON l.seq IN (
+    SELECT seq FROM event_log WHERE dataset = ?1 AND key = k.key AND event_time > ?3 AND event_time <= ?6
+      AND op != 'delete' AND json_type(value, ?4) IS NOT NULL AND json_type(value, ?4) != 'null'
+    ORDER BY event_time DESC, event_id DESC LIMIT ?7)
+ORDER BY l.key, l.event_time DESC, l.event_id DESC`;
 
 export interface AggregateQuery {
 	/** Tile ranges of the count/sum/min/max/mean aggregates. */
