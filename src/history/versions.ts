@@ -1,7 +1,8 @@
 /** A record's versions: the whole state after each applied event, in event_time order, a page at a time. */
+import { compareClocks } from "../ingest/merge";
 import type { DatasetSpec } from "../registry/spec";
 import { badCursor, decodeCursor, encodeCursor } from "../serving/cursor";
-import { historyKey, historyOfKeys } from "../storage/event-log";
+import { historyKey, historyOfKeys, type LogEntry } from "../storage/event-log";
 import { statesAfterEach } from "./fold";
 import { historyStart } from "./retention";
 
@@ -37,7 +38,11 @@ export async function keyVersions(
 	const versions: Version[] = [];
 	let next: VersionsPage["next"] = null;
 	if (h) {
-		for (const { entry, state } of statesAfterEach(spec.name, key, h.base, h.entries)) {
+		// The merge rules' order, ids compared as JS strings (UTF-16 code units) as the cursor below
+		// compares them: D1 sorts ids by UTF-8 bytes, which differs once an id holds a character
+		// beyond U+FFFF, and would list states out of the merge's order and page past versions.
+		const entries = [...h.entries].sort(byClock);
+		for (const { entry, state } of statesAfterEach(spec.name, key, h.base, entries)) {
 			if (q.since !== undefined && entry.time < q.since) continue;
 			if (q.after && (entry.time < q.after.time || (entry.time === q.after.time && entry.id <= q.after.id))) continue;
 			if (versions.length === q.limit) {
@@ -50,6 +55,8 @@ export async function keyVersions(
 	}
 	return { versions, next, historyBeginsAt: historyStart(spec, now) };
 }
+
+const byClock = (a: LogEntry, b: LogEntry) => compareClocks([a.time, a.id], [b.time, b.id]);
 
 /** Versions per page. */
 export const MAX_VERSIONS = 1000;
