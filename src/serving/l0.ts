@@ -69,7 +69,15 @@ export class L0Cache {
 	set(ck: string, rec: CachedRecord, now: number, syncedAt: number): void {
 		const prev = this.lru.peek(ck);
 		if (prev && prev.rec.r > rec.r) return;
-		this.lru.set(ck, { rec, storedAt: now, syncedAt: prev && prev.rec.r === rec.r ? Math.max(prev.syncedAt, syncedAt) : syncedAt });
+		if (prev && prev.rec.r === rec.r) {
+			// A revalidation that found the same revision keeps the copy L0 holds: its decoded value
+			// and the texts rendered from it stay valid, and a hot key does not become garbage every
+			// few seconds.
+			prev.storedAt = now;
+			prev.syncedAt = Math.max(prev.syncedAt, syncedAt);
+			return;
+		}
+		this.lru.set(ck, { rec, storedAt: now, syncedAt });
 	}
 
 	/**
@@ -80,6 +88,11 @@ export class L0Cache {
 	refreshHeld(ck: string, rec: CachedRecord, now: number): boolean {
 		const prev = this.lru.peek(ck);
 		if (!prev || prev.rec.r > rec.r) return false;
+		if (prev.rec.r === rec.r) {
+			prev.storedAt = now;
+			prev.syncedAt = now;
+			return true;
+		}
 		this.lru.set(ck, { rec, storedAt: now, syncedAt: now });
 		return true;
 	}

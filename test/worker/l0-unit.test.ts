@@ -82,6 +82,21 @@ describe("L0Cache", () => {
 		expect(c.get("k", Number.POSITIVE_INFINITY, 8000)).toMatchObject({ rec: { r: 2 }, syncedAt: 8000 - 60_000 });
 	});
 
+	it("re-taking the same revision keeps the copy L0 holds (no new garbage per revalidation) and restarts L0's windows", () => {
+		const c = l0();
+		const held = rec(1);
+		c.set("k", held, 0, 0);
+		c.set("k", rec(1), 6000, 6000); // a revalidation brought a fresh decode of the same revision
+		const hit = c.get("k", Number.POSITIVE_INFINITY, 10_000);
+		expect(hit?.rec).toBe(held);
+		expect(hit).toMatchObject({ state: "fresh", syncedAt: 6000 });
+		expect(c.refreshHeld("k", rec(1), 12_000)).toBe(true);
+		expect(c.get("k", 1, 12_000)).toMatchObject({ syncedAt: 12_000 });
+		expect(c.get("k", 1, 12_000)?.rec).toBe(held);
+		c.set("k", rec(2), 13_000, 13_000);
+		expect(c.get("k", Number.POSITIVE_INFINITY, 13_000)?.rec).not.toBe(held);
+	});
+
 	it("a lag tolerance of 0 (max_staleness=0) is met by no copy, not even one synced this millisecond", () => {
 		const c = l0();
 		c.set("k", rec(1), 1000, 1000);
