@@ -1,5 +1,5 @@
 /** The worker's bindings and settings, parsed once per isolate with zod so a bad deploy fails loudly. */
-import { z } from "zod";
+import * as z from "zod";
 
 /**
  * Bindings and vars come from wrangler.toml through `wrangler types` (worker-configuration.d.ts).

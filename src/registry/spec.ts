@@ -1,5 +1,5 @@
 /** Dataset specs: the zod schema users write, the normalised form the code uses, and value type checks. */
-import { z } from "zod";
+import * as z from "zod";
 
 export const scalarTypes = ["string", "int", "float", "bool", "json", "string[]", "float[]"] as const;
 export type FieldType = (typeof scalarTypes)[number] | "vector";

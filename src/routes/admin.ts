@@ -1,12 +1,13 @@
 /** Admin views: per-tier counters, and the dead letters with their replay and purge. */
 import type { Context } from "hono";
+import * as z from "zod";
 import type { Principal } from "../auth/keys";
 import { requireScope } from "../auth/middleware";
 import { assertDatasets, assertUnlimitedAdmin, covers } from "../auth/policy";
 import type { AppEnv } from "../env";
 import { HotpathError } from "../errors";
 import { deleteDeadLetters, getDeadLetter, listDeadLetters, replayDeadLetters, type StoredDeadLetter } from "../ingest/dead-letters";
-import { bearer, json, mount, newRouter, problems, z } from "./openapi";
+import { bearer, json, mount, newRouter, problems } from "./openapi";
 
 export const adminRoutes = newRouter();
 

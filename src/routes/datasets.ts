@@ -1,11 +1,13 @@
 /** The registry's HTTP surface: create or update a dataset spec, list specs, show one, and its value's JSON Schema. */
+
+import * as z from "zod";
 import { startAggregateBackfill } from "../aggregates/backfill";
 import { requireScope } from "../auth/middleware";
 import { assertDatasets, mayAccess } from "../auth/policy";
 import { HotpathError } from "../errors";
 import { type AggregateSpec, type DatasetSpec, type FieldSpec, NAME_PATTERN, normaliseSpec, specInputSchema } from "../registry/spec";
 import { ensureSearchIndex } from "../search/jobs";
-import { bearer, datasetParam, json, mount, newRouter, problems, z } from "./openapi";
+import { bearer, datasetParam, json, mount, newRouter, problems } from "./openapi";
 import { BODY_LIMITS, limitBody, parseJsonBody } from "./validation";
 
 export const datasetRoutes = newRouter();

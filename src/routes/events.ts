@@ -1,11 +1,13 @@
 /** Ingest: POST /v1/events. Validates each event, queues the good ones, answers 202 once the queue has them. */
+
+import * as z from "zod";
 import { requireScope } from "../auth/middleware";
 import { mayAccess } from "../auth/policy";
 import { HotpathError } from "../errors";
 import { MAX_BODY_BYTES, parseEventsBody, validateEvent } from "../ingest/events";
 import { acceptEvents } from "../ingest/intake";
 import type { ChangeEvent } from "../ingest/merge";
-import { bearer, json, mount, newRouter, problems, z } from "./openapi";
+import { bearer, json, mount, newRouter, problems } from "./openapi";
 import { limitBody } from "./validation";
 
 export const eventRoutes = newRouter();

@@ -7,6 +7,7 @@
  * field failed (a tier outage is an error with code UNAVAILABLE and data null): never a 5xx.
  */
 import type { Context } from "hono";
+import * as z from "zod";
 import { authenticate, requireScope } from "../auth/middleware";
 import { assertScope } from "../auth/policy";
 import type { AppEnv } from "../env";
@@ -17,7 +18,7 @@ import { GRAPHIQL_HTML } from "../graphql/graphiql";
 import { MAX_COST, MAX_DEPTH, MAX_KEYS, MAX_TOKENS } from "../graphql/limits";
 import { schemaFor } from "../graphql/schema";
 import { TIER_ORDER } from "../serving/tier";
-import { bearer, mount, newRouter, problems, z } from "./openapi";
+import { bearer, mount, newRouter, problems } from "./openapi";
 import { readContext } from "./read-context";
 import { BODY_LIMITS, limitBody } from "./validation";
 

@@ -3,9 +3,11 @@
  * the backends is reused for HEALTH_CACHE_MS, and unauthenticated callers cannot make every
  * backend work on every call.
  */
+
+import * as z from "zod";
 import type { Services } from "../services";
 import { timeout } from "../serving/timeout";
-import { json, mount, newRouter, z } from "./openapi";
+import { json, mount, newRouter } from "./openapi";
 
 type TierState = "up" | "down" | "off";
 

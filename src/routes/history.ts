@@ -1,10 +1,12 @@
 /** History: GET /v1/datasets/:name/records/:key/history, a record's versions in event_time order. */
+
+import * as z from "zod";
 import { requireScope } from "../auth/middleware";
 import { assertDatasets } from "../auth/policy";
 import { HotpathError } from "../errors";
 import { DEFAULT_VERSIONS, keyVersions, MAX_VERSIONS, pageCursor, parsePageCursor } from "../history/versions";
 import { keyProblem, parseTimeParam } from "../serving/params";
-import { bearer, datasetParam, json, mount, newRouter, problems, recordKeyParam, z } from "./openapi";
+import { bearer, datasetParam, json, mount, newRouter, problems, recordKeyParam } from "./openapi";
 
 export const historyRoutes = newRouter();
 

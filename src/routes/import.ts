@@ -1,4 +1,6 @@
 /** Bulk import: POST /v1/datasets/:name/import, rows of batch output straight into D1, under the merge rules. */
+
+import * as z from "zod";
 import { requireScope } from "../auth/middleware";
 import { assertDatasets } from "../auth/policy";
 import { HotpathError } from "../errors";
@@ -6,7 +8,7 @@ import { parseEventsBody, rejectedToItems } from "../ingest/events";
 import { importRows, MAX_IMPORT_BYTES, MAX_IMPORT_ROWS } from "../ingest/import";
 import { summariseRejects } from "../ingest/intake";
 import { idempotencyHeader, isNdjson, parseIdempotencyKey, RejectedSchema } from "./events";
-import { bearer, datasetParam, json, mount, newRouter, problems, z } from "./openapi";
+import { bearer, datasetParam, json, mount, newRouter, problems } from "./openapi";
 import { limitBody } from "./validation";
 
 export const importRoutes = newRouter();

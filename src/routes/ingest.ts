@@ -1,4 +1,6 @@
 /** Log shippers: POST /v1/datasets/:name/ingest, arbitrary JSON records mapped to events by the dataset's `ingest` mapping. */
+
+import * as z from "zod";
 import { requireScope } from "../auth/middleware";
 import { assertDatasets } from "../auth/policy";
 import { HotpathError } from "../errors";
@@ -7,7 +9,7 @@ import { acceptEvents } from "../ingest/intake";
 import { mapRecord } from "../ingest/mapping";
 import type { ChangeEvent } from "../ingest/merge";
 import { idempotencyHeader, isNdjson, parseIdempotencyKey, RejectedSchema } from "./events";
-import { bearer, datasetParam, json, mount, newRouter, problems, z } from "./openapi";
+import { bearer, datasetParam, json, mount, newRouter, problems } from "./openapi";
 import { limitBody } from "./validation";
 
 export const ingestRoutes = newRouter();

@@ -1,10 +1,12 @@
 /** API key administration: create (the secret is shown once), list, revoke. A limited admin key manages only keys within its datasets. */
+
+import * as z from "zod";
 import { SCOPES } from "../auth/keys";
 import { requireScope } from "../auth/middleware";
 import { assertManagesKey, covers } from "../auth/policy";
 import { HotpathError } from "../errors";
 import { parseEventTime } from "../ingest/events";
-import { bearer, json, mount, newRouter, problems, z } from "./openapi";
+import { bearer, json, mount, newRouter, problems } from "./openapi";
 import { BODY_LIMITS, limitBody, parseJsonBody } from "./validation";
 
 const createKeySchema = z

@@ -1,5 +1,6 @@
 /** Batch reads: POST /v1/lookup, many keys of many datasets in one pass through the tiers. */
 
+import * as z from "zod";
 import { attachAggregates } from "../aggregates/read";
 import { requireScope } from "../auth/middleware";
 import { assertDatasets } from "../auth/policy";
@@ -9,7 +10,7 @@ import { type LookupRequest, lookupRecords, MAX_LOOKUP_KEYS } from "../serving/l
 import { checkFields, fieldsAndAggregates, keyProblem, parseIfStale, parseMaxStaleness, parseTimeParam } from "../serving/params";
 import { lookupResultsJson } from "../serving/render";
 import type { TierName } from "../serving/tier";
-import { bearer, json, mount, newRouter, problems, z } from "./openapi";
+import { bearer, json, mount, newRouter, problems } from "./openapi";
 import { readContext } from "./read-context";
 import { RecordViewSchema } from "./records";
 import { BODY_LIMITS, limitBody, parseJsonBody } from "./validation";

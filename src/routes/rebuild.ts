@@ -1,12 +1,13 @@
 /** Rebuild: POST/GET /v1/datasets/:name/rebuild, and POST /v1/rebuild for every dataset. */
 import type { Context } from "hono";
+import * as z from "zod";
 import { requireScope } from "../auth/middleware";
 import { assertDatasets, assertUnlimitedAdmin } from "../auth/policy";
 import type { AppEnv } from "../env";
 import { HotpathError } from "../errors";
 import { type RebuildMode, startDatasetRebuild } from "../ingest/rebuild";
 import { getRebuild, type RebuildRow } from "../storage/rebuilds";
-import { bearer, datasetParam, json, mount, newRouter, problems, z } from "./openapi";
+import { bearer, datasetParam, json, mount, newRouter, problems } from "./openapi";
 
 const RebuildSchema = z
 	.object({

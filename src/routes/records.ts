@@ -1,5 +1,6 @@
 /** Record reads: one key (projection, max_staleness, ETag, cache headers), and a dataset's records page by page (for export). */
 
+import * as z from "zod";
 import { attachAggregates } from "../aggregates/read";
 import { requireScope } from "../auth/middleware";
 import { assertDatasets } from "../auth/policy";
@@ -11,7 +12,7 @@ import { lookupRecords } from "../serving/lookup";
 import { checkFields, fieldsAndAggregates, keyProblem, parseIfStale, parseMaxStaleness, parseTimeParam } from "../serving/params";
 import { recordViewJson } from "../serving/render";
 import { listRecords } from "../storage/records";
-import { bearer, datasetParam, json, mount, newRouter, problems, recordKeyParam, z } from "./openapi";
+import { bearer, datasetParam, json, mount, newRouter, problems, recordKeyParam } from "./openapi";
 import { readContext } from "./read-context";
 import { recordEtag, recordHeaders } from "./record-response";
 

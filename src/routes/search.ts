@@ -1,5 +1,6 @@
 /** Search: POST /v1/datasets/:name/search (query), GET of the same path (the index's status), POST .../search/reindex (admin). */
 import type { Context } from "hono";
+import * as z from "zod";
 import { requireScope } from "../auth/middleware";
 import { assertDatasets } from "../auth/policy";
 import type { AppEnv } from "../env";
@@ -9,7 +10,7 @@ import { MAX_FILTER_CONDITIONS, MAX_FILTER_DEPTH, MAX_IN_VALUES, MAX_QUERY_TERMS
 import { searchIndexStatus, startIndexBuild } from "../search/jobs";
 import { DEFAULT_K, DEFAULT_LIMIT, MAX_LIMIT, MAX_QUERY_CHARS, RRF_K, searchDataset } from "../search/search";
 import { MAX_DATASET_FLOATS, MAX_VECTORS } from "../search/vectors";
-import { bearer, datasetParam, json, mount, newRouter, problems, z } from "./openapi";
+import { bearer, datasetParam, json, mount, newRouter, problems } from "./openapi";
 import { readContext } from "./read-context";
 import { RecordViewSchema } from "./records";
 import { limitBody, parseJsonBody } from "./validation";

@@ -1,7 +1,7 @@
 /** Request parsing shared by routes: body limits, JSON bodies through zod, and common query parameters, all failing as 4xx problems. */
 import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import type { z } from "zod";
+import type * as z from "zod";
 import { HotpathError, issuesToItems } from "../errors";
 
 /** Body limits per kind of request, stated in the README's limits table. */

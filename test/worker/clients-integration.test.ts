@@ -330,6 +330,19 @@ describe("OpenAPI", () => {
 			"DELETE /v1/dead-letters",
 		];
 		expect(documented.sort()).toEqual(expected.sort());
+		// The schemas' .openapi() metadata reaches the document: named components, examples, path parameters.
+		const full = doc as unknown as {
+			components: { schemas: Record<string, { description?: string }>; securitySchemes: Record<string, { scheme?: string }> };
+			paths: Record<string, Record<string, { parameters?: { name: string; in: string; schema?: { example?: unknown } }[] }>>;
+		};
+		expect(full.components.schemas.Problem?.description).toMatch(/RFC 9457/);
+		expect(full.components.securitySchemes.bearer?.scheme).toBe("bearer");
+		expect(full.paths["/v1/datasets/{name}/records/{key}"]?.get?.parameters).toEqual(
+			expect.arrayContaining([
+				expect.objectContaining({ name: "name", in: "path", description: "Dataset name", schema: expect.objectContaining({ example: "demo_users" }) }),
+				expect.objectContaining({ name: "key", in: "path" }),
+			]),
+		);
 		for (const [path, methods] of Object.entries(doc.paths)) {
 			if (path === "/healthz") continue;
 			for (const [m, op] of Object.entries(methods)) {
