@@ -3,7 +3,7 @@
  * log each applied event in the same transaction. No policy here: the merge rules are in src/ingest.
  */
 import { type HllRow, type TileRow, tileStatements } from "./aggregates";
-import { type CachedRecord, recordCacheKey } from "./cached-record";
+import { type CachedRecord, recordCacheKey, valueJson } from "./cached-record";
 import type { Clock, RecordState } from "./record-state";
 
 export interface StoredState {
@@ -168,8 +168,14 @@ RETURNING dataset, key, rev`;
 // Log rows of changed keys are kept only where this write's token is on the record (the write
 // landed); log rows of unchanged keys always (an event that changed nothing is still applied).
 // Runs after WRITE_MANY in the same transaction, so "landed" is exact.
+// A row flagged (index 8) as "the value the record now holds" takes it from the row WRITE_MANY just
+// wrote instead of carrying it twice: an upsert that became a key's whole state, the common case
+// of a bulk load, so the value crosses to D1 once.
 const LOG_MANY = `INSERT INTO event_log (dataset, key, event_time, event_id, op, value, applied_at, writer, agg_version)
-SELECT e.value ->> 0, e.value ->> 1, e.value ->> 2, e.value ->> 3, e.value ->> 4, nullif(e.value -> 5, 'null'), ?2, ?3, e.value ->> 7
+SELECT e.value ->> 0, e.value ->> 1, e.value ->> 2, e.value ->> 3, e.value ->> 4,
+  CASE WHEN e.value ->> 8 = 1 THEN (SELECT r.value FROM records AS r WHERE r.dataset = e.value ->> 0 AND r.key = e.value ->> 1)
+       ELSE nullif(e.value -> 5, 'null') END,
+  ?2, ?3, e.value ->> 7
 FROM json_each(?1) AS e
 WHERE e.value ->> 6 = 0 OR EXISTS (SELECT 1 FROM records AS r WHERE r.dataset = e.value ->> 0 AND r.key = e.value ->> 1 AND r.writer = ?3)
 ON CONFLICT (dataset, key, event_id) DO NOTHING`;
@@ -197,8 +203,29 @@ function packRows(rows: readonly string[]): string[] {
 	return out;
 }
 
-const logRow = (dataset: string, key: string, e: LoggedEvent, conditional: boolean, aggVersion: number | undefined): string =>
-	JSON.stringify([dataset, key, e.time, e.id, e.op, e.value ?? null, conditional ? 1 : 0, aggVersion ?? null]);
+const j = JSON.stringify;
+
+// Rows are JSON arrays built as text so that a value's JSON, the bulk of a row, is the text
+// valueJson already made for it (once per object) rather than a fresh serialisation per row.
+const logRow = (dataset: string, key: string, e: LoggedEvent, conditional: boolean, aggVersion: number | undefined, sameAsRecord = false): string =>
+	`[${j(dataset)},${j(key)},${e.time},${j(e.id)},${j(e.op)},${sameAsRecord ? "null" : valueJson(e.value ?? null)},${conditional ? 1 : 0},${aggVersion ?? "null"},${sameAsRecord ? 1 : 0}]`;
+
+/** Whether a write's state is exactly its one event's value: an upsert onto nothing that survives it. */
+const stateIsItsEvent = (w: StateWrite): boolean => {
+	const e = w.events[0];
+	const s = w.state;
+	return (
+		w.events.length === 1 &&
+		e !== undefined &&
+		e.op === "upsert" &&
+		e.value !== undefined &&
+		s.value !== null &&
+		s.base?.[0] === e.time &&
+		s.base[1] === e.id &&
+		Object.keys(s.fieldClocks).length === 0 &&
+		valueJson(s.value) === valueJson(e.value)
+	);
+};
 
 /** A random token for one write: 52 bits, so it is an exact SQLite integer and a safe JS number. */
 const writeToken = (): number => Math.floor(Math.random() * 2 ** 52);
@@ -219,22 +246,14 @@ export async function writeStates(
 	const token = writeToken();
 	const recordRows = writes.map((w) => {
 		const s = w.state;
-		return JSON.stringify([
-			w.dataset,
-			w.key,
-			s.value,
-			s.base?.[0] ?? null,
-			s.base?.[1] ?? null,
-			s.baseDeleted ? 1 : 0,
-			s.fieldClocks,
-			s.clock[0],
-			s.clock[1],
-			(w.prevRev ?? 0) + 1,
-			w.events.map((e) => e.id),
-		]);
+		const ids = j(w.events.map((e) => e.id));
+		return `[${j(w.dataset)},${j(w.key)},${valueJson(s.value)},${j(s.base?.[0] ?? null)},${j(s.base?.[1] ?? null)},${s.baseDeleted ? 1 : 0},${j(s.fieldClocks)},${s.clock[0]},${j(s.clock[1])},${(w.prevRev ?? 0) + 1},${ids}]`;
 	});
 	const logRows: string[] = [];
-	for (const w of writes) for (const e of w.events) logRows.push(logRow(w.dataset, w.key, e, true, w.aggVersion));
+	for (const w of writes) {
+		const same = stateIsItsEvent(w);
+		for (const e of w.events) logRows.push(logRow(w.dataset, w.key, e, true, w.aggVersion, same));
+	}
 	for (const l of logOnly) for (const e of l.events) logRows.push(logRow(l.dataset, l.key, e, false, l.aggVersion));
 
 	const writeStmts = packRows(recordRows).map((json) => db.prepare(WRITE_MANY).bind(json, now, token));
