@@ -1,5 +1,6 @@
 /** Event intake: parses a JSON array or NDJSON body and validates each event against its dataset. */
 import { HotpathError, type ProblemItem } from "../errors";
+import { DEFAULT_MAX_FUTURE_SKEW_MS, isWellFormedKey, MAX_ID_LENGTH, MAX_KEY_BYTES, parseEventTime } from "../input";
 import { checkValue, type DatasetSpec } from "../registry/spec";
 import type { ChangeEvent, Op } from "./merge";
 
@@ -8,9 +9,6 @@ export const MAX_BODY_BYTES = 5 * 1024 * 1024;
 export const MAX_EVENTS_PER_REQUEST = 10_000;
 /** One event must fit in one queue message (128 KB) with room for the envelope. */
 export const MAX_EVENT_BYTES = 100 * 1024;
-/** KV keys are at most 512 bytes; the dataset prefix takes the rest. */
-export const MAX_KEY_BYTES = 400;
-export const MAX_ID_LENGTH = 128;
 
 const OPS: readonly Op[] = ["upsert", "patch", "delete"];
 const encoder = new TextEncoder();
@@ -59,44 +57,6 @@ function checkCount(n: number, max: number, what: string): void {
 	if (n > max) throw new HotpathError("payload_too_large", `${n} ${what} in one request; the limit is ${max}`);
 	if (n === 0) throw new HotpathError("bad_request", `no ${what} in the body`);
 }
-
-/**
- * How far ahead of the receiving clock an event_time may be, by default (MAX_FUTURE_SKEW_SECONDS).
- * A future time freezes the record against every later event until then, so one skewed producer
- * is refused rather than stored.
- */
-export const DEFAULT_MAX_FUTURE_SKEW_MS = 300_000;
-
-const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
-
-/** Parses `event_time`: RFC 3339 text or epoch milliseconds, no later than `now` plus the allowed skew. */
-export function parseEventTime(v: unknown, now = Date.now(), maxFutureMs = DEFAULT_MAX_FUTURE_SKEW_MS): number | string {
-	let t: number;
-	if (typeof v === "number") {
-		if (!Number.isSafeInteger(v) || v < 0) return "event_time as a number must be whole epoch milliseconds";
-		t = v;
-	} else if (typeof v === "string") {
-		const m = RFC3339.exec(v);
-		t = m ? Date.parse(v) : Number.NaN;
-		// Date.parse rolls impossible dates over (Feb 30 -> Mar 2); the calendar fields must survive the round trip.
-		if (m && Number.isFinite(t)) {
-			const [, y, mo, d, h, mi, s] = m.map(Number) as number[];
-			const check = new Date(Date.UTC(y as number, (mo as number) - 1, d, h, mi, s));
-			if (check.getUTCMonth() !== (mo as number) - 1 || check.getUTCDate() !== d || (h as number) > 23 || (mi as number) > 59 || (s as number) > 59)
-				t = Number.NaN;
-		}
-		if (!Number.isFinite(t) || t < 0) return `event_time "${v}" is not a valid RFC 3339 time (e.g. 2026-01-02T03:04:05Z) or epoch milliseconds`;
-	} else {
-		return "event_time must be an RFC 3339 string or epoch milliseconds";
-	}
-	if (t > now + maxFutureMs) return `event_time ${v} is more than ${describeSkew(maxFutureMs)} ahead of the server's clock (${new Date(now).toISOString()})`;
-	return t;
-}
-
-const describeSkew = (ms: number) => (ms % 3_600_000 === 0 ? `${ms / 3_600_000} h` : ms % 60_000 === 0 ? `${ms / 60_000} min` : `${ms / 1000} s`);
-
-/** Whether a key is well-formed Unicode: a lone surrogate cannot be stored or used as a KV key. */
-export const isWellFormedKey = (key: string): boolean => !/\p{Cs}/u.test(key);
 
 type SpecLookup = (dataset: string) => DatasetSpec | undefined;
 

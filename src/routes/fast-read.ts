@@ -9,7 +9,7 @@
  * present value, after the same key, scope and dataset checks as the app.
  */
 import { isExpired, mayRead } from "../auth/policy";
-import { MAX_KEY_BYTES } from "../ingest/events";
+import { MAX_KEY_BYTES } from "../input";
 import { nextRequestId } from "../observability/request-id";
 import { ServerTiming } from "../observability/timing";
 import type { Services } from "../services";

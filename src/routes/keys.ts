@@ -5,7 +5,7 @@ import { SCOPES } from "../auth/keys";
 import { requireScope } from "../auth/middleware";
 import { assertManagesKey, covers } from "../auth/policy";
 import { HotpathError } from "../errors";
-import { parseEventTime } from "../ingest/events";
+import { parseEventTime } from "../input";
 import { bearer, json, mount, newRouter, problems } from "./openapi";
 import { BODY_LIMITS, limitBody, parseJsonBody } from "./validation";
 

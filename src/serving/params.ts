@@ -3,7 +3,7 @@
  * max_staleness, if_stale, times. Each failure is a bad_request naming the parameter.
  */
 import { HotpathError } from "../errors";
-import { isWellFormedKey, MAX_KEY_BYTES, parseEventTime } from "../ingest/events";
+import { isWellFormedKey, MAX_KEY_BYTES, parseEventTime } from "../input";
 import type { DatasetSpec } from "../registry/spec";
 import type { IfStale } from "./freshness";
 

@@ -279,7 +279,7 @@ describe("POST /v1/events", () => {
 
 		// Regression (was a bug): an impossible calendar date passes the RFC 3339 regex and Date.parse rolls it over
 		// (2026-02-30 becomes 2026-03-02), so the event is stored under a time the client never sent
-		// (src/ingest/events.ts, parseEventTime; fix: check the parsed date's Y-M-D against the text).
+		// (src/input.ts, parseEventTime; fix: check the parsed date's Y-M-D against the text).
 		it("an impossible calendar date in event_time is rejected", async () => {
 			const res = await postEvents([good(), { ...good(), event_time: "2026-02-30T00:00:00Z" }]);
 			expect(res.rejected).toEqual([{ index: 1, error: expect.stringMatching(/event_time/) }]);

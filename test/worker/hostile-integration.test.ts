@@ -275,7 +275,7 @@ describe("known 5xx bugs", () => {
 	// Regression (was a bug): event_time is accepted as any safe integer, but JS dates end at 8.64e15 ms. An event with
 	// event_time 8.64e15 + 1 is accepted and applied, and then every read of that key throws
 	// RangeError in viewRecord's `new Date(rec.t).toISOString()` (src/serving/freshness.ts), a 500.
-	// Fix: in parseEventTime (src/ingest/events.ts) refuse numbers above 8.64e15 (or a saner bound,
+	// Fix: in parseEventTime (src/input.ts) refuse numbers above 8.64e15 (or a saner bound,
 	// e.g. now + 1 day, since a far-future time would also freeze the record against every later event).
 	it("an event_time past the largest JS date is refused at ingest, or at least read back without a 5xx", async () => {
 		const k = uniqueName("far");
