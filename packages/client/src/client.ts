@@ -14,6 +14,7 @@ import type {
 	Health,
 	HistoryOptions,
 	HistoryResult,
+	HistoryVersion,
 	ImportOptions,
 	ImportResult,
 	ImportRow,
@@ -28,6 +29,8 @@ import type {
 	RebuildStatus,
 	RecordsPage,
 	RecordValue,
+	SearchHit,
+	SearchIndexStatus,
 	SearchQuery,
 	SearchResult,
 	Spec,
@@ -326,12 +329,50 @@ export class Hotpath {
 			.rebuilds;
 	}
 
-	/** Searches a dataset's searchable fields: text (BM25), filters, vector k-NN, or a fusion of them. */
-	async search<V extends RecordValue = RecordValue>(dataset: string, query: SearchQuery): Promise<SearchResult<V>> {
+	/**
+	 * One page of a search over the dataset's searchable fields: text (BM25), filters and sorts,
+	 * vector k-NN, or text and vector fused. The dataset needs a `search` part in its spec.
+	 *
+	 * @example
+	 * const page = await hp.search("demo_users", { q: "travel", filter: { age: { gte: 30 } }, limit: 5 });
+	 * for (const hit of page.hits) console.log(hit.key, hit.score, hit.value);
+	 */
+	async search<V extends RecordValue = RecordValue>(dataset: string, query: SearchQuery = {}): Promise<SearchResult<V>> {
 		return (await this.#http.call<SearchResult<V>>({ method: "POST", path: `/v1/datasets/${seg(dataset)}/search`, json: query, idempotent: true })).data;
 	}
 
-	/** A record's versions in event_time order, each the whole state after that event. */
+	/**
+	 * Every hit of a search, best first, a page at a time (`query.limit` hits per request), following
+	 * `next_cursor`. The server ranks up to 1,000 hits for a query; each doc that exists throughout
+	 * is served once.
+	 *
+	 * @example
+	 * for await (const hit of hp.searchAll("demo_users", { filter: { country: { in: ["DE", "US"] } }, sort: "-age" })) console.log(hit.key);
+	 */
+	async *searchAll<V extends RecordValue = RecordValue>(dataset: string, query: SearchQuery = {}): AsyncGenerator<SearchHit<V>, void, undefined> {
+		let cursor = query.cursor;
+		for (;;) {
+			const page = await this.search<V>(dataset, cursor === undefined ? query : { ...query, cursor });
+			yield* page.hits;
+			if (!page.next_cursor) return;
+			cursor = page.next_cursor;
+		}
+	}
+
+	/** The state of the dataset's search index: `ready`, `building` (with progress), `failed` or `none` (not searchable). */
+	async searchStatus(dataset: string): Promise<SearchIndexStatus> {
+		return (await this.#http.call<SearchIndexStatus>({ method: "GET", path: `/v1/datasets/${seg(dataset)}/search`, idempotent: true })).data;
+	}
+
+	/** Rebuilds the dataset's search index from D1 in the background (admin); queries use the current one until it is done. */
+	async reindex(dataset: string): Promise<SearchIndexStatus> {
+		return (await this.#http.call<SearchIndexStatus>({ method: "POST", path: `/v1/datasets/${seg(dataset)}/search/reindex`, idempotent: false })).data;
+	}
+
+	/**
+	 * One page of a record's versions in `event_time` order, each the whole state after that event.
+	 * A key without events has no versions (not an error); a dataset that does not exist throws.
+	 */
 	async history<V extends RecordValue = RecordValue>(dataset: string, key: string | number, opts: HistoryOptions = {}): Promise<HistoryResult<V>> {
 		return (
 			await this.#http.call<HistoryResult<V>>({
@@ -341,6 +382,27 @@ export class Hotpath {
 				idempotent: true,
 			})
 		).data;
+	}
+
+	/**
+	 * Every version of a record in `event_time` order (within `since`..`until`), a page of `limit`
+	 * at a time, following `next_cursor`.
+	 *
+	 * @example
+	 * for await (const v of hp.historyAll("demo_users", "u1", { since: "2026-01-01T00:00:00Z" })) console.log(v.event_time, v.op, v.value);
+	 */
+	async *historyAll<V extends RecordValue = RecordValue>(
+		dataset: string,
+		key: string | number,
+		opts: HistoryOptions = {},
+	): AsyncGenerator<HistoryVersion<V>, void, undefined> {
+		let cursor = opts.cursor;
+		for (;;) {
+			const page = await this.history<V>(dataset, key, { ...opts, cursor });
+			yield* page.versions;
+			if (!page.next_cursor) return;
+			cursor = page.next_cursor;
+		}
 	}
 
 	/** Per-isolate counters of the isolate that answered (unlimited admin key). */

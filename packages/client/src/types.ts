@@ -289,58 +289,116 @@ export interface Stats {
 	[extra: string]: unknown;
 }
 
-/** A filter on declared filter fields: `{"price": {"lt": 20}, "or": [...]}`. */
-export type SearchFilter =
-	| { and: SearchFilter[] }
-	| { or: SearchFilter[] }
-	| {
-			[field: string]: {
-				eq?: unknown;
-				ne?: unknown;
-				lt?: number | string;
-				lte?: number | string;
-				gt?: number | string;
-				gte?: number | string;
-				in?: unknown[];
-				contains?: unknown;
-				exists?: boolean;
-			};
-	  };
+/** A filter operand: strings for string fields, finite numbers for int and float fields, booleans for bool fields. */
+export type FilterValue = string | number | boolean;
 
-/** The body of `POST /v1/datasets/:name/search`. */
-export interface SearchQuery {
-	/** Full-text query over the dataset's text fields (BM25). */
-	q?: string;
-	filter?: SearchFilter;
-	sort?: string | string[] | { field: string; order?: "asc" | "desc" }[];
-	/** Exact cosine k-nearest neighbours, by a vector or by a stored key's vector. */
-	vector?: { value?: number[]; key?: string; k?: number };
-	/** At most 100. */
-	limit?: number;
-	cursor?: string;
-	fields?: string[];
-	highlight?: boolean;
+/**
+ * The operators of one filter field. `contains` is for `string[]` fields (which take only
+ * `contains` and `exists`); `bool` fields take `eq`, `ne`, `in` and `exists`. `ne` and
+ * `exists: false` match a missing value too.
+ */
+export interface FilterOperators {
+	eq?: FilterValue;
+	ne?: FilterValue;
+	lt?: number | string;
+	lte?: number | string;
+	gt?: number | string;
+	gte?: number | string;
+	/** 1 to 1,000 values. */
+	in?: FilterValue[];
+	contains?: string;
+	exists?: boolean;
 }
 
+/**
+ * A filter on the dataset's declared filter fields, e.g. `{"price": {"lt": 20}, "or": [{"category": "a"}, {"tags": {"contains": "new"}}]}`.
+ * A field's bare value means `eq` (`contains` for a `string[]` field); the members of one object
+ * must all hold (and), `and` and `or` take lists of filters. At most 8 levels and 64 operators.
+ */
+export interface SearchFilter {
+	and?: SearchFilter[];
+	or?: SearchFilter[];
+	[field: string]: FilterOperators | FilterValue | SearchFilter[] | undefined;
+}
+
+/** A sort key: `"price"` (ascending), `"-price"` (descending), `"_score"` (best first), or the object form. */
+export type SearchSort = string | string[] | { field: string; order?: "asc" | "desc" }[];
+
+/** Exact cosine k-nearest neighbours of `value`, or of the vector of record `key` (left out of its own results): give one of the two. */
+export interface SearchVector {
+	value?: number[];
+	key?: string;
+	/** Neighbours to rank, 1 to 1,000 (the server's default is 100). */
+	k?: number;
+}
+
+/** The body of `POST /v1/datasets/:name/search` (as on the wire: snake_case; the server refuses unknown members). */
+export interface SearchQuery {
+	/** Words to find in the dataset's text fields, all of them (BM25). Letters and digits only count: no FTS5 syntax. */
+	q?: string;
+	filter?: SearchFilter;
+	/** By filter fields, up to three keys, ties by key; vector and hybrid queries rank by `_score` only. */
+	sort?: SearchSort;
+	vector?: SearchVector;
+	/** Hits per page, 1 to 100 (the server's default is 10). */
+	limit?: number;
+	/** `next_cursor` of the previous page; send it with the same `q`, `filter`, `sort` and `vector`. */
+	cursor?: string;
+	/** Projection of each hit's value. */
+	fields?: string[];
+	/** With `q`: each hit's matching text fields, the words in `<mark></mark>`. */
+	highlight?: boolean;
+	/** Seconds: tightens the dataset's `ttl_seconds` for the hits' values. */
+	max_staleness?: number;
+	/** A stale hit is served marked stale (default) or its value withheld. */
+	if_stale?: IfStale;
+}
+
+/** One hit, read through the tiers like any read. A hit whose record reads as not found is left out, so `status` is never `not_found`. */
 export interface SearchHit<V extends RecordValue = RecordValue> {
 	key: string;
+	/** BM25 (text), cosine similarity (vector), the fused RRF score (both), or 0 when nothing ranks (filters and sorts only). */
 	score: number;
+	status: "present" | "stale";
+	/** `null` when stale with `if_stale: "omit"`. */
 	value: V | null;
 	event_time: string | null;
 	age_ms: number | null;
+	/** With `highlight`: the text fields where the words matched, marked with `<mark></mark>`; for a string[] field, the matching items. */
 	highlights?: Record<string, string | string[]>;
 }
 
+/** One page of hits, best first. */
 export interface SearchResult<V extends RecordValue = RecordValue> {
 	hits: SearchHit<V>[];
+	/** Pass as `cursor` (with the same query) for the next page; null on the last. */
 	next_cursor: string | null;
 	took_ms: number;
 }
 
+/** The state of a dataset's search index (`GET /v1/datasets/:name/search`). */
+export interface SearchIndexStatus {
+	dataset: string;
+	status: "none" | "building" | "ready" | "failed";
+	/** Live documents in the index queries use. */
+	docs: number;
+	/** Records the latest build went through. */
+	indexed: number;
+	/** Records (tombstones included) when the latest build started. */
+	total: number;
+	started_at: string | null;
+	finished_at: string | null;
+	error?: string;
+}
+
 export interface HistoryOptions {
+	/** Versions with `event_time >= since` (inclusive). */
 	since?: TimeInput;
+	/** Versions with `event_time <= until` (inclusive). */
 	until?: TimeInput;
+	/** Versions per page, 1 to 1,000 (the server's default is 100). */
 	limit?: number;
+	/** `next_cursor` of the previous page, with the same `since` and `until`. */
 	cursor?: string;
 }
 
@@ -349,13 +407,15 @@ export interface HistoryVersion<V extends RecordValue = RecordValue> {
 	event_time: string;
 	event_id: string;
 	op: EventOp;
+	/** The whole state after this event under the merge rules; null after a delete. */
 	value: V | null;
 }
 
+/** One page of a record's versions, in `event_time` order. */
 export interface HistoryResult<V extends RecordValue = RecordValue> {
 	versions: HistoryVersion<V>[];
 	/** Pass as `cursor` for the next page; null on the last. */
 	next_cursor: string | null;
-	/** Older events are folded together by the retention: history begins here. */
-	history_begins_at?: string;
+	/** Events older than the dataset's `history_days` are folded together by the retention: history begins here (RFC 3339). */
+	history_begins_at: string;
 }
