@@ -108,6 +108,7 @@ async function main(): Promise<void> {
 	log(`ready at ${url}`);
 	log(`admin key (from .dev.vars): ${adminKey}`);
 	log(`try: curl -H "Authorization: Bearer ${adminKey}" ${url}/v1/datasets/demo_users/records/u1`);
+	log(`     npx hotpath search demo_users travel --highlight${port === 8787 ? "" : ` --url ${url}`}`);
 }
 
 main().catch((e: unknown) => {
