@@ -96,3 +96,24 @@ export const timeOption = (raw: string): string | number => {
 	if (Number.isNaN(Date.parse(raw))) throw new InvalidArgumentError("expected RFC 3339 (2026-01-02T03:04:05Z) or epoch milliseconds");
 	return raw;
 };
+
+/**
+ * commander argParser: JSON text, or `@FILE` for a file's JSON (`@-` for stdin). A value that is not
+ * JSON, or a file that cannot be read, is bad usage (exit 2).
+ */
+export const jsonOption = (raw: string): unknown => {
+	let text = raw;
+	if (raw.startsWith("@")) {
+		const file = raw.slice(1);
+		try {
+			text = readFileSync(file === "-" ? 0 : file, "utf8");
+		} catch (e) {
+			throw new InvalidArgumentError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+		}
+	}
+	try {
+		return JSON.parse(text);
+	} catch (e) {
+		throw new InvalidArgumentError(`not JSON (${(e as Error).message}); give JSON text or @FILE`);
+	}
+};

@@ -6,7 +6,7 @@ import { verbs } from "./verbs/index.ts";
 
 export function createProgram(): Command {
 	const program = new Command("hotpath")
-		.description("Command line for Hotpath: datasets, reads, pushes, bulk loads and exports, keys, dead letters, rebuilds")
+		.description("Command line for Hotpath: datasets, reads, search, history, pushes, bulk loads and exports, keys, dead letters, rebuilds")
 		.option("--url <url>", `Hotpath's base URL (env HOTPATH_URL, default ${DEFAULT_URL})`)
 		.option("--key <key>", "API key (env HOTPATH_KEY, default HOTPATH_ADMIN_KEY from .dev.vars)")
 		.option("--json", "machine-readable output on stdout")
