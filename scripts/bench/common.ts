@@ -44,13 +44,13 @@ export const SPEC = {
 
 export const VECTOR_DIM = 64;
 
-const COUNTRIES = ["US", "DE", "FR", "GB", "BR", "IN", "JP", "CA", "ES", "IT", "NL", "SE", "PL", "MX", "AU"];
-const SEGMENTS = ["new", "casual", "regular", "loyal", "at_risk", "dormant", "vip"];
-const PLANS = ["free", "basic", "plus", "pro", "enterprise"];
-const TAGS = ["sports", "music", "tech", "travel", "food", "fashion", "gaming", "books", "finance", "health", "kids", "garden"];
-const CATEGORIES = ["shoes", "laptops", "phones", "toys", "groceries", "furniture", "beauty", "outdoor", "video", "audio"];
-const FIRST = ["ada", "alan", "grace", "linus", "ken", "barbara", "edsger", "donald", "margaret", "dennis", "frances", "john"];
-const LAST = ["lovelace", "turing", "hopper", "torvalds", "thompson", "liskov", "dijkstra", "knuth", "hamilton", "ritchie", "allen", "backus"];
+export const COUNTRIES = ["US", "DE", "FR", "GB", "BR", "IN", "JP", "CA", "ES", "IT", "NL", "SE", "PL", "MX", "AU"];
+export const SEGMENTS = ["new", "casual", "regular", "loyal", "at_risk", "dormant", "vip"];
+export const PLANS = ["free", "basic", "plus", "pro", "enterprise"];
+export const TAGS = ["sports", "music", "tech", "travel", "food", "fashion", "gaming", "books", "finance", "health", "kids", "garden"];
+export const CATEGORIES = ["shoes", "laptops", "phones", "toys", "groceries", "furniture", "beauty", "outdoor", "video", "audio"];
+export const FIRST = ["ada", "alan", "grace", "linus", "ken", "barbara", "edsger", "donald", "margaret", "dennis", "frances", "john"];
+export const LAST = ["lovelace", "turing", "hopper", "torvalds", "thompson", "liskov", "dijkstra", "knuth", "hamilton", "ritchie", "allen", "backus"];
 
 const pick = <T>(r: () => number, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)] as T;
 const round = (x: number, digits: number): number => Number(x.toFixed(digits));

@@ -5,18 +5,34 @@ import http from "node:http";
 import autocannon from "autocannon";
 import { DATASET, keyOf, makeValue, percentiles, permutation, rng, sleep, Zipf } from "./common.ts";
 import { runSchedule, type ScheduleJob } from "./schedule.ts";
+import { type SearchVariant, searchBodies } from "./search-data.ts";
+import { AGG_DATASET, fact, GRAPHQL_BATCH_QUERY, importRow, importValues, prefixedKey } from "./time-data.ts";
 
 export type Gen =
 	/** The same request every time. */
 	| { kind: "fixed"; method: "GET"; path: string; auth: boolean }
 	/** Single-key reads, a new key per request (warm-up included): keys start .. start+count-1. */
 	| { kind: "keys"; start: number; count: number }
-	/** Single-key reads cycling over a small hot set; `query` is appended to each path. */
-	| { kind: "cycle"; start: number; count: number; query?: string }
+	/**
+	 * Single-key reads cycling over a small hot set; `query` is appended to each path. Keys are
+	 * keyOf(i) of the bench dataset, or prefixedKey(prefix, i) of `dataset` when a prefix is given.
+	 */
+	| { kind: "cycle"; start: number; count: number; query?: string; dataset?: string; prefix?: string }
 	/** Single-key reads, key rank drawn from Zipf(s) over all n keys (rank -> key by a fixed permutation). */
 	| { kind: "zipf"; n: number; s: number; seed: number }
-	/** POST /v1/lookup with `batch` distinct keys drawn uniformly from keys start .. start+count-1. */
-	| { kind: "lookup"; batch: number; start: number; count: number; seed: number }
+	/**
+	 * POST /v1/lookup with `batch` distinct keys drawn uniformly from keys start .. start+count-1
+	 * (prefixedKey(prefix, i) when a prefix is given), as of `asOf` (epoch ms) when given.
+	 */
+	| { kind: "lookup"; batch: number; start: number; count: number; seed: number; prefix?: string; asOf?: number }
+	/** POST /graphql: the bench spec's every field for `batch` distinct keys drawn as `lookup` draws them. */
+	| { kind: "graphql"; batch: number; start: number; count: number; seed: number }
+	/** POST /v1/datasets/bench_users/import: `batch` rows of new keys `${prefix}${seq}` per request, as `hotpath load` sends them. */
+	| { kind: "import"; batch: number; prefix: string }
+	/** POST /v1/events: `batch` facts (patches) per request to the aggregate dataset, fact j of `total` spread over `keys` keys and 7 days before `end` (time-data.ts). */
+	| { kind: "facts"; batch: number; prefix: string; keys: number; total: number; end: number }
+	/** POST /v1/datasets/:dataset/search: the bodies of `variant` (search-data.ts searchBodies), in turn. */
+	| { kind: "search"; dataset: string; variant: SearchVariant; seed: number; vectors: number }
 	/** POST /v1/events: `batch` upserts of new keys `${prefix}${seq}` per request. */
 	| { kind: "events"; batch: number; prefix: string };
 
@@ -87,18 +103,21 @@ function makeRequest(job: Job): { request: autocannon.Request; state: { used: nu
 				},
 				state,
 			};
-		case "cycle":
+		case "cycle": {
+			const base = `/v1/datasets/${g.dataset ?? DATASET}/records/`;
+			const name = g.prefix === undefined ? keyOf : (i: number) => prefixedKey(g.prefix as string, i);
 			return {
 				request: {
 					method: "GET",
 					headers: auth,
 					setupRequest: (req) => {
-						req.path = recordPath(keyOf(g.start + (state.used++ % g.count))) + (g.query ?? "");
+						req.path = base + name(g.start + (state.used++ % g.count)) + (g.query ?? "");
 						return req;
 					},
 				},
 				state,
 			};
+		}
 		case "zipf": {
 			const z = new Zipf(g.n, g.s);
 			const perm = permutation(g.n, g.seed);
@@ -116,24 +135,87 @@ function makeRequest(job: Job): { request: autocannon.Request; state: { used: nu
 				state,
 			};
 		}
-		case "lookup": {
+		case "lookup":
+		case "graphql": {
 			const r = rng(g.seed);
+			const name = g.kind === "lookup" && g.prefix !== undefined ? (i: number) => prefixedKey(g.prefix as string, i) : keyOf;
+			const asOf = g.kind === "lookup" && g.asOf !== undefined ? { as_of: g.asOf } : {};
 			return {
 				request: {
 					method: "POST",
-					path: "/v1/lookup",
+					path: g.kind === "lookup" ? "/v1/lookup" : "/graphql",
 					headers: { ...auth, "content-type": "application/json" },
 					setupRequest: (req) => {
 						const keys = new Set<string>();
-						while (keys.size < g.batch) keys.add(keyOf(g.start + Math.floor(r() * g.count)));
+						while (keys.size < g.batch) keys.add(name(g.start + Math.floor(r() * g.count)));
 						state.used += keys.size;
-						req.body = JSON.stringify({ requests: [{ dataset: DATASET, keys: [...keys] }] });
+						req.body = JSON.stringify(
+							g.kind === "lookup"
+								? { requests: [{ dataset: DATASET, keys: [...keys] }], ...asOf }
+								: { query: GRAPHQL_BATCH_QUERY, variables: { keys: [...keys] }, operationName: "Batch" },
+						);
 						return req;
 					},
 				},
 				state,
 			};
 		}
+		case "import": {
+			// Values are built once; per request only the keys, ids and times change.
+			const values = importValues(g.batch);
+			return {
+				request: {
+					method: "POST",
+					path: `/v1/datasets/${DATASET}/import`,
+					headers: { ...auth, "content-type": "application/json" },
+					setupRequest: (req) => {
+						const now = Date.now();
+						const rows: string[] = [];
+						for (let j = 0; j < g.batch; j++) rows.push(importRow(`${g.prefix}${String(state.used++).padStart(8, "0")}`, now, values[j] as string));
+						req.body = `[${rows.join(",")}]`;
+						return req;
+					},
+				},
+				state,
+			};
+		}
+		case "search": {
+			// 512 bodies, built once: the queries repeat every 512 requests, so their hits warm the tiers as a real mix would.
+			const bodies = searchBodies(g.variant, 512, g.seed, g.vectors);
+			return {
+				request: {
+					method: "POST",
+					path: `/v1/datasets/${g.dataset}/search`,
+					headers: { ...auth, "content-type": "application/json" },
+					setupRequest: (req) => {
+						req.body = bodies[state.used++ % bodies.length] as string;
+						return req;
+					},
+				},
+				state,
+			};
+		}
+		case "facts":
+			return {
+				request: {
+					method: "POST",
+					path: "/v1/events",
+					headers: { ...auth, "content-type": "application/json" },
+					setupRequest: (req) => {
+						const parts: string[] = [];
+						for (let j = 0; j < g.batch && state.used < g.total; j++) {
+							const n = state.used++;
+							const f = fact(n, g.total, g.keys, g.end);
+							parts.push(
+								`{"id":"${g.prefix}f${n}","dataset":"${AGG_DATASET}","key":"${prefixedKey(g.prefix, f.keyIndex)}","op":"patch","event_time":${f.time},"value":${f.value}}`,
+							);
+						}
+						req.body = `[${parts.join(",")}]`;
+						return req;
+					},
+				},
+				state,
+			};
 		case "events": {
 			// Values are built once; per request only the envelope changes, so the generator stays cheap.
 			const values = Array.from({ length: g.batch }, (_, j) => JSON.stringify(makeValue(j, 99)));
@@ -159,6 +241,16 @@ function makeRequest(job: Job): { request: autocannon.Request; state: { used: nu
 	}
 }
 
+/** What a write answer says it took: `accepted` events (POST /v1/events), or valid rows `imported` and `unchanged` (the import route). */
+function acceptedOf(body: string): number {
+	try {
+		const b = JSON.parse(body) as { accepted?: number; imported?: number; unchanged?: number };
+		return b.accepted ?? (b.imported ?? 0) + (b.unchanged ?? 0);
+	} catch {
+		return 0;
+	}
+}
+
 interface Collected {
 	latencies: number[];
 	tiers: Record<string, number>;
@@ -176,7 +268,7 @@ function runCannon(
 	amount?: number,
 ): Promise<{ result: autocannon.Result; c: Collected; startedAt: number; endedAt: number }> {
 	const c: Collected = { latencies: [], tiers: {}, non2xx: {}, accepted: 0, firstErrorBodies: [], bytes: 0 };
-	const isEvents = job.gen.kind === "events";
+	const counted = job.gen.kind === "events" || job.gen.kind === "facts" || job.gen.kind === "import";
 	const req: autocannon.Request = {
 		...request,
 		onResponse: (status: number, body: string, _ctx: unknown, headers: Record<string, string | string[]>) => {
@@ -184,11 +276,7 @@ function runCannon(
 				const t = headers["x-hotpath-tier"] ?? headers["X-Hotpath-Tier"];
 				const key = t === undefined ? "-" : String(t);
 				c.tiers[key] = (c.tiers[key] ?? 0) + 1;
-				if (isEvents) {
-					try {
-						c.accepted += (JSON.parse(body) as { accepted: number }).accepted;
-					} catch {}
-				}
+				if (counted) c.accepted += acceptedOf(body);
 			} else {
 				c.non2xx[status] = (c.non2xx[status] ?? 0) + 1;
 				if (c.firstErrorBodies.length < 3) c.firstErrorBodies.push(`${status} ${String(body).slice(0, 2000)}`);
@@ -265,9 +353,7 @@ function runPaced(
 							c.latencies.push(performance.now() - sentAt);
 							c.bytes += text.length;
 							c.tiers["-"] = (c.tiers["-"] ?? 0) + 1;
-							try {
-								c.accepted += (JSON.parse(text) as { accepted: number }).accepted;
-							} catch {}
+							c.accepted += acceptedOf(text);
 						} else {
 							c.non2xx[status] = (c.non2xx[status] ?? 0) + 1;
 							if (c.firstErrorBodies.length < 3) c.firstErrorBodies.push(`${status} ${text.slice(0, 2000)}`);
@@ -336,7 +422,7 @@ async function run(job: Job, waitGo: () => Promise<void>, warmed: () => void): P
 	const fresh = { samples: [] as number[], timeouts: 0 };
 	const probes = job.probes ? Array.from({ length: job.probes.loops }, (_, i) => probeLoop(job, i, () => !measuring, fresh)) : [];
 	const { result, c, startedAt, endedAt } =
-		job.rate && job.amount && job.gen.kind === "events"
+		job.rate && job.amount && (job.gen.kind === "events" || job.gen.kind === "facts")
 			? await runPaced(job, request, job.amount, job.rate)
 			: await runCannon(job, request, state, job.durationS, job.amount);
 	measuring = false;

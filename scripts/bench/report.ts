@@ -108,11 +108,22 @@ export function tierMix(tiers: Record<string, number> | undefined): string {
 		.join(", ");
 }
 
-/** Adds ratios against the baseline row, measured in the same run. */
+/**
+ * Adds ratios against the baseline row, measured in the same run: `baselineName`, or the row a
+ * scenario names as its own (`ratio_base`: the search rows run at other connections than the
+ * baseline, and compare with /ping at theirs).
+ */
 export function withRatios(rows: ScenarioResult[], baselineName = "baseline-hello"): ScenarioResult[] {
-	const base = rows.find((r) => r.name === baselineName);
-	if (!base) return rows;
-	return rows.map((r) => ({
+	const main = rows.find((r) => r.name === baselineName);
+	if (!main) return rows;
+	return rows.map((r) => {
+		const base = (typeof r.ratio_base === "string" ? rows.find((x) => x.name === r.ratio_base) : undefined) ?? main;
+		return withRatio(r, base);
+	});
+}
+
+function withRatio(r: ScenarioResult, base: ScenarioResult): ScenarioResult {
+	return {
 		...r,
 		ratio: {
 			rps: r.rps / base.rps,
@@ -120,7 +131,7 @@ export function withRatios(rows: ScenarioResult[], baselineName = "baseline-hell
 			p99: r.p99_ms / base.p99_ms,
 			...(r.cpu_ms_per_req !== undefined && base.cpu_ms_per_req ? { cpu: r.cpu_ms_per_req / base.cpu_ms_per_req } : {}),
 		},
-	}));
+	};
 }
 
 interface Column {
@@ -184,6 +195,26 @@ export function ingestLines(row: ScenarioResult | undefined): string[] {
 	];
 }
 
+/** The import and aggregate-facts rows in words: rows (facts) per second end to end and CPU per row. */
+export function writeLines(rows: ScenarioResult[]): string[] {
+	const out: string[] = [];
+	const imp = rows.find((r) => r.name === "import");
+	if (imp) {
+		out.push(
+			`import: ${int(imp.rows as number)} rows of new keys, ${int(imp.rows_per_request as number)} per request, ${imp.connections} in flight, in ${f(imp.duration_s, 1)} s (POST p50 ${f(imp.p50_ms, 0)} ms, p99 ${f(imp.p99_ms, 0)} ms)`,
+			`  ${imp.drained ? "" : ">= "}${int(imp.rows_per_s as number)} rows/s end to end (first POST until D1 holds every row); workerd ${f((imp.cpu_ms_per_row as number) * 1000, 1)} µs CPU per row, ${f(imp.workerd_cores as number)} cores; upstash-local ${f(imp.upstash_cores as number | undefined)} cores, redis-server ${f(imp.redis_cores as number | undefined)} cores`,
+		);
+	}
+	const facts = rows.find((r) => r.name === "aggregate-facts");
+	if (facts) {
+		out.push(
+			`aggregate-facts: ${int(facts.facts as number)} facts (${int(facts.keys as number)} keys x ${int(facts.facts_per_key as number)}, 7 days, 7 aggregates), ${facts.batch} per POST, accepted at ${int(facts.accept_events_per_s as number)}/s (POST p99 ${f(facts.p99_ms, 0)} ms)`,
+			`  ${facts.drained ? "" : ">= "}${int(facts.events_per_s as number)} facts/s end to end (first POST until the event log holds every fact; tiles commit with it)${facts.pipeline_idle_s === null ? "" : `, workerd idle ${f(facts.pipeline_idle_s as number, 1)} s after the last POST`}`,
+		);
+	}
+	return out;
+}
+
 export function targetLines(targets: Target[]): string[] {
 	return targets.map((t) => `${t.met === null ? "n/a " : t.met ? "MET " : "MISS"}  ${t.name}: ${t.detail}`);
 }
@@ -203,6 +234,7 @@ export function textReport(doc: ReportDoc): string {
 		grid(rows, "text"),
 		"",
 		...ingestLines(rows.find((r) => r.name === "ingest")),
+		...writeLines(rows),
 		...(doc.fixed_load ? ["", ...fixedLoadText(doc.fixed_load)] : []),
 		"",
 		"targets:",
@@ -219,6 +251,7 @@ export function markdownReport(doc: ReportDoc): string {
 		"",
 		"```",
 		...ingestLines(rows.find((r) => r.name === "ingest")),
+		...writeLines(rows),
 		"```",
 		...(doc.fixed_load ? ["", "Reads and /ping at a fixed offered load (fixed-load):", "", ...fixedLoadMarkdown(doc.fixed_load)] : []),
 		"",

@@ -14,6 +14,8 @@
 // so batch sizes compare on the same (warm) tiers rather than on how many cold keys a batch drags in.
 // Every response's X-Hotpath-Tier is counted, so the table shows which tier really answered.
 import type { Gen } from "./load.ts";
+import { SEARCH_DATASET, SEARCH_SCENARIOS, SEARCH_SELECTORS } from "./search-data.ts";
+import { AGG_DATASET } from "./time-data.ts";
 
 export interface Layout {
 	n: number;
@@ -61,6 +63,15 @@ export interface Timing {
 	/** fixed-load: measured seconds per rate of /ping and of reads each, and the cap on the reads' warm-up. */
 	fixedLoadS: number;
 	fixedLoadWarmupS: number;
+	/** as-of: keys with 20 versions each. */
+	asOfKeys: number;
+	/** aggregate: keys with 10,000 facts each (their facts are the aggregate-facts ingest phase). */
+	aggKeys: number;
+	/** import: rows imported in all. */
+	importRows: number;
+	/** graphql-batch-100 against lookup-batch-100: back-to-back rounds, and each window's length. */
+	pairRounds: number;
+	pairWindowS: number;
 }
 
 export const QUICK: Timing = {
@@ -74,6 +85,11 @@ export const QUICK: Timing = {
 	probeTimeoutS: 10,
 	fixedLoadS: 6,
 	fixedLoadWarmupS: 6,
+	asOfKeys: 1_000,
+	aggKeys: 4,
+	importRows: 60_000,
+	pairRounds: 3,
+	pairWindowS: 5,
 };
 export const FULL: Timing = {
 	warmupS: 3,
@@ -86,6 +102,11 @@ export const FULL: Timing = {
 	probeTimeoutS: 30,
 	fixedLoadS: 15,
 	fixedLoadWarmupS: 15,
+	asOfKeys: 2_000,
+	aggKeys: 8,
+	importRows: 200_000,
+	pairRounds: 6,
+	pairWindowS: 5,
 };
 
 export interface ReadScenario {
@@ -96,12 +117,38 @@ export interface ReadScenario {
 	keysPerRequest: number;
 	warmupS: number;
 	note: string;
+	/** --only names that select it besides its own (as-of-batch-100 runs with `--only as-of`, search-vector with `--only search`). */
+	groups?: string[];
+	/** The dataset its read key must be allowed (default: the bench dataset). */
+	dataset?: string;
+	/** Connections, when not --concurrency (the search scenarios measure latency at a light load). */
+	connections?: number;
+	/** p99 target in ms, for scenarios judged on their own latency (search). */
+	targetP99Ms?: number;
+	/** The row its ratio columns compare with, when not baseline-hello (a baseline at the same connections). */
+	ratioBase?: string;
+}
+
+/** The search scenarios' setting, once their dataset is indexed. */
+export interface SearchSetup {
+	/** Connections each search scenario (and its /ping baseline) runs with. */
+	connections: number;
+	/** Records of the search dataset with an embedding. */
+	vectors: number;
+}
+
+/** The keys of the as-of and aggregate scenarios, known once they are seeded. */
+export interface TimeKeys {
+	/** Keys prefixedKey(prefix, 0 .. count-1) of the bench dataset with VERSIONS versions each, read as of `asOf`. */
+	asOf?: { prefix: string; count: number; asOf: number };
+	/** Keys prefixedKey(prefix, 0 .. count-1) of the aggregate dataset, with their facts. */
+	aggregate?: { prefix: string; count: number };
 }
 
 /** Routes that can serve as the bare baseline, best first: constant answers with no auth and no I/O. */
 export const BASELINE_ROUTES = ["/bench/hello", "/ping", "/"];
 
-export function readScenarios(l: Layout, t: Timing, baselinePath: string): ReadScenario[] {
+export function readScenarios(l: Layout, t: Timing, baselinePath: string, time: TimeKeys = {}, search?: SearchSetup): ReadScenario[] {
 	const slice = (name: string, r: [number, number], expect: string, note: string): ReadScenario => ({
 		name,
 		gen: { kind: "keys", start: r[0], count: r[1] - r[0] },
@@ -129,6 +176,9 @@ export function readScenarios(l: Layout, t: Timing, baselinePath: string): ReadS
 		slice("read-redis-hit", l.redis, "redis", "GET record, each key once; keys held by Redis only"),
 		slice("read-kv-hit", l.kv, "kv", "GET record, each key once; keys held by KV only"),
 		slice("read-d1-miss", l.d1, "d1", "GET record, each key once; keys held by D1 only"),
+		// Right after read-d1-miss, which their targets compare them with.
+		...asOfScenarios(time, t),
+		...aggregateScenarios(time, t),
 		...[1, 10, 100].map(
 			(batch): ReadScenario => ({
 				name: `lookup-batch-${batch}`,
@@ -139,11 +189,94 @@ export function readScenarios(l: Layout, t: Timing, baselinePath: string): ReadS
 			}),
 		),
 		{
+			name: "graphql-batch-100",
+			gen: { kind: "graphql", batch: 100, start: l.redis[0], count: l.redis[1] - l.redis[0], seed: 4100 },
+			keysPerRequest: 100,
+			warmupS: t.tierWarmupS,
+			note: `POST /graphql, every field of 100 distinct keys drawn uniformly from the ${l.redis[1] - l.redis[0]} Redis-resident keys, as lookup-batch-100 draws them (another seed)`,
+		},
+		{
 			name: "read-zipf",
 			gen: { kind: "zipf", n: l.n, s: 1.0, seed: 4242 },
 			keysPerRequest: 1,
 			warmupS: t.tierWarmupS,
 			note: `GET record, Zipf(1.0) over all ${l.n} keys, every tier live`,
+		},
+		...searchScenarios(search, t, baselinePath),
+	];
+}
+
+/**
+ * The search scenarios, after every read of bench_users (their hits fill L0 with keys of another
+ * dataset). First /ping at the same connections: the harness's own latency at that load, the
+ * same-run reference for targets that are absolute.
+ */
+function searchScenarios(search: SearchSetup | undefined, t: Timing, baselinePath: string): ReadScenario[] {
+	if (!search) return [];
+	const c = search.connections;
+	return [
+		{
+			name: "search-baseline",
+			groups: [...SEARCH_SELECTORS],
+			gen: { kind: "fixed", method: "GET", path: baselinePath, auth: false },
+			keysPerRequest: 0,
+			warmupS: t.warmupS,
+			connections: c,
+			note: `GET ${baselinePath} at the search scenarios' ${c} connection(s): the harness's latency at that load`,
+		},
+		...SEARCH_SCENARIOS.map(
+			(s, i): ReadScenario => ({
+				name: s.name,
+				groups: s.groups,
+				gen: { kind: "search", dataset: SEARCH_DATASET, variant: s.variant, seed: 6100 + i, vectors: search.vectors },
+				keysPerRequest: 10,
+				warmupS: t.warmupS,
+				dataset: SEARCH_DATASET,
+				connections: c,
+				targetP99Ms: s.targetP99Ms,
+				ratioBase: "search-baseline",
+				note: `POST /v1/datasets/${SEARCH_DATASET}/search, ${c} connection(s): ${s.note}`,
+			}),
+		),
+	];
+}
+
+function asOfScenarios(time: TimeKeys, t: Timing): ReadScenario[] {
+	const a = time.asOf;
+	if (!a) return [];
+	const at = new Date(a.asOf).toISOString();
+	return [
+		{
+			name: "as-of",
+			gen: { kind: "cycle", start: 0, count: a.count, prefix: a.prefix, query: `?as_of=${encodeURIComponent(at)}` },
+			expect: "d1",
+			keysPerRequest: 1,
+			warmupS: t.warmupS,
+			note: `GET record ?as_of, ${a.count} keys of 20 versions each round-robin, as of after the last version (all 20 fold)`,
+		},
+		{
+			name: "as-of-batch-100",
+			groups: ["as-of"],
+			gen: { kind: "lookup", batch: 100, start: 0, count: a.count, seed: 4200, prefix: a.prefix, asOf: a.asOf },
+			expect: "d1",
+			keysPerRequest: 100,
+			warmupS: t.warmupS,
+			note: `POST /v1/lookup with as_of, 100 distinct keys drawn uniformly from the ${a.count} keys of 20 versions each`,
+		},
+	];
+}
+
+function aggregateScenarios(time: TimeKeys, t: Timing): ReadScenario[] {
+	const a = time.aggregate;
+	if (!a) return [];
+	return [
+		{
+			name: "aggregate",
+			gen: { kind: "cycle", start: 0, count: a.count, prefix: a.prefix, dataset: AGG_DATASET },
+			keysPerRequest: 1,
+			warmupS: t.warmupS,
+			dataset: AGG_DATASET,
+			note: `GET record of ${AGG_DATASET} (7 aggregates over 10,000 facts in 7 days per key), ${a.count} keys round-robin`,
 		},
 	];
 }

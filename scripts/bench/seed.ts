@@ -5,6 +5,7 @@ import type { Redis } from "ioredis";
 import type { Miniflare } from "miniflare";
 import { encodeRecord, recordCacheKey } from "../../src/storage/cached-record.ts";
 import { DATASET, keyOf, makeValue, rng, SPEC } from "./common.ts";
+import { prefixedKey, versionRows } from "./time-data.ts";
 import { probeKvPut } from "./worker.ts";
 
 export interface Progress {
@@ -71,13 +72,37 @@ export async function api<T = unknown>(
 	return { status: res.status, headers: res.headers, json: json as T };
 }
 
-export async function putSpec(base: URL, adminKey: string): Promise<void> {
-	const r = await api(base, adminKey, "PUT", `/v1/datasets/${DATASET}`, SPEC);
-	if (r.status !== 200 && r.status !== 201) throw new Error(`PUT dataset spec: ${r.status} ${JSON.stringify(r.json)}`);
+export async function putSpec(base: URL, adminKey: string, name: string = DATASET, spec: unknown = SPEC): Promise<void> {
+	const r = await api(base, adminKey, "PUT", `/v1/datasets/${name}`, spec);
+	if (r.status !== 200 && r.status !== 201) throw new Error(`PUT dataset spec ${name}: ${r.status} ${JSON.stringify(r.json)}`);
 }
 
-export async function createKey(base: URL, adminKey: string, name: string, scopes: string[]): Promise<string> {
-	const r = await api<{ key: string }>(base, adminKey, "POST", "/v1/keys", { name, scopes, datasets: [DATASET] });
+/**
+ * Writes `keys` keys of VERSIONS versions each (time-data.ts versionRows) through the import route,
+ * which applies them to D1 and its event log exactly as the queue consumer does (src/ingest/apply.ts):
+ * 100 keys (2,000 rows) per request, two requests in flight. Returns the rows imported and the time taken.
+ */
+export async function seedVersions(base: URL, writeKey: string, prefix: string, keys: number, start: number): Promise<{ rows: number; ms: number }> {
+	const t0 = performance.now();
+	let next = 0;
+	let rows = 0;
+	const worker = async () => {
+		while (next < keys) {
+			const from = next;
+			next = Math.min(keys, from + 100);
+			const body: Record<string, unknown>[] = [];
+			for (let i = from; i < next; i++) body.push(...versionRows(prefixedKey(prefix, i), i, start));
+			const r = await api<{ imported: number; unchanged: number; rejected: unknown[] }>(base, writeKey, "POST", `/v1/datasets/${DATASET}/import`, body);
+			if (r.status !== 200 || r.json.rejected.length) throw new Error(`seeding versions: ${r.status} ${JSON.stringify(r.json).slice(0, 500)}`);
+			rows += r.json.imported + r.json.unchanged;
+		}
+	};
+	await Promise.all([worker(), worker()]);
+	return { rows, ms: performance.now() - t0 };
+}
+
+export async function createKey(base: URL, adminKey: string, name: string, scopes: string[], datasets: string[] = [DATASET]): Promise<string> {
+	const r = await api<{ key: string }>(base, adminKey, "POST", "/v1/keys", { name, scopes, datasets });
 	if (r.status !== 201) throw new Error(`create key: ${r.status} ${JSON.stringify(r.json)}`);
 	return r.json.key;
 }
@@ -95,8 +120,16 @@ export interface Seeded {
 	times: Float64Array;
 }
 
-/** Writes records 0..n-1 of the dataset straight into D1, in the format the consumer writes. */
-export async function seedD1(mf: Miniflare, n: number, bar: Progress, chunk = 1000): Promise<Seeded> {
+/**
+ * Writes records 0..n-1 of the dataset (by default the bench dataset, values makeValue(i)) straight
+ * into D1, in the format the consumer writes.
+ */
+export async function seedD1(
+	mf: Miniflare,
+	n: number,
+	bar: Progress,
+	{ dataset = DATASET, value = makeValue, chunk = 1000 }: { dataset?: string; value?: (i: number) => Record<string, unknown>; chunk?: number } = {},
+): Promise<Seeded> {
 	const db = await mf.getD1Database("DB");
 	const now = Date.now();
 	const r = rng(12345);
@@ -105,7 +138,7 @@ export async function seedD1(mf: Miniflare, n: number, bar: Progress, chunk = 10
 	const t0 = performance.now();
 	let bytes = 0;
 	let done = 0;
-	bar.start(n, "seeding D1");
+	bar.start(n, `seeding D1 (${dataset})`);
 	// Two statements in flight: Node builds the next chunk while D1 writes the previous one.
 	const inflight: Promise<unknown>[] = [];
 	for (let start = 0; start < n; start += chunk) {
@@ -113,14 +146,14 @@ export async function seedD1(mf: Miniflare, n: number, bar: Progress, chunk = 10
 		for (let i = start; i < Math.min(n, start + chunk); i++) {
 			// Event times within the last hour: fresh under the dataset's 1-day ttl.
 			times[i] = now - Math.floor(r() * 3_600_000);
-			rows.push({ k: keyOf(i), v: makeValue(i), t: times[i], i: `seed-${i}` });
+			rows.push({ k: keyOf(i), v: value(i), t: times[i], i: `seed-${i}` });
 		}
 		const json = JSON.stringify(rows);
 		bytes += json.length;
 		const count = rows.length;
 		inflight.push(
 			stmt
-				.bind(DATASET, now, json)
+				.bind(dataset, now, json)
 				.run()
 				.then(() => {
 					done += count;
@@ -131,7 +164,7 @@ export async function seedD1(mf: Miniflare, n: number, bar: Progress, chunk = 10
 	}
 	await Promise.all(inflight);
 	bar.stop();
-	const row = await db.prepare("SELECT count(*) AS n FROM records WHERE dataset = ?1").bind(DATASET).first<{ n: number }>();
+	const row = await db.prepare("SELECT count(*) AS n FROM records WHERE dataset = ?1").bind(dataset).first<{ n: number }>();
 	if (row?.n !== n) throw new Error(`seeded ${row?.n} records, expected ${n}`);
 	return { ms: performance.now() - t0, bytes, times };
 }
