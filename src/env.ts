@@ -21,6 +21,7 @@ export interface Env extends Omit<Cloudflare.Env, "EVENTS_QUEUE" | "KEY_RATE_LIM
 	REDIS_COOLDOWN_MS?: string;
 	REDIS_MAX_TTL_SECONDS?: string;
 	REDIS_MAX_LAG_SECONDS?: string;
+	CHANGE_POLL_MS?: string;
 	HEALTH_CACHE_MS?: string;
 }
 
@@ -43,6 +44,8 @@ const settingsSchema = z.object({
 	REDIS_COOLDOWN_MS: num(2000),
 	REDIS_MAX_TTL_SECONDS: z.coerce.number().int().positive().default(3600),
 	REDIS_MAX_LAG_SECONDS: num(1),
+	/** How often an isolate reads Redis's change counters to keep unchanged L0 copies fresh (0: never; src/serving/changes.ts). */
+	CHANGE_POLL_MS: num(1000),
 	/** How far ahead of the receiving clock an event_time may be. */
 	MAX_FUTURE_SKEW_SECONDS: num(300),
 	/** How long /healthz reuses one probe of the backends. */

@@ -17,7 +17,7 @@ export default {
 		// A fresh L0 hit of a plain record read skips the app (src/routes/fast-read.ts). Whatever the
 		// lane does not answer, including its own errors, the app answers as it always would.
 		try {
-			const lane = fastRecordRead(req, () => servicesFor(env));
+			const lane = fastRecordRead(req, () => servicesFor(env), ctx);
 			const res = lane && (await lane);
 			if (res) return res;
 		} catch (e) {

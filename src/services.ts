@@ -7,6 +7,7 @@ import { type Env, parseSettings, type Settings } from "./env";
 import { log } from "./observability/log";
 import { Registry } from "./registry/registry";
 import { CircuitBreaker } from "./serving/breaker";
+import { ChangeWatch } from "./serving/changes";
 import { D1Tier } from "./serving/d1-tier";
 import { KvTier } from "./serving/kv-tier";
 import { L0Cache } from "./serving/l0";
@@ -39,12 +40,6 @@ export function servicesFor(env: Env): Services {
 	const db = drizzle(env.DB);
 	const control = new ControlVersion(db, settings.CONTROL_CHECK_MS);
 	const stats = new TierStats();
-	const l0 = new L0Cache(
-		settings.L0_MAX_ENTRIES,
-		settings.L0_TTL_SECONDS * 1000,
-		(settings.L0_TTL_SECONDS + settings.L0_SWR_SECONDS) * 1000,
-		settings.NEGATIVE_TTL_SECONDS * 1000,
-	);
 	const redis =
 		env.UPSTASH_REDIS_REST_URL && env.UPSTASH_REDIS_REST_TOKEN
 			? new RedisTier(
@@ -57,6 +52,16 @@ export function servicesFor(env: Env): Services {
 				)
 			: null;
 	if (!redis) log.warn("hot tier off: UPSTASH_REDIS_REST_URL / UPSTASH_REDIS_REST_TOKEN not set");
+	// The change counters live in Redis next to the copies whose writes bump them.
+	const changes =
+		redis && settings.CHANGE_POLL_MS > 0 ? new ChangeWatch((datasets) => redis.readChanges(datasets), settings.CHANGE_POLL_MS, redis.maxLagMs) : undefined;
+	const l0 = new L0Cache(
+		settings.L0_MAX_ENTRIES,
+		settings.L0_TTL_SECONDS * 1000,
+		(settings.L0_TTL_SECONDS + settings.L0_SWR_SECONDS) * 1000,
+		settings.NEGATIVE_TTL_SECONDS * 1000,
+		changes,
+	);
 	const kv = new KvTier(env.RECORDS_KV, settings.KV_MAX_LAG_SECONDS * 1000);
 	const below: Record<Tier["name"], Tier | null> = { redis, kv, d1: new D1Tier(env.DB) };
 	const tiers = TIER_ORDER.flatMap((name) => (name === "l0" ? [] : below[name] ? [below[name]] : []));

@@ -170,7 +170,7 @@ async function refreshRedis(services: Services, targets: Target[], now: number, 
 	let failure: string | null = null;
 	if (redis.available()) {
 		try {
-			await redis.write(targets.map((t) => ({ ck: t.ck, rec: t.rec, ttlSeconds: specs.get(t.dataset)?.ttl_seconds })));
+			await redis.write(targets.map((t) => ({ ck: t.ck, rec: t.rec, ttlSeconds: specs.get(t.dataset)?.ttl_seconds, dataset: t.dataset })));
 			return;
 		} catch (e) {
 			services.stats.count("redis", "errors");

@@ -36,7 +36,8 @@ export async function rebuildPage(services: Services, page: RebuildPage, now = D
 		const ttl = (await services.registry.get(page.dataset))?.ttl_seconds;
 		await Promise.all([
 			...records.map((r, i) => env.RECORDS_KV.put(cks[i] as string, encodeRecord(r.rec), { expirationTtl: services.kv.fillTtlSeconds })),
-			services.redis?.write(records.map((r, i) => ({ ck: cks[i] as string, rec: r.rec, ttlSeconds: ttl }))),
+			// Counted as changes: a refill repairs copies an outage left behind, and L0 copies taken from them must reload.
+			services.redis?.write(records.map((r, i) => ({ ck: cks[i] as string, rec: r.rec, ttlSeconds: ttl, dataset: page.dataset }))),
 			// The search index too (revision-guarded); drop leaves it: it serves no values, only rankings.
 			indexDocs(
 				services,

@@ -44,7 +44,12 @@ function parsePlainRecordUrl(url: string): { name: string; key: string } | undef
  * Requests that are not plain record reads get undefined at once, without a promise or the
  * services, so the lane costs every other route one URL check.
  */
-export function fastRecordRead(req: Request, services: () => Services): Promise<Response | undefined> | undefined {
+export function fastRecordRead(
+	req: Request,
+	services: () => Services,
+	/** The request's context, for the change counters' background poll. */
+	ctx?: { waitUntil(p: Promise<unknown>): void },
+): Promise<Response | undefined> | undefined {
 	if (req.method !== "GET") return undefined;
 	const path = parsePlainRecordUrl(req.url);
 	if (!path) return undefined;
@@ -54,10 +59,15 @@ export function fastRecordRead(req: Request, services: () => Services): Promise<
 	if (!auth?.startsWith(BEARER) || headers.has("if-none-match") || headers.has("x-request-id")) return undefined;
 	const token = auth.slice(BEARER.length);
 	if (!token || /\s/.test(token)) return undefined;
-	return fromL0(path, token, services());
+	return fromL0(path, token, services(), ctx);
 }
 
-async function fromL0(path: { name: string; key: string }, token: string, services: Services): Promise<Response | undefined> {
+async function fromL0(
+	path: { name: string; key: string },
+	token: string,
+	services: Services,
+	ctx: { waitUntil(p: Promise<unknown>): void } | undefined,
+): Promise<Response | undefined> {
 	const principal = await services.keys.authenticate(token);
 	const now = Date.now();
 	// A key with a rate limit goes the long way, where its budget is counted and a 429 can be answered.
@@ -69,7 +79,10 @@ async function fromL0(path: { name: string; key: string }, token: string, servic
 	const start = performance.now();
 	// The lag an L0 copy may have, as lookupRecords sets it for a read without max_staleness.
 	const { maxLagMs } = readLimits(spec);
-	const hit = services.reader.l0.get(recordCacheKey(path.name, path.key), maxLagMs, now);
+	const l0 = services.reader.l0;
+	// Keeps the change counters coming while the lane serves, so copies are confirmed, not reloaded, when their fresh time runs out.
+	if (ctx) l0.changes?.poll(now, ctx);
+	const hit = l0.get(recordCacheKey(path.name, path.key), maxLagMs, now);
 	if (hit?.state !== "fresh") return undefined;
 	const view = viewRecord(path.key, hit.rec, spec, { ifStale: "serve" }, now);
 	if (view.status !== "present") return undefined;

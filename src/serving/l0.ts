@@ -6,8 +6,13 @@
  * Each entry carries its provenance: `syncedAt`, when its source was last known to match D1 (a
  * copy read from D1 at that moment, from KV up to KV's lag before). Its lag is counted from there,
  * not from when it entered L0, so a copy L0 took from KV is never served as fresher than KV's was.
+ *
+ * With change counters (src/serving/changes.ts), a copy past its fresh time whose key has not
+ * changed since is confirmed instead of reloaded: its times move to when the counters last
+ * vouched for it, and it is fresh again.
  */
 import type { CachedRecord } from "../storage/cached-record";
+import type { ChangeRef, ChangeWatch } from "./changes";
 import { LruCache } from "./lru";
 
 interface L0Entry {
@@ -16,6 +21,8 @@ interface L0Entry {
 	storedAt: number;
 	/** When the copy's source was last known to match D1. */
 	syncedAt: number;
+	/** Where the copy stood in its dataset's change counters, when a snapshot was taken before it was synced. */
+	ref?: ChangeRef;
 }
 
 export type L0Hit = { rec: CachedRecord; syncedAt: number; state: "fresh" | "revalidate" };
@@ -31,6 +38,8 @@ export class L0Cache {
 		readonly staleMs: number,
 		/** A not-found entry lives this long, so a burst of misses does not hammer the origin. */
 		readonly negativeMs: number,
+		/** Change counters that can confirm an unchanged copy; without them, copies only revalidate. */
+		readonly changes?: ChangeWatch,
 	) {
 		this.lru = new LruCache(maxEntries);
 	}
@@ -51,9 +60,18 @@ export class L0Cache {
 	get(ck: string, maxLagMs: number, now: number): L0Hit | undefined {
 		const e = this.lru.get(ck);
 		if (!e || maxLagMs <= 0) return undefined;
+		if (e.ref && now - e.storedAt > this.freshMs) this.confirm(e, e.ref);
 		const age = now - e.storedAt;
 		if (age > (e.rec.r === 0 ? this.negativeMs : this.staleMs) || now - e.syncedAt > maxLagMs) return undefined;
 		return { rec: e.rec, syncedAt: e.syncedAt, state: age <= this.freshMs || e.rec.r === 0 ? "fresh" : "revalidate" };
+	}
+
+	/** Moves a copy's times to when the counters last confirmed it unchanged, if that is later. */
+	private confirm(e: L0Entry, ref: ChangeRef): void {
+		const at = this.changes?.confirmedAt(ref);
+		if (at === undefined || at <= e.storedAt) return;
+		e.storedAt = at;
+		if (at > e.syncedAt) e.syncedAt = at;
 	}
 
 	/** The entry at any age: for serving a marked-stale copy when every other tier has failed. */
@@ -65,8 +83,9 @@ export class L0Cache {
 	/**
 	 * Stores a copy unless a newer revision is already held. The same revision again (a
 	 * revalidation) keeps the later of the two sync times: both copies matched D1 then.
+	 * `ref` is the copy's place in the change counters (ChangeWatch.refFor), if known.
 	 */
-	set(ck: string, rec: CachedRecord, now: number, syncedAt: number): void {
+	set(ck: string, rec: CachedRecord, now: number, syncedAt: number, ref?: ChangeRef): void {
 		const prev = this.lru.peek(ck);
 		if (prev && prev.rec.r > rec.r) return;
 		if (prev && prev.rec.r === rec.r) {
@@ -75,15 +94,17 @@ export class L0Cache {
 			// few seconds.
 			prev.storedAt = now;
 			prev.syncedAt = Math.max(prev.syncedAt, syncedAt);
+			if (ref) prev.ref = ref;
 			return;
 		}
-		this.lru.set(ck, { rec, storedAt: now, syncedAt });
+		this.lru.set(ck, { rec, storedAt: now, syncedAt, ref });
 	}
 
 	/**
 	 * Replaces a copy L0 already holds with D1's state as of `now` (the consumer after a commit).
 	 * Keys L0 does not hold are left out: an isolate that consumes thousands of events a second
-	 * would otherwise turn its whole L0 over to keys nobody reads here.
+	 * would otherwise turn its whole L0 over to keys nobody reads here. The held copy's counter
+	 * ref stays: every change counted before it is in the newer copy too.
 	 */
 	refreshHeld(ck: string, rec: CachedRecord, now: number): boolean {
 		const prev = this.lru.peek(ck);
@@ -93,7 +114,7 @@ export class L0Cache {
 			prev.syncedAt = now;
 			return true;
 		}
-		this.lru.set(ck, { rec, storedAt: now, syncedAt: now });
+		this.lru.set(ck, { rec, storedAt: now, syncedAt: now, ref: prev.ref });
 		return true;
 	}
 

@@ -69,6 +69,7 @@ export class TieredReader {
 	async lookup(refs: LookupRef[], ctx: ReadContext): Promise<Map<string, Resolved>> {
 		const now = Date.now();
 		const l0Start = performance.now();
+		this.l0.changes?.poll(now, ctx);
 		const out = new Map<string, Resolved>();
 		const pending: LookupRef[] = [];
 		const revalidate: LookupRef[] = [];
@@ -177,7 +178,8 @@ export class TieredReader {
 		}
 
 		if (answers.length) {
-			for (const a of answers) this.l0.set(a.ref.ck, a.rec, now, a.syncedAt);
+			const changes = this.l0.changes;
+			for (const a of answers) this.l0.set(a.ref.ck, a.rec, now, a.syncedAt, changes?.refFor(a.ref.dataset, a.ref.ck, a.syncedAt));
 			ctx.waitUntil(this.fillUpperTiers(answers));
 		}
 		return out;

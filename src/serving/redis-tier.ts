@@ -1,7 +1,8 @@
 /** L1: Upstash Redis. One GET or MGET per lookup, behind a circuit breaker; fills and write-through are version-guarded. */
 import { type CachedRecord, decodeRecord, encodeRecord } from "../storage/cached-record";
-import type { RedisStore } from "../storage/redis";
+import type { ChangeCounts, RedisStore } from "../storage/redis";
 import type { CircuitBreaker } from "./breaker";
+import { changeBucket, changeCounterKey } from "./changes";
 import type { FillEntry, Found, RecordRef, Tier } from "./tier";
 import { timeout } from "./timeout";
 
@@ -44,20 +45,30 @@ export class RedisTier implements Tier {
 	/**
 	 * Version-guarded writes of current copies; used by fills and by the consumer's write-through.
 	 * A copy lives its dataset's ttl_seconds (or, unknown, the cap), never past maxTtlSeconds.
+	 * Writes of changes (the consumer's after a D1 commit, refreshes, rebuilds) give `dataset` and
+	 * bump its change counters in the same script (src/serving/changes.ts); fills copy what a
+	 * lower tier already had and bump nothing.
 	 */
-	async write(entries: { ck: string; rec: CachedRecord; ttlSeconds?: number }[]): Promise<number> {
+	async write(entries: { ck: string; rec: CachedRecord; ttlSeconds?: number; dataset?: string }[]): Promise<number> {
 		if (!entries.length) return 0;
 		const writes = entries.map((e) => ({
 			key: e.ck,
 			rev: e.rec.r,
 			payload: encodeRecord(e.rec),
 			ttlSeconds: e.rec.r === 0 ? this.negativeTtlSeconds : Math.min(e.ttlSeconds ?? this.maxTtlSeconds, this.maxTtlSeconds),
+			change: e.dataset === undefined ? undefined : { counters: changeCounterKey(e.dataset), bucket: changeBucket(e.ck) },
 		}));
 		// Writes batch many scripts into one pipeline, so they get a longer bound than reads, and
 		// more with their size (2 ms per KB): a rebuild page of 400 records is ~0.5 MB.
 		let chars = 0;
 		for (const w of writes) chars += w.payload.length;
 		return this.guard(() => this.store.guardedSetMany(writes), this.timeoutMs * 20 + Math.ceil(chars / 512));
+	}
+
+	/** The change counters of these datasets (src/serving/changes.ts), through the breaker. */
+	async readChanges(datasets: readonly string[]): Promise<(ChangeCounts | null)[]> {
+		if (!this.breaker.allow()) throw new Error("redis: circuit breaker open");
+		return this.guard(() => this.store.readCounters(datasets.map(changeCounterKey)), this.timeoutMs);
 	}
 
 	/** Drops copies (a rebuild's drop mode). */

@@ -9,8 +9,17 @@ import { Redis } from "@upstash/redis/cloudflare";
  * older value can never overwrite a newer one whatever order writers arrive in.
  * Encoded records start with {"r":<rev>, which is what the pattern reads.
  * KEYS[1] = cache key; ARGV = rev, payload, ttl seconds.
+ *
+ * A write that carries a change (the consumer's, after a D1 commit) also names its dataset's change
+ * counters: KEYS[2] = the counter hash, ARGV[4] = the key's bucket, ARGV[5] = an epoch for a hash
+ * that does not exist yet. The bucket is bumped whether or not the copy lands: a reader's fill may
+ * have put this revision in Redis first, and the change must be counted all the same.
  */
 const GUARDED_SET = `
+if KEYS[2] then
+  redis.call('HSETNX', KEYS[2], 'epoch', ARGV[5])
+  redis.call('HINCRBY', KEYS[2], ARGV[4], 1)
+end
 local cur = redis.call('GET', KEYS[1])
 if cur then
   local r = tonumber(string.match(cur, '^{"r":(%d+)'))
@@ -55,6 +64,14 @@ export interface GuardedWrite {
 	rev: number;
 	payload: string;
 	ttlSeconds: number;
+	/** For a write that carries a change: the dataset's counter hash and the key's bucket in it. */
+	change?: { counters: string; bucket: number };
+}
+
+/** A dataset's change counters as read: the hash's epoch and each bucket's count (absent = 0). */
+export interface ChangeCounts {
+	epoch: string;
+	counts: Map<number, number>;
 }
 
 export class RedisStore {
@@ -100,10 +117,17 @@ export class RedisStore {
 
 	private async runGuarded(sha: string, writes: GuardedWrite[]): Promise<number> {
 		const chunks = chunkWrites(writes);
+		// The epoch a counter hash gets if one of these writes creates it: new for every call, so a
+		// hash that was flushed or evicted and then recreated never repeats an epoch and its counts.
+		const epoch = crypto.randomUUID();
 		const written = await Promise.all(
 			chunks.map(async (chunk) => {
 				const p = this.redis.pipeline();
-				for (const w of chunk) p.evalsha(sha, [w.key], [String(w.rev), w.payload, String(Math.max(1, Math.ceil(w.ttlSeconds)))]);
+				for (const w of chunk) {
+					const ttl = String(Math.max(1, Math.ceil(w.ttlSeconds)));
+					if (w.change) p.evalsha(sha, [w.key, w.change.counters], [String(w.rev), w.payload, ttl, String(w.change.bucket), epoch]);
+					else p.evalsha(sha, [w.key], [String(w.rev), w.payload, ttl]);
+				}
 				const results = (await p.exec()) as unknown[];
 				return results.filter((r) => Number(r) === 1).length;
 			}),
@@ -118,7 +142,39 @@ export class RedisStore {
 		return n;
 	}
 
+	/**
+	 * The change counters of each hash, in one pipeline. A hash that does not exist yet is created
+	 * with a new epoch first, so counts read now and later compare under one epoch even when no
+	 * change has been counted (data loaded before counters existed). Null when the hash vanished
+	 * between the two commands.
+	 */
+	async readCounters(hashes: readonly string[]): Promise<(ChangeCounts | null)[]> {
+		if (!hashes.length) return [];
+		const epoch = crypto.randomUUID();
+		const p = this.redis.pipeline();
+		for (const h of hashes) {
+			p.hsetnx(h, "epoch", epoch);
+			p.hgetall(h);
+		}
+		const results = (await p.exec()) as unknown[];
+		return hashes.map((_, i) => parseCounters(results[2 * i + 1]));
+	}
+
 	async ping(): Promise<void> {
 		await this.redis.ping();
 	}
+}
+
+/** HGETALL's answer (a flat array, or the client's object) as counters; null without an epoch. */
+function parseCounters(raw: unknown): ChangeCounts | null {
+	const entries: [string, unknown][] = [];
+	if (Array.isArray(raw)) for (let i = 0; i + 1 < raw.length; i += 2) entries.push([String(raw[i]), raw[i + 1]]);
+	else if (raw && typeof raw === "object") entries.push(...Object.entries(raw));
+	let epoch: string | undefined;
+	const counts = new Map<number, number>();
+	for (const [field, value] of entries) {
+		if (field === "epoch") epoch = String(value);
+		else counts.set(Number(field), Number(value));
+	}
+	return epoch === undefined ? null : { epoch, counts };
 }

@@ -3,6 +3,7 @@ import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { ServerTiming } from "../../src/observability/timing";
 import { CircuitBreaker } from "../../src/serving/breaker";
+import { changeBucket } from "../../src/serving/changes";
 import { D1Tier } from "../../src/serving/d1-tier";
 import { KvTier } from "../../src/serving/kv-tier";
 import { L0Cache } from "../../src/serving/l0";
@@ -153,6 +154,34 @@ describe("Redis tier", () => {
 		expect((await reader.lookup([ref(ds, "ghost")], ctx())).get(recordCacheKey(ds, "ghost"))).toMatchObject({ tier: "redis", rec: { v: { x: "now here" } } });
 	});
 
+	it("counts changes in the dataset's counters: every write of a change once, landed or refused; fills never", async () => {
+		const ds = unique("chg");
+		const tier = redisTier();
+		const ck = recordCacheKey(ds, "k");
+		// The first read creates the hash with an epoch and no counts; a fill counts nothing.
+		const [first] = await tier.readChanges([ds]);
+		expect(first?.epoch).toMatch(/^[0-9a-f-]{36}$/);
+		expect(first?.counts.size).toBe(0);
+		await tier.fill([{ ref: ref(ds, "k"), rec: rec(1), ttlSeconds: 60 }]);
+		expect(await tier.readChanges([ds])).toEqual([first]);
+		expect(await tier.write([{ ck, rec: rec(2), ttlSeconds: 60, dataset: ds }])).toBe(1);
+		// Refused by the version guard (a reader's fill may have put this revision there first): counted all the same.
+		expect(await tier.write([{ ck, rec: rec(2), ttlSeconds: 60, dataset: ds }])).toBe(0);
+		const [counters] = await tier.readChanges([ds]);
+		expect(counters?.epoch).toBe(first?.epoch);
+		expect(counters?.counts.get(changeBucket(ck))).toBe(2);
+		expect([...(counters?.counts.values() ?? [])].reduce((a, b) => a + b, 0)).toBe(2);
+		// The epoch is the hash's: a later writer bumps under the same one.
+		await redisTier().write([{ ck: recordCacheKey(ds, "other"), rec: rec(1), ttlSeconds: 60, dataset: ds }]);
+		expect((await tier.readChanges([ds]))[0]?.epoch).toBe(first?.epoch);
+		// A hash that was lost (flushed, evicted) comes back under a new epoch, whoever makes it first.
+		await store().deleteMany([`c:${ds}`]);
+		await tier.write([{ ck, rec: rec(3), ttlSeconds: 60, dataset: ds }]);
+		const [again] = await tier.readChanges([ds]);
+		expect(again?.epoch).not.toBe(first?.epoch);
+		expect(again?.counts.get(changeBucket(ck))).toBe(1);
+	});
+
 	it("clears a negative entry through the real ingest path", async () => {
 		const ds = unique("neg");
 		const admin = { authorization: "Bearer test-admin-key", "content-type": "application/json" };
@@ -181,6 +210,9 @@ describe("Redis tier", () => {
 			{ what: "the record in Redis" },
 		);
 		expect(inRedis).toMatchObject({ v: { x: 7 } });
+		// The consumer's write-through counted the change, so L0 copies of this key elsewhere reload.
+		const [counters] = await redisTier().readChanges([ds]);
+		expect(counters?.counts.get(changeBucket(recordCacheKey(ds, "k")))).toBe(1);
 	});
 });
 
