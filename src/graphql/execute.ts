@@ -6,18 +6,22 @@
 import {
 	type DocumentNode,
 	execute,
+	type FieldNode,
 	type FragmentDefinitionNode,
 	GraphQLError,
 	type GraphQLFormattedError,
 	type GraphQLSchema,
 	getOperationAST,
 	Kind,
+	type OperationDefinitionNode,
 	parse,
+	type TypeNode,
 	validate,
 } from "graphql";
 import { formatError, type GraphqlErrorCode, requestError } from "./errors";
 import { costProblem, MAX_COMMENTS, MAX_TOKENS, operationCost, tooComplex, validationRules } from "./limits";
-import type { GraphqlContext } from "./schema";
+import { isPlainOperation, recordPlan } from "./render";
+import { type GraphqlContext, renderingSchema } from "./schema";
 
 export interface GraphqlParams {
 	query: string;
@@ -55,6 +59,9 @@ function parseDocument(query: string): DocumentNode | GraphQLError {
 	try {
 		return parse(query, { maxLexicalTokens: MAX_TOKENS, maxComments: MAX_COMMENTS });
 	} catch (e) {
+		// graphql's parser descends once per nested list or object literal: a few thousand levels
+		// (well within MAX_TOKENS) overflow the stack. Nothing is half-done: a request error.
+		if (e instanceof RangeError) return tooComplex(`the document nests too deeply: ${e.message}. Lists and objects nest at most a few hundred levels.`);
 		if (!(e instanceof GraphQLError)) throw e;
 		// graphql's own limits end with this; the message says which limit.
 		if (/Parsing aborted\.$/.test(e.message)) {
@@ -74,7 +81,49 @@ function operationProblem(document: DocumentNode, name: string | null): GraphQLE
 	return requestError("OPERATION_RESOLUTION_FAILURE", `the document holds ${ops.length} operations: name the one to run with operationName`);
 }
 
-export async function runGraphql(schema: GraphQLSchema, params: GraphqlParams, method: "GET" | "POST", context: GraphqlContext): Promise<GraphqlOutcome> {
+const renderable = new WeakMap<OperationDefinitionNode, boolean>();
+
+/** The name of a variable's type (`[String!]!` -> `String`). */
+const namedType = (t: TypeNode): string => (t.kind === Kind.NAMED_TYPE ? t.name.value : namedType(t.type));
+
+/**
+ * Whether the operation may run against the rendering schema: it is plain (render.ts), every
+ * records field's selection has a plan, and every variable's type is the very same type there
+ * (graphql coerces variables against the schema it executes with; by construction they are, this
+ * only makes sure). Cached per operation node: documents are cached per schema.
+ */
+function renders(schema: GraphQLSchema, operation: OperationDefinitionNode, fragments: ReadonlyMap<string, FragmentDefinitionNode>): boolean {
+	let ok = renderable.get(operation);
+	if (ok === undefined) {
+		const twin = renderingSchema(schema);
+		ok =
+			twin !== undefined &&
+			isPlainOperation(operation, fragments) &&
+			(operation.variableDefinitions ?? []).every((d) => {
+				const name = namedType(d.type);
+				return twin.schema.getType(name) === schema.getType(name);
+			}) &&
+			operation.selectionSet.selections.every((sel) => {
+				const types = sel.kind === Kind.FIELD ? twin.records.get(sel.name.value) : undefined;
+				return !types || recordPlan(sel as FieldNode, types.recordType, types.valueType) !== null;
+			});
+		renderable.set(operation, ok);
+	}
+	return ok;
+}
+
+/** `render: false` runs every operation the plain graphql-js way: the reference the differential tests compare the rendering path with. */
+export interface RunOptions {
+	render?: boolean;
+}
+
+export async function runGraphql(
+	schema: GraphQLSchema,
+	params: GraphqlParams,
+	method: "GET" | "POST",
+	context: GraphqlContext,
+	options: RunOptions = {},
+): Promise<GraphqlOutcome> {
 	let cache = documents.get(schema);
 	if (!cache) {
 		cache = new Map();
@@ -114,7 +163,17 @@ export async function runGraphql(schema: GraphQLSchema, params: GraphqlParams, m
 	const tooMuch = costProblem(operationCost(schema, operation, fragments, params.variables));
 	if (tooMuch) return failed([tooMuch], "TOO_COMPLEX");
 
-	const result = await execute({ schema, document, operationName: params.operationName, variableValues: params.variables, contextValue: context });
+	// An operation whose records fields select plain fields runs against the rendering schema, which
+	// writes their records as JSON text at once (src/graphql/render.ts); any other against the schema
+	// itself. The response is the same either way (test/worker/graphql-render*.test.ts hold it to that).
+	const rendering = options.render !== false && renders(schema, operation, fragments) ? renderingSchema(schema)?.schema : undefined;
+	const result = await execute({
+		schema: rendering ?? schema,
+		document,
+		operationName: params.operationName,
+		variableValues: params.variables,
+		contextValue: context,
+	});
 	// No data: the variables did not coerce, so nothing ran.
 	if (!("data" in result)) return failed(result.errors ?? [], "BAD_USER_INPUT");
 	const body: GraphqlBody = { data: result.data ?? null };

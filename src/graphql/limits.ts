@@ -18,6 +18,7 @@ import {
 	type ValidationRule,
 	type ValueNode,
 } from "graphql";
+import { DEFAULT_LIMIT as DEFAULT_HITS, MAX_LIMIT as MAX_HITS } from "../search/search";
 import { MAX_LOOKUP_KEYS } from "../serving/lookup";
 import { DEFAULT_VERSIONS, rootKind } from "./schema";
 
@@ -64,8 +65,9 @@ export interface Cost {
 
 /**
  * What an operation costs, from its document and variables. A records field costs its number of
- * keys times the fields selected under it (itself included), a history field its page size times
- * the same, an introspection field INTROSPECTION_COST, and any other field 1 plus its selections.
+ * keys times the fields selected under it (itself included), a history or search field its page
+ * size times the same (a search page counts its hits as keys), an introspection field
+ * INTROSPECTION_COST, and any other field 1 plus its selections.
  * Fragments count at every use. This is an upper bound: fields under @skip count too.
  */
 export function operationCost(
@@ -136,7 +138,12 @@ export function operationCost(
 					const keys = listLength(arg("keys"));
 					c = { cost: keys * below, keys };
 				} else if (kind === "history") c = { cost: intArg(arg("limit"), DEFAULT_VERSIONS) * below, keys: 0 };
-				else if (name === "__schema" || name === "__type") c = { cost: INTROSPECTION_COST + below, keys: 0 };
+				// A page of hits is a read of that many keys. A limit past MAX_HITS is refused by search itself
+				// (BAD_USER_INPUT naming /limit, as REST's 400 does), so it costs what the largest page would.
+				else if (kind === "search") {
+					const hits = Math.min(intArg(arg("limit"), DEFAULT_HITS), MAX_HITS);
+					c = { cost: hits * below, keys: hits };
+				} else if (name === "__schema" || name === "__type") c = { cost: INTROSPECTION_COST + below, keys: 0 };
 				else c = { cost: below, keys: 0 };
 			}
 			total.cost += c.cost;

@@ -13,7 +13,7 @@
 /** The types each dataset gets, by suffix on its stem. `Search*` are held for search (another issue), so adding it renames nothing. */
 export const TYPE_SUFFIXES = ["", "Record", "History", "Version", "SearchResult", "SearchHit"] as const;
 
-/** Names the schema itself uses, or GraphQL's own. */
+/** Names the schema itself uses, or GraphQL's own. (`SearchVector`, search's input type, came with search: a dataset named `search_vector` has had `SearchVector_2` types since.) */
 export const RESERVED_TYPE_NAMES: ReadonlySet<string> = new Set([
 	"String",
 	"Int",
@@ -29,6 +29,7 @@ export const RESERVED_TYPE_NAMES: ReadonlySet<string> = new Set([
 	"RecordStatus",
 	"IfStale",
 	"EventOp",
+	"SearchVector",
 ]);
 
 export interface DatasetNames {

@@ -6,6 +6,7 @@
  * to some datasets sees only those.
  */
 import {
+	type FieldNode,
 	GraphQLBoolean,
 	GraphQLEnumType,
 	type GraphQLFieldConfig,
@@ -16,6 +17,7 @@ import {
 	GraphQLNonNull,
 	GraphQLObjectType,
 	type GraphQLOutputType,
+	GraphQLScalarType,
 	GraphQLSchema,
 	GraphQLString,
 } from "graphql";
@@ -25,27 +27,54 @@ import { HotpathError } from "../errors";
 import { assertWithinHistory } from "../history/as-of";
 import { MAX_VERSIONS } from "../history/versions";
 import { type DatasetSpec, describeType, type FieldSpec } from "../registry/spec";
+import type { Services } from "../services";
 import { decodeCursor, encodeCursor } from "../serving/cursor";
 import type { IfStale } from "../serving/freshness";
 import { checkFields, keyProblem, parseMaxStaleness, parseTimeParam } from "../serving/params";
 import type { ReadBatch, RecordRead } from "./batch";
 import { assignNames, type DatasetNames } from "./names";
+import { RawJson, recordPlan, renderRecords } from "./render";
 import { JsonScalar, SafeIntScalar, VectorScalar } from "./scalars";
+import { searchField } from "./search";
 
-/** What every resolver gets: the operation's batched reads. */
+/** What every resolver gets: the operation's batched reads, and the services (search reads its own index; without them, search fields answer UNAVAILABLE). */
 export interface GraphqlContext {
 	batch: ReadBatch;
+	services?: Services;
 }
 
 /** Versions per history page when `limit` is not given (as in REST). */
 export const DEFAULT_VERSIONS = 100;
 
-/** How a root field costs: records by the number of keys, history by its page size (src/graphql/limits.ts). */
-export type RootKind = "records" | "history";
+/** How a root field costs: records by the number of keys, history and search by their page size (src/graphql/limits.ts). */
+export type RootKind = "records" | "history" | "search";
 const rootKinds = new WeakMap<GraphQLSchema, ReadonlyMap<string, RootKind>>();
 
 /** The kind of a root field of `schema`, if it reads data. */
 export const rootKind = (schema: GraphQLSchema, field: string): RootKind | undefined => rootKinds.get(schema)?.get(field);
+
+/** The type names a records root field answers with: its record type, and its value type (null when the value is plain JSON). */
+export interface RecordsTypes {
+	recordType: string;
+	valueType: string | null;
+}
+
+/**
+ * Per schema: the same root fields, except that each records field is a leaf whose resolver
+ * writes the records' JSON itself (src/graphql/render.ts), and the types of its records fields.
+ * Operations whose records fields select plain fields are executed against it (src/graphql/execute.ts);
+ * it is never validated against or introspected.
+ */
+const executionSchemas = new WeakMap<GraphQLSchema, { schema: GraphQLSchema; records: ReadonlyMap<string, RecordsTypes> }>();
+
+/** The rendering twin of `schema` (see executionSchemas). */
+export const renderingSchema = (schema: GraphQLSchema) => executionSchemas.get(schema);
+
+/** A records field's answer already written as JSON text: passed through to the response writer. */
+const RecordsJsonScalar = new GraphQLScalarType<RawJson, RawJson>({
+	name: "_RecordsJson",
+	serialize: (v) => v as RawJson,
+});
 
 const RecordStatusEnum = new GraphQLEnumType({
 	name: "RecordStatus",
@@ -155,15 +184,26 @@ async function historyPage(spec: DatasetSpec, args: HistoryArgs, ctx: GraphqlCon
 	};
 }
 
-/** A dataset's types and root fields. */
-function datasetFields(spec: DatasetSpec, names: DatasetNames): GraphQLFieldConfigMap<unknown, GraphqlContext> {
+/** A dataset's types and root fields, and its records field as the rendering schema has it. */
+function datasetFields(
+	spec: DatasetSpec,
+	names: DatasetNames,
+): { fields: GraphQLFieldConfigMap<unknown, GraphqlContext>; rendered: GraphQLFieldConfig<unknown, GraphqlContext, RecordsArgs>; types: RecordsTypes } {
 	const fieldEntries = Object.entries(spec.fields);
 	// A type needs a field: the value of a dataset without fields is plain JSON (always {}).
 	const valueType: GraphQLOutputType = fieldEntries.length
 		? new GraphQLObjectType({
 				name: names.value,
 				description: spec.description ?? `A value of dataset ${spec.name} (entity key: ${spec.key})`,
-				fields: Object.fromEntries(fieldEntries.map(([name, f]) => [name, { type: fieldType(f), description: describeType(f) }])),
+				// Own properties only: graphql's default resolver reads `value[name]` through the prototype, so a
+				// field named `constructor` or `toString` that a value lacks would come out as Object's method
+				// (called!) instead of null. (render.ts writes values by the same rule.)
+				fields: Object.fromEntries(
+					fieldEntries.map(([name, f]) => [
+						name,
+						{ type: fieldType(f), description: describeType(f), resolve: (v: Record<string, unknown>) => (Object.hasOwn(v, name) ? v[name] : null) },
+					]),
+				),
 			})
 		: JsonScalar;
 	const recordType = new GraphQLObjectType({
@@ -218,8 +258,25 @@ function datasetFields(spec: DatasetSpec, names: DatasetNames): GraphQLFieldConf
 		},
 		resolve: (_src, args, ctx) => historyPage(spec, args, ctx),
 	};
-	// Searchable datasets will add `names.searchField` here (its name is held already).
-	return { [names.recordsField]: records, [names.historyField]: history } as GraphQLFieldConfigMap<unknown, GraphqlContext>;
+	const types: RecordsTypes = { recordType: names.record, valueType: fieldEntries.length ? names.value : null };
+	const rendered: GraphQLFieldConfig<unknown, GraphqlContext, RecordsArgs> = {
+		...records,
+		type: nonNull(RecordsJsonScalar),
+		// Not async: bad arguments throw here, synchronously, as the records field's own resolver does,
+		// so graphql-js reports them at the same moment (and so with the same errors) on either schema.
+		resolve: (_src, args, ctx, info) => {
+			const plan = recordPlan(info.fieldNodes[0] as FieldNode, types.recordType, types.valueType);
+			// execute.ts runs an operation against the rendering schema only when every plan exists.
+			if (!plan || info.fieldNodes.length !== 1) throw new Error("a records field with a selection the rendering schema cannot write");
+			return ctx.batch.records(recordRead(spec, args)).then((views) => new RawJson(renderRecords(views, plan)));
+		},
+	};
+	const search = spec.search ? { [names.searchField]: searchField(spec, names, valueType, { status: RecordStatusEnum, ifStale: IfStaleEnum }) } : {};
+	return {
+		fields: { [names.recordsField]: records, [names.historyField]: history, ...search } as GraphQLFieldConfigMap<unknown, GraphqlContext>,
+		rendered,
+		types,
+	};
 }
 
 /** The schema of `specs`. */
@@ -234,17 +291,29 @@ export function buildSchema(specs: readonly DatasetSpec[]): GraphQLSchema {
 			resolve: () => specs.map((s) => s.name),
 		},
 	};
+	const renderedFields: GraphQLFieldConfigMap<unknown, GraphqlContext> = { ...fields };
+	const records = new Map<string, RecordsTypes>();
 	for (const spec of specs) {
 		const n = names.get(spec.name) as DatasetNames;
-		Object.assign(fields, datasetFields(spec, n));
+		const d = datasetFields(spec, n);
+		Object.assign(fields, d.fields);
+		Object.assign(renderedFields, d.fields, { [n.recordsField]: d.rendered });
+		records.set(n.recordsField, d.types);
 		kinds.set(n.recordsField, "records");
 		kinds.set(n.historyField, "history");
+		if (spec.search) kinds.set(n.searchField, "search");
 	}
 	const schema = new GraphQLSchema({
 		query: new GraphQLObjectType({ name: "Query", fields }),
 		types: [SafeIntScalar, JsonScalar, VectorScalar],
 	});
 	rootKinds.set(schema, kinds);
+	// The same types by name (variables are coerced against it), so it shares every type but Query's records fields.
+	const rendering = new GraphQLSchema({
+		query: new GraphQLObjectType({ name: "Query", fields: renderedFields }),
+		types: [SafeIntScalar, JsonScalar, VectorScalar, IfStaleEnum],
+	});
+	executionSchemas.set(schema, { schema: rendering, records });
 	return schema;
 }
 

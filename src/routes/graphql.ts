@@ -16,6 +16,7 @@ import { requestError } from "../graphql/errors";
 import { type GraphqlBody, type GraphqlOutcome, type GraphqlParams, runGraphql } from "../graphql/execute";
 import { GRAPHIQL_HTML } from "../graphql/graphiql";
 import { MAX_COST, MAX_DEPTH, MAX_KEYS, MAX_TOKENS } from "../graphql/limits";
+import { responseJson } from "../graphql/render";
 import { schemaFor } from "../graphql/schema";
 import { TIER_ORDER } from "../serving/tier";
 import { bearer, mount, newRouter, problems } from "./openapi";
@@ -61,7 +62,7 @@ const graphqlResponses = (extra: Record<number, { description: string; content?:
 	...problems("forbidden"),
 });
 
-const limitsText = `Limits: ${MAX_TOKENS} tokens, depth ${MAX_DEPTH}, ${MAX_KEYS} keys and a cost of ${MAX_COST} per operation (a records field costs its keys times the fields selected under it): past one, an error with extensions.code TOO_COMPLEX.`;
+const limitsText = `Limits: ${MAX_TOKENS} tokens, depth ${MAX_DEPTH}, ${MAX_KEYS} keys and a cost of ${MAX_COST} per operation (a records field costs its keys times the fields selected under it, a search field its page size times the same, its hits counting as keys): past one, an error with extensions.code TOO_COMPLEX.`;
 
 const badRequest = (message: string): GraphqlOutcome => ({ kind: "request_error", body: { errors: [requestError("BAD_REQUEST", message).toJSON()] } });
 
@@ -89,7 +90,7 @@ async function respond(c: Context<AppEnv>, params: GraphqlParams | string, metho
 	const schema = schemaFor(await services.registry.all(), c.get("principal"));
 	const ctx = readContext(c);
 	const batch = new ReadBatch(services.reader, c.env.DB, ctx);
-	const outcome = await runGraphql(schema, params, method, { batch });
+	const outcome = await runGraphql(schema, params, method, { batch, services });
 
 	if (batch.tiers.size) headers["x-hotpath-tier"] = TIER_ORDER.filter((t) => batch.tiers.has(t)).join(",");
 	if (ctx.timing.header) headers["server-timing"] = ctx.timing.header;
@@ -103,8 +104,8 @@ async function respond(c: Context<AppEnv>, params: GraphqlParams | string, metho
 	return c.body(jsonBody(outcome.body), status as 200, headers);
 }
 
-/** The body as JSON text; `data` first, as the spec's examples have it. */
-const jsonBody = (body: GraphqlBody) => JSON.stringify("data" in body ? { data: body.data, ...(body.errors ? { errors: body.errors } : {}) } : body);
+/** The body as JSON text; `data` first, as the spec's examples have it (records fields already written as JSON are spliced in). */
+const jsonBody = (body: GraphqlBody) => responseJson(body);
 
 mount(
 	graphqlRoutes,
@@ -112,7 +113,7 @@ mount(
 		method: "post",
 		path: "/",
 		summary: "Run a GraphQL query",
-		description: `Body: {query, variables?, operationName?} (JSON, at most ${BODY_LIMITS.lookup / (1024 * 1024)} MiB: 413 before parsing). The schema is generated from the registry: per dataset, a field reading records by key (item_scores(keys, fields, max_staleness, if_stale, as_of)) and one reading a key's history (item_scores_history); a key limited to datasets sees only those. Every records field of an operation is read in one pass through the tiers. ${limitsText}`,
+		description: `Body: {query, variables?, operationName?} (JSON, at most ${BODY_LIMITS.lookup / (1024 * 1024)} MiB: 413 before parsing). The schema is generated from the registry: per dataset, a field reading records by key (item_scores(keys, fields, max_staleness, if_stale, as_of)) and one reading a key's history (item_scores_history), and for a searchable dataset item_scores_search(q, filter, sort, vector, limit, cursor, fields, highlight, max_staleness, if_stale), answered as POST /v1/datasets/:name/search answers; a key limited to datasets sees only those. Every records field of an operation is read in one pass through the tiers. ${limitsText}`,
 		tags: ["graphql"],
 		security: bearer,
 		request: {
