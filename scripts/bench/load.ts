@@ -49,6 +49,10 @@ export interface Job {
 	amount?: number;
 	/** Pace to this many requests per second over all connections (open loop). */
 	rate?: number;
+	/** Warm-up of this many requests (before the timed warm-up, if any). */
+	warmupRequests?: number;
+	/** A Server-Timing metric whose dur is collected from every 2xx response (e.g. "search": the ranking's time). */
+	serverTiming?: string;
 	/** Freshness probes run alongside the measured window (events jobs). */
 	probes?: { loops: number; prefix: string; pollMs: number; timeoutMs: number; readToken: string };
 }
@@ -76,6 +80,8 @@ export interface LoadResult {
 	cpuShare: number;
 	freshness?: { samples: number[]; timeouts: number };
 	bytesPerResponse: number;
+	/** Job.serverTiming: percentiles of that metric's dur over the window, and how many responses had it. */
+	serverTiming?: { name: string; n: number; p50: number; p99: number; mean: number };
 }
 
 function makeRequest(job: Job): { request: autocannon.Request; state: { used: number; exhausted: boolean; stop: () => void } } {
@@ -180,8 +186,8 @@ function makeRequest(job: Job): { request: autocannon.Request; state: { used: nu
 			};
 		}
 		case "search": {
-			// 512 bodies, built once: the queries repeat every 512 requests, so their hits warm the tiers as a real mix would.
-			const bodies = searchBodies(g.variant, 512, g.seed, g.vectors);
+			// Sent round-robin; the warm-up sends each once (Job.warmupRequests), so the hits' values are warm.
+			const bodies = searchBodies(g.variant, g.seed, g.vectors);
 			return {
 				request: {
 					method: "POST",
@@ -258,6 +264,22 @@ interface Collected {
 	accepted: number;
 	firstErrorBodies: string[];
 	bytes: number;
+	/** Job.serverTiming's dur per 2xx response that carried it. */
+	timings: number[];
+}
+
+/** The dur of metric `name` in a Server-Timing header ("search;dur=12.3, lookup;dur=1.0"), or null. */
+function timingOf(header: string | string[] | undefined, name: string): number | null {
+	if (header === undefined) return null;
+	for (const part of String(header).split(",")) {
+		const [metric, ...params] = part.trim().split(";");
+		if (metric !== name) continue;
+		for (const p of params) {
+			const [k, v] = p.trim().split("=");
+			if (k === "dur" && v !== undefined && Number.isFinite(Number(v))) return Number(v);
+		}
+	}
+	return null;
 }
 
 function runCannon(
@@ -267,7 +289,7 @@ function runCannon(
 	durationS: number,
 	amount?: number,
 ): Promise<{ result: autocannon.Result; c: Collected; startedAt: number; endedAt: number }> {
-	const c: Collected = { latencies: [], tiers: {}, non2xx: {}, accepted: 0, firstErrorBodies: [], bytes: 0 };
+	const c: Collected = { latencies: [], tiers: {}, non2xx: {}, accepted: 0, firstErrorBodies: [], bytes: 0, timings: [] };
 	const counted = job.gen.kind === "events" || job.gen.kind === "facts" || job.gen.kind === "import";
 	const req: autocannon.Request = {
 		...request,
@@ -277,6 +299,10 @@ function runCannon(
 				const key = t === undefined ? "-" : String(t);
 				c.tiers[key] = (c.tiers[key] ?? 0) + 1;
 				if (counted) c.accepted += acceptedOf(body);
+				if (job.serverTiming) {
+					const dur = timingOf(headers["server-timing"] ?? headers["Server-Timing"], job.serverTiming);
+					if (dur !== null) c.timings.push(dur);
+				}
 			} else {
 				c.non2xx[status] = (c.non2xx[status] ?? 0) + 1;
 				if (c.firstErrorBodies.length < 3) c.firstErrorBodies.push(`${status} ${String(body).slice(0, 2000)}`);
@@ -321,7 +347,7 @@ function runPaced(
 	amount: number,
 	rate: number,
 ): Promise<{ result: autocannon.Result; c: Collected; startedAt: number; endedAt: number }> {
-	const c: Collected = { latencies: [], tiers: {}, non2xx: {}, accepted: 0, firstErrorBodies: [], bytes: 0 };
+	const c: Collected = { latencies: [], tiers: {}, non2xx: {}, accepted: 0, firstErrorBodies: [], bytes: 0, timings: [] };
 	const agent = new http.Agent({ keepAlive: true, maxSockets: job.connections });
 	const url = new URL(request.path ?? "/", job.url);
 	let errors = 0;
@@ -412,6 +438,7 @@ async function probeLoop(job: Job, loop: number, until: () => boolean, out: { sa
 
 async function run(job: Job, waitGo: () => Promise<void>, warmed: () => void): Promise<LoadResult> {
 	const { request, state } = makeRequest(job);
+	if (job.warmupRequests) await runCannon(job, request, state, 0, job.warmupRequests);
 	if (job.warmupS > 0) await runCannon(job, request, state, job.warmupS);
 	const usedBefore = state.used;
 	warmed();
@@ -460,7 +487,13 @@ async function run(job: Job, waitGo: () => Promise<void>, warmed: () => void): P
 		cpuShare: cpuMs / (elapsedS * 1000),
 		freshness: job.probes ? fresh : undefined,
 		bytesPerResponse: ok ? c.bytes / ok : 0,
+		...(job.serverTiming ? { serverTiming: serverTimingSummary(job.serverTiming, c.timings) } : {}),
 	};
+}
+
+function serverTimingSummary(name: string, xs: number[]): NonNullable<LoadResult["serverTiming"]> {
+	const [p50, p99] = percentiles(xs, [50, 99]);
+	return { name, n: xs.length, p50: p50 as number, p99: p99 as number, mean: xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : Number.NaN };
 }
 
 if (process.send) {

@@ -14,7 +14,7 @@
 // so batch sizes compare on the same (warm) tiers rather than on how many cold keys a batch drags in.
 // Every response's X-Hotpath-Tier is counted, so the table shows which tier really answered.
 import type { Gen } from "./load.ts";
-import { SEARCH_DATASET, SEARCH_SCENARIOS, SEARCH_SELECTORS } from "./search-data.ts";
+import { RANKING_CACHE, SEARCH_DATASET, SEARCH_SCENARIOS, SEARCH_SELECTORS, searchBodies } from "./search-data.ts";
 import { AGG_DATASET } from "./time-data.ts";
 
 export interface Layout {
@@ -127,6 +127,10 @@ export interface ReadScenario {
 	targetP99Ms?: number;
 	/** The row its ratio columns compare with, when not baseline-hello (a baseline at the same connections). */
 	ratioBase?: string;
+	/** A warm-up of this many requests before the timed one (search: each distinct query once). */
+	warmupRequests?: number;
+	/** A Server-Timing metric to collect from the responses (search: "search", the ranking's time). */
+	serverTiming?: string;
 }
 
 /** The search scenarios' setting, once their dataset is indexed. */
@@ -224,9 +228,12 @@ function searchScenarios(search: SearchSetup | undefined, t: Timing, baselinePat
 			connections: c,
 			note: `GET ${baselinePath} at the search scenarios' ${c} connection(s): the harness's latency at that load`,
 		},
-		...SEARCH_SCENARIOS.map(
-			(s, i): ReadScenario => ({
+		...SEARCH_SCENARIOS.map((s, i): ReadScenario => {
+			const distinct = searchBodies(s.variant, 6100 + i, search.vectors).length;
+			return {
 				name: s.name,
+				warmupRequests: distinct,
+				serverTiming: "search",
 				groups: s.groups,
 				gen: { kind: "search", dataset: SEARCH_DATASET, variant: s.variant, seed: 6100 + i, vectors: search.vectors },
 				keysPerRequest: 10,
@@ -235,9 +242,9 @@ function searchScenarios(search: SearchSetup | undefined, t: Timing, baselinePat
 				connections: c,
 				targetP99Ms: s.targetP99Ms,
 				ratioBase: "search-baseline",
-				note: `POST /v1/datasets/${SEARCH_DATASET}/search, ${c} connection(s): ${s.note}`,
-			}),
-		),
+				note: `POST /v1/datasets/${SEARCH_DATASET}/search, ${c} connection(s): ${s.note}; ${distinct} distinct queries round-robin (ranked every time: more than the isolate's ${RANKING_CACHE} cached rankings), each sent once before the warm-up`,
+			};
+		}),
 	];
 }
 
