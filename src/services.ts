@@ -54,7 +54,9 @@ export function servicesFor(env: Env): Services {
 	if (!redis) log.warn("hot tier off: UPSTASH_REDIS_REST_URL / UPSTASH_REDIS_REST_TOKEN not set");
 	// The change counters live in Redis next to the copies whose writes bump them.
 	const changes =
-		redis && settings.CHANGE_POLL_MS > 0 ? new ChangeWatch((datasets) => redis.readChanges(datasets), settings.CHANGE_POLL_MS, redis.maxLagMs) : undefined;
+		redis && settings.CHANGE_POLL_MS > 0
+			? new ChangeWatch((datasets) => redis.readChanges(datasets), settings.CHANGE_POLL_MS, redis.maxLagMs, redis.maxTtlSeconds * 1000)
+			: undefined;
 	const l0 = new L0Cache(
 		settings.L0_MAX_ENTRIES,
 		settings.L0_TTL_SECONDS * 1000,

@@ -40,6 +40,13 @@ export interface ChangeRef {
 	epoch: string;
 	bucket: number;
 	count: number;
+	/**
+	 * The latest time the counters may vouch for the copy: its sync plus a Redis copy's longest
+	 * life. A change whose bump never comes (the consumer could not write Redis, and its refresh
+	 * retries only until every Redis copy written before then has expired) is then missed by L0 no
+	 * longer than by Redis.
+	 */
+	until: number;
 }
 
 interface Snapshot {
@@ -68,6 +75,8 @@ export class ChangeWatch {
 		readonly pollMs: number,
 		/** Redis's lag bound: a counter confirms a copy as of its snapshot's askedAt less this. */
 		readonly redisMaxLagMs: number,
+		/** How long a Redis copy may live (REDIS_MAX_TTL_SECONDS): no copy is confirmed for longer after it was synced. */
+		readonly maxConfirmMs: number,
 		private readonly keep = 8,
 		private readonly clock: () => number = () => Date.now(),
 	) {}
@@ -112,7 +121,7 @@ export class ChangeWatch {
 			const c = s.counters.get(dataset);
 			if (!c) return undefined;
 			const bucket = changeBucket(ck);
-			return { dataset, epoch: c.epoch, bucket, count: c.counts.get(bucket) ?? 0 };
+			return { dataset, epoch: c.epoch, bucket, count: c.counts.get(bucket) ?? 0, until: syncedAt + this.maxConfirmMs };
 		}
 		return undefined;
 	}
@@ -122,6 +131,6 @@ export class ChangeWatch {
 		const s = this.snapshots[this.snapshots.length - 1];
 		const c = s?.counters.get(ref.dataset);
 		if (!s || !c || c.epoch !== ref.epoch || (c.counts.get(ref.bucket) ?? 0) !== ref.count) return undefined;
-		return s.askedAt - this.redisMaxLagMs;
+		return Math.min(s.askedAt - this.redisMaxLagMs, ref.until);
 	}
 }

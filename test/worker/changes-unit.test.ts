@@ -59,6 +59,8 @@ function ctx() {
 
 const REDIS_LAG = 1000;
 const FRESH = 5000;
+/** How long a Redis copy may live (REDIS_MAX_TTL_SECONDS), short here so tests can run past it. */
+const REDIS_TTL = 60_000;
 const ck = recordCacheKey("ds", "k");
 const ref: LookupRef = { dataset: "ds", key: "k", ck, maxLagMs: 3_600_000, ttlSeconds: 3600 };
 const rec = (r: number): CachedRecord => ({ v: { x: r }, t: 1, i: `e${r}`, r });
@@ -66,7 +68,7 @@ const rec = (r: number): CachedRecord => ({ v: { x: r }, t: 1, i: `e${r}`, r });
 function setup() {
 	vi.spyOn(Date, "now").mockImplementation(() => clock);
 	const counters = new FakeCounters();
-	const watch = new ChangeWatch(counters.source, 1000, REDIS_LAG, 8, () => clock);
+	const watch = new ChangeWatch(counters.source, 1000, REDIS_LAG, REDIS_TTL, 8, () => clock);
 	const l0 = new L0Cache(100, FRESH, FRESH + 10_000, 2000, watch);
 	const d1 = new MapTier("d1", 0);
 	d1.data.set(ck, rec(1));
@@ -203,6 +205,22 @@ describe("ChangeWatch with L0", () => {
 		s.watch.poll(clock, c);
 		await c.settle();
 		expect(s.counters.reads).toBe(reads + 2);
+	});
+
+	it("a bump that never comes (the consumer could not write Redis, and its refresh gave up) keeps a copy no longer than a Redis copy lives", async () => {
+		const s = setup();
+		await warm(s);
+		// D1 moves on, and no write ever reaches Redis to count it: the refresh message retries only
+		// until every Redis copy written before the failure has expired (REDIS_MAX_TTL_SECONDS).
+		s.d1.data.set(ck, rec(2));
+		let served = 1;
+		for (let elapsed = 0; elapsed < 3 * REDIS_TTL && served === 1; elapsed += 1500) {
+			clock += 1500;
+			served = (await s.read())?.rec.r ?? 0;
+		}
+		expect(served).toBe(2);
+		// Confirmed at the latest up to the copy's sync plus a Redis copy's life, then reloaded.
+		expect(s.d1.calls).toBe(3);
 	});
 
 	it("spreads keys over the buckets", () => {
