@@ -60,7 +60,8 @@ export class L0Cache {
 	get(ck: string, maxLagMs: number, now: number): L0Hit | undefined {
 		const e = this.lru.get(ck);
 		if (!e || maxLagMs <= 0) return undefined;
-		if (e.ref && now - e.storedAt > this.freshMs) this.confirm(e, e.ref);
+		// Not a negative entry: it has no fresh time to extend, only its own short life.
+		if (e.ref && e.rec.r > 0 && now - e.storedAt > this.freshMs) this.confirm(e, e.ref);
 		const age = now - e.storedAt;
 		if (age > (e.rec.r === 0 ? this.negativeMs : this.staleMs) || now - e.syncedAt > maxLagMs) return undefined;
 		return { rec: e.rec, syncedAt: e.syncedAt, state: age <= this.freshMs || e.rec.r === 0 ? "fresh" : "revalidate" };

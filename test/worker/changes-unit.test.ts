@@ -223,6 +223,26 @@ describe("ChangeWatch with L0", () => {
 		expect(s.d1.calls).toBe(3);
 	});
 
+	it("a negative entry expires after its own time, counters or not", async () => {
+		const s = setup();
+		const none: CachedRecord = { v: null, t: 0, i: "", r: 0 };
+		s.d1.data.set(ck, none);
+		await s.read(); // load 1, no ref
+		clock += 1000;
+		await s.read(); // hit; poll: snapshot 1
+		clock += 1500;
+		await s.read(); // past its 2 s: reloaded, now with a ref
+		expect(s.d1.calls).toBe(2);
+		const c = ctx();
+		for (let i = 0; i < 6; i++) {
+			clock += 1000;
+			s.watch.poll(clock, c); // snapshots keep coming (other keys' reads), with this bucket unchanged
+			await c.settle();
+		}
+		// 6 s after it was stored: past NEGATIVE_TTL (2 s), so gone, not brought back by the counters.
+		expect(s.l0.get(ck, Number.POSITIVE_INFINITY, clock)).toBeUndefined();
+	});
+
 	it("spreads keys over the buckets", () => {
 		const seen = new Set<number>();
 		for (let i = 0; i < 20_000; i++) seen.add(changeBucket(recordCacheKey("ds", `user:${i}`)));
