@@ -209,7 +209,7 @@ export function writeLines(rows: ScenarioResult[]): string[] {
 	if (facts) {
 		out.push(
 			`aggregate-facts: ${int(facts.facts as number)} facts (${int(facts.keys as number)} keys x ${int(facts.facts_per_key as number)}, 7 days, 7 aggregates), ${facts.batch} per POST, accepted at ${int(facts.accept_events_per_s as number)}/s (POST p99 ${f(facts.p99_ms, 0)} ms)`,
-			`  ${facts.drained ? "" : ">= "}${int(facts.events_per_s as number)} facts/s end to end (first POST until the event log holds every fact; tiles commit with it)${facts.pipeline_idle_s === null ? "" : `, workerd idle ${f(facts.pipeline_idle_s as number, 1)} s after the last POST`}`,
+			`  ${facts.drained ? "" : ">= "}${int(facts.events_per_s as number)} facts/s end to end (first POST until the event log holds every fact; tiles commit with it)${facts.pipeline_idle_s === null ? "" : `, workerd idle ${f(facts.pipeline_idle_s as number, 1)} s after the last POST`}; workerd ${f((facts.cpu_ms_per_fact as number) * 1000, 1)} µs CPU per fact over the POSTing window, ${f(facts.workerd_cores as number)} cores`,
 		);
 	}
 	return out;
