@@ -64,8 +64,12 @@ export type CounterSource = (datasets: readonly string[]) => Promise<(ChangeCoun
 export class ChangeWatch {
 	/** Oldest first; a few are kept so a copy synced a moment ago still finds one finished before it. */
 	private readonly snapshots: Snapshot[] = [];
-	/** Datasets this isolate has served copies of: the ones worth polling. */
-	private readonly datasets = new Set<string>();
+	/**
+	 * Datasets this isolate serves copies of, with when a copy of each last took or asked for a
+	 * ref: the ones worth polling. One unused for idleMs is dropped, so a poll reads what the
+	 * isolate serves now, not every dataset it ever served.
+	 */
+	private readonly datasets = new Map<string, number>();
 	private polling = false;
 	private lastPollAt = Number.NEGATIVE_INFINITY;
 
@@ -79,6 +83,7 @@ export class ChangeWatch {
 		readonly maxConfirmMs: number,
 		private readonly keep = 8,
 		private readonly clock: () => number = () => Date.now(),
+		private readonly idleMs = 60_000,
 	) {}
 
 	/**
@@ -87,14 +92,16 @@ export class ChangeWatch {
 	 * isolate serves, and copies find a recent one when their fresh time runs out.
 	 */
 	poll(now: number, ctx: { waitUntil(p: Promise<unknown>): void }): void {
-		if (this.polling || now - this.lastPollAt < this.pollMs || !this.datasets.size) return;
+		if (this.polling || now - this.lastPollAt < this.pollMs) return;
+		for (const [d, usedAt] of this.datasets) if (now - usedAt > this.idleMs) this.datasets.delete(d);
+		if (!this.datasets.size) return;
 		this.polling = true;
 		this.lastPollAt = now;
 		ctx.waitUntil(this.read(now));
 	}
 
 	private async read(askedAt: number): Promise<void> {
-		const datasets = [...this.datasets];
+		const datasets = [...this.datasets.keys()];
 		try {
 			const counts = await this.source(datasets);
 			const counters = new Map<string, ChangeCounts | null>();
@@ -114,7 +121,7 @@ export class ChangeWatch {
 	 * polled from now on).
 	 */
 	refFor(dataset: string, ck: string, syncedAt: number): ChangeRef | undefined {
-		this.datasets.add(dataset);
+		this.datasets.set(dataset, this.clock());
 		for (let i = this.snapshots.length - 1; i >= 0; i--) {
 			const s = this.snapshots[i] as Snapshot;
 			if (s.doneAt > syncedAt) continue;
@@ -129,6 +136,8 @@ export class ChangeWatch {
 	/** When a copy with `ref` is last known to have matched D1 by the counters, if they confirm it at all. */
 	confirmedAt(ref: ChangeRef): number | undefined {
 		const s = this.snapshots[this.snapshots.length - 1];
+		// A copy being read keeps its dataset polled.
+		this.datasets.set(ref.dataset, this.clock());
 		const c = s?.counters.get(ref.dataset);
 		if (!s || !c || c.epoch !== ref.epoch || (c.counts.get(ref.bucket) ?? 0) !== ref.count) return undefined;
 		return Math.min(s.askedAt - this.redisMaxLagMs, ref.until);

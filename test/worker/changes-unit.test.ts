@@ -243,6 +243,36 @@ describe("ChangeWatch with L0", () => {
 		expect(s.l0.get(ck, Number.POSITIVE_INFINITY, clock)).toBeUndefined();
 	});
 
+	it("stops polling datasets it no longer serves", async () => {
+		const s = setup();
+		const polled: string[][] = [];
+		const watch = new ChangeWatch(
+			async (datasets) => {
+				polled.push([...datasets]);
+				return s.counters.source(datasets);
+			},
+			1000,
+			REDIS_LAG,
+			REDIS_TTL,
+			8,
+			() => clock,
+		);
+		const c = ctx();
+		watch.refFor("a", ck, clock);
+		watch.refFor("b", ck, clock);
+		watch.poll(clock, c);
+		await c.settle();
+		expect(polled.at(-1)).toEqual(["a", "b"]);
+		// Only "a" is read from here on, for ten minutes.
+		for (let i = 0; i < 600; i++) {
+			clock += 1000;
+			watch.refFor("a", ck, clock);
+			watch.poll(clock, c);
+			await c.settle();
+		}
+		expect(polled.at(-1)).toEqual(["a"]);
+	});
+
 	it("spreads keys over the buckets", () => {
 		const seen = new Set<number>();
 		for (let i = 0; i < 20_000; i++) seen.add(changeBucket(recordCacheKey("ds", `user:${i}`)));
