@@ -45,7 +45,8 @@ export async function rebuildPage(services: Services, page: RebuildPage, now = D
 			),
 		]);
 	} else {
-		await Promise.all([...cks.map((ck) => env.RECORDS_KV.delete(ck)), services.redis?.drop(cks)]);
+		// Counted as changes too: a drop is how a direct D1 edit reaches the caches, L0 copies included.
+		await Promise.all([...cks.map((ck) => env.RECORDS_KV.delete(ck)), services.redis?.drop(cks, page.dataset)]);
 	}
 	const last = records[records.length - 1]?.key ?? null;
 	const done = records.length < REBUILD_PAGE_KEYS;

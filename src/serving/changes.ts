@@ -2,7 +2,7 @@
  * Change counters: how an L0 copy stays fresh while its key has not changed, without a reload.
  *
  * Every write that carries a change to Redis (the consumer's write-through after a D1 commit, a
- * refresh, a rebuild's refill) also bumps a counter: one hash per dataset, `c:<dataset>`, with
+ * refresh, a rebuild's refill or drop) also bumps a counter: one hash per dataset, `c:<dataset>`, with
  * CHANGE_BUCKETS buckets by a hash of the cache key, bumped in the same script as the guarded SET
  * (src/storage/redis.ts). Each isolate reads the counters of the datasets it serves at most once
  * per CHANGE_POLL_MS, in one pipeline shared by every request; a read creates a missing hash with

@@ -71,10 +71,14 @@ export class RedisTier implements Tier {
 		return this.guard(() => this.store.readCounters(datasets.map(changeCounterKey)), this.timeoutMs);
 	}
 
-	/** Drops copies (a rebuild's drop mode). */
-	async drop(cks: readonly string[]): Promise<number> {
+	/**
+	 * Drops copies (a rebuild's drop mode). With `dataset`, each drop is counted as a change in its
+	 * counters (src/serving/changes.ts), so L0 copies taken from the dropped ones reload too.
+	 */
+	async drop(cks: readonly string[], dataset?: string): Promise<number> {
 		if (!cks.length) return 0;
-		return this.guard(() => this.store.deleteMany(cks), this.timeoutMs * 20);
+		const change = dataset === undefined ? undefined : { counters: changeCounterKey(dataset), buckets: cks.map(changeBucket) };
+		return this.guard(() => this.store.deleteMany(cks, change), this.timeoutMs * 20);
 	}
 
 	/** Pings Redis through the breaker: how /healthz tells up from down, and how an open breaker gets its probe. */

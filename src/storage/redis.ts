@@ -135,10 +135,25 @@ export class RedisStore {
 		return written.reduce((a, b) => a + b, 0);
 	}
 
-	/** Deletes keys, in pipelines of PIPELINE_COMMANDS. Returns how many existed. */
-	async deleteMany(keys: readonly string[]): Promise<number> {
+	/**
+	 * Deletes keys, in pipelines of PIPELINE_COMMANDS. Returns how many existed. With `change`
+	 * (a rebuild's drop), each key's bucket in that counter hash (`buckets[i]` for `keys[i]`) is
+	 * bumped after the DEL, in the same pipeline, so L0 copies taken before the drop reload.
+	 */
+	async deleteMany(keys: readonly string[], change?: { counters: string; buckets: readonly number[] }): Promise<number> {
 		let n = 0;
-		for (let i = 0; i < keys.length; i += PIPELINE_COMMANDS) n += await this.redis.del(...keys.slice(i, i + PIPELINE_COMMANDS));
+		for (let i = 0; i < keys.length; i += PIPELINE_COMMANDS) {
+			const chunk = keys.slice(i, i + PIPELINE_COMMANDS);
+			if (!change) {
+				n += await this.redis.del(...chunk);
+				continue;
+			}
+			const p = this.redis.pipeline();
+			p.del(...chunk);
+			p.hsetnx(change.counters, "epoch", crypto.randomUUID());
+			for (const b of new Set(change.buckets.slice(i, i + PIPELINE_COMMANDS))) p.hincrby(change.counters, String(b), 1);
+			n += Number(((await p.exec()) as unknown[])[0]);
+		}
 		return n;
 	}
 

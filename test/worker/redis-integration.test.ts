@@ -182,6 +182,20 @@ describe("Redis tier", () => {
 		expect(again?.counts.get(changeBucket(ck))).toBe(1);
 	});
 
+	it("counts a rebuild's drop as a change to each dropped key, after the copy is gone", async () => {
+		const ds = unique("chgdrop");
+		const tier = redisTier();
+		const cks = ["a", "b", "c"].map((k) => recordCacheKey(ds, k));
+		await tier.fill(cks.map((ck, i) => ({ ref: ref(ds, ["a", "b", "c"][i] as string), rec: rec(1), ttlSeconds: 60 })));
+		const [before] = await tier.readChanges([ds]);
+		// L0 copies taken from these Redis copies must reload: the drop is how direct D1 edits reach the caches.
+		expect(await tier.drop(cks, ds)).toBe(3);
+		expect(await store().getMany(cks)).toEqual([null, null, null]);
+		const [after] = await tier.readChanges([ds]);
+		expect(after?.epoch).toBe(before?.epoch);
+		for (const ck of cks) expect(after?.counts.get(changeBucket(ck)) ?? 0).toBeGreaterThan(before?.counts.get(changeBucket(ck)) ?? 0);
+	});
+
 	it("clears a negative entry through the real ingest path", async () => {
 		const ds = unique("neg");
 		const admin = { authorization: "Bearer test-admin-key", "content-type": "application/json" };
