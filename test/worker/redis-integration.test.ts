@@ -185,8 +185,9 @@ describe("Redis tier", () => {
 	it("counts a rebuild's drop as a change to each dropped key, after the copy is gone", async () => {
 		const ds = unique("chgdrop");
 		const tier = redisTier();
-		const cks = ["a", "b", "c"].map((k) => recordCacheKey(ds, k));
-		await tier.fill(cks.map((ck, i) => ({ ref: ref(ds, ["a", "b", "c"][i] as string), rec: rec(1), ttlSeconds: 60 })));
+		const keys = ["a", "b", "c"];
+		const cks = keys.map((k) => recordCacheKey(ds, k));
+		await tier.fill(keys.map((k) => ({ ref: ref(ds, k), rec: rec(1), ttlSeconds: 60 })));
 		const [before] = await tier.readChanges([ds]);
 		// L0 copies taken from these Redis copies must reload: the drop is how direct D1 edits reach the caches.
 		expect(await tier.drop(cks, ds)).toBe(3);
