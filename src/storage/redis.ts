@@ -158,21 +158,29 @@ export class RedisStore {
 	}
 
 	/**
-	 * The change counters of each hash, in one pipeline. A hash that does not exist yet is created
-	 * with a new epoch first, so counts read now and later compare under one epoch even when no
-	 * change has been counted (data loaded before counters existed). Null when the hash vanished
-	 * between the two commands.
+	 * The change counters of each hash: one pipeline of HGETALLs, reads only, so a Global database
+	 * answers it from the nearest read region (a write would go to the primary region, every poll).
+	 * A hash that does not exist yet is then created with a new epoch and read again, once in its
+	 * life, so counts read now and later compare under one epoch even when no change has been
+	 * counted (data loaded before counters existed). Null when the hash vanished in between.
 	 */
 	async readCounters(hashes: readonly string[]): Promise<(ChangeCounts | null)[]> {
 		if (!hashes.length) return [];
-		const epoch = crypto.randomUUID();
 		const p = this.redis.pipeline();
-		for (const h of hashes) {
-			p.hsetnx(h, "epoch", epoch);
-			p.hgetall(h);
+		for (const h of hashes) p.hgetall(h);
+		const read = (await p.exec()) as unknown[];
+		const out = hashes.map((_, i) => parseCounters(read[i]));
+		const missing = hashes.flatMap((h, i) => (out[i] ? [] : [{ h, i }]));
+		if (!missing.length) return out;
+		const epoch = crypto.randomUUID();
+		const q = this.redis.pipeline();
+		for (const { h } of missing) {
+			q.hsetnx(h, "epoch", epoch);
+			q.hgetall(h);
 		}
-		const results = (await p.exec()) as unknown[];
-		return hashes.map((_, i) => parseCounters(results[2 * i + 1]));
+		const made = (await q.exec()) as unknown[];
+		for (const [j, { i }] of missing.entries()) out[i] = parseCounters(made[2 * j + 1]);
+		return out;
 	}
 
 	async ping(): Promise<void> {

@@ -1,5 +1,6 @@
 /** The hot tier against a real redis-server, through the real @upstash/redis client and the local endpoint. */
 import { env, exports } from "cloudflare:workers";
+import { Redis } from "@upstash/redis/cloudflare";
 import { describe, expect, it } from "vitest";
 import { ServerTiming } from "../../src/observability/timing";
 import { CircuitBreaker } from "../../src/serving/breaker";
@@ -180,6 +181,17 @@ describe("Redis tier", () => {
 		const [again] = await tier.readChanges([ds]);
 		expect(again?.epoch).not.toBe(first?.epoch);
 		expect(again?.counts.get(changeBucket(ck))).toBe(1);
+	});
+
+	it("polls counters with reads only once the hash exists (a Global database sends every write to its primary region)", async () => {
+		const ds = unique("chgread");
+		const tier = redisTier();
+		const raw = new Redis({ url: redisEnv.UPSTASH_REDIS_REST_URL, token: redisEnv.UPSTASH_REDIS_REST_TOKEN, enableTelemetry: false });
+		const hsetnxCalls = async () => Number(/cmdstat_hsetnx:calls=(\d+)/.exec(String(await raw.exec(["INFO", "commandstats"])))?.[1] ?? 0);
+		const [first] = await tier.readChanges([ds]); // makes the hash, with an epoch
+		const before = await hsetnxCalls();
+		for (let i = 0; i < 3; i++) expect((await tier.readChanges([ds]))[0]?.epoch).toBe(first?.epoch);
+		expect(await hsetnxCalls()).toBe(before);
 	});
 
 	it("counts a rebuild's drop as a change to each dropped key, after the copy is gone", async () => {
