@@ -5,7 +5,7 @@
 // seeds a dataset, and measures each scenario with autocannon from a separate process. Every
 // figure is also given as a ratio against baseline-hello measured in the same run, because the
 // machine is shared and noisy.
-import { type ChildProcess, fork } from "node:child_process";
+import { type ChildProcess, execFileSync, fork } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -126,6 +126,21 @@ const fmt = (x: number | null | undefined, digits = 2) => (typeof x === "number"
 const fmtMicros = (ms: number | undefined) => fmt(ms === undefined ? undefined : ms * 1000, 1);
 const elapsed = () => `${((Date.now() - runStarted) / 1000).toFixed(0)}s`;
 
+/** The commit the bundle was built from, and whether the worker's sources had uncommitted changes. */
+function codeVersion(): { commit: string | null; dirty: string[] } {
+	try {
+		const git = (...a: string[]) => execFileSync("git", a, { cwd: ROOT, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
+		const commit = git("rev-parse", "--short", "HEAD");
+		const dirty = git("status", "--porcelain", "--", "src", "wrangler.toml", "package-lock.json")
+			.split("\n")
+			.filter(Boolean)
+			.map((l) => l.slice(3));
+		return { commit, dirty };
+	} catch {
+		return { commit: null, dirty: [] };
+	}
+}
+
 function machine() {
 	const cpuinfo = (() => {
 		try {
@@ -237,6 +252,7 @@ async function main() {
 
 	// ---- build ------------------------------------------------------------------------------
 	log(`[${elapsed()}] building with wrangler deploy --dry-run --minify`);
+	const code = codeVersion();
 	const bundle = await buildWorker(ROOT, path.join(ROOT, ".bench", "dist"));
 	log(
 		`  bundle ${bundle.bytes} bytes minified (${(bundle.bytes / MIB).toFixed(3)} MiB, ${bundle.bytes <= MIB ? "within" : "OVER"} 1 MiB), ${bundle.gzipBytes} bytes gzipped`,
@@ -569,6 +585,7 @@ async function main() {
 		const header = [
 			`run: ${new Date(runStarted).toISOString()}, \`npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}\`, ${((Date.now() - runStarted) / 1000).toFixed(0)} s`,
 			`machine: ${m.nproc} vCPU ${m.cpu_model}, ${m.mem_total_mib} MiB RAM, ${m.os}, node ${m.node}, load average at start ${m.load_avg_at_start.join(" ")}`,
+			`code: ${code.commit === null ? "not a git checkout" : `commit ${code.commit}`}${code.dirty.length ? `, with uncommitted changes to ${code.dirty.length} file(s) of the worker (${code.dirty.slice(0, 5).join(", ")}${code.dirty.length > 5 ? ", ..." : ""})` : ""}`,
 			`bundle: ${bundle.bytes} bytes minified (${bundle.bytes <= MIB ? "<=" : ">"} 1 MiB), ${bundle.gzipBytes} bytes gzipped`,
 			`dataset: ${N} records, ${Object.keys(SPEC.fields).length} fields incl. a 64-float vector, ~${Math.round(seeded.bytes / N)} bytes of JSON each`,
 			`Miniflare's local simulators on this machine (measured at start): KV put ${Math.round(calibration.kv_put_per_s)}/s, KV get ${Math.round(calibration.kv_get_per_s)}/s, D1 ${Math.round(calibration.d1_queries_per_s)} serial queries/s`,
@@ -629,6 +646,7 @@ async function main() {
 				calibration,
 				run: {
 					started_at: new Date(runStarted).toISOString(),
+					code,
 					duration_s: (Date.now() - runStarted) / 1000,
 					quick: args.quick,
 					connections: CONNECTIONS,
@@ -859,7 +877,7 @@ async function waitSearchIndex(base: URL, key: string, putAt: number, expected: 
 	}
 }
 
-/** One query of each search scenario before any is measured: each must answer 200 with hits, and a vector query near record j must find j first. */
+/** One query of each search scenario before any is measured: each must answer 200 with hits. */
 async function checkSearch(base: URL, key: string, vectors: number): Promise<void> {
 	for (const sc of SEARCH_SCENARIOS) {
 		const body = JSON.parse(searchBodies(sc.variant, 99, vectors)[0] as string) as unknown;
