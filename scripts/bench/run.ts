@@ -1267,6 +1267,18 @@ function evaluateTargets(
 				}
 			: { name: "read-l0-hit rps >= 0.9x baseline", met: null, detail: "not run" },
 	);
+	// Issue 8 (tails under steady load): an L0 hit may cost workerd at most 1.10x the CPU of the floor
+	// worker, which sends the same response with nothing else to do; the median over the rounds.
+	const cpuRatios = pairs.flatMap((p) => (p.l0_cpu_ms && p.floor_cpu_ms ? [p.l0_cpu_ms / p.floor_cpu_ms] : []));
+	t.push(
+		cpuRatios.length
+			? {
+					name: "read-l0-hit CPU per request <= 1.10x the floor's",
+					met: median(cpuRatios) <= 1.1,
+					detail: `median of ${cpuRatios.length} rounds ${median(cpuRatios).toFixed(2)}x (${cpuRatios.map((r) => r.toFixed(2)).join(", ")})`,
+				}
+			: { name: "read-l0-hit CPU per request <= 1.10x the floor's", met: null, detail: "not run" },
+	);
 	t.push(
 		b1 && b100
 			? {
@@ -1283,13 +1295,14 @@ function evaluateTargets(
 		// Sustained: at the offered 5000/s the API took (nearly) all of it on time, and D1 had every
 		// event within the freshness budget of the last POST, so no backlog built up.
 		const taken = tg.accepted / tg.duration_s;
-		const sustained = taken >= 0.95 * tg.offered && tg.drained && tg.drain_s <= 1.5;
+		const sustained = taken >= 0.95 * tg.offered && tg.drained && tg.drain_s <= 0.5;
+		// Issue 8 raised this target from 5,000 events/s and 1.5 s.
 		t.push({
-			name: "ingest >= 5000 events/s with freshness p99 <= 1.5 s",
-			met: ev >= 5000 && sustained && f99 <= 1500,
+			name: "ingest >= 10,000 events/s end to end, freshness p99 <= 500 ms at 5,000/s offered",
+			met: ev >= 10_000 && sustained && f99 <= 500,
 			detail: `saturated: ${ing.burst_drained ? "" : ">= "}${Math.round(ev)} events/s end to end; offered ${tg.offered}/s: the API took ${Math.round(taken)}/s, all readable ${tg.drained ? `${tg.drain_s.toFixed(1)} s` : "not"} after the last POST, freshness p99 ${tg.freshness_timeouts ? ">= " : ""}${Math.round(f99)} ms`,
 		});
-	} else t.push({ name: "ingest >= 5000 events/s with freshness p99 <= 1.5 s", met: null, detail: "not run" });
+	} else t.push({ name: "ingest >= 10,000 events/s end to end, freshness p99 <= 500 ms at 5,000/s offered", met: null, detail: "not run" });
 	const imp = by("import");
 	t.push(
 		imp
