@@ -11,10 +11,17 @@ import { lookupAsOf } from "../history/as-of";
 import { keyVersions, type VersionsPage } from "../history/versions";
 import { log } from "../observability/log";
 import type { DatasetSpec } from "../registry/spec";
+import type { Services } from "../services";
 import type { IfStale, RecordView } from "../serving/freshness";
 import { lookupRecords } from "../serving/lookup";
 import type { ReadContext, TieredReader } from "../serving/reader";
 import type { TierName } from "../serving/tier";
+
+/** What every resolver gets: the operation's batched reads, and the services (search reads its own index; without them, search fields answer UNAVAILABLE). */
+export interface GraphqlContext {
+	batch: ReadBatch;
+	services?: Services;
+}
 
 /** One root field's read: the keys of one dataset, with the field's projection and freshness options. */
 export interface RecordRead {

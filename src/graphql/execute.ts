@@ -18,10 +18,11 @@ import {
 	type TypeNode,
 	validate,
 } from "graphql";
+import type { GraphqlContext } from "./batch";
 import { formatError, type GraphqlErrorCode, requestError } from "./errors";
 import { costProblem, MAX_COMMENTS, MAX_TOKENS, operationCost, tooComplex, validationRules } from "./limits";
 import { isPlainOperation, recordPlan } from "./render";
-import { type GraphqlContext, renderingSchema } from "./schema";
+import { renderingSchema } from "./schema";
 
 export interface GraphqlParams {
 	query: string;

@@ -27,21 +27,14 @@ import { HotpathError } from "../errors";
 import { assertWithinHistory } from "../history/as-of";
 import { MAX_VERSIONS } from "../history/versions";
 import { type DatasetSpec, describeType, type FieldSpec } from "../registry/spec";
-import type { Services } from "../services";
 import { decodeCursor, encodeCursor } from "../serving/cursor";
 import type { IfStale } from "../serving/freshness";
 import { checkFields, keyProblem, parseMaxStaleness, parseTimeParam } from "../serving/params";
-import type { ReadBatch, RecordRead } from "./batch";
+import type { GraphqlContext, RecordRead } from "./batch";
 import { assignNames, type DatasetNames } from "./names";
 import { RawJson, recordPlan, renderRecords } from "./render";
 import { JsonScalar, SafeIntScalar, VectorScalar } from "./scalars";
 import { searchField } from "./search";
-
-/** What every resolver gets: the operation's batched reads, and the services (search reads its own index; without them, search fields answer UNAVAILABLE). */
-export interface GraphqlContext {
-	batch: ReadBatch;
-	services?: Services;
-}
 
 /** Versions per history page when `limit` is not given (as in REST). */
 export const DEFAULT_VERSIONS = 100;

@@ -23,9 +23,9 @@ import { HotpathError } from "../errors";
 import type { DatasetSpec } from "../registry/spec";
 import { DEFAULT_K, DEFAULT_LIMIT, MAX_LIMIT, type SearchQuery, searchDataset } from "../search/search";
 import type { IfStale } from "../serving/freshness";
+import type { GraphqlContext } from "./batch";
 import type { DatasetNames } from "./names";
 import { JsonScalar } from "./scalars";
-import type { GraphqlContext } from "./schema";
 
 /** Its name is reserved (src/graphql/names.ts), so no dataset's type can take it. */
 export const SearchVectorInput = new GraphQLInputObjectType({

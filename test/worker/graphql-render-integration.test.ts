@@ -9,10 +9,11 @@
  */
 import { type GraphQLSchema, getNamedType } from "graphql";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import type { GraphqlContext } from "../../src/graphql/batch";
 import { ReadBatch, type RecordRead } from "../../src/graphql/batch";
 import { runGraphql } from "../../src/graphql/execute";
 import { RawJson, responseJson } from "../../src/graphql/render";
-import { buildSchema, type GraphqlContext } from "../../src/graphql/schema";
+import { buildSchema } from "../../src/graphql/schema";
 import { ServerTiming } from "../../src/observability/timing";
 import { servicesFor } from "../../src/services";
 import type { RecordView } from "../../src/serving/freshness";

@@ -12,10 +12,10 @@
 import type { GraphQLSchema } from "graphql";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { HotpathError } from "../../src/errors";
-import type { ReadBatch, RecordRead } from "../../src/graphql/batch";
+import type { GraphqlContext, ReadBatch, RecordRead } from "../../src/graphql/batch";
 import { runGraphql } from "../../src/graphql/execute";
 import { RawJson, responseJson } from "../../src/graphql/render";
-import { buildSchema, type GraphqlContext } from "../../src/graphql/schema";
+import { buildSchema } from "../../src/graphql/schema";
 import type { DatasetSpec, FieldSpec } from "../../src/registry/spec";
 import type { RecordView } from "../../src/serving/freshness";
 
