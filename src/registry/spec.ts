@@ -172,6 +172,18 @@ function checkSearch(search: z.infer<typeof searchSchema> | undefined, fields: R
 			if (!def) ctx.addIssue({ code: "custom", message: `"${name}" is not a field of the dataset`, path });
 			else if (!types.includes(typeOf(def))) ctx.addIssue({ code: "custom", message: `"${name}" is ${typeOf(def)}: ${what}`, path });
 			else if (seen.has(name)) ctx.addIssue({ code: "custom", message: `"${name}" is listed twice`, path });
+			else if (role === "filters" && (name === "and" || name === "or"))
+				ctx.addIssue({
+					code: "custom",
+					message: `"${name}" cannot be a filter field: in a filter "${name}" combines filters, so the field could never be filtered by`,
+					path,
+				});
+			else if (role === "filters" && name === "_score")
+				ctx.addIssue({
+					code: "custom",
+					message: `"_score" cannot be a filter field: a sort by "_score" means the search score, so the field could never be sorted by`,
+					path,
+				});
 			seen.add(name);
 		});
 	}

@@ -49,6 +49,18 @@ describe("the search part of a spec", () => {
 		expect(extra.errors?.map((e) => e.pointer)).toEqual(["/search"]);
 	});
 
+	it("refuses filter fields named like a filter's own words (and, or, _score): they could never be filtered or sorted by", async () => {
+		const spec = { key: "sku", fields: { and: "string", or: "int", _score: "float", ok: "bool" }, search: { filters: ["ok", "and", "or", "_score"] } };
+		const p = await expectProblem(await call("PUT", `/v1/datasets/${uniqueName()}`, { json: spec }), 400);
+		expect(p.errors).toEqual([
+			{ pointer: "/search/filters/1", detail: expect.stringMatching(/"and" .*filter/) },
+			{ pointer: "/search/filters/2", detail: expect.stringMatching(/"or" .*filter/) },
+			{ pointer: "/search/filters/3", detail: expect.stringMatching(/"_score" .*sort/) },
+		]);
+		// As text fields they are harmless: only filters and sorts name fields by those words.
+		await createDataset({ key: "sku", fields: { and: "string" }, search: { text: ["and"] } } as never);
+	});
+
 	it("is stored and shown with the spec", async () => {
 		const ds = await createDataset(productSpec({ text: ["title"], vector: "emb" }) as never);
 		const spec = await expectJson<{ search: unknown }>(await call("GET", `/v1/datasets/${ds}`), 200);
