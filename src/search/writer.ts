@@ -32,8 +32,22 @@ export function searchDb(services: Services): D1Database | undefined {
 	return (services.env as { SEARCH_DB?: D1Database }).SEARCH_DB;
 }
 
+/**
+ * A text field as FTS5 indexes it: in Unicode compatibility form (NFKC), as queries are
+ * (matchExpression), so a word copied from a record finds it whatever form it was written in
+ * (full-width "ＰＣ", half-width "ｶﾀｶﾅ", the ligature "ﬁ", "x²"). Highlights show this form.
+ */
 const textOf = (v: unknown, list: boolean): string | null =>
-	list ? (Array.isArray(v) ? v.filter((x) => typeof x === "string").join(ITEM_SEPARATOR) : null) : typeof v === "string" ? v : null;
+	list
+		? Array.isArray(v)
+			? v
+					.filter((x) => typeof x === "string")
+					.map((x) => x.normalize("NFKC"))
+					.join(ITEM_SEPARATOR)
+			: null
+		: typeof v === "string"
+			? v.normalize("NFKC")
+			: null;
 
 function filterOf(v: unknown, type: IndexLayout["filters"][number]["type"]): unknown {
 	switch (type) {

@@ -120,6 +120,22 @@ describe("hostile text", () => {
 		}
 	});
 
+	it("a word finds the docs holding it in any Unicode compatibility form: full-width, half-width kana, ligatures, super- and subscripts", async () => {
+		const own = await createDataset(productSpec() as never);
+		const docs: Product[] = [
+			{ sku: "wide", title: "ＰＣ ｶﾀｶﾅ ﬁle x²" },
+			{ sku: "plain", title: "PC カタカナ file x2" },
+		];
+		await importProducts(own, docs);
+		await waitIndexReady(own);
+		// The query is folded to compatibility form (NFKC), so the indexed text must be too: else
+		// a word copied from a record finds the other record and never its own.
+		for (const q of ["ＰＣ", "PC", "ｶﾀｶﾅ", "カタカナ", "ﬁle", "file", "x²", "x2"]) {
+			const body = await searchOk(own, { q });
+			expect(body.hits.map((h) => h.key).sort(), `q=${q}`).toEqual(["plain", "wide"]);
+		}
+	});
+
 	it("text without a word, too long, or with too many words is a 400 at /q", async () => {
 		for (const q of ['"', "*", "^:()", ""]) expect((await expectProblem(await search(ds, { q }), 400)).errors?.[0]?.pointer).toBe("/q");
 		expect((await expectProblem(await search(ds, { q: "a".repeat(1001) }), 400)).errors?.[0]?.pointer).toBe("/q");
