@@ -27,10 +27,14 @@ const searchSchema = z
 			.openapi({
 				description: `Words to find in the text fields, all of them (BM25). Only letters and digits count: no FTS5 syntax. At most ${MAX_QUERY_TERMS} words.`,
 			}),
+		// Taken as parsed, not copied as z.record would: a copy loses a "__proto__" key, which
+		// must reach compileFilter to be named as an unknown field.
 		filter: z
-			.record(z.string(), z.unknown())
+			.custom<Record<string, unknown>>((v) => typeof v === "object" && v !== null && !Array.isArray(v), { message: "Invalid input: expected an object" })
 			.optional()
 			.openapi({
+				type: "object",
+				additionalProperties: {},
 				description: `On declared filter fields only: {"price": {"lt": 20}, "category": {"in": ["a", "b"]}, "or": [...], "and": [...]}, operators eq ne lt lte gt gte in contains exists (contains for string[] fields). A bare value means eq. ne matches a missing value too. At most ${MAX_FILTER_DEPTH} levels, ${MAX_FILTER_CONDITIONS} operators, ${MAX_IN_VALUES} values per in.`,
 				example: { price: { lt: 20 }, or: [{ category: { in: ["a", "b"] } }, { tags: { contains: "new" } }] },
 			}),

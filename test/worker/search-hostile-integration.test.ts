@@ -48,6 +48,15 @@ describe("unknown fields and operators", () => {
 		]);
 	});
 
+	it("a filter field named __proto__ is unknown like any other: a 400 naming it, not silently dropped", async () => {
+		// JSON.parse makes "__proto__" an own property; copying the filter into a new object would lose it.
+		const body = '{"filter": {"__proto__": {"eq": 1}}, "limit": 1}';
+		const p = await expectProblem(await call("POST", `/v1/datasets/${ds}/search`, { body, headers: { "content-type": "application/json" } }), 400);
+		expect(p.errors).toEqual([{ pointer: "/filter/__proto__", detail: expect.stringMatching(/"__proto__" is not a filter field/) }]);
+		const arr = await expectProblem(await search(ds, { filter: [] }), 400);
+		expect(arr.errors?.map((e) => e.pointer)).toEqual(["/filter"]);
+	});
+
 	it("operands of the wrong type, and top-level properties the body does not have, are 400s", async () => {
 		const p = await expectProblem(
 			await search(ds, { filter: { price: { lt: "cheap" }, category: { in: ["a", 3] }, active: "yes", stock: { exists: 1 }, tags: { contains: 5 } } }),
