@@ -11,6 +11,7 @@
 import { log } from "../observability/log";
 import type { Services } from "../services";
 import type { CachedRecord } from "../storage/cached-record";
+import { packRows } from "../storage/json-rows";
 import { type IndexLayout, ITEM_SEPARATOR, isMissingTable, tablesOf, vectorHex } from "./layout";
 import { readMetas, writeTargets } from "./meta";
 
@@ -21,10 +22,6 @@ export interface IndexDoc {
 	rec: CachedRecord;
 }
 
-// Bounds on one statement, as for D1 writes (src/storage/records.ts): one JSON parameter under
-// D1's 2 MB per string, and rows few enough to stay well within one query's time.
-const STATEMENT_CHARS = 600_000;
-const STATEMENT_ROWS = 500;
 const ATTEMPTS = 3;
 
 /** The search database, when the worker has one (search is off without it). */
@@ -76,23 +73,6 @@ function docRow(layout: IndexLayout, key: string, rec: CachedRecord): string {
 	for (const f of layout.filters) row.push(v ? filterOf(v[f.field], f.type) : null);
 	row.push(v && layout.vector ? vectorOf(v[layout.vector.field], layout.vector.dim) : null);
 	return JSON.stringify(row);
-}
-
-function packRows(rows: readonly string[]): string[] {
-	const out: string[] = [];
-	let cur: string[] = [];
-	let chars = 0;
-	for (const row of rows) {
-		if (cur.length && (cur.length >= STATEMENT_ROWS || chars + row.length > STATEMENT_CHARS)) {
-			out.push(`[${cur.join(",")}]`);
-			cur = [];
-			chars = 0;
-		}
-		cur.push(row);
-		chars += row.length;
-	}
-	if (cur.length) out.push(`[${cur.join(",")}]`);
-	return out;
 }
 
 /**

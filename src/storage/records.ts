@@ -4,6 +4,7 @@
  */
 import { type HllRow, type TileRow, tileStatements } from "./aggregates";
 import { type CachedRecord, recordCacheKey, valueJson } from "./cached-record";
+import { packRows } from "./json-rows";
 import type { Clock, RecordState } from "./record-state";
 
 export interface StoredState {
@@ -179,29 +180,6 @@ SELECT e.value ->> 0, e.value ->> 1, e.value ->> 2, e.value ->> 3, e.value ->> 4
 FROM json_each(?1) AS e
 WHERE e.value ->> 6 = 0 OR EXISTS (SELECT 1 FROM records AS r WHERE r.dataset = e.value ->> 0 AND r.key = e.value ->> 1 AND r.writer = ?3)
 ON CONFLICT (dataset, key, event_id) DO NOTHING`;
-
-// Bounds on one statement: its JSON parameter stays under D1's 2 MB per string (counted in UTF-16
-// units, at most 3 bytes each), and one statement's work well under D1's per-query time limit.
-const STATEMENT_CHARS = 600_000;
-const STATEMENT_ROWS = 500;
-
-/** Packs JSON rows into statements of at most STATEMENT_ROWS rows and STATEMENT_CHARS characters. */
-function packRows(rows: readonly string[]): string[] {
-	const out: string[] = [];
-	let cur: string[] = [];
-	let chars = 0;
-	for (const row of rows) {
-		if (cur.length && (cur.length >= STATEMENT_ROWS || chars + row.length > STATEMENT_CHARS)) {
-			out.push(`[${cur.join(",")}]`);
-			cur = [];
-			chars = 0;
-		}
-		cur.push(row);
-		chars += row.length;
-	}
-	if (cur.length) out.push(`[${cur.join(",")}]`);
-	return out;
-}
 
 const j = JSON.stringify;
 
