@@ -9,7 +9,7 @@ import { type FreshnessOptions, type RecordView, viewRecord } from "../serving/f
 import type { LookupRequest } from "../serving/lookup";
 import { NOT_FOUND } from "../serving/tier";
 import type { CachedRecord } from "../storage/cached-record";
-import { historyKey, historyOfKeys } from "../storage/event-log";
+import { foldInputsAsOf } from "../storage/event-log";
 import { foldEntries } from "./fold";
 import { historyStart } from "./retention";
 
@@ -34,17 +34,13 @@ export async function statesAsOf(db: D1Database, dataset: string, keys: readonly
 	const unique = [...new Set(keys)];
 	for (let i = 0; i < unique.length; i += KEYS_PER_READ) {
 		const slice = unique.slice(i, i + KEYS_PER_READ);
-		const history = await historyOfKeys(
-			db,
-			slice.map((key) => ({ dataset, key })),
-			asOfMs,
-		);
-		for (const key of slice) {
-			const h = history.get(historyKey(dataset, key));
+		const inputs = await foldInputsAsOf(db, dataset, slice, asOfMs);
+		slice.forEach((key, j) => {
+			const h = inputs[j];
 			const state = h ? foldEntries(dataset, key, h.base, h.entries) : null;
 			// The revision is not known for a past state; 1 stands for "a record" (0 is a known miss).
 			out.set(key, state ? { v: state.value, t: state.clock[0], i: state.clock[1], r: 1 } : NOT_FOUND);
-		}
+		});
 	}
 	return out;
 }

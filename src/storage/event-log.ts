@@ -81,6 +81,31 @@ export async function historyOfKeys(db: D1Database, refs: readonly { dataset: st
 
 export const historyKey = refKey;
 
+// What a fold as of ?2 needs of each key of ?1 (a JSON array of keys of dataset ?3), in one
+// statement: the key's base (the state of its pruned events) and its retained events up to ?2,
+// unordered (the fold does not depend on order), naming the key by its index in ?1. Rows come back
+// as arrays (raw): per row, not per byte, is what a result costs here. CROSS JOIN keeps the keys as
+// the outer loop; left to itself the planner may scan the dataset's whole log and probe the keys.
+const AS_OF_ROWS = `SELECT j.key, NULL, NULL, NULL, b.state FROM json_each(?1) AS j CROSS JOIN history_base AS b ON b.dataset = ?3 AND b.key = j.value
+UNION ALL
+SELECT j.key, l.event_time, l.event_id, l.op, l.value FROM json_each(?1) AS j CROSS JOIN event_log AS l ON l.dataset = ?3 AND l.key = j.value
+WHERE l.event_time <= ?2`;
+
+type AsOfRow = [index: number, time: number | null, id: string | null, op: LogEntry["op"] | null, json: string | null];
+
+/** What folding `keys` (of one dataset) as of `untilTime` needs, per key in the order given: its base and its retained events up to then, in no particular order. */
+export async function foldInputsAsOf(db: D1Database, dataset: string, keys: readonly string[], untilTime: number): Promise<KeyHistory[]> {
+	const out: KeyHistory[] = keys.map(() => ({ base: null, entries: [] }));
+	const rows = await db.prepare(AS_OF_ROWS).bind(JSON.stringify(keys), untilTime, dataset).raw<AsOfRow>();
+	for (const [i, time, id, op, json] of rows) {
+		const h = out[i];
+		if (!h) continue;
+		if (time === null) h.base = JSON.parse(json as string) as RecordState;
+		else h.entries.push({ time, id: id as string, op: op as LogEntry["op"], value: json === null ? null : (JSON.parse(json) as Record<string, unknown>) });
+	}
+	return out;
+}
+
 // Entries up to `?2` (seq) whose dataset's cutoff (?1: {dataset: epoch ms}, else ?3) both their
 // event_time and their application precede: an id stays deduplicated for at least the retention.
 const PRUNE_CANDIDATES = `SELECT l.seq, l.dataset, l.key, l.event_time, l.event_id, l.op, l.value FROM event_log AS l

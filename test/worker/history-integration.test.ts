@@ -223,4 +223,36 @@ describe("retention keeps history exact", () => {
 		const page = await expectJson<Versions>(await call("GET", `/v1/datasets/${short}/records/k/history`), 200);
 		expect(page.versions.map((v) => [v.event_id, v.value])).toEqual([["new1", { a: 2, b: "new" }]]);
 	});
+
+	it("a late upsert kept in the log folds onto a base that holds a newer patch: the patch's field survives it", async () => {
+		const short = await createDataset({ key: "id", fields: { a: "int", b: "string" }, history_days: 1 } as never);
+		const now = Date.now();
+		const t0 = now - 3 * 86_400_000;
+		const lowest = (await env.DB.prepare("SELECT coalesce(min(seq), 0) AS s FROM event_log").first<{ s: number }>())?.s ?? 0;
+		const insert = (seq: number, id: string, t: number, op: string, value: unknown) =>
+			env.DB.prepare("INSERT INTO event_log (seq, dataset, key, event_time, event_id, op, value, applied_at) VALUES (?1, ?2, 'k', ?3, ?4, ?5, ?6, ?3)")
+				.bind(seq, short, t, id, op, JSON.stringify(value))
+				.run();
+		await insert(lowest - 2, "old1", t0, "upsert", { a: 1, b: "kept" });
+		await insert(lowest - 1, "old2", t0 + 2000, "patch", { a: 2 });
+		// Between the two in event time, but applied now: the prune keeps it in the log.
+		await importRows(short, [{ id: "k", a: 9, b: "late", _event_time: t0 + 1000, _id: "late" }]);
+		const expected = { a: 2, b: "late" };
+		expect((await expectJson<RecordBody>(await getRecord(short, "k", `as_of=${now - 500}`), 200)).value).toEqual(expected);
+
+		await (worker.scheduled as unknown as (c: ScheduledController, e: Env, x: ExecutionContext) => Promise<void>)(
+			createScheduledController({ scheduledTime: new Date(), cron: "*/5 * * * *" }),
+			env,
+			createExecutionContext(),
+		);
+		const left = await env.DB.prepare("SELECT event_id FROM event_log WHERE dataset = ?1 ORDER BY event_id").bind(short).all<{ event_id: string }>();
+		expect(left.results.map((r) => r.event_id)).toEqual(["late"]);
+		// The only upsert left in the log is the late one, yet the base's newer patch of `a` still shows.
+		expect((await expectJson<RecordBody>(await getRecord(short, "k", `as_of=${now - 500}`), 200)).value).toEqual(expected);
+		const looked = await expectJson<{ results: { records: { value: unknown }[] }[] }>(
+			await call("POST", "/v1/lookup", { json: { requests: [{ dataset: short, keys: ["k"] }], as_of: now - 500 } }),
+			200,
+		);
+		expect(looked.results[0]?.records[0]?.value).toEqual(expected);
+	});
 });
