@@ -129,6 +129,22 @@ const PROBE_SCRIPT = `export default {
 			const d1SerialMs = Date.now() - t;
 			return Response.json({ n, kv_put_per_s: n / (kvPutMs / 1000), kv_bulk_get_keys_per_s: n / (kvGetMs / 1000), kv_get_per_s: n / (kvGet1Ms / 1000), d1_queries_per_s: n / (d1SerialMs / 1000) });
 		}
+		if (url.pathname === "/d1-floor") {
+			// Runs each chunk (one JSON parameter) through the statements, one batch per chunk, two in
+			// flight, timed here: what D1 alone costs, without Miniflare's binding proxy in Node.
+			const { statements, chunks } = await request.json();
+			const now = Date.now();
+			let next = 0;
+			const t = Date.now();
+			const lane = async () => {
+				while (next < chunks.length) {
+					const chunk = chunks[next++];
+					await env.DB.batch(statements.map((sql) => env.DB.prepare(sql).bind(chunk, now)));
+				}
+			};
+			await Promise.all([lane(), lane()]);
+			return Response.json({ ms: Date.now() - t });
+		}
 		const { sql, params } = await request.json();
 		const row = await env.DB.prepare(sql).bind(...(params ?? [])).first();
 		return Response.json(row);
@@ -154,6 +170,13 @@ export async function calibrate(w: { probeUrl: URL }, n = 300): Promise<Calibrat
 	const res = await fetch(new URL(`/calibrate?n=${n}`, w.probeUrl));
 	if (!res.ok) throw new Error(`calibration failed: ${res.status} ${await res.text()}`);
 	return (await res.json()) as Calibration;
+}
+
+/** Runs every chunk through `statements` (each bound to the chunk and a time) in the probe worker; the milliseconds D1 took, timed inside workerd. */
+export async function probeD1Floor(w: { probeUrl: URL }, statements: string[], chunks: string[]): Promise<number> {
+	const res = await fetch(new URL("/d1-floor", w.probeUrl), { method: "POST", body: JSON.stringify({ statements, chunks }) });
+	if (!res.ok) throw new Error(`probe D1 floor failed: ${res.status} ${await res.text()}`);
+	return ((await res.json()) as { ms: number }).ms;
 }
 
 /** The `keys` the worker's KV namespace does not hold, through the probe worker. */
