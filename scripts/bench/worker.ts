@@ -130,9 +130,9 @@ const PROBE_SCRIPT = `export default {
 			return Response.json({ n, kv_put_per_s: n / (kvPutMs / 1000), kv_bulk_get_keys_per_s: n / (kvGetMs / 1000), kv_get_per_s: n / (kvGet1Ms / 1000), d1_queries_per_s: n / (d1SerialMs / 1000) });
 		}
 		if (url.pathname === "/d1-floor") {
-			// Runs each chunk (one JSON parameter) through the statements, one batch per chunk, two in
-			// flight, timed here: what D1 alone costs, without Miniflare's binding proxy in Node.
-			const { statements, chunks } = await request.json();
+			// Runs each chunk (one JSON parameter) through the statements, one batch per chunk, "lanes"
+			// in flight, timed here: what D1 alone costs, without Miniflare's binding proxy in Node.
+			const { statements, chunks, lanes } = await request.json();
 			const now = Date.now();
 			let next = 0;
 			const t = Date.now();
@@ -142,7 +142,7 @@ const PROBE_SCRIPT = `export default {
 					await env.DB.batch(statements.map((sql) => env.DB.prepare(sql).bind(chunk, now)));
 				}
 			};
-			await Promise.all([lane(), lane()]);
+			await Promise.all(Array.from({ length: lanes }, lane));
 			return Response.json({ ms: Date.now() - t });
 		}
 		const { sql, params } = await request.json();
@@ -172,9 +172,9 @@ export async function calibrate(w: { probeUrl: URL }, n = 300): Promise<Calibrat
 	return (await res.json()) as Calibration;
 }
 
-/** Runs every chunk through `statements` (each bound to the chunk and a time) in the probe worker; the milliseconds D1 took, timed inside workerd. */
-export async function probeD1Floor(w: { probeUrl: URL }, statements: string[], chunks: string[]): Promise<number> {
-	const res = await fetch(new URL("/d1-floor", w.probeUrl), { method: "POST", body: JSON.stringify({ statements, chunks }) });
+/** Runs every chunk through `statements` (each bound to the chunk and a time), `lanes` chunks in flight, in the probe worker; the milliseconds D1 took, timed inside workerd. */
+export async function probeD1Floor(w: { probeUrl: URL }, statements: string[], chunks: string[], lanes: number): Promise<number> {
+	const res = await fetch(new URL("/d1-floor", w.probeUrl), { method: "POST", body: JSON.stringify({ statements, chunks, lanes }) });
 	if (!res.ok) throw new Error(`probe D1 floor failed: ${res.status} ${await res.text()}`);
 	return ((await res.json()) as { ms: number }).ms;
 }
