@@ -22,7 +22,13 @@ interface Acc {
 const inEdges = (plan: WindowPlan, t: number) => plan.edges.some((e) => t >= e.from && t < e.to);
 
 /** The aggregates of `keys` at time `at`, in one round trip to D1. Keys with no facts get counts of 0 and nulls. */
-export async function aggregatesAt(db: D1Database, spec: DatasetSpec, keys: readonly string[], at: number): Promise<Map<string, AggregateValues>> {
+export async function aggregatesAt(
+	db: D1Database,
+	spec: DatasetSpec,
+	keys: readonly string[],
+	at: number,
+	now = Date.now(),
+): Promise<Map<string, AggregateValues>> {
 	const aggs = Object.entries(spec.aggregates ?? {});
 	const out = new Map<string, AggregateValues>();
 	if (!aggs.length || !keys.length) return out;
@@ -35,7 +41,7 @@ export async function aggregatesAt(db: D1Database, spec: DatasetSpec, keys: read
 			q.lastN.push({ agg: name, field: agg.of as string, after: at - length, n: agg.n ?? 1 });
 			continue;
 		}
-		const plan = planWindow(length, at);
+		const plan = planWindow(length, at, now);
 		plans.set(name, plan);
 		const ranges: TileRangeRow[] = plan.tiles.map((t) => [aggregateId(name, agg), t.res, t.from, t.to]);
 		(agg.fn === "distinct" ? q.registerRanges : q.sumRanges).push(...ranges);

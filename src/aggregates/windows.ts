@@ -42,9 +42,24 @@ export interface WindowPlan {
 
 /**
  * How to read the window (at - length, at]: windows up to a day use minute and hour tiles, longer
- * ones hour and day tiles; the partial fine tiles at both ends come from the log.
+ * ones hour and day tiles; the partial fine tiles at both ends come from the log. Tiles the
+ * retention may have dropped by `now` (TILE_RETENTION: an as_of days back reads minute tiles kept
+ * only 26 hours) are not read either: their span comes from the log too, which holds every fact
+ * of the dataset's history.
  */
-export function planWindow(length: number, at: number): WindowPlan {
+export function planWindow(length: number, at: number, now = Number.NEGATIVE_INFINITY): WindowPlan {
+	const plan = tilePlan(length, at);
+	const tiles: TileRange[] = [];
+	for (const t of plan.tiles) {
+		// The first tile start the retention has certainly kept (it prunes tiles starting before its own now minus the retention).
+		const kept = Math.ceil((now - (TILE_RETENTION[t.res] as number)) / t.res) * t.res;
+		if (t.from < kept) plan.edges.push({ from: t.from, to: Math.min(t.to, kept) });
+		if (t.to > kept) tiles.push({ res: t.res, from: Math.max(t.from, kept), to: t.to });
+	}
+	return { edges: plan.edges, tiles };
+}
+
+function tilePlan(length: number, at: number): WindowPlan {
 	const start = at - length; // exclusive
 	const [fine, coarse] = length <= DAY ? [MINUTE, HOUR] : [HOUR, DAY];
 	// Whole fine tiles strictly after `start` and ending at or before the tile that holds `at`.

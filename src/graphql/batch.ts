@@ -6,6 +6,7 @@
  * with the same on every field, makes exactly one pass through the tiers, like POST /v1/lookup.
  * Point-in-time reads go to the event log, one read per (dataset, as_of, options).
  */
+import { attachAggregates } from "../aggregates/read";
 import { HotpathError } from "../errors";
 import { lookupAsOf } from "../history/as-of";
 import { keyVersions, type VersionsPage } from "../history/versions";
@@ -126,6 +127,18 @@ export class ReadBatch {
 				);
 				results = [views];
 			}
+			// Aggregates slide with time: computed at the read time (or as_of), beside the fields, for the ones any field of the group selects.
+			const at = first.asOf ?? Date.now();
+			await fromEventLog("aggregates", () =>
+				Promise.all(
+					requests.map((req, i) => {
+						if (!req.spec.aggregates) return undefined;
+						const reads = group.filter((p) => p.read.spec.name === req.spec.name);
+						const fields = reads.some((p) => !p.read.fields) ? undefined : [...new Set(reads.flatMap((p) => p.read.fields ?? []))];
+						return this.ctx.timing.measure("aggregates", () => attachAggregates(this.db, req.spec, results[i] ?? [], at, fields));
+					}),
+				),
+			);
 			const byDataset = new Map<string, Map<string, RecordView>>();
 			requests.forEach((req, i) => {
 				byDataset.set(req.spec.name, new Map((results[i] ?? []).map((v) => [v.key, v])));

@@ -26,10 +26,10 @@ import { mayAccess } from "../auth/policy";
 import { HotpathError } from "../errors";
 import { assertWithinHistory } from "../history/as-of";
 import { MAX_VERSIONS } from "../history/versions";
-import { type DatasetSpec, describeType, type FieldSpec } from "../registry/spec";
+import { type AggregateSpec, type DatasetSpec, describeType, type FieldSpec } from "../registry/spec";
 import { decodeCursor, encodeCursor } from "../serving/cursor";
 import type { IfStale } from "../serving/freshness";
-import { checkFields, keyProblem, parseMaxStaleness, parseTimeParam } from "../serving/params";
+import { checkFields, checkTimeRange, fieldsAndAggregates, keyProblem, parseMaxStaleness, parseTimeParam } from "../serving/params";
 import type { GraphqlContext, RecordRead } from "./batch";
 import { assignNames, type DatasetNames } from "./names";
 import { RawJson, recordPlan, renderRecords } from "./render";
@@ -106,6 +106,24 @@ function fieldType(f: FieldSpec): GraphQLOutputType {
 	}
 }
 
+/** The GraphQL type of an aggregate's value: counts are whole, sums and means numbers, min and max the field's type, last_n a list of the field's values. */
+function aggregateType(spec: DatasetSpec, agg: AggregateSpec): GraphQLOutputType {
+	const of = agg.of !== undefined && Object.hasOwn(spec.fields, agg.of) ? (spec.fields[agg.of] as FieldSpec) : undefined;
+	switch (agg.fn) {
+		case "count":
+		case "distinct":
+			return SafeIntScalar;
+		case "min":
+		case "max":
+			return of ? fieldType(of) : GraphQLFloat;
+		case "sum":
+		case "mean":
+			return GraphQLFloat;
+		case "last_n":
+			return new GraphQLList(of ? fieldType(of) : JsonScalar);
+	}
+}
+
 const nonNull = <T extends GraphQLOutputType>(t: T) => new GraphQLNonNull(t);
 
 interface RecordsArgs {
@@ -135,7 +153,7 @@ function recordRead(spec: DatasetSpec, args: RecordsArgs): RecordRead {
 		const bad = badKey(`keys[${i}]`, k);
 		if (bad) throw bad;
 	});
-	const fields = checkFields(args.fields ?? undefined, spec.fields, "fields");
+	const fields = checkFields(args.fields ?? undefined, fieldsAndAggregates(spec), "fields");
 	const maxStalenessS = parseMaxStaleness(args.max_staleness, "max_staleness");
 	const asOf = parseTimeParam(args.as_of, "as_of");
 	if (asOf !== undefined) assertWithinHistory(spec, asOf);
@@ -167,7 +185,9 @@ async function historyPage(spec: DatasetSpec, args: HistoryArgs, ctx: GraphqlCon
 		});
 	}
 	const since = parseTimeParam(args.since, "since");
-	const until = parseTimeParam(args.until, "until") ?? Number.MAX_SAFE_INTEGER;
+	const untilParam = parseTimeParam(args.until, "until");
+	checkTimeRange(since, untilParam);
+	const until = untilParam ?? Number.MAX_SAFE_INTEGER;
 	const after = args.cursor ? parseHistoryCursor(args.cursor) : undefined;
 	const page = await ctx.batch.versions(spec, args.key, { since, until, limit, after });
 	return {
@@ -182,7 +202,18 @@ function datasetFields(
 	spec: DatasetSpec,
 	names: DatasetNames,
 ): { fields: GraphQLFieldConfigMap<unknown, GraphqlContext>; rendered: GraphQLFieldConfig<unknown, GraphqlContext, RecordsArgs>; types: RecordsTypes } {
-	const fieldEntries = Object.entries(spec.fields);
+	const fieldEntries: [string, { type: GraphQLOutputType; description: string }][] = [
+		...Object.entries(spec.fields).map(
+			([name, f]) => [name, { type: fieldType(f), description: describeType(f) }] as [string, { type: GraphQLOutputType; description: string }],
+		),
+		...Object.entries(spec.aggregates ?? {}).map(
+			([name, agg]) =>
+				[name, { type: aggregateType(spec, agg), description: `${agg.fn}${agg.of ? ` of ${agg.of}` : ""} over the last ${agg.window}` }] as [
+					string,
+					{ type: GraphQLOutputType; description: string },
+				],
+		),
+	];
 	// A type needs a field: the value of a dataset without fields is plain JSON (always {}).
 	const valueType: GraphQLOutputType = fieldEntries.length
 		? new GraphQLObjectType({
@@ -192,10 +223,7 @@ function datasetFields(
 				// field named `constructor` or `toString` that a value lacks would come out as Object's method
 				// (called!) instead of null. (render.ts writes values by the same rule.)
 				fields: Object.fromEntries(
-					fieldEntries.map(([name, f]) => [
-						name,
-						{ type: fieldType(f), description: describeType(f), resolve: (v: Record<string, unknown>) => (Object.hasOwn(v, name) ? v[name] : null) },
-					]),
+					fieldEntries.map(([name, f]) => [name, { ...f, resolve: (v: Record<string, unknown>) => (Object.hasOwn(v, name) ? v[name] : null) }]),
 				),
 			})
 		: JsonScalar;

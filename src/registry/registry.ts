@@ -1,10 +1,11 @@
 /** The dataset registry: specs in D1, cached whole in the isolate and dropped when the control version moves. */
 import { and, asc, eq } from "drizzle-orm";
 import type { DrizzleD1Database } from "drizzle-orm/d1";
+import { resolutionsOf } from "../aggregates/facts";
 import type { ControlVersion } from "../control/version";
 import { HotpathError } from "../errors";
 import { datasets } from "../storage/schema";
-import { type DatasetSpec, DEFAULT_HISTORY_DAYS, incompatibilities } from "./spec";
+import { type AggregateSpec, type DatasetSpec, DEFAULT_HISTORY_DAYS, incompatibilities } from "./spec";
 
 export interface PutResult {
 	spec: DatasetSpec;
@@ -67,7 +68,11 @@ export class Registry {
 			if (input.aggregates) {
 				spec.aggregates = {};
 				for (const [name, agg] of Object.entries(input.aggregates)) {
-					const since = prev?.aggregates?.[name]?.since;
+					// A window that moves across a day is read from other tiles (minute and hour up to a day,
+					// hour and day beyond), which were never written for it: it starts again, as one added now,
+					// from empty tiles, and the backfill counts the facts the log holds.
+					const old = prev?.aggregates?.[name];
+					const since = old && sameTiles(old, agg) ? old.since : undefined;
 					if (since === undefined) addedAggregates.push(name);
 					spec.aggregates[name] = { ...agg, since: since ?? now };
 				}
@@ -109,6 +114,9 @@ export class Registry {
 		return map;
 	}
 }
+
+/** Whether two forms of an aggregate fold facts into the same resolutions of tiles. */
+const sameTiles = (a: AggregateSpec, b: AggregateSpec): boolean => resolutionsOf(a).join() === resolutionsOf(b).join();
 
 /** A stored spec; specs stored before a field had a default get that default. */
 function parseSpec(text: string): DatasetSpec {

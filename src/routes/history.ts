@@ -5,7 +5,7 @@ import { requireScope } from "../auth/middleware";
 import { assertDatasets } from "../auth/policy";
 import { HotpathError } from "../errors";
 import { DEFAULT_VERSIONS, keyVersions, MAX_VERSIONS, pageCursor, parsePageCursor } from "../history/versions";
-import { keyProblem, parseTimeParam } from "../serving/params";
+import { checkTimeRange, keyProblem, parseTimeParam } from "../serving/params";
 import { bearer, datasetParam, json, mount, newRouter, problems, recordKeyParam } from "./openapi";
 
 export const historyRoutes = newRouter();
@@ -53,7 +53,9 @@ mount(
 			});
 		}
 		const since = parseTimeParam(c.req.query("since"), "since");
-		const until = parseTimeParam(c.req.query("until"), "until") ?? Number.MAX_SAFE_INTEGER;
+		const untilParam = parseTimeParam(c.req.query("until"), "until");
+		checkTimeRange(since, untilParam);
+		const until = untilParam ?? Number.MAX_SAFE_INTEGER;
 		const cursor = c.req.query("cursor");
 		const page = await keyVersions(c.env.DB, spec, key, { since, until, limit, after: cursor ? parsePageCursor(cursor) : undefined });
 		c.header("cache-control", "no-store");

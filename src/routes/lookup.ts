@@ -36,9 +36,10 @@ const lookupSchema = z
 			.min(1),
 		max_staleness: z.number().nonnegative().optional(),
 		if_stale: z.enum(["serve", "omit"]).optional(),
-		as_of: asOfSchema
-			.optional()
-			.openapi({ description: "RFC 3339 or epoch ms: answer the state all events with event_time <= as_of produce, from the event log (never a cache)" }),
+		as_of: asOfSchema.nullable().optional().openapi({
+			description:
+				"RFC 3339 or epoch ms: answer the state all events with event_time <= as_of produce, from the event log (never a cache); null: current values",
+		}),
 	})
 	.strict();
 
@@ -93,7 +94,13 @@ mount(
 				if (asOf !== undefined) assertWithinHistory(spec, asOf);
 			} catch (e) {
 				if (!(e instanceof HotpathError)) throw e;
-				errors.push(...(e.errors?.map((x) => (x.pointer === "as_of" ? { ...x, pointer: `/requests/${i}/as_of` } : x)) ?? []));
+				// Where the as_of came from: the request's own, or the top-level one it inherits.
+				const from = r.as_of === undefined || r.as_of === "" ? "/as_of" : `/requests/${i}/as_of`;
+				for (const x of e.errors ?? []) {
+					const item = x.pointer === "as_of" ? { ...x, pointer: from } : x;
+					// The top-level as_of is named once, however many requests inherit it.
+					if (!errors.some((y) => y.pointer === item.pointer && y.detail === item.detail)) errors.push(item);
+				}
 			}
 			requests.push({ spec, keys: r.keys, fields, asOf });
 		}

@@ -47,14 +47,30 @@ export function checkFields(fields: string[] | undefined, known: Record<string, 
 	return fields;
 }
 
+/** The largest epoch ms a Date holds. */
+const MAX_TIME_MS = 8_640_000_000_000_000;
+
 /** A time parameter (as_of, since, until): RFC 3339 or epoch milliseconds (a number or a numeric string). */
 export function parseTimeParam(raw: unknown, where: string): number | undefined {
 	if (raw === undefined || raw === null || raw === "") return undefined;
 	const v = typeof raw === "string" && /^\d+$/.test(raw) ? Number(raw) : raw;
-	const t = parseEventTime(v, Date.now(), Number.POSITIVE_INFINITY);
+	const parsed = parseEventTime(v, Date.now(), Number.POSITIVE_INFINITY);
+	// Past the last time a Date can hold (+275760-09-13), a time has no RFC 3339 form to answer with.
+	const t =
+		typeof parsed === "number" && parsed > MAX_TIME_MS
+			? `${where} ${String(raw)} is past the latest time there is (${new Date(MAX_TIME_MS).toISOString()})`
+			: parsed;
 	if (typeof t === "string") {
 		const why = t.replace(/event_time/g, where);
 		throw new HotpathError("bad_request", why, { errors: [{ pointer: where, detail: why }] });
 	}
 	return t;
+}
+
+/** A history range: `since` after `until` can hold no version, and is a mistake worth naming. */
+export function checkTimeRange(since: number | undefined, until: number | undefined): void {
+	if (since !== undefined && until !== undefined && since > until) {
+		const why = `since (${new Date(since).toISOString()}) is after until (${new Date(until).toISOString()})`;
+		throw new HotpathError("bad_request", why, { errors: [{ pointer: "since", detail: why }] });
+	}
 }
