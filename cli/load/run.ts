@@ -76,6 +76,12 @@ const typingOf: Record<Format, Typing> = { ndjson: "json", csv: "text", parquet:
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
+ * The server numbers an NDJSON body's lines from the chunk's start ("line 3 is not valid JSON: ..."),
+ * while a rejection is reported at the file's own line: the chunk-relative number is dropped.
+ */
+const fileRelative = (error: string): string => error.replace(/^line \d+ is not valid JSON: /, "not valid JSON: ");
+
+/**
  * Sends one chunk. A 400 whose items point at rows (`/3`) means no row of the chunk was valid:
  * that is a chunk of rejections, not a failure. 5xx and lost connections are retried (the rows'
  * ids make a resend harmless); anything else stops the load.
@@ -88,14 +94,16 @@ export async function importChunk(client: Hotpath, dataset: string, chunk: Chunk
 	chunk.lines = [];
 	for (let attempt = 0; ; attempt++) {
 		try {
-			return await client.importNdjson(dataset, body);
+			const result = await client.importNdjson(dataset, body);
+			return { ...result, rejected: result.rejected.map((r) => ({ index: r.index, error: fileRelative(r.error) })) };
 		} catch (e) {
 			if (!(e instanceof HotpathError)) throw e;
 			if (e.status === 400 && e.errors.length && e.errors.every((i) => /^\/\d+(\/|$)/.test(i.pointer))) {
 				const why = new Map<number, string>();
 				for (const item of e.errors) {
 					const index = Number(item.pointer.split("/")[1]);
-					why.set(index, why.has(index) ? `${why.get(index)}; ${item.detail}` : item.detail);
+					const detail = fileRelative(item.detail);
+					why.set(index, why.has(index) ? `${why.get(index)}; ${detail}` : detail);
 				}
 				return { imported: 0, unchanged: 0, rejected: Array.from({ length: rows }, (_, index) => ({ index, error: why.get(index) ?? e.detail })) };
 			}

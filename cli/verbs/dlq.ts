@@ -1,4 +1,5 @@
 /** `hotpath dlq list | replay ID | replay --all | purge ID | purge --all`: messages that kept failing (admin). */
+import type { DeadLetterId } from "@hotpath/client";
 import type { Command } from "commander";
 import { intOption, verbAction } from "../context.ts";
 import { table, UsageError } from "../output.ts";
@@ -8,14 +9,18 @@ interface Which {
 	dataset?: string;
 }
 
-/** Exactly one of an id or --all; --dataset only with --all. */
-function target(id: string | undefined, o: Which, verb: string): number | "all" {
+/**
+ * Exactly one of an id or --all; --dataset only with --all. An id is a D1 row id (an integer) or
+ * `kv:<message id>` for a dead letter waiting in KV while D1 refused it, as `dlq list` shows them.
+ */
+export function target(id: string | undefined, o: Which, verb: string): DeadLetterId | "all" {
 	if (id !== undefined && o.all) throw new UsageError(`dlq ${verb}: give an id or --all, not both`);
 	if (id === undefined && !o.all) throw new UsageError(`dlq ${verb}: give a dead letter's id, or --all`);
 	if (o.dataset !== undefined && !o.all) throw new UsageError(`dlq ${verb}: --dataset goes with --all`);
 	if (id === undefined) return "all";
+	if (id.startsWith("kv:") && id.length > 3) return id as `kv:${string}`;
 	const n = Number(id);
-	if (!Number.isSafeInteger(n) || n < 0) throw new UsageError(`dlq ${verb}: the id is an integer, not "${id}"`);
+	if (!/^\d+$/.test(id) || !Number.isSafeInteger(n) || n < 1) throw new UsageError(`dlq ${verb}: the id is a positive integer or kv:<message id>, not "${id}"`);
 	return n;
 }
 

@@ -6,6 +6,7 @@ import type {
 	CreatedKey,
 	DeadLetter,
 	DeadLetterFilter,
+	DeadLetterId,
 	Event,
 	ExportedRecord,
 	ExportOptions,
@@ -118,11 +119,11 @@ export class Hotpath {
 	readonly deadLetters: {
 		list(opts?: DeadLetterFilter & { limit?: number }): Promise<DeadLetter[]>;
 		/** Puts one back on the queue; events are idempotent, so a second replay is harmless. */
-		replay(id: number): Promise<{ id: number; replayed_at: string }>;
+		replay(id: DeadLetterId): Promise<{ id: DeadLetterId; replayed_at: string }>;
 		/** Replays every dead letter not replayed yet (of one dataset, when given). */
 		replayAll(filter?: DeadLetterFilter): Promise<{ replayed: number }>;
 		/** Deletes one dead letter for good. */
-		purge(id: number): Promise<void>;
+		purge(id: DeadLetterId): Promise<void>;
 		/** Deletes every dead letter (of one dataset, when given). */
 		purgeAll(filter?: DeadLetterFilter): Promise<{ purged: number }>;
 	};
@@ -179,7 +180,7 @@ export class Hotpath {
 					})
 				).data.dead_letters,
 			replay: async (id) =>
-				(await http.call<{ id: number; replayed_at: string }>({ method: "POST", path: `/v1/dead-letters/${seg(id)}/replay`, idempotent: true })).data,
+				(await http.call<{ id: DeadLetterId; replayed_at: string }>({ method: "POST", path: `/v1/dead-letters/${seg(id)}/replay`, idempotent: true })).data,
 			replayAll: async (filter = {}) =>
 				(await http.call<{ replayed: number }>({ method: "POST", path: "/v1/dead-letters/replay", query: { dataset: filter.dataset }, idempotent: true })).data,
 			purge: async (id) => {

@@ -257,16 +257,23 @@ export interface CreatedKey extends KeyInfo {
 
 /** A message that kept failing, kept for inspection and replay. */
 export interface DeadLetter {
-	id: number;
+	/** A D1 row id, or `kv:<message id>` for one waiting in KV while D1 refused it. */
+	id: DeadLetterId;
 	queue: string;
 	message_id: string;
 	error: string;
 	attempts: number;
 	created_at: string;
 	replayed_at: string | null;
-	datasets?: string[];
+	/** Datasets its events touch; null when the body is not a Hotpath message. */
+	datasets?: string[] | null;
+	/** True for one waiting in KV (its id is `kv:<message id>`). */
+	waiting_in_kv?: boolean;
 	body: unknown;
 }
+
+/** A dead letter's id: a D1 row id, or `kv:<message id>` for one waiting in KV while D1 refused it. */
+export type DeadLetterId = number | `kv:${string}`;
 
 export interface DeadLetterFilter {
 	/** Only dead letters touching this dataset. */
