@@ -6,7 +6,7 @@ import { assertDatasets } from "../auth/policy";
 import type { AppEnv } from "../env";
 import type { DatasetSpec } from "../registry/spec";
 import { MAX_DEPTH } from "../search/cursor";
-import { MAX_FILTER_CONDITIONS, MAX_FILTER_DEPTH, MAX_IN_VALUES, MAX_QUERY_TERMS } from "../search/filter";
+import { MAX_FILTER_CONDITIONS, MAX_FILTER_DEPTH, MAX_FILTER_NODES, MAX_IN_VALUES, MAX_QUERY_TERMS } from "../search/filter";
 import { searchIndexStatus, startIndexBuild } from "../search/jobs";
 import { DEFAULT_K, DEFAULT_LIMIT, MAX_LIMIT, MAX_QUERY_CHARS, RRF_K, searchDataset } from "../search/search";
 import { MAX_DATASET_FLOATS, MAX_VECTORS } from "../search/vectors";
@@ -35,7 +35,7 @@ const searchSchema = z
 			.openapi({
 				type: "object",
 				additionalProperties: {},
-				description: `On declared filter fields only: {"price": {"lt": 20}, "category": {"in": ["a", "b"]}, "or": [...], "and": [...]}, operators eq ne lt lte gt gte in contains exists (contains for string[] fields). A bare value means eq. ne matches a missing value too. At most ${MAX_FILTER_DEPTH} levels, ${MAX_FILTER_CONDITIONS} operators, ${MAX_IN_VALUES} values per in.`,
+				description: `On declared filter fields only: {"price": {"lt": 20}, "category": {"in": ["a", "b"]}, "or": [...], "and": [...]}, operators eq ne lt lte gt gte in contains exists (contains for string[] fields). A bare value means eq. ne matches a missing value too. At most ${MAX_FILTER_DEPTH} levels, ${MAX_FILTER_NODES} filter objects (and/or members included), ${MAX_FILTER_CONDITIONS} operators, ${MAX_IN_VALUES} values per in.`,
 				example: { price: { lt: 20 }, or: [{ category: { in: ["a", "b"] } }, { tags: { contains: "new" } }] },
 			}),
 		sort: z

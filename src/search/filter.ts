@@ -12,6 +12,12 @@ import type { FilterType, IndexLayout } from "./layout";
 export const MAX_FILTER_DEPTH = 8;
 /** Operators one filter may hold in all (each binds one parameter). */
 export const MAX_FILTER_CONDITIONS = 64;
+/**
+ * Filter objects one filter may hold in all, the top one and every and/or member included. Each
+ * becomes SQL even when it holds no operator (`{}` matches everything), so without this bound a
+ * body of empty objects compiles to a statement past D1's length limit.
+ */
+export const MAX_FILTER_NODES = 256;
 /** Values one `in` list may hold. */
 export const MAX_IN_VALUES = 1000;
 /** Words a text query may have. */
@@ -54,11 +60,17 @@ export interface CompileContext {
 
 /** Compiles a filter to a SQL condition on `d`, or records what is wrong with it. */
 export function compileFilter(filter: unknown, pointer: string, cx: CompileContext): string {
-	const conditions = { n: 0 };
+	const conditions = { n: 0, nodes: 0 };
 	return compileNode(filter, pointer, 1, cx, conditions);
 }
 
-function compileNode(node: unknown, pointer: string, depth: number, cx: CompileContext, conditions: { n: number }): string {
+function compileNode(node: unknown, pointer: string, depth: number, cx: CompileContext, conditions: { n: number; nodes: number }): string {
+	if (++conditions.nodes > MAX_FILTER_NODES) {
+		// Said once, where the bound was passed.
+		if (conditions.nodes === MAX_FILTER_NODES + 1)
+			cx.problems.add(pointer, `a filter holds at most ${MAX_FILTER_NODES} filter objects in all (the top one and every and/or member)`);
+		return "0";
+	}
 	if (!isObject(node)) {
 		cx.problems.add(pointer, 'a filter is an object of filter fields and "and"/"or" lists');
 		return "0";
