@@ -7,6 +7,7 @@ import { assertDatasets, assertUnlimitedAdmin, covers } from "../auth/policy";
 import type { AppEnv } from "../env";
 import { HotpathError } from "../errors";
 import { deleteDeadLetters, getDeadLetter, listDeadLetters, replayDeadLetters, type StoredDeadLetter } from "../ingest/dead-letters";
+import { KV_DEAD_LETTER_PREFIX } from "../storage/dead-letters";
 import { bearer, json, mount, newRouter, problems } from "./openapi";
 
 export const adminRoutes = newRouter();
@@ -115,9 +116,17 @@ mount(
 	},
 );
 
+/** KV keys are at most 512 bytes; a letter waiting in KV is kept under `dlq:<message id>`. */
+const MAX_KV_MESSAGE_ID_BYTES = 512 - KV_DEAD_LETTER_PREFIX.length;
+
 /** A dead letter's id from the path: a D1 row id, or `kv:<message id>` for one waiting in KV. */
 function parseId(raw: string): number | string {
-	if (raw.startsWith("kv:") && raw.length > 3) return raw;
+	if (raw.startsWith("kv:") && raw.length > 3) {
+		// Longer than any KV key: no letter waits under it, and KV would refuse the lookup itself.
+		if (new TextEncoder().encode(raw.slice(3)).length > MAX_KV_MESSAGE_ID_BYTES)
+			throw new HotpathError("bad_request", `the message id of a dead letter waiting in KV (kv:<message id>) is at most ${MAX_KV_MESSAGE_ID_BYTES} bytes`);
+		return raw;
+	}
 	const id = Number(raw);
 	if (!Number.isSafeInteger(id) || id < 1) throw new HotpathError("bad_request", `dead letter id must be a positive integer or kv:<message id>, not "${raw}"`);
 	return id;
@@ -131,7 +140,12 @@ async function visibleLetter(c: Context<AppEnv>, rawId: string): Promise<StoredD
 	const principal = c.get("principal");
 	if (!covers(principal, letter.datasets)) {
 		if (letter.datasets === null) throw new HotpathError("forbidden", "this dead letter's datasets are unknown; only an unlimited admin key may act on it");
-		assertDatasets(principal, letter.datasets);
+		// Ids are sequential: naming the letter's other datasets would tell a limited key, id by id,
+		// the names of datasets it may not know of. It learns only that the letter is out of its bounds.
+		throw new HotpathError(
+			"forbidden",
+			`this key is limited to dataset(s) ${principal.datasets?.join(", ")}; it may not act on dead letter ${rawId}, which touches datasets outside them`,
+		);
 	}
 	return letter;
 }

@@ -3,7 +3,7 @@
  * of which once answered with a 5xx or told a limited key about another dataset.
  */
 import { beforeAll, describe, expect, it } from "vitest";
-import { call, createDataset, expectProblem } from "./helpers";
+import { call, createDataset, createKey, DLQ, deadLetterByMessageId, eventsBody, expectProblem, message, runQueue, uniqueName, userSpec } from "./helpers";
 import { importProducts, makeProducts, productSpec, search, waitIndexReady } from "./search-oracle";
 
 let ds = "";
@@ -44,5 +44,36 @@ describe("search filters of many filter objects", () => {
 		await expectProblem(res, 400);
 		const ok = await search(ds, { filter });
 		expect(ok.status, await ok.clone().text()).toBe(200);
+	});
+});
+
+describe("dead letters", () => {
+	it("an id of a KV-held letter longer than a KV key can be is a 400, not a 500 from KV", async () => {
+		const long = `kv:${"x".repeat(1000)}`;
+		const replay = await expectProblem(await call("POST", `/v1/dead-letters/${long}/replay`), 400);
+		expect(replay.detail).toMatch(/at most \d+ bytes/);
+		await expectProblem(await call("DELETE", `/v1/dead-letters/${long}`), 400);
+		// A well-formed one that is not there is still a 404.
+		await expectProblem(await call("DELETE", `/v1/dead-letters/kv:${"y".repeat(300)}`), 404);
+	});
+
+	it("a key limited to A that guesses the id of B's dead letter is refused without learning B's name", async () => {
+		const secret = await createDataset(userSpec(), uniqueName("secret"));
+		const mine = await createDataset();
+		const msg = message(eventsBody([{ id: uniqueName("e"), dataset: secret, key: "k", op: "upsert", value: { age: 1 }, time: Date.now() }]));
+		await runQueue(DLQ, [msg]);
+		const row = await deadLetterByMessageId(msg.id);
+		if (!row) throw new Error("fixture: the dead letter was not stored");
+		const limited = await createKey(["admin"], [mine]);
+		for (const [method, path] of [
+			["POST", `/v1/dead-letters/${row.id}/replay`],
+			["DELETE", `/v1/dead-letters/${row.id}`],
+		] as const) {
+			const p = await expectProblem(await call(method, path, { key: limited.key }), 403);
+			expect(p.detail).not.toContain(secret);
+			expect(JSON.stringify(p)).not.toContain(secret);
+		}
+		// Untouched by the refused calls.
+		expect((await deadLetterByMessageId(msg.id))?.replayed_at).toBeNull();
 	});
 });
