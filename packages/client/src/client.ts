@@ -1,5 +1,5 @@
 /** The Hotpath client: one method per HTTP route, typed end to end. */
-import { HotpathError, type Problem } from "./errors.js";
+import { CLIENT_PROBLEM, HotpathError, type Problem } from "./errors.js";
 import { type FetchLike, Transport } from "./transport.js";
 import type {
 	ApplyResult,
@@ -58,6 +58,21 @@ export interface HotpathOptions {
 }
 
 const seg = (s: string | number) => encodeURIComponent(String(s));
+
+/**
+ * A key of "." or ".." cannot be a URL path segment: URL parsing resolves it (and "%2E", "%2e%2E"...)
+ * as a relative path, so a GET of `records/..` would reach another route.
+ */
+const isDotSegment = (key: string | number): boolean => key === "." || key === "..";
+
+function unaddressableKey(what: string, key: string): HotpathError {
+	return new HotpathError({
+		type: CLIENT_PROBLEM.unaddressableKey,
+		title: "Key not addressable",
+		status: 0,
+		detail: `${what} takes the key in the URL path, where "${key}" reads as a relative path; read it with lookup()`,
+	});
+}
 
 const timeParam = (t: TimeInput | undefined): string | number | undefined => (t instanceof Date ? t.toISOString() : t);
 
@@ -202,6 +217,16 @@ export class Hotpath {
 	 * options or auth failures throw HotpathError.
 	 */
 	async get<V extends RecordValue = RecordValue>(dataset: string, key: string | number, opts: GetOptions = {}): Promise<GetResult<V>> {
+		if (isDotSegment(key)) {
+			// The same read through POST /v1/lookup, whose body carries the key.
+			const [result] = await this.lookup<V>([{ dataset, keys: [key], ...(opts.fields ? { fields: opts.fields } : {}) }], {
+				maxStaleness: opts.maxStaleness,
+				ifStale: opts.ifStale,
+				asOf: opts.asOf,
+			});
+			const record = result?.records[0];
+			return record ? { dataset, ...record } : { dataset, key: String(key), status: "not_found", value: null, event_time: null, age_ms: null };
+		}
 		const res = await this.#http.call<GetResult<V>>({
 			method: "GET",
 			path: `/v1/datasets/${seg(dataset)}/records/${seg(key)}`,
@@ -375,6 +400,7 @@ export class Hotpath {
 	 * A key without events has no versions (not an error); a dataset that does not exist throws.
 	 */
 	async history<V extends RecordValue = RecordValue>(dataset: string, key: string | number, opts: HistoryOptions = {}): Promise<HistoryResult<V>> {
+		if (isDotSegment(key)) throw unaddressableKey("history", String(key));
 		return (
 			await this.#http.call<HistoryResult<V>>({
 				method: "GET",

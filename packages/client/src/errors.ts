@@ -22,6 +22,8 @@ export const CLIENT_PROBLEM = {
 	network: "urn:hotpath:client:network-error",
 	timeout: "urn:hotpath:client:timeout",
 	badResponse: "urn:hotpath:client:bad-response",
+	/** A key ("." or "..") that a route taking the key in its URL path cannot address. */
+	unaddressableKey: "urn:hotpath:client:unaddressable-key",
 } as const;
 
 /**
