@@ -5,6 +5,7 @@
  * with wrangler.toml's max_retries = 100), so it outlasts a long outage. Replaying puts a dead
  * letter's body back on the events queue; events are idempotent by id, so replaying twice is harmless.
  */
+import { HotpathError } from "../errors";
 import { log } from "../observability/log";
 import { searchMessageDataset } from "../search/jobs";
 import {
@@ -20,7 +21,7 @@ import {
 	storeDeadLettersD1,
 } from "../storage/dead-letters";
 import type { RefusedEvents } from "./apply";
-import { packBatches, readQueueMessage } from "./producer";
+import { packBatches, readQueueMessage, repackBody } from "./producer";
 
 const encoder = new TextEncoder();
 
@@ -136,8 +137,20 @@ export async function replayDeadLetters(
 	letters: readonly StoredDeadLetter[],
 	now = Date.now(),
 ): Promise<number> {
-	const packed = letters.map((l) => ({ body: l.body, bytes: encoder.encode(l.body).length, count: 1 }));
-	for (const batch of packBatches(packed)) await queue.sendBatch(batch.map((m) => ({ body: m.body, contentType: "text" as const })));
+	const packed = letters.flatMap((l) => repackBody(l.body));
+	let sent = 0;
+	for (const batch of packBatches(packed)) {
+		try {
+			await queue.sendBatch(batch.map((m) => ({ body: m.body, contentType: "text" as const })));
+		} catch (e) {
+			throw new HotpathError(
+				"unavailable",
+				`the event queue refused the replay after ${sent} of ${packed.length} message(s) (${(e as Error).message}); none is marked replayed, and replaying again is safe: events are idempotent by id`,
+				{ retryAfterSeconds: 1 },
+			);
+		}
+		sent += batch.length;
+	}
 	// One that waited in KV moves to D1, so it is listed once, marked replayed like the others.
 	const fromKv = letters.filter((l) => typeof l.id === "string");
 	try {

@@ -77,6 +77,25 @@ export function packMessages(events: readonly EncodedEvent[]): Packed[] {
 	return packParts(events, EVENTS_HEAD);
 }
 
+/**
+ * A stored message body (a dead letter's) as queue messages: as is when it fits one; an events
+ * message past MESSAGE_BYTES has its events packed again. A refused key's dead letter gathers the
+ * events of many messages of one batch, so it can pass a message's size; any other body came off
+ * the queue whole.
+ */
+export function repackBody(body: string): Packed[] {
+	const bytes = encoder.encode(body).length;
+	if (bytes <= MESSAGE_BYTES) return [{ body, bytes, count: 1 }];
+	const m = readQueueMessage(body);
+	if (m?.kind !== "events") return [{ body, bytes, count: 1 }];
+	return packMessages(
+		m.events.map((e) => {
+			const json = JSON.stringify(e);
+			return { json, bytes: encoder.encode(json).length };
+		}),
+	);
+}
+
 /** Groups messages into sendBatch calls under the per-call limits. Exported for tests. */
 export function packBatches(messages: Packed[]): Packed[][] {
 	const batches: Packed[][] = [];

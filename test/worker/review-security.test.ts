@@ -3,7 +3,21 @@
  * of which once answered with a 5xx or told a limited key about another dataset.
  */
 import { beforeAll, describe, expect, it } from "vitest";
-import { call, createDataset, createKey, DLQ, deadLetterByMessageId, eventsBody, expectProblem, message, runQueue, uniqueName, userSpec } from "./helpers";
+import {
+	call,
+	createDataset,
+	createKey,
+	DLQ,
+	deadLetterByMessageId,
+	EVENTS_QUEUE,
+	env,
+	eventsBody,
+	expectProblem,
+	message,
+	runQueue,
+	uniqueName,
+	userSpec,
+} from "./helpers";
 import { importProducts, makeProducts, productSpec, search, waitIndexReady } from "./search-oracle";
 
 let ds = "";
@@ -75,5 +89,28 @@ describe("dead letters", () => {
 		}
 		// Untouched by the refused calls.
 		expect((await deadLetterByMessageId(msg.id))?.replayed_at).toBeNull();
+	});
+});
+
+describe("a refused key's dead letter", () => {
+	it("replays even when its events together pass a queue message's size: no 5xx, and it is marked replayed", async () => {
+		// Twelve patches of ~95 KB on distinct fields of one key: the record would pass its 1 MB limit,
+		// so the consumer refuses the events past it and dead-letters them together, in one letter.
+		const fields = Object.fromEntries(Array.from({ length: 12 }, (_, i) => [`s${i}`, "string"]));
+		const name = await createDataset({ key: "id", fields, ttl_seconds: 3600 });
+		const now = Date.now();
+		const msgs = Array.from({ length: 12 }, (_, i) =>
+			message(eventsBody([{ id: uniqueName("e"), dataset: name, key: "big", op: "patch", value: { [`s${i}`]: "x".repeat(95 * 1024) }, time: now + i }])),
+		);
+		await runQueue(EVENTS_QUEUE, msgs);
+		const row = await env.DB.prepare("SELECT id, length(body) AS bytes FROM dead_letters WHERE datasets LIKE ?")
+			.bind(`%"${name}"%`)
+			.first<{ id: number; bytes: number }>();
+		if (!row) throw new Error("fixture: no dead letter for the refused key");
+		expect(row.bytes).toBeGreaterThan(128 * 1024);
+		const res = await call("POST", `/v1/dead-letters/${row.id}/replay`);
+		expect(res.status, await res.clone().text()).toBe(200);
+		const after = await env.DB.prepare("SELECT replayed_at FROM dead_letters WHERE id = ?").bind(row.id).first<{ replayed_at: number | null }>();
+		expect(after?.replayed_at).not.toBeNull();
 	});
 });
