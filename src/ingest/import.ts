@@ -32,6 +32,23 @@ interface ValidRow {
 	sentTime: number | null;
 }
 
+/**
+ * An event's validation message in a row's terms: a row has no `key`, `value`, `op`, `id` or
+ * `event_time` of its own, but the key field, its fields, `_op`, `_id` and `_event_time`.
+ */
+function rowError(error: string, keyField: string): string {
+	const field = JSON.stringify(keyField);
+	return error
+		.replaceAll("value.", "")
+		.replace(/^key is required: .*$/, `${field} must be a non-empty string or a safe integer`)
+		.replace(/^key is longer than /, `${field} is longer than `)
+		.replace(/^key must be well-formed/, `${field} must be well-formed`)
+		.replace(/^a patch needs at least one field in value$/, `a patch needs at least one field besides ${field}`)
+		.replace(/^op must/, "_op must")
+		.replace(/^id must/, "_id must")
+		.replace(/^event_time/, "_event_time");
+}
+
 /** Checks each row against the spec and turns it into an event; bad rows are rejected by index. */
 export function rowsToEvents(
 	items: readonly { index: number; raw: unknown }[],
@@ -74,15 +91,7 @@ export function rowsToEvents(
 			() => true,
 			maxFutureMs,
 		);
-		if (typeof v === "string")
-			rejected.push({
-				index,
-				error: v
-					.replaceAll("value.", "")
-					.replace(/^op must/, "_op must")
-					.replace(/^id must/, "_id must")
-					.replace(/^event_time/, "_event_time"),
-			});
+		if (typeof v === "string") rejected.push({ index, error: rowError(v, spec.key) });
 		else valid.push({ index, ...v });
 	}
 	return { valid, rejected };
