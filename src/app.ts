@@ -2,6 +2,7 @@
 import { Scalar } from "@scalar/hono-api-reference";
 import { Hono } from "hono";
 import { requestId } from "hono/request-id";
+import * as z from "zod";
 import type { AppEnv } from "./env";
 import { HotpathError } from "./errors";
 import { nextRequestId } from "./observability/request-id";
@@ -15,7 +16,7 @@ import { importRoutes } from "./routes/import";
 import { ingestRoutes } from "./routes/ingest";
 import { keyRoutes } from "./routes/keys";
 import { lookupRoutes } from "./routes/lookup";
-import { type ApiRouter, openApiDocument } from "./routes/openapi";
+import { type ApiRouter, json, newRouter, openApiDocument } from "./routes/openapi";
 import { onError, problemResponse } from "./routes/problem";
 import { rebuildRoutes } from "./routes/rebuild";
 import { recordRoutes } from "./routes/records";
@@ -38,6 +39,30 @@ const DOCUMENT = {
 	},
 	servers: [{ url: "/" }],
 };
+
+// The routes the app answers itself (outside the mounted routers, /ping before any middleware), for the document.
+const appRoutes = newRouter();
+appRoutes.described.push(
+	{
+		method: "get",
+		path: "/ping",
+		summary: "Liveness: `pong`, no auth, no I/O",
+		responses: { 200: { description: "pong", content: { "text/plain": { schema: z.string() } } } },
+	},
+	{
+		method: "get",
+		path: "/",
+		summary: "Where the document, the docs and the health check are (no auth)",
+		responses: { 200: json("Links", z.object({ name: z.string(), openapi: z.string(), docs: z.string(), health: z.string() })) },
+	},
+	{ method: "get", path: "/openapi.json", summary: "This OpenAPI 3.1 document (no auth)", responses: { 200: json("The document", z.object({})) } },
+	{
+		method: "get",
+		path: "/docs",
+		summary: "The document rendered for a browser (no auth)",
+		responses: { 200: { description: "An HTML page", content: { "text/html": { schema: z.string() } } } },
+	},
+);
 
 export function createApp() {
 	const app = new Hono<AppEnv>();
@@ -72,7 +97,7 @@ export function createApp() {
 	// The document is made once per isolate, on first request, from the routes' own schemas.
 	let document: unknown;
 	app.get("/openapi.json", (c) => {
-		document ??= openApiDocument(DOCUMENT, mounted);
+		document ??= openApiDocument(DOCUMENT, [...mounted, ["", appRoutes]]);
 		return c.json(document);
 	});
 	app.get("/docs", Scalar({ url: "/openapi.json", pageTitle: "Hotpath API" }));

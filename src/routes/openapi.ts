@@ -37,7 +37,7 @@ export function openApiDocument(config: OpenApiDocumentConfig, mounted: readonly
 	const registry = new OpenAPIRegistry();
 	registry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer", description: "An API key" });
 	for (const [prefix, router] of mounted) {
-		for (const route of router.described) registry.registerPath({ ...route, path: route.path === "/" ? prefix : prefix + route.path });
+		for (const route of router.described) registry.registerPath({ ...route, path: route.path === "/" ? prefix || "/" : prefix + route.path });
 	}
 	return new OpenApiGeneratorV31(registry.definitions).generateDocument(config);
 }
