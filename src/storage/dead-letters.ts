@@ -3,7 +3,7 @@
  * D1; when D1 refuses them they wait in KV (`dlq:<message id>`) until a later run moves them over.
  * Both are listed together. No policy here: who may see which dead letter is decided by routes.
  */
-import { and, desc, eq, inArray, isNull, lt } from "drizzle-orm";
+import { and, desc, eq, inArray, isNull, lt, sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { deadLetters } from "./schema";
 
@@ -29,7 +29,7 @@ export interface StoredDeadLetter extends DeadLetter {
 export const KV_DEAD_LETTER_PREFIX = "dlq:";
 const ROWS_PER_INSERT = 10;
 
-/** Stores dead letters in D1, once per message id (a redelivered dead letter is stored once). */
+/** Stores dead letters in D1, once per message id (a redelivered dead letter is stored once, and is unreplayed again). */
 export async function storeDeadLettersD1(db: D1Database, letters: readonly DeadLetter[]): Promise<void> {
 	const d = drizzle(db);
 	const rows = letters.map((l) => ({
@@ -47,7 +47,9 @@ export async function storeDeadLettersD1(db: D1Database, letters: readonly DeadL
 			d
 				.insert(deadLetters)
 				.values(rows.slice(i, i + ROWS_PER_INSERT))
-				.onConflictDoNothing({ target: deadLetters.messageId }),
+				// Dead-lettered again after a replay (a refused key's letter has an id derived from its
+				// events, so refusing them again gives the same id): the letter is waiting again.
+				.onConflictDoUpdate({ target: deadLetters.messageId, set: { replayedAt: null, error: sql`excluded.error` } }),
 		);
 	}
 	const [first, ...rest] = stmts;

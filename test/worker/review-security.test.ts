@@ -113,4 +113,38 @@ describe("a refused key's dead letter", () => {
 		const after = await env.DB.prepare("SELECT replayed_at FROM dead_letters WHERE id = ?").bind(row.id).first<{ replayed_at: number | null }>();
 		expect(after?.replayed_at).not.toBeNull();
 	});
+
+	it("refused again after its replay, it is listed as unreplayed again, not left marked replayed", async () => {
+		const fields = Object.fromEntries(Array.from({ length: 12 }, (_, i) => [`s${i}`, "string"]));
+		const name = await createDataset({ key: "id", fields, ttl_seconds: 3600 });
+		const now = Date.now();
+		const events = Array.from({ length: 12 }, (_, i) => ({
+			id: uniqueName("e"),
+			dataset: name,
+			key: "big",
+			op: "patch" as const,
+			value: { [`s${i}`]: "x".repeat(95 * 1024) },
+			time: now + i,
+		}));
+		await runQueue(
+			EVENTS_QUEUE,
+			events.map((e) => message(eventsBody([e]))),
+		);
+		const letter = () =>
+			env.DB.prepare("SELECT id, message_id, replayed_at FROM dead_letters WHERE datasets LIKE ?")
+				.bind(`%"${name}"%`)
+				.all<{ id: number; message_id: string; replayed_at: number | null }>();
+		const [first] = (await letter()).results;
+		if (!first) throw new Error("fixture: no dead letter for the refused key");
+		expect((await call("POST", `/v1/dead-letters/${first.id}/replay`)).status).toBe(200);
+		// The same events come back and are refused again, for the same reason: the same letter.
+		await runQueue(
+			EVENTS_QUEUE,
+			events.map((e) => message(eventsBody([e]))),
+		);
+		const rows = (await letter()).results;
+		expect(rows.some((r) => r.replayed_at === null)).toBe(true);
+		const listed = (await (await call("GET", `/v1/dead-letters?dataset=${name}`)).json()) as { dead_letters: { replayed_at: string | null }[] };
+		expect(listed.dead_letters.some((l) => l.replayed_at === null)).toBe(true);
+	});
 });
