@@ -34,6 +34,8 @@ export interface AppliedRecord {
 	rec: CachedRecord;
 	/** Whether this batch changed D1 (false for redeliveries and events that lost to newer ones). */
 	changed: boolean;
+	/** When asked for: ids of this batch's events that show in the state, each counted on its own (see `contributing`). */
+	contributed?: Set<string>;
 }
 
 /** Events of one key that were not applied, and why. */
@@ -75,6 +77,7 @@ export async function applyEvents(
 	events: readonly ChangeEvent[],
 	specOf: (dataset: string) => DatasetSpec | undefined = () => undefined,
 	now = Date.now(),
+	opts: { contributions?: boolean } = {},
 ): Promise<ApplyResult> {
 	const groups = groupDistinct(events);
 	const applied: AppliedRecord[] = [];
@@ -82,6 +85,7 @@ export async function applyEvents(
 	const refusedByKey = new Map<string, RefusedEvents>();
 	const failed: RefusedEvents[] = [];
 	let todo = [...groups.values()];
+	const contributedByKey = new Map<string, Set<string>>();
 	// The first attempt is optimistic: ids are checked against the log by the write itself, and a
 	// key whose write finds one of its ids applied comes back here with its applied ids loaded.
 	let checkApplied = false;
@@ -109,6 +113,7 @@ export async function applyEvents(
 			else refusedByKey.delete(gid);
 			const kept = folded.kept.map(toLogged);
 			if (!folded.state) continue; // nothing applied to a key D1 does not have
+			if (opts.contributions) contributedByKey.set(gid, contributing(prev?.state ?? null, folded.kept));
 			// Every event is a fact for the dataset's aggregates, whether or not it changed the record.
 			const spec = specOf(g.dataset);
 			const aggRows = spec?.aggregates ? { ...tileRowsOf(spec, g.key, kept), aggVersion: aggregateVersion(spec) } : {};
@@ -127,7 +132,10 @@ export async function applyEvents(
 		todo = [];
 		for (const [w, rev] of outcome.written) {
 			if (rev == null) todo.push(groups.get(groupId(w.dataset, w.key)) as KeyGroup);
-			else applied.push({ dataset: w.dataset, key: w.key, rec: toCached(w.state, rev), changed: true });
+			else {
+				const contributed = contributedByKey.get(groupId(w.dataset, w.key));
+				applied.push({ dataset: w.dataset, key: w.key, rec: toCached(w.state, rev), changed: true, ...(contributed ? { contributed } : {}) });
+			}
 		}
 		checkApplied = true;
 	}
@@ -237,6 +245,22 @@ function fold(
 		}
 	}
 	return { state, kept, dropped, reason: `the record would grow to ${largest} bytes, past the limit of ${MAX_RECORD_BYTES} bytes per record` };
+}
+
+/**
+ * The ids of events that show in the state folded from `prev`: applied newest first, an event that
+ * changes nothing is one the others (or `prev`) override whole. So of two upserts only the newer
+ * counts, a patch older than the base does not, and a patch newer than a late upsert does.
+ */
+function contributing(prev: RecordState | null, events: readonly ChangeEvent[]): Set<string> {
+	const ids = new Set<string>();
+	let state = prev;
+	for (const e of [...events].sort((a, b) => compareClocks([b.time, b.id], [a.time, a.id]))) {
+		const next = applyEvent(state, e);
+		if (next !== state) ids.add(e.id);
+		state = next;
+	}
+	return ids;
 }
 
 /**

@@ -113,6 +113,8 @@ export async function importRows(
 			services.env.DB,
 			valid.map((v) => v.event),
 			() => spec,
+			Date.now(),
+			{ contributions: true },
 		);
 	} catch (e) {
 		throw new HotpathError(
@@ -124,13 +126,17 @@ export async function importRows(
 	// Rows of a refused key (past the record size limit, or refused by D1) are rejected with the reason.
 	const refusedIds = new Map<string, string>();
 	for (const r of result.refused) for (const e of r.events) refusedIds.set(`${r.key}\u0000${e.id}`, r.reason);
-	const changedKeys = new Set(result.applied.filter((a) => a.changed).map((a) => a.key));
+	// A row counts as imported when its event shows in the record now: not already applied, not
+	// overridden whole by a newer row or by what the record held. A repeated row counts once.
+	const contributed = new Set<string>();
+	for (const a of result.applied) for (const id of a.contributed ?? []) contributed.add(`${a.key}\u0000${id}`);
 	let imported = 0;
 	let unchanged = 0;
 	for (const v of valid) {
-		const reason = refusedIds.get(`${v.event.key}\u0000${v.event.id}`);
+		const id = `${v.event.key}\u0000${v.event.id}`;
+		const reason = refusedIds.get(id);
 		if (reason) rejected.push({ index: v.index, error: reason });
-		else if (changedKeys.has(v.event.key)) imported++;
+		else if (contributed.delete(id)) imported++;
 		else unchanged++;
 	}
 	rejected.sort((a, b) => a.index - b.index);

@@ -74,7 +74,9 @@ describe("POST /v1/datasets/:name/import", () => {
 			await call("POST", `/v1/datasets/${ds}/import`, { body: lines.join("\n"), headers: { "content-type": "application/x-ndjson" } }),
 			200,
 		);
-		expect(res.imported).toBe(4);
+		// The upsert of `_gone` is overridden whole by its delete in the same request: it shows in nothing, so it is unchanged.
+		expect(res.imported).toBe(3);
+		expect(res.unchanged).toBe(1);
 		expect(res.rejected.map((r) => r.index)).toEqual([2, 3]);
 		expect(res.rejected[1]?.error).toMatch(/^age: expected an integer/);
 		expect(JSON.parse((await d1Record(ds, k))?.value ?? "null")).toEqual({ age: 1, name: "b" });

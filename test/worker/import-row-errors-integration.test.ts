@@ -44,3 +44,39 @@ describe("import row errors", () => {
 		for (const r of res.rejected) expect(r.error).not.toMatch(/\bkey is|\bin value\b/);
 	});
 });
+
+describe("import counts rows, not keys", () => {
+	it("a row overridden whole in the same request, or by what the record holds, is unchanged; one that shows is imported", async () => {
+		const ds = await createDataset({ key: "user_id", fields: { age: "int", name: "string" }, ttl_seconds: 3600 });
+		const first = await expectJson<ImportResult>(
+			await call("POST", `/v1/datasets/${ds}/import`, {
+				json: [
+					// Two upserts of u1: only the newer shows.
+					{ user_id: "u1", age: 2, name: "new", _event_time: 2000, _id: "a" },
+					{ user_id: "u1", age: 1, name: "old", _event_time: 1000, _id: "b" },
+					// A patch newer than a late upsert shows on top of it: both count.
+					{ user_id: "u2", age: 9, _op: "patch", _event_time: 3000, _id: "c" },
+					{ user_id: "u2", age: 1, name: "base", _event_time: 1000, _id: "d" },
+					// The same row twice counts once.
+					{ user_id: "u3", age: 3, _event_time: 1000, _id: "e" },
+					{ user_id: "u3", age: 3, _event_time: 1000, _id: "e" },
+				],
+			}),
+			200,
+		);
+		expect(first).toEqual({ imported: 4, unchanged: 2, rejected: [] });
+		// Against what D1 holds: a patch older than u1's base changes nothing; a newer one does.
+		const second = await expectJson<ImportResult>(
+			await call("POST", `/v1/datasets/${ds}/import`, {
+				json: [
+					{ user_id: "u1", age: 5, _op: "patch", _event_time: 1500, _id: "f" },
+					{ user_id: "u1", age: 6, _op: "patch", _event_time: 2500, _id: "g" },
+				],
+			}),
+			200,
+		);
+		expect(second).toEqual({ imported: 1, unchanged: 1, rejected: [] });
+		const u1 = await expectJson<{ value: Record<string, unknown> }>(await call("GET", `/v1/datasets/${ds}/records/u1`), 200);
+		expect(u1.value).toEqual({ age: 6, name: "new" });
+	});
+});
