@@ -150,28 +150,35 @@ export interface IdSource {
 
 /**
  * Gives every event without an id one, so that a resend applies once where it should:
- * - with an Idempotency-Key K: derived from (sender, K, the event's index), so resending the same
- *   body with the same header is a no-op, whatever its times;
+ * - with an Idempotency-Key K: derived from (sender, K) and the event's index, so resending the
+ *   same body with the same header is a no-op, whatever its times;
  * - else with an event_time: derived from the content (dataset, key, op, value, event_time), so
  *   sending the same event twice applies it once;
  * - else random: without an id, an event_time or a key, each POST is a new event (a receipt-time
  *   content hash would let a retry of an old value win over a newer write from someone else).
+ * Events without an event_time all get the request's receipt time, so their ids break the tie:
+ * a request's ids share a prefix and end in the zero-padded index, and the merge rules (the larger
+ * id wins a tie) then follow the order of the body: `[upsert k, delete k]` leaves k deleted.
  */
 export async function assignIds(events: { index: number; event: ChangeEvent; sentTime: number | null }[], source: IdSource): Promise<void> {
+	const ordered = (prefix: string, index: number) => `${prefix}-${String(index).padStart(6, "0")}`;
+	let requestPrefix: string | undefined;
+	if (events.some((e) => !e.event.id && (source.idempotencyKey !== undefined || e.sentTime === null))) {
+		if (source.idempotencyKey !== undefined) {
+			const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(JSON.stringify([source.principalId, source.idempotencyKey]))));
+			requestPrefix = `k:${hex(digest, 16)}`;
+		} else requestPrefix = `r:${crypto.randomUUID()}`;
+	}
 	await Promise.all(
 		events.map(async ({ index, event: e, sentTime }) => {
 			if (e.id) return;
-			if (source.idempotencyKey !== undefined) {
-				const digest = new Uint8Array(
-					await crypto.subtle.digest("SHA-256", encoder.encode(JSON.stringify([source.principalId, source.idempotencyKey, index]))),
-				);
-				e.id = `k:${hex(digest, 16)}`;
-			} else if (sentTime !== null) {
+			if (source.idempotencyKey !== undefined) e.id = ordered(requestPrefix as string, index);
+			else if (sentTime !== null) {
 				const digest = new Uint8Array(
 					await crypto.subtle.digest("SHA-256", encoder.encode(JSON.stringify([e.dataset, e.key, e.op, e.value ?? null, sentTime]))),
 				);
 				e.id = `h:${hex(digest, 16)}`;
-			} else e.id = `r:${crypto.randomUUID()}`;
+			} else e.id = ordered(requestPrefix as string, index);
 		}),
 	);
 }

@@ -148,8 +148,35 @@ describe("ids of events sent without one (POST /v1/events)", () => {
 		await waitForD1(ds, k, (r) => r.rev === 2);
 		const ids = (await logOf(ds, k)).map((r) => r.event_id);
 		expect(ids).toHaveLength(2);
-		for (const id of ids) expect(id).toMatch(/^r:[0-9a-f-]{36}$/);
+		for (const id of ids) expect(id).toMatch(/^r:[0-9a-f-]{36}-\d{6}$/);
 		expect(ids[0]).not.toBe(ids[1]);
+	});
+
+	it("events of one body without event_time apply in body order: they share the receipt time, and their ids follow the index", async () => {
+		const [gone, back, idem] = [uniqueName("k"), uniqueName("k"), uniqueName("k")];
+		// Many pairs, so a random tie-break would get some of them wrong.
+		const pairs = Array.from({ length: 20 }, (_, i) => [`${gone}_${i}`, `${back}_${i}`] as const);
+		await postEvents(
+			pairs.flatMap(([g, b]) => [
+				{ dataset: ds, key: g, op: "upsert", value: { a: 1 } },
+				{ dataset: ds, key: g, op: "delete" },
+				{ dataset: ds, key: b, op: "delete" },
+				{ dataset: ds, key: b, op: "upsert", value: { a: 2 } },
+			]),
+		);
+		await call("POST", "/v1/events", {
+			json: [
+				{ dataset: ds, key: idem, op: "upsert", value: { a: 1 } },
+				{ dataset: ds, key: idem, op: "patch", value: { a: 3 } },
+				{ dataset: ds, key: idem, op: "patch", value: { a: 2 } },
+			],
+			headers: { "idempotency-key": uniqueName("idem") },
+		});
+		for (const [g, b] of pairs) {
+			expect(await waitForD1(ds, g, (r) => r.base_deleted === 1)).toMatchObject({ value: null });
+			expect(JSON.parse((await waitForD1(ds, b, (r) => r.value !== null && r.rev >= 1))?.value ?? "null")).toEqual({ a: 2 });
+		}
+		expect(JSON.parse((await waitForD1(ds, idem, (r) => r.rev >= 1))?.value ?? "null")).toEqual({ a: 2 });
 	});
 
 	it("with an event_time and no id, the id derives from the content: sending it twice applies it once", async () => {
