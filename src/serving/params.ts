@@ -52,7 +52,12 @@ const MAX_TIME_MS = 8_640_000_000_000_000;
 
 /** A time parameter (as_of, since, until): RFC 3339 or epoch milliseconds (a number or a numeric string). */
 export function parseTimeParam(raw: unknown, where: string): number | undefined {
-	if (raw === undefined || raw === null || raw === "") return undefined;
+	if (raw === undefined || raw === null) return undefined;
+	// An empty time is a mistake, not "now": a point-in-time read must never quietly answer current values.
+	if (raw === "") {
+		const why = `${where} is empty: give RFC 3339 or epoch milliseconds, or leave it out`;
+		throw new HotpathError("bad_request", why, { errors: [{ pointer: where, detail: why }] });
+	}
 	const v = typeof raw === "string" && /^\d+$/.test(raw) ? Number(raw) : raw;
 	const parsed = parseEventTime(v, Date.now(), Number.POSITIVE_INFINITY);
 	// Past the last time a Date can hold (+275760-09-13), a time has no RFC 3339 form to answer with.

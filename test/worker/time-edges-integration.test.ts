@@ -41,6 +41,22 @@ describe("time parameters a Date cannot hold, and ranges that hold nothing", () 
 		expect(h.errors?.[0]?.pointer).toBe("until");
 	});
 
+	it("an empty as_of, since or until is a 400 naming it, never a quiet read of current values", async () => {
+		const ds = await createDataset({ key: "id", fields: { a: "int" } } as never);
+		await importRows(ds, [{ id: "k", a: 1, _event_time: Date.now() - HOUR }]);
+		expect((await expectProblem(await call("GET", `/v1/datasets/${ds}/records/k?as_of=`), 400)).errors?.[0]?.pointer).toBe("as_of");
+		for (const body of [{ as_of: "", requests: [{ dataset: ds, keys: ["k"] }] }, { requests: [{ dataset: ds, keys: ["k"], as_of: "" }] }]) {
+			const p = await expectProblem(await call("POST", "/v1/lookup", { json: body }), 400);
+			expect(p.errors?.[0]?.pointer).toMatch(/as_of$/);
+		}
+		for (const q of ["since=", "until="]) {
+			const p = await expectProblem(await call("GET", `/v1/datasets/${ds}/records/k/history?${q}`), 400);
+			expect(p.errors?.[0]?.pointer).toBe(q.slice(0, -1));
+		}
+		const g = await gql(`{ ${ds}(keys: ["k"], as_of: "") { key status } }`);
+		expect(g.errors?.[0]?.extensions.code).toBe("BAD_USER_INPUT");
+	});
+
 	it("a history range with since after until is a 400 naming since, in REST and GraphQL", async () => {
 		const ds = await createDataset({ key: "id", fields: { a: "int" } } as never);
 		await importRows(ds, [{ id: "k", a: 1, _event_time: Date.now() - HOUR }]);
