@@ -25,7 +25,15 @@ async function* csvItems(file: string, size: number): AsyncGenerator<SourceItem[
 	const skipped: SourceItem[] = [];
 	const parser = createReadStream(file, { highWaterMark: 1 << 20 }).pipe(
 		parse({
-			columns: true,
+			// A header naming a column twice would keep only the last cell of it, silently: refuse the file.
+			columns: (header: string[]) => {
+				const seen = new Set<string>();
+				for (const name of header) {
+					if (seen.has(name)) throw new Error(`the header names column "${name}" twice`);
+					seen.add(name);
+				}
+				return header;
+			},
 			info: true,
 			bom: true,
 			skip_empty_lines: true,

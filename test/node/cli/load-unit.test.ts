@@ -169,6 +169,12 @@ describe("CSV and Parquet readers", () => {
 		]);
 	});
 
+	it("CSV: a header that names a column twice is refused, not read as its last cell", async () => {
+		const file = path.join(dir, "dup.csv");
+		writeFileSync(file, "id,score,score\na,1,2\n");
+		await expect(collect(csvSource(file, 0).items())).rejects.toThrow(/not valid CSV: the header names column "score" twice/);
+	});
+
 	it("Parquet: typed rows across row groups and ranges, from the start or from a row", async () => {
 		const n = 2 * RANGE_ROWS + 123;
 		const file = path.join(dir, "rows.parquet");
