@@ -25,6 +25,9 @@ export const aggregateVersion = (spec: DatasetSpec | undefined): number => Math.
 /** The resolutions a window is read from. */
 export const resolutionsOf = (agg: AggregateSpec): readonly number[] => ((parseWindow(agg.window) ?? DAY) <= DAY ? [MINUTE, HOUR] : [HOUR, DAY]);
 
+/** Whether two forms of an aggregate fold facts into the same resolutions of tiles, so the changed one keeps counting in them. */
+export const sameTiles = (a: AggregateSpec, b: AggregateSpec): boolean => resolutionsOf(a).join() === resolutionsOf(b).join();
+
 /** The value a fact brings to an aggregate, or undefined when it brings none (it lacks the field). */
 export function factValue(agg: AggregateSpec, value: Record<string, unknown> | null | undefined): unknown {
 	if (!agg.of) return null;

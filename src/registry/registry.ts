@@ -1,7 +1,6 @@
 /** The dataset registry: specs in D1, cached whole in the isolate and dropped when the control version moves. */
 import { and, asc, eq } from "drizzle-orm";
 import type { DrizzleD1Database } from "drizzle-orm/d1";
-import { resolutionsOf } from "../aggregates/facts";
 import type { ControlVersion } from "../control/version";
 import { HotpathError } from "../errors";
 import { datasets } from "../storage/schema";
@@ -58,7 +57,12 @@ export class Registry {
 	 * one, so two concurrent updates cannot both pass the check against the same old spec: the
 	 * second re-reads, and is checked against the first.
 	 */
-	async put(input: DatasetSpec, now = Date.now()): Promise<PutResult> {
+	async put(
+		input: DatasetSpec,
+		now = Date.now(),
+		/** Whether an aggregate changed from `old` to `next` still counts in the tiles it has (the aggregates' rule, src/aggregates/facts.ts). */
+		keepsTiles: (old: AggregateSpec, next: AggregateSpec) => boolean = () => true,
+	): Promise<PutResult> {
 		for (let attempt = 0; attempt < PUT_ATTEMPTS; attempt++) {
 			const prevRow = await this.db.select().from(datasets).where(eq(datasets.name, input.name)).get();
 			const prev = prevRow ? parseSpec(prevRow.spec) : undefined;
@@ -72,7 +76,7 @@ export class Registry {
 					// hour and day beyond), which were never written for it: it starts again, as one added now,
 					// from empty tiles, and the backfill counts the facts the log holds.
 					const old = prev?.aggregates?.[name];
-					const since = old && sameTiles(old, agg) ? old.since : undefined;
+					const since = old && keepsTiles(old, agg) ? old.since : undefined;
 					if (since === undefined) addedAggregates.push(name);
 					spec.aggregates[name] = { ...agg, since: since ?? now };
 				}
@@ -114,9 +118,6 @@ export class Registry {
 		return map;
 	}
 }
-
-/** Whether two forms of an aggregate fold facts into the same resolutions of tiles. */
-const sameTiles = (a: AggregateSpec, b: AggregateSpec): boolean => resolutionsOf(a).join() === resolutionsOf(b).join();
 
 /** A stored spec; specs stored before a field had a default get that default. */
 function parseSpec(text: string): DatasetSpec {

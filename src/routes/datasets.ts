@@ -2,6 +2,7 @@
 
 import * as z from "zod";
 import { startAggregateBackfill } from "../aggregates/backfill";
+import { sameTiles } from "../aggregates/facts";
 import { requireScope } from "../auth/middleware";
 import { assertDatasets, mayAccess } from "../auth/policy";
 import { HotpathError } from "../errors";
@@ -69,7 +70,7 @@ mount(
 				errors: [{ pointer: "/name", detail: "must match the path" }],
 			});
 		}
-		const { spec, created, addedAggregates } = await c.get("services").registry.put(normaliseSpec(name, input));
+		const { spec, created, addedAggregates } = await c.get("services").registry.put(normaliseSpec(name, input), Date.now(), sameTiles);
 		// New aggregates count facts logged from now on; a backfill folds in what the log already holds.
 		if (addedAggregates.length) await startAggregateBackfill(c.env.DB, c.env.EVENTS_QUEUE, spec, addedAggregates);
 		// A changed search part starts a background re-index (GET /v1/datasets/:name/search shows it); none drops the index.
