@@ -28,13 +28,32 @@ export function assertWithinHistory(spec: DatasetSpec, asOfMs: number, now = Dat
 	}
 }
 
-/** The state of each key as of `asOfMs`, as a copy the renderers take (a not-found copy for a key with no history then). */
+/**
+ * The state of each key as of `asOfMs`, as a copy the renderers take (a not-found copy for a key with no history then).
+ * Throws bad_request when a key's base (what the retention folded) holds an event after `asOfMs`:
+ * the dataset's history_days was raised after that prune, and the log no longer knows the state then.
+ */
 export async function statesAsOf(db: D1Database, dataset: string, keys: readonly string[], asOfMs: number): Promise<Map<string, CachedRecord>> {
 	const out = new Map<string, CachedRecord>();
 	const unique = [...new Set(keys)];
 	for (let i = 0; i < unique.length; i += KEYS_PER_READ) {
 		const slice = unique.slice(i, i + KEYS_PER_READ);
 		const inputs = await foldInputsAsOf(db, dataset, slice, asOfMs);
+		const folded = inputs.flatMap((h, j) =>
+			h.baseThrough !== undefined && h.baseThrough > asOfMs ? [{ key: slice[j] as string, through: h.baseThrough }] : [],
+		);
+		if (folded.length) {
+			const through = new Date(Math.max(...folded.map((f) => f.through))).toISOString();
+			const names = folded
+				.slice(0, 5)
+				.map((f) => JSON.stringify(f.key))
+				.join(", ");
+			throw new HotpathError(
+				"bad_request",
+				`as_of ${new Date(asOfMs).toISOString()} is before the history of key(s) ${names} in dataset "${dataset}" begins: ${through} (events up to then were folded together when history_days was shorter)`,
+				{ errors: [{ pointer: "as_of", detail: `history of these keys begins at ${through}` }] },
+			);
+		}
 		slice.forEach((key, j) => {
 			const h = inputs[j];
 			const state = h ? foldEntries(dataset, key, h.base, h.entries) : null;

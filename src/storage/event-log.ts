@@ -36,6 +36,8 @@ export interface LogEntry {
 /** What history of one key the log holds: the state of what was pruned (if anything), and the retained events in order. */
 export interface KeyHistory {
 	base: RecordState | null;
+	/** The latest event_time folded into the base (set by foldInputsAsOf): before it, the log cannot tell states apart. */
+	baseThrough?: number;
 	entries: LogEntry[];
 }
 
@@ -86,22 +88,30 @@ export const historyKey = refKey;
 // unordered (the fold does not depend on order), naming the key by its index in ?1. Rows come back
 // as arrays (raw): per row, not per byte, is what a result costs here. CROSS JOIN keeps the keys as
 // the outer loop; left to itself the planner may scan the dataset's whole log and probe the keys.
-const AS_OF_ROWS = `SELECT j.key, NULL, NULL, NULL, b.state FROM json_each(?1) AS j CROSS JOIN history_base AS b ON b.dataset = ?3 AND b.key = j.value
+// A base row carries its through_time in the event_id column: the latest event_time folded into it.
+const AS_OF_ROWS = `SELECT j.key, NULL, b.through_time, NULL, b.state FROM json_each(?1) AS j CROSS JOIN history_base AS b ON b.dataset = ?3 AND b.key = j.value
 UNION ALL
 SELECT j.key, l.event_time, l.event_id, l.op, l.value FROM json_each(?1) AS j CROSS JOIN event_log AS l ON l.dataset = ?3 AND l.key = j.value
 WHERE l.event_time <= ?2`;
 
-type AsOfRow = [index: number, time: number | null, id: string | null, op: LogEntry["op"] | null, json: string | null];
+type AsOfRow = [index: number, time: number | null, id: string | number | null, op: LogEntry["op"] | null, json: string | null];
 
-/** What folding `keys` (of one dataset) as of `untilTime` needs, per key in the order given: its base and its retained events up to then, in no particular order. */
+/**
+ * What folding `keys` (of one dataset) as of `untilTime` needs, per key in the order given: its base
+ * (with `baseThrough`) and its retained events up to then, in no particular order. A base holds
+ * every event the retention folded, whatever their times, so it stands for the state as of
+ * `untilTime` only when `baseThrough <= untilTime`; the caller checks.
+ */
 export async function foldInputsAsOf(db: D1Database, dataset: string, keys: readonly string[], untilTime: number): Promise<KeyHistory[]> {
 	const out: KeyHistory[] = keys.map(() => ({ base: null, entries: [] }));
 	const rows = await db.prepare(AS_OF_ROWS).bind(JSON.stringify(keys), untilTime, dataset).raw<AsOfRow>();
 	for (const [i, time, id, op, json] of rows) {
 		const h = out[i];
 		if (!h) continue;
-		if (time === null) h.base = JSON.parse(json as string) as RecordState;
-		else h.entries.push({ time, id: id as string, op: op as LogEntry["op"], value: json === null ? null : (JSON.parse(json) as Record<string, unknown>) });
+		if (time === null) {
+			h.base = JSON.parse(json as string) as RecordState;
+			h.baseThrough = Number(id);
+		} else h.entries.push({ time, id: id as string, op: op as LogEntry["op"], value: json === null ? null : (JSON.parse(json) as Record<string, unknown>) });
 	}
 	return out;
 }
