@@ -161,7 +161,11 @@ export interface IdSource {
  * id wins a tie) then follow the order of the body: `[upsert k, delete k]` leaves k deleted.
  */
 export async function assignIds(events: { index: number; event: ChangeEvent; sentTime: number | null }[], source: IdSource): Promise<void> {
-	const ordered = (prefix: string, index: number) => `${prefix}-${String(index).padStart(6, "0")}`;
+	// Fixed width, so ids compare as their indexes do. Six digits hold a JSON body's indexes, but an
+	// NDJSON index is the line number and blank lines do not count as events: a 5 MB body can put one
+	// past line 999,999. Those take "~" (after every digit) and seven digits, which every index of a
+	// body within MAX_BODY_BYTES fits; the ids of the first million stay as they were.
+	const ordered = (prefix: string, index: number) => `${prefix}-${index < 1_000_000 ? String(index).padStart(6, "0") : `~${String(index).padStart(7, "0")}`}`;
 	let requestPrefix: string | undefined;
 	if (events.some((e) => !e.event.id && (source.idempotencyKey !== undefined || e.sentTime === null))) {
 		if (source.idempotencyKey !== undefined) {

@@ -45,3 +45,25 @@ describe("as_of after history_days was raised", () => {
 		expect((await expectJson<RecordBody>(await getRecord(ds, "k", `as_of=${now - 1.5 * DAY}`), 200)).value).toEqual({ a: 2, b: "first" });
 	});
 });
+
+describe("ids of events sent without id or event_time", () => {
+	it("follow the body's order past line 999,999 of an NDJSON body (a 5 MB body holds over a million lines)", async () => {
+		const { assignIds, MAX_BODY_BYTES } = await import("../../src/ingest/events");
+		const { compareClocks } = await import("../../src/ingest/merge");
+		const t = Date.now();
+		// Blank lines count in an NDJSON index but not towards the event count.
+		const indexes = [0, 9, 10, 99_999, 999_998, 999_999, 1_000_000, 1_000_001, MAX_BODY_BYTES];
+		for (const idempotencyKey of [undefined, "K"]) {
+			const events = indexes.map((index) => ({ index, sentTime: null, event: { id: "", dataset: "d", key: "k", op: "upsert" as const, time: t } }));
+			await assignIds(events, { principalId: "p", ...(idempotencyKey ? { idempotencyKey } : {}) });
+			for (let i = 1; i < events.length; i++) {
+				const a = events[i - 1]?.event as { id: string; time: number };
+				const b = events[i]?.event as { id: string; time: number };
+				expect(compareClocks([b.time, b.id], [a.time, a.id]), `${a.id} then ${b.id}`).toBe(1);
+			}
+			// The ids of the first million indexes keep their form, so a body resent with an Idempotency-Key keeps its ids.
+			expect(events[0]?.event.id).toMatch(/-000000$/);
+			expect(events[5]?.event.id).toMatch(/-999999$/);
+		}
+	});
+});
