@@ -179,7 +179,13 @@ export class TieredReader {
 
 		if (answers.length) {
 			const changes = this.l0.changes;
-			for (const a of answers) this.l0.set(a.ref.ck, a.rec, now, a.syncedAt, changes?.refFor(a.ref.dataset, a.ref.ck, a.syncedAt));
+			// Only copies from tiers the counters cover (Redis, D1) take a ref. KV has no compare-and-set:
+			// a fill that lost a race with the consumer holds a revision older than KV's lag says, and a
+			// ref from a snapshot taken after that change would confirm it for as long as a Redis copy lives.
+			for (const a of answers) {
+				const covered = changes && (this.tiers[a.tierIndex] as Tier).maxLagMs <= changes.redisMaxLagMs;
+				this.l0.set(a.ref.ck, a.rec, now, a.syncedAt, covered ? changes.refFor(a.ref.dataset, a.ref.ck, a.syncedAt) : undefined);
+			}
 			ctx.waitUntil(this.fillUpperTiers(answers));
 		}
 		return out;

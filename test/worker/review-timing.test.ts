@@ -3,7 +3,7 @@
  * counters that confirm L0 copies, and the ids of events sent without id or event_time.
  */
 import { createExecutionContext, createScheduledController } from "cloudflare:test";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import type { Env } from "../../src/env";
 import worker from "../../src/index";
 import { call, createDataset, env, expectJson, expectProblem, getRecord, type RecordBody } from "./helpers";
@@ -64,6 +64,83 @@ describe("ids of events sent without id or event_time", () => {
 			// The ids of the first million indexes keep their form, so a body resent with an Idempotency-Key keeps its ids.
 			expect(events[0]?.event.id).toMatch(/-000000$/);
 			expect(events[5]?.event.id).toMatch(/-999999$/);
+		}
+	});
+});
+
+describe("change counters and copies taken from KV", async () => {
+	const { ChangeWatch, changeBucket } = await import("../../src/serving/changes");
+	const { L0Cache } = await import("../../src/serving/l0");
+	const { TieredReader } = await import("../../src/serving/reader");
+	const { TierStats } = await import("../../src/serving/stats");
+	const { ServerTiming } = await import("../../src/observability/timing");
+	const { recordCacheKey } = await import("../../src/storage/cached-record");
+	type Rec = { v: Record<string, unknown>; t: number; i: string; r: number };
+
+	it("a KV copy older than KV's lag says (a fill that lost the race with the consumer) is not confirmed past KV's TTL", async () => {
+		let clock = 0;
+		const spy = vi.spyOn(Date, "now").mockImplementation(() => clock);
+		try {
+			const ck = recordCacheKey("ds", "k");
+			let count = 0;
+			const watch = new ChangeWatch(
+				async () => [{ epoch: "e", counts: new Map([[changeBucket(ck), count]]) }],
+				1000,
+				1000,
+				3_600_000, // production's REDIS_MAX_TTL_SECONDS
+				8,
+				() => clock,
+			);
+			const l0 = new L0Cache(100, 5000, 15_000, 2000, watch);
+			const tier = (name: "kv" | "d1", maxLagMs: number) => ({
+				name,
+				maxLagMs,
+				data: new Map<string, Rec>(),
+				available: () => true,
+				async getMany(refs: { ck: string }[]) {
+					return new Map(refs.filter((r) => this.data.has(r.ck)).map((r) => [r.ck, this.data.get(r.ck) as Rec]));
+				},
+				async fill() {},
+			});
+			const kv = tier("kv", 60_000);
+			const d1 = tier("d1", 0);
+			const rec = (r: number): Rec => ({ v: { x: r }, t: 1, i: `e${r}`, r });
+			d1.data.set(ck, rec(1));
+			const reader = new TieredReader(l0, [kv, d1] as never, new TierStats(), { redis: 100, kv: 100, d1: 100 });
+			const read = async () => {
+				const pending: Promise<unknown>[] = [];
+				const got = (
+					await reader.lookup([{ dataset: "ds", key: "k", ck, maxLagMs: 3_600_000, ttlSeconds: 3600 }], {
+						timing: new ServerTiming(),
+						waitUntil: (p) => void pending.push(p),
+					})
+				).get(ck);
+				await Promise.all(pending);
+				return got;
+			};
+			await read(); // loads from D1; the dataset is polled from now on
+			clock = 500;
+			d1.data.set(ck, rec(2)); // the consumer commits revision 2 and counts it
+			count = 1;
+			clock = 1000;
+			await read(); // a snapshot that holds the count
+			clock = 1500;
+			kv.data.set(ck, rec(1)); // a read fill of revision 1, read from D1 before the commit, lands in KV (60 s TTL)
+			// The isolate is idle for a minute, then takes the KV copy just before it expires.
+			clock = 61_000;
+			const taken = await read();
+			expect(taken?.tier).toBe("kv");
+			kv.data.delete(ck); // KV's copy expired
+			// KV's own claim for that copy (taken at 61 s, KV lags up to 60 s): the race makes it 0.5 s
+			// optimistic, within KV's TTL. Confirmations must not lift it further: nothing vouched for it.
+			const claimed = 1000;
+			for (let t = 62_000; t < 120_000; t += 1500) {
+				clock = t;
+				const got = await read();
+				if (got?.rec.r === 1) expect(got.syncedAt, `at ${t}`).toBeLessThanOrEqual(claimed);
+			}
+		} finally {
+			spy.mockRestore();
 		}
 	});
 });
