@@ -34,6 +34,8 @@ export interface AppliedRecord {
 	rec: CachedRecord;
 	/** Whether this batch changed D1 (false for redeliveries and events that lost to newer ones). */
 	changed: boolean;
+	/** When D1 was last known to hold `rec`: the time just before the statement that wrote (or, unchanged, read) it. */
+	syncedAt: number;
 	/** When asked for: ids of this batch's events that show in the state, each counted on its own (see `contributing`). */
 	contributed?: Set<string>;
 }
@@ -91,6 +93,7 @@ export async function applyEvents(
 	let checkApplied = false;
 	for (let attempt = 1; todo.length; attempt++) {
 		if (attempt > MAX_ATTEMPTS) throw new ConcurrencyError(`${todo.length} key(s) kept changing under concurrent writers`);
+		const readAt = Date.now();
 		const { stored, unreadable, appliedIds } = await loadGroups(db, todo, checkApplied);
 		const writes: StateWrite[] = [];
 		const logOnly: LogOnly[] = [];
@@ -118,10 +121,11 @@ export async function applyEvents(
 			const spec = specOf(g.dataset);
 			const aggRows = spec?.aggregates ? { ...tileRowsOf(spec, g.key, kept), aggVersion: aggregateVersion(spec) } : {};
 			if (prev && folded.state === prev.state) {
-				applied.push({ dataset: g.dataset, key: g.key, rec: toCached(prev.state, prev.rev), changed: false });
+				applied.push({ dataset: g.dataset, key: g.key, rec: toCached(prev.state, prev.rev), changed: false, syncedAt: readAt });
 				if (kept.length) logOnly.push({ dataset: g.dataset, key: g.key, events: kept, ...aggRows });
 			} else writes.push({ dataset: g.dataset, key: g.key, state: folded.state, prevRev: prev?.rev ?? null, events: kept, ...aggRows });
 		}
+		const writtenAt = Date.now();
 		const outcome = await writeIsolating(db, writes, logOnly, now);
 		for (const f of outcome.failed) {
 			const g = groups.get(groupId(f.dataset, f.key));
@@ -134,7 +138,14 @@ export async function applyEvents(
 			if (rev == null) todo.push(groups.get(groupId(w.dataset, w.key)) as KeyGroup);
 			else {
 				const contributed = contributedByKey.get(groupId(w.dataset, w.key));
-				applied.push({ dataset: w.dataset, key: w.key, rec: toCached(w.state, rev), changed: true, ...(contributed ? { contributed } : {}) });
+				applied.push({
+					dataset: w.dataset,
+					key: w.key,
+					rec: toCached(w.state, rev),
+					changed: true,
+					syncedAt: writtenAt,
+					...(contributed ? { contributed } : {}),
+				});
 			}
 		}
 		checkApplied = true;

@@ -62,7 +62,7 @@ export async function refreshCaches(
 	const redisTargets: Target[] = [];
 	for (const a of applied) {
 		const t = { dataset: a.dataset, key: a.key, ck: recordCacheKey(a.dataset, a.key), rec: a.rec };
-		services.reader.l0.refreshHeld(t.ck, t.rec, now);
+		services.reader.l0.refreshHeld(t.ck, t.rec, a.syncedAt, now);
 		// A key this batch created in D1 (now at revision 1) cannot have a KV copy yet: skip asking KV.
 		if (!(a.changed && a.rec.r === 1)) kvTargets.push(t);
 		if (a.changed) redisTargets.push(t);

@@ -102,20 +102,21 @@ export class L0Cache {
 	}
 
 	/**
-	 * Replaces a copy L0 already holds with D1's state as of `now` (the consumer after a commit).
+	 * Replaces a copy L0 already holds with a state D1 was known to hold at `syncedAt` (the consumer
+	 * after a commit: the time before the statement that wrote or read it, never later).
 	 * Keys L0 does not hold are left out: an isolate that consumes thousands of events a second
 	 * would otherwise turn its whole L0 over to keys nobody reads here. The held copy's counter
 	 * ref stays: every change counted before it is in the newer copy too.
 	 */
-	refreshHeld(ck: string, rec: CachedRecord, now: number): boolean {
+	refreshHeld(ck: string, rec: CachedRecord, syncedAt: number, now: number): boolean {
 		const prev = this.lru.peek(ck);
 		if (!prev || prev.rec.r > rec.r) return false;
 		if (prev.rec.r === rec.r) {
 			prev.storedAt = now;
-			prev.syncedAt = now;
+			prev.syncedAt = Math.max(prev.syncedAt, syncedAt);
 			return true;
 		}
-		this.lru.set(ck, { rec, storedAt: now, syncedAt: now, ref: prev.ref });
+		this.lru.set(ck, { rec, storedAt: now, syncedAt, ref: prev.ref });
 		return true;
 	}
 

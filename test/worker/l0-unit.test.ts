@@ -90,7 +90,7 @@ describe("L0Cache", () => {
 		const hit = c.get("k", Number.POSITIVE_INFINITY, 10_000);
 		expect(hit?.rec).toBe(held);
 		expect(hit).toMatchObject({ state: "fresh", syncedAt: 6000 });
-		expect(c.refreshHeld("k", rec(1), 12_000)).toBe(true);
+		expect(c.refreshHeld("k", rec(1), 12_000, 12_000)).toBe(true);
 		expect(c.get("k", 1, 12_000)).toMatchObject({ syncedAt: 12_000 });
 		expect(c.get("k", 1, 12_000)?.rec).toBe(held);
 		c.set("k", rec(2), 13_000, 13_000);
@@ -121,16 +121,22 @@ describe("L0Cache", () => {
 		expect(c.get("k", Number.POSITIVE_INFINITY, 1000)?.rec.r).toBe(1);
 	});
 
-	it("refreshHeld replaces only copies L0 holds, and marks them synced now", () => {
+	it("refreshHeld replaces only copies L0 holds, and marks them synced when D1 was known to hold them", () => {
 		const c = l0();
-		expect(c.refreshHeld("cold", rec(3), 1000)).toBe(false);
+		expect(c.refreshHeld("cold", rec(3), 1000, 1000)).toBe(false);
 		expect(c.get("cold", Number.POSITIVE_INFINITY, 1000)).toBeUndefined();
 		c.set("held", rec(1), 0, -60_000);
-		expect(c.refreshHeld("held", rec(2), 1000)).toBe(true);
+		expect(c.refreshHeld("held", rec(2), 1000, 1000)).toBe(true);
 		expect(c.get("held", 1, 1000)).toMatchObject({ rec: { r: 2 }, syncedAt: 1000 });
 		// Never backwards.
-		expect(c.refreshHeld("held", rec(1), 2000)).toBe(false);
+		expect(c.refreshHeld("held", rec(1), 2000, 2000)).toBe(false);
 		expect(c.get("held", Number.POSITIVE_INFINITY, 2000)?.rec.r).toBe(2);
+		// The same revision, read (not written) at 1500 but refreshed at 3000: its lag counts from 1500, and never moves back.
+		expect(c.refreshHeld("held", rec(2), 1500, 3000)).toBe(true);
+		expect(c.get("held", Number.POSITIVE_INFINITY, 3000)).toMatchObject({ syncedAt: 1500 });
+		expect(c.get("held", 1499, 3000)).toBeUndefined();
+		expect(c.refreshHeld("held", rec(2), 1200, 3500)).toBe(true);
+		expect(c.get("held", Number.POSITIVE_INFINITY, 3500)).toMatchObject({ syncedAt: 1500 });
 	});
 
 	it("is bounded by max entries", () => {
