@@ -43,6 +43,10 @@ export async function keyVersions(
 		// beyond U+FFFF, and would list states out of the merge's order and page past versions.
 		const entries = [...h.entries].sort(byClock);
 		for (const { entry, state } of statesAfterEach(spec.name, key, h.base, entries)) {
+			// A retained event no later than what the base holds (a late event, or one kept after
+			// history_days was raised) would show a state with the base's later events in it: the log
+			// cannot tell the state after it, so it is not listed (history_begins_at says from where).
+			if (h.baseThrough !== undefined && entry.time <= h.baseThrough) continue;
 			if (q.since !== undefined && entry.time < q.since) continue;
 			if (q.after && (entry.time < q.after.time || (entry.time === q.after.time && entry.id <= q.after.id))) continue;
 			if (versions.length === q.limit) {
@@ -53,7 +57,8 @@ export async function keyVersions(
 			versions.push({ event_time: new Date(entry.time).toISOString(), event_id: entry.id, op: entry.op, value: state?.value ?? null });
 		}
 	}
-	return { versions, next, historyBeginsAt: historyStart(spec, now) };
+	const foldedThrough = h?.baseThrough === undefined ? Number.NEGATIVE_INFINITY : h.baseThrough + 1;
+	return { versions, next, historyBeginsAt: Math.max(historyStart(spec, now), foldedThrough) };
 }
 
 const byClock = (a: LogEntry, b: LogEntry) => compareClocks([a.time, a.id], [b.time, b.id]);

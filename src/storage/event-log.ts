@@ -36,7 +36,7 @@ export interface LogEntry {
 /** What history of one key the log holds: the state of what was pruned (if anything), and the retained events in order. */
 export interface KeyHistory {
 	base: RecordState | null;
-	/** The latest event_time folded into the base (set by foldInputsAsOf): before it, the log cannot tell states apart. */
+	/** The latest event_time folded into the base: up to it, the log cannot tell states apart. */
 	baseThrough?: number;
 	entries: LogEntry[];
 }
@@ -53,7 +53,7 @@ interface LogRow {
 const LOGS_OF_KEYS = `SELECT dataset, key, event_time, event_id, op, value FROM event_log
 WHERE (dataset, key) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?1)) AND event_time <= ?2
 ORDER BY dataset, key, event_time, event_id`;
-const BASES_OF_KEYS = "SELECT dataset, key, state FROM history_base WHERE (dataset, key) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?1))";
+const BASES_OF_KEYS = "SELECT dataset, key, state, through_time FROM history_base WHERE (dataset, key) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?1))";
 
 const refKey = (dataset: string, key: string) => `${dataset}\u0000${key}`;
 
@@ -66,9 +66,12 @@ export async function historyOfKeys(db: D1Database, refs: readonly { dataset: st
 	const [logs, bases] = await db.batch([db.prepare(LOGS_OF_KEYS).bind(json, untilTime), db.prepare(BASES_OF_KEYS).bind(json)]);
 	const out = new Map<string, KeyHistory>();
 	for (const r of refs) out.set(refKey(r.dataset, r.key), { base: null, entries: [] });
-	for (const b of (bases?.results ?? []) as { dataset: string; key: string; state: string }[]) {
+	for (const b of (bases?.results ?? []) as { dataset: string; key: string; state: string; through_time: number }[]) {
 		const h = out.get(refKey(b.dataset, b.key));
-		if (h) h.base = JSON.parse(b.state) as RecordState;
+		if (h) {
+			h.base = JSON.parse(b.state) as RecordState;
+			h.baseThrough = b.through_time;
+		}
 	}
 	for (const row of (logs?.results ?? []) as LogRow[]) {
 		out.get(refKey(row.dataset, row.key))?.entries.push({
