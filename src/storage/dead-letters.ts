@@ -3,7 +3,7 @@
  * D1; when D1 refuses them they wait in KV (`dlq:<message id>`) until a later run moves them over.
  * Both are listed together. No policy here: who may see which dead letter is decided by routes.
  */
-import { and, desc, eq, inArray, isNull, lt, sql } from "drizzle-orm";
+import { and, desc, eq, inArray, isNull, sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { deadLetters } from "./schema";
 
@@ -110,27 +110,24 @@ const fromRow = (r: typeof deadLetters.$inferSelect): StoredDeadLetter => ({
 
 /** D1 rows newest first, then the ones waiting in KV; filtered by dataset bounds. */
 export async function listDeadLetters(db: D1Database, kv: KVNamespace, f: ListFilter): Promise<StoredDeadLetter[]> {
-	const out: StoredDeadLetter[] = [];
-	const d = drizzle(db);
-	// Filtering happens here rather than in SQL (datasets is a JSON list), so read in pages until enough match.
-	let before: number | null = null;
-	for (let page = 0; page < 20 && out.length < f.limit; page++) {
-		const rows = await d
-			.select()
-			.from(deadLetters)
-			.where(and(before === null ? undefined : lt(deadLetters.id, before), f.unreplayedOnly ? isNull(deadLetters.replayedAt) : undefined))
-			.orderBy(desc(deadLetters.id))
-			.limit(500)
-			.all();
-		for (const r of rows) {
-			const letter = fromRow(r);
-			if (!matches(letter.datasets, f)) continue;
-			out.push(letter);
-			if (out.length >= f.limit) break;
-		}
-		if (rows.length < 500) break;
-		before = (rows[rows.length - 1] as { id: number }).id;
-	}
+	// The dataset filters run in SQL over the letter's JSON list, so a key limited to one dataset
+	// finds its letters however many newer ones of other datasets there are.
+	const rows = await drizzle(db)
+		.select()
+		.from(deadLetters)
+		.where(
+			and(
+				f.unreplayedOnly ? isNull(deadLetters.replayedAt) : undefined,
+				f.dataset === undefined ? undefined : sql`EXISTS (SELECT 1 FROM json_each(${deadLetters.datasets}) WHERE value = ${f.dataset})`,
+				f.within === null
+					? undefined
+					: sql`${deadLetters.datasets} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM json_each(${deadLetters.datasets}) WHERE value NOT IN (SELECT value FROM json_each(${JSON.stringify(f.within)})))`,
+			),
+		)
+		.orderBy(desc(deadLetters.id))
+		.limit(f.limit)
+		.all();
+	const out = rows.map(fromRow).filter((l) => matches(l.datasets, f));
 	if (out.length < f.limit) {
 		const listed = await kv.list<KvDeadLetterMeta>({ prefix: KV_DEAD_LETTER_PREFIX, limit: 1000 });
 		for (const k of listed.keys) {
