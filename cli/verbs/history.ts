@@ -2,11 +2,11 @@
  * `hotpath history DATASET KEY`: a record's versions in event_time order, each the whole state
  * after that event; one page, or every page with --all.
  */
-import type { HistoryOptions, HistoryResult, HistoryVersion } from "@hotpath/client";
+import type { HistoryOptions, HistoryVersion } from "@hotpath/client";
 import type { Command } from "commander";
 import { intOption, timeOption, verbAction } from "../context.ts";
 import { count, table } from "../output.ts";
-import { fitToTerminal, writeLines } from "./paging.ts";
+import { fitToTerminal, readPages } from "./paging.ts";
 
 interface HistoryFlags {
 	since?: string | number;
@@ -50,18 +50,14 @@ Examples:
 		.action(
 			verbAction(async ({ client, out }, [dataset, key]: [string, string], f: HistoryFlags) => {
 				const opts: HistoryOptions = { since: f.since, until: f.until, limit: f.limit };
-				const versions: HistoryVersion[] = [];
-				let page: HistoryResult;
-				let cursor = f.cursor;
-				for (;;) {
-					page = await client.history(dataset, key, { ...opts, cursor });
-					if (f.ndjson) await writeLines(page.versions);
-					else versions.push(...page.versions);
-					// A cursor the server hands back twice would loop: stop there.
-					if (!f.all || !page.next_cursor || page.next_cursor === cursor) break;
-					cursor = page.next_cursor;
-				}
-				const nextCursor = f.all ? null : page.next_cursor;
+				const read = await readPages(
+					(cursor) => client.history(dataset, key, { ...opts, cursor }),
+					(p) => p.versions,
+					f,
+				);
+				const versions = read.items;
+				const page = read.last;
+				const nextCursor = read.nextCursor;
 				if (f.ndjson) {
 					if (nextCursor) out.note(`more: --cursor ${nextCursor}`);
 					return 0;

@@ -4,11 +4,11 @@
  * POST /v1/datasets/:name/search; --query passes a whole body, which the flags then amend.
  */
 import { readFileSync } from "node:fs";
-import type { IfStale, SearchHit, SearchQuery, SearchResult, SearchVector } from "@hotpath/client";
+import type { IfStale, SearchHit, SearchQuery, SearchVector } from "@hotpath/client";
 import { type Command, Option } from "commander";
 import { intOption, jsonOption, listOption, secondsOption, verbAction } from "../context.ts";
 import { count, duration, table, UsageError } from "../output.ts";
-import { fitToTerminal, writeLines } from "./paging.ts";
+import { fitToTerminal, readPages } from "./paging.ts";
 
 interface SearchFlags {
 	text?: string;
@@ -139,22 +139,16 @@ Examples:
 			verbAction(async ({ client, out }, [dataset, words]: [string, string[]], f: SearchFlags) => {
 				const body = searchBody(words, f);
 				const tty = process.stdout.isTTY === true;
-				const hits: SearchHit[] = [];
-				let page: SearchResult;
-				let pages = 0;
 				let tookMs = 0;
-				let cursor = body.cursor;
-				for (;;) {
-					page = await client.search(dataset, cursor === undefined ? body : { ...body, cursor });
-					pages++;
-					tookMs += page.took_ms;
-					if (f.ndjson) await writeLines(page.hits);
-					else hits.push(...page.hits);
-					// A cursor the server hands back twice would loop: stop there.
-					if (!f.all || !page.next_cursor || page.next_cursor === cursor) break;
-					cursor = page.next_cursor;
-				}
-				const nextCursor = f.all ? null : page.next_cursor;
+				const read = await readPages(
+					(cursor) => client.search(dataset, cursor === undefined ? body : { ...body, cursor }),
+					(p) => p.hits,
+					{ ...f, cursor: body.cursor },
+					(p) => {
+						tookMs += p.took_ms;
+					},
+				);
+				const { items: hits, last: page, pages, nextCursor } = read;
 				if (f.ndjson) {
 					if (nextCursor) out.note(`more: --cursor ${nextCursor}`);
 					return 0;

@@ -923,6 +923,34 @@ async function waitReadable(countNow: () => Promise<number>, expected: () => num
 	}
 }
 
+/** The fields every write scenario reports from its load: rates, latency, workerd CPU over the window, errors. */
+function writeFields(
+	s: Phase["s"],
+): Pick<ScenarioResult, "rps" | "p50_ms" | "p99_ms" | "requests" | "duration_s" | "errors" | "non2xx" | "loadgen_cpu_share"> &
+	Partial<Pick<ScenarioResult, "cpu_ms_per_req" | "workerd_cores">> {
+	const b = s.load;
+	return {
+		rps: b.rps,
+		p50_ms: b.latency.p50,
+		p99_ms: b.latency.p99,
+		...(s.workerdCpuMs !== null ? { cpu_ms_per_req: s.workerdCpuMs / b.ok, workerd_cores: s.workerdCpuMs / s.wallMs } : {}),
+		requests: b.ok,
+		duration_s: b.elapsedS,
+		errors: b.errors,
+		non2xx: b.non2xx,
+		loadgen_cpu_share: b.cpuShare,
+	};
+}
+
+/** What went wrong in a write scenario's load: non-2xx answers and errors, and fewer items taken than sent. */
+function writeProblems(b: LoadResult, expected: number, what: string): string[] {
+	const problems: string[] = [];
+	const non2xx = Object.values(b.non2xx).reduce((x, y) => x + y, 0);
+	if (non2xx || b.errors) problems.push(`${non2xx} non-2xx, ${b.errors} errors, first: ${(b.firstErrorBodies[0] ?? "").slice(0, 200)}`);
+	if (b.accepted !== expected) problems.push(`${b.accepted} of ${expected} ${what}`);
+	return problems;
+}
+
 /** One ingest phase: posts events from a load process while D1 is polled for them. */
 interface Phase {
 	s: Sampled;
@@ -1124,21 +1152,10 @@ async function factsScenario(w: RunningWorker, writeKey: string, prefix: string,
 				: `only ${ph.drain.count} in the log ${ph.drainS.toFixed(1)} s after the last POST -> >= ${Math.round(ph.e2eRate)} facts/s end to end`) +
 			(ph.pipelineS === null ? "" : `; workerd idle ${ph.pipelineS.toFixed(1)} s after the last POST`),
 	);
-	const problems: string[] = [];
-	const non2xx = Object.values(b.non2xx).reduce((x, y) => x + y, 0);
-	if (non2xx || b.errors) problems.push(`${non2xx} non-2xx, ${b.errors} errors, first: ${(b.firstErrorBodies[0] ?? "").slice(0, 200)}`);
-	if (b.accepted !== total) problems.push(`${b.accepted} of ${total} facts accepted`);
+	const problems = writeProblems(b, total, "facts accepted");
 	return {
 		name: "aggregate-facts",
-		rps: b.rps,
-		p50_ms: b.latency.p50,
-		p99_ms: b.latency.p99,
-		...(ph.s.workerdCpuMs !== null ? { cpu_ms_per_req: ph.s.workerdCpuMs / b.ok, workerd_cores: ph.s.workerdCpuMs / ph.s.wallMs } : {}),
-		requests: b.ok,
-		duration_s: b.elapsedS,
-		errors: b.errors,
-		non2xx: b.non2xx,
-		loadgen_cpu_share: b.cpuShare,
+		...writeFields(ph.s),
 		events_per_s: ph.e2eRate,
 		facts: b.accepted,
 		facts_per_key: FACTS_PER_KEY,
@@ -1190,21 +1207,10 @@ async function importScenario(w: RunningWorker, writeKey: string, prefix: string
 	);
 	const floor = await d1Floor(w, Math.min(20_000, timing.importRows), 500, 2);
 	log(d1FloorLine(floor));
-	const problems: string[] = [];
-	const non2xx = Object.values(b.non2xx).reduce((x, y) => x + y, 0);
-	if (non2xx || b.errors) problems.push(`${non2xx} non-2xx, ${b.errors} errors, first: ${(b.firstErrorBodies[0] ?? "").slice(0, 200)}`);
-	if (b.accepted !== amount * batch) problems.push(`${b.accepted} of ${amount * batch} rows imported`);
+	const problems = writeProblems(b, amount * batch, "rows imported");
 	return {
 		name: "import",
-		rps: b.rps,
-		p50_ms: b.latency.p50,
-		p99_ms: b.latency.p99,
-		...(ph.s.workerdCpuMs !== null ? { cpu_ms_per_req: ph.s.workerdCpuMs / b.ok, workerd_cores: ph.s.workerdCpuMs / ph.s.wallMs } : {}),
-		requests: b.ok,
-		duration_s: b.elapsedS,
-		errors: b.errors,
-		non2xx: b.non2xx,
-		loadgen_cpu_share: b.cpuShare,
+		...writeFields(ph.s),
 		rows_per_s: ph.e2eRate,
 		rows: b.accepted,
 		rows_per_request: batch,
