@@ -51,7 +51,7 @@ export function tileRowsOf(spec: DatasetSpec, key: string, events: readonly Logg
 				const start = tileStart(e.time, res);
 				if (agg.fn === "distinct") {
 					const { idx, rank } = hllRegister(v);
-					hll.push([spec.name, key, aggregateId(name, agg), res, start, idx, rank]);
+					hll.push([spec.name, key, e.id, aggregateId(name, agg), res, start, idx, rank]);
 				} else tiles.push([spec.name, key, e.id, aggregateId(name, agg), res, start, typeof v === "number" ? v : null]);
 			}
 		}

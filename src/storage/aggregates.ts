@@ -5,8 +5,8 @@
 
 /** One fact in one tile: [dataset, key, event id, aggregate, resolution, tile start, value or null]. */
 export type TileRow = [string, string, string, string, number, number, number | null];
-/** One HyperLogLog register of a tile: [dataset, key, aggregate, resolution, tile start, register, rank]. */
-export type HllRow = [string, string, string, number, number, number, number];
+/** One HyperLogLog register of a tile, from one fact: [dataset, key, event id, aggregate, resolution, tile start, register, rank]. */
+export type HllRow = [string, string, string, string, number, number, number, number];
 
 // Counts only facts whose log row this transaction inserted (its writer token): a fact applied
 // before, redelivered now, is not in the log under this token, so it adds nothing.
@@ -18,14 +18,18 @@ ON CONFLICT (dataset, key, agg, res, start) DO UPDATE SET cnt = cnt + excluded.c
   mn = CASE WHEN mn IS NULL THEN excluded.mn WHEN excluded.mn IS NULL THEN mn ELSE min(mn, excluded.mn) END,
   mx = CASE WHEN mx IS NULL THEN excluded.mx WHEN excluded.mx IS NULL THEN mx ELSE max(mx, excluded.mx) END`;
 
-// Registers merge by max: a value seen twice changes nothing, so no token is needed.
+// Registers merge by max, so a fact redelivered as it was changes nothing; but an id sent again
+// with another time or value lands in another tile or register, so registers too are set only by
+// facts whose log row this transaction inserted.
 const HLL_MANY = `INSERT INTO agg_hll (dataset, key, agg, res, start, idx, rank)
-SELECT h.value ->> 0, h.value ->> 1, h.value ->> 2, h.value ->> 3, h.value ->> 4, h.value ->> 5, h.value ->> 6 FROM json_each(?1) AS h WHERE true
+SELECT h.value ->> 0, h.value ->> 1, h.value ->> 3, h.value ->> 4, h.value ->> 5, h.value ->> 6, h.value ->> 7
+FROM json_each(?1) AS h JOIN event_log AS l ON l.dataset = h.value ->> 0 AND l.key = h.value ->> 1 AND l.event_id = h.value ->> 2 AND l.writer = ?2
+WHERE true
 ON CONFLICT (dataset, key, agg, res, start, idx) DO UPDATE SET rank = max(rank, excluded.rank)`;
 
 /** The statements that fold rows into tiles; run them after the log insert of `token`, in its transaction. */
 export function tileStatements(db: D1Database, tiles: readonly string[], hll: readonly string[], token: number): D1PreparedStatement[] {
-	return [...tiles.map((json) => db.prepare(TILES_MANY).bind(json, token)), ...hll.map((json) => db.prepare(HLL_MANY).bind(json))];
+	return [...tiles.map((json) => db.prepare(TILES_MANY).bind(json, token)), ...hll.map((json) => db.prepare(HLL_MANY).bind(json, token))];
 }
 
 /** A range [from, to) of tiles of resolution `res`, for aggregate `agg`. */
@@ -146,6 +150,12 @@ ON CONFLICT (dataset, key, agg, res, start) DO UPDATE SET cnt = cnt + excluded.c
   mn = CASE WHEN mn IS NULL THEN excluded.mn WHEN excluded.mn IS NULL THEN mn ELSE min(mn, excluded.mn) END,
   mx = CASE WHEN mx IS NULL THEN excluded.mx WHEN excluded.mx IS NULL THEN mx ELSE max(mx, excluded.mx) END`;
 
+// A backfill's registers: its facts come from the log, each once per page; written only while the job's cursor is still where this page began.
+const BACKFILL_HLL = `INSERT INTO agg_hll (dataset, key, agg, res, start, idx, rank)
+SELECT h.value ->> 0, h.value ->> 1, h.value ->> 3, h.value ->> 4, h.value ->> 5, h.value ->> 6, h.value ->> 7 FROM json_each(?1) AS h
+WHERE EXISTS (SELECT 1 FROM agg_backfills WHERE job = ?2 AND cursor IS ?3 AND done = 0)
+ON CONFLICT (dataset, key, agg, res, start, idx) DO UPDATE SET rank = max(rank, excluded.rank)`;
+
 const ADVANCE = `UPDATE agg_backfills SET cursor = ?3, keys_done = keys_done + ?4, done = ?5 WHERE job = ?1 AND cursor IS ?2 AND done = 0 RETURNING job`;
 
 export interface BackfillJob {
@@ -210,7 +220,7 @@ export async function writeBackfillPage(
 		Array.from({ length: Math.ceil(rows.length / 5000) }, (_, i) => JSON.stringify(rows.slice(i * 5000, i * 5000 + 5000)));
 	const stmts = [
 		...chunks(tiles).map((json) => db.prepare(BACKFILL_TILES).bind(json, job, from)),
-		...tileStatements(db, [], chunks(hll), 0),
+		...chunks(hll).map((json) => db.prepare(BACKFILL_HLL).bind(json, job, from)),
 		db.prepare(ADVANCE).bind(job, from, to, keys, done ? 1 : 0),
 	];
 	const results = await db.batch(stmts);

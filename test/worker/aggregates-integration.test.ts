@@ -219,6 +219,28 @@ describe("the spec", () => {
 	});
 });
 
+describe("an id sent again with another time or value", () => {
+	it("adds nothing to distinct either: the id was applied once, at its first time, with its first value", async () => {
+		const name = await createDataset({
+			key: "id",
+			fields: { item: "string" },
+			history_days: 7,
+			aggregates: {
+				n_1h: { fn: "count", window: "1h" },
+				d_1h: { fn: "distinct", of: "item", window: "1h" },
+				d_24h: { fn: "distinct", of: "item", window: "24h" },
+			},
+		} as never);
+		const now = Date.now();
+		await importRows(name, [{ id: "u", item: "a", _event_time: now - 3 * HOUR, _id: "x1", _op: "patch" }]);
+		// Newer (it would change the record) and older (it would not): either way, x1 is not applied again.
+		await importRows(name, [{ id: "u", item: "b", _event_time: now - 30 * MINUTE, _id: "x1", _op: "patch" }]);
+		await importRows(name, [{ id: "u", item: "c", _event_time: now - 5 * HOUR, _id: "x1", _op: "patch" }]);
+		const value = await readAsOf(name, "u", now);
+		expect(value).toMatchObject({ item: "a", n_1h: 0, d_1h: 0, d_24h: 1 });
+	});
+});
+
 describe("an aggregate added later", () => {
 	it("is backfilled from the log: facts from before it was added count, each once", async () => {
 		const name = await createDataset({ key: "id", fields: { price: "float" }, history_days: 7 } as never);
@@ -227,7 +249,12 @@ describe("an aggregate added later", () => {
 		await importRows(name, rows);
 		const res = await expectJson<{ aggregates: Record<string, { since: number }> }>(
 			await call("PUT", `/v1/datasets/${name}`, {
-				json: { key: "id", fields: { price: "float" }, history_days: 7, aggregates: { spend: { fn: "sum", of: "price", window: "24h" } } },
+				json: {
+					key: "id",
+					fields: { price: "float" },
+					history_days: 7,
+					aggregates: { spend: { fn: "sum", of: "price", window: "24h" }, prices: { fn: "distinct", of: "price", window: "24h" } },
+				},
 			}),
 			200,
 		);
@@ -242,8 +269,9 @@ describe("an aggregate added later", () => {
 			await runQueue(EVENTS_QUEUE, [{ ...page, attempts: 2 }]);
 		}
 		const k0 = rows.filter((r) => r.id === "k0").reduce((a, r) => a + r.price, 0) + 1000;
-		const got = await expectJson<{ value: { spend: number } }>(await call("GET", `/v1/datasets/${name}/records/k0`), 200);
+		const got = await expectJson<{ value: { spend: number; prices: number } }>(await call("GET", `/v1/datasets/${name}/records/k0`), 200);
 		expect(got.value.spend).toBe(k0);
+		expect(got.value.prices).toBe(rows.filter((r) => r.id === "k0").length + 1);
 		expect(res.aggregates.spend?.since).toBeLessThanOrEqual(Date.now());
 	});
 });
