@@ -10,7 +10,10 @@ import type { DatasetSpec } from "../registry/spec";
 import { type BackfillJob, factsNotCounted, getBackfill, startBackfill, writeBackfillPage } from "../storage/aggregates";
 import { listRecords } from "../storage/records";
 import { tileRowsOf } from "./facts";
-import { parseWindow } from "./windows";
+import { TILE_RETENTION } from "./windows";
+
+/** How far back any read takes tiles (older spans come from the log). */
+const OLDEST_TILE_READ = Math.max(...Object.values(TILE_RETENTION));
 
 /** Keys per backfill page. */
 export const BACKFILL_PAGE_KEYS = 100;
@@ -58,10 +61,11 @@ export async function backfillPage(db: D1Database, queue: Queue<unknown>, spec: 
 	const aggregates = Object.fromEntries(
 		job.aggs.filter((n) => spec.aggregates?.[n]).map((n) => [n, spec.aggregates?.[n] as NonNullable<DatasetSpec["aggregates"]>[string]]),
 	);
-	const window = Math.max(0, ...Object.values(aggregates).map((a) => parseWindow(a.window) ?? 0));
 	const page = await listRecords(db, spec.name, job.cursor, BACKFILL_PAGE_KEYS, true);
 	const keys = page.map((r) => r.key);
-	const facts = keys.length ? await factsNotCounted(db, spec.name, keys, job.before, now - window) : [];
+	// Every fact a read could take from tiles, not only those of the window ending now: an as_of
+	// read's window ends in the past, and reads tiles as far back as the retention keeps them.
+	const facts = keys.length ? await factsNotCounted(db, spec.name, keys, job.before, now - OLDEST_TILE_READ) : [];
 	const byKey = new Map<string, typeof facts>();
 	for (const f of facts) byKey.set(f.key, [...(byKey.get(f.key) ?? []), f]);
 	const only: DatasetSpec = { ...spec, aggregates };

@@ -276,6 +276,30 @@ describe("an aggregate added later", () => {
 	});
 });
 
+describe("an aggregate added later, read as of a past time", () => {
+	it("counts the facts of windows that ended before it was added too: the backfill covers what the log holds", async () => {
+		const name = await createDataset({ key: "id", fields: { price: "float" }, history_days: 7 } as never);
+		const now = Date.now();
+		// Facts five hours back (in the minute tiles a 1h window reads), away from tile edges, and one recent.
+		const times = [now - 5 * HOUR - 40 * MINUTE - 7_000, now - 5 * HOUR - 30 * MINUTE - 7_000, now - 5 * HOUR - 20 * MINUTE - 7_000, now - 10 * MINUTE];
+		await importRows(
+			name,
+			times.map((t, i) => ({ id: "k", price: i + 1, _event_time: t, _id: `e${i}`, _op: "patch" })),
+		);
+		const aggregates = {
+			n_1h: { fn: "count", window: "1h" },
+			spend_1h: { fn: "sum", of: "price", window: "1h" },
+			items_1h: { fn: "distinct", of: "price", window: "1h" },
+		};
+		await expectJson(await call("PUT", `/v1/datasets/${name}`, { json: { key: "id", fields: { price: "float" }, history_days: 7, aggregates } }), 200);
+		const job = await env.DB.prepare("SELECT job FROM agg_backfills WHERE dataset = ?1").bind(name).first<{ job: string }>();
+		await runQueue(EVENTS_QUEUE, [message(JSON.stringify({ v: 1, backfill: { job: job?.job } }))]);
+		// A training job's point-in-time read of five hours ago sees the facts of the hour before then.
+		expect(await readAsOf(name, "k", now - 5 * HOUR)).toMatchObject({ n_1h: 3, spend_1h: 6, items_1h: 3 });
+		expect(await readAsOf(name, "k", now)).toMatchObject({ n_1h: 1, spend_1h: 4, items_1h: 1 });
+	});
+});
+
 describe("tile retention", () => {
 	it("the cron drops minute tiles past a day and hour and day tiles past 31 days", async () => {
 		const name = uniqueName("tiles");
