@@ -4,7 +4,7 @@
  * things only an unlimited admin key may do (global stats, every dataset's rebuild, unlimited keys).
  */
 import { HotpathError } from "../errors";
-import type { Principal, Scope } from "./keys";
+import type { Principal, RateLimitSpec, Scope } from "./keys";
 
 /** Admin keys hold every scope. */
 export function hasScope(p: Principal, scope: Scope): boolean {
@@ -54,6 +54,29 @@ export function assertManagesKey(p: Principal, datasets: readonly string[] | nul
 			? `this key is limited to dataset(s) ${p.datasets?.join(", ")}; only an unlimited admin key may manage unlimited keys`
 			: `this key is limited to dataset(s) ${p.datasets?.join(", ")}; it may not manage a key for ${datasets.filter((d) => !mayAccess(p, d)).join(", ")}`,
 	);
+}
+
+/**
+ * Throws forbidden unless a key with these bounds stays within the principal's own. A key that
+ * expires, or has a rate limit, hands out only keys that expire no later and are limited no looser
+ * (no larger burst, no faster rate): otherwise the key it made would go on working after it
+ * expired, at any rate. Its datasets are checked by assertManagesKey.
+ */
+export function assertMintsWithin(p: Principal, child: { expiresAt: number | null; rateLimit: RateLimitSpec | null }): void {
+	if (p.expiresAt !== null && (child.expiresAt === null || child.expiresAt > p.expiresAt)) {
+		const until = new Date(p.expiresAt).toISOString();
+		throw new HotpathError("forbidden", `this key expires at ${until}; a key it creates must expire by then too (give expires_at no later than ${until})`);
+	}
+	const own = p.rateLimit;
+	if (!own) return;
+	const asked = child.rateLimit;
+	// requests per period, compared without division: asked.requests / asked.period <= own.requests / own.period.
+	if (!asked || asked.requests > own.requests || asked.requests * own.period_seconds > own.requests * asked.period_seconds) {
+		throw new HotpathError(
+			"forbidden",
+			`this key has a rate limit of ${own.requests} requests per ${own.period_seconds} s; a key it creates needs a rate_limit no looser (at most ${own.requests} requests, at most ${own.requests} per ${own.period_seconds} s)`,
+		);
+	}
 }
 
 /** Whether the key has expired at `now`. */

@@ -3,7 +3,7 @@
 import * as z from "zod";
 import { SCOPES } from "../auth/keys";
 import { requireScope } from "../auth/middleware";
-import { assertManagesKey, covers } from "../auth/policy";
+import { assertManagesKey, assertMintsWithin, covers } from "../auth/policy";
 import { HotpathError } from "../errors";
 import { parseEventTime } from "../input";
 import { bearer, json, mount, newRouter, problems } from "./openapi";
@@ -54,7 +54,7 @@ mount(
 		method: "post",
 		path: "/",
 		summary: "Create an API key",
-		description: `The secret is in this answer only; D1 keeps its SHA-256. A key limited to datasets may only create keys limited within them. Body at most ${BODY_LIMITS.small / 1024} KiB.`,
+		description: `The secret is in this answer only; D1 keeps its SHA-256. A key limited to datasets may only create keys limited within them; a key that expires or has a rate limit may only create keys that expire no later and are limited no looser. Body at most ${BODY_LIMITS.small / 1024} KiB.`,
 		tags: ["keys"],
 		security: bearer,
 		request: { body: { required: true, content: { "application/json": { schema: createKeySchema } } } },
@@ -78,11 +78,13 @@ mount(
 			if (why) throw new HotpathError("validation_failed", `/expires_at: ${why}`, { errors: [{ pointer: "/expires_at", detail: why }] });
 			expiresAt = t as number;
 		}
+		const rateLimit = body.rate_limit ?? null;
+		assertMintsWithin(c.get("principal"), { expiresAt, rateLimit });
 		const { key, info } = await c.get("services").keys.create({
 			name: body.name,
 			scopes: [...new Set(body.scopes)],
 			datasets,
-			rateLimit: body.rate_limit ?? null,
+			rateLimit,
 			expiresAt,
 		});
 		return c.json({ ...info, key }, 201);

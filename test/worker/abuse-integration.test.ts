@@ -66,6 +66,40 @@ describe("rate limits", () => {
 	});
 });
 
+describe("keys made by keys with an expiry or a rate limit", () => {
+	// An admin key that expires (or is rate-limited) must not mint a key without those bounds:
+	// the child would go on working after its parent expired, at any rate.
+	it("expire no later than their maker", async () => {
+		const inAMinute = Date.now() + 60_000;
+		const parent = await createKeyWith({ scopes: ["admin"], expires_at: inAMinute });
+		const mint = (body: Record<string, unknown>) =>
+			call("POST", "/v1/keys", { key: parent.key, json: { name: uniqueName("child"), scopes: ["read"], ...body } });
+		for (const body of [{}, { expires_at: null }, { expires_at: inAMinute + 1000 }]) {
+			const p = await expectProblem(await mint(body), 403);
+			expect(p.detail).toMatch(/expires/);
+		}
+		const child = await expectJson<CreatedKey & { expires_at: string }>(await mint({ expires_at: inAMinute }), 201);
+		expect(child.expires_at).toBe(new Date(inAMinute).toISOString());
+	});
+
+	it("are rate-limited no looser than their maker", async () => {
+		const parent = await createKeyWith({ scopes: ["admin"], rate_limit: { requests: 100, period_seconds: 60 } });
+		const mint = (body: Record<string, unknown>) =>
+			call("POST", "/v1/keys", { key: parent.key, json: { name: uniqueName("child"), scopes: ["read"], ...body } });
+		for (const rate_limit of [undefined, null, { requests: 101, period_seconds: 60 }, { requests: 50, period_seconds: 20 }]) {
+			const p = await expectProblem(await mint({ rate_limit }), 403);
+			expect(p.detail).toMatch(/rate limit/);
+		}
+		for (const rate_limit of [
+			{ requests: 100, period_seconds: 60 },
+			{ requests: 10, period_seconds: 6 },
+		])
+			await expectJson(await mint({ rate_limit }), 201);
+		// An unlimited key may mint any key.
+		await expectJson(await call("POST", "/v1/keys", { json: { name: uniqueName("child"), scopes: ["read"] } }), 201);
+	});
+});
+
 describe("body limits, checked before the body is parsed", () => {
 	// Invalid JSON just over the limit: a 413 (not a 400 about the JSON) shows the size was checked first.
 	const cases: [string, string, number][] = [
