@@ -10,6 +10,16 @@ export function recordEtag(copy: ServedCopy, status: RecordView["status"], optio
 	return `W/"${copy.rev}-${copy.eventTimeMs}-${status}${optionsSuffix}"`;
 }
 
+/**
+ * Whether an If-None-Match header names `etag`: "*", or a list of tags compared weakly (RFC 9110
+ * 13.1.2), so a tag sent back without its W/ prefix matches too.
+ */
+export function noneMatch(header: string, etag: string): boolean {
+	const opaque = (tag: string) => (tag.startsWith("W/") ? tag.slice(2) : tag);
+	const ours = opaque(etag);
+	return header.trim() === "*" || header.split(",").some((t) => opaque(t.trim()) === ours);
+}
+
 export interface RecordHeaderInput {
 	view: RecordView;
 	copy: ServedCopy;
@@ -23,7 +33,7 @@ export interface RecordHeaderInput {
 }
 
 /** X-Hotpath-Tier, Server-Timing, ETag, Cache-Control (how long the value may be reused) and Content-Type. */
-export function recordHeaders(h: RecordHeaderInput): Record<string, string> {
+export function recordHeaders(h: RecordHeaderInput): Record<string, string> & { etag: string } {
 	const maxAge = reusableSeconds(h.view, h.copy.lagMs, h.limitMs, h.l0TtlSeconds);
 	return {
 		"x-hotpath-tier": h.tiers,

@@ -14,7 +14,7 @@ import { recordViewJson } from "../serving/render";
 import { listRecords } from "../storage/records";
 import { bearer, datasetParam, json, mount, newRouter, problems, recordKeyParam } from "./openapi";
 import { readContext } from "./read-context";
-import { recordEtag, recordHeaders } from "./record-response";
+import { noneMatch, recordEtag, recordHeaders } from "./record-response";
 
 export const recordRoutes = newRouter();
 
@@ -121,7 +121,7 @@ mount(
 			return c.body(recordViewJson(view, name), 200, { ...rest, "server-timing": ctx.timing.header, "cache-control": "no-cache" });
 		}
 		const inm = c.req.header("if-none-match");
-		if (inm && (inm.trim() === "*" || inm.split(",").some((t) => t.trim() === headers.etag))) {
+		if (inm && noneMatch(inm, headers.etag)) {
 			const { "content-type": _, ...rest } = headers;
 			return c.body(null, 304, rest);
 		}
