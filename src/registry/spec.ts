@@ -102,6 +102,9 @@ const aggregateSchema = z
 		of: z.string().optional(),
 		window: z.string().regex(/^[1-9]\d{0,5}(m|h|d)$/, 'a window is a whole number of minutes, hours or days: "5m", "1h", "24h", "7d"'),
 		n: z.number().int().min(1).max(100).optional(),
+		// Set by the registry (when the aggregate was added). Taken on input only so that a spec
+		// read back applies again; what is sent is ignored.
+		since: z.number().optional(),
 	})
 	.strict();
 

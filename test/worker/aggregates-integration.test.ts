@@ -217,6 +217,20 @@ describe("the spec", () => {
 		expect(ok.aggregates.n?.window).toBe("2h");
 		expect(ok.aggregates.m?.since).toBeGreaterThanOrEqual(ok.aggregates.n?.since ?? Number.POSITIVE_INFINITY);
 	});
+
+	it("a spec read back (since included) applies again unchanged; a since sent is not taken", async () => {
+		const name = uniqueName();
+		const created = await expectJson<{ aggregates: Record<string, { since: number }> }>(
+			await call("PUT", `/v1/datasets/${name}`, { json: { ...spec, aggregates: { n: { fn: "count", window: "1h" } } } }),
+			201,
+		);
+		const read = await expectJson<{ aggregates: Record<string, { since: number }> }>(await call("GET", `/v1/datasets/${name}`), 200);
+		const again = await expectJson<{ aggregates: Record<string, { since: number }> }>(await call("PUT", `/v1/datasets/${name}`, { json: read }), 200);
+		expect(again.aggregates.n?.since).toBe(created.aggregates.n?.since);
+		const moved = { ...read, aggregates: { n: { ...read.aggregates.n, since: 1 } } };
+		const kept = await expectJson<{ aggregates: Record<string, { since: number }> }>(await call("PUT", `/v1/datasets/${name}`, { json: moved }), 200);
+		expect(kept.aggregates.n?.since).toBe(created.aggregates.n?.since);
+	});
 });
 
 describe("an id sent again with another time or value", () => {
