@@ -311,6 +311,10 @@ describe("an aggregate added later, read as of a past time", () => {
 		// A training job's point-in-time read of five hours ago sees the facts of the hour before then.
 		expect(await readAsOf(name, "k", now - 5 * HOUR)).toMatchObject({ n_1h: 3, spend_1h: 6, items_1h: 3 });
 		expect(await readAsOf(name, "k", now)).toMatchObject({ n_1h: 1, spend_1h: 4, items_1h: 1 });
+		// A window widened on the same side of a day keeps its tiles: they hold the older facts too.
+		const wider = { n_1h: { fn: "count", window: "20h" } };
+		await expectJson(await call("PUT", `/v1/datasets/${name}`, { json: { key: "id", fields: { price: "float" }, history_days: 7, aggregates: wider } }), 200);
+		expect(await readAsOf(name, "k", now)).toMatchObject({ n_1h: 4 });
 	});
 });
 
