@@ -26,7 +26,12 @@ export function keyProblem(key: string): string | null {
 
 /** `max_staleness` in seconds: a non-negative number, or undefined when absent. */
 export function parseMaxStaleness(raw: unknown, where: string): number | undefined {
-	if (raw === undefined || raw === null || raw === "") return undefined;
+	if (raw === undefined || raw === null) return undefined;
+	// An empty bound is a mistake, not "none": the read would quietly be held to the dataset's ttl_seconds instead.
+	if (raw === "") {
+		const why = `${where} is empty: give a number of seconds, or leave it out`;
+		throw new HotpathError("bad_request", why, { errors: [{ pointer: where, detail: why }] });
+	}
 	const n = typeof raw === "number" ? raw : Number(raw);
 	if (!Number.isFinite(n) || n < 0)
 		throw new HotpathError("bad_request", `${where} must be a non-negative number of seconds`, {

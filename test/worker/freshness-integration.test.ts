@@ -47,6 +47,17 @@ afterEach(async () => {
 	while (undo.length) await env.DB.prepare(undo.pop() as string).run();
 });
 
+describe("max_staleness", () => {
+	// An empty max_staleness (a client's unset variable) was taken as absent: the read then held the
+	// copy to the dataset's ttl_seconds (an hour here) and answered a minute-old value as present.
+	it("an empty max_staleness is a 400 naming it, never a read held to the dataset's ttl instead", async () => {
+		const k = uniqueName("k");
+		await seedD1(ds, k, { age: 1 }, Date.now() - 60_000);
+		const p = await expectProblem(await getRecord(ds, k, "max_staleness="), 400);
+		expect(p.errors?.[0]?.pointer).toBe("max_staleness");
+	});
+});
+
 describe("provenance: a copy's lag counts from when its source last matched D1", () => {
 	it("a copy L0 took from KV is not served to a read with a tighter max_staleness, however recently L0 took it", async () => {
 		const k = uniqueName("prov");
