@@ -51,10 +51,25 @@ export class HotpathError extends Error {
 	}
 }
 
+/** A zod-style issue: where, and what; a bad record key carries its key's own issues. */
+interface Issue {
+	path: readonly PropertyKey[];
+	message: string;
+	code?: string;
+	issues?: readonly { message: string }[];
+}
+
+const pointerOf = (prefix: string, path: readonly PropertyKey[]) =>
+	path.length ? `${prefix}/${path.map((p) => String(p).replaceAll("~", "~0").replaceAll("/", "~1")).join("/")}` : prefix || "/";
+
 /** Turns zod-style issues into problem items with JSON pointers. */
-export function issuesToItems(issues: readonly { path: readonly PropertyKey[]; message: string }[], prefix = ""): ProblemItem[] {
+export function issuesToItems(issues: readonly Issue[], prefix = ""): ProblemItem[] {
 	return issues.map((i) => ({
-		pointer: `${prefix}/${i.path.map((p) => String(p).replaceAll("~", "~0").replaceAll("/", "~1")).join("/")}`.replace(/\/$/, "") || "/",
-		detail: i.message,
+		pointer: pointerOf(prefix, i.path),
+		// zod says only "Invalid key in record" of a bad key: the key's own issues say why.
+		detail:
+			i.code === "invalid_key" && i.issues?.length
+				? `"${String(i.path[i.path.length - 1] ?? "")}" is not a valid name: ${i.issues.map((x) => x.message).join("; ")}`
+				: i.message,
 	}));
 }

@@ -14,6 +14,9 @@ export const MAX_ID_LENGTH = 128;
  */
 export const DEFAULT_MAX_FUTURE_SKEW_MS = 300_000;
 
+/** The largest epoch ms a Date holds (+275760-09-13): past it a time has no RFC 3339 form, and rendering one throws. */
+export const MAX_TIME_MS = 8_640_000_000_000_000;
+
 const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
 
 /** Parses `event_time`: RFC 3339 text or epoch milliseconds, no later than `now` plus the allowed skew. */
@@ -36,6 +39,8 @@ export function parseEventTime(v: unknown, now = Date.now(), maxFutureMs = DEFAU
 	} else {
 		return "event_time must be an RFC 3339 string or epoch milliseconds";
 	}
+	// Callers that allow any future (expires_at, as_of) would store or render a time no Date can hold.
+	if (t > MAX_TIME_MS) return `event_time ${v} is past the latest time there is (${new Date(MAX_TIME_MS).toISOString()})`;
 	if (t > now + maxFutureMs) return `event_time ${v} is more than ${describeSkew(maxFutureMs)} ahead of the server's clock (${new Date(now).toISOString()})`;
 	return t;
 }

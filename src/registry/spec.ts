@@ -245,14 +245,22 @@ export function checkFieldValue(f: FieldSpec, v: unknown): string | null {
 /** Deepest nesting a json field may have: deeper values could overflow the stack when serialised. */
 export const MAX_JSON_DEPTH = 64;
 
-function checkDepth(v: unknown): string | null {
+/** Why a json field's value cannot be stored as sent: too deep, or a number JSON cannot hold. */
+function checkJson(v: unknown): string | null {
+	// 1e400 parses to Infinity, which JSON.stringify would store as null: refused rather than silently lost.
+	const tooLarge = (x: unknown) => typeof x === "number" && !Number.isFinite(x);
+	const TOO_LARGE = "holds a number too large for JSON (it would be stored as null)";
+	if (tooLarge(v)) return TOO_LARGE;
 	// Iterative, so a hostile value cannot overflow the stack here either.
 	const stack: [unknown, number][] = [[v, 1]];
 	while (stack.length) {
 		const [x, depth] = stack.pop() as [unknown, number];
 		if (x === null || typeof x !== "object") continue;
 		if (depth > MAX_JSON_DEPTH) return `nested deeper than ${MAX_JSON_DEPTH} levels`;
-		for (const child of Object.values(x)) if (child !== null && typeof child === "object") stack.push([child, depth + 1]);
+		for (const child of Object.values(x)) {
+			if (tooLarge(child)) return TOO_LARGE;
+			if (child !== null && typeof child === "object") stack.push([child, depth + 1]);
+		}
 	}
 	return null;
 }
@@ -271,7 +279,7 @@ export function checkValue(spec: DatasetSpec, value: Record<string, unknown>): [
 			problems.push([name, `unknown field; ${spec.name} has ${Object.keys(spec.fields).join(", ") || "no fields"}`]);
 			continue;
 		}
-		const why = checkFieldValue(field, v) ?? (field.type === "json" ? checkDepth(v) : null);
+		const why = checkFieldValue(field, v) ?? (field.type === "json" ? checkJson(v) : null);
 		if (why) problems.push([name, why]);
 	}
 	return problems;

@@ -9,6 +9,7 @@ import { HotpathError } from "../errors";
 import { deleteDeadLetters, getDeadLetter, listDeadLetters, replayDeadLetters, type StoredDeadLetter } from "../ingest/dead-letters";
 import { KV_DEAD_LETTER_PREFIX } from "../storage/dead-letters";
 import { bearer, json, mount, newRouter, problems } from "./openapi";
+import { parseFlag } from "./validation";
 
 export const adminRoutes = newRouter();
 
@@ -232,7 +233,7 @@ mount(
 	admin,
 	async (c) => {
 		const filter = filterOf(c, c.get("principal"), BULK_MAX, BULK_MAX);
-		const onlyReplayed = c.req.query("replayed") === "true";
+		const onlyReplayed = parseFlag(c, "replayed");
 		const letters = (await listDeadLetters(c.env.DB, c.env.RECORDS_KV, filter)).filter((l) => !onlyReplayed || l.replayedAt !== null);
 		const purged = await deleteDeadLetters(
 			c.env.DB,

@@ -6,14 +6,21 @@ import { requireScope } from "../auth/middleware";
 import { assertManagesKey, assertMintsWithin, covers } from "../auth/policy";
 import { HotpathError } from "../errors";
 import { parseEventTime } from "../input";
+import { NAME_PATTERN } from "../registry/spec";
 import { bearer, json, mount, newRouter, problems } from "./openapi";
-import { BODY_LIMITS, limitBody, parseJsonBody } from "./validation";
+import { BODY_LIMITS, limitBody, parseFlag, parseJsonBody } from "./validation";
 
 const createKeySchema = z
 	.object({
 		name: z.string().min(1).max(200),
 		scopes: z.array(z.enum(SCOPES)).min(1).openapi({ description: "admin implies read and write" }),
-		datasets: z.array(z.string().min(1)).min(1).nullable().optional().openapi({ description: "Limit the key to these datasets; absent or null: all" }),
+		// A name no dataset can have would limit the key to nothing, silently.
+		datasets: z
+			.array(z.string().regex(NAME_PATTERN, "must be a dataset name: lowercase letters, digits and _, starting with a letter, at most 63"))
+			.min(1)
+			.nullable()
+			.optional()
+			.openapi({ description: "Limit the key to these datasets; absent or null: all" }),
 		rate_limit: z
 			.object({
 				requests: z.number().int().min(1).max(1_000_000),
@@ -101,12 +108,12 @@ mount(
 		tags: ["keys"],
 		security: bearer,
 		request: { query: z.object({ include_revoked: z.enum(["true", "false"]).optional() }) },
-		responses: { 200: json("The keys", z.object({ keys: z.array(KeyInfoSchema) })), ...problems("forbidden") },
+		responses: { 200: json("The keys", z.object({ keys: z.array(KeyInfoSchema) })), ...problems("bad_request", "forbidden") },
 	},
 	admin,
 	async (c) => {
 		const principal = c.get("principal");
-		const keys = await c.get("services").keys.list(c.req.query("include_revoked") === "true");
+		const keys = await c.get("services").keys.list(parseFlag(c, "include_revoked"));
 		return c.json({ keys: keys.filter((k) => covers(principal, k.datasets)) });
 	},
 );

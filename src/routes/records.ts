@@ -15,6 +15,7 @@ import { listRecords } from "../storage/records";
 import { bearer, datasetParam, json, mount, newRouter, problems, recordKeyParam } from "./openapi";
 import { readContext } from "./read-context";
 import { noneMatch, recordEtag, recordHeaders } from "./record-response";
+import { parseFlag } from "./validation";
 
 export const recordRoutes = newRouter();
 
@@ -181,7 +182,7 @@ mount(
 			throw new HotpathError("bad_request", `limit must be an integer from 1 to ${MAX_PAGE}`, { errors: [{ pointer: "limit", detail: `1 to ${MAX_PAGE}` }] });
 		}
 		const cursor = c.req.query("cursor");
-		const includeDeleted = c.req.query("include_deleted") === "true";
+		const includeDeleted = parseFlag(c, "include_deleted");
 		const page = await listRecords(c.env.DB, name, cursor ? decodeCursor(cursor) : null, limit, includeDeleted);
 		const last = page[page.length - 1];
 		return c.json({

@@ -25,6 +25,14 @@ export const limitBody = (maxBytes: number) =>
 		},
 	});
 
+/** A true/false query parameter, false when absent. Anything else is a 400: `replayed=yes` must not purge every dead letter. */
+export function parseFlag(c: Context, name: string): boolean {
+	const raw = c.req.query(name);
+	if (raw === undefined || raw === "false") return false;
+	if (raw === "true") return true;
+	throw new HotpathError("bad_request", `${name} must be true or false, not "${raw}"`, { errors: [{ pointer: name, detail: "true or false" }] });
+}
+
 /** Reads the body as JSON (any content type) and validates it. Malformed JSON or a schema mismatch is a 400 naming where. */
 export async function parseJsonBody<S extends z.ZodType>(c: Context, schema: S): Promise<z.infer<S>> {
 	const text = await c.req.text();
