@@ -58,9 +58,15 @@ export const BACKFILL_DELAY_S = 30;
 export async function backfillPage(db: D1Database, queue: Queue<unknown>, spec: DatasetSpec | undefined, jobId: string, now = Date.now()): Promise<boolean> {
 	const job: BackfillJob | null = await getBackfill(db, jobId);
 	if (!job || job.done || !spec?.aggregates) return false;
+	// Only the aggregates this job was started for: one removed and added again since (or whose
+	// window moved across a day) has a new since, new tiles, and a backfill job of its own.
 	const aggregates = Object.fromEntries(
-		job.aggs.filter((n) => spec.aggregates?.[n]).map((n) => [n, spec.aggregates?.[n] as NonNullable<DatasetSpec["aggregates"]>[string]]),
+		job.aggs.filter((n) => spec.aggregates?.[n]?.since === job.before).map((n) => [n, spec.aggregates?.[n] as NonNullable<DatasetSpec["aggregates"]>[string]]),
 	);
+	if (!Object.keys(aggregates).length) {
+		await writeBackfillPage(db, job.job, job.cursor, job.cursor, 0, true, [], []);
+		return false;
+	}
 	const page = await listRecords(db, spec.name, job.cursor, BACKFILL_PAGE_KEYS, true);
 	const keys = page.map((r) => r.key);
 	// Every fact a read could take from tiles, not only those of the window ending now: an as_of

@@ -9,7 +9,7 @@ import { rng } from "../../scripts/lib/rng";
 import { DAY, HOUR, MINUTE, planWindow } from "../../src/aggregates/windows";
 import type { Env } from "../../src/env";
 import worker from "../../src/index";
-import { call, createDataset, EVENTS_QUEUE, env, expectJson, expectProblem, message, runQueue, uniqueName } from "./helpers";
+import { call, createDataset, EVENTS_QUEUE, env, expectJson, expectProblem, message, runQueue, sleep, uniqueName } from "./helpers";
 
 interface Fact {
 	id: string;
@@ -287,6 +287,27 @@ describe("an aggregate added later", () => {
 		expect(got.value.spend).toBe(k0);
 		expect(got.value.prices).toBe(rows.filter((r) => r.id === "k0").length + 1);
 		expect(res.aggregates.spend?.since).toBeLessThanOrEqual(Date.now());
+	});
+});
+
+describe("an aggregate removed and added again before its backfill ran", () => {
+	it("counts each fact once: the first backfill is for the aggregate that was removed", async () => {
+		const base = { key: "id", fields: { price: "float" }, history_days: 7 };
+		const name = await createDataset(base as never);
+		const now = Date.now();
+		await importRows(
+			name,
+			[1, 2, 3].map((i) => ({ id: "k", price: i, _event_time: now - i * 10 * MINUTE - 7_000, _id: `e${i}`, _op: "patch" })),
+		);
+		const aggregates = { n: { fn: "count", window: "1h" } };
+		await expectJson(await call("PUT", `/v1/datasets/${name}`, { json: { ...base, aggregates } }), 200);
+		await expectJson(await call("PUT", `/v1/datasets/${name}`, { json: base }), 200);
+		await sleep(5);
+		await expectJson(await call("PUT", `/v1/datasets/${name}`, { json: { ...base, aggregates } }), 200);
+		const { results } = await env.DB.prepare("SELECT job FROM agg_backfills WHERE dataset = ?1").bind(name).all<{ job: string }>();
+		expect(results).toHaveLength(2);
+		for (const { job } of results) await runQueue(EVENTS_QUEUE, [message(JSON.stringify({ v: 1, backfill: { job } }))]);
+		expect(await readAsOf(name, "k", now)).toMatchObject({ n: 3 });
 	});
 });
 
