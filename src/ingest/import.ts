@@ -5,7 +5,7 @@
  * the cached copies of the changed keys are refreshed like the consumer does.
  */
 import { HotpathError } from "../errors";
-import type { DatasetSpec } from "../registry/spec";
+import { type DatasetSpec, IMPORT_ROW_PROPERTIES } from "../registry/spec";
 import type { Services } from "../services";
 import { applyEvents } from "./apply";
 import { refreshCaches } from "./cache-refresh";
@@ -16,7 +16,7 @@ import type { ChangeEvent } from "./merge";
 export const MAX_IMPORT_ROWS = 5000;
 export const MAX_IMPORT_BYTES = 5 * 1024 * 1024;
 
-const META = new Set(["_event_time", "_op", "_id"]);
+const META = new Set(IMPORT_ROW_PROPERTIES);
 
 export interface ImportResult {
 	/** Valid rows whose record this import changed. */
@@ -64,7 +64,8 @@ export function rowsToEvents(
 			continue;
 		}
 		const row = raw as Record<string, unknown>;
-		const unknownMeta = Object.keys(row).filter((k) => k.startsWith("_") && !META.has(k));
+		// Field names may start with "_" too: only a name that is neither the key nor a field is taken for a misspelt row property.
+		const unknownMeta = Object.keys(row).filter((k) => k.startsWith("_") && !META.has(k) && k !== spec.key && !Object.hasOwn(spec.fields, k));
 		if (unknownMeta.length) {
 			rejected.push({ index, error: `unknown property ${unknownMeta.map((k) => `"${k}"`).join(", ")}; a row's own properties are _event_time, _op, _id` });
 			continue;

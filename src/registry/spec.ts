@@ -63,6 +63,8 @@ export interface IngestMapping {
 }
 
 export const NAME_PATTERN = /^[a-z][a-z0-9_]{0,62}$/;
+/** A bulk-import row's own properties beside the record's value (see ingest/import.ts): no field or key may take these names. */
+export const IMPORT_ROW_PROPERTIES: readonly string[] = ["_event_time", "_op", "_id"];
 // Names starting with "__" are reserved: "__proto__" would otherwise become an object's prototype.
 const FIELD_PATTERN = /^(?!__)[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 export const MAX_FIELDS = 500;
@@ -149,6 +151,12 @@ export const specInputSchema = z
 	})
 	.strict()
 	.superRefine((spec, ctx) => {
+		// An import row (and an exported one) holds the value beside these: a field of the same name could be neither loaded nor exported.
+		const clash = (name: string) => `"${name}" is reserved: bulk-import rows use it beside the record's fields (${IMPORT_ROW_PROPERTIES.join(", ")})`;
+		if (IMPORT_ROW_PROPERTIES.includes(spec.key)) ctx.addIssue({ code: "custom", message: clash(spec.key), path: ["key"] });
+		for (const field of Object.keys(spec.fields)) {
+			if (IMPORT_ROW_PROPERTIES.includes(field)) ctx.addIssue({ code: "custom", message: clash(field), path: ["fields", field] });
+		}
 		for (const field of Object.keys(spec.ingest?.fields ?? {})) {
 			if (!Object.hasOwn(spec.fields, field))
 				ctx.addIssue({ code: "custom", message: `"${field}" is not a field of the dataset`, path: ["ingest", "fields", field] });

@@ -3,7 +3,7 @@
  * not the `key` and `value` of an event, which an import row does not have.
  */
 import { beforeAll, describe, expect, it } from "vitest";
-import { call, createDataset, expectJson } from "./helpers";
+import { call, createDataset, expectJson, expectProblem, uniqueName } from "./helpers";
 
 interface ImportResult {
 	imported: number;
@@ -78,5 +78,36 @@ describe("import counts rows, not keys", () => {
 		expect(second).toEqual({ imported: 1, unchanged: 1, rejected: [] });
 		const u1 = await expectJson<{ value: Record<string, unknown> }>(await call("GET", `/v1/datasets/${ds}/records/u1`), 200);
 		expect(u1.value).toEqual({ age: 6, name: "new" });
+	});
+});
+
+describe("import rows and names starting with _", () => {
+	it("a field or key whose name starts with _ is loaded and exported like any other", async () => {
+		const ds = await createDataset({ key: "_key", fields: { _ts: "int", v: "int" }, ttl_seconds: 3600 });
+		const res = await expectJson<ImportResult>(
+			await call("POST", `/v1/datasets/${ds}/import`, {
+				json: [
+					{ _key: "a", _ts: 3, v: 1, _event_time: 1000, _id: "r1" },
+					// A misspelt row property is still named as one.
+					{ _key: "b", v: 2, _evnt_time: 1000 },
+				],
+			}),
+			200,
+		);
+		expect(res.imported).toBe(1);
+		expect(res.rejected).toEqual([{ index: 1, error: `unknown property "_evnt_time"; a row's own properties are _event_time, _op, _id` }]);
+		const page = await expectJson<{ records: { key: string; value: unknown }[] }>(await call("GET", `/v1/datasets/${ds}/records`), 200);
+		expect(page.records).toMatchObject([{ key: "a", value: { _ts: 3, v: 1 } }]);
+	});
+
+	it("a field or key named like a row property is refused: it could be neither loaded nor exported", async () => {
+		for (const [spec, pointer] of [
+			[{ key: "id", fields: { _op: "string", v: "int" } }, "/fields/_op"],
+			[{ key: "id", fields: { _event_time: "int" } }, "/fields/_event_time"],
+			[{ key: "_id", fields: { v: "int" } }, "/key"],
+		] as const) {
+			const problem = await expectProblem(await call("PUT", `/v1/datasets/${uniqueName()}`, { json: spec }), 400);
+			expect(problem.errors).toContainEqual({ pointer, detail: expect.stringMatching(/is reserved: bulk-import rows use it/) });
+		}
 	});
 });
