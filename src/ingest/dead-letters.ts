@@ -14,7 +14,8 @@ import {
 	drainKvDeadLetters,
 	getDeadLetter,
 	type ListFilter,
-	listDeadLetters,
+	listD1DeadLetters,
+	listKvDeadLetters,
 	markReplayed,
 	type StoredDeadLetter,
 	storeDeadLetterKv,
@@ -127,7 +128,31 @@ export async function drainDeadLetters(db: D1Database, kv: KVNamespace): Promise
 	}
 }
 
-export { deleteDeadLetters, getDeadLetter, type ListFilter, listDeadLetters, type StoredDeadLetter };
+export { deleteDeadLetters, getDeadLetter, type ListFilter, type StoredDeadLetter };
+
+export interface DeadLetterListing {
+	letters: StoredDeadLetter[];
+	/** D1 refused the query: only the letters waiting in KV are listed. */
+	d1Refused: boolean;
+}
+
+/**
+ * Dead letters: D1's newest first, then those waiting in KV. While D1 refuses, the ones waiting in
+ * KV are still listed (and can be replayed): an outage must not hide the letters it made.
+ */
+export async function listDeadLetters(db: D1Database, kv: KVNamespace, f: ListFilter): Promise<DeadLetterListing> {
+	let letters: StoredDeadLetter[];
+	let d1Refused = false;
+	try {
+		letters = await listD1DeadLetters(db, f);
+	} catch (e) {
+		log.warn("D1 refused the dead-letter listing; listing those waiting in KV only", { error: String(e) });
+		letters = [];
+		d1Refused = true;
+	}
+	letters.push(...(await listKvDeadLetters(kv, f, f.limit - letters.length)));
+	return { letters, d1Refused };
+}
 
 /** Puts dead letters back on the events queue and marks them replayed. Stored bodies are JSON text, sent as text. */
 export async function replayDeadLetters(

@@ -87,6 +87,8 @@ const view = (l: StoredDeadLetter) => {
 	};
 };
 
+const INCOMPLETE = "D1 refused the query: only the dead letters waiting in KV are listed; list again once D1 is back for the others";
+
 /** `limit` (1..500, default 100) and `dataset` of a dead-letter query; a limited key may name only its own datasets. */
 function filterOf(c: Context<AppEnv>, principal: Principal, defLimit: number, maxLimit: number) {
 	const raw = c.req.query("limit");
@@ -107,13 +109,22 @@ mount(
 		tags: ["dead letters"],
 		security: bearer,
 		request: { query: letterQuery },
-		responses: { 200: json("Dead letters", z.object({ dead_letters: z.array(DeadLetterSchema) })), ...problems("bad_request", "forbidden") },
+		responses: {
+			200: json(
+				"Dead letters",
+				z.object({
+					dead_letters: z.array(DeadLetterSchema),
+					incomplete: z.string().optional().openapi({ description: "Present when D1 refused the query: only the dead letters waiting in KV are listed" }),
+				}),
+			),
+			...problems("bad_request", "forbidden"),
+		},
 	},
 	admin,
 	async (c) => {
 		const filter = filterOf(c, c.get("principal"), 100, 500);
-		const letters = await listDeadLetters(c.env.DB, c.env.RECORDS_KV, filter);
-		return c.json({ dead_letters: letters.map(view) });
+		const { letters, d1Refused } = await listDeadLetters(c.env.DB, c.env.RECORDS_KV, filter);
+		return c.json({ dead_letters: letters.map(view), ...(d1Refused ? { incomplete: INCOMPLETE } : {}) });
 	},
 );
 
@@ -169,7 +180,7 @@ mount(
 	admin,
 	async (c) => {
 		const filter = { ...filterOf(c, c.get("principal"), BULK_MAX, BULK_MAX), unreplayedOnly: true };
-		const letters = await listDeadLetters(c.env.DB, c.env.RECORDS_KV, filter);
+		const { letters } = await listDeadLetters(c.env.DB, c.env.RECORDS_KV, filter);
 		const replayed = await replayDeadLetters(c.env.DB, c.env.RECORDS_KV, c.env.EVENTS_QUEUE, letters);
 		return c.json({ replayed });
 	},
@@ -234,7 +245,7 @@ mount(
 	async (c) => {
 		const filter = filterOf(c, c.get("principal"), BULK_MAX, BULK_MAX);
 		const onlyReplayed = parseFlag(c, "replayed");
-		const letters = (await listDeadLetters(c.env.DB, c.env.RECORDS_KV, filter)).filter((l) => !onlyReplayed || l.replayedAt !== null);
+		const letters = (await listDeadLetters(c.env.DB, c.env.RECORDS_KV, filter)).letters.filter((l) => !onlyReplayed || l.replayedAt !== null);
 		const purged = await deleteDeadLetters(
 			c.env.DB,
 			c.env.RECORDS_KV,

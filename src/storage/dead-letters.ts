@@ -108,8 +108,8 @@ const fromRow = (r: typeof deadLetters.$inferSelect): StoredDeadLetter => ({
 	datasets: parseDatasets(r.datasets),
 });
 
-/** D1 rows newest first, then the ones waiting in KV; filtered by dataset bounds. */
-export async function listDeadLetters(db: D1Database, kv: KVNamespace, f: ListFilter): Promise<StoredDeadLetter[]> {
+/** D1 rows newest first, filtered by dataset bounds. */
+export async function listD1DeadLetters(db: D1Database, f: ListFilter): Promise<StoredDeadLetter[]> {
 	// The dataset filters run in SQL over the letter's JSON list, so a key limited to one dataset
 	// finds its letters however many newer ones of other datasets there are.
 	const rows = await drizzle(db)
@@ -127,16 +127,20 @@ export async function listDeadLetters(db: D1Database, kv: KVNamespace, f: ListFi
 		.orderBy(desc(deadLetters.id))
 		.limit(f.limit)
 		.all();
-	const out = rows.map(fromRow).filter((l) => matches(l.datasets, f));
-	if (out.length < f.limit) {
-		const listed = await kv.list<KvDeadLetterMeta>({ prefix: KV_DEAD_LETTER_PREFIX, limit: 1000 });
-		for (const k of listed.keys) {
-			if (out.length >= f.limit) break;
-			if (k.metadata && !matches(k.metadata.datasets, f)) continue;
-			const l = await readKv(kv, k.name);
-			if (!l || !matches(l.datasets, f)) continue;
-			out.push({ ...l, id: `kv:${l.messageId}`, replayedAt: null });
-		}
+	return rows.map(fromRow).filter((l) => matches(l.datasets, f));
+}
+
+/** Up to `limit` of the letters waiting in KV, filtered by dataset bounds. */
+export async function listKvDeadLetters(kv: KVNamespace, f: ListFilter, limit: number): Promise<StoredDeadLetter[]> {
+	const out: StoredDeadLetter[] = [];
+	if (limit <= 0) return out;
+	const listed = await kv.list<KvDeadLetterMeta>({ prefix: KV_DEAD_LETTER_PREFIX, limit: 1000 });
+	for (const k of listed.keys) {
+		if (out.length >= limit) break;
+		if (k.metadata && !matches(k.metadata.datasets, f)) continue;
+		const l = await readKv(kv, k.name);
+		if (!l || !matches(l.datasets, f)) continue;
+		out.push({ ...l, id: `kv:${l.messageId}`, replayedAt: null });
 	}
 	return out;
 }

@@ -112,6 +112,19 @@ describe("dead letters when D1 refuses them", () => {
 		expect(moved[0]).toMatchObject({ id: expect.any(Number), waiting_in_kv: false });
 	});
 
+	it("while D1 still refuses them, the listing shows the ones waiting in KV", async () => {
+		const k = uniqueName("k");
+		const msg = message(eventsBody([ev(k, "upsert", Date.now(), { a: 1 })]), 6);
+		await takeAway("dead_letters");
+		await runQueue(DLQ, [msg]);
+		const listing = await expectJson<{ dead_letters: Listed[]; incomplete?: string }>(await call("GET", `/v1/dead-letters?dataset=${ds}&limit=500`), 200);
+		expect(listing.dead_letters.find((d) => d.message_id === msg.id)).toMatchObject({ id: `kv:${msg.id}`, waiting_in_kv: true, datasets: [ds] });
+		// It says the D1 part is missing, rather than passing off what KV holds as the whole list.
+		expect(listing.incomplete).toMatch(/D1 refused/);
+		// And it can be replayed from there.
+		expect((await call("POST", `/v1/dead-letters/kv:${msg.id}/replay`)).status).toBe(200);
+	});
+
 	it("one waiting in KV can be replayed: its events apply, and it moves to D1 marked replayed", async () => {
 		const k = uniqueName("k");
 		const msg = message(eventsBody([ev(k, "upsert", Date.now() - 1000, { a: 7 })]), 6);
