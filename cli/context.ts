@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { Hotpath } from "@hotpath/client";
 import { type Command, InvalidArgumentError } from "commander";
-import { Output, reportError } from "./output.ts";
+import { Output, reportError, UsageError } from "./output.ts";
 
 export const DEFAULT_URL = "http://127.0.0.1:8787";
 
@@ -36,8 +36,22 @@ export function resolveTarget(opts: GlobalOptions, env: NodeJS.ProcessEnv = proc
 	return { url, key };
 }
 
+/** The base URL, checked: one that is not an absolute http(s) URL is bad usage (exit 2), not a failed request. */
+function checkUrl(url: string): string {
+	let protocol: string | undefined;
+	try {
+		protocol = new URL(url).protocol;
+	} catch {
+		protocol = undefined;
+	}
+	if (protocol !== "http:" && protocol !== "https:") throw new UsageError(`--url (or HOTPATH_URL) must be an http:// or https:// URL, not ${JSON.stringify(url)}`);
+	return url;
+}
+
 export function createContext(opts: GlobalOptions): CliContext {
-	const { url, key } = resolveTarget(opts);
+	const target = resolveTarget(opts);
+	const url = checkUrl(target.url);
+	const key = target.key;
 	// Bulk work under load can wait on D1 for a while; retries cover 429/503 and dropped connections.
 	const client = new Hotpath({ url, key, retries: 5, timeoutMs: 120_000 });
 	return { url, client, out: new Output(opts.json === true), json: opts.json === true };
