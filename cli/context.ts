@@ -44,7 +44,8 @@ function checkUrl(url: string): string {
 	} catch {
 		protocol = undefined;
 	}
-	if (protocol !== "http:" && protocol !== "https:") throw new UsageError(`--url (or HOTPATH_URL) must be an http:// or https:// URL, not ${JSON.stringify(url)}`);
+	if (protocol !== "http:" && protocol !== "https:")
+		throw new UsageError(`--url (or HOTPATH_URL) must be an http:// or https:// URL, not ${JSON.stringify(url)}`);
 	return url;
 }
 
