@@ -157,6 +157,15 @@ export const specInputSchema = z
 		for (const field of Object.keys(spec.fields)) {
 			if (IMPORT_ROW_PROPERTIES.includes(field)) ctx.addIssue({ code: "custom", message: clash(field), path: ["fields", field] });
 		}
+		// A value's key field is the record's key, not data: it is left out of the stored value and its
+		// type never checked, so declaring it would promise what no read returns.
+		if (Object.hasOwn(spec.fields, spec.key)) {
+			ctx.addIssue({
+				code: "custom",
+				message: `"${spec.key}" is the entity key (every key is a string); leave it out of fields`,
+				path: ["fields", spec.key],
+			});
+		}
 		for (const field of Object.keys(spec.ingest?.fields ?? {})) {
 			if (!Object.hasOwn(spec.fields, field))
 				ctx.addIssue({ code: "custom", message: `"${field}" is not a field of the dataset`, path: ["ingest", "fields", field] });

@@ -9,7 +9,7 @@ import { HotpathError } from "../errors";
 import { deleteDeadLetters, getDeadLetter, listDeadLetters, replayDeadLetters, type StoredDeadLetter } from "../ingest/dead-letters";
 import { KV_DEAD_LETTER_PREFIX } from "../storage/dead-letters";
 import { bearer, json, mount, newRouter, problems } from "./openapi";
-import { parseFlag } from "./validation";
+import { parseFlag, parseLimit } from "./validation";
 
 export const adminRoutes = newRouter();
 
@@ -91,9 +91,7 @@ const INCOMPLETE = "D1 refused the query: only the dead letters waiting in KV ar
 
 /** `limit` (1..500, default 100) and `dataset` of a dead-letter query; a limited key may name only its own datasets. */
 function filterOf(c: Context<AppEnv>, principal: Principal, defLimit: number, maxLimit: number) {
-	const raw = c.req.query("limit");
-	const limit = raw === undefined ? defLimit : Number(raw);
-	if (!Number.isInteger(limit) || limit < 1 || limit > maxLimit) throw new HotpathError("bad_request", `limit must be an integer from 1 to ${maxLimit}`);
+	const limit = parseLimit(c, defLimit, maxLimit);
 	const dataset = c.req.query("dataset");
 	if (dataset !== undefined) assertDatasets(principal, [dataset]);
 	return { within: principal.datasets, dataset, limit };

@@ -7,6 +7,7 @@ import { HotpathError } from "../errors";
 import { DEFAULT_VERSIONS, keyVersions, MAX_VERSIONS, pageCursor, parsePageCursor } from "../history/versions";
 import { checkTimeRange, keyProblem, parseTimeParam } from "../serving/params";
 import { bearer, datasetParam, json, mount, newRouter, problems, recordKeyParam } from "./openapi";
+import { parseLimit } from "./validation";
 
 export const historyRoutes = newRouter();
 
@@ -45,13 +46,7 @@ mount(
 		const bad = keyProblem(key);
 		if (bad) throw new HotpathError("bad_request", bad);
 		const spec = await c.get("services").registry.require(name);
-		const rawLimit = c.req.query("limit");
-		const limit = rawLimit === undefined ? DEFAULT_VERSIONS : Number(rawLimit);
-		if (!Number.isInteger(limit) || limit < 1 || limit > MAX_VERSIONS) {
-			throw new HotpathError("bad_request", `limit must be an integer from 1 to ${MAX_VERSIONS}`, {
-				errors: [{ pointer: "limit", detail: `1 to ${MAX_VERSIONS}` }],
-			});
-		}
+		const limit = parseLimit(c, DEFAULT_VERSIONS, MAX_VERSIONS);
 		const since = parseTimeParam(c.req.query("since"), "since");
 		const untilParam = parseTimeParam(c.req.query("until"), "until");
 		checkTimeRange(since, untilParam);

@@ -15,7 +15,7 @@ import { listRecords } from "../storage/records";
 import { bearer, datasetParam, json, mount, newRouter, problems, recordKeyParam } from "./openapi";
 import { readContext } from "./read-context";
 import { noneMatch, recordEtag, recordHeaders } from "./record-response";
-import { parseFlag } from "./validation";
+import { parseFlag, parseLimit } from "./validation";
 
 export const recordRoutes = newRouter();
 
@@ -176,11 +176,7 @@ mount(
 		const name = c.req.param("name") as string;
 		assertDatasets(c.get("principal"), [name]);
 		await c.get("services").registry.require(name);
-		const rawLimit = c.req.query("limit");
-		const limit = rawLimit === undefined ? DEFAULT_PAGE : Number(rawLimit);
-		if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE) {
-			throw new HotpathError("bad_request", `limit must be an integer from 1 to ${MAX_PAGE}`, { errors: [{ pointer: "limit", detail: `1 to ${MAX_PAGE}` }] });
-		}
+		const limit = parseLimit(c, DEFAULT_PAGE, MAX_PAGE);
 		const cursor = c.req.query("cursor");
 		const includeDeleted = parseFlag(c, "include_deleted");
 		const page = await listRecords(c.env.DB, name, cursor ? decodeCursor(cursor) : null, limit, includeDeleted);

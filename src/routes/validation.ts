@@ -33,6 +33,22 @@ export function parseFlag(c: Context, name: string): boolean {
 	throw new HotpathError("bad_request", `${name} must be true or false, not "${raw}"`, { errors: [{ pointer: name, detail: "true or false" }] });
 }
 
+/**
+ * A `limit` query parameter: decimal digits only, from 1 to `max`; `def` when absent. Number()
+ * alone would take "0x10", " 5" or "1e3", which no user means as a page size.
+ */
+export function parseLimit(c: Context, def: number, max: number): number {
+	const raw = c.req.query("limit");
+	if (raw === undefined) return def;
+	const limit = /^[0-9]{1,6}$/.test(raw) ? Number(raw) : Number.NaN;
+	if (!(limit >= 1 && limit <= max)) {
+		throw new HotpathError("bad_request", `limit must be an integer from 1 to ${max}, not "${raw.slice(0, 20)}"`, {
+			errors: [{ pointer: "limit", detail: `1 to ${max}` }],
+		});
+	}
+	return limit;
+}
+
 /** Reads the body as JSON (any content type) and validates it. Malformed JSON or a schema mismatch is a 400 naming where. */
 export async function parseJsonBody<S extends z.ZodType>(c: Context, schema: S): Promise<z.infer<S>> {
 	const text = await c.req.text();

@@ -84,6 +84,8 @@ describe("PUT /v1/datasets/:name", () => {
 			["vector with dim as a string", { key: "k", fields: { e: { type: "vector", dim: "3" } } }, "/fields/e"],
 			["dim on a scalar type", { key: "k", fields: { e: { type: "int", dim: 3 } } }, "/fields/e"],
 			["missing key", { fields: { a: "int" } }, "/key"],
+			// The key field is left out of stored values and never type-checked: declaring it promised an int no read returns.
+			["the key field declared among the fields", { key: "id", fields: { id: "int", a: "int" } }, "/fields/id"],
 			["key that is not an identifier", { key: "user-id", fields: {} }, "/key"],
 			["fields that is not an object", { key: "k", fields: ["a"] }, "/fields"],
 			["ttl_seconds 0", { key: "k", fields: {}, ttl_seconds: 0 }, "/ttl_seconds"],

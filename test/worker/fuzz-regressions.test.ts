@@ -86,3 +86,17 @@ describe("true/false query parameters", () => {
 		await expectJson(await call("GET", "/v1/keys?include_revoked=true"), 200);
 	});
 });
+
+describe("limit query parameters", () => {
+	it("take decimal digits only: 0x10, ' 5', 1e2 and 5.0 are 400s naming limit on every paged route", async () => {
+		const ds = await createDataset(userSpec());
+		const paths = [`/v1/datasets/${ds}/records`, `/v1/datasets/${ds}/records/k1/history`, "/v1/dead-letters"];
+		for (const path of paths) {
+			for (const limit of ["0x10", " 5", "1e2", "5.0", "+5", "0", ""]) {
+				const p = await expectProblem(await call("GET", `${path}?limit=${encodeURIComponent(limit)}`), 400);
+				expect(p.errors?.[0]?.pointer, `${path} limit=${limit}`).toBe("limit");
+			}
+			expect((await call("GET", `${path}?limit=5`)).status, path).not.toBe(400);
+		}
+	});
+});
