@@ -155,9 +155,10 @@ const ROUTES: RouteCase[] = [
 		route: "/v1/keys",
 		scope: "admin",
 		ok: 201,
-		// The fixture creates an unlimited key, which a limited key may not.
+		// The fixture creates a key for every dataset, which a key limited to some may not. Its rate limit
+		// is as tight as the rate-limited key's below, which may create only keys limited no looser.
 		limited: { status: 403 },
-		build: async () => ({ path: "/v1/keys", json: { name: uniqueName("key"), scopes: ["read"] } }),
+		build: async () => ({ path: "/v1/keys", json: { name: uniqueName("key"), scopes: ["read"], rate_limit: { requests: 1, period_seconds: 3600 } } }),
 	},
 	{
 		method: "GET",
