@@ -15,6 +15,7 @@
  */
 import { eq, sql } from "drizzle-orm";
 import type { DrizzleD1Database } from "drizzle-orm/d1";
+import { log } from "../observability/log";
 import { controlVersion } from "../storage/schema";
 
 type Listener = () => void;
@@ -51,6 +52,14 @@ export class ControlVersion {
 		this.checking = true;
 		try {
 			await this.check(now);
+		} catch (e) {
+			// D1 did not answer. Caches loaded at the last known version keep serving, so reads of what
+			// they and the tiers hold go on through a D1 outage (a change written meanwhile is seen at
+			// the first check that answers); the check is tried again after the interval. With
+			// nothing loaded yet there is nothing to serve from.
+			if (this.version === -1) throw e;
+			log.warn("control version check failed; serving the last known registry and keys", { error: String(e) });
+			this.checkedAt = now;
 		} finally {
 			this.checking = false;
 		}

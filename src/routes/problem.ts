@@ -3,6 +3,7 @@ import type { Context } from "hono";
 import { ConfigError } from "../env";
 import { type ErrorCode, HotpathError, type ProblemItem } from "../errors";
 import { log } from "../observability/log";
+import { isD1Failure } from "../storage/d1-failure";
 
 export const problemStatus: Record<ErrorCode, number> = {
 	bad_request: 400,
@@ -82,6 +83,11 @@ export function onError(err: Error, c: Context): Response {
 	if (err instanceof ConfigError) {
 		log.error("configuration error", { error: err.message });
 		return problemResponse(new HotpathError("internal", `server misconfigured: ${err.message}`), c.req.path, id);
+	}
+	if (isD1Failure(err)) {
+		// D1 down or refusing is an outage the caller can wait out, not a bug in its request.
+		log.warn("D1 failed a request", { path: c.req.path, error: String(err), cause: String(err.cause ?? "") });
+		return problemResponse(new HotpathError("unavailable", "the database (D1) did not answer; retry shortly", { retryAfterSeconds: 1 }), c.req.path, id, extra);
 	}
 	log.error("unhandled error", { path: c.req.path, error: String(err), stack: err.stack });
 	return problemResponse(new HotpathError("internal", "unexpected server error; it has been logged"), c.req.path, id);

@@ -15,12 +15,14 @@ import { servicesFor } from "../../src/services";
 import { decodeRecord, recordCacheKey } from "../../src/storage/cached-record";
 import { RedisStore } from "../../src/storage/redis";
 import {
+	call,
 	createDataset,
 	d1Record,
 	EVENTS_QUEUE,
 	env,
 	eventsBody,
 	eventually,
+	expectJson,
 	expectProblem,
 	getRecord,
 	holdInKv,
@@ -263,6 +265,35 @@ describe("reads stay correct whatever the caches hold", () => {
 			what: "Redis refilled",
 		});
 		for (const k of keys) expect(JSON.parse((await env.RECORDS_KV.get(recordCacheKey(ds, k))) ?? "null")).toMatchObject({ r: 1 });
+	});
+
+	// The control check (registry and key changes) asks D1 every CONTROL_CHECK_MS; it failing made
+	// every request a 500, cached keys and the bootstrap key's included.
+	it("with D1 wholly down, cached keys are still served and the rest is a 503, never a 500", async () => {
+		const cached = uniqueName("c");
+		const cold = uniqueName("cold");
+		await seedD1(ds, cached, { age: 1 });
+		const reader = await expectJson<{ key: string }>(await call("POST", "/v1/keys", { json: { name: uniqueName("key"), scopes: ["read"] } }), 201);
+		expect((await getRecord(ds, cached)).status).toBe(200);
+		expect((await getRecord(ds, cached, "", { key: reader.key })).status).toBe(200);
+		for (const table of ["control_version", "datasets", "api_keys", "records"]) {
+			await env.DB.prepare(`ALTER TABLE ${table} RENAME TO ${table}_away`).run();
+			undo.push(`ALTER TABLE ${table}_away RENAME TO ${table}`);
+		}
+		// Past the control check's interval, so the next request asks D1.
+		await new Promise((r) => setTimeout(r, 1100));
+		for (const key of [undefined, reader.key]) {
+			const hit = await getRecord(ds, cached, "max_staleness=3600", { key });
+			expect(hit.status).toBe(200);
+			expect(hit.headers.get("x-hotpath-tier")).toBe("l0");
+			await hit.body?.cancel();
+		}
+		const res = await getRecord(ds, cold);
+		await expectProblem(res, 503);
+		expect(res.headers.get("retry-after")).toBeTruthy();
+		// A key this isolate has not seen cannot be checked: a 503 to retry, not a 401 or a 500.
+		await expectProblem(await getRecord(ds, cached, "", { key: "hp_never_seen" }), 503);
+		await expectProblem(await call("POST", "/v1/keys", { json: { name: uniqueName("key"), scopes: ["read"] } }), 503);
 	});
 
 	it("with D1 gone, a key no cache holds is a 503 problem with Retry-After; a key L0 holds is still served", async () => {
