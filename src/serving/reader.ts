@@ -12,7 +12,7 @@
  * already loading waits on its own timer until the loader has put the answer in L0.
  */
 import { log } from "../observability/log";
-import type { ServerTiming } from "../observability/timing";
+import { ServerTiming } from "../observability/timing";
 import type { CachedRecord } from "../storage/cached-record";
 import type { L0Cache } from "./l0";
 import type { TierStats } from "./stats";
@@ -83,7 +83,8 @@ export class TieredReader {
 		}
 		this.stats.count("l0", "hits", out.size);
 		ctx.timing.add("l0", performance.now() - l0Start);
-		if (revalidate.length) ctx.waitUntil(this.revalidate(revalidate, ctx));
+		// The refresh runs after the answer: its tier calls are timed apart, not in this request's Server-Timing.
+		if (revalidate.length) ctx.waitUntil(this.revalidate(revalidate, { timing: new ServerTiming(), waitUntil: (p) => ctx.waitUntil(p) }));
 		if (!pending.length) return out;
 		this.stats.count("l0", "misses", pending.length);
 
