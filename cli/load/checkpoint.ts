@@ -55,6 +55,87 @@ interface State {
 
 export const MAX_KEPT_REJECTIONS = 1000;
 
+const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === "object" && !Array.isArray(v);
+const isPosition = (v: unknown): v is Position => isObject(v) && typeof v.offset === "number" && typeof v.pos === "number";
+
+/** The parts of a checkpoint a load reads, each of its type. */
+function isState(s: State): boolean {
+	const { identity, chunks, prefix, ahead, totals, rejections } = s as unknown as Record<string, unknown>;
+	return (
+		isObject(identity) &&
+		isObject(chunks) &&
+		typeof chunks.chunk_rows === "number" &&
+		typeof chunks.chunk_bytes === "number" &&
+		isObject(prefix) &&
+		typeof prefix.chunks === "number" &&
+		isPosition(prefix.end) &&
+		Array.isArray(ahead) &&
+		ahead.every((a) => Array.isArray(a) && typeof a[0] === "number" && isPosition(a[1])) &&
+		isObject(totals) &&
+		["rows", "imported", "unchanged", "rejected"].every((k) => typeof totals[k] === "number") &&
+		Array.isArray(rejections)
+	);
+}
+
+/**
+ * Held while a load works with a checkpoint: a second load of it (a --resume started while the
+ * first still runs, say after killing only `npx`, its parent) is refused instead of both
+ * rewriting the same file. The lock file holds the holder's pid; one whose process is gone (a
+ * crash, a second Ctrl-C) is taken over.
+ */
+export class CheckpointLock {
+	readonly #path: string;
+
+	private constructor(path: string) {
+		this.#path = path;
+	}
+
+	static acquire(checkpointPath: string): CheckpointLock {
+		const lockPath = `${checkpointPath}.lock`;
+		for (let attempt = 0; attempt < 3; attempt++) {
+			try {
+				writeFileSync(lockPath, String(process.pid), { flag: "wx" });
+				return new CheckpointLock(lockPath);
+			} catch (e) {
+				const code = (e as NodeJS.ErrnoException).code;
+				if (code !== "EEXIST") throw new UsageError(`cannot write the checkpoint ${checkpointPath} (${code ?? e}); choose another place with --checkpoint`);
+			}
+			let holder = Number.NaN;
+			try {
+				holder = Number(readFileSync(lockPath, "utf8"));
+			} catch {
+				// Gone meanwhile: try again.
+			}
+			if (Number.isSafeInteger(holder) && holder > 0 && holder !== process.pid && isRunning(holder)) {
+				throw new UsageError(
+					`another hotpath load (pid ${holder}) is using the checkpoint ${checkpointPath}: wait for it to end or stop it (if no load is running, delete ${lockPath})`,
+				);
+			}
+			rmSync(lockPath, { force: true });
+		}
+		throw new UsageError(`cannot lock the checkpoint ${checkpointPath}: other loads keep taking it`);
+	}
+
+	/** Frees the lock, if it is still this process's. */
+	release(): void {
+		try {
+			if (readFileSync(this.#path, "utf8") === String(process.pid)) rmSync(this.#path, { force: true });
+		} catch {
+			// Already gone.
+		}
+	}
+}
+
+/** Whether a process with this pid exists (EPERM: it does, as another user's). */
+function isRunning(pid: number): boolean {
+	try {
+		process.kill(pid, 0);
+		return true;
+	} catch (e) {
+		return (e as NodeJS.ErrnoException).code === "EPERM";
+	}
+}
+
 export class Checkpoint {
 	readonly path: string;
 	readonly #state: State;
@@ -93,7 +174,9 @@ export class Checkpoint {
 		} catch (e) {
 			throw new UsageError(`checkpoint ${path} is unreadable (${(e as Error).message}); delete it to load from the start`);
 		}
-		if (state.version !== 1) throw new UsageError(`checkpoint ${path} has an unknown version`);
+		if (state?.version !== 1) throw new UsageError(`checkpoint ${path} has an unknown version`);
+		// Valid JSON of another shape (edited, or another program's file) would fail deep inside the load with a TypeError.
+		if (!isState(state)) throw new UsageError(`${path} is not a checkpoint of hotpath load; delete it to load from the start`);
 		for (const k of Object.keys(identity) as (keyof LoadIdentity)[]) {
 			if (state.identity[k] !== identity[k]) {
 				throw new UsageError(

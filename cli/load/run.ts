@@ -3,12 +3,12 @@
  * several in flight, keeping a checkpoint so that a crash or Ctrl-C can be resumed.
  */
 import { createHash } from "node:crypto";
-import { existsSync, realpathSync, statSync } from "node:fs";
+import { existsSync, realpathSync, type Stats, statSync } from "node:fs";
 import path from "node:path";
 import { type Hotpath, HotpathError, type ImportResult, type Spec } from "@hotpath/client";
 import { UsageError } from "../output.ts";
 import { Progress } from "../progress.ts";
-import { Checkpoint, type ChunkOutcome, type LoadIdentity, type Totals } from "./checkpoint.ts";
+import { Checkpoint, CheckpointLock, type ChunkOutcome, type LoadIdentity, type Totals } from "./checkpoint.ts";
 import { type Chunk, type ChunkLimits, chunked, type RowRejection } from "./chunks.ts";
 import { csvSource } from "./csv.ts";
 import { DEFAULTS, HEAP_BOUND } from "./limits.ts";
@@ -118,7 +118,7 @@ export async function importChunk(client: Hotpath, dataset: string, chunk: Chunk
 
 export async function runLoad(o: LoadOptions): Promise<LoadReport> {
 	const note = o.note ?? ((m: string) => process.stderr.write(`${m}\n`));
-	let stat: ReturnType<typeof statSync>;
+	let stat: Stats;
 	let file: string;
 	try {
 		file = realpathSync(o.file);
@@ -127,7 +127,16 @@ export async function runLoad(o: LoadOptions): Promise<LoadReport> {
 		throw new UsageError(`cannot read ${o.file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
 	}
 	if (!stat.isFile()) throw new UsageError(`${o.file} is not a file`);
+	const lock = CheckpointLock.acquire(o.checkpointPath ?? Checkpoint.defaultPath(o.file));
+	try {
+		return await loadFile(o, file, stat, note);
+	} finally {
+		lock.release();
+	}
+}
 
+/** The load itself, once the file is found and its checkpoint locked. */
+async function loadFile(o: LoadOptions, file: string, stat: Stats, note: (message: string) => void): Promise<LoadReport> {
 	const spec: Spec = await o.client.datasets.get(o.dataset);
 	const identity: LoadIdentity = {
 		dataset: o.dataset,

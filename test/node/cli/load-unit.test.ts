@@ -1,11 +1,12 @@
 // The pieces of `hotpath load` that need no server: cell typing, row encoding, line reading, chunking, checkpoints.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import type { Spec } from "@hotpath/client";
 import { parquetWriteFile } from "hyparquet-writer";
 import { afterAll, describe, expect, it } from "vitest";
-import { Checkpoint, type LoadIdentity } from "../../../cli/load/checkpoint.ts";
+import { Checkpoint, CheckpointLock, type LoadIdentity } from "../../../cli/load/checkpoint.ts";
 import { type Chunk, chunked } from "../../../cli/load/chunks.ts";
 import { coerceText, eventTimeValue, jsonReady } from "../../../cli/load/coerce.ts";
 import { csvSource } from "../../../cli/load/csv.ts";
@@ -264,5 +265,32 @@ describe("checkpoints", () => {
 		expect(() => Checkpoint.resume(file, { ...identity, mtime_ms: 6 })).toThrow(UsageError);
 		expect(() => Checkpoint.resume(file, { ...identity, mtime_ms: 6 })).toThrow(/changed since/);
 		expect(Checkpoint.resume(path.join(dir, "none.json"), identity)).toBeUndefined();
+	});
+
+	it("refuse a file that is JSON but not a checkpoint, as bad usage that says so", () => {
+		const file = path.join(dir, "cp3.json");
+		for (const text of ["null", "[]", '{"version":1}', `{"version":1,"identity":${JSON.stringify(identity)}}`]) {
+			writeFileSync(file, text);
+			expect(() => Checkpoint.resume(file, identity), text).toThrow(UsageError);
+		}
+		writeFileSync(file, `{"version":1,"identity":${JSON.stringify(identity)}}`);
+		expect(() => Checkpoint.resume(file, identity)).toThrow(/is not a checkpoint of hotpath load; delete it/);
+	});
+
+	it("are locked while a load runs: a second load is refused while the first's process lives, a dead one's lock is taken over", () => {
+		const file = path.join(dir, "cp4.json");
+		const lock = CheckpointLock.acquire(file);
+		expect(readFileSync(`${file}.lock`, "utf8")).toBe(String(process.pid));
+		lock.release();
+		expect(existsSync(`${file}.lock`)).toBe(false);
+		// Held by a process that still runs (this test's parent).
+		writeFileSync(`${file}.lock`, String(process.ppid));
+		expect(() => CheckpointLock.acquire(file)).toThrow(UsageError);
+		expect(() => CheckpointLock.acquire(file)).toThrow(new RegExp(`another hotpath load \\(pid ${process.ppid}\\) is using the checkpoint`));
+		// Held by one that is gone.
+		const gone = spawnSync(process.execPath, ["-e", "process.pid"]).pid as number;
+		writeFileSync(`${file}.lock`, String(gone));
+		CheckpointLock.acquire(file).release();
+		expect(existsSync(`${file}.lock`)).toBe(false);
 	});
 });
