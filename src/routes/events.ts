@@ -4,7 +4,7 @@ import * as z from "zod";
 import { requireScope } from "../auth/middleware";
 import { mayAccess } from "../auth/policy";
 import { HotpathError } from "../errors";
-import { MAX_BODY_BYTES, parseEventsBody, validateEvent } from "../ingest/events";
+import { MAX_BODY_BYTES, parseEventsBody, rejectedToItems, validateEvent } from "../ingest/events";
 import { acceptEvents } from "../ingest/intake";
 import type { ChangeEvent } from "../ingest/merge";
 import { bearer, json, mount, newRouter, problems } from "./openapi";
@@ -77,7 +77,7 @@ mount(
 		},
 		responses: {
 			202: json("Accepted (the queue holds them)", z.object({ accepted: z.number().int(), rejected: RejectedSchema })),
-			...problems("bad_request", "validation_failed", "payload_too_large", "unsupported_media_type", "unavailable"),
+			...problems("bad_request", "forbidden", "validation_failed", "payload_too_large", "unsupported_media_type", "unavailable"),
 		},
 	},
 	requireScope("write"),
@@ -93,10 +93,22 @@ mount(
 		const maxFutureMs = services.settings.MAX_FUTURE_SKEW_SECONDS * 1000;
 		const valid: { index: number; event: ChangeEvent; sentTime: number | null }[] = [];
 		const mayWrite = (d: string) => mayAccess(principal, d);
+		const outOfBounds = new Set<string>();
 		for (const { index, raw } of items) {
 			const v = validateEvent(raw, (d) => specs.get(d), receivedAt, mayWrite, maxFutureMs);
-			if (typeof v === "string") rejected.push({ index, error: v });
-			else valid.push({ index, ...v });
+			if (typeof v === "string") {
+				rejected.push({ index, error: v });
+				const dataset = (raw as { dataset?: unknown } | null)?.dataset;
+				if (typeof dataset === "string" && !mayWrite(dataset)) outOfBounds.add(dataset);
+			} else valid.push({ index, ...v });
+		}
+		// Nothing to accept and a dataset out of the key's bounds: that is the key's limit, a 403 naming
+		// it (a bridge stops on it as a config error), not bad input. A mixed body is answered per index.
+		if (!valid.length && outOfBounds.size) {
+			const names = [...outOfBounds].slice(0, 5).map((d) => `"${d}"`);
+			throw new HotpathError("forbidden", `this key may not write to dataset ${names.join(", ")}`, {
+				errors: rejectedToItems(rejected.sort((a, b) => a.index - b.index)),
+			});
 		}
 		return c.json(await acceptEvents(c.env.EVENTS_QUEUE, valid, rejected, { idempotencyKey, principalId: principal.id }, "event(s)"), 202);
 	},

@@ -146,8 +146,14 @@ const ROUTES: RouteCase[] = [
 		route: "/v1/events",
 		scope: "write",
 		ok: 202,
-		// Every event is for a dataset out of bounds: all rejected, by index.
-		limited: { status: 400, check: (b) => expect((b as { errors: { detail: string }[] }).errors[0]?.detail).toMatch(/may not write/) },
+		// Every event is for a dataset out of bounds: a 403 naming it, with the rejections by index.
+		limited: {
+			status: 403,
+			check: (b) => {
+				expect((b as { detail: string }).detail).toContain(`may not write to dataset "${dataset}"`);
+				expect((b as { errors: { detail: string }[] }).errors[0]?.detail).toMatch(/may not write/);
+			},
+		},
 		build: async () => ({ path: "/v1/events", json: [{ dataset, key: uniqueName("k"), op: "upsert", value: { age: 1 } }] }),
 	},
 	{
@@ -541,7 +547,7 @@ describe("dataset-limited keys", () => {
 		await expectProblem(await getRecord(b, kb), 404);
 	});
 
-	it("a write key limited to A sending only B's events -> 400 problem listing each", async () => {
+	it("a write key limited to A sending only B's events -> 403 naming B, listing each", async () => {
 		const k = await createKey(["write"], [a]);
 		const p = await expectProblem(
 			await call("POST", "/v1/events", {
@@ -551,8 +557,9 @@ describe("dataset-limited keys", () => {
 					{ dataset: b, key: "y", op: "delete" },
 				],
 			}),
-			400,
+			403,
 		);
+		expect(p.detail).toContain(`"${b}"`);
 		expect(p.errors?.map((e) => e.pointer)).toEqual(["/0", "/1"]);
 		for (const e of p.errors ?? []) expect(e.detail).toContain(b);
 	});
