@@ -15,8 +15,22 @@ export function csvSource(file: string, size: number): Source {
 		total: size,
 		// csv-parse needs the header and a record boundary to start from; a resumed load re-reads and skips.
 		seekable: false,
+		columns: () => csvHeader(file),
 		items: (_from?: Position) => csvItems(file, size),
 	};
+}
+
+/** The header row's names (parsed as the rows are: a byte-order mark dropped, quotes honoured). */
+async function csvHeader(file: string): Promise<string[]> {
+	const parser = createReadStream(file, { highWaterMark: 1 << 16 }).pipe(parse({ bom: true, to_line: 1, relax_column_count: true }));
+	try {
+		for await (const header of parser as AsyncIterable<string[]>) return header;
+	} catch (e) {
+		throw new Error(`${file}: not valid CSV: ${(e as Error).message}`);
+	} finally {
+		parser.destroy();
+	}
+	return [];
 }
 
 async function* csvItems(file: string, size: number): AsyncGenerator<SourceItem[]> {

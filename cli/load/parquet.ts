@@ -43,6 +43,7 @@ export async function parquetSource(file: string): Promise<Source> {
 		unit: "row",
 		total: Number(metadata.num_rows),
 		seekable: true,
+		columns: async () => parquetSchema(metadata).children.map((c) => c.element.name),
 		items: (from?: Position) => parquetItems(buffer, metadata, from?.offset ?? 0),
 	};
 }

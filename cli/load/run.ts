@@ -137,7 +137,6 @@ export async function runLoad(o: LoadOptions): Promise<LoadReport> {
 
 /** The load itself, once the file is found and its checkpoint locked. */
 async function loadFile(o: LoadOptions, file: string, stat: Stats, note: (message: string) => void): Promise<LoadReport> {
-	const spec: Spec = await o.client.datasets.get(o.dataset);
 	const identity: LoadIdentity = {
 		dataset: o.dataset,
 		file,
@@ -148,6 +147,22 @@ async function loadFile(o: LoadOptions, file: string, stat: Stats, note: (messag
 	};
 	const wanted = { chunk_rows: o.chunkRows ?? DEFAULTS.chunkRows, chunk_bytes: o.chunkBytes ?? DEFAULTS.chunkBytes };
 	const checkpointPath = o.checkpointPath ?? Checkpoint.defaultPath(o.file);
+
+	// Opened before the checkpoint is touched: a file that cannot be read, or a column it lacks, is bad usage that leaves none behind.
+	const source = await openSource(file, o.format, stat.size).catch((e: unknown) => {
+		throw new UsageError((e as Error).message);
+	});
+	const column = o.eventTimeColumn;
+	if (column !== undefined && source.columns) {
+		const columns = await source.columns().catch((e: unknown) => {
+			throw new UsageError((e as Error).message);
+		});
+		if (!columns.includes(column)) {
+			throw new UsageError(`--event-time-column ${column}: ${path.basename(o.file)} has no such column (it has ${columns.join(", ") || "none"})`);
+		}
+	}
+
+	const spec: Spec = await o.client.datasets.get(o.dataset);
 
 	let checkpoint: Checkpoint | undefined;
 	if (o.resume) {
@@ -171,9 +186,6 @@ async function loadFile(o: LoadOptions, file: string, stat: Stats, note: (messag
 	const limits: ChunkLimits = { rows: checkpoint.chunks.chunk_rows, bytes: checkpoint.chunks.chunk_bytes };
 	const resumed = checkpoint.doneChunks > 0;
 
-	const source = await openSource(file, o.format, stat.size).catch((e: unknown) => {
-		throw new UsageError((e as Error).message);
-	});
 	const encoder = new RowEncoder({
 		spec,
 		typing: typingOf[o.format],

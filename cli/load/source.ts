@@ -30,6 +30,8 @@ export interface Source {
 	total: number;
 	/** Whether `items(from)` can start in the middle (else a resumed load reads from the start and skips). */
 	seekable: boolean;
+	/** The file's column names, where it declares them (CSV's header, Parquet's schema); NDJSON rows have their own. */
+	columns?(): Promise<string[]>;
 	/** Rows in file order, in batches. */
 	items(from?: Position): AsyncIterable<SourceItem[]>;
 }
