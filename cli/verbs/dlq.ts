@@ -35,7 +35,9 @@ export function registerDlq(program: Command): void {
 		.action(
 			verbAction(async ({ client, out }, _args: [], o: { limit?: number; dataset?: string }) => {
 				const list = await client.deadLetters.list({ limit: o.limit, dataset: o.dataset });
-				out.result({ dead_letters: list }, () =>
+				// D1 refused: only the letters waiting in KV are listed. Said on stderr and in --json, never dropped.
+				if (list.incomplete !== undefined) out.note(`incomplete: ${list.incomplete}`);
+				out.result({ dead_letters: [...list], ...(list.incomplete !== undefined ? { incomplete: list.incomplete } : {}) }, () =>
 					list.length
 						? table(
 								["ID", "CREATED", "ATTEMPTS", "DATASETS", "REPLAYED", "ERROR"],

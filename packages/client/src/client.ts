@@ -7,6 +7,7 @@ import type {
 	DeadLetter,
 	DeadLetterFilter,
 	DeadLetterId,
+	DeadLetterList,
 	Event,
 	ExportedRecord,
 	ExportOptions,
@@ -132,7 +133,8 @@ export class Hotpath {
 
 	/** Messages that kept failing (admin). */
 	readonly deadLetters: {
-		list(opts?: DeadLetterFilter & { limit?: number }): Promise<DeadLetter[]>;
+		/** Newest first; `incomplete` on the list says D1 refused and only the letters waiting in KV are in it. */
+		list(opts?: DeadLetterFilter & { limit?: number }): Promise<DeadLetterList>;
 		/** Puts one back on the queue; events are idempotent, so a second replay is harmless. */
 		replay(id: DeadLetterId): Promise<{ id: DeadLetterId; replayed_at: string }>;
 		/** Replays every dead letter not replayed yet (of one dataset, when given). */
@@ -185,15 +187,17 @@ export class Hotpath {
 		};
 
 		this.deadLetters = {
-			list: async (opts = {}) =>
-				(
-					await http.call<{ dead_letters: DeadLetter[] }>({
-						method: "GET",
-						path: "/v1/dead-letters",
-						query: { limit: opts.limit, dataset: opts.dataset },
-						idempotent: true,
-					})
-				).data.dead_letters,
+			list: async (opts = {}) => {
+				const { data } = await http.call<{ dead_letters: DeadLetter[]; incomplete?: string }>({
+					method: "GET",
+					path: "/v1/dead-letters",
+					query: { limit: opts.limit, dataset: opts.dataset },
+					idempotent: true,
+				});
+				const list: DeadLetterList = data.dead_letters;
+				if (data.incomplete !== undefined) list.incomplete = data.incomplete;
+				return list;
+			},
 			replay: async (id) =>
 				(await http.call<{ id: DeadLetterId; replayed_at: string }>({ method: "POST", path: `/v1/dead-letters/${seg(id)}/replay`, idempotent: true })).data,
 			replayAll: async (filter = {}) =>

@@ -275,6 +275,12 @@ export interface DeadLetter {
 /** A dead letter's id: a D1 row id, or `kv:<message id>` for one waiting in KV while D1 refused it. */
 export type DeadLetterId = number | `kv:${string}`;
 
+/**
+ * A page of dead letters, newest first. `incomplete` is set when D1 refused the query: only the
+ * letters waiting in KV are listed, and the rest can be listed once D1 is back.
+ */
+export type DeadLetterList = DeadLetter[] & { incomplete?: string };
+
 export interface DeadLetterFilter {
 	/** Only dead letters touching this dataset. */
 	dataset?: string;

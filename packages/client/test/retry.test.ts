@@ -219,4 +219,16 @@ describe("requests", () => {
 			"/v1/datasets/d/records?limit=1&cursor=c1&include_deleted=true",
 		]);
 	});
+
+	it("keeps a dead-letter listing's incomplete note (D1 refused: only the letters waiting in KV)", async () => {
+		const letter = { id: "kv:m1", queue: "q", message_id: "m1", error: "e", attempts: 1, created_at: "t", replayed_at: null, waiting_in_kv: true };
+		const { url } = await scripted((_req, n, res) =>
+			json(res, 200, n === 0 ? { dead_letters: [letter], incomplete: "D1 refused the query" } : { dead_letters: [letter] }),
+		);
+		const hp = new Hotpath({ url });
+		const partial = await hp.deadLetters.list();
+		expect([...partial]).toEqual([letter]);
+		expect(partial.incomplete).toBe("D1 refused the query");
+		expect((await hp.deadLetters.list()).incomplete).toBeUndefined();
+	});
 });
