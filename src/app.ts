@@ -35,7 +35,7 @@ const DOCUMENT = {
 		title: "Hotpath",
 		version: "1",
 		description:
-			"Cache-first serving of precomputed AI data (features, predictions, embeddings, recommendations) by entity key. Every error is application/problem+json (RFC 9457). Auth: `Authorization: Bearer <key>`.",
+			"Cache-first serving of precomputed AI data (features, predictions, embeddings, recommendations) by entity key. Every error is application/problem+json (RFC 9457). Auth: `Authorization: Bearer <key>`. A path below asked with a method it does not list is a 405 problem with an Allow header; a path not below is a 404 problem.",
 	},
 	servers: [{ url: "/" }],
 };
@@ -55,7 +55,12 @@ appRoutes.described.push(
 		summary: "Where the document, the docs and the health check are (no auth)",
 		responses: { 200: json("Links", z.object({ name: z.string(), openapi: z.string(), docs: z.string(), health: z.string() })) },
 	},
-	{ method: "get", path: "/openapi.json", summary: "This OpenAPI 3.1 document (no auth)", responses: { 200: json("The document", z.object({})) } },
+	{
+		method: "get",
+		path: "/openapi.json",
+		summary: "This OpenAPI 3.1 document (no auth)",
+		responses: { 200: json("The document", z.record(z.string(), z.unknown()).openapi({ description: "An OpenAPI 3.1 document" })) },
+	},
 	{
 		method: "get",
 		path: "/docs",
@@ -63,6 +68,9 @@ appRoutes.described.push(
 		responses: { 200: { description: "An HTML page", content: { "text/html": { schema: z.string() } } } },
 	},
 );
+
+/** A documented path (`/v1/datasets/{name}`) as a pattern matching the request paths it stands for. */
+const pathPattern = (path: string) => new RegExp(`^${path.replaceAll(".", "\\.").replaceAll(/\{[^}]+\}/g, "[^/]+")}$`);
 
 export function createApp() {
 	const app = new Hono<AppEnv>();
@@ -102,7 +110,23 @@ export function createApp() {
 	});
 	app.get("/docs", Scalar({ url: "/openapi.json", pageTitle: "Hotpath API" }));
 
-	app.notFound((c) => problemResponse(new HotpathError("not_found", `no route for ${c.req.method} ${c.req.path}`), c.req.path, c.get("requestId")));
+	// A known path asked with another method is a 405 naming the methods it takes, not a 404 that reads as "no such path".
+	const routes = [...mounted, ["", appRoutes] as const].flatMap(([prefix, router]) =>
+		router.described.map((r) => ({ method: r.method.toUpperCase(), path: pathPattern(r.path === "/" ? prefix || "/" : prefix + r.path) })),
+	);
+	app.notFound((c) => {
+		const allow = [...new Set(routes.filter((r) => r.path.test(c.req.path)).map((r) => r.method))];
+		if (allow.includes("GET")) allow.push("HEAD");
+		if (allow.length && !allow.includes(c.req.method)) {
+			return problemResponse(
+				new HotpathError("method_not_allowed", `${c.req.method} is not allowed on ${c.req.path}; it takes ${allow.join(", ")}`),
+				c.req.path,
+				c.get("requestId"),
+				{ allow: allow.join(", ") },
+			);
+		}
+		return problemResponse(new HotpathError("not_found", `no route for ${c.req.method} ${c.req.path}`), c.req.path, c.get("requestId"));
+	});
 	app.onError(onError);
 
 	return app;

@@ -49,10 +49,13 @@ const GraphqlResponseSchema = z
 	})
 	.openapi("GraphQLResponse");
 
-const graphqlResponses = (extra: Record<number, { description: string; content?: Record<string, { schema: z.ZodType }> }> = {}) => ({
+type MediaTypes = Record<string, { schema: z.ZodType }>;
+
+/** The responses of both methods; `okMedia`: other media types a 200 may have. */
+const graphqlResponses = (extra: Record<number, { description: string; content?: MediaTypes }> = {}, okMedia: MediaTypes = {}) => ({
 	200: {
 		description: "The operation's result (data, and errors of fields that failed); with Accept: application/json also a request that did not run (errors only)",
-		content: { "application/json": { schema: GraphqlResponseSchema }, [GRAPHQL_RESPONSE]: { schema: GraphqlResponseSchema } },
+		content: { "application/json": { schema: GraphqlResponseSchema }, [GRAPHQL_RESPONSE]: { schema: GraphqlResponseSchema }, ...okMedia },
 	},
 	400: {
 		description: `Not a GraphQL request (bad JSON, no query); with Accept: ${GRAPHQL_RESPONSE} also a request that did not run (errors only)`,
@@ -162,9 +165,10 @@ mount(
 				operationName: z.string().optional(),
 			}),
 		},
-		responses: graphqlResponses({
-			405: { description: "Not a query (GET runs queries only)", content: { "application/json": { schema: GraphqlResponseSchema } } },
-		}),
+		responses: graphqlResponses(
+			{ 405: { description: "Not a query (GET runs queries only)", content: { "application/json": { schema: GraphqlResponseSchema } } } },
+			{ "text/html": { schema: z.string().openapi({ description: "GraphiQL: for a browser (Accept: text/html) without a query; no key needed" }) } },
+		),
 	},
 	async (c) => {
 		const query = c.req.query("query");

@@ -74,14 +74,18 @@ const problemText: Record<ErrorCode, string> = {
 	payload_too_large: "The body is over this route's byte limit (checked before it is read) or holds too many items",
 	unsupported_media_type: "Content-Type is neither JSON nor NDJSON",
 	rate_limited: "The key's rate_limit is used up; Retry-After says when to retry",
-	unavailable: "No tier could answer, or the queue or D1 refused; Retry-After says when to retry",
+	unavailable:
+		"No tier could answer, or the queue or D1 refused (while D1 is down, a key this isolate has not seen cannot be checked); Retry-After says when to retry",
 	internal: "Unexpected server error (logged)",
 };
 
-/** Problem responses for a route: every route may answer 401 and 429; pass the other codes it can give. */
+/**
+ * Problem responses for a route that takes a key: every such route may answer 401, 429 and 503 (a
+ * key must be checked in D1, which may be down); pass the other codes it can give.
+ */
 export function problems(...codes: ErrorCode[]): RouteConfig["responses"] {
 	const byStatus = new Map<number, string[]>();
-	for (const code of new Set<ErrorCode>(["unauthorized", "rate_limited", ...codes])) {
+	for (const code of new Set<ErrorCode>(["unauthorized", "rate_limited", "unavailable", ...codes])) {
 		const status = problemStatus[code];
 		byStatus.set(status, [...(byStatus.get(status) ?? []), problemText[code]]);
 	}
