@@ -22,6 +22,28 @@ export class OperationFailed extends Error {
 	}
 }
 
+let stdoutGone = false;
+
+/** Whether stdout's reader has gone (`| head`): verbs that write many lines stop writing. */
+export const stdoutClosed = (): boolean => stdoutGone;
+
+/**
+ * A reader that goes away before the CLI is done writing (`| head`, `2>&1 | true`) ends the output
+ * quietly, stdout and stderr alike, and the verb's exit code stands. Without a listener, the write's
+ * EPIPE is an unhandled 'error' event: the CLI crashed with a stack and exit 1. Any other write
+ * error on stdout is reported without a stack (exit 1).
+ */
+export function endQuietlyOnClosedPipes(): void {
+	process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+		if (e.code === "EPIPE") stdoutGone = true;
+		else {
+			process.stderr.write(`hotpath: cannot write stdout: ${e.code ?? e.message}\n`);
+			process.exit(EXIT.failed);
+		}
+	});
+	process.stderr.on("error", () => {});
+}
+
 export class Output {
 	readonly json: boolean;
 

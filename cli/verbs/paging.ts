@@ -1,22 +1,9 @@
 /** What the paged verbs (`search`, `history`) share: reading pages by cursor, NDJSON lines on stdout with back-pressure, and table lines cut to the terminal. */
-
-let stdoutClosed = false;
-let guarded = false;
-
-/** A closed pipe (`| head`) ends the output quietly instead of an unhandled EPIPE. */
-function guardStdout(): void {
-	if (guarded) return;
-	guarded = true;
-	process.stdout.on("error", (e: NodeJS.ErrnoException) => {
-		if (e.code === "EPIPE") stdoutClosed = true;
-		else throw e;
-	});
-}
+import { stdoutClosed } from "../output.ts";
 
 /** Writes one JSON document per line to stdout, waiting for 'drain' when its buffer is full. */
 export async function writeLines(items: unknown[]): Promise<void> {
-	guardStdout();
-	if (!items.length || stdoutClosed) return;
+	if (!items.length || stdoutClosed()) return;
 	const text = `${items.map((x) => JSON.stringify(x)).join("\n")}\n`;
 	if (process.stdout.write(text)) return;
 	await new Promise<void>((resolve) => {

@@ -61,6 +61,23 @@ describe("export", () => {
 		noStack(run);
 	}, 60_000);
 
+	it("any verb ends quietly when its reader is gone before it writes (| head, | true), stdout and stderr alike", async () => {
+		for (const args of [["datasets", "list", "--json"], ["health"], ["dlq", "list", "--json"], ["export", dataset]]) {
+			const child = spawnCli([...globals(), ...args]);
+			// The reader closes its end before the CLI has written anything (`hotpath ... 2>&1 | true`).
+			child.stdout?.destroy();
+			child.stderr?.destroy();
+			const run = await exited(child);
+			expect({ args, code: run.code, signal: run.signal }).toEqual({ args, code: 0, signal: null });
+		}
+		// stderr still open: nothing about the closed stdout is printed, and no stack.
+		const child = spawnCli([...globals(), "datasets", "list", "--json"]);
+		child.stdout?.destroy();
+		const run = await exited(child);
+		expect(run.code).toBe(0);
+		expect(run.stderr).toBe("");
+	}, 60_000);
+
 	it("still writes every record to a file", async () => {
 		const out = path.join(dir, "all.ndjson");
 		const run = await hp(["export", dataset, "-o", out, "--json"]);
