@@ -7,9 +7,9 @@
  * - KV: only keys KV holds are rewritten, each once per batch (KV takes one write per key per
  *   second), never with an older revision; at most `kvOps` operations per invocation. Every KV copy
  *   expires after the lag KV is allowed, so one the consumer missed cannot outlive the contract.
- * - Redis: every changed key, version-guarded.
- * - Whatever could not be done now (past the KV budget, KV refusing a put, Redis down or its
- *   breaker open, a write failing) goes into a refresh message, so the copy is rewritten from D1
+ * - Redis: every changed key, version-guarded, even while this isolate's breaker is open.
+ * - Whatever could not be done now (past the KV budget, KV refusing a put, a Redis write failing)
+ *   goes into a refresh message, so the copy is rewritten from D1
  *   later: no tier keeps an older copy that reads would take for current.
  */
 import { log } from "../observability/log";
@@ -164,21 +164,18 @@ export async function writeThroughKv<E extends Target>(
 async function refreshRedis(services: Services, targets: Target[], now: number, requestedUntil: number | undefined): Promise<void> {
 	const redis = services.redis;
 	if (!redis || !targets.length) return;
-	// The registry first: a failure here must not strand the breaker's half-open probe, which
-	// available() may hand out.
 	const specs = await services.registry.all();
-	let failure: string | null = null;
-	if (redis.available()) {
-		try {
-			await redis.write(targets.map((t) => ({ ck: t.ck, rec: t.rec, ttlSeconds: specs.get(t.dataset)?.ttl_seconds, dataset: t.dataset })));
-			return;
-		} catch (e) {
-			services.stats.count("redis", "errors");
-			failure = String(e);
-		}
-	} else {
-		services.stats.count("redis", "skipped", targets.length);
-		failure = "circuit breaker open";
+	// Tried even while this isolate's breaker is open: the breaker keeps reads off a slow Redis, but
+	// the consumer is on no read's critical path, and a breaker that opened on a latency blip says
+	// nothing of Redis for readers elsewhere, whose breakers are closed. A change skipped here would
+	// leave them the old copy, taken as at most Redis's lag behind D1, until the refresh got through.
+	let failure: string;
+	try {
+		await redis.write(targets.map((t) => ({ ck: t.ck, rec: t.rec, ttlSeconds: specs.get(t.dataset)?.ttl_seconds, dataset: t.dataset })));
+		return;
+	} catch (e) {
+		services.stats.count("redis", "errors");
+		failure = String(e);
 	}
 	// Until every copy written before now has expired, Redis may still serve one: keep trying.
 	const until = requestedUntil ?? now + redis.maxTtlSeconds * 1000;

@@ -18,8 +18,8 @@ export class RedisTier implements Tier {
 		/** A call slower than this counts as a failure on the breaker. */
 		private readonly timeoutMs: number,
 		/**
-		 * Upper bound on any copy's TTL. Bounds how long a copy can outlive a change that was made
-		 * while the breaker was open (the consumer skips a Redis it knows is down).
+		 * Upper bound on any copy's TTL. Bounds how long a copy can outlive a change whose write
+		 * failed (the consumer's refresh retries only until then).
 		 */
 		readonly maxTtlSeconds: number,
 	) {}
@@ -95,8 +95,8 @@ export class RedisTier implements Tier {
 	}
 
 	/**
-	 * Records the outcome of a call on the breaker. `available()` already admitted the call (or
-	 * took the half-open probe slot), so this only reports success or failure.
+	 * Records the outcome of a call on the breaker. Reads ask `available()` first (which may hand
+	 * out the half-open probe); the consumer's writes go ahead regardless, and report all the same.
 	 */
 	private async guard<T>(fn: () => Promise<T>, ms: number): Promise<T> {
 		try {
