@@ -119,8 +119,11 @@ export class Hotpath {
 	readonly datasets: {
 		list(): Promise<Spec[]>;
 		get(name: string): Promise<Spec>;
-		/** Creates (201) or updates (200) a spec; an incompatible change is a 409 HotpathError listing why. */
-		apply(spec: SpecInput & { name: string }): Promise<ApplyResult>;
+		/**
+		 * Creates (201) or updates (200) a spec; an incompatible change is a 409 HotpathError listing
+		 * why. A spec as `get` gives it applies again as it is.
+		 */
+		apply(spec: (SpecInput & { name: string }) | Spec): Promise<ApplyResult>;
 	};
 
 	/** API keys (admin). */
@@ -171,7 +174,10 @@ export class Hotpath {
 
 		this.keys = {
 			// Not idempotent: a resend after a lost answer would make a second key.
-			create: async (input) => (await http.call<CreatedKey>({ method: "POST", path: "/v1/keys", json: input, idempotent: false })).data,
+			create: async (input) => {
+				const body = input.expires_at instanceof Date ? { ...input, expires_at: input.expires_at.toISOString() } : input;
+				return (await http.call<CreatedKey>({ method: "POST", path: "/v1/keys", json: body, idempotent: false })).data;
+			},
 			list: async (opts = {}) =>
 				(
 					await http.call<{ keys: KeyInfo[] }>({

@@ -25,6 +25,8 @@ export interface AggregateSpec {
 	of?: string;
 	window: string;
 	n?: number;
+	/** As the server reports it: when the aggregate was added (epoch ms). Ignored on input. */
+	since?: number;
 }
 
 /** How a log shipper's records map to events (JSON Pointers into the record). */
@@ -44,7 +46,8 @@ export interface Spec {
 	/** How long a value stays fresh to serve. */
 	ttl_seconds: number;
 	description?: string;
-	history_days?: number;
+	/** How long the event log keeps a record's versions (default 7). */
+	history_days: number;
 	search?: SearchSpec;
 	aggregates?: Record<string, AggregateSpec>;
 	ingest?: IngestSpec;
@@ -215,7 +218,8 @@ export interface RebuildStatus {
 	status: "idle" | "running" | "done" | "failed";
 	keys_done: number;
 	pages_done: number;
-	total_keys: number | null;
+	/** Records (tombstones included) when the run started. */
+	total_keys: number;
 	started_at: string | null;
 	finished_at: string | null;
 	error?: string;
@@ -231,11 +235,12 @@ export interface RateLimit {
 export interface KeyInput {
 	name: string;
 	scopes: Scope[];
-	/** Limit the key to these datasets; absent means every dataset. */
-	datasets?: string[];
-	rate_limit?: RateLimit;
-	/** RFC 3339; after it the key gets 401. */
-	expires_at?: string;
+	/** Limit the key to these datasets; absent or null means every dataset. */
+	datasets?: string[] | null;
+	/** `requests` per `period_seconds`; past it the key gets 429 with Retry-After. */
+	rate_limit?: RateLimit | null;
+	/** In the future: RFC 3339, epoch ms or a Date. After it the key gets 401. */
+	expires_at?: TimeInput | null;
 }
 
 /** An API key as listed (never with its secret). */
@@ -244,8 +249,9 @@ export interface KeyInfo {
 	name: string;
 	scopes: Scope[];
 	datasets: string[] | null;
-	rate_limit?: RateLimit | null;
-	expires_at?: string | null;
+	rate_limit: RateLimit | null;
+	/** RFC 3339, or null for a key that does not expire. */
+	expires_at: string | null;
 	created_at: string;
 	revoked_at: string | null;
 }
@@ -266,9 +272,9 @@ export interface DeadLetter {
 	created_at: string;
 	replayed_at: string | null;
 	/** Datasets its events touch; null when the body is not a Hotpath message. */
-	datasets?: string[] | null;
+	datasets: string[] | null;
 	/** True for one waiting in KV (its id is `kv:<message id>`). */
-	waiting_in_kv?: boolean;
+	waiting_in_kv: boolean;
 	body: unknown;
 }
 
@@ -289,7 +295,8 @@ export interface DeadLetterFilter {
 export type TierState = "up" | "down" | "off";
 
 export interface Health {
-	status: string;
+	/** `down` (a 503) when D1 is down; `degraded` when another tier is. */
+	status: "ok" | "degraded" | "down";
 	tiers: { l0: TierState; redis: TierState; kv: TierState; d1: TierState };
 }
 
