@@ -1,5 +1,5 @@
 /** `hotpath keys create NAME | list | revoke ID`: API keys (admin). */
-import type { KeyInput, Scope } from "@hotpath/client";
+import type { KeyInfo, KeyInput, Scope } from "@hotpath/client";
 import { type Command, InvalidArgumentError } from "commander";
 import { listOption, verbAction } from "../context.ts";
 import { table } from "../output.ts";
@@ -26,6 +26,9 @@ const expiresOption = (raw: string): string => {
 	return new Date(t).toISOString();
 };
 
+/** "100/60s" for a key's rate limit, as --rate-limit takes it; null when it has none. */
+const rateLimitText = (k: KeyInfo): string | null => (k.rate_limit ? `${k.rate_limit.requests}/${k.rate_limit.period_seconds}s` : null);
+
 export function registerKeys(program: Command): void {
 	const keys = program.command("keys").description("create, list and revoke API keys (admin)");
 
@@ -47,7 +50,9 @@ export function registerKeys(program: Command): void {
 					const created = await client.keys.create(input);
 					out.result(created, () =>
 						[
-							`created key ${created.id} (${created.name}): scopes ${created.scopes.join(",")}${created.datasets ? `, datasets ${created.datasets.join(",")}` : ""}`,
+							`created key ${created.id} (${created.name}): scopes ${created.scopes.join(",")}${created.datasets ? `, datasets ${created.datasets.join(",")}` : ""}${
+								created.rate_limit ? `, rate limit ${rateLimitText(created)}` : ""
+							}${created.expires_at ? `, expires ${created.expires_at}` : ""}`,
 							`secret (shown only now): ${created.key}`,
 						].join("\n"),
 					);
@@ -66,8 +71,8 @@ export function registerKeys(program: Command): void {
 				out.result({ keys: list }, () =>
 					list.length
 						? table(
-								["ID", "NAME", "SCOPES", "DATASETS", "CREATED", "REVOKED"],
-								list.map((k) => [k.id, k.name, k.scopes.join(","), k.datasets?.join(",") ?? "all", k.created_at, k.revoked_at]),
+								["ID", "NAME", "SCOPES", "DATASETS", "RATE_LIMIT", "EXPIRES", "CREATED", "REVOKED"],
+								list.map((k) => [k.id, k.name, k.scopes.join(","), k.datasets?.join(",") ?? "all", rateLimitText(k), k.expires_at, k.created_at, k.revoked_at]),
 							)
 						: "no keys",
 				);

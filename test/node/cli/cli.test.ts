@@ -214,6 +214,18 @@ describe("datasets, reads, pushes, keys", () => {
 		expect((await hp(["keys", "revoke", key.id])).code).toBe(1);
 	});
 
+	it("shows a key's rate limit and expiry when it is created and listed", async () => {
+		const name = uniqueName("limited");
+		const expires = new Date(Date.now() + 3_600_000).toISOString();
+		const created = await hp(["keys", "create", name, "--scopes", "read", "--rate-limit", "100/60", "--expires-at", expires]);
+		expect(created.code).toBe(0);
+		expect(created.stdout).toMatch(/^created key key_[\w-]+ \(limited_\w+\): scopes read, rate limit 100\/60s, expires \S+Z$/m);
+		const listed = await hp(["keys", "list"]);
+		expect(listed.stdout).toMatch(/^ID\s+NAME\s+SCOPES\s+DATASETS\s+RATE_LIMIT\s+EXPIRES\s+CREATED\s+REVOKED$/m);
+		const row = listed.stdout.split("\n").find((line) => line.includes(name));
+		expect(row).toMatch(new RegExp(`${name}\\s+read\\s+all\\s+100/60s\\s+${expires.slice(0, 19)}`));
+	});
+
 	it("reads the key from HOTPATH_KEY, or from .dev.vars in the current directory", async () => {
 		const env = await runCli(["datasets", "get", scores, "--json"], { env: { HOTPATH_URL: server().url, HOTPATH_KEY: server().adminKey } });
 		expect(env.code).toBe(0);
