@@ -7,6 +7,7 @@ import { pruneEventLog } from "./history/retention";
 import { consumeEvents } from "./ingest/consumer";
 import { consumeDeadLetters, drainDeadLetters } from "./ingest/dead-letters";
 import { log, logOnce } from "./observability/log";
+import { corsPreflight, withCors } from "./routes/cors";
 import { fastRecordRead } from "./routes/fast-read";
 import { servicesFor } from "./services";
 
@@ -14,6 +15,8 @@ const app = createApp();
 
 export default {
 	async fetch(req, env, ctx) {
+		const preflight = corsPreflight(req);
+		if (preflight) return preflight;
 		// A fresh L0 hit of a plain record read skips the app (src/routes/fast-read.ts). Whatever the
 		// lane does not answer, including its own errors, the app answers as it always would.
 		try {
@@ -25,7 +28,7 @@ export default {
 			// problem response; it logs the failures it answers.
 			logOnce("fast-lane", "warn", "L0 fast lane failed; the app answers instead", { error: String(e) });
 		}
-		return app.fetch(req, env, ctx);
+		return withCors(await app.fetch(req, env, ctx));
 	},
 
 	/** Dispatch by the configured queue names: a dead-letter queue is never re-applied as events, whatever it is called. */

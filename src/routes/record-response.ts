@@ -1,6 +1,7 @@
 /** The headers of a single-record answer: the one place they are made, for the records route and the L0 fast lane. */
 import { type RecordView, reusableSeconds } from "../serving/freshness";
 import type { ServedCopy } from "../serving/lookup";
+import { CORS_HEADERS } from "./cors";
 
 /**
  * The ETag of a record response: the revision, the value's event time and status, and a suffix for
@@ -41,5 +42,7 @@ export function recordHeaders(h: RecordHeaderInput): Record<string, string> & { 
 		etag: h.etag,
 		"cache-control": h.view.status === "present" ? `private, max-age=${maxAge}` : "no-cache",
 		"content-type": "application/json",
+		// The fast lane answers without the app, which adds these to every other answer.
+		...CORS_HEADERS,
 	};
 }
