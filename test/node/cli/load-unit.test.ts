@@ -23,6 +23,7 @@ const spec: Spec = {
 	name: "items",
 	key: "item_id",
 	ttl_seconds: 60,
+	history_days: 7,
 	fields: {
 		n: { type: "int" },
 		price: { type: "float" },
