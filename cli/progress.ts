@@ -30,6 +30,14 @@ export interface ProgressState {
 	rejected?: number;
 }
 
+/**
+ * cli-progress's time text, with "?" for an ETA it cannot tell yet: before the first chunk comes
+ * back its ETA is "INF" (or NaN), which its own formatter cuts to "NFs".
+ */
+export function etaText(t: unknown, options: cliProgress.Options, roundTo: number): string {
+	return typeof t === "number" && Number.isFinite(t) ? cliProgress.Format.TimeFormat(t, options, roundTo) : "?";
+}
+
 export class Progress {
 	readonly #opts: Required<Omit<ProgressOptions, "total" | "start">> & { total?: number };
 	readonly #started = Date.now();
@@ -54,6 +62,7 @@ export class Progress {
 					stream: process.stderr,
 					hideCursor: true,
 					etaBuffer: 50,
+					formatTime: etaText,
 					fps: 5,
 				},
 				cliProgress.Presets.shades_classic,
