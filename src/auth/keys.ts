@@ -84,6 +84,11 @@ const toPrincipal = (r: KeyRow): Principal => ({
 	expiresAt: r.expiresAt,
 });
 
+// The latest time a Date holds. Rows written before expires_at was bounded may hold a later one:
+// listed as this time (the key never expires), never as an error that hides every other key.
+const LAST_DATE_MS = 8.64e15;
+const isoTime = (ms: number): string => new Date(Math.max(-LAST_DATE_MS, Math.min(LAST_DATE_MS, ms))).toISOString();
+
 const toInfo = (r: KeyRow): KeyInfo => {
 	const p = toPrincipal(r);
 	return {
@@ -92,9 +97,9 @@ const toInfo = (r: KeyRow): KeyInfo => {
 		scopes: p.scopes,
 		datasets: p.datasets,
 		rate_limit: p.rateLimit,
-		expires_at: p.expiresAt === null ? null : new Date(p.expiresAt).toISOString(),
-		created_at: new Date(r.createdAt).toISOString(),
-		revoked_at: r.revokedAt === null ? null : new Date(r.revokedAt).toISOString(),
+		expires_at: p.expiresAt === null ? null : isoTime(p.expiresAt),
+		created_at: isoTime(r.createdAt),
+		revoked_at: r.revokedAt === null ? null : isoTime(r.revokedAt),
 	};
 };
 

@@ -100,3 +100,13 @@ describe("limit query parameters", () => {
 		}
 	});
 });
+
+describe("key rows stored before expires_at was bounded", () => {
+	it("a row whose expires_at is past the last Date is listed (as that date), and the listing still answers", async () => {
+		const name = uniqueName("old");
+		const created = await expectJson<{ id: string }>(await call("POST", "/v1/keys", { json: { name, scopes: ["read"] } }), 201);
+		await env.DB.prepare("UPDATE api_keys SET expires_at = ?1 WHERE id = ?2").bind(9e15, created.id).run();
+		const listed = await expectJson<{ keys: { id: string; expires_at: string | null }[] }>(await call("GET", "/v1/keys"), 200);
+		expect(listed.keys.find((k) => k.id === created.id)?.expires_at).toBe("+275760-09-13T00:00:00.000Z");
+	});
+});
