@@ -54,8 +54,19 @@ export function createContext(opts: GlobalOptions): CliContext {
 	const url = checkUrl(target.url);
 	const key = target.key;
 	// Bulk work under load can wait on D1 for a while; retries cover 429/503 and dropped connections.
-	const client = new Hotpath({ url, key, retries: 5, timeoutMs: 120_000 });
-	return { url, client, out: new Output(opts.json === true), json: opts.json === true };
+	const out = new Output(opts.json === true);
+	const client = new Hotpath({
+		url,
+		key,
+		retries: 5,
+		timeoutMs: 120_000,
+		// A wait of seconds on a 429's Retry-After looks like a hang unless it is said (on stderr, so --json stays clean).
+		onRetry: ({ error, attempt, waitMs }) =>
+			out.note(
+				`hotpath: ${error.status ? `${error.status} ${error.problem.title}` : error.problem.title}; retry ${attempt} in ${(waitMs / 1000).toFixed(1)} s`,
+			),
+	});
+	return { url, client, out, json: opts.json === true };
 }
 
 /**

@@ -1,6 +1,6 @@
 /** The Hotpath client: one method per HTTP route, typed end to end. */
 import { CLIENT_PROBLEM, HotpathError, type Problem } from "./errors.js";
-import { type FetchLike, Transport } from "./transport.js";
+import { type FetchLike, type RetryNotice, Transport } from "./transport.js";
 import type {
 	ApplyResult,
 	CreatedKey,
@@ -56,6 +56,8 @@ export interface HotpathOptions {
 	retryBaseMs?: number;
 	/** A `Retry-After` longer than this (ms) is not waited for: the 429/503 is thrown at once. Default 60,000. */
 	maxRetryDelayMs?: number;
+	/** Called before each wait for a retry, with the failed attempt's error and the wait: to tell a person why a call pauses. */
+	onRetry?: (retry: RetryNotice) => void;
 }
 
 const seg = (s: string | number) => encodeURIComponent(String(s));
@@ -158,6 +160,7 @@ export class Hotpath {
 			timeoutMs: options.timeoutMs ?? 30_000,
 			retryBaseMs: options.retryBaseMs ?? 250,
 			maxRetryDelayMs: options.maxRetryDelayMs ?? 60_000,
+			onRetry: options.onRetry,
 		});
 		const http = this.#http;
 

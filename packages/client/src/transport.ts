@@ -15,6 +15,18 @@ export interface TransportOptions {
 	retryBaseMs: number;
 	/** A `Retry-After` longer than this is not waited for: the error is thrown at once. */
 	maxRetryDelayMs: number;
+	/** Told before each wait for a retry. */
+	onRetry?: (retry: RetryNotice) => void;
+}
+
+/** What the client is about to wait out before trying again. */
+export interface RetryNotice {
+	/** The error of the attempt that failed: a 429 or 503 problem, a timeout or a network error. */
+	error: HotpathError;
+	/** The retry about to be made: 1 for the first. */
+	attempt: number;
+	/** How long the client waits first (the server's `Retry-After` where it gave one). */
+	waitMs: number;
 }
 
 export type QueryValue = string | number | boolean | undefined;
@@ -140,7 +152,9 @@ export class Transport {
 							{ cause: e },
 						);
 				if (!spec.idempotent || !canRetry) throw error;
-				await sleep(this.delayMs(attempt, undefined), spec.signal);
+				const backOff = this.delayMs(attempt, undefined);
+				this.options.onRetry?.({ error, attempt: attempt + 1, waitMs: backOff });
+				await sleep(backOff, spec.signal);
 				continue;
 			} finally {
 				clearTimeout(timer);
@@ -155,6 +169,7 @@ export class Transport {
 			if (spec.retry === false || !RETRY_STATUSES.has(res.status) || !canRetry) throw error;
 			const wait = this.delayMs(attempt, retryAfter);
 			if (wait > this.options.maxRetryDelayMs) throw error;
+			this.options.onRetry?.({ error, attempt: attempt + 1, waitMs: wait });
 			await sleep(wait, spec.signal);
 		}
 	}

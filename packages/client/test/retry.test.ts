@@ -58,6 +58,17 @@ describe("retry policy", () => {
 		expect(seen[1]?.headers.authorization).toBe("Bearer k1");
 	});
 
+	it("tells onRetry of each wait before it waits: the failed attempt's error and the Retry-After", async () => {
+		const { url } = await scripted((_req, n, res) => (n < 2 ? problem(res, 429, {}, { "retry-after": "1" }) : json(res, 200, spec)));
+		const notices: { status: number; attempt: number; waitMs: number }[] = [];
+		const hp = new Hotpath({ url, retryBaseMs: 1, onRetry: (r) => notices.push({ status: r.error.status, attempt: r.attempt, waitMs: r.waitMs }) });
+		expect(await hp.datasets.get("d")).toEqual(spec);
+		expect(notices).toEqual([
+			{ status: 429, attempt: 1, waitMs: 1000 },
+			{ status: 429, attempt: 2, waitMs: 1000 },
+		]);
+	});
+
 	it("retries a 503 with exponential back-off when there is no Retry-After", async () => {
 		const { url, seen } = await scripted((_req, n, res) => (n < 2 ? problem(res, 503) : json(res, 200, spec)));
 		const hp = new Hotpath({ url, retryBaseMs: 100 });

@@ -226,6 +226,17 @@ describe("datasets, reads, pushes, keys", () => {
 		expect(row).toMatch(new RegExp(`${name}\\s+read\\s+all\\s+100/60s\\s+${expires.slice(0, 19)}`));
 	});
 
+	it("says on stderr why it waits when a key's rate limit answers 429, then succeeds", async () => {
+		const created = await hp(["keys", "create", uniqueName("slow"), "--scopes", "read", "--rate-limit", "1/2", "--json"]);
+		const { key } = json<{ key: string }>(created);
+		const asSlow = () => runCli(["--url", server().url, "--key", key, "datasets", "get", scores, "--json"]);
+		expect((await asSlow()).code).toBe(0);
+		const waited = await asSlow();
+		expect(waited.code).toBe(0);
+		expect(waited.stderr).toMatch(/^hotpath: 429 Too many requests; retry 1 in \d+\.\d s$/m);
+		expect(json(waited)).toMatchObject({ name: scores }); // stdout holds only the result
+	});
+
 	it("reads the key from HOTPATH_KEY, or from .dev.vars in the current directory", async () => {
 		const env = await runCli(["datasets", "get", scores, "--json"], { env: { HOTPATH_URL: server().url, HOTPATH_KEY: server().adminKey } });
 		expect(env.code).toBe(0);
