@@ -66,6 +66,46 @@ describe("rate limits", () => {
 	});
 });
 
+// The tests that revoke or expire a key before it is ever used pass whatever the isolate's key cache
+// does: only a key the isolate has already authenticated (and cached) shows the cache honours them.
+describe("keys this isolate has already authenticated", () => {
+	it("are refused once they expire, on the fast lane and through the middleware alike", async () => {
+		const ds = await createDataset(userSpec());
+		await seedD1(ds, "k", { age: 1 });
+		const expiring = await createKeyWith({ scopes: ["read"], expires_at: new Date(Date.now() + 1500).toISOString() });
+		expect((await getRecord(ds, "k", "", { key: expiring.key })).status).toBe(200);
+		expect((await call("GET", "/v1/datasets", { key: expiring.key })).status).toBe(200);
+		await new Promise((r) => setTimeout(r, 1600));
+		expect((await expectProblem(await getRecord(ds, "k", "", { key: expiring.key }), 401)).detail).toMatch(/expired at/);
+		expect((await expectProblem(await call("GET", "/v1/datasets", { key: expiring.key }), 401)).detail).toMatch(/expired at/);
+	});
+
+	it("are refused at once when revoked through this isolate", async () => {
+		const ds = await createDataset(userSpec());
+		await seedD1(ds, "k", { age: 1 });
+		const k = await createKeyWith({ scopes: ["read"] });
+		expect((await getRecord(ds, "k", "", { key: k.key })).status).toBe(200);
+		expect((await call("GET", "/v1/datasets", { key: k.key })).status).toBe(200);
+		expect((await call("DELETE", `/v1/keys/${k.id}`)).status).toBe(204);
+		await expectProblem(await getRecord(ds, "k", "", { key: k.key }), 401);
+		await expectProblem(await call("GET", "/v1/datasets", { key: k.key }), 401);
+	});
+
+	it("are refused within CONTROL_CHECK_MS (production's 1 s) when another isolate revokes them", async () => {
+		const ds = await createDataset(userSpec());
+		await seedD1(ds, "k", { age: 1 });
+		const k = await createKeyWith({ scopes: ["read"] });
+		expect((await getRecord(ds, "k", "", { key: k.key })).status).toBe(200);
+		expect((await call("GET", "/v1/datasets", { key: k.key })).status).toBe(200);
+		// Another isolate: its own control version, so this isolate learns of the change only from D1.
+		const elsewhere = new KeyStore(drizzle(env.DB), new ControlVersion(drizzle(env.DB), 1000), undefined);
+		expect(await elsewhere.revoke(k.id)).toBe(true);
+		await new Promise((r) => setTimeout(r, 1100));
+		await expectProblem(await getRecord(ds, "k", "", { key: k.key }), 401);
+		await expectProblem(await call("GET", "/v1/datasets", { key: k.key }), 401);
+	});
+});
+
 describe("keys made by keys with an expiry or a rate limit", () => {
 	// An admin key that expires (or is rate-limited) must not mint a key without those bounds:
 	// the child would go on working after its parent expired, at any rate.
