@@ -64,9 +64,10 @@ export async function aggregatesAt(
 		}
 		return a;
 	};
-	const addNumber = (a: Acc, cnt: number, sum: number, mn: number | null, mx: number | null) => {
+	const addNumber = (a: Acc, cnt: number, sum: number | null, mn: number | null, mx: number | null) => {
 		a.cnt += cnt;
-		a.sum += sum;
+		// A tile's sum past the largest double comes back from D1 as null: unknown, never 0 (finish answers null).
+		a.sum += sum ?? Number.NaN;
 		if (mn !== null) a.mn = a.mn === null ? mn : Math.min(a.mn, mn);
 		if (mx !== null) a.mx = a.mx === null ? mx : Math.max(a.mx, mx);
 	};
@@ -112,14 +113,15 @@ function finish(agg: AggregateSpec, a: Acc | undefined, last: unknown[] | undefi
 	switch (agg.fn) {
 		case "count":
 			return a?.cnt ?? 0;
+		// A sum past the largest double has no JSON number: null, as REST's JSON would write it and GraphQL's Float could not.
 		case "sum":
-			return a?.sum ?? 0;
+			return a === undefined ? 0 : Number.isFinite(a.sum) ? a.sum : null;
 		case "min":
 			return a?.mn ?? null;
 		case "max":
 			return a?.mx ?? null;
 		case "mean":
-			return a && a.cnt > 0 ? a.sum / a.cnt : null;
+			return a && a.cnt > 0 && Number.isFinite(a.sum) ? a.sum / a.cnt : null;
 		case "distinct":
 			return a ? hllEstimate(a.registers) : 0;
 		case "last_n":

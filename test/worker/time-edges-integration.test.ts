@@ -191,3 +191,22 @@ describe("aggregates in GraphQL", () => {
 		expect((past.data?.[ds] as { value: unknown }[] | undefined)?.[0]?.value).toEqual({ p: 2, clicks: 0, spend: 2, items: ["a"] });
 	});
 });
+
+describe("a sum past the largest double", () => {
+	it("is null in REST and in GraphQL on both execution paths, never a field error (values that JSON cannot write)", async () => {
+		const aggregates = { spend: { fn: "sum", of: "p", window: "24h" }, avg: { fn: "mean", of: "p", window: "24h" } };
+		const ds = await createDataset({ key: "id", fields: { p: "float" }, history_days: 7, aggregates } as never);
+		const now = Date.now();
+		await importRows(ds, [
+			{ id: "k", p: 1.5e308, _event_time: now - 20 * MINUTE, _op: "patch", _id: "e1" },
+			{ id: "k", p: 1.5e308, _event_time: now - 10 * MINUTE, _op: "patch", _id: "e2" },
+		]);
+		const rest = (await expectJson<{ value: Record<string, unknown> }>(await call("GET", `/v1/datasets/${ds}/records/k`), 200)).value;
+		expect(rest).toMatchObject({ spend: null, avg: null });
+		for (const extra of ["", " __typename"]) {
+			const g = await gql(`{ ${ds}(keys: ["k"]) { value { spend avg${extra} } } }`);
+			expect(g.errors).toBeUndefined();
+			expect((g.data?.[ds] as { value: Record<string, unknown> }[] | undefined)?.[0]?.value).toMatchObject({ spend: null, avg: null });
+		}
+	});
+});
