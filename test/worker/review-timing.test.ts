@@ -33,14 +33,12 @@ describe("as_of after history_days was raised", () => {
 		const asOf = now - 2.5 * DAY;
 		// The log no longer knows the state then (old2, after it, is folded into the base): it must not
 		// answer {a: 2}, a value from after as_of.
-		const res = await getRecord(ds, "k", `as_of=${asOf}`);
-		if (res.status === 200) expect(((await res.json()) as RecordBody).value).toEqual({ a: 1, b: "first" });
-		else await expectProblem(res, 400);
-		const looked = await call("POST", "/v1/lookup", { json: { requests: [{ dataset: ds, keys: ["k"] }], as_of: asOf } });
-		if (looked.status === 200) {
-			const body = (await looked.json()) as { results: { records: { value: unknown }[] }[] };
-			expect(body.results[0]?.records[0]?.value).toEqual({ a: 1, b: "first" });
-		} else await expectProblem(looked, 400);
+		// The answer is a 400 naming the key and where its history begins (README, "Time").
+		const p = await expectProblem(await getRecord(ds, "k", `as_of=${asOf}`), 400);
+		expect(p.detail).toMatch(/before the history of key\(s\) "k" in dataset/);
+		expect(p.errors?.[0]?.pointer).toBe("as_of");
+		const looked = await expectProblem(await call("POST", "/v1/lookup", { json: { requests: [{ dataset: ds, keys: ["k"] }], as_of: asOf } }), 400);
+		expect(looked.detail).toMatch(/before the history of key\(s\) "k"/);
 		// After everything the base holds, the as_of read is exact again.
 		expect((await expectJson<RecordBody>(await getRecord(ds, "k", `as_of=${now - 1.5 * DAY}`), 200)).value).toEqual({ a: 2, b: "first" });
 	});
