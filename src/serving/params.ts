@@ -24,14 +24,14 @@ export function keyProblem(key: string): string | null {
 	return null;
 }
 
+/** A 400 about one parameter, its detail also at the parameter's pointer. */
+const badParam = (where: string, why: string) => new HotpathError("bad_request", why, { errors: [{ pointer: where, detail: why }] });
+
 /** `max_staleness` in seconds: a non-negative number, or undefined when absent. */
 export function parseMaxStaleness(raw: unknown, where: string): number | undefined {
 	if (raw === undefined || raw === null) return undefined;
 	// An empty bound is a mistake, not "none": the read would quietly be held to the dataset's ttl_seconds instead.
-	if (raw === "") {
-		const why = `${where} is empty: give a number of seconds, or leave it out`;
-		throw new HotpathError("bad_request", why, { errors: [{ pointer: where, detail: why }] });
-	}
+	if (raw === "") throw badParam(where, `${where} is empty: give a number of seconds, or leave it out`);
 	const n = typeof raw === "number" ? raw : Number(raw);
 	if (!Number.isFinite(n) || n < 0)
 		throw new HotpathError("bad_request", `${where} must be a non-negative number of seconds`, {
@@ -56,23 +56,16 @@ export function checkFields(fields: string[] | undefined, known: Record<string, 
 export function parseTimeParam(raw: unknown, where: string): number | undefined {
 	if (raw === undefined || raw === null) return undefined;
 	// An empty time is a mistake, not "now": a point-in-time read must never quietly answer current values.
-	if (raw === "") {
-		const why = `${where} is empty: give RFC 3339 or epoch milliseconds, or leave it out`;
-		throw new HotpathError("bad_request", why, { errors: [{ pointer: where, detail: why }] });
-	}
+	if (raw === "") throw badParam(where, `${where} is empty: give RFC 3339 or epoch milliseconds, or leave it out`);
 	const v = typeof raw === "string" && /^\d+$/.test(raw) ? Number(raw) : raw;
 	const t = parseEventTime(v, Date.now(), Number.POSITIVE_INFINITY);
-	if (typeof t === "string") {
-		const why = t.replace(/event_time/g, where);
-		throw new HotpathError("bad_request", why, { errors: [{ pointer: where, detail: why }] });
-	}
+	if (typeof t === "string") throw badParam(where, t.replace(/event_time/g, where));
 	return t;
 }
 
 /** A history range: `since` after `until` can hold no version, and is a mistake worth naming. */
 export function checkTimeRange(since: number | undefined, until: number | undefined): void {
 	if (since !== undefined && until !== undefined && since > until) {
-		const why = `since (${new Date(since).toISOString()}) is after until (${new Date(until).toISOString()})`;
-		throw new HotpathError("bad_request", why, { errors: [{ pointer: "since", detail: why }] });
+		throw badParam("since", `since (${new Date(since).toISOString()}) is after until (${new Date(until).toISOString()})`);
 	}
 }
