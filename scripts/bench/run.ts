@@ -1265,7 +1265,14 @@ async function d1Floor(w: RunningWorker, rows: number, perStatement: number, lan
 	};
 	const recordsMs = await probeD1Floor(w, [FLOOR_RECORDS], chunks("r"), lanes);
 	const bothMs = await probeD1Floor(w, [FLOOR_RECORDS, FLOOR_LOG], chunks("rl"), lanes);
-	const smallMs = small ? await probeD1Floor(w, [FLOOR_RECORDS], chunks("s", 1000, (j) => `{"score":${j % 100}}`), lanes) : null;
+	const smallMs = small
+		? await probeD1Floor(
+				w,
+				[FLOOR_RECORDS],
+				chunks("s", 1000, (j) => `{"score":${j % 100}}`),
+				lanes,
+			)
+		: null;
 	for (const table of ["records", "event_log"]) await probeQuery(w, `DELETE FROM ${table} WHERE dataset LIKE 'bench_floor_%'`);
 	return {
 		rows,
