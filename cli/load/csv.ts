@@ -33,7 +33,18 @@ async function csvHeader(file: string): Promise<string[]> {
 	return [];
 }
 
+/** How many CR LF pairs the cells hold: csv-parse counts each of them as two lines (the CR and the LF) inside a quoted cell. */
+function crlfsIn(cells: Iterable<unknown>): number {
+	let n = 0;
+	for (const cell of cells) if (typeof cell === "string") for (let i = cell.indexOf("\r\n"); i !== -1; i = cell.indexOf("\r\n", i + 2)) n++;
+	return n;
+}
+
 async function* csvItems(file: string, size: number): AsyncGenerator<SourceItem[]> {
+	// csv-parse's line count runs ahead by one for every CR LF inside a quoted cell so far (a cell
+	// spanning lines of a Windows file); the callbacks below run in file order and count them, so a
+	// row's number is the line where it ends, as in a file with LF line ends.
+	let extraLines = 0;
 	// Records that fail (a wrong cell count) are reported through on_skip while the parser runs
 	// ahead of the reader; they are held here and put back in line order.
 	const skipped: SourceItem[] = [];
@@ -46,14 +57,22 @@ async function* csvItems(file: string, size: number): AsyncGenerator<SourceItem[
 					if (seen.has(name)) throw new Error(`the header names column "${name}" twice`);
 					seen.add(name);
 				}
+				extraLines += crlfsIn(header);
 				return header;
 			},
 			info: true,
 			bom: true,
 			skip_empty_lines: true,
 			skip_records_with_error: true,
+			on_record: (parsed: ParsedRecord) => {
+				extraLines += crlfsIn(Object.values(parsed.record));
+				return { record: parsed.record, info: { ...parsed.info, lines: parsed.info.lines - extraLines } };
+			},
 			on_skip: (err: CsvError | undefined) => {
-				if (err) skipped.push({ pos: Number((err as CsvError & { lines?: number }).lines ?? 0), error: err.message.replace(/ on line \d+$/, ""), end: 0 });
+				if (!err) return undefined;
+				const failed = err as CsvError & { lines?: number; record?: unknown };
+				if (Array.isArray(failed.record)) extraLines += crlfsIn(failed.record);
+				skipped.push({ pos: Number(failed.lines ?? 0) - extraLines, error: err.message.replace(/ on line \d+$/, ""), end: 0 });
 				return undefined;
 			},
 		}),

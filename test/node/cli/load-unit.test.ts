@@ -171,6 +171,19 @@ describe("CSV and Parquet readers", () => {
 		]);
 	});
 
+	it("CSV: a quoted cell spanning lines of a CRLF file counts its line end once, for rows and rejects after it", async () => {
+		const file = path.join(dir, "crlf.csv");
+		writeFileSync(file, '\uFEFFa,b\r\n1,2\r\n\r\n"x\r\ny\r\nz",3\r\n4\r\n"p\r\nq",5,6\r\n7,8\r\n');
+		const items = await collect(csvSource(file, 0).items());
+		expect(items.map((i) => [i.pos, i.row ?? i.error])).toEqual([
+			[2, { a: "1", b: "2" }],
+			[6, { a: "x\r\ny\r\nz", b: "3" }],
+			[7, "Invalid Record Length: columns length is 2, got 1"],
+			[9, "Invalid Record Length: columns length is 2, got 3"],
+			[10, { a: "7", b: "8" }],
+		]);
+	});
+
 	it("CSV: a header that names a column twice is refused, not read as its last cell", async () => {
 		const file = path.join(dir, "dup.csv");
 		writeFileSync(file, "id,score,score\na,1,2\n");
