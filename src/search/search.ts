@@ -454,7 +454,8 @@ async function searchOnce(services: Services, spec: DatasetSpec, query: SearchQu
 					event_time: view.event_time,
 					age_ms: view.age_ms,
 				};
-				if (marks) hit.highlights = marks.get(e.id) ?? {};
+				// A value withheld as stale (if_stale=omit) is withheld from its highlights too: they quote it.
+				if (marks) hit.highlights = view.value === null ? {} : (marks.get(e.id) ?? {});
 				hits.push(hit);
 			});
 			return {
