@@ -3,8 +3,10 @@
  * an as_of. Whole tiles in between the window's edges, and the facts at the two edges straight
  * from the event log, so every result is exact (distinct within HyperLogLog's error).
  */
+
+import { compareClocks } from "../ingest/merge";
 import type { AggregateSpec, DatasetSpec } from "../registry/spec";
-import { type AggregateQuery, readAggregateParts, type TileRangeRow } from "../storage/aggregates";
+import { type AggregateQuery, type LastRow, readAggregateParts, type TileRangeRow } from "../storage/aggregates";
 import { aggregateId, factValue } from "./facts";
 import { hllEstimate, hllRegister } from "./hll";
 import { parseWindow, planWindow, type WindowPlan } from "./windows";
@@ -93,12 +95,23 @@ export async function aggregatesAt(
 			else if (agg.fn === "count") addNumber(a, 1, 0, null, null);
 		}
 	}
-	const lasts = new Map<string, unknown[]>();
+	// The n newest of each key's facts, by (event_time, id) as the merge orders them: the rows hold
+	// every fact tied with the n-th on its time, in D1's order.
+	const lastN = new Map(aggs.map(([name, agg]) => [name, agg.n ?? 1]));
+	const lastRows = new Map<string, { n: number; rows: LastRow[] }>();
 	for (const l of parts.last) {
 		const k = `${l.key}\u0000${l.agg}`;
-		const list = lasts.get(k) ?? [];
-		list.push(JSON.parse(l.v));
-		lasts.set(k, list);
+		const entry = lastRows.get(k) ?? { n: lastN.get(l.agg) ?? 1, rows: [] };
+		entry.rows.push(l);
+		lastRows.set(k, entry);
+	}
+	const lasts = new Map<string, unknown[]>();
+	for (const [k, { n, rows }] of lastRows) {
+		rows.sort((a, b) => compareClocks([b.event_time, b.event_id], [a.event_time, a.event_id]));
+		lasts.set(
+			k,
+			rows.slice(0, n).map((l) => JSON.parse(l.v)),
+		);
 	}
 
 	for (const key of keys) {

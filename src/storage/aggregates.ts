@@ -64,6 +64,7 @@ export interface LastRow {
 	/** The field's value as JSON text. */
 	v: string;
 	event_time: number;
+	event_id: string;
 }
 
 // Every read below walks its ranges (and keys) in the outer loop and seeks each one in the
@@ -87,15 +88,17 @@ FROM (SELECT value ->> 0 AS lo, value ->> 1 AS hi FROM json_each(?2)) AS e
   CROSS JOIN (SELECT value AS key FROM json_each(?3)) AS k
   CROSS JOIN event_log AS l ON l.dataset = ?1 AND l.key = k.key AND l.event_time >= e.lo AND l.event_time < e.hi AND l.op != 'delete'`;
 
-// The n newest facts per key that carry the field, by event_time (not by arrival): per key, a walk
-// back through event_log_time from the window's end that stops at the n-th.
-const LAST_N = `SELECT l.key, ?5 AS agg, l.value -> ?4 AS v, l.event_time
+// The n newest facts per key that carry the field, by event_time (not by arrival), and every fact
+// tied with the n-th on its event_time: per key, a walk back through event_log_time from the
+// window's end to the n-th fact's time. The caller orders ties by id as the merge does (JS strings,
+// UTF-16): D1 orders text by UTF-8 bytes, which differs once an id holds a character beyond U+FFFF.
+const LAST_N_FACTS = `FROM event_log WHERE dataset = ?1 AND key = k.key AND event_time > ?3 AND event_time <= ?6
+      AND op != 'delete' AND json_type(value, ?4) IS NOT NULL AND json_type(value, ?4) != 'null'`;
+const LAST_N = `SELECT l.key, ?5 AS agg, l.value -> ?4 AS v, l.event_time, l.event_id
 FROM (SELECT value AS key FROM json_each(?2)) AS k
   CROSS JOIN event_log AS l ON l.seq IN (
-    SELECT seq FROM event_log WHERE dataset = ?1 AND key = k.key AND event_time > ?3 AND event_time <= ?6
-      AND op != 'delete' AND json_type(value, ?4) IS NOT NULL AND json_type(value, ?4) != 'null'
-    ORDER BY event_time DESC, event_id DESC LIMIT ?7)
-ORDER BY l.key, l.event_time DESC, l.event_id DESC`;
+    SELECT seq ${LAST_N_FACTS}
+      AND event_time >= coalesce((SELECT event_time ${LAST_N_FACTS} ORDER BY event_time DESC LIMIT 1 OFFSET ?7 - 1), ?3))`;
 
 export interface AggregateQuery {
 	/** Tile ranges of the count/sum/min/max/mean aggregates. */
@@ -104,7 +107,7 @@ export interface AggregateQuery {
 	registerRanges: TileRangeRow[];
 	/** Log ranges [from, to) whose facts are read one by one (the windows' edges). */
 	edges: [number, number][];
-	/** last_n aggregates: the window's start (exclusive), the field and n. */
+	/** last_n aggregates: the window's start (exclusive), the field and n (the rows hold the facts tied with the n-th too, in no order). */
 	lastN: { agg: string; field: string; after: number; n: number }[];
 }
 

@@ -1,0 +1,40 @@
+/**
+ * History, as_of and aggregates, probed as a newcomer would: facts tied on event_time, where the
+ * merge's order of ids must also be the aggregates' order.
+ */
+import { describe, expect, it } from "vitest";
+import { HOUR } from "../../src/aggregates/windows";
+import { call, createDataset, expectJson } from "./helpers";
+
+const importRows = async (ds: string, rows: unknown[]) => expectJson(await call("POST", `/v1/datasets/${ds}/import`, { json: rows }), 200);
+const read = async (ds: string, key: string, query = "") =>
+	expectJson<{ value: Record<string, unknown> }>(await call("GET", `/v1/datasets/${ds}/records/${encodeURIComponent(key)}${query ? `?${query}` : ""}`), 200);
+
+describe("last_n on facts with equal event_times", () => {
+	it("orders ties by id as the merge and history do, ids beyond U+FFFF included (D1 sorts text by UTF-8 bytes)", async () => {
+		const ds = await createDataset({
+			key: "id",
+			fields: { item: "string" },
+			history_days: 7,
+			aggregates: { last1: { fn: "last_n", of: "item", n: 1, window: "1d" }, last3: { fn: "last_n", of: "item", n: 3, window: "1d" } },
+		} as never);
+		const t = Date.now() - HOUR;
+		// As JS strings (UTF-16) "\u{1F600}" < "\uFF01" < "\uFF02"; as UTF-8 bytes "\u{1F600}" sorts last.
+		await importRows(ds, [
+			{ id: "k", item: "older", _event_time: t - 1, _id: "z", _op: "patch" },
+			{ id: "k", item: "emoji", _event_time: t, _id: "\u{1F600}", _op: "patch" },
+			{ id: "k", item: "fw1", _event_time: t, _id: "\uFF01", _op: "patch" },
+			{ id: "k", item: "fw2", _event_time: t, _id: "\uFF02", _op: "patch" },
+		]);
+		const { value } = await read(ds, "k");
+		// The merge's newest (the larger id of the tie) is the record's item: last_n's first is the same fact.
+		expect(value.item).toBe("fw2");
+		expect(value.last1).toEqual(["fw2"]);
+		expect(value.last3).toEqual(["fw2", "fw1", "emoji"]);
+		// The same order as the history lists the versions (newest last there).
+		const h = await expectJson<{ versions: { value: { item: string } }[] }>(await call("GET", `/v1/datasets/${ds}/records/k/history`), 200);
+		expect(h.versions.map((v) => v.value.item).reverse()).toEqual(["fw2", "fw1", "emoji", "older"]);
+		// And as of the tie's time.
+		expect((await read(ds, "k", `as_of=${t}`)).value.last3).toEqual(["fw2", "fw1", "emoji"]);
+	});
+});
