@@ -13,6 +13,7 @@ export const errorCodes = [
 	"method_not_allowed",
 	"conflict",
 	"payload_too_large",
+	"uri_too_long",
 	"unsupported_media_type",
 	"rate_limited",
 	"unavailable",

@@ -30,6 +30,7 @@ const codeOf: Record<ErrorCode, GraphqlErrorCode> = {
 	method_not_allowed: "BAD_REQUEST",
 	conflict: "BAD_USER_INPUT",
 	payload_too_large: "TOO_COMPLEX",
+	uri_too_long: "TOO_COMPLEX",
 	unsupported_media_type: "BAD_REQUEST",
 	rate_limited: "RATE_LIMITED",
 	unavailable: "UNAVAILABLE",

@@ -11,6 +11,7 @@ import * as z from "zod";
 import { authenticate, requireScope } from "../auth/middleware";
 import { assertScope } from "../auth/policy";
 import type { AppEnv } from "../env";
+import { HotpathError } from "../errors";
 import { ReadBatch } from "../graphql/batch";
 import { requestError } from "../graphql/errors";
 import { type GraphqlBody, type GraphqlOutcome, type GraphqlParams, runGraphql } from "../graphql/execute";
@@ -155,7 +156,7 @@ mount(
 		method: "get",
 		path: "/",
 		summary: "Run a GraphQL query from the query string, or open GraphiQL",
-		description: `query, variables (JSON) and operationName in the query string; queries only (anything else is a 405). A browser (Accept: text/html) without a query gets GraphiQL, loaded from unpkg; put your key in its Headers tab. ${limitsText}`,
+		description: `query, variables (JSON) and operationName in the query string (at most ${BODY_LIMITS.lookup / (1024 * 1024)} MiB: 414 before it is read); queries only (anything else is a 405). A browser (Accept: text/html) without a query gets GraphiQL, loaded from unpkg; put your key in its Headers tab. ${limitsText}`,
 		tags: ["graphql"],
 		security: bearer,
 		request: {
@@ -166,11 +167,23 @@ mount(
 			}),
 		},
 		responses: graphqlResponses(
-			{ 405: { description: "Not a query (GET runs queries only)", content: { "application/json": { schema: GraphqlResponseSchema } } } },
+			{
+				405: { description: "Not a query (GET runs queries only)", content: { "application/json": { schema: GraphqlResponseSchema } } },
+				...(problems("uri_too_long") as Record<number, { description: string }>),
+			},
 			{ "text/html": { schema: z.string().openapi({ description: "GraphiQL: for a browser (Accept: text/html) without a query; no key needed" }) } },
 		),
 	},
 	async (c) => {
+		// The query string is GET's body: held to the POST body's limit before any of it is decoded or parsed.
+		const url = c.req.url;
+		const q = url.indexOf("?");
+		if (q >= 0 && url.length - q - 1 > BODY_LIMITS.lookup) {
+			throw new HotpathError(
+				"uri_too_long",
+				`the query string is larger than ${BODY_LIMITS.lookup / (1024 * 1024)} MiB, the limit of GET /graphql (the same as a POST body's); it was not read`,
+			);
+		}
 		const query = c.req.query("query");
 		if (query === undefined && (c.req.header("accept") ?? "").includes("text/html")) {
 			return c.html(GRAPHIQL_HTML, 200, { "cache-control": "public, max-age=300" });

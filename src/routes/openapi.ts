@@ -72,6 +72,7 @@ const problemText: Record<ErrorCode, string> = {
 	method_not_allowed: "Method not allowed",
 	conflict: "An incompatible change, listing every reason",
 	payload_too_large: "The body is over this route's byte limit (checked before it is read) or holds too many items",
+	uri_too_long: "The query string is over this route's byte limit (checked before it is read)",
 	unsupported_media_type: "Content-Type is neither JSON nor NDJSON",
 	rate_limited: "The key's rate_limit is used up; Retry-After says when to retry",
 	unavailable:

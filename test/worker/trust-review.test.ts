@@ -3,7 +3,7 @@
  * as stale (if_stale=omit) is withheld everywhere in the answer, search highlights included.
  */
 import { beforeAll, describe, expect, it } from "vitest";
-import { call, createDataset, expectJson } from "./helpers";
+import { call, createDataset, expectJson, expectProblem } from "./helpers";
 import { importProducts, productSpec, type SearchBody, waitIndexReady } from "./search-oracle";
 
 describe("search hits whose value is withheld as stale (if_stale=omit)", () => {
@@ -34,5 +34,27 @@ describe("search hits whose value is withheld as stale (if_stale=omit)", () => {
 			200,
 		);
 		expect(res.data[`${ds}_search`]?.hits).toEqual([{ key: "secret", status: "stale", value: null, highlights: {} }]);
+	});
+});
+
+describe("GET /graphql's query string", () => {
+	it("is held to the POST body's 1 MiB: past it a 414 problem before anything is parsed, at it the query runs", async () => {
+		const ds = await createDataset();
+		const query = `{ ${ds}(keys: ["k"]) { key status } }`;
+		// The query padded with encoded spaces to `bytes` of query string, or just under.
+		const pad = (bytes: number) => {
+			const head = `query=${encodeURIComponent(query)}`;
+			return head + "%20".repeat(Math.floor((bytes - head.length) / 3));
+		};
+		const over = pad(1024 * 1024 + 3);
+		expect(over.length).toBeGreaterThan(1024 * 1024);
+		const p = await expectProblem(await call("GET", `/graphql?${over}`), 414);
+		expect(p.detail).toMatch(/query string is larger than 1 MiB/);
+		// Variables past the limit are refused the same way, not parsed as JSON first.
+		await expectProblem(await call("GET", `/graphql?query=${encodeURIComponent(query)}&variables=${"%5B".repeat(400_000)}`), 414);
+		const under = pad(1024 * 1024);
+		expect(under.length).toBeGreaterThan(1024 * 1024 - 3);
+		const ok = await expectJson<{ data: Record<string, unknown> }>(await call("GET", `/graphql?${under}`), 200);
+		expect(ok.data[ds]).toEqual([{ key: "k", status: "not_found" }]);
 	});
 });
