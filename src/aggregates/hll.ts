@@ -1,6 +1,6 @@
 /**
  * HyperLogLog for `distinct` aggregates: 4,096 registers (p = 12), a standard error of about
- * 1.6%, with linear counting for small sets. Registers merge by max, so a value seen twice (a
+ * 1.6%, estimated without bias from small sets to large. Registers merge by max, so a value seen twice (a
  * redelivered fact) changes nothing, and tiles merge in SQL with max().
  */
 
@@ -52,15 +52,51 @@ export function hllRegister(value: unknown): { idx: number; rank: number } {
 	return { idx, rank };
 }
 
-/** The estimated number of distinct values from the registers that are set (idx -> rank). */
+/** The largest rank: 1 + the 52 bits after the register index all zero. */
+const MAX_RANK = 53;
+
+/** σ(x) = x + Σ_{k≥1} x^(2^k) 2^(k-1), the correction for empty registers (Ertl 2017). */
+function sigma(x: number): number {
+	if (x === 1) return Number.POSITIVE_INFINITY;
+	let y = 1;
+	let z = x;
+	for (;;) {
+		x *= x;
+		const before = z;
+		z += x * y;
+		y += y;
+		if (z === before) return z;
+	}
+}
+
+/** τ(x) = (1 - x - Σ_{k≥1} (1 - x^(2^-k))^2 2^-k) / 3, the correction for saturated registers (Ertl 2017). */
+function tau(x: number): number {
+	if (x === 0 || x === 1) return 0;
+	let y = 1;
+	let z = 1 - x;
+	for (;;) {
+		x = Math.sqrt(x);
+		const before = z;
+		y *= 0.5;
+		z -= (1 - x) ** 2 * y;
+		if (z === before) return z / 3;
+	}
+}
+
+/**
+ * The estimated number of distinct values from the registers that are set (idx -> rank): Ertl's
+ * improved raw estimator ("New cardinality estimation algorithms for HyperLogLog sketches", 2017),
+ * unbiased over the whole range. The classic estimator switched from linear counting to the raw
+ * one at 2.5 × 4,096 registers, where the raw one overestimates: about +1.7% on average around
+ * 10,000 distinct values, most of the 2% the design allows.
+ */
 export function hllEstimate(registers: ReadonlyMap<number, number>): number {
 	const m = HLL_REGISTERS;
-	let sum = m - registers.size; // registers at 0 contribute 2^0 each
-	for (const r of registers.values()) sum += 2 ** -r;
-	const alpha = 0.7213 / (1 + 1.079 / m);
-	const raw = (alpha * m * m) / sum;
-	const zeros = m - registers.size;
-	// Small sets: linear counting is far more precise while registers are still empty.
-	if (raw <= 2.5 * m && zeros > 0) return Math.round(m * Math.log(m / zeros));
-	return Math.round(raw);
+	const counts = new Array<number>(MAX_RANK + 1).fill(0);
+	counts[0] = m - registers.size;
+	for (const r of registers.values()) counts[Math.min(Math.max(r, 0), MAX_RANK)]++;
+	let z = m * tau(1 - (counts[MAX_RANK] as number) / m);
+	for (let k = MAX_RANK - 1; k >= 1; k--) z = 0.5 * (z + (counts[k] as number));
+	z += m * sigma((counts[0] as number) / m);
+	return Math.round((m * m) / (2 * Math.LN2) / z);
 }

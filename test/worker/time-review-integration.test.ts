@@ -3,6 +3,7 @@
  * merge's order of ids must also be the aggregates' order.
  */
 import { describe, expect, it } from "vitest";
+import { hllEstimate, hllRegister } from "../../src/aggregates/hll";
 import { HOUR } from "../../src/aggregates/windows";
 import { call, createDataset, expectJson } from "./helpers";
 
@@ -36,5 +37,29 @@ describe("last_n on facts with equal event_times", () => {
 		expect(h.versions.map((v) => v.value.item).reverse()).toEqual(["fw2", "fw1", "emoji", "older"]);
 		// And as of the tie's time.
 		expect((await read(ds, "k", `as_of=${t}`)).value.last3).toEqual(["fw2", "fw1", "emoji"]);
+	});
+});
+
+describe("distinct's estimate", () => {
+	it("has no bias where linear counting hands over (about 10,000 values): on average within 0.5%, as elsewhere", () => {
+		const meanError = (n: number) => {
+			let total = 0;
+			for (let set = 0; set < 20; set++) {
+				const registers = new Map<number, number>();
+				for (let i = 0; i < n; i++) {
+					const { idx, rank } = hllRegister(`item-${set}-${i}`);
+					registers.set(idx, Math.max(registers.get(idx) ?? 0, rank));
+				}
+				total += hllEstimate(registers) / n - 1;
+			}
+			return total / 20;
+		};
+		// The classic estimator's switch at 2.5 × 4,096 registers overestimated by 1.7% to 1.9% here.
+		for (const n of [10_000, 11_000]) expect(Math.abs(meanError(n))).toBeLessThan(0.005);
+		for (const n of [2_000, 30_000]) expect(Math.abs(meanError(n))).toBeLessThan(0.005);
+		const empty = new Map<number, number>();
+		expect(hllEstimate(empty)).toBe(0);
+		const one = new Map([[hllRegister("x").idx, hllRegister("x").rank]]);
+		expect(hllEstimate(one)).toBe(1);
 	});
 });
