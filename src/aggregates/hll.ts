@@ -92,11 +92,14 @@ function tau(x: number): number {
  */
 export function hllEstimate(registers: ReadonlyMap<number, number>): number {
 	const m = HLL_REGISTERS;
-	const counts = new Array<number>(MAX_RANK + 1).fill(0);
+	const counts = new Float64Array(MAX_RANK + 1);
 	counts[0] = m - registers.size;
-	for (const r of registers.values()) counts[Math.min(Math.max(r, 0), MAX_RANK)]++;
-	let z = m * tau(1 - (counts[MAX_RANK] as number) / m);
-	for (let k = MAX_RANK - 1; k >= 1; k--) z = 0.5 * (z + (counts[k] as number));
-	z += m * sigma((counts[0] as number) / m);
+	for (const r of registers.values()) {
+		const k = Math.min(Math.max(r, 0), MAX_RANK);
+		counts[k] = (counts[k] ?? 0) + 1;
+	}
+	let z = m * tau(1 - (counts[MAX_RANK] ?? 0) / m);
+	for (let k = MAX_RANK - 1; k >= 1; k--) z = 0.5 * (z + (counts[k] ?? 0));
+	z += m * sigma((counts[0] ?? 0) / m);
 	return Math.round((m * m) / (2 * Math.LN2) / z);
 }
