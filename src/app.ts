@@ -21,6 +21,7 @@ import { onError, problemResponse } from "./routes/problem";
 import { rebuildRoutes } from "./routes/rebuild";
 import { recordRoutes } from "./routes/records";
 import { searchRoutes } from "./routes/search";
+import { repeatedQueryParam } from "./routes/validation";
 import { type Services, servicesFor } from "./services";
 
 declare module "hono" {
@@ -81,6 +82,15 @@ export function createApp() {
 	app.use(requestId({ generator: nextRequestId }));
 	app.use(async function initServices(c, next) {
 		c.set("services", servicesFor(c.env));
+		await next();
+	});
+
+	app.use(async function singleQueryValues(c, next) {
+		const repeated = repeatedQueryParam(c.req.url);
+		if (repeated !== undefined) {
+			const why = `query parameter "${repeated.slice(0, 100)}" is given more than once; give each option once`;
+			throw new HotpathError("bad_request", why, { errors: [{ pointer: repeated.slice(0, 100), detail: "given more than once" }] });
+		}
 		await next();
 	});
 

@@ -25,6 +25,33 @@ export const limitBody = (maxBytes: number) =>
 		},
 	});
 
+/**
+ * The name of a query parameter given more than once in `url`, or undefined. Every option this API
+ * reads is a single value (lists are comma-separated), and which of two values a read used would
+ * be a guess: `?max_staleness=60&max_staleness=0` must not quietly be a read held to 60 s.
+ */
+export function repeatedQueryParam(url: string): string | undefined {
+	const q = url.indexOf("?");
+	if (q < 0) return undefined;
+	const seen = new Set<string>();
+	for (const part of url.slice(q + 1).split("&")) {
+		if (!part) continue;
+		const eq = part.indexOf("=");
+		const raw = eq < 0 ? part : part.slice(0, eq);
+		let name = raw;
+		if (raw.includes("%") || raw.includes("+")) {
+			try {
+				name = decodeURIComponent(raw.replaceAll("+", " "));
+			} catch {
+				// Left as sent, as the router leaves a name it cannot decode.
+			}
+		}
+		if (seen.has(name)) return name;
+		seen.add(name);
+	}
+	return undefined;
+}
+
 /** A true/false query parameter, false when absent. Anything else is a 400: `replayed=yes` must not purge every dead letter. */
 export function parseFlag(c: Context, name: string): boolean {
 	const raw = c.req.query(name);

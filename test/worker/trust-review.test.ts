@@ -3,7 +3,7 @@
  * as stale (if_stale=omit) is withheld everywhere in the answer, search highlights included.
  */
 import { beforeAll, describe, expect, it } from "vitest";
-import { call, createDataset, expectJson, expectProblem } from "./helpers";
+import { applyDirect, call, createDataset, expectJson, expectProblem, uniqueName } from "./helpers";
 import { importProducts, productSpec, type SearchBody, waitIndexReady } from "./search-oracle";
 
 describe("search hits whose value is withheld as stale (if_stale=omit)", () => {
@@ -56,5 +56,35 @@ describe("GET /graphql's query string", () => {
 		expect(under.length).toBeGreaterThan(1024 * 1024 - 3);
 		const ok = await expectJson<{ data: Record<string, unknown> }>(await call("GET", `/graphql?${under}`), 200);
 		expect(ok.data[ds]).toEqual([{ key: "k", status: "not_found" }]);
+	});
+});
+
+describe("a query option given twice", () => {
+	it("is a 400 naming it, not a read that quietly used one of the two (records, history, pages, dead letters, GraphQL)", async () => {
+		const ds = await createDataset();
+		await applyDirect([{ id: uniqueName("e"), dataset: ds, key: "k", op: "upsert", value: { age: 1 }, time: Date.now() - 30_000 }]);
+		// Once each, the options work: the value is 30 s old, stale to max_staleness=10.
+		const once = await expectJson<{ status: string }>(await call("GET", `/v1/datasets/${ds}/records/k?max_staleness=10`), 200);
+		expect(once.status).toBe("stale");
+		const cases = [
+			[`/v1/datasets/${ds}/records/k?max_staleness=3600&max_staleness=10`, "max_staleness"],
+			// The same name, percent-encoded the second time (the router decodes names).
+			[`/v1/datasets/${ds}/records/k?max_staleness=3600&max%5Fstaleness=10`, "max_staleness"],
+			[`/v1/datasets/${ds}/records/k?if_stale=serve&if_stale=omit`, "if_stale"],
+			[`/v1/datasets/${ds}/records/k?fields=age&fields=name`, "fields"],
+			[`/v1/datasets/${ds}/records/k/history?limit=1&since=0&limit=2`, "limit"],
+			[`/v1/datasets/${ds}/records?include_deleted=false&include_deleted=true`, "include_deleted"],
+			[`/v1/dead-letters?dataset=${ds}&dataset=other`, "dataset"],
+			[`/graphql?query=${encodeURIComponent(`{ ${ds}(keys: ["k"]) { key } }`)}&query=${encodeURIComponent("{ _datasets }")}`, "query"],
+		];
+		for (const [path, name] of cases) {
+			const p = await expectProblem(await call("GET", path), 400);
+			expect(p.detail, path).toContain(`"${name}" is given more than once`);
+			expect(p.errors).toEqual([{ pointer: name, detail: "given more than once" }]);
+		}
+		const purge = await expectProblem(await call("DELETE", "/v1/dead-letters?replayed=true&replayed=false"), 400);
+		expect(purge.detail).toContain('"replayed" is given more than once');
+		// Distinct options, and empty parts between them, are as before.
+		expect((await call("GET", `/v1/datasets/${ds}/records/k?fields=age&&max_staleness=3600&`)).status).toBe(200);
 	});
 });
