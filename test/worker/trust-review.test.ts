@@ -66,7 +66,7 @@ describe("a query option given twice", () => {
 		// Once each, the options work: the value is 30 s old, stale to max_staleness=10.
 		const once = await expectJson<{ status: string }>(await call("GET", `/v1/datasets/${ds}/records/k?max_staleness=10`), 200);
 		expect(once.status).toBe("stale");
-		const cases = [
+		const cases: [string, string][] = [
 			[`/v1/datasets/${ds}/records/k?max_staleness=3600&max_staleness=10`, "max_staleness"],
 			// The same name, percent-encoded the second time (the router decodes names).
 			[`/v1/datasets/${ds}/records/k?max_staleness=3600&max%5Fstaleness=10`, "max_staleness"],
