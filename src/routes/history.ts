@@ -5,6 +5,7 @@ import { requireScope } from "../auth/middleware";
 import { assertDatasets } from "../auth/policy";
 import { HotpathError } from "../errors";
 import { DEFAULT_VERSIONS, keyVersions, MAX_VERSIONS, pageCursor, parsePageCursor } from "../history/versions";
+import { ServerTiming } from "../observability/timing";
 import { checkTimeRange, keyProblem, parseTimeParam } from "../serving/params";
 import { bearer, datasetParam, json, mount, newRouter, problems, recordKeyParam } from "./openapi";
 import { parseLimit } from "./validation";
@@ -52,7 +53,12 @@ mount(
 		checkTimeRange(since, untilParam);
 		const until = untilParam ?? Number.MAX_SAFE_INTEGER;
 		const cursor = c.req.query("cursor");
-		const page = await keyVersions(c.env.DB, spec, key, { since, until, limit, after: cursor ? parsePageCursor(cursor) : undefined });
+		const after = cursor ? parsePageCursor(cursor) : undefined;
+		const timing = new ServerTiming();
+		const page = await timing.measure("history", () => keyVersions(c.env.DB, spec, key, { since, until, limit, after }));
+		// The log is in D1: the tier that answered, as on every read (and GraphQL's history field).
+		c.header("x-hotpath-tier", "d1");
+		c.header("server-timing", timing.header);
 		c.header("cache-control", "no-store");
 		return c.json({
 			versions: page.versions,

@@ -6,6 +6,7 @@ import { requireScope } from "../auth/middleware";
 import { assertDatasets } from "../auth/policy";
 import { HotpathError } from "../errors";
 import { lookupAsOf } from "../history/as-of";
+import { ServerTiming } from "../observability/timing";
 import { decodeCursor, encodeCursor } from "../serving/cursor";
 import { freshnessLimitMs } from "../serving/freshness";
 import { lookupRecords } from "../serving/lookup";
@@ -85,10 +86,11 @@ mount(
 		const ifStale = parseIfStale(query.if_stale);
 		const asOf = parseTimeParam(query.as_of, "as_of");
 		if (asOf !== undefined) {
-			const [past] = await lookupAsOf(c.env.DB, { spec, keys: [key], fields }, asOf, { maxStalenessS, ifStale });
-			if (past) await attachAggregates(c.env.DB, spec, [past], asOf, fields);
+			const timing = new ServerTiming();
+			const [past] = await timing.measure("history", () => lookupAsOf(c.env.DB, { spec, keys: [key], fields }, asOf, { maxStalenessS, ifStale }));
+			if (past && spec.aggregates) await timing.measure("aggregates", () => attachAggregates(c.env.DB, spec, [past], asOf, fields));
 			// A past state can still change (a late event lands at its place in time): not cacheable.
-			const headers = { "x-hotpath-tier": "d1", "cache-control": "no-store" };
+			const headers = { "x-hotpath-tier": "d1", "server-timing": timing.header, "cache-control": "no-store" };
 			if (!past || past.status === "not_found") {
 				for (const [k, v] of Object.entries(headers)) c.header(k, v);
 				throw new HotpathError("record_not_found", `no record "${key}" in dataset "${name}" as of ${new Date(asOf).toISOString()}`);

@@ -63,3 +63,29 @@ describe("distinct's estimate", () => {
 		expect(hllEstimate(one)).toBe(1);
 	});
 });
+
+describe("reads from the event log say so in their headers", () => {
+	it("an as_of read and a history page name D1 in X-Hotpath-Tier and time the log read in Server-Timing, as lookups and GraphQL do", async () => {
+		const ds = await createDataset({
+			key: "id",
+			fields: { item: "string" },
+			history_days: 7,
+			aggregates: { n: { fn: "count", window: "1h" } },
+		} as never);
+		const t = Date.now() - HOUR;
+		await importRows(ds, [{ id: "k", item: "a", _event_time: t }]);
+		const past = await call("GET", `/v1/datasets/${ds}/records/k?as_of=${t}`);
+		expect(past.status).toBe(200);
+		expect(past.headers.get("x-hotpath-tier")).toBe("d1");
+		expect(past.headers.get("server-timing")).toMatch(/^history;dur=[\d.]+, aggregates;dur=[\d.]+$/);
+		const missing = await call("GET", `/v1/datasets/${ds}/records/k?as_of=${t - 1}`);
+		expect(missing.status).toBe(404);
+		expect(missing.headers.get("server-timing")).toMatch(/^history;dur=/);
+		const history = await call("GET", `/v1/datasets/${ds}/records/k/history`);
+		expect(history.status).toBe(200);
+		expect(history.headers.get("x-hotpath-tier")).toBe("d1");
+		expect(history.headers.get("server-timing")).toMatch(/^history;dur=[\d.]+$/);
+		const looked = await call("POST", "/v1/lookup", { json: { as_of: t, requests: [{ dataset: ds, keys: ["k"] }] } });
+		expect(looked.headers.get("server-timing")).toMatch(/history;dur=/);
+	});
+});
