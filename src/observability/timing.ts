@@ -1,6 +1,10 @@
-/** Collects Server-Timing entries: one per tier a request touched. */
+/**
+ * Collects Server-Timing entries: one per tier a request touched. A tier asked more than once (a
+ * GraphQL operation reading with two sets of freshness options, a lookup of current and past
+ * values) keeps one entry, the sum of its calls' times, in the order it was first touched.
+ */
 export class ServerTiming {
-	private readonly entries: string[] = [];
+	private readonly entries = new Map<string, { ms: number; desc?: string }>();
 
 	/** Times `fn` and records it under `name`. */
 	async measure<T>(name: string, fn: () => Promise<T>): Promise<T> {
@@ -13,10 +17,14 @@ export class ServerTiming {
 	}
 
 	add(name: string, ms: number, desc?: string): void {
-		this.entries.push(`${name};dur=${ms.toFixed(2)}${desc ? `;desc="${desc}"` : ""}`);
+		const e = this.entries.get(name);
+		if (e) e.ms += ms;
+		else this.entries.set(name, { ms, desc });
 	}
 
 	get header(): string {
-		return this.entries.join(", ");
+		let out = "";
+		for (const [name, { ms, desc }] of this.entries) out += `${out ? ", " : ""}${name};dur=${ms.toFixed(2)}${desc ? `;desc="${desc}"` : ""}`;
+		return out;
 	}
 }

@@ -88,3 +88,18 @@ describe("a query option given twice", () => {
 		expect((await call("GET", `/v1/datasets/${ds}/records/k?fields=age&&max_staleness=3600&`)).status).toBe(200);
 	});
 });
+
+describe("Server-Timing", () => {
+	it("has one entry per tier touched, even when an operation reads a tier twice (two sets of freshness options)", async () => {
+		const ds = await createDataset();
+		await applyDirect([{ id: uniqueName("e"), dataset: ds, key: "k", op: "upsert", value: { age: 1 }, time: Date.now() }]);
+		// Two groups: one read as the dataset's ttl allows, one held to D1 (max_staleness 0). Both start at L0.
+		const query = `{ a: ${ds}(keys: ["k"]) { key } b: ${ds}(keys: ["k"], max_staleness: 0) { key } }`;
+		const res = await call("POST", "/graphql", { json: { query } });
+		expect(res.status).toBe(200);
+		const names = (res.headers.get("server-timing") ?? "").split(", ").map((e) => e.split(";")[0]);
+		expect(names).toContain("l0");
+		expect(names).toContain("d1");
+		expect(names).toEqual([...new Set(names)]);
+	});
+});
