@@ -89,9 +89,17 @@ export function operationCost(
 		}
 		return 1;
 	};
+	/** An Int argument's value: a literal, or its variable's value, else the variable's default (as execution takes it). */
 	const intArg = (node: ValueNode | undefined, fallback: number): number => {
 		let v: unknown = node?.kind === Kind.INT ? Number(node.value) : undefined;
-		if (node?.kind === Kind.VARIABLE) v = Object.hasOwn(variables, node.name.value) ? variables[node.name.value] : undefined;
+		if (node?.kind === Kind.VARIABLE) {
+			const name = node.name.value;
+			if (Object.hasOwn(variables, name)) v = variables[name];
+			else {
+				const d = defaults.get(name);
+				v = d?.kind === Kind.INT ? Number(d.value) : undefined;
+			}
+		}
 		return typeof v === "number" && Number.isFinite(v) && v > 0 ? v : fallback;
 	};
 

@@ -89,3 +89,20 @@ describe("reads from the event log say so in their headers", () => {
 		expect(looked.headers.get("server-timing")).toMatch(/history;dur=/);
 	});
 });
+
+describe("GraphQL history's cost", () => {
+	it("counts a limit given by a variable's default as the limit it is: past the bound it is TOO_COMPLEX, as the same literal is", async () => {
+		const ds = await createDataset({ key: "id", fields: { a: "int", b: "string", c: "float" } } as never);
+		const fields = (limit: string) =>
+			Array.from({ length: 30 }, (_, i) => `h${i}: ${ds}_history(key: "k", limit: ${limit}) { versions { event_id event_time op value { a b c } } }`).join(" ");
+		const run = async (query: string, variables?: Record<string, unknown>) =>
+			expectJson<{ data?: unknown; errors?: { extensions: { code: string } }[] }>(await call("POST", "/graphql", { json: { query, variables } }), 200);
+		expect((await run(`{ ${fields("1000")} }`)).errors?.[0]?.extensions.code).toBe("TOO_COMPLEX");
+		expect((await run(`query ($l: Int) { ${fields("$l")} }`, { l: 1000 })).errors?.[0]?.extensions.code).toBe("TOO_COMPLEX");
+		// The default is what execution uses when the variable is not sent.
+		expect((await run(`query ($l: Int = 1000) { ${fields("$l")} }`)).errors?.[0]?.extensions.code).toBe("TOO_COMPLEX");
+		// Within the bound it runs.
+		const ok = await run(`query ($l: Int = 2) { ${ds}_history(key: "k", limit: $l) { versions { event_id } } }`);
+		expect(ok.errors).toBeUndefined();
+	});
+});
