@@ -27,12 +27,16 @@ export function keyProblem(key: string): string | null {
 /** A 400 about one parameter, its detail also at the parameter's pointer. */
 const badParam = (where: string, why: string) => new HotpathError("bad_request", why, { errors: [{ pointer: where, detail: why }] });
 
+const DECIMAL = /^(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
 /** `max_staleness` in seconds: a non-negative number, or undefined when absent. */
 export function parseMaxStaleness(raw: unknown, where: string): number | undefined {
 	if (raw === undefined || raw === null) return undefined;
 	// An empty bound is a mistake, not "none": the read would quietly be held to the dataset's ttl_seconds instead.
 	if (raw === "") throw badParam(where, `${where} is empty: give a number of seconds, or leave it out`);
-	const n = typeof raw === "number" ? raw : Number(raw);
+	// A decimal number, as JSON or String(number) writes one. Number() alone would also take "0x10"
+	// (16), " " (0, a read held to D1) or "0b1": not what anyone means by a number of seconds.
+	const n = typeof raw === "number" ? raw : typeof raw === "string" && DECIMAL.test(raw) ? Number(raw) : Number.NaN;
 	if (!Number.isFinite(n) || n < 0)
 		throw new HotpathError("bad_request", `${where} must be a non-negative number of seconds`, {
 			errors: [{ pointer: where, detail: "expected seconds >= 0" }],

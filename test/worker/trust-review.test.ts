@@ -103,3 +103,28 @@ describe("Server-Timing", () => {
 		expect(names).toEqual([...new Set(names)]);
 	});
 });
+
+describe("max_staleness in a query string", () => {
+	it("is a decimal number of seconds: hex, binary, blank or padded text is a 400 naming it, not a bound Number() guessed", async () => {
+		const ds = await createDataset();
+		await applyDirect([{ id: uniqueName("e"), dataset: ds, key: "k", op: "upsert", value: { age: 1 }, time: Date.now() - 30_000 }]);
+		// "0x10" read as 16 s and " " as 0 s (every read held to D1).
+		for (const v of ["0x10", "%20", "0b1", "0o7", "%205", "5%20", "+5", "1_0", "."]) {
+			const p = await expectProblem(await call("GET", `/v1/datasets/${ds}/records/k?max_staleness=${v}`), 400);
+			expect(p.errors, v).toEqual([{ pointer: "max_staleness", detail: "expected seconds >= 0" }]);
+		}
+		// What JSON and String(number) write is taken: the value is 30 s old.
+		for (const [v, status] of [
+			["60", "present"],
+			["10", "stale"],
+			["0.5", "stale"],
+			[".5", "stale"],
+			["10.", "stale"],
+			["1e2", "present"],
+			["1E-7", "stale"],
+		]) {
+			const body = await expectJson<{ status: string }>(await call("GET", `/v1/datasets/${ds}/records/k?max_staleness=${v}`), 200);
+			expect(body.status, v).toBe(status);
+		}
+	});
+});
