@@ -128,3 +128,42 @@ describe("max_staleness in a query string", () => {
 		}
 	});
 });
+
+describe("every route the OpenAPI document lists with a key", () => {
+	it("refuses an expired key (401), a key past its rate limit (429 with Retry-After), and a key limited to other datasets (403 naming the dataset)", async () => {
+		const doc = (await (await call("GET", "/openapi.json", { key: null })).json()) as { paths: Record<string, Record<string, { security?: unknown[] }>> };
+		const mine = await createDataset();
+		const theirs = await createDataset();
+		const expiring = await expectJson<{ key: string }>(
+			await call("POST", "/v1/keys", { json: { name: uniqueName("k"), scopes: ["admin"], expires_at: Date.now() + 1500 } }),
+			201,
+		);
+		const budget = await expectJson<{ key: string }>(
+			await call("POST", "/v1/keys", { json: { name: uniqueName("k"), scopes: ["admin"], rate_limit: { requests: 1, period_seconds: 3600 } } }),
+			201,
+		);
+		const limited = await expectJson<{ key: string }>(await call("POST", "/v1/keys", { json: { name: uniqueName("k"), scopes: ["admin"], datasets: [mine] } }), 201);
+		await call("GET", "/v1/datasets", { key: budget.key }); // its one request
+		await new Promise((r) => setTimeout(r, 1600));
+		const routes: [string, string][] = [];
+		for (const [path, ops] of Object.entries(doc.paths)) for (const [method, op] of Object.entries(ops)) if (op.security?.length) routes.push([method.toUpperCase(), path]);
+		expect(routes.length).toBeGreaterThan(25);
+		const failures: string[] = [];
+		for (const [method, path] of routes) {
+			const url = path.replace("{name}", theirs).replace("{key}", "k").replace("{id}", "1");
+			const json = method === "PUT" ? { key: "id", fields: { a: "int" } } : method === "POST" ? {} : undefined;
+			const expired = await call(method, url, { key: expiring.key, json });
+			if (expired.status !== 401 || !(await expired.text()).includes("expired")) failures.push(`${method} ${path}: expired key got ${expired.status}`);
+			const spent = await call(method, url, { key: budget.key, json });
+			if (spent.status !== 429 || !spent.headers.get("retry-after") || !spent.headers.get("content-type")?.startsWith("application/problem+json"))
+				failures.push(`${method} ${path}: spent key got ${spent.status} retry-after ${spent.headers.get("retry-after")}`);
+			await spent.text();
+			if (path.includes("{name}")) {
+				const other = await call(method, url, { key: limited.key, json });
+				const text = await other.text();
+				if (other.status !== 403 || !text.includes(theirs)) failures.push(`${method} ${path}: key limited to another dataset got ${other.status}: ${text.slice(0, 200)}`);
+			}
+		}
+		expect(failures).toEqual([]);
+	});
+});
