@@ -142,11 +142,15 @@ describe("every route the OpenAPI document lists with a key", () => {
 			await call("POST", "/v1/keys", { json: { name: uniqueName("k"), scopes: ["admin"], rate_limit: { requests: 1, period_seconds: 3600 } } }),
 			201,
 		);
-		const limited = await expectJson<{ key: string }>(await call("POST", "/v1/keys", { json: { name: uniqueName("k"), scopes: ["admin"], datasets: [mine] } }), 201);
+		const limited = await expectJson<{ key: string }>(
+			await call("POST", "/v1/keys", { json: { name: uniqueName("k"), scopes: ["admin"], datasets: [mine] } }),
+			201,
+		);
 		await call("GET", "/v1/datasets", { key: budget.key }); // its one request
 		await new Promise((r) => setTimeout(r, 1600));
 		const routes: [string, string][] = [];
-		for (const [path, ops] of Object.entries(doc.paths)) for (const [method, op] of Object.entries(ops)) if (op.security?.length) routes.push([method.toUpperCase(), path]);
+		for (const [path, ops] of Object.entries(doc.paths))
+			for (const [method, op] of Object.entries(ops)) if (op.security?.length) routes.push([method.toUpperCase(), path]);
 		expect(routes.length).toBeGreaterThan(25);
 		const failures: string[] = [];
 		for (const [method, path] of routes) {
@@ -161,7 +165,8 @@ describe("every route the OpenAPI document lists with a key", () => {
 			if (path.includes("{name}")) {
 				const other = await call(method, url, { key: limited.key, json });
 				const text = await other.text();
-				if (other.status !== 403 || !text.includes(theirs)) failures.push(`${method} ${path}: key limited to another dataset got ${other.status}: ${text.slice(0, 200)}`);
+				if (other.status !== 403 || !text.includes(theirs))
+					failures.push(`${method} ${path}: key limited to another dataset got ${other.status}: ${text.slice(0, 200)}`);
 			}
 		}
 		expect(failures).toEqual([]);
