@@ -159,7 +159,7 @@ function fieldJsonSchema(f: FieldSpec): Record<string, unknown> {
 	}
 }
 
-/** An aggregate's JSON Schema: counts are integers, sums and means numbers, min/max the field's type or null, last_n a list of its values. */
+/** An aggregate's JSON Schema: counts are integers, sums numbers (null past the largest double), means and min/max numbers or null, last_n a list of its values. */
 function aggregateJsonSchema(a: AggregateSpec, of: FieldSpec | undefined): Record<string, unknown> {
 	const description = `${a.fn}${a.of ? ` of ${a.of}` : ""} over the last ${a.window}`;
 	switch (a.fn) {
@@ -167,7 +167,6 @@ function aggregateJsonSchema(a: AggregateSpec, of: FieldSpec | undefined): Recor
 		case "distinct":
 			return { type: "integer", minimum: 0, description, readOnly: true };
 		case "sum":
-			return { type: "number", description, readOnly: true };
 		case "mean":
 		case "min":
 		case "max":

@@ -106,3 +106,28 @@ describe("GraphQL history's cost", () => {
 		expect(ok.errors).toBeUndefined();
 	});
 });
+
+describe("a dataset's JSON Schema", () => {
+	it("lets a sum be null, as a read answers it past the largest double (a validator refused the read's own value)", async () => {
+		const ds = await createDataset({
+			key: "id",
+			fields: { p: "float" },
+			history_days: 7,
+			aggregates: { spend: { fn: "sum", of: "p", window: "24h" } },
+		} as never);
+		const t = Date.now() - HOUR;
+		await importRows(ds, [
+			{ id: "k", p: 1.5e308, _event_time: t, _op: "patch", _id: "e1" },
+			{ id: "k", p: 1.5e308, _event_time: t + 1, _op: "patch", _id: "e2" },
+		]);
+		expect((await read(ds, "k")).value.spend).toBeNull();
+		const schema = await expectJson<{ properties: Record<string, { type?: string; anyOf?: { type: string }[] }> }>(
+			await call("GET", `/v1/datasets/${ds}/schema`),
+			200,
+		);
+		const spend = schema.properties.spend;
+		const types = spend?.anyOf ? spend.anyOf.map((x) => x.type) : [spend?.type];
+		expect(types).toContain("null");
+		expect(types).toContain("number");
+	});
+});
