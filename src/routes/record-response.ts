@@ -41,6 +41,9 @@ export function recordHeaders(h: RecordHeaderInput): Record<string, string> & { 
 		"server-timing": h.serverTiming,
 		etag: h.etag,
 		"cache-control": h.view.status === "present" ? `private, max-age=${maxAge}` : "no-cache",
+		// The answer depends on the key that asked (a key limited to other datasets, revoked or expired
+		// gets a 401/403): a browser's cache must not hand it to a request made with another key.
+		vary: "Authorization",
 		"content-type": "application/json",
 		// The fast lane answers without the app, which adds these to every other answer.
 		...CORS_HEADERS,

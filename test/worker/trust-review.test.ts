@@ -172,3 +172,21 @@ describe("every route the OpenAPI document lists with a key", () => {
 		expect(failures).toEqual([]);
 	});
 });
+
+describe("a record answer a browser may reuse (Cache-Control: private, max-age)", () => {
+	it("varies on Authorization, from the app and the L0 fast lane alike, so another key's request is not answered from it", async () => {
+		const ds = await createDataset();
+		await applyDirect([{ id: uniqueName("e"), dataset: ds, key: "k", op: "upsert", value: { age: 1 }, time: Date.now() }]);
+		const first = await call("GET", `/v1/datasets/${ds}/records/k`);
+		const second = await call("GET", `/v1/datasets/${ds}/records/k`);
+		for (const res of [first, second]) {
+			expect(res.status).toBe(200);
+			expect(res.headers.get("cache-control")).toMatch(/^private, max-age=\d+$/);
+			expect(res.headers.get("vary")).toMatch(/\bAuthorization\b/i);
+		}
+		expect(second.headers.get("x-hotpath-tier")).toBe("l0");
+		const notModified = await call("GET", `/v1/datasets/${ds}/records/k`, { headers: { "if-none-match": first.headers.get("etag") as string } });
+		expect(notModified.status).toBe(304);
+		expect(notModified.headers.get("vary")).toMatch(/\bAuthorization\b/i);
+	});
+});
