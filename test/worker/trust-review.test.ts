@@ -190,3 +190,40 @@ describe("a record answer a browser may reuse (Cache-Control: private, max-age)"
 		expect(notModified.headers.get("vary")).toMatch(/\bAuthorization\b/i);
 	});
 });
+
+describe("body limits on a chunked body (no Content-Length)", () => {
+	it("are a 413 problem on every route that takes a body, as with a Content-Length", async () => {
+		const ds = await createDataset();
+		const shipped = await createDataset({ key: "user_id", fields: { age: "int" }, ingest: { key: "/u" } } as never);
+		const routes: [string, string, number][] = [
+			["POST", "/v1/events", 5 * 1024 * 1024],
+			["POST", "/v1/lookup", 1024 * 1024],
+			["PUT", `/v1/datasets/${uniqueName()}`, 256 * 1024],
+			["POST", "/v1/keys", 16 * 1024],
+			["POST", `/v1/datasets/${ds}/search`, 256 * 1024],
+			["POST", `/v1/datasets/${ds}/import`, 5 * 1024 * 1024],
+			["POST", `/v1/datasets/${shipped}/ingest`, 5 * 1024 * 1024],
+			["POST", "/graphql", 1024 * 1024],
+		];
+		const failures: string[] = [];
+		for (const [method, path, limit] of routes) {
+			// Invalid JSON past the limit: a 413, not a 400 about the JSON, shows the size was checked first.
+			const chunk = new TextEncoder().encode("[".repeat(64 * 1024));
+			let sent = 0;
+			const body = new ReadableStream<Uint8Array>({
+				pull(c) {
+					if (sent > limit) c.close();
+					else {
+						c.enqueue(chunk);
+						sent += chunk.length;
+					}
+				},
+			});
+			const res = await call(method, path, { body, headers: { "content-type": "application/json" } });
+			const text = await res.text();
+			if (res.status !== 413 || !res.headers.get("content-type")?.startsWith("application/problem+json") || !text.includes("larger than"))
+				failures.push(`${method} ${path}: ${res.status} ${text.slice(0, 200)}`);
+		}
+		expect(failures).toEqual([]);
+	});
+});
