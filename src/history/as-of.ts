@@ -13,8 +13,8 @@ import { foldInputsAsOf } from "../storage/event-log";
 import { foldEntries } from "./fold";
 import { historyStart } from "./retention";
 
-/** Keys per statement of an as-of read. */
-const KEYS_PER_READ = 200;
+/** (key, as_of) pairs per statement of an as-of read. */
+const PAIRS_PER_READ = 200;
 
 /** Refuses an as_of before where a dataset's history begins, saying where that is. */
 export function assertWithinHistory(spec: DatasetSpec, asOfMs: number, now = Date.now()): void {
@@ -34,31 +34,46 @@ export function assertWithinHistory(spec: DatasetSpec, asOfMs: number, now = Dat
  * the dataset's history_days was raised after that prune, and the log no longer knows the state then.
  */
 export async function statesAsOf(db: D1Database, dataset: string, keys: readonly string[], asOfMs: number): Promise<Map<string, CachedRecord>> {
+	const states = await statesAtTimes(
+		db,
+		dataset,
+		keys.map((key) => [key, asOfMs] as const),
+	);
+	return new Map(keys.map((key) => [key, states.get(pairId(key, asOfMs)) ?? NOT_FOUND]));
+}
+
+const pairId = (key: string, at: number) => `${at}\u0000${key}`;
+
+/**
+ * The state of each (key, time) pair of one dataset, keyed by pairId, in one statement per
+ * PAIRS_PER_READ distinct pairs whatever their times: a point-in-time join (a time per row) costs
+ * what a read of as many keys at one time does. Throws bad_request as statesAsOf does.
+ */
+async function statesAtTimes(db: D1Database, dataset: string, pairs: readonly (readonly [key: string, at: number])[]): Promise<Map<string, CachedRecord>> {
 	const out = new Map<string, CachedRecord>();
-	const unique = [...new Set(keys)];
-	for (let i = 0; i < unique.length; i += KEYS_PER_READ) {
-		const slice = unique.slice(i, i + KEYS_PER_READ);
-		const inputs = await foldInputsAsOf(db, dataset, slice, asOfMs);
-		const folded = inputs.flatMap((h, j) =>
-			h.baseThrough !== undefined && h.baseThrough > asOfMs ? [{ key: slice[j] as string, through: h.baseThrough }] : [],
-		);
+	const unique = [...new Map(pairs.map((p) => [pairId(p[0], p[1]), p])).values()];
+	for (let i = 0; i < unique.length; i += PAIRS_PER_READ) {
+		const slice = unique.slice(i, i + PAIRS_PER_READ);
+		const inputs = await foldInputsAsOf(db, dataset, slice);
+		const folded = inputs.flatMap((h, j) => {
+			const [key, at] = slice[j] as readonly [string, number];
+			return h.baseThrough !== undefined && h.baseThrough > at ? [{ key, at, through: h.baseThrough }] : [];
+		});
 		if (folded.length) {
 			const through = new Date(Math.max(...folded.map((f) => f.through))).toISOString();
-			const names = folded
-				.slice(0, 5)
-				.map((f) => JSON.stringify(f.key))
-				.join(", ");
+			const names = [...new Set(folded.map((f) => JSON.stringify(f.key)))].slice(0, 5).join(", ");
+			const asOf = new Date(Math.min(...folded.map((f) => f.at))).toISOString();
 			throw new HotpathError(
 				"bad_request",
-				`as_of ${new Date(asOfMs).toISOString()} is before the history of key(s) ${names} in dataset "${dataset}" begins: ${through} (events up to then were folded together when history_days was shorter)`,
+				`as_of ${asOf} is before the history of key(s) ${names} in dataset "${dataset}" begins: ${through} (events up to then were folded together when history_days was shorter)`,
 				{ errors: [{ pointer: "as_of", detail: `history of these keys begins at ${through}` }] },
 			);
 		}
-		slice.forEach((key, j) => {
+		slice.forEach(([key, at], j) => {
 			const h = inputs[j];
 			const state = h ? foldEntries(dataset, key, h.base, h.entries) : null;
 			// The revision is not known for a past state; 1 stands for "a record" (0 is a known miss).
-			out.set(key, state ? { v: state.value, t: state.clock[0], i: state.clock[1], r: 1 } : NOT_FOUND);
+			out.set(pairId(key, at), state ? { v: state.value, t: state.clock[0], i: state.clock[1], r: 1 } : NOT_FOUND);
 		});
 	}
 	return out;
@@ -69,7 +84,28 @@ export async function statesAsOf(db: D1Database, dataset: string, keys: readonly
  * Throws bad_request when as_of is before a dataset's history.
  */
 export async function lookupAsOf(db: D1Database, req: LookupRequest, asOfMs: number, opts: Omit<FreshnessOptions, "fields">): Promise<RecordView[]> {
-	assertWithinHistory(req.spec, asOfMs);
-	const states = await statesAsOf(db, req.spec.name, req.keys, asOfMs);
-	return req.keys.map((key) => viewRecord(key, states.get(key) ?? NOT_FOUND, req.spec, { ...opts, fields: req.fields }, asOfMs));
+	const [views] = await lookupsAsOf(db, [{ req, asOf: asOfMs }], opts);
+	return views ?? [];
+}
+
+/**
+ * Renders the as-of reads of many requests, each at its own time (a lookup's requests), reading
+ * the log once per dataset for all of them. Views per request, in the order given.
+ */
+export async function lookupsAsOf(
+	db: D1Database,
+	reads: readonly { req: LookupRequest; asOf: number }[],
+	opts: Omit<FreshnessOptions, "fields">,
+): Promise<RecordView[][]> {
+	const byDataset = new Map<string, (readonly [string, number])[]>();
+	for (const { req, asOf } of reads) {
+		assertWithinHistory(req.spec, asOf);
+		const pairs = byDataset.get(req.spec.name) ?? [];
+		for (const key of req.keys) pairs.push([key, asOf]);
+		byDataset.set(req.spec.name, pairs);
+	}
+	const states = new Map(await Promise.all([...byDataset].map(async ([dataset, pairs]) => [dataset, await statesAtTimes(db, dataset, pairs)] as const)));
+	return reads.map(({ req, asOf }) =>
+		req.keys.map((key) => viewRecord(key, states.get(req.spec.name)?.get(pairId(key, asOf)) ?? NOT_FOUND, req.spec, { ...opts, fields: req.fields }, asOf)),
+	);
 }

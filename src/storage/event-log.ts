@@ -86,28 +86,29 @@ export async function historyOfKeys(db: D1Database, refs: readonly { dataset: st
 
 export const historyKey = refKey;
 
-// What a fold as of ?2 needs of each key of ?1 (a JSON array of keys of dataset ?3), in one
-// statement: the key's base (the state of its pruned events) and its retained events up to ?2,
-// unordered (the fold does not depend on order), naming the key by its index in ?1. Rows come back
-// as arrays (raw): per row, not per byte, is what a result costs here. CROSS JOIN keeps the keys as
-// the outer loop; left to itself the planner may scan the dataset's whole log and probe the keys.
-// A base row carries its through_time in the event_id column: the latest event_time folded into it.
-const AS_OF_ROWS = `SELECT j.key, NULL, b.through_time, NULL, b.state FROM json_each(?1) AS j CROSS JOIN history_base AS b ON b.dataset = ?3 AND b.key = j.value
+// What a fold needs of each (key, as_of) pair of ?1 (a JSON array of [key, epoch ms] of dataset
+// ?2), in one statement: the key's base (the state of its pruned events) and its retained events up
+// to that pair's time, unordered (the fold does not depend on order), naming the pair by its index
+// in ?1. Rows come back as arrays (raw): per row, not per byte, is what a result costs here. CROSS
+// JOIN keeps the pairs as the outer loop; left to itself the planner may scan the dataset's whole
+// log and probe the keys. A base row carries its through_time in the event_id column: the latest
+// event_time folded into it.
+const AS_OF_ROWS = `SELECT j.key, NULL, b.through_time, NULL, b.state FROM json_each(?1) AS j CROSS JOIN history_base AS b ON b.dataset = ?2 AND b.key = j.value ->> 0
 UNION ALL
-SELECT j.key, l.event_time, l.event_id, l.op, l.value FROM json_each(?1) AS j CROSS JOIN event_log AS l ON l.dataset = ?3 AND l.key = j.value
-WHERE l.event_time <= ?2`;
+SELECT j.key, l.event_time, l.event_id, l.op, l.value FROM json_each(?1) AS j CROSS JOIN event_log AS l ON l.dataset = ?2 AND l.key = j.value ->> 0
+WHERE l.event_time <= j.value ->> 1`;
 
 type AsOfRow = [index: number, time: number | null, id: string | number | null, op: LogEntry["op"] | null, json: string | null];
 
 /**
- * What folding `keys` (of one dataset) as of `untilTime` needs, per key in the order given: its base
- * (with `baseThrough`) and its retained events up to then, in no particular order. A base holds
- * every event the retention folded, whatever their times, so it stands for the state as of
- * `untilTime` only when `baseThrough <= untilTime`; the caller checks.
+ * What folding each (key, time) pair of one dataset needs, per pair in the order given: the key's
+ * base (with `baseThrough`) and its retained events up to that time, in no particular order. A base
+ * holds every event the retention folded, whatever their times, so it stands for the state as of
+ * a time only when `baseThrough <= time`; the caller checks.
  */
-export async function foldInputsAsOf(db: D1Database, dataset: string, keys: readonly string[], untilTime: number): Promise<KeyHistory[]> {
-	const out: KeyHistory[] = keys.map(() => ({ base: null, entries: [] }));
-	const rows = await db.prepare(AS_OF_ROWS).bind(JSON.stringify(keys), untilTime, dataset).raw<AsOfRow>();
+export async function foldInputsAsOf(db: D1Database, dataset: string, pairs: readonly (readonly [key: string, untilTime: number])[]): Promise<KeyHistory[]> {
+	const out: KeyHistory[] = pairs.map(() => ({ base: null, entries: [] }));
+	const rows = await db.prepare(AS_OF_ROWS).bind(JSON.stringify(pairs), dataset).raw<AsOfRow>();
 	for (const [i, time, id, op, json] of rows) {
 		const h = out[i];
 		if (!h) continue;
