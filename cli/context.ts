@@ -1,6 +1,7 @@
 /** What every verb runs with: the resolved URL and key, the SDK client, the output; and the wrapper that turns a verb's outcome into an exit code. */
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
+import { parseEnv } from "node:util";
 import { Hotpath } from "@hotpath/client";
 import { type Command, InvalidArgumentError } from "commander";
 import { Output, reportError, UsageError } from "./output.ts";
@@ -21,11 +22,14 @@ export interface CliContext {
 	json: boolean;
 }
 
-/** HOTPATH_ADMIN_KEY from a .dev.vars file (as `npm run dev` writes it), if the file has one. */
+/**
+ * HOTPATH_ADMIN_KEY from a .dev.vars file, if the file has one, read as wrangler reads the file
+ * (dotenv): single, double or no quotes, `export `, a trailing comment, the last line winning.
+ */
 export function devVarsKey(dir: string): string | undefined {
 	const file = path.join(dir, ".dev.vars");
 	if (!existsSync(file)) return undefined;
-	return readFileSync(file, "utf8").match(/^HOTPATH_ADMIN_KEY\s*=\s*"?([^"\n]+?)"?\s*$/m)?.[1];
+	return parseEnv(readFileSync(file, "utf8")).HOTPATH_ADMIN_KEY || undefined;
 }
 
 /** --url/--key, else HOTPATH_URL/HOTPATH_KEY, else the local dev server and the admin key in .dev.vars (here, or in the repo the CLI lives in). */

@@ -1,5 +1,9 @@
 // Where the CLI connects: a --url or HOTPATH_URL that is not an http(s) URL is bad usage (exit 2), refused before any request.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { describe, expect, it } from "vitest";
+import { devVarsKey } from "../../../cli/context.ts";
 import { runCli } from "./run-cli.ts";
 
 describe("the target URL", () => {
@@ -15,4 +19,25 @@ describe("the target URL", () => {
 			expect(run.stderr).not.toMatch(/^\s+at /m);
 		}
 	}, 60_000);
+});
+
+describe("the key from .dev.vars", () => {
+	it("is read as wrangler reads the file (dotenv): single, double or no quotes, export, a comment, the last line winning", () => {
+		const dir = mkdtempSync(path.join(tmpdir(), "hotpath-devvars-"));
+		try {
+			for (const [text, key] of [
+				['HOTPATH_ADMIN_KEY="hp_a"\n', "hp_a"],
+				["HOTPATH_ADMIN_KEY='hp_b'\n", "hp_b"],
+				["HOTPATH_ADMIN_KEY=hp_c # the dev key\n", "hp_c"],
+				["export HOTPATH_ADMIN_KEY=hp_d\r\n", "hp_d"],
+				['HOTPATH_ADMIN_KEY="hp_old"\nOTHER=1\nHOTPATH_ADMIN_KEY="hp_new"\n', "hp_new"],
+				["OTHER=1\n", undefined],
+			] as [string, string | undefined][]) {
+				writeFileSync(path.join(dir, ".dev.vars"), text);
+				expect({ text, key: devVarsKey(dir) }).toEqual({ text, key });
+			}
+		} finally {
+			rmSync(dir, { recursive: true, force: true });
+		}
+	});
 });
