@@ -8,7 +8,7 @@
  */
 import { attachAggregates } from "../aggregates/read";
 import { HotpathError } from "../errors";
-import { lookupAsOf } from "../history/as-of";
+import { lookupsAsOf } from "../history/as-of";
 import { keyVersions, type VersionsPage } from "../history/versions";
 import { log } from "../observability/log";
 import type { DatasetSpec } from "../registry/spec";
@@ -97,11 +97,37 @@ export class ReadBatch {
 			if (list) list.push(p);
 			else groups.set(group, [p]);
 		}
-		await Promise.all([...groups.values()].map((g) => this.readGroup(g)));
+		// Past reads of every dataset and time (fields with as_of, each its own) in one read of the log
+		// per dataset and set of freshness options, not one per field: D1 caps the queries of an invocation.
+		const pastByOptions = new Map<string, { group: Pending[]; req: RecordRead; asOf: number }[]>();
+		for (const g of groups.values()) {
+			const first = (g[0] as Pending).read;
+			if (first.asOf === undefined) continue;
+			const keys = [...new Set(g.flatMap((p) => p.read.keys))];
+			const o = `${first.maxStalenessS ?? ""}|${first.ifStale}`;
+			const list = pastByOptions.get(o) ?? [];
+			list.push({ group: g, req: { ...first, keys, fields: undefined }, asOf: first.asOf });
+			pastByOptions.set(o, list);
+		}
+		const past = new Map<Pending[], Promise<RecordView[]>>();
+		for (const reads of pastByOptions.values()) {
+			const { maxStalenessS, ifStale } = (reads[0] as (typeof reads)[number]).req;
+			const opts = { maxStalenessS, ifStale };
+			const all = fromEventLog(`${reads.length} as_of read(s)`, () => this.ctx.timing.measure("history", () => lookupsAsOf(this.db, reads, opts)));
+			// Each group's field settles (or fails) with the read; the rejection is handled there.
+			all.catch(() => {});
+			reads.forEach((r, i) => {
+				past.set(
+					r.group,
+					all.then((views) => views[i] ?? []),
+				);
+			});
+		}
+		await Promise.all([...groups.values()].map((g) => this.readGroup(g, past.get(g))));
 	}
 
-	/** Reads one group; each field gets its keys' views, projected as it asked. */
-	private async readGroup(group: Pending[]): Promise<void> {
+	/** Reads one group; each field gets its keys' views, projected as it asked. A past group's views come read (`past`). */
+	private async readGroup(group: Pending[], past?: Promise<RecordView[]>): Promise<void> {
 		try {
 			const first = (group[0] as Pending).read;
 			const opts = { maxStalenessS: first.maxStalenessS, ifStale: first.ifStale };
@@ -119,13 +145,8 @@ export class ReadBatch {
 				for (const t of found.tiers) this.tiers.add(t);
 				results = found.results.map((r) => r.records);
 			} else {
-				const asOf = first.asOf;
 				this.tiers.add("d1");
-				const req = requests[0] as (typeof requests)[number];
-				const views = await fromEventLog(`"${req.spec.name}" as of ${new Date(asOf).toISOString()}`, () =>
-					this.ctx.timing.measure("history", () => lookupAsOf(this.db, req, asOf, opts)),
-				);
-				results = [views];
+				results = [await (past ?? Promise.resolve([]))];
 			}
 			// Aggregates slide with time: computed at the read time (or as_of), beside the fields, for the ones any field of the group selects.
 			const at = first.asOf ?? Date.now();

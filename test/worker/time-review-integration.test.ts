@@ -135,6 +135,36 @@ describe("a dataset's JSON Schema", () => {
 	});
 });
 
+/** The worker with a D1 that counts the statements reading the log as of a time (the only ones naming history_base). */
+function countingLogReads() {
+	let logReads = 0;
+	const db = new Proxy(env.DB, {
+		get(target, prop) {
+			if (prop === "prepare")
+				return (sql: string) => {
+					if (sql.includes("history_base")) logReads++;
+					return target.prepare(sql);
+				};
+			const v = Reflect.get(target, prop);
+			return typeof v === "function" ? v.bind(target) : v;
+		},
+	});
+	const fetcher = worker.fetch as unknown as (r: Request, e: Env, x: ExecutionContext) => Promise<Response>;
+	return {
+		logReads: () => logReads,
+		fetch: (path: string, json: unknown) =>
+			fetcher(
+				new Request(`http://hotpath.test${path}`, {
+					method: "POST",
+					headers: { authorization: `Bearer ${ADMIN_KEY}`, "content-type": "application/json" },
+					body: JSON.stringify(json),
+				}),
+				{ ...env, DB: db },
+				createExecutionContext(),
+			),
+	};
+}
+
 describe("a lookup with an as_of per request (a point-in-time join, a time per row)", () => {
 	it("reads the event log in one statement per 200 (key, as_of) pairs, not one per request, and answers each at its own time", async () => {
 		const ds = await createDataset({ key: "id", fields: { a: "int" }, history_days: 7 } as never);
@@ -144,29 +174,8 @@ describe("a lookup with an as_of per request (a point-in-time join, a time per r
 		// 300 rows of a join: key k(i % 10) as of a time of its own; and one request of all ten keys at one time.
 		const asks = Array.from({ length: 300 }, (_, i) => ({ keys: [`k${i % 10}`], at: t + ((i * 7) % 45) * 1000 - 500 }));
 		asks.push({ keys: Array.from({ length: 10 }, (_, i) => `k${i}`), at: t + 20_500 });
-		// The worker with a D1 that counts the statements reading the log as of a time (the only ones naming history_base).
-		let logReads = 0;
-		const db = new Proxy(env.DB, {
-			get(target, prop) {
-				if (prop === "prepare")
-					return (sql: string) => {
-						if (sql.includes("history_base")) logReads++;
-						return target.prepare(sql);
-					};
-				const v = Reflect.get(target, prop);
-				return typeof v === "function" ? v.bind(target) : v;
-			},
-		});
-		const fetcher = worker.fetch as unknown as (r: Request, e: Env, x: ExecutionContext) => Promise<Response>;
-		const res = await fetcher(
-			new Request("http://hotpath.test/v1/lookup", {
-				method: "POST",
-				headers: { authorization: `Bearer ${ADMIN_KEY}`, "content-type": "application/json" },
-				body: JSON.stringify({ requests: asks.map((x) => ({ dataset: ds, keys: x.keys, as_of: x.at })) }),
-			}),
-			{ ...env, DB: db },
-			createExecutionContext(),
-		);
+		const counted = countingLogReads();
+		const res = await counted.fetch("/v1/lookup", { requests: asks.map((x) => ({ dataset: ds, keys: x.keys, as_of: x.at })) });
 		const body = await expectJson<{ results: { records: { key: string; status: string; value: { a: number } | null }[] }[] }>(res, 200);
 		asks.forEach((x, i) => {
 			x.keys.forEach((key, j) => {
@@ -179,7 +188,32 @@ describe("a lookup with an as_of per request (a point-in-time join, a time per r
 		});
 		// D1 caps the queries of one invocation (1,000 on Workers Paid, 50 on Free): a join of 300 rows
 		// was 301 statements, one per request.
-		expect(logReads).toBeGreaterThan(0);
-		expect(logReads).toBeLessThanOrEqual(2);
+		expect(counted.logReads()).toBeGreaterThan(0);
+		expect(counted.logReads()).toBeLessThanOrEqual(2);
+	});
+});
+
+describe("GraphQL records fields each with an as_of of their own", () => {
+	it("read the event log once per dataset, not once per field, and each answers at its own time", async () => {
+		const ds = await createDataset({ key: "id", fields: { a: "int" }, history_days: 7 } as never);
+		const t = Date.now() - HOUR;
+		await importRows(
+			ds,
+			Array.from({ length: 20 }, (_, i) => ({ id: "k", a: i, _event_time: t + i * 1000, _id: `e${i}` })),
+		);
+		const fields = Array.from({ length: 60 }, (_, i) => `f${i}: ${ds}(keys: ["k", "nobody"], as_of: "${t + (i % 25) * 1000 + 1}") { key status value { a } }`);
+		const counted = countingLogReads();
+		const res = await counted.fetch("/graphql", { query: `{ ${fields.join(" ")} }` });
+		const body = await expectJson<{ data: Record<string, { key: string; status: string; value: { a: number } | null }[]>; errors?: unknown }>(res, 200);
+		expect(body.errors).toBeUndefined();
+		for (let i = 0; i < 60; i++) {
+			const a = Math.min(i % 25, 19);
+			expect(body.data[`f${i}`]).toEqual([
+				{ key: "k", status: "present", value: { a } },
+				{ key: "nobody", status: "not_found", value: null },
+			]);
+		}
+		// 25 distinct times were 25 statements.
+		expect(counted.logReads()).toBe(1);
 	});
 });
