@@ -28,26 +28,14 @@ export function assertWithinHistory(spec: DatasetSpec, asOfMs: number, now = Dat
 	}
 }
 
-/**
- * The state of each key as of `asOfMs`, as a copy the renderers take (a not-found copy for a key with no history then).
- * Throws bad_request when a key's base (what the retention folded) holds an event after `asOfMs`:
- * the dataset's history_days was raised after that prune, and the log no longer knows the state then.
- */
-export async function statesAsOf(db: D1Database, dataset: string, keys: readonly string[], asOfMs: number): Promise<Map<string, CachedRecord>> {
-	const states = await statesAtTimes(
-		db,
-		dataset,
-		keys.map((key) => [key, asOfMs] as const),
-	);
-	return new Map(keys.map((key) => [key, states.get(pairId(key, asOfMs)) ?? NOT_FOUND]));
-}
-
 const pairId = (key: string, at: number) => `${at}\u0000${key}`;
 
 /**
  * The state of each (key, time) pair of one dataset, keyed by pairId, in one statement per
  * PAIRS_PER_READ distinct pairs whatever their times: a point-in-time join (a time per row) costs
- * what a read of as many keys at one time does. Throws bad_request as statesAsOf does.
+ * what a read of as many keys at one time does. A pair with no history then is a not-found copy.
+ * Throws bad_request when a key's base (what the retention folded) holds an event after the pair's
+ * time: the dataset's history_days was raised after that prune, and the log no longer knows the state then.
  */
 async function statesAtTimes(db: D1Database, dataset: string, pairs: readonly (readonly [key: string, at: number])[]): Promise<Map<string, CachedRecord>> {
 	const out = new Map<string, CachedRecord>();
