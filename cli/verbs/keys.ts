@@ -20,10 +20,21 @@ const rateLimitOption = (raw: string): { requests: number; period_seconds: numbe
 	return { requests: Number(m[1]), period_seconds: Number(m[2]) };
 };
 
+/** The last instant a Date holds (+275760-09-13), the server's bound on expires_at too. */
+const MAX_DATE_MS = 8.64e15;
+
 const expiresOption = (raw: string): string => {
 	const t = /^\d+$/.test(raw) ? Number(raw) : Date.parse(raw);
-	if (Number.isNaN(t)) throw new InvalidArgumentError("expected RFC 3339 or epoch milliseconds");
+	// Past the last Date, toISOString would throw a RangeError: a stack and exit 1 for a bad option value.
+	if (Number.isNaN(t) || Math.abs(t) > MAX_DATE_MS) throw new InvalidArgumentError("expected RFC 3339 or epoch milliseconds, no later than +275760-09-13");
 	return new Date(t).toISOString();
+};
+
+/** --datasets: at least one name (an empty list would be a key limited to no dataset, which the server refuses). */
+const datasetsOption = (raw: string): string[] => {
+	const names = listOption(raw);
+	if (!names.length) throw new InvalidArgumentError("expected a comma-separated list of dataset names");
+	return names;
 };
 
 /** "100/60s" for a key's rate limit, as --rate-limit takes it; null when it has none. */
@@ -37,7 +48,7 @@ export function registerKeys(program: Command): void {
 		.description("create a key; its secret is printed once")
 		.argument("<name>")
 		.requiredOption("--scopes <scopes>", "comma-separated: read, write, admin", scopesOption)
-		.option("--datasets <a,b>", "limit the key to these datasets", listOption)
+		.option("--datasets <a,b>", "limit the key to these datasets", datasetsOption)
 		.option("--rate-limit <n/seconds>", "at most N requests per period", rateLimitOption)
 		.option("--expires-at <time>", "RFC 3339 or epoch ms", expiresOption)
 		.action(
