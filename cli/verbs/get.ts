@@ -10,7 +10,9 @@ export function registerGet(program: Command): void {
 			const record = await client.get(dataset, key, readOptions(flags));
 			if (record.status === "not_found") {
 				out.result(record, () => undefined);
-				out.note(`not found: no record "${key}" in ${dataset}`);
+				// A miss as of a time says so: the key may well be there now.
+				const when = flags.asOf === undefined ? "" : ` as of ${typeof flags.asOf === "number" ? new Date(flags.asOf).toISOString() : flags.asOf}`;
+				out.note(`not found: no record "${key}" in ${dataset}${when}`);
 				return 1;
 			}
 			out.result(record, () =>
