@@ -8,7 +8,7 @@ import { extendZodWithOpenApi, OpenAPIRegistry, OpenApiGeneratorV31, type RouteC
 import { type Handler, Hono, type MiddlewareHandler } from "hono";
 import * as z from "zod";
 import type { AppEnv } from "../env";
-import type { ErrorCode } from "../errors";
+import { type ErrorCode, HotpathError } from "../errors";
 import { problemStatus } from "./problem";
 
 // Adds `.openapi()` to zod's types. Only ZodType is handed over, and zod is imported as a namespace
@@ -24,10 +24,38 @@ export class ApiRouter extends Hono<AppEnv> {
 
 export const newRouter = () => new ApiRouter();
 
-/** Registers `route` for the OpenAPI document and mounts its middleware and handler. */
+/**
+ * Refuses query parameters a route does not take, after the route's own middleware (auth first):
+ * a misspelt option (`max_stalness=1`) would otherwise be ignored, and the answer read as if the
+ * caller had asked for nothing, a value "present" to the dataset's ttl instead of to its bound.
+ */
+function onlyQueryParams(names: readonly string[]): MiddlewareHandler<AppEnv> {
+	const known = new Set(names);
+	return async function onlyQueryParams(c, next) {
+		if (c.req.url.includes("?")) {
+			const unknown = Object.keys(c.req.query()).filter((n) => !known.has(n));
+			if (unknown.length) {
+				const list = unknown.map((n) => `"${n.slice(0, 100)}"`).join(", ");
+				throw new HotpathError("bad_request", `unknown query parameter(s) ${list}; this route takes ${names.join(", ")}`, {
+					errors: unknown.map((n) => ({ pointer: n.slice(0, 100), detail: `not a parameter of this route; it takes ${names.join(", ")}` })),
+				});
+			}
+		}
+		await next();
+	};
+}
+
+/**
+ * Registers `route` for the OpenAPI document and mounts its middleware and handler. A route that
+ * declares query parameters takes only those (GraphQL's GET excepted: the GraphQL-over-HTTP
+ * convention lets clients send more, such as extensions).
+ */
 export function mount(app: ApiRouter, route: RouteConfig, ...handlers: [...MiddlewareHandler<AppEnv>[], Handler<AppEnv>]): void {
 	app.described.push(route);
-	app.on(route.method.toUpperCase(), route.path.replaceAll(/\{([^}]+)\}/g, ":$1"), ...(handlers as [Handler<AppEnv>]));
+	const query = route.request?.query;
+	const names = query instanceof z.ZodObject && !route.tags?.includes("graphql") ? Object.keys(query.shape) : undefined;
+	const chain = names ? [...handlers.slice(0, -1), onlyQueryParams(names), handlers[handlers.length - 1]] : handlers;
+	app.on(route.method.toUpperCase(), route.path.replaceAll(/\{([^}]+)\}/g, ":$1"), ...(chain as [Handler<AppEnv>]));
 }
 
 type OpenApiDocumentConfig = Parameters<OpenApiGeneratorV31["generateDocument"]>[0];

@@ -227,3 +227,36 @@ describe("body limits on a chunked body (no Content-Length)", () => {
 		expect(failures).toEqual([]);
 	});
 });
+
+describe("a query parameter the route does not take", () => {
+	it("is a 400 naming it and the route's parameters, not an option quietly ignored", async () => {
+		const ds = await createDataset();
+		await applyDirect([{ id: uniqueName("e"), dataset: ds, key: "k", op: "upsert", value: { age: 1 }, time: Date.now() - 30_000 }]);
+		const cases: [string, string, string][] = [
+			// Misspelt: the 30 s old value would read "present" (to the dataset's ttl), not "stale" to 1 s.
+			["GET", `/v1/datasets/${ds}/records/k?max_stalness=1`, "max_stalness"],
+			["GET", `/v1/datasets/${ds}/records/k/history?limt=1`, "limt"],
+			["GET", `/v1/datasets/${ds}/records?include_deleted=true&cursr=x`, "cursr"],
+			["GET", "/v1/keys?include_revoke=true", "include_revoke"],
+			["GET", `/v1/dead-letters?datset=${ds}`, "datset"],
+			// Misspelt: every dataset's dead letters would be purged, or replayed, not only this one's.
+			["DELETE", `/v1/dead-letters?datset=${ds}`, "datset"],
+			["POST", `/v1/dead-letters/replay?datset=${ds}`, "datset"],
+			// Misspelt: the copies would be refilled, not dropped.
+			["POST", `/v1/datasets/${ds}/rebuild?mod=drop`, "mod"],
+		];
+		for (const [method, path, name] of cases) {
+			const p = await expectProblem(await call(method, path), 400);
+			expect(p.detail, path).toContain(`unknown query parameter(s) "${name}"`);
+			expect(p.errors?.[0]?.pointer).toBe(name);
+		}
+		const p = await expectProblem(await call("GET", `/v1/datasets/${ds}/records/k?max_stalness=1`), 400);
+		expect(p.detail).toContain("this route takes fields, max_staleness, if_stale, as_of");
+		// Auth comes first: no key is still a 401.
+		await expectProblem(await call("GET", `/v1/datasets/${ds}/records/k?max_stalness=1`, { key: null }), 401);
+		// The parameters a route takes are as before; GraphQL's GET takes others (extensions) as GraphQL-over-HTTP allows.
+		expect((await expectJson<{ status: string }>(await call("GET", `/v1/datasets/${ds}/records/k?max_staleness=1&fields=age`), 200)).status).toBe("stale");
+		const gql = `/graphql?query=${encodeURIComponent(`{ ${ds}(keys: ["k"]) { key } }`)}&extensions=${encodeURIComponent("{}")}`;
+		expect((await call("GET", gql)).status).toBe(200);
+	});
+});
