@@ -73,10 +73,10 @@ export class RowEncoder {
 	 */
 	#fastPath(text: string, pos: number): string | undefined {
 		if (this.#o.eventTimeColumn !== undefined) return undefined;
-		const t = text.charCodeAt(0) === 123 /* { */ ? text : text.trim();
-		if (t.charCodeAt(0) !== 123 || t.includes('"_id"') || t.includes('"_event_time"')) return undefined;
-		const rest = t.slice(1).trimStart();
-		if (rest.startsWith("}")) return undefined;
+		// The line goes on as it is after its "{", so that fastLineError can give it back exactly.
+		if (text.charCodeAt(0) !== 123 /* { */ || text.includes('"_id"') || text.includes('"_event_time"')) return undefined;
+		const rest = text.slice(1);
+		if (rest.trimStart().startsWith("}")) return undefined;
 		return `{"_id":"${this.#o.idPrefix}${pos}","_event_time":${this.#timeText},${rest}`;
 	}
 
@@ -94,5 +94,24 @@ export class RowEncoder {
 		if (row._id === undefined || row._id === null || row._id === "") row._id = `${this.#o.idPrefix}${pos}`;
 		if (row._op === "" || row._op === null) delete row._op;
 		return { text: JSON.stringify(row) };
+	}
+}
+
+/** What the fast path puts before a line's text after its "{". */
+const FAST_PREFIX = /^\{"_id":"[^"\\]*","_event_time":-?\d+,/;
+
+/**
+ * Why a line the fast path sent is not JSON, said of the file's own line: the server parses the
+ * line with the fast path's prefix, so its positions ("at position 80") and excerpts are of a text
+ * the file does not hold. Undefined when `sent` is not such a line or parses after all.
+ */
+export function fastLineError(sent: string): string | undefined {
+	const prefix = FAST_PREFIX.exec(sent);
+	if (!prefix) return undefined;
+	try {
+		JSON.parse(`{${sent.slice(prefix[0].length)}`);
+		return undefined;
+	} catch (e) {
+		return `not valid JSON: ${(e as Error).message}`;
 	}
 }

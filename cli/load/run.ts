@@ -16,7 +16,7 @@ import { heapBounded } from "./memory.ts";
 import { ndjsonSource } from "./ndjson.ts";
 import { parquetSource } from "./parquet.ts";
 import { runPool } from "./pool.ts";
-import { RowEncoder, type Typing } from "./rows.ts";
+import { fastLineError, RowEncoder, type Typing } from "./rows.ts";
 import type { Format, Source } from "./source.ts";
 
 export interface LoadOptions {
@@ -92,17 +92,25 @@ export async function importChunk(client: Hotpath, dataset: string, chunk: Chunk
 	const body = `${chunk.lines.join("\n")}\n`;
 	// The body holds the rows now; the chunk keeps only their positions while the request is in flight.
 	chunk.lines = [];
+	let sent: string[] | undefined;
+	/** A row's rejection as the file has the row: a line that is not JSON is parsed again here, without the fast path's prefix. */
+	const reason = (index: number, error: string): string => {
+		const relative = fileRelative(error);
+		if (!relative.startsWith("not valid JSON: ")) return relative;
+		sent ??= body.split("\n");
+		return fastLineError(sent[index] ?? "") ?? relative;
+	};
 	for (let attempt = 0; ; attempt++) {
 		try {
 			const result = await client.importNdjson(dataset, body);
-			return { ...result, rejected: result.rejected.map((r) => ({ index: r.index, error: fileRelative(r.error) })) };
+			return { ...result, rejected: result.rejected.map((r) => ({ index: r.index, error: reason(r.index, r.error) })) };
 		} catch (e) {
 			if (!(e instanceof HotpathError)) throw e;
 			if (e.status === 400 && e.errors.length && e.errors.every((i) => /^\/\d+(\/|$)/.test(i.pointer))) {
 				const why = new Map<number, string>();
 				for (const item of e.errors) {
 					const index = Number(item.pointer.split("/")[1]);
-					const detail = fileRelative(item.detail);
+					const detail = reason(index, item.detail);
 					why.set(index, why.has(index) ? `${why.get(index)}; ${detail}` : detail);
 				}
 				return { imported: 0, unchanged: 0, rejected: Array.from({ length: rows }, (_, index) => ({ index, error: why.get(index) ?? e.detail })) };

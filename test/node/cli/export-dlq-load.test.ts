@@ -124,6 +124,16 @@ describe("load", () => {
 			expect(r.error).toMatch(/^not valid JSON: /);
 			expect(r.error).not.toMatch(/line \d+ is not valid JSON/);
 		}
+		// Why, as the file's own line says it: positions and excerpts of that line, not of the text sent with its _id and _event_time.
+		const parseError = (line: string) => {
+			try {
+				JSON.parse(line);
+			} catch (e) {
+				return `not valid JSON: ${(e as Error).message}`;
+			}
+		};
+		expect(report.rejections.map((r) => r.error)).toEqual([parseError('{"id": broken'), parseError('{"id": "k6", "n": 6,}')]);
+		expect(report.rejections[1]?.error).toMatch(/at position 20 \(line 1 column 21\)$/);
 		const human = await hp(["load", dataset, file, "--chunk-rows", "2"]);
 		expect(human.stdout).toMatch(/^ {2}line 5: not valid JSON: /m);
 		expect(human.stdout).not.toMatch(/line \d+ is not valid JSON/);
