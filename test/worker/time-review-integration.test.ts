@@ -4,7 +4,7 @@
  */
 import { createExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { hllEstimate, hllRegister } from "../../src/aggregates/hll";
+import { hllEstimate, hllRegister, hllRegisterAt } from "../../src/aggregates/hll";
 import { HOUR } from "../../src/aggregates/windows";
 import type { Env } from "../../src/env";
 import worker from "../../src/index";
@@ -64,6 +64,42 @@ describe("distinct's estimate", () => {
 		expect(hllEstimate(empty)).toBe(0);
 		const one = new Map([[hllRegister("x").idx, hllRegister("x").rank]]);
 		expect(hllEstimate(one)).toBe(1);
+	});
+
+	const registersOf = (values: Iterable<string>, at: (v: string) => { idx: number; rank: number } = hllRegister) => {
+		const registers = new Map<number, number>();
+		for (const v of values) {
+			const { idx, rank } = at(v);
+			registers.set(idx, Math.max(registers.get(idx) ?? 0, rank));
+		}
+		return registers;
+	};
+	const range = function* (prefix: string, n: number) {
+		for (let i = 0; i < n; i++) yield `${prefix}-${i}`;
+	};
+
+	it("is within the design's 2% for sets of every size: 60 sets from 1,000 to 50,000 values", () => {
+		// 4,096 registers (a 1.6% standard error) put 5 of these 60 past 2% (up to 4.0%); 16,384 (0.8%) none.
+		const errors: number[] = [];
+		for (const n of [1_000, 10_000, 50_000]) {
+			for (let set = 0; set < 20; set++) errors.push(hllEstimate(registersOf(range(`user-${n}-${set}`, n))) / n - 1);
+		}
+		const off = errors.filter((e) => Math.abs(e) > 0.02);
+		expect(off).toEqual([]);
+		expect(errors.reduce((a, e) => a + Math.abs(e), 0) / errors.length).toBeLessThan(0.01);
+	});
+
+	it("reads registers stored at the old precision (4,096) with today's: the union estimated exactly as the old registers of all of it", () => {
+		const old = [...range("before", 6_000)];
+		const added = [...range("after", 4_000)];
+		const legacy = (v: string) => hllRegisterAt(12, v);
+		const mixed = registersOf(old, legacy);
+		for (const [idx, rank] of registersOf(added)) mixed.set(idx, Math.max(mixed.get(idx) ?? 0, rank));
+		const allOld = registersOf([...old, ...added], legacy);
+		expect(hllEstimate(mixed)).toBe(hllEstimate(allOld));
+		expect(Math.abs(hllEstimate(mixed) / 10_000 - 1)).toBeLessThan(0.05);
+		// Today's registers never collide with old ones.
+		for (const v of added) expect(hllRegister(v).idx).toBeGreaterThanOrEqual(4096);
 	});
 });
 
