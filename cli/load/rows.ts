@@ -12,7 +12,8 @@ import type { SourceItem } from "./source.ts";
 export type Typing = "text" | "parquet" | "json";
 
 export interface RowEncoderOptions {
-	spec: Spec;
+	/** Needed to type CSV and Parquet cells, and with `eventTimeColumn`; NDJSON rows go as they are without it. */
+	spec?: Spec;
 	typing: Typing;
 	/** `_id` of a row without one: `${idPrefix}${pos}`. */
 	idPrefix: string;
@@ -58,7 +59,8 @@ export class RowEncoder {
 				typed[name] = v;
 				continue;
 			}
-			const field = Object.hasOwn(this.#o.spec.fields, name) ? this.#o.spec.fields[name] : undefined;
+			const fields = this.#o.spec?.fields ?? {};
+			const field = Object.hasOwn(fields, name) ? fields[name] : undefined;
 			const c = this.#o.typing === "text" ? (field ? coerceText(field, String(v ?? "")) : { value: v }) : coerceParquet(field, v);
 			if ("error" in c) errors.push(`${name}: ${c.error}`);
 			else typed[name] = c.value;
@@ -85,7 +87,7 @@ export class RowEncoder {
 		if (col !== undefined) {
 			const t = eventTimeValue(row[col]);
 			if (t === undefined) return { error: `no event time in column ${col}` };
-			if (col !== this.#o.spec.key && !Object.hasOwn(this.#o.spec.fields, col)) delete row[col];
+			if (col !== this.#o.spec?.key && !Object.hasOwn(this.#o.spec?.fields ?? {}, col)) delete row[col];
 			row._event_time = t;
 		} else {
 			const own = row._event_time === undefined ? undefined : eventTimeValue(row._event_time);

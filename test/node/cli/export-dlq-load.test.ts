@@ -138,4 +138,22 @@ describe("load", () => {
 		expect(human.stdout).toMatch(/^ {2}line 5: not valid JSON: /m);
 		expect(human.stdout).not.toMatch(/line \d+ is not valid JSON/);
 	}, 60_000);
+
+	it("loads NDJSON with a key that has only the write scope the import route needs; CSV needs read to type cells, and says so", async () => {
+		const dataset = uniqueName("cli_load_write_only");
+		await sdk().datasets.apply({ name: dataset, key: "id", fields: { n: "int" } });
+		const { key } = await sdk().keys.create({ name: "loader", scopes: ["write"], datasets: [dataset] });
+		const ndjson = path.join(dir, "write-only.ndjson");
+		writeFileSync(ndjson, `${JSON.stringify({ id: "a", n: 1 })}\n${JSON.stringify({ id: "b", n: "x" })}\n`);
+		const load = await runCli(["--url", server().url, "--key", key, "load", dataset, ndjson, "--json"]);
+		expect(load.code).toBe(1);
+		expect(json(load)).toMatchObject({ rows: 2, imported: 1, rejected: 1, rejections: [{ pos: 2 }] });
+		expect((await sdk().get(dataset, "a")).value).toEqual({ n: 1 });
+		const csv = path.join(dir, "write-only.csv");
+		writeFileSync(csv, "id,n\nc,3\n");
+		const typed = await runCli(["--url", server().url, "--key", key, "load", dataset, csv]);
+		expect(typed.code).toBe(1);
+		expect(typed.stderr).toMatch(/reads .*'s spec to type csv cells: the key needs the read scope besides write/);
+		noStack(typed);
+	}, 60_000);
 });
