@@ -10,7 +10,7 @@ import { ServerTiming } from "../observability/timing";
 import { decodeCursor, encodeCursor } from "../serving/cursor";
 import { freshnessLimitMs } from "../serving/freshness";
 import { lookupRecords } from "../serving/lookup";
-import { checkFields, fieldsAndAggregates, keyProblem, parseIfStale, parseMaxStaleness, parseTimeParam } from "../serving/params";
+import { checkFields, fieldsAndAggregates, keyProblem, parseFieldList, parseIfStale, parseMaxStaleness, parseTimeParam } from "../serving/params";
 import { recordViewJson } from "../serving/render";
 import { listRecords } from "../storage/records";
 import { bearer, datasetParam, json, mount, newRouter, problems, recordKeyParam } from "./openapi";
@@ -72,16 +72,7 @@ mount(
 		// One pass over the query string, and none when there is none (the common case).
 		const query: Record<string, string | undefined> = c.req.url.includes("?") ? c.req.query() : {};
 		const fieldsParam = query.fields;
-		const fields = checkFields(
-			fieldsParam
-				? fieldsParam
-						.split(",")
-						.map((f) => f.trim())
-						.filter(Boolean)
-				: undefined,
-			fieldsAndAggregates(spec),
-			"fields",
-		);
+		const fields = checkFields(parseFieldList(fieldsParam, "fields"), fieldsAndAggregates(spec), "fields");
 		const maxStalenessS = parseMaxStaleness(query.max_staleness, "max_staleness");
 		const ifStale = parseIfStale(query.if_stale);
 		const asOf = parseTimeParam(query.as_of, "as_of");

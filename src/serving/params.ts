@@ -44,6 +44,21 @@ export function parseMaxStaleness(raw: unknown, where: string): number | undefin
 	return n;
 }
 
+/**
+ * A projection in a query string (`fields=a,b`), or undefined when there is none. One that names no
+ * field (`fields=`, `fields=,`) is refused: a query string cannot tell "none" from a client's bug,
+ * where JSON's `fields: []` can (an empty projection).
+ */
+export function parseFieldList(raw: string | undefined, where: string): string[] | undefined {
+	if (raw === undefined) return undefined;
+	const names = raw
+		.split(",")
+		.map((f) => f.trim())
+		.filter(Boolean);
+	if (!names.length) throw badParam(where, `${where} names no field: list at least one (${where}=a,b), or leave it out for the whole value`);
+	return names;
+}
+
 /** Checks a field projection against the dataset's fields. */
 export function checkFields(fields: string[] | undefined, known: Record<string, unknown>, where: string): string[] | undefined {
 	if (!fields) return undefined;

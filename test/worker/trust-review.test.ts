@@ -260,3 +260,23 @@ describe("a query parameter the route does not take", () => {
 		expect((await call("GET", gql)).status).toBe(200);
 	});
 });
+
+describe("a projection in a query string that names no field", () => {
+	it("is a 400 naming it, not the whole value (fields=) or an empty one (fields=,); JSON's fields: [] stays an empty projection", async () => {
+		const ds = await createDataset();
+		await applyDirect([{ id: uniqueName("e"), dataset: ds, key: "k", op: "upsert", value: { age: 1, name: "a" }, time: Date.now() }]);
+		for (const q of ["fields=", "fields=,", "fields=%20", "fields=%20,%20"]) {
+			const p = await expectProblem(await call("GET", `/v1/datasets/${ds}/records/k?${q}`), 400);
+			expect(p.detail).toMatch(/fields names no field/);
+		}
+		// One named field still projects.
+		const one = await expectJson<{ value: unknown }>(await call("GET", `/v1/datasets/${ds}/records/k?fields=name`), 200);
+		expect(one.value).toEqual({ name: "a" });
+		// A JSON list can say "none" unambiguously.
+		const none = await expectJson<{ results: { records: { value: unknown }[] }[] }>(
+			await call("POST", "/v1/lookup", { json: { requests: [{ dataset: ds, keys: ["k"], fields: [] }] } }),
+			200,
+		);
+		expect(none.results[0]?.records[0]?.value).toEqual({});
+	});
+});
