@@ -29,7 +29,7 @@ export const RecordViewSchema = z
 			.nullable()
 			.openapi({ description: "The fields (projected by `fields`); null when not found, or stale with if_stale=omit" }),
 		event_time: z.string().nullable().openapi({ description: "RFC 3339 time of the newest event applied" }),
-		age_ms: z.number().nullable().openapi({ description: "Now minus event_time" }),
+		age_ms: z.number().nullable().openapi({ description: "Now (or as_of) minus event_time, in ms" }),
 	})
 	.openapi("RecordView");
 
