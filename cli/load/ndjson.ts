@@ -7,7 +7,7 @@ const NL = 0x0a;
 
 /**
  * Splits a byte stream into lines: one batch per chunk read. Blank lines are skipped but counted,
- * a trailing \r is dropped, and `end` is the byte offset just past each line's newline.
+ * a byte-order mark before the first line and a trailing \r are dropped, and `end` is the byte offset just past each line's newline.
  */
 export async function* ndjsonLines(stream: AsyncIterable<Buffer>, from: Position = { offset: 0, pos: 0 }): AsyncGenerator<SourceItem[]> {
 	/** Bytes of a line begun in an earlier read. */
@@ -19,7 +19,9 @@ export async function* ndjsonLines(stream: AsyncIterable<Buffer>, from: Position
 		line++;
 		let e = stop;
 		if (e > start && buf[e - 1] === 0x0d) e--;
-		const text = buf.toString("utf8", start, e);
+		let text = buf.toString("utf8", start, e);
+		// A byte-order mark (as Windows tools write) before the file's first line is not part of its JSON.
+		if (line === 1 && text.charCodeAt(0) === 0xfeff) text = text.slice(1);
 		return text.trim() === "" ? undefined : { pos: line, text, end };
 	};
 	for await (const chunk of stream) {

@@ -145,6 +145,18 @@ describe("NDJSON lines", () => {
 		expect(rest).toEqual(items.slice(2));
 	});
 
+	it("drops a byte-order mark before the first line, so that line is JSON for load and push alike", async () => {
+		const file = path.join(dir, "bom.ndjson");
+		writeFileSync(file, '\uFEFF{"item_id":"a"}\r\n{"item_id":"b"}\r\n');
+		const items = await collect(ndjsonSource(file, 0).items());
+		expect(items.map((i) => [i.pos, i.text])).toEqual([
+			[1, '{"item_id":"a"}'],
+			[2, '{"item_id":"b"}'],
+		]);
+		const encoded = new RowEncoder({ spec, typing: "json", idPrefix: "hp:f:", defaultEventTime: 1000 }).encode(items[0] as SourceItem);
+		expect(encoded).toEqual({ text: '{"_id":"hp:f:1","_event_time":1000,"item_id":"a"}' });
+	});
+
 	it("splits lines across read chunks", async () => {
 		async function* pieces() {
 			yield Buffer.from('{"a":');
