@@ -127,6 +127,9 @@ export const timeOption = (raw: string): string | number => {
 	return raw;
 };
 
+/** A file's text without the byte-order mark some editors (Windows Notepad) put first: JSON.parse refuses it. */
+export const withoutBom = (text: string): string => (text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
+
 /**
  * commander argParser: JSON text, or `@FILE` for a file's JSON (`@-` for stdin). A value that is not
  * JSON, or a file that cannot be read, is bad usage (exit 2).
@@ -136,7 +139,7 @@ export const jsonOption = (raw: string): unknown => {
 	if (raw.startsWith("@")) {
 		const file = raw.slice(1);
 		try {
-			text = readFileSync(file === "-" ? 0 : file, "utf8");
+			text = withoutBom(readFileSync(file === "-" ? 0 : file, "utf8"));
 		} catch (e) {
 			throw new InvalidArgumentError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
 		}

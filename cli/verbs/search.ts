@@ -6,7 +6,7 @@
 import { readFileSync } from "node:fs";
 import type { IfStale, SearchHit, SearchQuery, SearchVector } from "@hotpath/client";
 import { type Command, Option } from "commander";
-import { intOption, jsonOption, listOption, secondsOption, verbAction } from "../context.ts";
+import { intOption, jsonOption, listOption, secondsOption, verbAction, withoutBom } from "../context.ts";
 import { count, duration, table, UsageError } from "../output.ts";
 import { fitToTerminal, readPages } from "./paging.ts";
 
@@ -35,7 +35,7 @@ const isNumbers = (v: unknown): v is number[] => Array.isArray(v) && v.length > 
 function readQueryFile(file: string): SearchQuery {
 	let text: string;
 	try {
-		text = readFileSync(file === "-" ? 0 : file, "utf8");
+		text = withoutBom(readFileSync(file === "-" ? 0 : file, "utf8"));
 	} catch (e) {
 		throw new UsageError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
 	}

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { devVarsKey } from "../../../cli/context.ts";
+import { devVarsKey, jsonOption } from "../../../cli/context.ts";
 import { runCli } from "./run-cli.ts";
 
 describe("the target URL", () => {
@@ -40,4 +40,21 @@ describe("the key from .dev.vars", () => {
 			rmSync(dir, { recursive: true, force: true });
 		}
 	});
+});
+
+describe("JSON files given to options", () => {
+	it("may start with a byte-order mark: --filter @FILE and --query FILE read them as JSON", async () => {
+		const dir = mkdtempSync(path.join(tmpdir(), "hotpath-bom-"));
+		try {
+			const file = path.join(dir, "filter.json");
+			writeFileSync(file, '\uFEFF{"age": {"gte": 30}}\r\n');
+			expect(jsonOption(`@${file}`)).toEqual({ age: { gte: 30 } });
+			// Nothing listens on port 9: a query that parsed is sent and fails (exit 1), one that did not is bad usage (exit 2).
+			const run = await runCli(["--url", "http://127.0.0.1:9", "--key", "k", "search", "d", "--query", file]);
+			expect(run.stderr).not.toMatch(/not JSON/);
+			expect(run.code).toBe(1);
+		} finally {
+			rmSync(dir, { recursive: true, force: true });
+		}
+	}, 60_000);
 });
