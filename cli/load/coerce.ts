@@ -7,6 +7,8 @@ import type { FieldSpec } from "@hotpath/client";
 export type Coerced = { value: unknown } | { error: string };
 
 const INT = /^[+-]?\d+$/;
+/** A decimal number (`0.25`, `-3`, `.5`, `1e-3`): not hex, binary or octal, which Number() would read too. */
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
 const TRUE = new Set(["true", "1", "yes", "t", "y"]);
 const FALSE = new Set(["false", "0", "no", "f", "n"]);
 
@@ -25,8 +27,9 @@ export function coerceText(field: FieldSpec, cell: string): Coerced {
 			return INT.test(t) && Number.isSafeInteger(n) ? { value: n } : { error: `"${clip(cell)}" is not an integer` };
 		}
 		case "float": {
-			const n = Number(cell.trim());
-			return cell.trim() !== "" && Number.isFinite(n) ? { value: n } : { error: `"${clip(cell)}" is not a finite number` };
+			const t = cell.trim();
+			const n = Number(t);
+			return DECIMAL.test(t) && Number.isFinite(n) ? { value: n } : { error: `"${clip(cell)}" is not a finite number` };
 		}
 		case "bool": {
 			const t = cell.trim().toLowerCase();

@@ -54,6 +54,10 @@ describe("CSV cells typed by field", () => {
 		expect(coerceText({ type: "int" }, "9007199254740993")).toHaveProperty("error");
 		expect(coerceText({ type: "float" }, "1e3")).toEqual({ value: 1000 });
 		expect(coerceText({ type: "float" }, "NaN")).toHaveProperty("error");
+		for (const cell of ["0.25", "-3", ".5", "5.", "+1E-3", " 7 "]) expect(coerceText({ type: "float" }, cell)).toEqual({ value: Number(cell) });
+		// Number() reads these as 26, 5 and 7; in a CSV they are text, not a float.
+		for (const cell of ["0x1A", "0b101", "0o7", "1_000", "Infinity", "1e400"])
+			expect(coerceText({ type: "float" }, cell)).toEqual({ error: `"${cell}" is not a finite number` });
 		expect(coerceText({ type: "bool" }, "TRUE")).toEqual({ value: true });
 		expect(coerceText({ type: "bool" }, "0")).toEqual({ value: false });
 		expect(coerceText({ type: "bool" }, "maybe")).toHaveProperty("error");
