@@ -181,11 +181,17 @@ async function loadFile(o: LoadOptions, file: string, stat: Stats, note: (messag
 		throw new UsageError((e as Error).message);
 	});
 	const column = o.eventTimeColumn;
-	if (column !== undefined && source.columns) {
+	if (source.columns) {
 		const columns = await source.columns().catch((e: unknown) => {
 			throw new UsageError((e as Error).message);
 		});
-		if (!columns.includes(column)) {
+		// A header naming a column twice fails the reader at its first row: said here, before a checkpoint that --resume could not use.
+		const seen = new Set<string>();
+		for (const name of columns) {
+			if (seen.has(name)) throw new UsageError(`${path.basename(o.file)}: the header names column "${name}" twice`);
+			seen.add(name);
+		}
+		if (column !== undefined && !columns.includes(column)) {
 			throw new UsageError(`--event-time-column ${column}: ${path.basename(o.file)} has no such column (it has ${columns.join(", ") || "none"})`);
 		}
 	}

@@ -32,3 +32,15 @@ describe("--event-time-column", () => {
 		}
 	}, 60_000);
 });
+
+describe("a CSV header naming a column twice", () => {
+	it("is bad usage before any request, and leaves no checkpoint to resume", async () => {
+		const csv = path.join(dir, "dup.csv");
+		writeFileSync(csv, "id,score,score\na,1,2\n");
+		const run = await runCli([...nowhere, "load", "d", csv]);
+		expect(run.code).toBe(2);
+		expect(run.stderr).toMatch(/dup\.csv: the header names column "score" twice/);
+		expect(run.stderr).not.toMatch(/--resume/);
+		expect(existsSync(`${csv}.hotpath-load.json`)).toBe(false);
+	}, 60_000);
+});
