@@ -4,9 +4,9 @@
  * from the event log, so every result is exact (distinct within HyperLogLog's error).
  */
 
-import { compareClocks } from "../ingest/merge";
 import type { AggregateSpec, DatasetSpec } from "../registry/spec";
 import { type AggregateQuery, type LastRow, readAggregateParts, type TileRangeRow } from "../storage/aggregates";
+import { compareClocks } from "../storage/record-state";
 import { aggregateId, factValue } from "./facts";
 import { hllEstimate, hllRegister } from "./hll";
 import { parseWindow, planWindow, type WindowPlan } from "./windows";

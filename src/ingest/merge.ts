@@ -15,9 +15,9 @@
  * - Applying an event whose clock is not newer than what it would overwrite changes nothing,
  *   which makes redelivery harmless.
  */
-import type { Clock, RecordState } from "../storage/record-state";
+import { type Clock, compareClocks, type RecordState } from "../storage/record-state";
 
-export type { Clock, RecordState };
+export { type Clock, compareClocks, type RecordState };
 
 export type Op = "upsert" | "patch" | "delete";
 
@@ -30,12 +30,6 @@ export interface ChangeEvent {
 	value?: Record<string, unknown>;
 	/** event_time in epoch ms. */
 	time: number;
-}
-
-/** Orders clocks by time, then by id. */
-export function compareClocks(a: Clock, b: Clock): number {
-	if (a[0] !== b[0]) return a[0] < b[0] ? -1 : 1;
-	return a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0;
 }
 
 const newer = (a: Clock, b: Clock | null | undefined) => !b || compareClocks(a, b) > 0;
