@@ -241,6 +241,7 @@ async function loadFile(o: LoadOptions, file: string, stat: Stats, note: (messag
 	showProgress();
 
 	let interrupted = false;
+	let failed = false;
 	try {
 		await runPool(chunks, {
 			concurrency: o.concurrency ?? DEFAULTS.concurrency,
@@ -265,10 +266,12 @@ async function loadFile(o: LoadOptions, file: string, stat: Stats, note: (messag
 		});
 	} catch (e) {
 		interrupted = true;
+		failed = true;
 		throw e;
 	} finally {
 		progress.stop();
-		if (interrupted) checkpoint.save();
+		// A load that failed before any chunk was done (a 403, a dataset gone) has nothing to resume: no checkpoint suggests it.
+		if (interrupted && !(failed && checkpoint.doneChunks === 0)) checkpoint.save();
 		else checkpoint.remove();
 	}
 

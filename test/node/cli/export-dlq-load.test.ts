@@ -1,7 +1,7 @@
 // Edges of `hotpath export`, `dlq` and `load` found by following the README as a newcomer: an export
 // to a path that cannot be written, an export piped into `head`, dead letters waiting in KV (ids
 // `kv:<message id>`), and rejected NDJSON lines of a later chunk reported at the file's own line.
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { Hotpath } from "@hotpath/client";
@@ -155,5 +155,20 @@ describe("load", () => {
 		expect(typed.code).toBe(1);
 		expect(typed.stderr).toMatch(/reads .*'s spec to type csv cells: the key needs the read scope besides write/);
 		noStack(typed);
+	}, 60_000);
+
+	it("leaves no checkpoint (nor advice to --resume) when the load fails before any chunk was done", async () => {
+		const mine = uniqueName("cli_load_mine");
+		const other = uniqueName("cli_load_other");
+		for (const name of [mine, other]) await sdk().datasets.apply({ name, key: "id", fields: { n: "int" } });
+		const { key } = await sdk().keys.create({ name: "loader", scopes: ["read", "write"], datasets: [mine] });
+		const file = path.join(dir, "out-of-bounds.ndjson");
+		writeFileSync(file, `${JSON.stringify({ id: "a", n: 1 })}\n`);
+		const run = await runCli(["--url", server().url, "--key", key, "load", other, file]);
+		expect(run.code).toBe(1);
+		expect(run.stderr).toMatch(/Forbidden \(403\)/);
+		expect(run.stderr).not.toMatch(/--resume/);
+		expect(existsSync(`${file}.hotpath-load.json`)).toBe(false);
+		noStack(run);
 	}, 60_000);
 });
