@@ -40,6 +40,10 @@ function crlfsIn(cells: Iterable<unknown>): number {
 	return n;
 }
 
+/** csv-parse quotes the whole field it gave up on ('value is "..."'): a rejection stays one readable line. */
+const MAX_REASON = 200;
+const clipped = (message: string): string => (message.length > MAX_REASON ? `${message.slice(0, MAX_REASON)}...` : message);
+
 async function* csvItems(file: string, size: number): AsyncGenerator<SourceItem[]> {
 	// csv-parse's line count runs ahead by one for every CR LF inside a quoted cell so far (a cell
 	// spanning lines of a Windows file); the callbacks below run in file order and count them, so a
@@ -72,7 +76,7 @@ async function* csvItems(file: string, size: number): AsyncGenerator<SourceItem[
 				if (!err) return undefined;
 				const failed = err as CsvError & { lines?: number; record?: unknown };
 				if (Array.isArray(failed.record)) extraLines += crlfsIn(failed.record);
-				skipped.push({ pos: Number(failed.lines ?? 0) - extraLines, error: err.message.replace(/ on line \d+$/, ""), end: 0 });
+				skipped.push({ pos: Number(failed.lines ?? 0) - extraLines, error: clipped(err.message.replace(/ on line \d+$/, "")), end: 0 });
 				return undefined;
 			},
 		}),

@@ -200,6 +200,16 @@ describe("CSV and Parquet readers", () => {
 		]);
 	});
 
+	it("CSV: a record that fails to parse is rejected with a reason of one readable line, not the whole field it gave up on", async () => {
+		const file = path.join(dir, "long-bad.csv");
+		writeFileSync(file, `a,b\n1,x"${"y".repeat(5000)}\n2,3\n`);
+		const items = await collect(csvSource(file, 0).items());
+		expect(items.map((i) => i.pos)).toEqual([2, 3]);
+		expect(items[0]?.error).toMatch(/^Invalid Opening Quote: a quote is found on field "b" at line 2, value is "x/);
+		expect(items[0]?.error?.length).toBeLessThanOrEqual(203);
+		expect(items[1]?.row).toEqual({ a: "2", b: "3" });
+	});
+
 	it("CSV: a header that names a column twice is refused, not read as its last cell", async () => {
 		const file = path.join(dir, "dup.csv");
 		writeFileSync(file, "id,score,score\na,1,2\n");
