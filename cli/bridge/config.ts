@@ -245,6 +245,8 @@ export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): 
 	} catch (e) {
 		throw new ConfigError(file, [`cannot read the file: ${(e as Error).message}`]);
 	}
+	// A byte-order mark (Notepad's UTF-8) is not part of the JSON: JSON.parse refuses it.
+	if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
 	let doc: unknown;
 	try {
 		doc = /\.ya?ml$/i.test(file) ? parseYaml(text) : JSON.parse(text);

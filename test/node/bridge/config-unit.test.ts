@@ -77,6 +77,16 @@ describe("bridge config", () => {
 		expect(loadConfig(file, {}).sources[0]).toMatchObject({ type: "redis-streams", stream: "s", start: "0", count: 1000 });
 	});
 
+	it("reads a JSON config that starts with a byte-order mark", () => {
+		const file = path.join(scratch.dir, "bridge-bom.json");
+		const config = {
+			target: { url: "http://127.0.0.1:9999", key: "k" },
+			sources: [{ type: "redis-streams", dataset: "users", map: { key: "/user_id" }, url: "redis://127.0.0.1:6379", stream: "s", group: "g", consumer: "c" }],
+		};
+		writeFileSync(file, `\uFEFF${JSON.stringify(config)}\r\n`);
+		expect(loadConfig(file, {}).sources[0]).toMatchObject({ type: "redis-streams", stream: "s" });
+	});
+
 	it("a bad config or bad usage exits 2 with the path of the bad entry; --help exits 0", async () => {
 		const bad = await runToExit({ target: { key: "k" }, sources: [nats, { ...nats, map: { key: "id" } }] }, scratch.dir);
 		expect(bad.code).toBe(2);
