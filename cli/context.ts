@@ -74,6 +74,19 @@ export function createContext(opts: GlobalOptions): CliContext {
 }
 
 /**
+ * An empty argument (`get "" u1`, `get users "$UNSET"`) is a missing one: bad usage, not a request
+ * to a path with an empty segment that the server answers with "no route for GET /v1/datasets//...".
+ */
+function checkNotEmpty(command: Command, args: unknown[]): void {
+	args.forEach((value, i) => {
+		if (value === "" || (Array.isArray(value) && value.includes(""))) {
+			const name = command.registeredArguments[i]?.name() ?? `argument ${i + 1}`;
+			throw new UsageError(`${command.name()}: <${name}> is empty`);
+		}
+	});
+}
+
+/**
  * Wraps a verb for commander: builds the context from the global options, runs the verb, and sets
  * the exit code from what it returns or throws (errors printed without a stack).
  *
@@ -88,9 +101,11 @@ export function verbAction<A extends unknown[], O = Record<string, unknown>>(
 		const globals = command.optsWithGlobals() as GlobalOptions;
 		let json = globals.json === true;
 		try {
+			const args = all.slice(0, -2);
+			checkNotEmpty(command, args);
 			const ctx = createContext(globals);
 			json = ctx.json;
-			process.exitCode = (await run(ctx, all.slice(0, -2) as A, command.opts() as O, command)) ?? 0;
+			process.exitCode = (await run(ctx, args as A, command.opts() as O, command)) ?? 0;
 		} catch (e) {
 			process.exitCode = reportError(e, json);
 		}

@@ -58,3 +58,21 @@ describe("JSON files given to options", () => {
 		}
 	}, 60_000);
 });
+
+describe("empty arguments", () => {
+	it("are missing arguments: exit 2 naming the argument, before any request", async () => {
+		for (const [args, name] of [
+			[["get", "", "u1"], "dataset"],
+			[["get", "users", ""], "key"],
+			[["lookup", "users", "a", ""], "keys"],
+			[["export", ""], "dataset"],
+			[["rebuild", ""], "dataset"],
+			[["keys", "revoke", ""], "id"],
+		] as [string[], string][]) {
+			// Nothing listens on port 9: a request would fail with a network error (exit 1), not 2.
+			const run = await runCli(["--url", "http://127.0.0.1:9", "--key", "k", ...args]);
+			expect({ args, code: run.code }).toEqual({ args, code: 2 });
+			expect(run.stderr).toContain(`<${name}> is empty`);
+		}
+	}, 120_000);
+});
