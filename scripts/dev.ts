@@ -7,6 +7,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { seedDemo } from "./lib/demo-data.ts";
+import { adminKeyOf } from "./lib/dev-vars.ts";
 import { type RedisServerHandle, redisServerAvailable, startRedisServer } from "./lib/redis-server.ts";
 import { spawnUpstashLocal, type UpstashProcess } from "./lib/upstash-process.ts";
 
@@ -30,7 +31,7 @@ const persistArgs = typeof values["persist-to"] === "string" ? ["--persist-to", 
 function ensureAdminKey(): string {
 	const file = path.join(root, ".dev.vars");
 	const text = existsSync(file) ? readFileSync(file, "utf8") : "";
-	const found = text.match(/^HOTPATH_ADMIN_KEY\s*=\s*"?([^"\n]+)"?\s*$/m)?.[1];
+	const found = adminKeyOf(text);
 	if (found) return found;
 	const key = `hp_admin_${randomBytes(18).toString("base64url")}`;
 	writeFileSync(file, `${text}${text && !text.endsWith("\n") ? "\n" : ""}HOTPATH_ADMIN_KEY="${key}"\n`);

@@ -15,6 +15,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, inject } from "vitest";
 import type { TestProject } from "vitest/node";
+import { adminKeyOf } from "../../scripts/lib/dev-vars.ts";
 import { freePort } from "../../scripts/lib/redis-server.ts";
 
 declare module "vitest" {
@@ -86,7 +87,7 @@ export async function startDevServer(): Promise<RunningServer> {
 		await stop();
 		throw new Error(`npm run dev did not become ready: ${e}\n${output.slice(-3000)}`);
 	}
-	const adminKey = readFileSync(path.join(repoRoot, ".dev.vars"), "utf8").match(/HOTPATH_ADMIN_KEY\s*=\s*"?([^"\n]+)/)?.[1] ?? "";
+	const adminKey = adminKeyOf(readFileSync(path.join(repoRoot, ".dev.vars"), "utf8")) ?? "";
 	if (!adminKey) throw new Error("no HOTPATH_ADMIN_KEY in .dev.vars");
 	return { url, adminKey, stop };
 }
