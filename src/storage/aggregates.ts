@@ -89,16 +89,20 @@ FROM (SELECT value ->> 0 AS lo, value ->> 1 AS hi FROM json_each(?2)) AS e
   CROSS JOIN event_log AS l ON l.dataset = ?1 AND l.key = k.key AND l.event_time >= e.lo AND l.event_time < e.hi AND l.op != 'delete'`;
 
 // The n newest facts per key that carry the field, by event_time (not by arrival), and every fact
-// tied with the n-th on its event_time: per key, a walk back through event_log_time from the
-// window's end to the n-th fact's time. The caller orders ties by id as the merge does (JS strings,
-// UTF-16): D1 orders text by UTF-8 bytes, which differs once an id holds a character beyond U+FFFF.
-const LAST_N_FACTS = `FROM event_log WHERE dataset = ?1 AND key = k.key AND event_time > ?3 AND event_time <= ?6
-      AND op != 'delete' AND json_type(value, ?4) IS NOT NULL AND json_type(value, ?4) != 'null'`;
-const LAST_N = `SELECT l.key, ?5 AS agg, l.value -> ?4 AS v, l.event_time, l.event_id
-FROM (SELECT value AS key FROM json_each(?2)) AS k
-  CROSS JOIN event_log AS l ON l.seq IN (
-    SELECT seq ${LAST_N_FACTS}
-      AND event_time >= coalesce((SELECT event_time ${LAST_N_FACTS} ORDER BY event_time DESC LIMIT 1 OFFSET ?7 - 1), ?3))`;
+// tied with the n-th on its event_time. Per key, once: the n-th fact's time (a walk back through
+// event_log_time from the window's end that stops at the n-th); then the facts from that time to the
+// window's end, a range of the same index. (Compared row by row instead, the planner scanned every
+// fact of the window: 40 ms for a key with 10,000 facts in 7 days, against 1 ms.) The caller orders
+// ties by id as the merge does (JS strings, UTF-16): D1 orders text by UTF-8 bytes, which differs
+// once an id holds a character beyond U+FFFF.
+const carries = (l: string) => `${l}op != 'delete' AND json_type(${l}value, ?4) IS NOT NULL AND json_type(${l}value, ?4) != 'null'`;
+const LAST_N = `WITH k AS MATERIALIZED (
+  SELECT j.value AS key, (SELECT event_time FROM event_log WHERE dataset = ?1 AND key = j.value AND event_time > ?3 AND event_time <= ?6 AND ${carries("")}
+    ORDER BY event_time DESC LIMIT 1 OFFSET ?7 - 1) AS edge
+  FROM json_each(?2) AS j)
+SELECT k.key, ?5 AS agg, l.value -> ?4 AS v, l.event_time, l.event_id
+FROM k CROSS JOIN event_log AS l ON l.dataset = ?1 AND l.key = k.key AND l.event_time >= coalesce(k.edge, ?3) AND l.event_time > ?3 AND l.event_time <= ?6
+WHERE ${carries("l.")}`;
 
 export interface AggregateQuery {
 	/** Tile ranges of the count/sum/min/max/mean aggregates. */
