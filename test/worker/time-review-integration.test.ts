@@ -6,9 +6,9 @@ import { createExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { hllEstimate, hllRegister, hllRegisterAt } from "../../src/aggregates/hll";
 import { HOUR } from "../../src/aggregates/windows";
-import { readAggregateParts } from "../../src/storage/aggregates";
 import type { Env } from "../../src/env";
 import worker from "../../src/index";
+import { readAggregateParts } from "../../src/storage/aggregates";
 import { ADMIN_KEY, call, createDataset, env, expectJson } from "./helpers";
 
 const importRows = async (ds: string, rows: unknown[]) => expectJson(await call("POST", `/v1/datasets/${ds}/import`, { json: rows }), 200);
@@ -46,7 +46,12 @@ describe("last_n on facts with equal event_times", () => {
 
 describe("last_n's read", () => {
 	it("walks only the newest facts of a key, not every fact of its window (the rows D1 reads, from its meta)", async () => {
-		const ds = await createDataset({ key: "id", fields: { item: "string" }, history_days: 7, aggregates: { last3: { fn: "last_n", of: "item", n: 3, window: "7d" } } } as never);
+		const ds = await createDataset({
+			key: "id",
+			fields: { item: "string" },
+			history_days: 7,
+			aggregates: { last3: { fn: "last_n", of: "item", n: 3, window: "7d" } },
+		} as never);
 		const t = Date.now() - HOUR;
 		const facts = Array.from({ length: 2_000 }, (_, i) => ({ id: "k", item: `i${i}`, _event_time: t - i * 60_000, _id: `f${i}`, _op: "patch" }));
 		for (let i = 0; i < facts.length; i += 1_000) await importRows(ds, facts.slice(i, i + 1_000));
@@ -62,7 +67,13 @@ describe("last_n's read", () => {
 			},
 		});
 		const at = Date.now();
-		const parts = await readAggregateParts(db, ds, ["k"], { sumRanges: [], registerRanges: [], edges: [], lastN: [{ agg: "last3", field: "item", after: at - 7 * 24 * HOUR, n: 3 }] }, at);
+		const parts = await readAggregateParts(
+			db,
+			ds,
+			["k"],
+			{ sumRanges: [], registerRanges: [], edges: [], lastN: [{ agg: "last3", field: "item", after: at - 7 * 24 * HOUR, n: 3 }] },
+			at,
+		);
 		expect(parts.last.map((l) => JSON.parse(l.v)).sort()).toEqual(["i0", "i1", "i2"]);
 		// The last_n statement is the batch's fourth. Reading every fact of the window compared each
 		// to the n-th's time: 2,000 rows and more, ~40 ms for 10,000 facts.
