@@ -60,6 +60,8 @@ function checkCount(n: number, max: number, what: string): void {
 
 type SpecLookup = (dataset: string) => DatasetSpec | undefined;
 
+const EVENT_PROPERTIES: ReadonlySet<string> = new Set(["id", "dataset", "key", "op", "value", "event_time"]);
+
 /**
  * Validates one raw event. Returns the event with its time resolved (receipt time when absent)
  * but its id possibly empty: ids derived from content are filled in by `assignIds`.
@@ -73,8 +75,7 @@ export function validateEvent(
 ): { event: ChangeEvent; sentTime: number | null } | string {
 	if (raw === null || typeof raw !== "object" || Array.isArray(raw)) return "an event must be a JSON object";
 	const e = raw as Record<string, unknown>;
-	const known = new Set(["id", "dataset", "key", "op", "value", "event_time"]);
-	const extra = Object.keys(e).filter((k) => !known.has(k));
+	const extra = Object.keys(e).filter((k) => !EVENT_PROPERTIES.has(k));
 	if (extra.length) return `unknown property ${extra.map((k) => `"${k}"`).join(", ")}; an event has id, dataset, key, op, value, event_time`;
 	if (typeof e.dataset !== "string") return "dataset is required and must be a string";
 	// Checked before the lookup, so a limited key learns nothing about other datasets.
