@@ -121,10 +121,16 @@ export const intOption =
 		return n;
 	};
 
-/** commander argParser: a number >= 0. */
+/** A decimal number as the server takes one for max_staleness (src/serving/params.ts): no sign, hex, blanks or padding. */
+const DECIMAL = /^(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
+/**
+ * commander argParser: a decimal number of seconds >= 0. Number() alone read "0x10" as 16 and ""
+ * or " " as 0 (a read held to D1), values the server refuses as `max_staleness`.
+ */
 export const secondsOption = (raw: string): number => {
-	const n = Number(raw);
-	if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError("expected a number of seconds >= 0");
+	const n = DECIMAL.test(raw) ? Number(raw) : Number.NaN;
+	if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError("expected a decimal number of seconds >= 0, e.g. 60 or 0.5");
 	return n;
 };
 
@@ -134,6 +140,17 @@ export const listOption = (raw: string): string[] =>
 		.split(",")
 		.map((s) => s.trim())
 		.filter(Boolean);
+
+/**
+ * commander argParser: a comma-separated list of field names, at least one. An empty one (`--fields ""`,
+ * `--fields ,`) was sent as `fields=`, which the server refuses (400, exit 1), or in a search as
+ * `fields: []`, values with no field: bad usage, as an empty argument is.
+ */
+export const fieldsOption = (raw: string): string[] => {
+	const names = listOption(raw);
+	if (!names.length) throw new InvalidArgumentError("expected a comma-separated list of field names (leave the option out for every field)");
+	return names;
+};
 
 /** A time option: epoch ms when it is all digits, else RFC 3339 text as given. */
 export const timeOption = (raw: string): string | number => {

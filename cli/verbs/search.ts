@@ -6,7 +6,7 @@
 import { readFileSync } from "node:fs";
 import type { IfStale, SearchHit, SearchQuery, SearchVector } from "@hotpath/client";
 import { type Command, Option } from "commander";
-import { intOption, jsonOption, listOption, secondsOption, verbAction, withoutBom } from "../context.ts";
+import { fieldsOption, intOption, jsonOption, listOption, secondsOption, verbAction, withoutBom } from "../context.ts";
 import { count, duration, table, UsageError } from "../output.ts";
 import { fitToTerminal, readPages } from "./paging.ts";
 
@@ -121,7 +121,7 @@ export function registerSearch(program: Command): void {
 		.option("--cursor <cursor>", "the next page of the same query (next_cursor of the previous one)")
 		.option("--all", "every page (up to the 1,000 hits a query ranks)")
 		.option("--highlight", "show where the words matched (<mark>)")
-		.option("--fields <a,b>", "only these fields of each hit's value", listOption)
+		.option("--fields <a,b>", "only these fields of each hit's value", fieldsOption)
 		.option("--max-staleness <seconds>", "report values older than this as stale", secondsOption)
 		.addOption(new Option("--if-stale <mode>", "serve a stale value marked stale, or omit it").choices(["serve", "omit"]))
 		.option("--query <file>", "a whole search body as JSON (- for stdin); the flags above amend it")
