@@ -20,6 +20,7 @@ import {
 	type StoredDeadLetter,
 	storeDeadLetterKv,
 	storeDeadLettersD1,
+	unmarkReplayed,
 } from "../storage/dead-letters";
 import type { RefusedEvents } from "./apply";
 import { packBatches, readQueueMessage, repackBody } from "./producer";
@@ -154,7 +155,13 @@ export async function listDeadLetters(db: D1Database, kv: KVNamespace, f: ListFi
 	return { letters, d1Refused };
 }
 
-/** Puts dead letters back on the events queue and marks them replayed. Stored bodies are JSON text, sent as text. */
+/**
+ * Puts dead letters back on the events queue, marked replayed. They are marked before they are
+ * sent: the consumer may take a replayed message at once (max_batch_timeout = 0), and one that fails
+ * again is dead-lettered again, unmarked; marking after the send could come after that and show a
+ * letter that is waiting again as replayed (and a purge of replayed letters would then drop it).
+ * Stored bodies are JSON text, sent as text.
+ */
 export async function replayDeadLetters(
 	db: D1Database,
 	kv: KVNamespace,
@@ -163,11 +170,25 @@ export async function replayDeadLetters(
 	now = Date.now(),
 ): Promise<number> {
 	const packed = letters.flatMap((l) => repackBody(l.body));
+	// One that waited in KV moves to D1 first, so it is listed once, marked replayed like the others.
+	const fromKv = letters.filter((l) => typeof l.id === "string");
+	const messageIds = letters.map((l) => l.messageId);
+	let movedFromKv = false;
+	let marked = false;
+	try {
+		if (fromKv.length) await storeDeadLettersD1(db, fromKv);
+		movedFromKv = true;
+		await markReplayed(db, messageIds, now);
+		marked = true;
+	} catch (e) {
+		log.warn("dead letters to replay could not be marked replayed: D1 refused", { error: String(e) });
+	}
 	let sent = 0;
 	for (const batch of packBatches(packed)) {
 		try {
 			await queue.sendBatch(batch.map((m) => ({ body: m.body, contentType: "text" as const })));
 		} catch (e) {
+			if (marked) await unmarkReplayed(db, messageIds, now).catch((u) => log.error("replayed dead letters could not be unmarked", { error: String(u) }));
 			throw new HotpathError(
 				"unavailable",
 				`the event queue refused the replay after ${sent} of ${packed.length} message(s) (${(e as Error).message}); none is marked replayed, and replaying again is safe: events are idempotent by id`,
@@ -176,23 +197,16 @@ export async function replayDeadLetters(
 		}
 		sent += batch.length;
 	}
-	// One that waited in KV moves to D1, so it is listed once, marked replayed like the others.
-	const fromKv = letters.filter((l) => typeof l.id === "string");
-	try {
-		if (fromKv.length) await storeDeadLettersD1(db, fromKv);
-		await markReplayed(
-			db,
-			letters.map((l) => l.messageId),
-			now,
-		);
-		if (fromKv.length)
+	if (movedFromKv && fromKv.length) {
+		try {
 			await deleteDeadLetters(
 				db,
 				kv,
 				fromKv.map((l) => l.id),
 			);
-	} catch (e) {
-		log.warn("replayed dead letters could not be marked: D1 refused", { error: String(e) });
+		} catch (e) {
+			log.warn("replayed dead letters moved to D1 could not be deleted from KV", { error: String(e) });
+		}
 	}
 	return letters.length;
 }

@@ -165,6 +165,16 @@ export async function markReplayed(db: D1Database, messageIds: readonly string[]
 	}
 }
 
+/** Undoes `markReplayed` of the same moment, for letters a replay could not send; a letter dead-lettered again since is left as it is. */
+export async function unmarkReplayed(db: D1Database, messageIds: readonly string[], at: number): Promise<void> {
+	for (let i = 0; i < messageIds.length; i += 90) {
+		await drizzle(db)
+			.update(deadLetters)
+			.set({ replayedAt: null })
+			.where(and(inArray(deadLetters.messageId, messageIds.slice(i, i + 90)), eq(deadLetters.replayedAt, at)));
+	}
+}
+
 /** Deletes dead letters by id (D1 row ids and `kv:` ids). Returns how many were deleted. */
 export async function deleteDeadLetters(db: D1Database, kv: KVNamespace, ids: readonly (number | string)[]): Promise<number> {
 	let n = 0;

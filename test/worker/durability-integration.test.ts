@@ -9,7 +9,7 @@ import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Env } from "../../src/env";
 import worker from "../../src/index";
 import { MAX_RECORD_BYTES } from "../../src/ingest/apply";
-import { deadLetterRetryDelay } from "../../src/ingest/dead-letters";
+import { deadLetterRetryDelay, getDeadLetter, replayDeadLetters } from "../../src/ingest/dead-letters";
 import { CircuitBreaker } from "../../src/serving/breaker";
 import { RedisTier } from "../../src/serving/redis-tier";
 import { decodeRecord, recordCacheKey } from "../../src/storage/cached-record";
@@ -152,6 +152,44 @@ describe("dead letters when D1 refuses them", () => {
 		expect(deadLetterRetryDelay(11)).toBe(30_720);
 		expect(deadLetterRetryDelay(12)).toBe(43_200);
 		expect(deadLetterRetryDelay(100)).toBe(43_200);
+	});
+});
+
+describe("replaying a dead letter that fails again", () => {
+	it("leaves it waiting, not marked replayed, when the consumer takes the replay at once and refuses it again", async () => {
+		const poison = `poison_${uniqueName("p")}`;
+		await env.DB.prepare(
+			`CREATE TRIGGER refuse_${poison} BEFORE INSERT ON records WHEN NEW.key = '${poison}' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`,
+		).run();
+		undo.push(`DROP TRIGGER refuse_${poison}`);
+		const first = await runQueue(EVENTS_QUEUE, [message(eventsBody([ev(poison, "upsert", Date.now() - 1000, { a: 1 })]))]);
+		expect(first.retryMessages).toEqual([]);
+		const row = await env.DB.prepare("SELECT id, message_id FROM dead_letters WHERE message_id LIKE 'refused:%' AND body LIKE ?1")
+			.bind(`%${poison}%`)
+			.first<{ id: number; message_id: string }>();
+		const letter = await getDeadLetter(env.DB, env.RECORDS_KV, row?.id as number);
+		if (!letter) throw new Error("no dead letter");
+		// The events queue has max_batch_timeout = 0: the consumer may run the replayed message before
+		// replay returns. This queue runs it inside sendBatch, the earliest it can happen.
+		const queue = {
+			sendBatch: async (msgs: { body: unknown }[]) => {
+				await runQueue(
+					EVENTS_QUEUE,
+					msgs.map((m) => message(m.body)),
+				);
+			},
+		} as unknown as Queue<unknown>;
+		expect(await replayDeadLetters(env.DB, env.RECORDS_KV, queue, [letter])).toBe(1);
+		// Refused again, so waiting again: a purge of replayed letters must not take it.
+		expect((await deadLetterByMessageId(row?.message_id as string))?.replayed_at).toBeNull();
+		expect(await d1Record(ds, poison)).toBeNull();
+		await expectJson(await call("DELETE", `/v1/dead-letters?dataset=${ds}&replayed=true`), 200);
+		expect(await deadLetterByMessageId(row?.message_id as string)).not.toBeNull();
+		await env.DB.prepare(undo.pop() as string).run();
+		// Once the key can be written, the replay applies it and the letter is marked replayed.
+		await replayDeadLetters(env.DB, env.RECORDS_KV, queue, [letter]);
+		expect(JSON.parse((await d1Record(ds, poison))?.value ?? "null")).toEqual({ a: 1 });
+		expect((await deadLetterByMessageId(row?.message_id as string))?.replayed_at).toEqual(expect.any(Number));
 	});
 });
 
