@@ -230,7 +230,9 @@ export class Hotpath {
 	 * options or auth failures throw HotpathError.
 	 */
 	async get<V extends RecordValue = RecordValue>(dataset: string, key: string | number, opts: GetOptions = {}): Promise<GetResult<V>> {
-		if (isDotSegment(key)) {
+		// An empty projection (`fields: []`, value {}) has no query-string form: the server refuses
+		// `fields=` as naming no field. A lookup's body carries it, as it carries a dot-segment key.
+		if (isDotSegment(key) || opts.fields?.length === 0) {
 			// The same read through POST /v1/lookup, whose body carries the key.
 			const [result] = await this.lookup<V>([{ dataset, keys: [key], ...(opts.fields ? { fields: opts.fields } : {}) }], {
 				maxStaleness: opts.maxStaleness,
