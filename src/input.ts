@@ -23,7 +23,8 @@ const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Z
 export function parseEventTime(v: unknown, now = Date.now(), maxFutureMs = DEFAULT_MAX_FUTURE_SKEW_MS): number | string {
 	let t: number;
 	if (typeof v === "number") {
-		if (!Number.isSafeInteger(v) || v < 0) return "event_time as a number must be whole epoch milliseconds";
+		if (!Number.isSafeInteger(v)) return "event_time as a number must be whole epoch milliseconds";
+		if (v < 0) return `event_time ${v} is before 1970-01-01T00:00:00Z (epoch 0), the earliest time accepted`;
 		t = v;
 	} else if (typeof v === "string") {
 		const m = RFC3339.exec(v);
@@ -35,7 +36,9 @@ export function parseEventTime(v: unknown, now = Date.now(), maxFutureMs = DEFAU
 			if (check.getUTCMonth() !== (mo as number) - 1 || check.getUTCDate() !== d || (h as number) > 23 || (mi as number) > 59 || (s as number) > 59)
 				t = Number.NaN;
 		}
-		if (!Number.isFinite(t) || t < 0) return `event_time "${v}" is not a valid RFC 3339 time (e.g. 2026-01-02T03:04:05Z) or epoch milliseconds`;
+		if (!Number.isFinite(t)) return `event_time "${v}" is not a valid RFC 3339 time (e.g. 2026-01-02T03:04:05Z) or epoch milliseconds`;
+		// A well-formed time before the epoch is not malformed: say what is wrong with it.
+		if (t < 0) return `event_time "${v}" is before 1970-01-01T00:00:00Z (epoch 0), the earliest time accepted`;
 	} else {
 		return "event_time must be an RFC 3339 string or epoch milliseconds";
 	}

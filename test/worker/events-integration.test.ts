@@ -204,7 +204,13 @@ describe("POST /v1/events", () => {
 			],
 			["event_time that is not a date", () => ({ ...good("a"), event_time: "yesterday" }), /event_time "yesterday" is not a valid RFC 3339 time/],
 			["event_time without a zone", () => ({ ...good("a"), event_time: "2026-01-02T03:04:05" }), /event_time .* is not a valid RFC 3339 time/],
-			["event_time negative", () => ({ ...good("a"), event_time: -5 }), /event_time as a number must be whole epoch milliseconds/],
+			["event_time negative", () => ({ ...good("a"), event_time: -5 }), /event_time -5 is before 1970-01-01T00:00:00Z \(epoch 0\)/],
+			// Well-formed RFC 3339 before the epoch is not "not a valid RFC 3339 time": the answer says what is wrong.
+			[
+				"event_time before the epoch, with an offset",
+				() => ({ ...good("a"), event_time: "1970-01-01T00:30:00+01:00" }),
+				/event_time "1970-01-01T00:30:00\+01:00" is before 1970-01-01T00:00:00Z/,
+			],
 			["event_time fractional", () => ({ ...good("a"), event_time: 1.5 }), /event_time as a number must be whole epoch milliseconds/],
 			["event_time of the wrong type", () => ({ ...good("a"), event_time: true }), /event_time must be an RFC 3339 string or epoch milliseconds/],
 			["delete with a value", () => ({ dataset: ds, key: "a", op: "delete", value: { age: 1 } }), /a delete takes no value/],
