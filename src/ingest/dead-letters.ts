@@ -156,7 +156,26 @@ export async function listDeadLetters(db: D1Database, kv: KVNamespace, f: ListFi
 }
 
 /**
- * Puts dead letters back on the events queue, marked replayed. They are marked before they are
+ * Whether a dead letter's body is a message the events consumer takes. One that is not (a body
+ * some other producer put on the queue) would only be dead-lettered again, as a new letter: it can
+ * be inspected and deleted, not replayed.
+ */
+export const isReplayable = (letter: StoredDeadLetter): boolean => readQueueMessage(letter.body) !== null;
+
+/** Replays one dead letter; one whose body is not a Hotpath message is a conflict, naming why. */
+export async function replayDeadLetter(db: D1Database, kv: KVNamespace, queue: Queue<unknown>, letter: StoredDeadLetter, now = Date.now()): Promise<void> {
+	if (!isReplayable(letter)) {
+		throw new HotpathError(
+			"conflict",
+			`dead letter ${letter.id} cannot be replayed: its body is not a Hotpath queue message (${letter.error}), so the consumer would only dead-letter it again; inspect it and delete it`,
+		);
+	}
+	await replayDeadLetters(db, kv, queue, [letter], now);
+}
+
+/**
+ * Puts dead letters back on the events queue, marked replayed (letters whose body is not a
+ * Hotpath message are left as they are: see `isReplayable`). They are marked before they are
  * sent: the consumer may take a replayed message at once (max_batch_timeout = 0), and one that fails
  * again is dead-lettered again, unmarked; marking after the send could come after that and show a
  * letter that is waiting again as replayed (and a purge of replayed letters would then drop it).
@@ -169,6 +188,8 @@ export async function replayDeadLetters(
 	letters: readonly StoredDeadLetter[],
 	now = Date.now(),
 ): Promise<number> {
+	letters = letters.filter(isReplayable);
+	if (!letters.length) return 0;
 	const packed = letters.flatMap((l) => repackBody(l.body));
 	// One that waited in KV moves to D1 first, so it is listed once, marked replayed like the others.
 	const fromKv = letters.filter((l) => typeof l.id === "string");

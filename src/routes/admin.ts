@@ -6,7 +6,7 @@ import { requireScope } from "../auth/middleware";
 import { assertDatasets, assertUnlimitedAdmin, covers } from "../auth/policy";
 import type { AppEnv } from "../env";
 import { HotpathError } from "../errors";
-import { deleteDeadLetters, getDeadLetter, listDeadLetters, replayDeadLetters, type StoredDeadLetter } from "../ingest/dead-letters";
+import { deleteDeadLetters, getDeadLetter, listDeadLetters, replayDeadLetter, replayDeadLetters, type StoredDeadLetter } from "../ingest/dead-letters";
 import { KV_DEAD_LETTER_PREFIX } from "../storage/dead-letters";
 import { bearer, json, mount, newRouter, problems } from "./openapi";
 import { parseFlag, parseLimit } from "./validation";
@@ -166,7 +166,7 @@ mount(
 		method: "post",
 		path: "/dead-letters/replay",
 		summary: "Replay every unreplayed dead letter (within the key's datasets)",
-		description: `Up to ${BULK_MAX} a call (limit), oldest pages first by id; call again for more. Events are idempotent by id, so replaying twice is harmless.`,
+		description: `Up to ${BULK_MAX} a call (limit), oldest pages first by id; call again for more. Events are idempotent by id, so replaying twice is harmless. Letters whose body is not a Hotpath queue message are left as they are (not counted).`,
 		tags: ["dead letters"],
 		security: bearer,
 		request: { query: letterQuery },
@@ -190,20 +190,21 @@ mount(
 		method: "post",
 		path: "/dead-letters/{id}/replay",
 		summary: "Replay one dead letter",
-		description: "Puts its body back on the events queue. Events are idempotent by id, so replaying twice is harmless.",
+		description:
+			"Puts its body back on the events queue. Events are idempotent by id, so replaying twice is harmless. A letter whose body is not a Hotpath queue message is a 409: the consumer would only dead-letter it again.",
 		tags: ["dead letters"],
 		security: bearer,
 		request: { params: idParam },
 		responses: {
 			200: json("Replayed", z.object({ id: z.union([z.number(), z.string()]), replayed_at: z.string() })),
-			...problems("bad_request", "forbidden", "not_found"),
+			...problems("bad_request", "forbidden", "not_found", "conflict"),
 		},
 	},
 	admin,
 	async (c) => {
 		const letter = await visibleLetter(c, c.req.param("id") as string);
 		const now = Date.now();
-		await replayDeadLetters(c.env.DB, c.env.RECORDS_KV, c.env.EVENTS_QUEUE, [letter], now);
+		await replayDeadLetter(c.env.DB, c.env.RECORDS_KV, c.env.EVENTS_QUEUE, letter, now);
 		return c.json({ id: letter.id, replayed_at: new Date(now).toISOString() });
 	},
 );

@@ -412,6 +412,23 @@ describe("events consumer (hotpath-events)", () => {
 		});
 	});
 
+	describe("replaying a poison message's dead letter", () => {
+		it("is a 409 saying why, not a 200 that only dead-letters it again as a new letter; a bulk replay leaves it", async () => {
+			const tag = uniqueName("poison");
+			const msg = message({ v: 7, note: tag });
+			await runQueue(EVENTS_QUEUE, [msg]);
+			const row = await deadLetterByMessageId(msg.id);
+			const p = await expectProblem(await call("POST", `/v1/dead-letters/${row?.id}/replay`), 409);
+			expect(p.detail).toMatch(/cannot be replayed: its body is not a Hotpath queue message/);
+			expect(await expectJson<{ replayed: number }>(await call("POST", "/v1/dead-letters/replay"), 200)).toMatchObject({ replayed: expect.any(Number) });
+			await new Promise((r) => setTimeout(r, 500));
+			// Still one letter for it, waiting to be inspected and deleted, and not marked replayed.
+			const { results } = await env.DB.prepare("SELECT replayed_at FROM dead_letters WHERE body LIKE ?").bind(`%${tag}%`).all<{ replayed_at: number | null }>();
+			expect(results).toEqual([{ replayed_at: null }]);
+			expect((await call("DELETE", `/v1/dead-letters/${row?.id}`)).status).toBe(204);
+		});
+	});
+
 	describe("error: one key that cannot be applied fails alone", () => {
 		// A stored row whose merge state is unreadable stands for a key that can no longer be written.
 		// Its events are kept as a dead letter with the reason; the rest of the batch is applied and acked.
