@@ -77,7 +77,10 @@ function graphqlParams(raw: { query: unknown; variables: unknown; operationName:
 	if (typeof raw.query !== "string" || !raw.query.trim()) return "no query: send {query, variables?, operationName?}";
 	if (raw.variables !== undefined && raw.variables !== null && !isObject(raw.variables)) return "variables must be a JSON object";
 	if (raw.operationName !== undefined && raw.operationName !== null && typeof raw.operationName !== "string") return "operationName must be a string";
-	return { query: raw.query, variables: (raw.variables as Record<string, unknown> | null) ?? {}, operationName: (raw.operationName as string | null) ?? null };
+	// An empty operationName names no operation (names are never empty): HTML forms and some clients
+	// send `operationName=` for "none".
+	const operationName = (raw.operationName as string | null | undefined) || null;
+	return { query: raw.query, variables: (raw.variables as Record<string, unknown> | null) ?? {}, operationName };
 }
 
 /** Runs a request and renders the answer, with the read path's headers. */

@@ -280,3 +280,17 @@ describe("a projection in a query string that names no field", () => {
 		expect(none.results[0]?.records[0]?.value).toEqual({});
 	});
 });
+
+describe("GraphQL's operationName left empty", () => {
+	it('reads as absent on GET and POST (a form sends operationName=), not as an operation named ""', async () => {
+		const ds = await createDataset();
+		const query = `{ ${ds}(keys: ["k"]) { key status } }`;
+		const viaGet = await expectJson<{ data: Record<string, unknown> }>(
+			await call("GET", `/graphql?query=${encodeURIComponent(query)}&operationName=&variables=`),
+			200,
+		);
+		expect(viaGet.data[ds]).toEqual([{ key: "k", status: "not_found" }]);
+		const viaPost = await expectJson<{ data: Record<string, unknown> }>(await call("POST", "/graphql", { json: { query, operationName: "" } }), 200);
+		expect(viaPost.data[ds]).toEqual([{ key: "k", status: "not_found" }]);
+	});
+});
