@@ -10,7 +10,7 @@ import type { Services } from "../services";
 import { getBackfill } from "../storage/aggregates";
 import { type ApplyResult, applyEvents } from "./apply";
 import { type RefreshOptions, type RefreshRequest, refreshCaches } from "./cache-refresh";
-import { deadLetterOf, deadLetterOfRefused, keepDeadLetters } from "./dead-letters";
+import { deadLetterOf, deadLetterOfRefused, keepDeadLetters, NOT_A_HOTPATH_MESSAGE } from "./dead-letters";
 import type { ChangeEvent } from "./merge";
 import { type RebuildPage, readQueueMessage } from "./producer";
 import { failRebuildPage, REBUILD_PAGES_PER_INVOCATION, rebuildPage } from "./rebuild";
@@ -44,7 +44,7 @@ export async function consumeEvents(batch: MessageBatch<unknown>, services: Serv
 			await keepDeadLetters(
 				env.DB,
 				env.RECORDS_KV,
-				poison.map((m) => deadLetterOf(m, batch.queue, "message body is not a Hotpath events message")),
+				poison.map((m) => deadLetterOf(m, batch.queue, NOT_A_HOTPATH_MESSAGE)),
 			);
 			for (const m of poison) m.ack();
 		} catch {

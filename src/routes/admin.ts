@@ -6,7 +6,15 @@ import { requireScope } from "../auth/middleware";
 import { assertDatasets, assertUnlimitedAdmin, covers } from "../auth/policy";
 import type { AppEnv } from "../env";
 import { HotpathError } from "../errors";
-import { deleteDeadLetters, getDeadLetter, listDeadLetters, replayDeadLetter, replayDeadLetters, type StoredDeadLetter } from "../ingest/dead-letters";
+import {
+	deleteDeadLetters,
+	getDeadLetter,
+	listDeadLetters,
+	listReplayable,
+	replayDeadLetter,
+	replayDeadLetters,
+	type StoredDeadLetter,
+} from "../ingest/dead-letters";
 import { KV_DEAD_LETTER_PREFIX } from "../storage/dead-letters";
 import { bearer, json, mount, newRouter, problems } from "./openapi";
 import { parseFlag, parseLimit } from "./validation";
@@ -177,8 +185,7 @@ mount(
 	},
 	admin,
 	async (c) => {
-		const filter = { ...filterOf(c, c.get("principal"), BULK_MAX, BULK_MAX), unreplayedOnly: true };
-		const { letters } = await listDeadLetters(c.env.DB, c.env.RECORDS_KV, filter);
+		const { letters } = await listReplayable(c.env.DB, c.env.RECORDS_KV, filterOf(c, c.get("principal"), BULK_MAX, BULK_MAX));
 		const replayed = await replayDeadLetters(c.env.DB, c.env.RECORDS_KV, c.env.EVENTS_QUEUE, letters);
 		return c.json({ replayed });
 	},

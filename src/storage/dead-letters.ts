@@ -84,6 +84,8 @@ export interface ListFilter {
 	dataset?: string;
 	/** Only letters not replayed yet. */
 	unreplayedOnly?: boolean;
+	/** Leaves out letters kept with this reason. */
+	exceptError?: string;
 	limit: number;
 }
 
@@ -118,6 +120,7 @@ export async function listD1DeadLetters(db: D1Database, f: ListFilter): Promise<
 		.where(
 			and(
 				f.unreplayedOnly ? isNull(deadLetters.replayedAt) : undefined,
+				f.exceptError === undefined ? undefined : sql`(${deadLetters.error} IS NULL OR ${deadLetters.error} <> ${f.exceptError})`,
 				f.dataset === undefined ? undefined : sql`EXISTS (SELECT 1 FROM json_each(${deadLetters.datasets}) WHERE value = ${f.dataset})`,
 				f.within === null
 					? undefined
@@ -139,7 +142,7 @@ export async function listKvDeadLetters(kv: KVNamespace, f: ListFilter, limit: n
 		if (out.length >= limit) break;
 		if (k.metadata && !matches(k.metadata.datasets, f)) continue;
 		const l = await readKv(kv, k.name);
-		if (!l || !matches(l.datasets, f)) continue;
+		if (!l || !matches(l.datasets, f) || (f.exceptError !== undefined && l.error === f.exceptError)) continue;
 		out.push({ ...l, id: `kv:${l.messageId}`, replayedAt: null });
 	}
 	return out;

@@ -429,6 +429,18 @@ describe("events consumer (hotpath-events)", () => {
 		});
 	});
 
+	describe("a bulk replay's page", () => {
+		it("is not filled by letters it cannot replay: a letter behind newer poison letters is replayed", async () => {
+			const k = uniqueName("k");
+			const real = message(eventsBody([ev(k, "upsert", Date.now() - 1000, { a: 5 })]), 6);
+			await runQueue(DLQ, [real]);
+			for (let i = 0; i < 2; i++) await runQueue(EVENTS_QUEUE, [message({ v: 7, note: uniqueName("poison") })]);
+			expect(await expectJson<{ replayed: number }>(await call("POST", "/v1/dead-letters/replay?limit=1"), 200)).toEqual({ replayed: 1 });
+			expect((await deadLetterByMessageId(real.id))?.replayed_at).toEqual(expect.any(Number));
+			await eventually(async () => (await d1Record(ds, k)) ?? undefined, { what: "the replayed event applied" });
+		});
+	});
+
 	describe("error: one key that cannot be applied fails alone", () => {
 		// A stored row whose merge state is unreadable stands for a key that can no longer be written.
 		// Its events are kept as a dead letter with the reason; the rest of the batch is applied and acked.
