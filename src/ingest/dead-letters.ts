@@ -1,216 +1,241 @@
 /**
- * Dead letters: queue messages that kept failing, kept for inspection and replay. Their home is
- * D1; when D1 refuses them they wait in KV (`dlq:<message id>`) until a later run moves them over.
- * Both are listed together. No policy here: who may see which dead letter is decided by routes.
+ * What happens to messages that kept failing: they are kept, never dropped. The dead-letter
+ * consumer stores each one in D1; when D1 refuses, in KV, until a later run moves it to D1; when
+ * both refuse, the message is retried with growing delays up to the platform's maximum (12 h,
+ * with wrangler.toml's max_retries = 100), so it outlasts a long outage. Replaying puts a dead
+ * letter's body back on the events queue; events are idempotent by id, so replaying twice is harmless.
  */
-import { and, desc, eq, inArray, isNull, sql } from "drizzle-orm";
-import { drizzle } from "drizzle-orm/d1";
-import { deadLetters } from "./schema";
+import { HotpathError } from "../errors";
+import { log } from "../observability/log";
+import { searchMessageDataset } from "../search/jobs";
+import {
+	type DeadLetter,
+	deleteDeadLetters,
+	drainKvDeadLetters,
+	getDeadLetter,
+	type ListFilter,
+	listD1DeadLetters,
+	listKvDeadLetters,
+	markReplayed,
+	type StoredDeadLetter,
+	storeDeadLetterKv,
+	storeDeadLettersD1,
+	unmarkReplayed,
+} from "../storage/dead-letters";
+import type { RefusedEvents } from "./apply";
+import { packBatches, readQueueMessage, repackBody } from "./producer";
 
-export interface DeadLetter {
-	queue: string;
-	messageId: string;
-	/** The message body as JSON text. */
-	body: string;
-	error: string;
-	attempts: number;
-	createdAt: number;
-	/** Datasets the message touches, or null when its body could not be read. */
-	datasets: string[] | null;
+const encoder = new TextEncoder();
+
+/** Queues allow a delay of at most 12 hours. */
+const MAX_DELAY_SECONDS = 43_200;
+
+/** Delay before the dead-letter consumer tries a message again: 30 s, doubling, at most 12 h. */
+export const deadLetterRetryDelay = (attempts: number): number => Math.min(MAX_DELAY_SECONDS, 30 * 2 ** Math.min(Math.max(0, attempts - 1), 11));
+
+/** The body as JSON text, or, when JSON cannot encode it (a BigInt, a cycle), a JSON string of its text form: kept either way. */
+export function bodyText(body: unknown): string {
+	// A text body is stored as is when it is JSON (the producer's messages are), so it reads and replays as sent.
+	if (typeof body === "string" && readsAsJson(body)) return body;
+	try {
+		return JSON.stringify(body) ?? "null";
+	} catch (e) {
+		return JSON.stringify({ unencodable_body: String(body), error: String(e) });
+	}
 }
 
-export interface StoredDeadLetter extends DeadLetter {
-	/** A D1 row id, or `kv:<message id>` for one waiting in KV. */
-	id: number | string;
-	replayedAt: number | null;
+function readsAsJson(s: string): boolean {
+	try {
+		JSON.parse(s);
+		return true;
+	} catch {
+		return false;
+	}
 }
 
-/** KV key prefix of dead letters waiting for D1. */
-export const KV_DEAD_LETTER_PREFIX = "dlq:";
-const ROWS_PER_INSERT = 10;
+/** The datasets a message body touches, or null when it is not a Hotpath message. */
+export function datasetsOf(body: unknown): string[] | null {
+	const m = readQueueMessage(body);
+	if (!m) return null;
+	const names =
+		m.kind === "events"
+			? m.events.map((e) => e.dataset)
+			: m.kind === "refresh"
+				? m.refs.map((r) => r.dataset)
+				: m.kind === "search"
+					? [searchMessageDataset(m.message)]
+					: m.kind === "rebuild"
+						? [m.page.dataset]
+						: [];
+	// A backfill message names only its job: its dataset is unknown here, like an unreadable body's.
+	return names.length || m.kind === "events" ? [...new Set(names)].sort() : null;
+}
 
-/** Stores dead letters in D1, once per message id (a redelivered dead letter is stored once, and is unreplayed again). */
-export async function storeDeadLettersD1(db: D1Database, letters: readonly DeadLetter[]): Promise<void> {
-	const d = drizzle(db);
-	const rows = letters.map((l) => ({
-		queue: l.queue,
-		messageId: l.messageId,
-		body: l.body,
-		error: l.error,
-		attempts: l.attempts,
-		createdAt: l.createdAt,
-		datasets: l.datasets ? JSON.stringify(l.datasets) : null,
-	}));
-	const stmts = [];
-	for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) {
-		stmts.push(
-			d
-				.insert(deadLetters)
-				.values(rows.slice(i, i + ROWS_PER_INSERT))
-				// Dead-lettered again after a replay (a refused key's letter has an id derived from its
-				// events, so refusing them again gives the same id): the letter is waiting again.
-				.onConflictDoUpdate({ target: deadLetters.messageId, set: { replayedAt: null, error: sql`excluded.error` } }),
+export function deadLetterOf(msg: Message<unknown>, queue: string, error: string, now = Date.now()): DeadLetter {
+	return { queue, messageId: msg.id, body: bodyText(msg.body), error, attempts: msg.attempts, createdAt: now, datasets: datasetsOf(msg.body) };
+}
+
+/**
+ * The events of one key the consumer could not apply, as a dead letter of their own: its message
+ * id is derived from the key and the event ids, so a redelivered batch stores it once.
+ */
+export async function deadLetterOfRefused(r: RefusedEvents, queue: string, now = Date.now()): Promise<DeadLetter> {
+	const body = JSON.stringify({ v: 1, events: r.events });
+	const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(JSON.stringify([r.dataset, r.key, r.events.map((e) => e.id)]))));
+	const hex = Array.from(digest.slice(0, 16), (b) => b.toString(16).padStart(2, "0")).join("");
+	return { queue, messageId: `refused:${hex}`, body, error: r.reason, attempts: 1, createdAt: now, datasets: [r.dataset] };
+}
+
+/** Keeps dead letters: in D1, or in KV when D1 refuses. Throws only when both refuse (the caller retries). */
+export async function keepDeadLetters(db: D1Database, kv: KVNamespace, letters: readonly DeadLetter[]): Promise<void> {
+	if (!letters.length) return;
+	try {
+		await storeDeadLettersD1(db, letters);
+		return;
+	} catch (e) {
+		log.warn("D1 refused dead letters; keeping them in KV until it is back", { error: String(e), count: letters.length });
+	}
+	await Promise.all(letters.map((l) => storeDeadLetterKv(kv, l)));
+}
+
+/** The dead-letter queue's consumer: keep every message, acking each only once it is stored somewhere. */
+export async function consumeDeadLetters(batch: MessageBatch<unknown>, db: D1Database, kv: KVNamespace): Promise<void> {
+	const letters = batch.messages.map((m) => deadLetterOf(m, batch.queue, "delivery kept failing (max_retries reached)"));
+	try {
+		await storeDeadLettersD1(db, letters);
+		batch.ackAll();
+		return;
+	} catch (e) {
+		log.warn("D1 refused dead letters; keeping them in KV until it is back", { error: String(e), count: letters.length });
+	}
+	const kept = await Promise.allSettled(letters.map((l) => storeDeadLetterKv(kv, l)));
+	batch.messages.forEach((m, i) => {
+		if (kept[i]?.status === "fulfilled") m.ack();
+		else {
+			const delaySeconds = deadLetterRetryDelay(m.attempts);
+			log.error("dead letter could not be stored in D1 or KV; retrying", { message_id: m.id, attempts: m.attempts, delay_s: delaySeconds });
+			m.retry({ delaySeconds });
+		}
+	});
+}
+
+/** Moves dead letters that waited in KV into D1; run by the cron trigger. Quiet when D1 still refuses. */
+export async function drainDeadLetters(db: D1Database, kv: KVNamespace): Promise<number> {
+	try {
+		return await drainKvDeadLetters(db, kv);
+	} catch (e) {
+		log.warn("moving dead letters from KV to D1 failed; will try again", { error: String(e) });
+		return 0;
+	}
+}
+
+export { deleteDeadLetters, getDeadLetter, type ListFilter, type StoredDeadLetter };
+
+export interface DeadLetterListing {
+	letters: StoredDeadLetter[];
+	/** D1 refused the query: only the letters waiting in KV are listed. */
+	d1Refused: boolean;
+}
+
+/**
+ * Dead letters: D1's newest first, then those waiting in KV. While D1 refuses, the ones waiting in
+ * KV are still listed (and can be replayed): an outage must not hide the letters it made.
+ */
+export async function listDeadLetters(db: D1Database, kv: KVNamespace, f: ListFilter): Promise<DeadLetterListing> {
+	let letters: StoredDeadLetter[];
+	let d1Refused = false;
+	try {
+		letters = await listD1DeadLetters(db, f);
+	} catch (e) {
+		log.warn("D1 refused the dead-letter listing; listing those waiting in KV only", { error: String(e) });
+		letters = [];
+		d1Refused = true;
+	}
+	letters.push(...(await listKvDeadLetters(kv, f, f.limit - letters.length)));
+	return { letters, d1Refused };
+}
+
+/** Why a message the consumer cannot read at all is kept (such a letter cannot be replayed). */
+export const NOT_A_HOTPATH_MESSAGE = "message body is not a Hotpath events message";
+
+/** Unreplayed letters a bulk replay takes: those the consumer could not read at all are left out in the query, so they cannot fill its pages. */
+export function listReplayable(db: D1Database, kv: KVNamespace, f: ListFilter): Promise<DeadLetterListing> {
+	return listDeadLetters(db, kv, { ...f, unreplayedOnly: true, exceptError: NOT_A_HOTPATH_MESSAGE });
+}
+
+/**
+ * Whether a dead letter's body is a message the events consumer takes. One that is not (a body
+ * some other producer put on the queue) would only be dead-lettered again, as a new letter: it can
+ * be inspected and deleted, not replayed.
+ */
+export const isReplayable = (letter: StoredDeadLetter): boolean => readQueueMessage(letter.body) !== null;
+
+/** Replays one dead letter; one whose body is not a Hotpath message is a conflict, naming why. */
+export async function replayDeadLetter(db: D1Database, kv: KVNamespace, queue: Queue<unknown>, letter: StoredDeadLetter, now = Date.now()): Promise<void> {
+	if (!isReplayable(letter)) {
+		throw new HotpathError(
+			"conflict",
+			`dead letter ${letter.id} cannot be replayed: its body is not a Hotpath queue message (${letter.error}), so the consumer would only dead-letter it again; inspect it and delete it`,
 		);
 	}
-	const [first, ...rest] = stmts;
-	if (first) await d.batch([first, ...rest]);
+	await replayDeadLetters(db, kv, queue, [letter], now);
 }
 
-interface KvDeadLetterMeta {
-	datasets: string[] | null;
-	created_at: number;
-}
-
-/** Keeps one dead letter in KV, for when D1 refuses it. Metadata lets a listing filter without reading bodies. */
-export async function storeDeadLetterKv(kv: KVNamespace, l: DeadLetter): Promise<void> {
-	const meta: KvDeadLetterMeta = { datasets: l.datasets, created_at: l.createdAt };
-	await kv.put(`${KV_DEAD_LETTER_PREFIX}${l.messageId}`, JSON.stringify(l), { metadata: meta });
-}
-
-async function readKv(kv: KVNamespace, name: string): Promise<DeadLetter | null> {
-	const text = await kv.get(name, "text");
-	if (text === null) return null;
+/**
+ * Puts dead letters back on the events queue, marked replayed (letters whose body is not a
+ * Hotpath message are left as they are: see `isReplayable`). They are marked before they are
+ * sent: the consumer may take a replayed message at once (max_batch_timeout = 0), and one that fails
+ * again is dead-lettered again, unmarked; marking after the send could come after that and show a
+ * letter that is waiting again as replayed (and a purge of replayed letters would then drop it).
+ * Stored bodies are JSON text, sent as text.
+ */
+export async function replayDeadLetters(
+	db: D1Database,
+	kv: KVNamespace,
+	queue: Queue<unknown>,
+	letters: readonly StoredDeadLetter[],
+	now = Date.now(),
+): Promise<number> {
+	letters = letters.filter(isReplayable);
+	if (!letters.length) return 0;
+	const packed = letters.flatMap((l) => repackBody(l.body));
+	// One that waited in KV moves to D1 first, so it is listed once, marked replayed like the others.
+	const fromKv = letters.filter((l) => typeof l.id === "string");
+	const messageIds = letters.map((l) => l.messageId);
+	let movedFromKv = false;
+	let marked = false;
 	try {
-		return JSON.parse(text) as DeadLetter;
-	} catch {
-		return null;
+		if (fromKv.length) await storeDeadLettersD1(db, fromKv);
+		movedFromKv = true;
+		await markReplayed(db, messageIds, now);
+		marked = true;
+	} catch (e) {
+		log.warn("dead letters to replay could not be marked replayed: D1 refused", { error: String(e) });
 	}
-}
-
-export interface ListFilter {
-	/** Only letters whose datasets all lie within these (letters with unknown datasets are excluded); null for all. */
-	within: readonly string[] | null;
-	/** Only letters touching this dataset. */
-	dataset?: string;
-	/** Only letters not replayed yet. */
-	unreplayedOnly?: boolean;
-	/** Leaves out letters kept with this reason. */
-	exceptError?: string;
-	limit: number;
-}
-
-const matches = (datasets: string[] | null, f: ListFilter): boolean => {
-	if (f.dataset !== undefined && !datasets?.includes(f.dataset)) return false;
-	if (f.within === null) return true;
-	const within = f.within;
-	return datasets?.every((d) => within.includes(d)) ?? false;
-};
-
-const parseDatasets = (s: string | null): string[] | null => (s === null ? null : (JSON.parse(s) as string[]));
-
-const fromRow = (r: typeof deadLetters.$inferSelect): StoredDeadLetter => ({
-	id: r.id,
-	queue: r.queue,
-	messageId: r.messageId,
-	body: r.body,
-	error: r.error ?? "",
-	attempts: r.attempts,
-	createdAt: r.createdAt,
-	replayedAt: r.replayedAt,
-	datasets: parseDatasets(r.datasets),
-});
-
-/** D1 rows newest first, filtered by dataset bounds. */
-export async function listD1DeadLetters(db: D1Database, f: ListFilter): Promise<StoredDeadLetter[]> {
-	// The dataset filters run in SQL over the letter's JSON list, so a key limited to one dataset
-	// finds its letters however many newer ones of other datasets there are.
-	const rows = await drizzle(db)
-		.select()
-		.from(deadLetters)
-		.where(
-			and(
-				f.unreplayedOnly ? isNull(deadLetters.replayedAt) : undefined,
-				f.exceptError === undefined ? undefined : sql`(${deadLetters.error} IS NULL OR ${deadLetters.error} <> ${f.exceptError})`,
-				f.dataset === undefined ? undefined : sql`EXISTS (SELECT 1 FROM json_each(${deadLetters.datasets}) WHERE value = ${f.dataset})`,
-				f.within === null
-					? undefined
-					: sql`${deadLetters.datasets} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM json_each(${deadLetters.datasets}) WHERE value NOT IN (SELECT value FROM json_each(${JSON.stringify(f.within)})))`,
-			),
-		)
-		.orderBy(desc(deadLetters.id))
-		.limit(f.limit)
-		.all();
-	return rows.map(fromRow).filter((l) => matches(l.datasets, f));
-}
-
-/** Up to `limit` of the letters waiting in KV, filtered by dataset bounds. */
-export async function listKvDeadLetters(kv: KVNamespace, f: ListFilter, limit: number): Promise<StoredDeadLetter[]> {
-	const out: StoredDeadLetter[] = [];
-	if (limit <= 0) return out;
-	const listed = await kv.list<KvDeadLetterMeta>({ prefix: KV_DEAD_LETTER_PREFIX, limit: 1000 });
-	for (const k of listed.keys) {
-		if (out.length >= limit) break;
-		if (k.metadata && !matches(k.metadata.datasets, f)) continue;
-		const l = await readKv(kv, k.name);
-		if (!l || !matches(l.datasets, f) || (f.exceptError !== undefined && l.error === f.exceptError)) continue;
-		out.push({ ...l, id: `kv:${l.messageId}`, replayedAt: null });
+	let sent = 0;
+	for (const batch of packBatches(packed)) {
+		try {
+			await queue.sendBatch(batch.map((m) => ({ body: m.body, contentType: "text" as const })));
+		} catch (e) {
+			if (marked) await unmarkReplayed(db, messageIds, now).catch((u) => log.error("replayed dead letters could not be unmarked", { error: String(u) }));
+			throw new HotpathError(
+				"unavailable",
+				`the event queue refused the replay after ${sent} of ${packed.length} message(s) (${(e as Error).message}); none is marked replayed, and replaying again is safe: events are idempotent by id`,
+				{ retryAfterSeconds: 1 },
+			);
+		}
+		sent += batch.length;
 	}
-	return out;
-}
-
-/** One dead letter by id (a D1 row id, or `kv:<message id>`). */
-export async function getDeadLetter(db: D1Database, kv: KVNamespace, id: number | string): Promise<StoredDeadLetter | null> {
-	if (typeof id === "string") {
-		const l = await readKv(kv, `${KV_DEAD_LETTER_PREFIX}${id.slice("kv:".length)}`);
-		return l ? { ...l, id, replayedAt: null } : null;
+	if (movedFromKv && fromKv.length) {
+		try {
+			await deleteDeadLetters(
+				db,
+				kv,
+				fromKv.map((l) => l.id),
+			);
+		} catch (e) {
+			log.warn("replayed dead letters moved to D1 could not be deleted from KV", { error: String(e) });
+		}
 	}
-	const r = await drizzle(db).select().from(deadLetters).where(eq(deadLetters.id, id)).get();
-	return r ? fromRow(r) : null;
-}
-
-/** Marks dead letters replayed, by message id. */
-export async function markReplayed(db: D1Database, messageIds: readonly string[], at: number): Promise<void> {
-	for (let i = 0; i < messageIds.length; i += 90) {
-		await drizzle(db)
-			.update(deadLetters)
-			.set({ replayedAt: at })
-			.where(inArray(deadLetters.messageId, messageIds.slice(i, i + 90)));
-	}
-}
-
-/** Undoes `markReplayed` of the same moment, for letters a replay could not send; a letter dead-lettered again since is left as it is. */
-export async function unmarkReplayed(db: D1Database, messageIds: readonly string[], at: number): Promise<void> {
-	for (let i = 0; i < messageIds.length; i += 90) {
-		await drizzle(db)
-			.update(deadLetters)
-			.set({ replayedAt: null })
-			.where(and(inArray(deadLetters.messageId, messageIds.slice(i, i + 90)), eq(deadLetters.replayedAt, at)));
-	}
-}
-
-/** Deletes dead letters by id (D1 row ids and `kv:` ids). Returns how many were deleted. */
-export async function deleteDeadLetters(db: D1Database, kv: KVNamespace, ids: readonly (number | string)[]): Promise<number> {
-	let n = 0;
-	const rowIds = ids.filter((i): i is number => typeof i === "number");
-	for (let i = 0; i < rowIds.length; i += 90) {
-		const res = await drizzle(db)
-			.delete(deadLetters)
-			.where(inArray(deadLetters.id, rowIds.slice(i, i + 90)))
-			.returning({ id: deadLetters.id });
-		n += res.length;
-	}
-	for (const id of ids) {
-		if (typeof id !== "string") continue;
-		await kv.delete(`${KV_DEAD_LETTER_PREFIX}${id.slice("kv:".length)}`);
-		n++;
-	}
-	return n;
-}
-
-/** Moves dead letters that waited in KV into D1 (once D1 takes writes again). Returns how many moved. */
-export async function drainKvDeadLetters(db: D1Database, kv: KVNamespace, max = 200): Promise<number> {
-	const listed = await kv.list({ prefix: KV_DEAD_LETTER_PREFIX, limit: max });
-	if (!listed.keys.length) return 0;
-	const letters: { name: string; letter: DeadLetter }[] = [];
-	for (const k of listed.keys) {
-		const l = await readKv(kv, k.name);
-		if (l) letters.push({ name: k.name, letter: l });
-	}
-	await storeDeadLettersD1(
-		db,
-		letters.map((l) => l.letter),
-	);
-	// Deleted only after D1 has them: a failure in between leaves a copy in both, which D1 dedupes by message id.
-	await Promise.all(letters.map((l) => kv.delete(l.name)));
 	return letters.length;
 }
