@@ -22,6 +22,8 @@ export async function acceptEvents(
 	ids: IdSource,
 	noun: string,
 ): Promise<{ accepted: number; rejected: Rejected[] }> {
+	// Before ids are given: whether each event keeps its id on a resend (see enqueueEvents).
+	const resendSafe = ids.idempotencyKey !== undefined || valid.every((v) => v.event.id !== "" || v.sentTime !== null);
 	await assignIds(valid, ids);
 	const good: EncodedEvent[] = [];
 	for (const v of valid) {
@@ -35,6 +37,6 @@ export async function acceptEvents(
 			errors: rejectedToItems(rejected),
 		});
 	}
-	await enqueueEvents(queue, good);
+	await enqueueEvents(queue, good, resendSafe);
 	return { accepted: good.length, rejected };
 }

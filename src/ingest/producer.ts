@@ -119,15 +119,23 @@ export function packBatches(messages: Packed[]): Packed[][] {
  * part way, the error says how many were enqueued: events are idempotent by id, so the client
  * can safely resend the whole request.
  */
-export async function enqueueEvents(queue: Queue<unknown>, events: readonly EncodedEvent[]): Promise<void> {
+export async function enqueueEvents(queue: Queue<unknown>, events: readonly EncodedEvent[], resendSafe = true): Promise<void> {
 	let sent = 0;
 	for (const batch of packBatches(packMessages(events))) {
 		try {
 			await queue.sendBatch(batch.map((m) => ({ body: m.body, contentType: "text" as const })));
 		} catch (e) {
+			// A resend is a no-op for what was queued only if every event keeps its id: a client id, one
+			// derived from event_time, or from an Idempotency-Key. Random ids (none of those) are new ones.
+			const advice =
+				sent === 0
+					? "none was enqueued; resending the request is safe"
+					: resendSafe
+						? "resending the request is safe: the events keep their ids, and a queued one applies once"
+						: `those ${sent} will apply; resending them would apply them again, as events without id, event_time or Idempotency-Key get new ids: resend the rest, or send ids or an Idempotency-Key`;
 			throw new HotpathError(
 				"unavailable",
-				`the event queue refused a batch after ${sent} of ${events.length} events were enqueued (${(e as Error).message}); resending the request is safe, events are idempotent by id`,
+				`the event queue refused a batch after ${sent} of ${events.length} events (the first ones, in body order) were enqueued (${(e as Error).message}); ${advice}`,
 				{ retryAfterSeconds: 1 },
 			);
 		}

@@ -53,3 +53,34 @@ describe("POST /v1/events edge cases", () => {
 		expect(res.rejected[0]?.error).toMatch(/^line 3 is not valid JSON/);
 	});
 });
+
+describe("a queue that refuses part of a body", () => {
+	it("says a resend would apply the queued events again when they have random ids, and that it is safe when they keep theirs", async () => {
+		const { acceptEvents } = await import("../../src/ingest/intake");
+		const { HotpathError } = await import("../../src/errors");
+		// About 90 KB each: one event a message, two messages a sendBatch, so four events take two calls.
+		const body = (withTime: boolean) =>
+			Array.from({ length: 4 }, (_, index) => ({
+				index,
+				sentTime: withTime ? Date.now() - 1000 : null,
+				event: { id: "", dataset: ds, key: `k${index}`, op: "upsert" as const, value: { name: "x".repeat(90_000) }, time: Date.now() },
+			}));
+		let calls = 0;
+		const queue = {
+			sendBatch: async () => {
+				if (++calls % 2 === 0) throw new Error("queue is over its limit");
+			},
+		} as unknown as Queue<unknown>;
+		const refusal = async (withTime: boolean, idempotencyKey?: string) => {
+			const e = await acceptEvents(queue, body(withTime), [], { principalId: "p", ...(idempotencyKey ? { idempotencyKey } : {}) }, "event(s)").catch((x) => x);
+			expect(e).toBeInstanceOf(HotpathError);
+			return (e as Error).message;
+		};
+		const random = await refusal(false);
+		expect(random).toMatch(/after 2 of 4 events/);
+		expect(random).not.toMatch(/resending the request is safe/);
+		expect(random).toMatch(/resending them would apply them again/);
+		expect(await refusal(true)).toMatch(/resending the request is safe/);
+		expect(await refusal(false, "K")).toMatch(/resending the request is safe/);
+	});
+});
