@@ -36,7 +36,13 @@ export function parseEventTime(v: unknown, now = Date.now(), maxFutureMs = DEFAU
 			if (check.getUTCMonth() !== (mo as number) - 1 || check.getUTCDate() !== d || (h as number) > 23 || (mi as number) > 59 || (s as number) > 59)
 				t = Number.NaN;
 		}
-		if (!Number.isFinite(t)) return `event_time "${v}" is not a valid RFC 3339 time (e.g. 2026-01-02T03:04:05Z) or epoch milliseconds`;
+		if (!Number.isFinite(t)) {
+			// Two well-formed inputs the generic answer would call malformed: say what to send instead.
+			if (/^\d+$/.test(v)) return `event_time "${v}" is a string: send epoch milliseconds as a JSON number (${v}), or RFC 3339 text`;
+			if (m?.[6] === "60")
+				return `event_time "${v}" is a leap second, which epoch milliseconds cannot hold: send ${v.slice(0, 17)}59.999${m[8]} or the next second`;
+			return `event_time "${v}" is not a valid RFC 3339 time (e.g. 2026-01-02T03:04:05Z) or epoch milliseconds`;
+		}
 		// A well-formed time before the epoch is not malformed: say what is wrong with it.
 		if (t < 0) return `event_time "${v}" is before 1970-01-01T00:00:00Z (epoch 0), the earliest time accepted`;
 	} else {

@@ -212,6 +212,17 @@ describe("POST /v1/events", () => {
 				/event_time "1970-01-01T00:30:00\+01:00" is before 1970-01-01T00:00:00Z/,
 			],
 			["event_time fractional", () => ({ ...good("a"), event_time: 1.5 }), /event_time as a number must be whole epoch milliseconds/],
+			// Epoch milliseconds as a string, and a leap second: well-formed, so the answer says what to send instead.
+			[
+				"event_time as a numeric string",
+				() => ({ ...good("a"), event_time: "1700000000000" }),
+				/event_time "1700000000000" is a string: send epoch milliseconds as a JSON number \(1700000000000\)/,
+			],
+			[
+				"event_time on a leap second",
+				() => ({ ...good("a"), event_time: "2016-12-31T23:59:60Z" }),
+				/event_time "2016-12-31T23:59:60Z" is a leap second.*send 2016-12-31T23:59:59\.999Z or the next second/,
+			],
 			["event_time of the wrong type", () => ({ ...good("a"), event_time: true }), /event_time must be an RFC 3339 string or epoch milliseconds/],
 			["delete with a value", () => ({ dataset: ds, key: "a", op: "delete", value: { age: 1 } }), /a delete takes no value/],
 			["upsert without a value", () => ({ dataset: ds, key: "a", op: "upsert" }), /upsert needs value/],
