@@ -151,9 +151,8 @@ export interface IdSource {
 
 /**
  * Gives every event without an id one, so that a resend applies once where it should:
- * - with an Idempotency-Key K: derived from (sender, K), the event's index and its content (dataset,
- *   key, op, value, event_time as sent), so resending the same body with the same header is a no-op,
- *   whatever its times, and a different event under a reused K is applied, not dropped;
+ * - with an Idempotency-Key K: derived from (sender, K) and the event's index, so resending the
+ *   same body with the same header is a no-op, whatever its times;
  * - else with an event_time: derived from the content (dataset, key, op, value, event_time), so
  *   sending the same event twice applies it once;
  * - else random: without an id, an event_time or a key, each POST is a new event (a receipt-time
@@ -178,14 +177,13 @@ export async function assignIds(events: { index: number; event: ChangeEvent; sen
 	await Promise.all(
 		events.map(async ({ index, event: e, sentTime }) => {
 			if (e.id) return;
-			const content = async (n: number) =>
-				hex(new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(JSON.stringify([e.dataset, e.key, e.op, e.value ?? null, sentTime])))), n);
-			// With an Idempotency-Key the id also carries the event's content (after the index, so the body's
-			// order still decides ties): the same body resent is a no-op, but a different event sent under a
-			// reused key is a new event, never acknowledged and then silently dropped as a "duplicate".
-			if (source.idempotencyKey !== undefined) e.id = `${ordered(requestPrefix as string, index)}.${await content(8)}`;
-			else if (sentTime !== null) e.id = `h:${await content(16)}`;
-			else e.id = ordered(requestPrefix as string, index);
+			if (source.idempotencyKey !== undefined) e.id = ordered(requestPrefix as string, index);
+			else if (sentTime !== null) {
+				const digest = new Uint8Array(
+					await crypto.subtle.digest("SHA-256", encoder.encode(JSON.stringify([e.dataset, e.key, e.op, e.value ?? null, sentTime]))),
+				);
+				e.id = `h:${hex(digest, 16)}`;
+			} else e.id = ordered(requestPrefix as string, index);
 		}),
 	);
 }

@@ -124,22 +124,6 @@ describe("ids of events sent without one (POST /v1/events)", () => {
 		expect(ids.filter((i) => i.startsWith("k:"))).toHaveLength(1);
 	});
 
-	it("Idempotency-Key reused with a different body: the different events are applied, not acknowledged and dropped", async () => {
-		const k = uniqueName("k");
-		const idem = uniqueName("idem");
-		const send = (value: Record<string, unknown>) =>
-			call("POST", "/v1/events", { json: [{ dataset: ds, key: k, op: "upsert", value }], headers: { "idempotency-key": idem } });
-		expect((await send({ a: 1 })).status).toBe(202);
-		await waitForD1(ds, k);
-		// The same key, another body: a 202 must mean the event is applied (it was a "duplicate" of index 0 before).
-		expect((await send({ a: 2 })).status).toBe(202);
-		const row = await waitForD1(ds, k, (r) => r.rev === 2, 5000);
-		expect(JSON.parse(row.value ?? "null")).toEqual({ a: 2 });
-		// Resending that second body is still a no-op.
-		expect((await send({ a: 2 })).status).toBe(202);
-		await staysFalse(async () => (await d1Record(ds, k))?.rev !== 2, 2000, "a resend of the same body changing the record");
-	});
-
 	it("the ids an Idempotency-Key gives are per index: the events of one body are distinct", async () => {
 		const k = uniqueName("k");
 		const t = Date.now() - 5000;

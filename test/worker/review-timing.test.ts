@@ -60,8 +60,8 @@ describe("ids of events sent without id or event_time", () => {
 				expect(compareClocks([b.time, b.id], [a.time, a.id]), `${a.id} then ${b.id}`).toBe(1);
 			}
 			// The ids of the first million indexes keep their form, so a body resent with an Idempotency-Key keeps its ids.
-			expect(events[0]?.event.id).toMatch(/-000000(\.[0-9a-f]{16})?$/);
-			expect(events[5]?.event.id).toMatch(/-999999(\.[0-9a-f]{16})?$/);
+			expect(events[0]?.event.id).toMatch(/-000000$/);
+			expect(events[5]?.event.id).toMatch(/-999999$/);
 		}
 	});
 });
