@@ -174,7 +174,7 @@ mount(
 		method: "post",
 		path: "/dead-letters/replay",
 		summary: "Replay every unreplayed dead letter (within the key's datasets)",
-		description: `Up to ${BULK_MAX} a call (limit), oldest pages first by id; call again for more. Events are idempotent by id, so replaying twice is harmless. Letters whose body is not a Hotpath queue message are left as they are (not counted).`,
+		description: `Up to ${BULK_MAX} a call (limit), newest first by id, as the listing; call again for more. Events are idempotent by id, so replaying twice is harmless. Letters whose body is not a Hotpath queue message are left as they are (not counted).`,
 		tags: ["dead letters"],
 		security: bearer,
 		request: { query: letterQuery },
