@@ -2,6 +2,7 @@
 import { and, desc, eq, gte, isNull, lt } from "drizzle-orm";
 import type { DrizzleD1Database } from "drizzle-orm/d1";
 import type { ControlVersion } from "../control/version";
+import { MAX_TIME_MS } from "../input";
 import { apiKeys } from "../storage/schema";
 
 export const SCOPES = ["read", "write", "admin"] as const;
@@ -84,10 +85,9 @@ const toPrincipal = (r: KeyRow): Principal => ({
 	expiresAt: r.expiresAt,
 });
 
-// The latest time a Date holds. Rows written before expires_at was bounded may hold a later one:
-// listed as this time (the key never expires), never as an error that hides every other key.
-const LAST_DATE_MS = 8.64e15;
-const isoTime = (ms: number): string => new Date(Math.max(-LAST_DATE_MS, Math.min(LAST_DATE_MS, ms))).toISOString();
+// Rows written before expires_at was bounded may hold a time past the last one a Date holds:
+// listed as that last time (the key never expires), never as an error that hides every other key.
+const isoTime = (ms: number): string => new Date(Math.max(-MAX_TIME_MS, Math.min(MAX_TIME_MS, ms))).toISOString();
 
 const toInfo = (r: KeyRow): KeyInfo => {
 	const p = toPrincipal(r);
