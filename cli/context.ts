@@ -5,6 +5,7 @@ import { parseEnv } from "node:util";
 import { Hotpath } from "@hotpath/client";
 import { type Command, InvalidArgumentError } from "commander";
 import { Output, reportError, UsageError } from "./output.ts";
+import { withoutBom } from "./text.ts";
 
 export const DEFAULT_URL = "http://127.0.0.1:8787";
 
@@ -141,16 +142,20 @@ export const listOption = (raw: string): string[] =>
 		.map((s) => s.trim())
 		.filter(Boolean);
 
+/** commander argParser: a comma-separated list of at least one `what`; an empty one is bad usage, as an empty argument is. */
+export const nonEmptyListOption =
+	(what: string, hint = "") =>
+	(raw: string): string[] => {
+		const names = listOption(raw);
+		if (!names.length) throw new InvalidArgumentError(`expected a comma-separated list of ${what}${hint}`);
+		return names;
+	};
+
 /**
- * commander argParser: a comma-separated list of field names, at least one. An empty one (`--fields ""`,
- * `--fields ,`) was sent as `fields=`, which the server refuses (400, exit 1), or in a search as
- * `fields: []`, values with no field: bad usage, as an empty argument is.
+ * --fields: at least one name. An empty one (`--fields ""`, `--fields ,`) was sent as `fields=`,
+ * which the server refuses (400, exit 1), or in a search as `fields: []`, values with no field.
  */
-export const fieldsOption = (raw: string): string[] => {
-	const names = listOption(raw);
-	if (!names.length) throw new InvalidArgumentError("expected a comma-separated list of field names (leave the option out for every field)");
-	return names;
-};
+export const fieldsOption = nonEmptyListOption("field names", " (leave the option out for every field)");
 
 /** A time option: epoch ms when it is all digits, else RFC 3339 text as given. */
 export const timeOption = (raw: string): string | number => {
@@ -158,9 +163,6 @@ export const timeOption = (raw: string): string | number => {
 	if (Number.isNaN(Date.parse(raw))) throw new InvalidArgumentError("expected RFC 3339 (2026-01-02T03:04:05Z) or epoch milliseconds");
 	return raw;
 };
-
-/** A file's text without the byte-order mark some editors (Windows Notepad) put first: JSON.parse refuses it. */
-export const withoutBom = (text: string): string => (text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
 
 /**
  * commander argParser: JSON text, or `@FILE` for a file's JSON (`@-` for stdin). A value that is not

@@ -2,6 +2,7 @@
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { withoutBom } from "../text.ts";
 import { pointerProblem } from "./pointer.ts";
 
 const pointer = z.string({ error: "must be a JSON Pointer (a string)" }).superRefine((text, ctx) => {
@@ -245,8 +246,7 @@ export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): 
 	} catch (e) {
 		throw new ConfigError(file, [`cannot read the file: ${(e as Error).message}`]);
 	}
-	// A byte-order mark (Notepad's UTF-8) is not part of the JSON: JSON.parse refuses it.
-	if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+	text = withoutBom(text);
 	let doc: unknown;
 	try {
 		doc = /\.ya?ml$/i.test(file) ? parseYaml(text) : JSON.parse(text);

@@ -1,6 +1,7 @@
 /** NDJSON / JSON Lines: one JSON object per line, read as raw lines (byte offsets kept, so a resumed load can seek). */
 import { createReadStream } from "node:fs";
 import type { Readable } from "node:stream";
+import { withoutBom } from "../text.ts";
 import type { Position, Source, SourceItem } from "./source.ts";
 
 const NL = 0x0a;
@@ -21,7 +22,7 @@ export async function* ndjsonLines(stream: AsyncIterable<Buffer>, from: Position
 		if (e > start && buf[e - 1] === 0x0d) e--;
 		let text = buf.toString("utf8", start, e);
 		// A byte-order mark (as Windows tools write) before the file's first line is not part of its JSON.
-		if (line === 1 && text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+		if (line === 1) text = withoutBom(text);
 		return text.trim() === "" ? undefined : { pos: line, text, end };
 	};
 	for await (const chunk of stream) {

@@ -1,7 +1,7 @@
 /** `hotpath keys create NAME | list | revoke ID`: API keys (admin). */
 import type { KeyInfo, KeyInput, Scope } from "@hotpath/client";
 import { type Command, InvalidArgumentError } from "commander";
-import { listOption, verbAction } from "../context.ts";
+import { listOption, nonEmptyListOption, verbAction } from "../context.ts";
 import { table } from "../output.ts";
 
 const SCOPES: readonly Scope[] = ["read", "write", "admin"];
@@ -31,11 +31,7 @@ const expiresOption = (raw: string): string => {
 };
 
 /** --datasets: at least one name (an empty list would be a key limited to no dataset, which the server refuses). */
-const datasetsOption = (raw: string): string[] => {
-	const names = listOption(raw);
-	if (!names.length) throw new InvalidArgumentError("expected a comma-separated list of dataset names");
-	return names;
-};
+const datasetsOption = nonEmptyListOption("dataset names");
 
 /** "100/60s" for a key's rate limit, as --rate-limit takes it; null when it has none. */
 const rateLimitText = (k: KeyInfo): string | null => (k.rate_limit ? `${k.rate_limit.requests}/${k.rate_limit.period_seconds}s` : null);

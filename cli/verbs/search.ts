@@ -6,8 +6,9 @@
 import { readFileSync } from "node:fs";
 import type { IfStale, SearchHit, SearchQuery, SearchVector } from "@hotpath/client";
 import { type Command, Option } from "commander";
-import { fieldsOption, intOption, jsonOption, listOption, secondsOption, verbAction, withoutBom } from "../context.ts";
+import { fieldsOption, intOption, jsonOption, listOption, secondsOption, verbAction } from "../context.ts";
 import { count, duration, table, UsageError } from "../output.ts";
+import { withoutBom } from "../text.ts";
 import { fitToTerminal, readPages } from "./paging.ts";
 
 interface SearchFlags {

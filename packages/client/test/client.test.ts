@@ -71,6 +71,11 @@ describe("@hotpath/client against npm run dev", () => {
 		expect(i1.age_ms).toBeGreaterThanOrEqual(59_000);
 
 		expect((await hp.get(items, "i1", { fields: ["price"] })).value).toEqual({ price: 1.75 });
+		// An empty projection answers value {}, as a lookup's fields: [] does (the server refuses `?fields=`).
+		const none = await hp.get(items, "i1", { fields: [], maxStaleness: 3600 });
+		expect(none).toMatchObject({ dataset: items, key: "i1", status: "present", value: {} });
+		const [looked] = await hp.lookup([{ dataset: items, keys: ["i1"], fields: [] }]);
+		expect(looked?.records[0]?.value).toEqual(none.value);
 		// A max_staleness shorter than the record's age reports it stale; `omit` withholds the value.
 		expect(await hp.get(items, "i1", { maxStaleness: 1, ifStale: "omit" })).toMatchObject({ status: "stale", value: null });
 
