@@ -289,8 +289,9 @@ function checkJson(v: unknown): string | null {
  */
 export function checkValue(spec: DatasetSpec, value: Record<string, unknown>): [string, string][] {
 	const problems: [string, string][] = [];
-	for (const [name, v] of Object.entries(value)) {
+	for (const name of Object.keys(value)) {
 		if (name === spec.key) continue;
+		const v = value[name];
 		const field = Object.hasOwn(spec.fields, name) ? spec.fields[name] : undefined;
 		if (!field) {
 			problems.push([name, `unknown field; ${spec.name} has ${Object.keys(spec.fields).join(", ") || "no fields"}`]);

@@ -201,9 +201,27 @@ const stateIsItsEvent = (w: StateWrite): boolean => {
 		s.base?.[0] === e.time &&
 		s.base[1] === e.id &&
 		Object.keys(s.fieldClocks).length === 0 &&
-		valueJson(s.value) === valueJson(e.value)
+		sameJson(s.value, e.value)
 	);
 };
+
+/**
+ * Whether two values serialise to the same JSON text: the same fields in the same order, each the
+ * same JSON value. An upsert's state is a shallow copy of its event's value, so comparing fields
+ * by identity settles it without serialising the event's value a second time; values that are
+ * equal but not identical compare unequal, and the log row then carries its own copy.
+ */
+function sameJson(a: Record<string, unknown>, b: Record<string, unknown>): boolean {
+	if (a === b) return true;
+	const fields = Object.keys(a);
+	const others = Object.keys(b);
+	if (fields.length !== others.length) return false;
+	for (let i = 0; i < fields.length; i++) {
+		const f = fields[i] as string;
+		if (f !== others[i] || a[f] !== b[f]) return false;
+	}
+	return true;
+}
 
 /** A random token for one write: 52 bits, so it is an exact SQLite integer and a safe JS number. */
 const writeToken = (): number => Math.floor(Math.random() * 2 ** 52);

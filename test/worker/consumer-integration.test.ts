@@ -141,6 +141,35 @@ describe("events consumer (hotpath-events)", () => {
 			expect(await logged()).toEqual(["x2", "x5"]);
 		});
 
+		it("writeStates: each log row holds its event's own value, whether the record's value is a copy of it or only looks like one", async () => {
+			const event = { a: 1, nested: { b: [1, 2] } };
+			const cases = {
+				// An upsert onto nothing: the state is a shallow copy, so the log row takes the record's value.
+				copy: { ...event },
+				// The same JSON built apart: equal but not identical nested values.
+				lookalike: { a: 1, nested: { b: [1, 2] } },
+				// Same fields, other order: other JSON text, still the same event value in the log.
+				reordered: { nested: event.nested, a: 1 },
+				// A state that is not the event's value at all (a field kept from an older record).
+				other: { ...event, kept: true },
+			};
+			for (const [name, value] of Object.entries(cases)) {
+				const k = uniqueName(`log-${name}`);
+				const clock = [5, `e-${name}`] as const;
+				const write = {
+					dataset: ds,
+					key: k,
+					state: { value, base: clock, baseDeleted: false, fieldClocks: {}, clock },
+					prevRev: null,
+					events: [{ time: 5, id: `e-${name}`, op: "upsert" as const, value: event }],
+				};
+				expect(await writeStates(env.DB, [write])).toEqual([1]);
+				const row = await env.DB.prepare("SELECT value FROM event_log WHERE dataset = ?1 AND key = ?2").bind(ds, k).first<{ value: string }>();
+				expect(JSON.parse(row?.value ?? "null"), name).toEqual(event);
+				expect(JSON.parse((await d1Record(ds, k))?.value as string), name).toEqual(value);
+			}
+		});
+
 		it("values survive D1's JSON handling exactly: unicode, escapes, floats, large and negative numbers, nesting", async () => {
 			const jds = await createDataset({ key: "id", fields: { j: "json", s: "string", f: "float", i: "int" }, ttl_seconds: 3600 });
 			const value = {

@@ -69,6 +69,26 @@ describe("encodeEvent / packMessages / packBatches", () => {
 		expect(encodeEvent(event(2, MAX_EVENT_BYTES))).toMatch(/event is larger than 102400 bytes/);
 	});
 
+	it("counts bytes exactly at the limit: MAX_EVENT_BYTES passes, one byte more does not, whatever characters end the event", () => {
+		const utf8 = (s: string) => new TextEncoder().encode(s).length;
+		// An event of exactly `bytes` UTF-8 bytes: ASCII padding, then `tail` (1-4 bytes per character).
+		const sized = (bytes: number, tail = "") => {
+			const base = { id: "e", dataset: "d", key: "k", op: "upsert" as const, time: 1, value: { pad: "" } };
+			const pad = bytes - utf8(JSON.stringify(base)) - utf8(tail);
+			return { ...base, value: { pad: "x".repeat(pad) + tail } };
+		};
+		for (const tail of ["", "é", "€", "😀"]) {
+			const at = encodeEvent(sized(MAX_EVENT_BYTES, tail));
+			if (typeof at === "string") throw new Error(`${tail}: ${at}`);
+			expect(at.bytes).toBe(MAX_EVENT_BYTES);
+			expect(at.bytes).toBe(utf8(at.json));
+			expect(encodeEvent(sized(MAX_EVENT_BYTES + 1, tail))).toMatch(/event is larger than 102400 bytes/);
+		}
+		// A multi-byte character that would end past the counting buffer, and an event many times the limit.
+		expect(encodeEvent(sized(MAX_EVENT_BYTES + 3, "😀"))).toMatch(/larger than/);
+		expect(encodeEvent(sized(MAX_EVENT_BYTES * 5, "é"))).toMatch(/larger than/);
+	});
+
 	it("packs events in order into message bodies under 110 KiB, each valid JSON, and batches under the sendBatch limits", () => {
 		const r = rng(7);
 		const events = Array.from({ length: 1500 }, (_, i) => event(i, 200 + Math.floor(r() * 3000)));
