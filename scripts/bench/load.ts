@@ -33,8 +33,8 @@ export type Gen =
 	| { kind: "facts"; batch: number; prefix: string; keys: number; total: number; end: number }
 	/** POST /v1/datasets/:dataset/search: the bodies of `variant` (search-data.ts searchBodies), in turn. */
 	| { kind: "search"; dataset: string; variant: SearchVariant; seed: number; vectors: number }
-	/** POST /v1/events: `batch` upserts of new keys `${prefix}${seq}` per request. */
-	| { kind: "events"; batch: number; prefix: string };
+	/** POST /v1/events (or `path`): `batch` upserts of new keys `${prefix}${seq}` per request. */
+	| { kind: "events"; batch: number; prefix: string; path?: string };
 
 export interface Job {
 	url: string;
@@ -228,7 +228,7 @@ function makeRequest(job: Job): { request: autocannon.Request; state: { used: nu
 			return {
 				request: {
 					method: "POST",
-					path: "/v1/events",
+					path: g.path ?? "/v1/events",
 					headers: { ...auth, "content-type": "application/json" },
 					setupRequest: (req) => {
 						const now = Date.now();

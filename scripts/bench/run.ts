@@ -41,6 +41,8 @@ import {
 	FLOOR_PATH,
 	findChildByName,
 	lineBufferedWorkerd,
+	PIPELINE_FLOOR_DATASET,
+	PIPELINE_FLOOR_PATH,
 	probeD1Floor,
 	probeQuery,
 	processCpuMs,
@@ -125,6 +127,18 @@ for (const kv of args.var ?? []) {
 /** A number for the log; NaN (no successful response) and null (NaN after IPC) print as a dash. */
 const fmt = (x: number | null | undefined, digits = 2) => (typeof x === "number" && Number.isFinite(x) ? x.toFixed(digits) : "—");
 const fmtMicros = (ms: number | undefined) => fmt(ms === undefined ? undefined : ms * 1000, 1);
+interface PipelineFloor {
+	events: number;
+	events_per_s: number;
+	drained: boolean;
+	accept_events_per_s: number;
+}
+
+const pipelineFloorText = (eventsPerS: number, f: PipelineFloor | undefined) =>
+	f
+		? `; the pipeline floor (the same burst parsed, queued and written as the same rows and log rows, nothing else): ${f.drained ? "" : ">= "}${Math.round(f.events_per_s)} events/s end to end (ingest = ${(eventsPerS / f.events_per_s).toFixed(2)}x that)`
+		: "";
+
 const floorText = (rowsPerS: number, what: string, f: D1Floor | undefined) =>
 	f
 		? `; D1 alone inside workerd, the same rows as json_each INSERTs (${f.rows_per_statement} per statement, ${f.in_flight} in flight): ${Math.round(f.records_rows_per_s)} rows/s for the records, ${Math.round(f.records_and_log_rows_per_s)} rows/s with their log rows (${what} = ${(rowsPerS / f.records_and_log_rows_per_s).toFixed(2)}x that)${smallText(f)}`
@@ -827,9 +841,9 @@ function logProfile(p: ProfileSummary, workerdCpuMs: number | null): void {
 }
 
 /** Counts records whose key starts with `prefix` (a primary-key range scan). */
-async function countPrefix(w: RunningWorker, prefix: string): Promise<number> {
+async function countPrefix(w: RunningWorker, prefix: string, dataset = DATASET): Promise<number> {
 	const row = await probeQuery<{ n: number } | null>(w, "SELECT count(*) AS n FROM records WHERE dataset = ?1 AND key >= ?2 AND key < ?3", [
-		DATASET,
+		dataset,
 		prefix,
 		`${prefix}~`,
 	]);
@@ -1017,6 +1031,26 @@ async function ingestScenario(w: RunningWorker, writeKey: string, readKey: strin
 				: `only ${burst.drain.count} readable ${burst.drainS.toFixed(1)} s after the last POST -> >= ${Math.round(burst.e2eRate)} events/s end to end`),
 	);
 	const backlog = b.accepted - burst.drain.count;
+	// The same burst through the pipeline floor (worker.ts): parse, serialise, queue, and the same
+	// rows and log rows in D1, with nothing of Hotpath. What any ingest of these events reaches here.
+	const pipeFloor = await ingestPhase(
+		w,
+		"ingest-pipeline-floor",
+		{
+			url: w.url.href,
+			token: writeKey,
+			connections: CONNECTIONS,
+			warmupS: 0,
+			durationS: 0,
+			amount: Math.ceil(timing.burstEvents / batch),
+			gen: { kind: "events", batch, prefix: `ing_${run}_f_`, path: PIPELINE_FLOOR_PATH },
+		},
+		() => countPrefix(w, `ing_${run}_f_`, PIPELINE_FLOOR_DATASET),
+	);
+	log(
+		`  the pipeline floor, the same burst: ${pipeFloor.s.load.accepted} events accepted at ${Math.round(pipeFloor.s.load.accepted / pipeFloor.s.load.elapsedS)}/s, ` +
+			`${pipeFloor.drain.at !== null ? "all" : `only ${pipeFloor.drain.count}`} in D1 ${pipeFloor.drainS.toFixed(1)} s after the last POST -> ${Math.round(pipeFloor.e2eRate)} events/s end to end; ingest = ${(burst.e2eRate / pipeFloor.e2eRate).toFixed(2)}x that`,
+	);
 	log(
 		burst.pipelineS === null
 			? `  the consumer was still busy ${timing.drainS} s after D1 had the events`
@@ -1084,6 +1118,12 @@ async function ingestScenario(w: RunningWorker, writeKey: string, readKey: strin
 	return {
 		name: "ingest",
 		d1_floor: floor,
+		pipeline_floor: {
+			events: pipeFloor.s.load.accepted,
+			events_per_s: pipeFloor.e2eRate,
+			drained: pipeFloor.drain.at !== null,
+			accept_events_per_s: pipeFloor.s.load.accepted / pipeFloor.s.load.elapsedS,
+		},
 		rps: b.rps,
 		p50_ms: b.latency.p50,
 		p99_ms: b.latency.p99,
@@ -1379,7 +1419,7 @@ function evaluateTargets(
 		t.push({
 			name: "ingest >= 10,000 events/s end to end, freshness p99 <= 500 ms at 5,000/s offered",
 			met: ev >= 10_000 && sustained && f99 <= 500,
-			detail: `saturated: ${ing.burst_drained ? "" : ">= "}${Math.round(ev)} events/s end to end; offered ${tg.offered}/s: the API took ${Math.round(taken)}/s, all readable ${tg.drained ? `${tg.drain_s.toFixed(1)} s` : "not"} after the last POST, freshness p99 ${tg.freshness_timeouts ? ">= " : ""}${Math.round(f99)} ms${floorText(ev, "ingest", ing.d1_floor as D1Floor | undefined)}`,
+			detail: `saturated: ${ing.burst_drained ? "" : ">= "}${Math.round(ev)} events/s end to end; offered ${tg.offered}/s: the API took ${Math.round(taken)}/s, all readable ${tg.drained ? `${tg.drain_s.toFixed(1)} s` : "not"} after the last POST, freshness p99 ${tg.freshness_timeouts ? ">= " : ""}${Math.round(f99)} ms${pipelineFloorText(ev, ing.pipeline_floor as PipelineFloor | undefined)}${floorText(ev, "ingest", ing.d1_floor as D1Floor | undefined)}`,
 		});
 	} else t.push({ name: "ingest >= 10,000 events/s end to end, freshness p99 <= 500 ms at 5,000/s offered", met: null, detail: "not run" });
 	const imp = by("import");

@@ -240,6 +240,60 @@ export const FLOOR_PATH = "/bench-floor/record";
  * a response of a given size and headers, with no routing, auth or lookup. Compared with
  * read-l0-hit, it shows how much of an L0 hit is the response itself.
  */
+/** Where the pipeline floor worker takes events (POST, the body /v1/events takes), and the dataset its rows go to. */
+export const PIPELINE_FLOOR_PATH = "/bench-pipeline/events";
+export const PIPELINE_FLOOR_DATASET = "bench_pipeline_floor";
+const PIPELINE_FLOOR_QUEUE = "bench-pipeline-floor";
+
+/**
+ * The ingest pipeline with nothing of Hotpath in it: the fetch handler parses the body and
+ * serialises each event again into queue messages of up to 110 KB (sendBatch of up to 100 messages
+ * and 240 KB), and the consumer parses each message and writes every event as a records row and a
+ * log row, in json_each INSERTs of 500 rows, one transaction per batch, as Hotpath's consumer does.
+ * No auth, validation, ids, merge, reads of stored state, or caches. What this harness's Queues
+ * and D1 let any ingest of these events reach: the floor for ingest's end-to-end rate.
+ */
+const PIPELINE_FLOOR_SCRIPT = `
+const RECORDS = \`INSERT INTO records (dataset, key, value, base_time, base_id, base_deleted, field_clocks, event_time, event_id, rev, updated_at)
+SELECT '${PIPELINE_FLOOR_DATASET}', w.value ->> 0, w.value -> 1, w.value ->> 2, w.value ->> 3, 0, '{}', w.value ->> 2, w.value ->> 3, 1, ?2 FROM json_each(?1) AS w\`;
+const LOG = \`INSERT INTO event_log (dataset, key, event_time, event_id, op, value, applied_at)
+SELECT '${PIPELINE_FLOOR_DATASET}', w.value ->> 0, w.value ->> 2, w.value ->> 3, 'upsert', w.value -> 1, ?2 FROM json_each(?1) AS w\`;
+const MESSAGE_BYTES = 110 * 1024, BATCH_BYTES = 240 * 1024;
+const enc = new TextEncoder();
+export default {
+	async fetch(request, env) {
+		const events = JSON.parse(await request.text());
+		const now = Date.now();
+		const messages = [];
+		let parts = [], bytes = 0;
+		const flush = () => { if (parts.length) messages.push({ body: '{"events":[' + parts.join(",") + "]}", bytes }); parts = []; bytes = 0; };
+		for (const e of events) {
+			const json = JSON.stringify({ id: e.id, dataset: e.dataset, key: e.key, op: e.op, time: e.event_time ?? now, value: e.value });
+			const n = enc.encode(json).length;
+			if (parts.length && bytes + n > MESSAGE_BYTES) flush();
+			parts.push(json);
+			bytes += n + 1;
+		}
+		flush();
+		for (let i = 0; i < messages.length; ) {
+			const batch = [];
+			let size = 0;
+			while (i < messages.length && batch.length < 100 && (!batch.length || size + messages[i].bytes <= BATCH_BYTES)) { size += messages[i].bytes; batch.push({ body: messages[i++].body, contentType: "text" }); }
+			await env.Q.sendBatch(batch);
+		}
+		return Response.json({ accepted: events.length }, { status: 202 });
+	},
+	async queue(batch, env) {
+		const rows = [];
+		for (const m of batch.messages) for (const e of JSON.parse(m.body).events) rows.push("[" + JSON.stringify(e.key) + "," + JSON.stringify(e.value) + "," + e.time + "," + JSON.stringify(e.id) + "]");
+		const now = Date.now();
+		const stmts = [];
+		for (const sql of [RECORDS, LOG]) for (let i = 0; i < rows.length; i += 500) stmts.push(env.DB.prepare(sql).bind("[" + rows.slice(i, i + 500).join(",") + "]", now));
+		await env.DB.batch(stmts);
+		batch.ackAll();
+	},
+};`;
+
 function floorScript(body: string, headers: Record<string, string>): string {
 	return `const BODY = ${JSON.stringify(body)};
 const HEADERS = ${JSON.stringify(headers)};
@@ -284,6 +338,16 @@ export async function startWorker(opts: {
 				d1Databases: { DB: config.v4.d1Databases[dbBinding] as string },
 				kvNamespaces: { KV: Object.values(config.v4.kvNamespaces)[0] as string },
 				unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }],
+			},
+			{
+				name: "bench-pipeline-floor",
+				modules: true,
+				script: PIPELINE_FLOOR_SCRIPT,
+				compatibilityDate: config.compatibilityDate,
+				routes: [`*${PIPELINE_FLOOR_PATH}`],
+				d1Databases: { DB: config.v4.d1Databases[dbBinding] as string },
+				queueProducers: { Q: { queueName: PIPELINE_FLOOR_QUEUE } },
+				queueConsumers: { [PIPELINE_FLOOR_QUEUE]: { maxBatchSize: 100, maxBatchTimeout: 0, maxRetries: 0 } },
 			},
 			{
 				name: "bench-floor",
