@@ -85,6 +85,8 @@ export interface IngestResult extends ScenarioResult {
 	sustainable: PacedPhase;
 	target: PacedPhase;
 	dead_letters: number;
+	/** The same burst through the pipeline floor (worker.ts): absent in runs made before it existed. */
+	pipeline_floor?: { events: number; events_per_s: number; drained: boolean; accept_events_per_s: number };
 }
 
 export interface Target {
@@ -189,6 +191,11 @@ export function ingestLines(row: ScenarioResult | undefined): string[] {
 		x.burst_pipeline_idle_s === null
 			? `  the consumer was still writing KV/Redis when the wait ended`
 			: `  consumer done (KV and Redis write-through too) ${f(x.burst_pipeline_idle_s, 1)} s after the last POST -> ${int(x.pipeline_events_per_s ?? undefined)} events/s through the whole pipeline`,
+		...(x.pipeline_floor
+			? [
+					`  the pipeline floor, the same burst parsed, queued and written as the same rows and log rows with nothing else: ${x.pipeline_floor.drained ? "" : ">= "}${int(x.pipeline_floor.events_per_s)} events/s end to end (ingest = ${f(r.events_per_s / x.pipeline_floor.events_per_s)}x that)`,
+				]
+			: []),
 		...paced("half the pipeline's rate", x.sustainable),
 		...paced("the target", x.target),
 		`  dead letters after ingest: ${x.dead_letters ?? "—"}`,
