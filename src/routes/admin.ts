@@ -251,7 +251,8 @@ mount(
 	async (c) => {
 		const filter = filterOf(c, c.get("principal"), BULK_MAX, BULK_MAX);
 		const onlyReplayed = parseFlag(c, "replayed");
-		const letters = (await listDeadLetters(c.env.DB, c.env.RECORDS_KV, filter)).letters.filter((l) => !onlyReplayed || l.replayedAt !== null);
+		// Filtered in the query, not in the page: newer unreplayed letters must not fill it and hide older replayed ones.
+		const { letters } = await listDeadLetters(c.env.DB, c.env.RECORDS_KV, { ...filter, replayedOnly: onlyReplayed });
 		const purged = await deleteDeadLetters(
 			c.env.DB,
 			c.env.RECORDS_KV,

@@ -3,7 +3,7 @@
  * D1; when D1 refuses them they wait in KV (`dlq:<message id>`) until a later run moves them over.
  * Both are listed together. No policy here: who may see which dead letter is decided by routes.
  */
-import { and, desc, eq, inArray, isNull, sql } from "drizzle-orm";
+import { and, desc, eq, inArray, isNotNull, isNull, sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { deadLetters } from "./schema";
 
@@ -84,6 +84,8 @@ export interface ListFilter {
 	dataset?: string;
 	/** Only letters not replayed yet. */
 	unreplayedOnly?: boolean;
+	/** Only letters replayed already (none waits in KV: a replay moves a letter to D1 first). */
+	replayedOnly?: boolean;
 	/** Leaves out letters kept with this reason. */
 	exceptError?: string;
 	limit: number;
@@ -120,6 +122,7 @@ export async function listD1DeadLetters(db: D1Database, f: ListFilter): Promise<
 		.where(
 			and(
 				f.unreplayedOnly ? isNull(deadLetters.replayedAt) : undefined,
+				f.replayedOnly ? isNotNull(deadLetters.replayedAt) : undefined,
 				f.exceptError === undefined ? undefined : sql`(${deadLetters.error} IS NULL OR ${deadLetters.error} <> ${f.exceptError})`,
 				f.dataset === undefined ? undefined : sql`EXISTS (SELECT 1 FROM json_each(${deadLetters.datasets}) WHERE value = ${f.dataset})`,
 				f.within === null
@@ -136,7 +139,7 @@ export async function listD1DeadLetters(db: D1Database, f: ListFilter): Promise<
 /** Up to `limit` of the letters waiting in KV, filtered by dataset bounds. */
 export async function listKvDeadLetters(kv: KVNamespace, f: ListFilter, limit: number): Promise<StoredDeadLetter[]> {
 	const out: StoredDeadLetter[] = [];
-	if (limit <= 0) return out;
+	if (limit <= 0 || f.replayedOnly) return out;
 	const listed = await kv.list<KvDeadLetterMeta>({ prefix: KV_DEAD_LETTER_PREFIX, limit: 1000 });
 	for (const k of listed.keys) {
 		if (out.length >= limit) break;

@@ -1,0 +1,25 @@
+/**
+ * A hostile review of the trust routes, tried as a new user would: each case answered something
+ * its contract (DESIGN.md, README) rules out.
+ */
+import { describe, expect, it } from "vitest";
+import { call, createDataset, env, expectJson, uniqueName } from "./helpers";
+
+describe("DELETE /v1/dead-letters?replayed=true", () => {
+	it("reaches replayed letters older than a page of newer unreplayed ones", async () => {
+		const ds = await createDataset();
+		const insert = (id: string, replayedAt: number | null) =>
+			env.DB.prepare(
+				"INSERT INTO dead_letters (queue, message_id, body, error, attempts, datasets, replayed_at) VALUES ('hotpath-events', ?1, '{}', 'test', 1, ?2, ?3)",
+			)
+				.bind(id, JSON.stringify([ds]), replayedAt)
+				.run();
+		// The oldest was replayed; three newer ones wait.
+		await insert(uniqueName("replayed"), Date.now());
+		for (let i = 0; i < 3; i++) await insert(uniqueName("waiting"), null);
+		// A page of 2 holds only letters that wait: the purge must still find the replayed one.
+		expect(await expectJson(await call("DELETE", `/v1/dead-letters?dataset=${ds}&replayed=true&limit=2`), 200)).toEqual({ purged: 1 });
+		const left = await expectJson<{ dead_letters: { replayed_at: string | null }[] }>(await call("GET", `/v1/dead-letters?dataset=${ds}`), 200);
+		expect(left.dead_letters.map((l) => l.replayed_at)).toEqual([null, null, null]);
+	});
+});
