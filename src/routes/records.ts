@@ -106,6 +106,9 @@ mount(
 		if (view.status === "not_found") {
 			c.header("x-hotpath-tier", headers["x-hotpath-tier"]);
 			c.header("server-timing", headers["server-timing"]);
+			// A 404 is cacheable by default (RFC 9111): a reused one would hide the record once it is written.
+			c.header("cache-control", headers["cache-control"]);
+			c.header("vary", headers.vary);
 			throw new HotpathError("record_not_found", `no record "${key}" in dataset "${name}"`);
 		}
 		if (spec.aggregates) {

@@ -23,3 +23,15 @@ describe("DELETE /v1/dead-letters?replayed=true", () => {
 		expect(left.dead_letters.map((l) => l.replayed_at)).toEqual([null, null, null]);
 	});
 });
+
+describe("a record that does not exist (404)", () => {
+	it("says it may not be reused: Cache-Control no-cache and Vary: Authorization, as every other non-present answer", async () => {
+		const ds = await createDataset();
+		const res = await call("GET", `/v1/datasets/${ds}/records/nobody`);
+		expect(res.status).toBe(404);
+		expect(res.headers.get("cache-control")).toBe("no-cache");
+		expect(res.headers.get("vary")).toBe("Authorization");
+		expect(res.headers.get("content-type")).toBe("application/problem+json");
+		await res.body?.cancel();
+	});
+});
