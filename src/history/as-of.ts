@@ -20,11 +20,9 @@ const PAIRS_PER_READ = 200;
 export function assertWithinHistory(spec: DatasetSpec, asOfMs: number, now = Date.now()): void {
 	const start = historyStart(spec, now);
 	if (asOfMs < start) {
-		throw new HotpathError(
-			"bad_request",
-			`as_of ${new Date(asOfMs).toISOString()} is before the history of dataset "${spec.name}" begins: ${new Date(start).toISOString()} (history_days = ${spec.history_days})`,
-			{ errors: [{ pointer: "as_of", detail: `history begins at ${new Date(start).toISOString()}` }] },
-		);
+		// The item says it all too: a lookup reports items only, and may name several datasets at one pointer.
+		const why = `as_of ${new Date(asOfMs).toISOString()} is before the history of dataset "${spec.name}" begins: ${new Date(start).toISOString()} (history_days = ${spec.history_days})`;
+		throw new HotpathError("bad_request", why, { errors: [{ pointer: "as_of", detail: why }] });
 	}
 }
 

@@ -16,7 +16,7 @@ import { readContext } from "./read-context";
 import { RecordViewSchema } from "./records";
 import { BODY_LIMITS, limitBody, parseJsonBody } from "./validation";
 
-const asOfSchema = z.union([z.string(), z.number()]);
+const asOfSchema = z.union([z.string(), z.number()], { error: "as_of must be RFC 3339 text or epoch milliseconds (or null for current values)" });
 
 const lookupSchema = z
 	.object({

@@ -3,7 +3,7 @@
  * max_staleness, if_stale, times. Each failure is a bad_request naming the parameter.
  */
 import { HotpathError } from "../errors";
-import { isWellFormedKey, MAX_KEY_BYTES, parseEventTime } from "../input";
+import { isWellFormedKey, MAX_KEY_BYTES, MAX_TIME_MS, parseEventTime } from "../input";
 import type { DatasetSpec } from "../registry/spec";
 import type { IfStale } from "./freshness";
 
@@ -77,10 +77,25 @@ export function parseTimeParam(raw: unknown, where: string): number | undefined 
 	// An empty time is a mistake, not "now": a point-in-time read must never quietly answer current values.
 	if (raw === "") throw badParam(where, `${where} is empty: give RFC 3339 or epoch milliseconds, or leave it out`);
 	const v = typeof raw === "string" && /^\d+$/.test(raw) ? Number(raw) : raw;
+	// A whole number past what a Date holds is not "not whole": say it is too late a time.
+	if (typeof v === "number" && Number.isInteger(v) && v > MAX_TIME_MS) {
+		throw badParam(where, `${where} ${raw} is past the latest time there is (${new Date(MAX_TIME_MS).toISOString()})`);
+	}
+	// A "+" in a URL's query string decodes to a space: "...T10:00:00+01:00" arrives as "...T10:00:00 01:00".
+	if (typeof raw === "string" && SPACE_FOR_PLUS.test(raw)) {
+		const sent = raw.replace(SPACE_FOR_PLUS, "$1%2B$2");
+		throw badParam(
+			where,
+			`${where} "${raw}" has a space where its UTC offset's sign goes: in a URL's query string "+" reads as a space, so write it as %2B (${sent}), or use Z`,
+		);
+	}
 	const t = parseEventTime(v, Date.now(), Number.POSITIVE_INFINITY);
 	if (typeof t === "string") throw badParam(where, t.replace(/event_time/g, where));
 	return t;
 }
+
+/** RFC 3339 with a space instead of the "+" of its offset: what a query string makes of an unencoded "+". */
+const SPACE_FOR_PLUS = /^(\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?) (\d{2}:\d{2})$/;
 
 /** A history range: `since` after `until` can hold no version, and is a mistake worth naming. */
 export function checkTimeRange(since: number | undefined, until: number | undefined): void {
