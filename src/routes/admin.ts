@@ -96,6 +96,7 @@ const view = (l: StoredDeadLetter) => {
 };
 
 const INCOMPLETE = "D1 refused the query: only the dead letters waiting in KV are listed; list again once D1 is back for the others";
+const INCOMPLETE_BULK = (done: string) => `D1 refused the query: only the dead letters waiting in KV were ${done}; call again once D1 is back for the others`;
 
 /** `limit` (1..500, default 100) and `dataset` of a dead-letter query; a limited key may name only its own datasets. */
 function filterOf(c: Context<AppEnv>, principal: Principal, defLimit: number, maxLimit: number) {
@@ -179,15 +180,22 @@ mount(
 		security: bearer,
 		request: { query: letterQuery },
 		responses: {
-			200: json("How many went back on the queue", z.object({ replayed: z.number().int() })),
+			200: json(
+				"How many went back on the queue",
+				z.object({
+					replayed: z.number().int(),
+					incomplete: z.string().optional().openapi({ description: "Present when D1 refused the query: only the dead letters waiting in KV were replayed" }),
+				}),
+			),
 			...problems("bad_request", "forbidden", "unavailable"),
 		},
 	},
 	admin,
 	async (c) => {
-		const { letters } = await listReplayable(c.env.DB, c.env.RECORDS_KV, filterOf(c, c.get("principal"), BULK_MAX, BULK_MAX));
+		const { letters, d1Refused } = await listReplayable(c.env.DB, c.env.RECORDS_KV, filterOf(c, c.get("principal"), BULK_MAX, BULK_MAX));
 		const replayed = await replayDeadLetters(c.env.DB, c.env.RECORDS_KV, c.env.EVENTS_QUEUE, letters);
-		return c.json({ replayed });
+		// As the listing: what KV holds is not passed off as every letter there is.
+		return c.json({ replayed, ...(d1Refused ? { incomplete: INCOMPLETE_BULK("replayed") } : {}) });
 	},
 );
 
@@ -245,19 +253,28 @@ mount(
 		tags: ["dead letters"],
 		security: bearer,
 		request: { query: letterQuery.extend({ replayed: z.enum(["true", "false"]).optional() }) },
-		responses: { 200: json("How many were deleted", z.object({ purged: z.number().int() })), ...problems("bad_request", "forbidden") },
+		responses: {
+			200: json(
+				"How many were deleted",
+				z.object({
+					purged: z.number().int(),
+					incomplete: z.string().optional().openapi({ description: "Present when D1 refused the query: only the dead letters waiting in KV were purged" }),
+				}),
+			),
+			...problems("bad_request", "forbidden"),
+		},
 	},
 	admin,
 	async (c) => {
 		const filter = filterOf(c, c.get("principal"), BULK_MAX, BULK_MAX);
 		const onlyReplayed = parseFlag(c, "replayed");
 		// Filtered in the query, not in the page: newer unreplayed letters must not fill it and hide older replayed ones.
-		const { letters } = await listDeadLetters(c.env.DB, c.env.RECORDS_KV, { ...filter, replayedOnly: onlyReplayed });
+		const { letters, d1Refused } = await listDeadLetters(c.env.DB, c.env.RECORDS_KV, { ...filter, replayedOnly: onlyReplayed });
 		const purged = await deleteDeadLetters(
 			c.env.DB,
 			c.env.RECORDS_KV,
 			letters.map((l) => l.id),
 		);
-		return c.json({ purged });
+		return c.json({ purged, ...(d1Refused ? { incomplete: INCOMPLETE_BULK("purged") } : {}) });
 	},
 );

@@ -35,3 +35,36 @@ describe("a record that does not exist (404)", () => {
 		await res.body?.cancel();
 	});
 });
+
+describe("bulk replay and purge of dead letters while D1 refuses", () => {
+	it("say they reached only the letters waiting in KV (incomplete), as the listing does, rather than passing them off as all", async () => {
+		const ds = await createDataset();
+		// One letter in D1, one waiting in KV.
+		await env.DB.prepare("INSERT INTO dead_letters (queue, message_id, body, error, attempts, datasets) VALUES ('hotpath-events', ?1, '{}', 'test', 1, ?2)")
+			.bind(uniqueName("in-d1"), JSON.stringify([ds]))
+			.run();
+		const waiting = uniqueName("in-kv");
+		const body = JSON.stringify({ v: 1, events: [{ id: "e1", dataset: ds, key: "k", op: "upsert", time: Date.now(), value: { a: 1 } }] });
+		await env.RECORDS_KV.put(
+			`dlq:${waiting}`,
+			JSON.stringify({ queue: "hotpath-events-dlq", messageId: waiting, body, error: "test", attempts: 1, createdAt: Date.now(), datasets: [ds] }),
+			{
+				metadata: { datasets: [ds], created_at: Date.now() },
+			},
+		);
+		await env.DB.prepare("ALTER TABLE dead_letters RENAME TO dead_letters_away").run();
+		try {
+			const replay = await expectJson<{ replayed: number; incomplete?: string }>(await call("POST", `/v1/dead-letters/replay?dataset=${ds}`), 200);
+			expect(replay.replayed).toBe(1);
+			expect(replay.incomplete).toMatch(/D1 refused/);
+			const purge = await expectJson<{ purged: number; incomplete?: string }>(await call("DELETE", `/v1/dead-letters?dataset=${ds}`), 200);
+			expect(purge.incomplete).toMatch(/D1 refused/);
+		} finally {
+			await env.DB.prepare("ALTER TABLE dead_letters_away RENAME TO dead_letters").run();
+		}
+		// With D1 back, nothing says incomplete.
+		const purged = await expectJson<{ purged: number; incomplete?: string }>(await call("DELETE", `/v1/dead-letters?dataset=${ds}`), 200);
+		expect(purged.incomplete).toBeUndefined();
+		expect(purged.purged).toBeGreaterThanOrEqual(1);
+	});
+});
