@@ -75,7 +75,14 @@ mount(
 		const registry = c.get("services").registry;
 		const errors: ProblemItem[] = [];
 		const requests: (LookupRequest & { asOf?: number })[] = [];
-		const topAsOf = parseTimeParam(body.as_of, "/as_of");
+		// A bad top-level as_of is one error among the others of the body, not the only one reported.
+		let topAsOf: number | undefined;
+		try {
+			topAsOf = parseTimeParam(body.as_of, "/as_of");
+		} catch (e) {
+			if (!(e instanceof HotpathError)) throw e;
+			errors.push(...(e.errors ?? [{ pointer: "/as_of", detail: e.message }]));
+		}
 		for (const [i, r] of body.requests.entries()) {
 			const spec = await registry.get(r.dataset);
 			if (!spec) {

@@ -44,6 +44,24 @@ describe("time parameters a new user gets wrong", () => {
 		}
 	});
 
+	it("a lookup's bad top-level as_of is reported with the body's other errors, not alone", async () => {
+		const ds = await createDataset({ key: "id", fields: { a: "int" } } as never);
+		const p = await expectProblem(
+			await call("POST", "/v1/lookup", {
+				json: {
+					as_of: "yesterday",
+					requests: [
+						{ dataset: ds, keys: ["k"], fields: ["nope"] },
+						{ dataset: `${ds}_missing`, keys: ["k"] },
+					],
+				},
+			}),
+			400,
+		);
+		expect(p.errors?.map((e) => e.pointer)).toEqual(["/as_of", "/requests/0/fields", "/requests/1/dataset"]);
+		expect(p.errors?.[0]?.detail).toMatch(/"yesterday" is not a valid RFC 3339 time/);
+	});
+
 	it("a lookup's as_of before a dataset's history names that dataset and says as_of is before it", async () => {
 		const short = await createDataset({ key: "id", fields: { a: "int" }, history_days: 1 } as never);
 		const long = await createDataset({ key: "id", fields: { a: "int" }, history_days: 30 } as never);
