@@ -142,12 +142,12 @@ export class Hotpath {
 		list(opts?: DeadLetterFilter & { limit?: number }): Promise<DeadLetterList>;
 		/** Puts one back on the queue; events are idempotent, so a second replay is harmless. */
 		replay(id: DeadLetterId): Promise<{ id: DeadLetterId; replayed_at: string }>;
-		/** Replays every dead letter not replayed yet (of one dataset, when given). */
-		replayAll(filter?: DeadLetterFilter): Promise<{ replayed: number }>;
+		/** Replays every dead letter not replayed yet (of one dataset, when given); `incomplete` says D1 refused and only the letters waiting in KV were replayed. */
+		replayAll(filter?: DeadLetterFilter): Promise<{ replayed: number; incomplete?: string }>;
 		/** Deletes one dead letter for good. */
 		purge(id: DeadLetterId): Promise<void>;
-		/** Deletes every dead letter (of one dataset, when given). */
-		purgeAll(filter?: DeadLetterFilter): Promise<{ purged: number }>;
+		/** Deletes every dead letter (of one dataset, when given); `incomplete` as for replayAll. */
+		purgeAll(filter?: DeadLetterFilter): Promise<{ purged: number; incomplete?: string }>;
 	};
 
 	constructor(options: HotpathOptions) {
