@@ -3,7 +3,7 @@
 import { pruneAggregateTiles } from "./aggregates/retention";
 import { createApp } from "./app";
 import { type Env, parseSettings } from "./env";
-import { pruneEventLog } from "./history/retention";
+import { pruneStep } from "./history/retention";
 import { consumeEvents } from "./ingest/consumer";
 import { consumeDeadLetters, drainDeadLetters } from "./ingest/dead-letters";
 import { log, logOnce } from "./observability/log";
@@ -36,8 +36,10 @@ export default {
 		// The names of this env, read per batch (the services are shared across env objects).
 		const { EVENTS_QUEUE_NAME, DEAD_LETTER_QUEUE_NAME } = parseSettings(env);
 		if (batch.queue === DEAD_LETTER_QUEUE_NAME) await consumeDeadLetters(batch, env.DB, env.RECORDS_KV);
-		else if (batch.queue === EVENTS_QUEUE_NAME) await consumeEvents(batch, servicesFor(env));
-		else {
+		else if (batch.queue === EVENTS_QUEUE_NAME) {
+			const services = servicesFor(env);
+			await consumeEvents(batch, services, {}, { pruneStep: async (holder) => pruneStep(env.DB, env.EVENTS_QUEUE, await services.registry.all(), holder) });
+		} else {
 			// A queue this worker was not told about: touch nothing, and let its retries and dead-letter queue keep the messages.
 			log.error("batch from an unknown queue; not consumed", {
 				queue: batch.queue,
@@ -52,7 +54,8 @@ export default {
 	async scheduled(_controller, env) {
 		const services = servicesFor(env);
 		await drainDeadLetters(env.DB, env.RECORDS_KV);
-		await pruneEventLog(env.DB, await services.registry.all());
+		// Starts a prune unless one is running; a prune that has more to do goes on through the queue.
+		await pruneStep(env.DB, env.EVENTS_QUEUE, await services.registry.all());
 		await pruneAggregateTiles(env.DB);
 	},
 } satisfies ExportedHandler<Env>;

@@ -5,22 +5,86 @@
  * within the retention stay exact; current records are never touched. The log grows in application
  * order (seq), so the prune walks it from the oldest entry and stops where every cutoff is passed.
  */
+import { pruneMessage } from "../ingest/producer";
 import { log } from "../observability/log";
 import { type DatasetSpec, DEFAULT_HISTORY_DAYS } from "../registry/spec";
 import { basesOf, entryAtOrAfter, historyKey, logBounds, pruneCandidates, replaceWithBases } from "../storage/event-log";
+import { isLeaseLost, leaseGuard, releaseLease, takeLease } from "../storage/leases";
 import type { RecordState } from "../storage/record-state";
 import { foldEntries } from "./fold";
 
 export const DAY_MS = 86_400_000;
 const CHUNK = 2000;
+/** Chunks per step of a prune: 100,000 entries, about 330 D1 statements (6 a chunk, and the bisection) of the 1,000 an invocation may make. */
+export const PRUNE_CHUNKS_PER_STEP = 50;
+const PRUNE_LEASE = "event-log-prune";
+/** How long a step holds the prune lease (each chunk extends it): past it, a cron run takes over from a step that died. */
+export const PRUNE_LEASE_MS = 10 * 60_000;
+
+export interface PruneResult {
+	pruned: number;
+	/** Whether the step stopped at its chunk budget with entries past the cutoffs left. */
+	more: boolean;
+}
+
+/**
+ * One step of pruning the log: the cron starts one every few minutes (no `from`), and a step that
+ * stops at its chunk budget with more to prune queues the next (`from`: its own holder), so the
+ * prune keeps pace with any ingest rate instead of a fixed amount per cron run. Steps take turns
+ * through a lease: a cron run finds a running prune holding it and leaves it be, a step delivered
+ * twice finds it handed on, and each chunk commits only while its step holds it, so two pruners
+ * never fold the same key's base at once. Returns null when another pruner holds the lease.
+ */
+export async function pruneStep(
+	db: D1Database,
+	queue: Queue<unknown>,
+	specs: ReadonlyMap<string, DatasetSpec>,
+	from?: string,
+	now = Date.now(),
+	maxChunks = PRUNE_CHUNKS_PER_STEP,
+): Promise<PruneResult | null> {
+	const holder = crypto.randomUUID();
+	if (!(await takeLease(db, PRUNE_LEASE, holder, now, now + PRUNE_LEASE_MS, from))) return null;
+	let result: PruneResult;
+	try {
+		result = await pruneEventLog(db, specs, now, maxChunks, () => leaseGuard(db, PRUNE_LEASE, holder, Date.now() + PRUNE_LEASE_MS));
+	} catch (e) {
+		// Lost to a pruner that took over an expired lease: it goes on, this one stops.
+		if (isLeaseLost(e)) return { pruned: 0, more: false };
+		// Free for the retry (or the next cron run) rather than held until it expires.
+		await releaseLease(db, PRUNE_LEASE, holder).catch(() => {});
+		throw e;
+	}
+	if (!result.more) {
+		await releaseLease(db, PRUNE_LEASE, holder);
+		return result;
+	}
+	try {
+		// The lease stays with this holder until the next step takes it over.
+		await queue.send(pruneMessage(holder), { contentType: "text" });
+	} catch (e) {
+		await releaseLease(db, PRUNE_LEASE, holder).catch(() => {});
+		throw e;
+	}
+	return result;
+}
 
 /** Where a dataset's history begins: events before it may have been folded into bases. */
 export const historyStart = (spec: DatasetSpec, now: number): number => now - spec.history_days * DAY_MS;
 
-/** Prunes the log; returns how many entries went. At most `maxChunks` chunks of CHUNK entries per run. */
-export async function pruneEventLog(db: D1Database, specs: ReadonlyMap<string, DatasetSpec>, now = Date.now(), maxChunks = 20): Promise<number> {
+/**
+ * Prunes the log: at most `maxChunks` chunks of CHUNK entries. `guard` gives statements that go
+ * first in each chunk's transaction (pruneStep's lease).
+ */
+export async function pruneEventLog(
+	db: D1Database,
+	specs: ReadonlyMap<string, DatasetSpec>,
+	now = Date.now(),
+	maxChunks = PRUNE_CHUNKS_PER_STEP,
+	guard: () => D1PreparedStatement[] = () => [],
+): Promise<PruneResult> {
 	const bounds = await logBounds(db);
-	if (!bounds) return 0;
+	if (!bounds) return { pruned: 0, more: false };
 	const cutoffs: Record<string, number> = {};
 	const defaultCutoff = now - DEFAULT_HISTORY_DAYS * DAY_MS;
 	let latestCutoff = defaultCutoff;
@@ -29,8 +93,9 @@ export async function pruneEventLog(db: D1Database, specs: ReadonlyMap<string, D
 		latestCutoff = Math.max(latestCutoff, cutoffs[spec.name] as number);
 	}
 	const maxSeq = await lastSeqAppliedBefore(db, bounds, latestCutoff);
-	if (maxSeq === null) return 0;
+	if (maxSeq === null) return { pruned: 0, more: false };
 	let pruned = 0;
+	let more = false;
 	for (let i = 0; i < maxChunks; i++) {
 		const entries = await pruneCandidates(db, cutoffs, defaultCutoff, maxSeq, CHUNK);
 		if (!entries.length) break;
@@ -54,12 +119,14 @@ export async function pruneEventLog(db: D1Database, specs: ReadonlyMap<string, D
 			next,
 			entries.map((e) => e.seq),
 			now,
+			guard(),
 		);
 		pruned += entries.length;
 		if (entries.length < CHUNK) break;
+		more = i === maxChunks - 1;
 	}
-	if (pruned) log.info("pruned the event log", { pruned, max_seq: maxSeq });
-	return pruned;
+	if (pruned) log.info("pruned the event log", { pruned, max_seq: maxSeq, more });
+	return { pruned, more };
 }
 
 /**

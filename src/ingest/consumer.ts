@@ -18,7 +18,13 @@ import { failRebuildPage, REBUILD_PAGES_PER_INVOCATION, rebuildPage } from "./re
 /** Delay before a failed message is retried: 2, 4, 8... seconds, at most a minute. */
 const retryDelay = (attempts: number) => Math.min(60, 2 ** attempts);
 
-export async function consumeEvents(batch: MessageBatch<unknown>, services: Services, opts: RefreshOptions = {}): Promise<void> {
+/** Jobs whose steps come through the events queue but whose work lives above ingest: the worker's entry hands them in. */
+export interface QueueJobs {
+	/** Runs the next step of an event log prune (src/history/retention.ts pruneStep). */
+	pruneStep?: (holder: string) => Promise<unknown>;
+}
+
+export async function consumeEvents(batch: MessageBatch<unknown>, services: Services, opts: RefreshOptions = {}, jobs: QueueJobs = {}): Promise<void> {
 	const { env } = services;
 	const events: ChangeEvent[] = [];
 	const requests: RefreshRequest[] = [];
@@ -31,6 +37,7 @@ export async function consumeEvents(batch: MessageBatch<unknown>, services: Serv
 		else if (body.kind === "rebuild") rebuilds.push({ msg, page: body.page });
 		else if (body.kind === "search") await consumeSearchMessage(services, msg, body.message);
 		else if (body.kind === "backfill") await consumeBackfillPage(services, msg, body.job);
+		else if (body.kind === "prune") await consumePruneStep(jobs, msg, body.holder);
 		else {
 			if (body.kind === "events") for (const e of body.events) events.push(e);
 			else requests.push({ refs: body.refs, tiers: body.tiers, until: body.until });
@@ -104,6 +111,18 @@ async function consumeRebuildPages(services: Services, pages: { msg: Message<unk
 				msg.ack();
 			} else msg.retry({ delaySeconds: retryDelay(msg.attempts) });
 		}
+	}
+}
+
+/** The next step of pruning the event log (src/history/retention.ts); a failure comes back with the usual back-off. */
+async function consumePruneStep(jobs: QueueJobs, msg: Message<unknown>, holder: string): Promise<void> {
+	try {
+		if (!jobs.pruneStep) throw new Error("no prune runner was handed to this consumer");
+		await jobs.pruneStep(holder);
+		msg.ack();
+	} catch (e) {
+		log.warn("event log prune step failed; retrying", { error: String(e) });
+		msg.retry({ delaySeconds: retryDelay(msg.attempts) });
 	}
 }
 

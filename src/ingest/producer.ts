@@ -180,12 +180,27 @@ export async function enqueueRebuildPage(queue: Queue<unknown>, page: RebuildPag
 	await queue.send(JSON.stringify({ v: 1, rebuild: page }), { contentType: "text" });
 }
 
+/** The queue message of the next step of pruning the event log (src/history/retention.ts): `holder` is the step before's, which hands it the lease. */
+export interface PruneMessage {
+	v: 1;
+	prune: { holder: string };
+}
+
+export const pruneMessage = (holder: string): string => JSON.stringify({ v: 1, prune: { holder } } satisfies PruneMessage);
+
+function readPruneMessage(body: unknown): { holder: string } | null {
+	if (body === null || typeof body !== "object") return null;
+	const b = body as Partial<PruneMessage>;
+	return b.v === 1 && b.prune !== null && typeof b.prune === "object" && typeof b.prune.holder === "string" ? { holder: b.prune.holder } : null;
+}
+
 export type QueueMessage =
 	| { kind: "events"; events: ChangeEvent[] }
 	| { kind: "refresh"; refs: { dataset: string; key: string }[]; tiers: RefreshTier[]; until?: number }
 	| { kind: "rebuild"; page: RebuildPage }
 	| { kind: "search"; message: SearchMessage }
-	| { kind: "backfill"; job: string };
+	| { kind: "backfill"; job: string }
+	| { kind: "prune"; holder: string };
 
 /**
  * Reads a message body back: the JSON text the producer sends, or an already-parsed object (a
@@ -209,6 +224,8 @@ export function readQueueMessage(body: unknown): QueueMessage | null {
 	if (search) return { kind: "search", message: search };
 	const backfill = readBackfillMessage(b);
 	if (backfill) return { kind: "backfill", job: backfill.job };
+	const prune = readPruneMessage(b);
+	if (prune) return { kind: "prune", holder: prune.holder };
 	return null;
 }
 

@@ -170,8 +170,11 @@ export async function replaceWithBases(
 	bases: readonly { dataset: string; key: string; state: RecordState; throughTime: number }[],
 	seqs: readonly number[],
 	now: number,
+	/** Statements that go first in the same transaction (a lease's guard: src/storage/leases.ts). */
+	guard: readonly D1PreparedStatement[] = [],
 ): Promise<void> {
 	await db.batch([
+		...guard,
 		db.prepare(UPSERT_BASES).bind(JSON.stringify(bases.map((b) => [b.dataset, b.key, b.state, b.throughTime])), now),
 		db.prepare(DELETE_SEQS).bind(JSON.stringify(seqs)),
 	]);

@@ -206,3 +206,13 @@ export const aggBackfills = sqliteTable("agg_backfills", {
 	done: integer("done").notNull().default(0),
 	startedAt: integer("started_at").notNull(),
 });
+
+/**
+ * Leases on maintenance jobs that must not run twice at once (the event log's pruning): one holder
+ * at a time, until `until` (epoch ms), handed from step to step of a job (src/storage/leases.ts).
+ */
+export const maintenanceLeases = sqliteTable("maintenance_leases", {
+	name: text("name").primaryKey(),
+	holder: text("holder").notNull(),
+	until: integer("until").notNull(),
+});
