@@ -25,6 +25,22 @@ export interface QueueJobs {
 }
 
 export async function consumeEvents(batch: MessageBatch<unknown>, services: Services, opts: RefreshOptions = {}, jobs: QueueJobs = {}): Promise<void> {
+	const prunes: { msg: Message<unknown>; holder: string }[] = [];
+	try {
+		await consumeBatch(batch, services, opts, prunes);
+	} finally {
+		// A prune step takes seconds of D1 work: after the batch's events, which must not wait for it.
+		for (const { msg, holder } of prunes) await consumePruneStep(jobs, msg, holder);
+	}
+}
+
+/** Everything of a batch but its prune steps, which it hands back in `prunes`. */
+async function consumeBatch(
+	batch: MessageBatch<unknown>,
+	services: Services,
+	opts: RefreshOptions,
+	prunes: { msg: Message<unknown>; holder: string }[],
+): Promise<void> {
 	const { env } = services;
 	const events: ChangeEvent[] = [];
 	const requests: RefreshRequest[] = [];
@@ -37,7 +53,7 @@ export async function consumeEvents(batch: MessageBatch<unknown>, services: Serv
 		else if (body.kind === "rebuild") rebuilds.push({ msg, page: body.page });
 		else if (body.kind === "search") await consumeSearchMessage(services, msg, body.message);
 		else if (body.kind === "backfill") await consumeBackfillPage(services, msg, body.job);
-		else if (body.kind === "prune") await consumePruneStep(jobs, msg, body.holder);
+		else if (body.kind === "prune") prunes.push({ msg, holder: body.holder });
 		else {
 			if (body.kind === "events") for (const e of body.events) events.push(e);
 			else requests.push({ refs: body.refs, tiers: body.tiers, until: body.until });
