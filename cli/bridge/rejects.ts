@@ -19,22 +19,48 @@ export class RejectLog {
 	readonly file: string;
 	private readonly source: string;
 	private stream: WriteStream | undefined;
+	private opening: Promise<void> | undefined;
 
 	constructor(file: string, source: string) {
 		this.file = path.resolve(file);
 		this.source = source;
 	}
 
+	/**
+	 * Opens the file for appending; rejects when it cannot be (a directory, no permission). The bridge
+	 * opens every reject log before its sources start, so a bad path is an error then, not a crash at
+	 * the first reject. A stream that fails later (a full disk) fails its writes and is opened again
+	 * on the next one: never an unhandled 'error' event.
+	 */
+	async open(): Promise<void> {
+		if (this.stream) return;
+		// Writes that arrive while it opens wait for the same stream.
+		this.opening ??= this.openStream().finally(() => {
+			this.opening = undefined;
+		});
+		return this.opening;
+	}
+
+	private async openStream(): Promise<void> {
+		mkdirSync(path.dirname(this.file), { recursive: true });
+		const stream = createWriteStream(this.file, { flags: "a" });
+		stream.on("error", () => {
+			if (this.stream === stream) this.stream = undefined;
+		});
+		await new Promise<void>((resolve, reject) => {
+			stream.once("open", () => resolve());
+			stream.once("error", reject);
+		});
+		this.stream = stream;
+	}
+
 	/** Appends the entries; resolves once they are written, so they are on file before the messages are acked. */
 	async write(entries: RejectEntry[]): Promise<void> {
 		if (!entries.length) return;
-		if (!this.stream) {
-			mkdirSync(path.dirname(this.file), { recursive: true });
-			this.stream = createWriteStream(this.file, { flags: "a" });
-		}
+		await this.open();
 		const time = new Date().toISOString();
 		const text = entries.map((e) => JSON.stringify({ time, source: this.source, ...e })).join("\n");
-		const stream = this.stream;
+		const stream = this.stream as WriteStream;
 		await new Promise<void>((resolve, reject) => stream.write(`${text}\n`, (err) => (err ? reject(err) : resolve())));
 	}
 
@@ -43,6 +69,6 @@ export class RejectLog {
 		this.stream = undefined;
 		if (!stream) return;
 		stream.end();
-		await once(stream, "close");
+		if (!stream.closed) await once(stream, "close");
 	}
 }

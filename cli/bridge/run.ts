@@ -146,6 +146,13 @@ export async function runBridge(config: ResolvedConfig, opts: RunOptions = {}): 
 		await Promise.race([Promise.all(datasets.map((d) => target.checkDataset(d))), mainWait]);
 		if (fatal || opts.signal?.aborted) return await finish();
 
+		// A reject log that cannot be written is a config error too: said now, not a crash at the first reject.
+		for (const r of runs) {
+			await r.rejects.open().catch((e: Error) => {
+				throw new Error(`${r.name}: reject_log ${r.rejects.file} cannot be written: ${e.message}`);
+			});
+		}
+
 		if (opts.statusPort !== undefined) {
 			status = await startStatusServer(opts.statusHost ?? "127.0.0.1", opts.statusPort, snapshot);
 			opts.onListening?.(status.port);

@@ -1,0 +1,74 @@
+// The reject log: a path that cannot be written is a clear error at start, never a crash (an unhandled
+// 'error' event) at the first rejected message.
+import { mkdirSync } from "node:fs";
+import path from "node:path";
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RejectLog } from "../../../cli/bridge/rejects.ts";
+import { type FakeHotpath, startFakeHotpath } from "./fake-hotpath.ts";
+import { readNdjson, runToExit, scratchDir, testTarget } from "./harness.ts";
+
+const URL = "redis://127.0.0.1:6379";
+const scratch = scratchDir();
+let redis: Redis;
+let fake: FakeHotpath;
+const streams: string[] = [];
+
+beforeAll(async () => {
+	redis = new Redis(URL);
+	fake = await startFakeHotpath({ datasets: ["users"] });
+});
+
+afterAll(async () => {
+	if (streams.length) await redis.del(...streams);
+	redis?.disconnect();
+	await fake?.close();
+	scratch.remove();
+});
+
+describe("reject log", () => {
+	it("a path that is a directory: open and write fail (the caller leaves the messages unacked); nothing is thrown at the process", async () => {
+		const dir = path.join(scratch.dir, "a-directory");
+		mkdirSync(dir);
+		const log = new RejectLog(dir, "s");
+		await expect(log.write([{ id: "x:1", error: "bad", by: "bridge", raw: "?" }])).rejects.toThrow(/EISDIR/);
+		await expect(log.open()).rejects.toThrow(/EISDIR/);
+		// A good path still works after a failure, and writes what it is given.
+		const ok = new RejectLog(path.join(scratch.dir, "sub", "ok.ndjson"), "s");
+		await ok.write([{ id: "x:2", error: "bad", by: "bridge", raw: "?" }]);
+		await ok.close();
+		expect(readNdjson(ok.file)).toMatchObject([{ id: "x:2", source: "s", error: "bad" }]);
+	});
+
+	it("the bridge with an unwritable reject_log stops at start with a clear error, before it pulls anything", async () => {
+		const stream = `bridge-test:rejectlog:${Date.now()}:${Math.random().toString(36).slice(2, 6)}`;
+		streams.push(stream);
+		await redis.xadd(stream, "*", "json", "not json");
+		await redis.xadd(stream, "*", "json", JSON.stringify({ user_id: "u1", country: "DE" }));
+		await redis.xgroup("CREATE", stream, "hotpath", "0");
+		const dir = path.join(scratch.dir, "rejects-dir");
+		mkdirSync(dir);
+		const config = {
+			...testTarget(fake.url, fake.key),
+			sources: [
+				{
+					type: "redis-streams",
+					name: "profiles",
+					dataset: "users",
+					map: { key: "/user_id" },
+					url: URL,
+					stream,
+					group: "hotpath",
+					consumer: "c1",
+					reject_log: dir,
+				},
+			],
+		};
+		const { code, output } = await runToExit(config, scratch.dir, ["--status-interval", "0"], { timeoutMs: 20_000 });
+		expect(output).not.toMatch(/Unhandled 'error' event/);
+		expect(output).toMatch(/profiles: reject_log .*rejects-dir cannot be written: EISDIR/);
+		expect(code).toBe(1);
+		// Nothing was read from the stream, so nothing waits in the group's pending list.
+		expect(await redis.xpending(stream, "hotpath")).toEqual([0, null, null, null]);
+	});
+});
