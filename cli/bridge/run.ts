@@ -159,7 +159,10 @@ export async function runBridge(config: ResolvedConfig, opts: RunOptions = {}): 
 			log(`metrics on http://${opts.statusHost ?? "127.0.0.1"}:${status.port}/metrics`);
 		}
 		for (const r of runs) {
-			await r.source.start(r.pipeline.sink);
+			// Client libraries' errors rarely say what they were connecting to ("Connection is closed."): name the source.
+			await r.source.start(r.pipeline.sink).catch((e: Error) => {
+				throw new Error(`${r.name} (${r.type}) could not start: ${e.message}`);
+			});
 			log(`${r.name}: started (${r.type} -> ${target.url})`);
 			if (fatal || opts.signal?.aborted) return await finish();
 		}

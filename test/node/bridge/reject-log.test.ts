@@ -72,3 +72,27 @@ describe("reject log", () => {
 		expect(await redis.xpending(stream, "hotpath")).toEqual([0, null, null, null]);
 	});
 });
+
+describe("a source that cannot start", () => {
+	it("the fatal error names the source and its type, not only the client library's words", async () => {
+		const config = {
+			...testTarget(fake.url, fake.key),
+			sources: [
+				{
+					type: "redis-streams",
+					name: "profiles",
+					dataset: "users",
+					map: { key: "/user_id" },
+					url: "redis://127.0.0.1:1",
+					stream: "s",
+					group: "g",
+					consumer: "c",
+					reject_log: path.join(scratch.dir, "unused.ndjson"),
+				},
+			],
+		};
+		const { code, output } = await runToExit(config, scratch.dir, ["--status-interval", "0"], { timeoutMs: 20_000 });
+		expect(code).toBe(1);
+		expect(output).toMatch(/fatal: profiles \(redis-streams\) could not start: /);
+	});
+});
