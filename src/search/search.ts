@@ -10,7 +10,6 @@
  * is served; docs deleted meanwhile are left out, docs added meanwhile are not, and values are read
  * fresh on each page. Past MAX_DEPTH hits there is no next page: narrow the query instead.
  */
-import { attachAggregates } from "../aggregates/read";
 import { HotpathError } from "../errors";
 import { log } from "../observability/log";
 import type { DatasetSpec } from "../registry/spec";
@@ -145,11 +144,8 @@ function planQuery(query: SearchQuery, spec: DatasetSpec, layout: IndexLayout, b
 
 	const limit = query.limit ?? DEFAULT_LIMIT;
 	if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) problems.add("/limit", `an integer from 1 to ${MAX_LIMIT}`);
-	// A hit's value is a record's value, aggregates included (as any read has them): a projection may name them too.
-	const aggregates = spec.aggregates ?? {};
 	query.fields?.forEach((f, i) => {
-		if (!Object.hasOwn(spec.fields, f) && !Object.hasOwn(aggregates, f))
-			problems.add(`/fields/${i}`, `unknown field "${f}"; ${spec.name} has ${[...Object.keys(spec.fields), ...Object.keys(aggregates)].join(", ")}`);
+		if (!Object.hasOwn(spec.fields, f)) problems.add(`/fields/${i}`, `unknown field "${f}"; ${spec.name} has ${Object.keys(spec.fields).join(", ")}`);
 	});
 	if (query.max_staleness !== undefined && !(Number.isFinite(query.max_staleness) && query.max_staleness >= 0))
 		problems.add("/max_staleness", "expected seconds >= 0");
@@ -375,22 +371,6 @@ async function highlights(
 	return out;
 }
 
-/** Puts the dataset's aggregates into the hits' values; the main D1 failing is an outage of that read, not of the index. */
-async function withAggregates(
-	services: Services,
-	spec: DatasetSpec,
-	views: { key: string; value: Record<string, unknown> | null }[],
-	fields: string[] | undefined,
-	ctx: ReadContext,
-): Promise<void> {
-	try {
-		await ctx.timing.measure("aggregates", () => attachAggregates(services.env.DB, spec, views, Date.now(), fields));
-	} catch (e) {
-		log.warn("aggregates of search hits could not be read", { dataset: spec.name, error: String(e) });
-		throw new HotpathError("unavailable", `the aggregates of "${spec.name}" (D1) could not be read for the hits; retry shortly`, { retryAfterSeconds: 1 });
-	}
-}
-
 /** A score as reported: float32 precision, then 6 significant digits, so the first page and cursor pages agree. */
 const reportScore = (s: number): number => Number(Math.fround(s).toPrecision(6));
 
@@ -461,8 +441,6 @@ async function searchOnce(services: Services, spec: DatasetSpec, query: SearchQu
 					: null,
 			]);
 			const views = read?.results[0]?.records ?? [];
-			// Aggregates slide with time: computed now, beside the fields, as every read of the record has them.
-			if (spec.aggregates && views.length) await withAggregates(services, spec, views, plan.fields, ctx);
 			const hits: SearchHit[] = [];
 			page.forEach((e, i) => {
 				const view = views[i];
