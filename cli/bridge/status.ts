@@ -44,7 +44,12 @@ export function statusLine(s: StatusSnapshot): string {
 /** Serves GET /metrics on host:port; resolves with the bound port (0 picks a free one). */
 export async function startStatusServer(host: string, port: number, snapshot: () => StatusSnapshot): Promise<{ port: number; close: () => Promise<void> }> {
 	const server: Server = createServer((req, res) => {
-		const url = new URL(req.url ?? "/", "http://localhost");
+		// A request target no URL can be made of (`GET http://[x`) is the client's error, never a crash of the bridge.
+		const url = URL.parse(req.url ?? "/", "http://localhost");
+		if (!url) {
+			res.writeHead(400, { "content-type": "text/plain" }).end("bad request target; GET /metrics\n");
+			return;
+		}
 		if (req.method !== "GET" || url.pathname !== "/metrics") {
 			res.writeHead(404, { "content-type": "text/plain" }).end("GET /metrics\n");
 			return;
