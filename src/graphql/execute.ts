@@ -20,7 +20,7 @@ import {
 } from "graphql";
 import type { GraphqlContext } from "./batch";
 import { formatError, type GraphqlErrorCode, requestError } from "./errors";
-import { costProblem, MAX_COMMENTS, MAX_TOKENS, operationCost, tooComplex, validationRules } from "./limits";
+import { costProblem, MAX_COMMENTS, MAX_TOKENS, operationCost, readFieldsProblem, tooComplex, validationRules } from "./limits";
 import { isPlainOperation, recordPlan } from "./render";
 import { renderingSchema } from "./schema";
 
@@ -161,7 +161,7 @@ export async function runGraphql(
 
 	const fragments = new Map<string, FragmentDefinitionNode>();
 	for (const d of document.definitions) if (d.kind === Kind.FRAGMENT_DEFINITION) fragments.set(d.name.value, d);
-	const tooMuch = costProblem(operationCost(schema, operation, fragments, params.variables));
+	const tooMuch = costProblem(operationCost(schema, operation, fragments, params.variables)) ?? readFieldsProblem(schema, operation, fragments);
 	if (tooMuch) return failed([tooMuch], "TOO_COMPLEX");
 
 	// An operation whose records fields select plain fields runs against the rendering schema, which

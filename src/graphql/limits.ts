@@ -32,6 +32,13 @@ export const MAX_DEPTH = 10;
 export const MAX_KEYS = MAX_LOOKUP_KEYS;
 /** Cost per operation (see operationCost): 1,000 keys of 90 fields, or 100 keys of 900. */
 export const MAX_COST = 100_000;
+/**
+ * History and search fields per operation. Each is its own D1 work (a search ranks, pages and reads
+ * its hits; a history page reads the event log), unlike records fields, which share one read: past
+ * a few dozen, an operation of aliased fields would pass a Worker invocation's cap on D1 queries
+ * and fail at run time as an outage.
+ */
+export const MAX_READ_FIELDS = 20;
 /** What a __schema or __type field costs: the whole schema may be serialised. */
 export const INTROSPECTION_COST = 10_000;
 
@@ -168,4 +175,39 @@ export function costProblem(c: Cost): GraphQLError | null {
 	if (c.cost > MAX_COST)
 		return tooComplex(`the operation costs ${c.cost}; the limit is ${MAX_COST} (a records field costs its keys times the fields selected under it)`);
 	return null;
+}
+
+/** The TOO_COMPLEX error for an operation with more history and search fields than MAX_READ_FIELDS (each use of a fragment counts), or null. */
+export function readFieldsProblem(
+	schema: GraphQLSchema,
+	operation: OperationDefinitionNode,
+	fragments: ReadonlyMap<string, FragmentDefinitionNode>,
+): GraphQLError | null {
+	const counts = new Map<string, number>();
+	const count = (set: SelectionSetNode | undefined): number => {
+		let n = 0;
+		for (const sel of set?.selections ?? []) {
+			if (sel.kind === Kind.INLINE_FRAGMENT) n += count(sel.selectionSet);
+			else if (sel.kind === Kind.FRAGMENT_SPREAD) {
+				const name = sel.name.value;
+				let c = counts.get(name);
+				if (c === undefined) {
+					counts.set(name, 0); // a cycle (refused by validation anyway) counts nothing more
+					c = count(fragments.get(name)?.selectionSet);
+					counts.set(name, c);
+				}
+				n += c;
+			} else {
+				const kind = rootKind(schema, sel.name.value);
+				if (kind === "history" || kind === "search") n++;
+			}
+		}
+		return n;
+	};
+	const n = count(operation.selectionSet);
+	return n > MAX_READ_FIELDS
+		? tooComplex(
+				`the operation has ${n} history and search fields; the limit is ${MAX_READ_FIELDS} per operation (each is its own read of D1; records fields share one and are not counted)`,
+			)
+		: null;
 }

@@ -16,7 +16,7 @@ import { ReadBatch } from "../graphql/batch";
 import { requestError } from "../graphql/errors";
 import { type GraphqlBody, type GraphqlOutcome, type GraphqlParams, runGraphql } from "../graphql/execute";
 import { GRAPHIQL_HTML } from "../graphql/graphiql";
-import { MAX_COST, MAX_DEPTH, MAX_KEYS, MAX_TOKENS } from "../graphql/limits";
+import { MAX_COST, MAX_DEPTH, MAX_KEYS, MAX_READ_FIELDS, MAX_TOKENS } from "../graphql/limits";
 import { responseJson } from "../graphql/render";
 import { schemaFor } from "../graphql/schema";
 import { TIER_ORDER } from "../serving/tier";
@@ -66,7 +66,7 @@ const graphqlResponses = (extra: Record<number, { description: string; content?:
 	...problems("forbidden"),
 });
 
-const limitsText = `Limits: ${MAX_TOKENS} tokens, depth ${MAX_DEPTH}, ${MAX_KEYS} keys and a cost of ${MAX_COST} per operation (a records field costs its keys times the fields selected under it, a search field its page size times the same, its hits counting as keys): past one, an error with extensions.code TOO_COMPLEX.`;
+const limitsText = `Limits: ${MAX_TOKENS} tokens, depth ${MAX_DEPTH}, ${MAX_KEYS} keys and a cost of ${MAX_COST} per operation (a records field costs its keys times the fields selected under it, a search field its page size times the same, its hits counting as keys), and ${MAX_READ_FIELDS} history and search fields: past one, an error with extensions.code TOO_COMPLEX.`;
 
 const badRequest = (message: string): GraphqlOutcome => ({ kind: "request_error", body: { errors: [requestError("BAD_REQUEST", message).toJSON()] } });
 
