@@ -67,6 +67,15 @@ export class AmqpSource implements Source<AmqpDelivery> {
 			this.sink?.warn("connection to the broker lost; reconnecting (unacknowledged messages come again)");
 			void this.reconnect();
 		});
+		// The broker may close the channel alone (an unacked delivery past its consumer_timeout, a
+		// precondition failure), or cancel the consumer (the queue was deleted): the connection stays
+		// up, and the bridge would sit there consuming nothing. Either way, start over on a new
+		// connection, which waits for the queue to exist again.
+		channel.on("close", () => {
+			if (this.closing || this.stopping || this.channel !== channel) return;
+			this.sink?.warn(`the broker closed the channel of "${c.queue}"; reconnecting (unacknowledged messages come again)`);
+			void conn.close().catch(() => {});
+		});
 		const { consumerTag } = await channel.consume(c.queue, (msg) => this.onMessage(msg, channel), { noAck: false });
 		this.consumerTag = consumerTag;
 	}
@@ -87,8 +96,10 @@ export class AmqpSource implements Source<AmqpDelivery> {
 
 	private onMessage(msg: ConsumeMessage | null, channel: Channel): void {
 		if (!msg) {
-			// The broker cancelled the consumer (the queue was deleted).
-			if (!this.stopping) this.sink?.warn(`the broker cancelled the consumer of "${this.c.queue}"`);
+			// The broker cancelled the consumer (the queue was deleted): reconnect, and consume again once the queue is back.
+			if (this.stopping || this.closing || this.channel !== channel) return;
+			this.sink?.warn(`the broker cancelled the consumer of "${this.c.queue}" (was the queue deleted?); reconnecting`);
+			void this.conn?.close().catch(() => {});
 			return;
 		}
 		this.unacked++;
