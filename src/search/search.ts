@@ -405,7 +405,9 @@ async function searchOnce(services: Services, spec: DatasetSpec, query: SearchQu
 		try {
 			const plan = planQuery(query, spec, meta.layout, meta.buildGen !== null);
 			const t = tablesOf(spec.name, meta.gen);
-			const hash = queryHash(JSON.stringify([spec.name, query.q ?? null, query.filter ?? null, query.sort ?? null, query.vector ?? null]));
+			// The sort as parsed: "price", ["price"] and [{"field": "price"}] are one query (GraphQL's sort is always a list).
+			const sort = query.sort === undefined ? null : plan.sort.map((k) => (k.kind === "score" ? "_score" : `${k.desc ? "-" : ""}${k.field}`));
+			const hash = queryHash(JSON.stringify([spec.name, query.q ?? null, query.filter ?? null, sort, query.vector ?? null]));
 			let entries: Entry[];
 			if (query.cursor !== undefined) {
 				const state = decodeSearchCursor(query.cursor);
