@@ -53,7 +53,8 @@ export class NatsSource implements Source<NatsDelivery> {
 		});
 		this.jsm = await jetstreamManager(this.nc);
 		await this.ensureConsumer(sink);
-		const consumer = await jetstream(this.nc).consumers.get(c.stream, c.durable);
+		const js = jetstream(this.nc);
+		let consumer = await js.consumers.get(c.stream, c.durable);
 
 		const every = Math.max(1000, Math.floor(c.ack_wait_ms / 3));
 		this.keepAlive = setInterval(() => {
@@ -82,9 +83,15 @@ export class NatsSource implements Source<NatsDelivery> {
 		};
 
 		this.loop = (async () => {
-			while (!this.stopping) {
+			for (let round = 0; !this.stopping; round++) {
 				try {
-					this.messages = await consumer.consume({ max_messages: 1000 });
+					if (round > 0) {
+						// The durable may have been deleted (the client would wait for it for ever, consuming
+						// nothing): make it again, as at start. Redelivered messages apply once (their ids).
+						if (await this.ensureConsumer(sink)) sink.warn(`consumer "${c.durable}" was gone; created it again (from the stream's start)`);
+						consumer = await js.consumers.get(c.stream, c.durable);
+					}
+					this.messages = await consumer.consume({ max_messages: 1000, abort_on_missing_resource: true });
 					// After stop() the iterator still yields what it holds, then ends: those go through too.
 					// Messages the iterator yields back to back go over in one batch (handed over once the
 					// iterator pauses); the loop waits for the pipeline when a batch gets large.
@@ -104,6 +111,10 @@ export class NatsSource implements Source<NatsDelivery> {
 						if (batch.length >= 500) await handing;
 					}
 					await handing;
+					if (!this.stopping) {
+						sink.warn("the consumer stopped delivering (deleted?); starting over in 1 s");
+						await sleep(1000);
+					}
 				} catch (e) {
 					if (this.stopping) break;
 					sink.warn(`consume failed, retrying in 1 s: ${(e as Error).message}`);
@@ -113,8 +124,8 @@ export class NatsSource implements Source<NatsDelivery> {
 		})();
 	}
 
-	/** Uses the durable consumer, creating it (explicit acks, from the stream's start) when it does not exist. */
-	private async ensureConsumer(sink: SourceSink<NatsDelivery>): Promise<void> {
+	/** Uses the durable consumer, creating it (explicit acks, from the stream's start) when it does not exist; true when it created it. */
+	private async ensureConsumer(sink: SourceSink<NatsDelivery>): Promise<boolean> {
 		const c = this.c;
 		const jsm = this.jsm as JetStreamManager;
 		try {
@@ -128,7 +139,7 @@ export class NatsSource implements Source<NatsDelivery> {
 			if (c.subject && info.config.filter_subject && info.config.filter_subject !== c.subject) {
 				sink.warn(`consumer "${c.durable}" filters "${info.config.filter_subject}", not "${c.subject}" as configured; using it as it is`);
 			}
-			return;
+			return false;
 		} catch (e) {
 			if (!(e instanceof JetStreamApiError && e.code === JetStreamApiCodes.ConsumerNotFound)) throw e;
 		}
@@ -140,6 +151,7 @@ export class NatsSource implements Source<NatsDelivery> {
 			max_ack_pending: c.max_ack_pending,
 			...(c.subject ? { filter_subject: c.subject } : {}),
 		});
+		return true;
 	}
 
 	async ack(messages: NatsDelivery[]): Promise<void> {
