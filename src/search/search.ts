@@ -227,8 +227,12 @@ SELECT (SELECT group_concat(id) FROM r) AS ids, (SELECT group_concat(score) FROM
  */
 function rankText(db: D1Database, t: IndexTables, plan: Plan, depth: number): Promise<Entry[]> {
 	const plain = plan.where === "1" && !plan.sort.some((s) => s.kind === "field");
+	// The plain ranking sorts by BM25 alone inside FTS5, then the page's depth is put in the documented
+	// order, equal scores by key (as the joined ranking below orders them): a tie is only ever cut
+	// arbitrarily at the depth's edge, past which nothing is served.
 	const ranking = plain
-		? `SELECT rowid AS id, -rank AS score FROM ${t.fts} WHERE ${t.fts} MATCH ?1 ORDER BY rank LIMIT ?2`
+		? `SELECT m.id AS id, m.score AS score FROM (SELECT rowid AS id, -rank AS score FROM ${t.fts} WHERE ${t.fts} MATCH ?1 ORDER BY rank LIMIT ?2) AS m
+JOIN ${t.docs} AS d ON d.id = m.id ORDER BY m.score DESC, d.key`
 		: `SELECT d.id AS id, -bm25(${t.fts}) AS score FROM ${t.fts} JOIN ${t.docs} AS d ON d.id = ${t.fts}.rowid
 WHERE ${t.fts} MATCH ?1 AND (${plan.where}) ORDER BY ${orderBy(plan.sort, true)} LIMIT ?2`;
 	return runRanking(db, t, ranking, plan.match, depth, plan);
