@@ -1,6 +1,7 @@
 /** A source's reject log: one NDJSON line per message that was not (and will never be) applied. */
 import { once } from "node:events";
-import { createWriteStream, mkdirSync, type WriteStream } from "node:fs";
+import { constants, createWriteStream, mkdirSync, type WriteStream } from "node:fs";
+import { access, open, stat } from "node:fs/promises";
 import path from "node:path";
 
 export interface RejectEntry {
@@ -27,10 +28,26 @@ export class RejectLog {
 	}
 
 	/**
-	 * Opens the file for appending; rejects when it cannot be (a directory, no permission). The bridge
-	 * opens every reject log before its sources start, so a bad path is an error then, not a crash at
-	 * the first reject. A stream that fails later (a full disk) fails its writes and is opened again
-	 * on the next one: never an unhandled 'error' event.
+	 * Rejects when the file could not be written (a directory, no permission), without creating it:
+	 * the bridge checks every reject log before its sources start, so a bad path is an error then,
+	 * not a crash at the first reject.
+	 */
+	async check(): Promise<void> {
+		if (this.stream) return;
+		const st = await stat(this.file).catch(() => undefined);
+		if (st) {
+			// There already: opening it for appending changes nothing and proves it can be written.
+			await (await open(this.file, "a")).close();
+			return;
+		}
+		const dir = path.dirname(this.file);
+		mkdirSync(dir, { recursive: true });
+		await access(dir, constants.W_OK);
+	}
+
+	/**
+	 * Opens the file for appending; rejects when it cannot be. A stream that fails later (a full disk)
+	 * fails its writes and is opened again on the next one: never an unhandled 'error' event.
 	 */
 	async open(): Promise<void> {
 		if (this.stream) return;

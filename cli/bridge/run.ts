@@ -148,7 +148,7 @@ export async function runBridge(config: ResolvedConfig, opts: RunOptions = {}): 
 
 		// A reject log that cannot be written is a config error too: said now, not a crash at the first reject.
 		for (const r of runs) {
-			await r.rejects.open().catch((e: Error) => {
+			await r.rejects.check().catch((e: Error) => {
 				throw new Error(`${r.name}: reject_log ${r.rejects.file} cannot be written: ${e.message}`);
 			});
 		}

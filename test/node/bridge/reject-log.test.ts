@@ -1,6 +1,6 @@
 // The reject log: a path that cannot be written is a clear error at start, never a crash (an unhandled
 // 'error' event) at the first rejected message.
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -33,6 +33,11 @@ describe("reject log", () => {
 		const log = new RejectLog(dir, "s");
 		await expect(log.write([{ id: "x:1", error: "bad", by: "bridge", raw: "?" }])).rejects.toThrow(/EISDIR/);
 		await expect(log.open()).rejects.toThrow(/EISDIR/);
+		await expect(log.check()).rejects.toThrow(/EISDIR/);
+		// A path that does not exist yet passes the check without being created.
+		const fresh = new RejectLog(path.join(scratch.dir, "later", "r.ndjson"), "s");
+		await fresh.check();
+		expect(existsSync(fresh.file)).toBe(false);
 		// A good path still works after a failure, and writes what it is given.
 		const ok = new RejectLog(path.join(scratch.dir, "sub", "ok.ndjson"), "s");
 		await ok.write([{ id: "x:2", error: "bad", by: "bridge", raw: "?" }]);
