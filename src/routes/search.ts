@@ -18,6 +18,9 @@ import { limitBody, parseJsonBody } from "./validation";
 /** POST /v1/datasets/:name/search body: a query vector of 4,096 dims as JSON, an in list of 1,000 long strings, a cursor of 1,000 hits. */
 export const SEARCH_BODY_LIMIT = 256 * 1024;
 
+/** A sort key in object form; parseSort (src/search/filter.ts) checks the keys' names and number. */
+const sortKeyObject = z.object({ field: z.string(), order: z.enum(["asc", "desc"]).optional() }).strict();
+
 const searchSchema = z
 	.object({
 		q: z
@@ -39,7 +42,9 @@ const searchSchema = z
 				example: { price: { lt: 20 }, or: [{ category: { in: ["a", "b"] } }, { tags: { contains: "new" } }] },
 			}),
 		sort: z
-			.union([z.string(), z.array(z.string()), z.array(z.object({ field: z.string(), order: z.enum(["asc", "desc"]).optional() }).strict())])
+			.union([z.string(), sortKeyObject, z.array(z.union([z.string(), sortKeyObject]))], {
+				error: 'sort is a key ("price", "-price", "_score" or {"field": "price", "order": "asc" | "desc"}) or a list of up to 3 keys',
+			})
 			.optional()
 			.openapi({
 				description:
