@@ -59,13 +59,19 @@ export function parseFieldList(raw: string | undefined, where: string): string[]
 	return names;
 }
 
+/** Unknown fields a projection's error names: a list of thousands of bad names gets a short answer. */
+const MAX_NAMED_UNKNOWN = 20;
+
 /** Checks a field projection against the dataset's fields. */
 export function checkFields(fields: string[] | undefined, known: Record<string, unknown>, where: string): string[] | undefined {
 	if (!fields) return undefined;
 	const unknown = fields.filter((f) => !Object.hasOwn(known, f));
 	if (unknown.length) {
-		throw new HotpathError("bad_request", `${where}: unknown field(s) ${unknown.join(", ")}; known fields are ${Object.keys(known).join(", ")}`, {
-			errors: unknown.map((f) => ({ pointer: where, detail: `unknown field "${f}"` })),
+		// Field names are at most 64 characters: a longer one is named by its start.
+		const named = unknown.slice(0, MAX_NAMED_UNKNOWN).map((f) => (f.length > 64 ? `${f.slice(0, 64)}...` : f));
+		const more = unknown.length > named.length ? ` and ${unknown.length - named.length} more` : "";
+		throw new HotpathError("bad_request", `${where}: unknown field(s) ${named.join(", ")}${more}; known fields are ${Object.keys(known).join(", ")}`, {
+			errors: named.map((f) => ({ pointer: where, detail: `unknown field "${f}"` })),
 		});
 	}
 	return fields;
