@@ -36,6 +36,28 @@ const head = (r: CachedRecord): string => `{"r":${r.r},"t":${r.t},"i":${JSON.str
 /** Encodes with the revision first: Redis's version guard reads it from the start of the string. */
 export const encodeRecord = (r: CachedRecord): string => `${head(r)}${valueJson(r.v)}}`;
 
+/** The latest time a Date holds: an event time past it cannot be rendered. */
+const MAX_DATE_MS = 8_640_000_000_000_000;
+
+/**
+ * Whether a parsed entry has the shape every reader relies on: a revision (a whole number, 0 for a
+ * confirmed miss), an event time a Date can hold, an event id, and a value that is an object or
+ * null (a tombstone). A copy that is anything else (written by something other than Hotpath, or
+ * damaged) is a miss: rendering it would fail the request, or serve garbage as the record.
+ */
+function isCopy(r: unknown): r is CachedRecord {
+	if (typeof r !== "object" || r === null || Array.isArray(r)) return false;
+	const c = r as Partial<CachedRecord>;
+	return (
+		Number.isSafeInteger(c.r) &&
+		(c.r as number) >= 0 &&
+		typeof c.t === "number" &&
+		Math.abs(c.t) <= MAX_DATE_MS &&
+		typeof c.i === "string" &&
+		(c.v === null || (typeof c.v === "object" && !Array.isArray(c.v)))
+	);
+}
+
 /** Parses a cached copy, or returns null when it is not one (a foreign or corrupt entry is a miss). */
 export function decodeRecord(s: string | null | undefined): CachedRecord | null {
 	if (!s) return null;
@@ -45,11 +67,11 @@ export function decodeRecord(s: string | null | undefined): CachedRecord | null 
 	} catch {
 		return null;
 	}
-	if (typeof r !== "object" || r === null || typeof r.t !== "number" || typeof r.r !== "number") return null;
+	if (!isCopy(r)) return null;
 	// A copy encodeRecord wrote ends with the value's JSON text: keep it, so serving or re-encoding
 	// the value needs no second serialisation. Anything else is serialised when needed. (Only
 	// Hotpath writes the r: keys of its Redis and KV, so a copy with this head is one it wrote.)
-	if (r.v !== null && typeof r.v === "object" && typeof r.i === "string") {
+	if (r.v !== null) {
 		const prefix = head(r);
 		if (s.startsWith(prefix) && s.endsWith("}")) valueTexts.set(r.v, s.slice(prefix.length, -1));
 	}
