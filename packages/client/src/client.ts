@@ -77,6 +77,29 @@ function unaddressableKey(what: string, key: string): HotpathError {
 	});
 }
 
+/** Most dead letters one bulk replay or purge call touches (the routes' `limit`, at most 1,000). */
+const BULK_PAGE = 1000;
+
+/**
+ * Calls a bulk dead-letter route until a call touches less than a full page: each call handles at
+ * most BULK_PAGE letters (those it handled no longer match: purged, or marked replayed), so "every
+ * letter" takes as many calls as there are pages. Stops at an `incomplete` answer (D1 refused:
+ * only the letters waiting in KV were handled, and the next call would handle them again).
+ */
+async function everyBulkPage<P extends { incomplete?: string }>(
+	call: () => Promise<P>,
+	countOf: (page: P) => number,
+): Promise<{ count: number; incomplete?: string }> {
+	let count = 0;
+	for (;;) {
+		const page = await call();
+		const n = countOf(page);
+		count += n;
+		if (page.incomplete !== undefined) return { count, incomplete: page.incomplete };
+		if (n < BULK_PAGE) return { count };
+	}
+}
+
 const timeParam = (t: TimeInput | undefined): string | number | undefined => (t instanceof Date ? t.toISOString() : t);
 
 /** A 404 about the record itself (the read ran and found nothing), not about the dataset or the route. */
@@ -142,11 +165,15 @@ export class Hotpath {
 		list(opts?: DeadLetterFilter & { limit?: number }): Promise<DeadLetterList>;
 		/** Puts one back on the queue; events are idempotent, so a second replay is harmless. */
 		replay(id: DeadLetterId): Promise<{ id: DeadLetterId; replayed_at: string }>;
-		/** Replays every dead letter not replayed yet (of one dataset, when given); `incomplete` says D1 refused and only the letters waiting in KV were replayed. */
+		/**
+		 * Replays every dead letter not replayed yet (of one dataset, when given), in as many calls as
+		 * it takes (the route handles 1,000 a call); `incomplete` says D1 refused and only the letters
+		 * waiting in KV were replayed.
+		 */
 		replayAll(filter?: DeadLetterFilter): Promise<{ replayed: number; incomplete?: string }>;
 		/** Deletes one dead letter for good. */
 		purge(id: DeadLetterId): Promise<void>;
-		/** Deletes every dead letter (of one dataset, when given); `incomplete` as for replayAll. */
+		/** Deletes every dead letter (of one dataset, when given), in as many calls as it takes; `incomplete` as for replayAll. */
 		purgeAll(filter?: DeadLetterFilter): Promise<{ purged: number; incomplete?: string }>;
 	};
 
@@ -209,13 +236,39 @@ export class Hotpath {
 			},
 			replay: async (id) =>
 				(await http.call<{ id: DeadLetterId; replayed_at: string }>({ method: "POST", path: `/v1/dead-letters/${seg(id)}/replay`, idempotent: true })).data,
-			replayAll: async (filter = {}) =>
-				(await http.call<{ replayed: number }>({ method: "POST", path: "/v1/dead-letters/replay", query: { dataset: filter.dataset }, idempotent: true })).data,
+			replayAll: async (filter = {}) => {
+				const { count, incomplete } = await everyBulkPage(
+					async () =>
+						(
+							await http.call<{ replayed: number; incomplete?: string }>({
+								method: "POST",
+								path: "/v1/dead-letters/replay",
+								query: { dataset: filter.dataset, limit: BULK_PAGE },
+								idempotent: true,
+							})
+						).data,
+					(page) => page.replayed,
+				);
+				return { replayed: count, ...(incomplete !== undefined ? { incomplete } : {}) };
+			},
 			purge: async (id) => {
 				await http.call({ method: "DELETE", path: `/v1/dead-letters/${seg(id)}`, idempotent: true });
 			},
-			purgeAll: async (filter = {}) =>
-				(await http.call<{ purged: number }>({ method: "DELETE", path: "/v1/dead-letters", query: { dataset: filter.dataset }, idempotent: true })).data,
+			purgeAll: async (filter = {}) => {
+				const { count, incomplete } = await everyBulkPage(
+					async () =>
+						(
+							await http.call<{ purged: number; incomplete?: string }>({
+								method: "DELETE",
+								path: "/v1/dead-letters",
+								query: { dataset: filter.dataset, limit: BULK_PAGE },
+								idempotent: true,
+							})
+						).data,
+					(page) => page.purged,
+				);
+				return { purged: count, ...(incomplete !== undefined ? { incomplete } : {}) };
+			},
 		};
 	}
 

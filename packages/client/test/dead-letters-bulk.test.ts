@@ -1,0 +1,57 @@
+// replayAll and purgeAll mean every dead letter, but the bulk routes handle at most 1,000 a call
+// ("call again for more"): one call left the rest behind while reporting success.
+import { createServer, type Server } from "node:http";
+import { afterEach, describe, expect, it } from "vitest";
+import { Hotpath } from "../src/index.ts";
+
+let server: Server | undefined;
+
+afterEach(async () => {
+	server?.closeAllConnections();
+	await new Promise((r) => server?.close(r));
+	server = undefined;
+});
+
+/** A stand-in for the bulk routes over `total` letters: each call handles up to its `limit` (the server's cap, 1,000). */
+async function bulkServer(total: number, kvOnly = false): Promise<{ url: string; calls: string[] }> {
+	let left = total;
+	const calls: string[] = [];
+	server = createServer((req, res) => {
+		calls.push(`${req.method} ${req.url}`);
+		const limit = Math.min(Number(new URL(req.url ?? "/", "http://x").searchParams.get("limit") ?? 1000), 1000);
+		const n = Math.min(left, limit);
+		left -= n;
+		const count = req.method === "DELETE" ? { purged: n } : { replayed: n };
+		res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(kvOnly ? { ...count, incomplete: "D1 refused" } : count));
+	});
+	await new Promise<void>((r) => server?.listen(0, "127.0.0.1", r));
+	const address = server.address();
+	return { url: `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`, calls };
+}
+
+describe("bulk dead-letter calls cover every letter", () => {
+	it("purgeAll purges 2,500 letters in three calls and says 2,500", async () => {
+		const { url, calls } = await bulkServer(2500);
+		expect(await new Hotpath({ url }).deadLetters.purgeAll({ dataset: "big" })).toEqual({ purged: 2500 });
+		expect(calls).toHaveLength(3);
+		expect(calls[0]).toBe("DELETE /v1/dead-letters?dataset=big&limit=1000");
+	});
+
+	it("replayAll replays 1,200 letters in two calls and says 1,200", async () => {
+		const { url, calls } = await bulkServer(1200);
+		expect(await new Hotpath({ url }).deadLetters.replayAll()).toEqual({ replayed: 1200 });
+		expect(calls).toEqual(["POST /v1/dead-letters/replay?limit=1000", "POST /v1/dead-letters/replay?limit=1000"]);
+	});
+
+	it("a full page exactly ends with one more call that handles none", async () => {
+		const { url, calls } = await bulkServer(1000);
+		expect(await new Hotpath({ url }).deadLetters.purgeAll()).toEqual({ purged: 1000 });
+		expect(calls).toHaveLength(2);
+	});
+
+	it("stops at an incomplete answer (D1 refused): the next call would handle the same letters in KV", async () => {
+		const { url, calls } = await bulkServer(5000, true);
+		expect(await new Hotpath({ url }).deadLetters.replayAll()).toEqual({ replayed: 1000, incomplete: "D1 refused" });
+		expect(calls).toHaveLength(1);
+	});
+});
