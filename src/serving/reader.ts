@@ -47,6 +47,8 @@ interface Answer {
 	ref: LookupRef;
 	rec: CachedRecord;
 	syncedAt: number;
+	/** Bit i set: tier i was asked for this key and answered that it does not hold it. */
+	missedIn: number;
 }
 
 export class TieredReader {
@@ -139,6 +141,11 @@ export class TieredReader {
 		const out = new Map<string, Resolved>();
 		let pending = refs;
 		const answers: Answer[] = [];
+		// Per key, the tiers that were asked and answered without it: the only ones a fill may write.
+		// A tier the read skipped (it lags more than the read allows, or its breaker is open) or that
+		// failed was not seen to lack the key, and a read must not cost it a write: a read with
+		// max_staleness=0 would otherwise put to KV (one write per key per second) on every request.
+		const missedIn = new Map<string, number>();
 		for (let i = 0; i < this.tiers.length && pending.length; i++) {
 			const tier = this.tiers[i] as Tier;
 			// Eligibility first: available() may hand out the breaker's single half-open probe.
@@ -157,12 +164,16 @@ export class TieredReader {
 				continue;
 			}
 			const rest: LookupRef[] = [];
+			const askedNow = asked === pending ? null : new Set(asked);
 			for (const ref of pending) {
 				const rec = found.get(ref.ck);
 				if (rec) {
 					out.set(ref.ck, { rec, tier: tier.name, syncedAt });
-					answers.push({ tierIndex: i, ref, rec, syncedAt });
-				} else rest.push(ref);
+					answers.push({ tierIndex: i, ref, rec, syncedAt, missedIn: missedIn.get(ref.ck) ?? 0 });
+				} else {
+					rest.push(ref);
+					if (!askedNow || askedNow.has(ref)) missedIn.set(ref.ck, (missedIn.get(ref.ck) ?? 0) | (1 << i));
+				}
 			}
 			this.stats.count(tier.name, "hits", pending.length - rest.length);
 			this.stats.count(tier.name, "misses", asked.length - (pending.length - rest.length));
@@ -192,12 +203,15 @@ export class TieredReader {
 		return out;
 	}
 
-	/** Fills each tier above an answer's tier, unless the answer may lag more than that tier is allowed to. */
+	/**
+	 * Fills each tier above an answer's tier that was asked for the key and did not hold it, unless
+	 * the answer may lag more than that tier is allowed to.
+	 */
 	private async fillUpperTiers(answers: Answer[]): Promise<void> {
 		await Promise.all(
 			this.tiers.map(async (tier, i) => {
 				const entries = answers
-					.filter((a) => a.tierIndex > i && (this.tiers[a.tierIndex] as Tier).maxLagMs <= tier.maxLagMs)
+					.filter((a) => a.tierIndex > i && a.missedIn & (1 << i) && (this.tiers[a.tierIndex] as Tier).maxLagMs <= tier.maxLagMs)
 					.map((a) => ({ ref: a.ref, rec: a.rec, ttlSeconds: a.ref.ttlSeconds }));
 				if (!entries.length || !tier.available()) return;
 				try {

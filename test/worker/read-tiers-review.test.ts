@@ -5,12 +5,16 @@
 import { Redis } from "@upstash/redis/cloudflare";
 import { beforeAll, describe, expect, it } from "vitest";
 import { servicesFor } from "../../src/services";
-import { recordCacheKey } from "../../src/storage/cached-record";
-import { call, createDataset, env, expectJson, getRecord, type RecordBody, seedD1, uniqueName, userSpec } from "./helpers";
+import { decodeRecord, recordCacheKey } from "../../src/storage/cached-record";
+import { RedisStore } from "../../src/storage/redis";
+import { call, createDataset, env, expectJson, getRecord, type RecordBody, seedD1, settle, uniqueName, userSpec } from "./helpers";
 
 const redisEnv = env as unknown as { UPSTASH_REDIS_REST_URL: string; UPSTASH_REDIS_REST_TOKEN: string };
 const rawRedis = () =>
 	new Redis({ url: redisEnv.UPSTASH_REDIS_REST_URL, token: redisEnv.UPSTASH_REDIS_REST_TOKEN, enableAutoPipelining: false, automaticDeserialization: false });
+
+const inRedis = async (dataset: string, key: string) =>
+	decodeRecord((await new RedisStore(redisEnv.UPSTASH_REDIS_REST_URL, redisEnv.UPSTASH_REDIS_REST_TOKEN).getMany([recordCacheKey(dataset, key)]))[0]);
 
 let ds = "";
 beforeAll(async () => {
@@ -56,4 +60,39 @@ describe("a damaged copy in Redis or KV", () => {
 			expect(body.results[0]?.records.map((r) => r.value)).toEqual(keys.map((_, i) => ({ age: i })));
 		});
 	}
+});
+
+describe("a read fills only the tiers it asked that did not hold the key", () => {
+	// A read that skipped KV (its max_staleness is under KV's 60 s lag) still put D1's answer into KV,
+	// unasked and unconditionally: with max_staleness=0 (no L0 either), every request for a key was a
+	// KV write of it, where production KV takes one write per key per second and the consumer's
+	// coalesced write-through is the only writer meant to keep up with changes; and every such
+	// request ran Redis's guard script too.
+	it("max_staleness=0 reads leave KV's and Redis's copies alone; a read that asked Redis and missed fills it", async () => {
+		const k = uniqueName("unasked");
+		const ck = recordCacheKey(ds, k);
+		await seedD1(ds, k, { age: 1 }, Date.now() - 1000, 1);
+		// KV holds D1's copy, as the consumer's write-through left it (the metadata marks that put).
+		await env.RECORDS_KV.put(ck, JSON.stringify({ r: 1, t: Date.now() - 1000, i: "seed", v: { age: 1 } }), {
+			expirationTtl: 60,
+			metadata: { put: "consumer" },
+		});
+		for (let i = 0; i < 3; i++) {
+			const res = await getRecord(ds, k, "max_staleness=0");
+			expect(res.headers.get("x-hotpath-tier")).toBe("d1");
+			expect(((await res.json()) as RecordBody).value).toEqual({ age: 1 });
+		}
+		await settle();
+		expect((await env.RECORDS_KV.getWithMetadata(ck)).metadata).toEqual({ put: "consumer" });
+		expect(await inRedis(ds, k)).toBeNull();
+
+		// max_staleness=10 asks Redis (1 s lag) but not KV: Redis, which missed, is filled; KV is not written.
+		servicesFor(env).reader.l0.delete(ck);
+		const res = await getRecord(ds, k, "max_staleness=10");
+		expect(res.headers.get("x-hotpath-tier")).toBe("d1");
+		await res.body?.cancel();
+		await settle();
+		expect((await inRedis(ds, k))?.r).toBe(1);
+		expect((await env.RECORDS_KV.getWithMetadata(ck)).metadata).toEqual({ put: "consumer" });
+	});
 });
