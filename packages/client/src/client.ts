@@ -1,5 +1,5 @@
 /** The Hotpath client: one method per HTTP route, typed end to end. */
-import { CLIENT_PROBLEM, HotpathError, type Problem } from "./errors.js";
+import { CLIENT_PROBLEM, HotpathError } from "./errors.js";
 import { type FetchLike, type RetryNotice, Transport } from "./transport.js";
 import type {
 	ApplyResult,
@@ -308,7 +308,8 @@ export class Hotpath {
 			allow: [404],
 		});
 		if (res.status === 404) {
-			if (!isRecordMiss(res.headers, res.data)) throw new HotpathError(res.data as unknown as Problem);
+			// Any other 404 (no such dataset, or a base URL that is not a Hotpath: an empty body, JSON that is no problem document) is thrown as any status is.
+			if (!isRecordMiss(res.headers, res.data)) throw res.toError();
 			return { dataset, key: String(key), status: "not_found", value: null, event_time: null, age_ms: null };
 		}
 		return res.data;

@@ -56,6 +56,8 @@ export interface CallResult<T> {
 	status: number;
 	headers: Headers;
 	data: T;
+	/** The error this answer stands for, as a status that is not allowed would have thrown it (for an allowed status the caller refuses after all). */
+	toError(): HotpathError;
 }
 
 const RETRY_STATUSES = new Set([429, 503]);
@@ -161,17 +163,30 @@ export class Transport {
 				spec.signal?.removeEventListener("abort", onAbort);
 			}
 
-			if (res.ok || spec.allow?.includes(res.status)) {
-				return { status: res.status, headers: res.headers, data: parseBody<T>(text, res.status, url) };
-			}
 			const retryAfter = parseRetryAfter(res.headers.get("retry-after"));
-			const error = errorFromResponse(res.status, res.statusText, text, retryAfter);
+			const answered = res;
+			const toError = () => errorFromResponse(answered.status, answered.statusText, text, retryAfter);
+			if (res.ok || spec.allow?.includes(res.status)) {
+				// An allowed error status whose body is not JSON (a proxy's HTML page) is that status's error, not a bad response.
+				if (!res.ok && text !== "" && !isJson(text)) throw toError();
+				return { status: res.status, headers: res.headers, data: parseBody<T>(text, res.status, url), toError };
+			}
+			const error = toError();
 			if (spec.retry === false || !RETRY_STATUSES.has(res.status) || !canRetry) throw error;
 			const wait = this.delayMs(attempt, retryAfter);
 			if (wait > this.options.maxRetryDelayMs) throw error;
 			this.options.onRetry?.({ error, attempt: attempt + 1, waitMs: wait });
 			await sleep(wait, spec.signal);
 		}
+	}
+}
+
+function isJson(text: string): boolean {
+	try {
+		JSON.parse(text);
+		return true;
+	} catch {
+		return false;
 	}
 }
 
