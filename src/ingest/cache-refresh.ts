@@ -10,7 +10,9 @@
  * - Redis: every changed key, version-guarded, even while this isolate's breaker is open.
  * - Whatever could not be done now (past the KV budget, KV refusing a put, a Redis write failing)
  *   goes into a refresh message, so the copy is rewritten from D1
- *   later: no tier keeps an older copy that reads would take for current.
+ *   later: no tier keeps an older copy that reads would take for current. A Redis write that
+ *   failed is also followed at once by a drop of those copies (Redis may refuse writes but not
+ *   reads or deletes).
  */
 import { log } from "../observability/log";
 import { indexApplied } from "../search/jobs";
@@ -176,6 +178,14 @@ async function refreshRedis(services: Services, targets: Target[], now: number, 
 	} catch (e) {
 		services.stats.count("redis", "errors");
 		failure = String(e);
+	}
+	// Redis may refuse writes yet answer reads (over its memory or data-size limit): drop the copies
+	// now, so no reader takes the old one as current while the refresh waits. The refresh still goes
+	// out: a reader's fill of an older revision may land after the drop.
+	try {
+		await redis.dropUnwritten(targets);
+	} catch (e) {
+		failure += `; drop failed too: ${String(e)}`;
 	}
 	// Until every copy written before now has expired, Redis may still serve one: keep trying.
 	const until = requestedUntil ?? now + redis.maxTtlSeconds * 1000;

@@ -81,6 +81,20 @@ export class RedisTier implements Tier {
 		return this.guard(() => this.store.deleteMany(cks, change), this.timeoutMs * 20);
 	}
 
+	/**
+	 * Deletes copies a change could not be written over, and the change counters of their datasets:
+	 * for when Redis refuses writes but still answers reads (over its memory or data-size limit,
+	 * where a DEL is still taken). The copies would otherwise be served as at most Redis's lag behind
+	 * D1, and L0 copies confirmed by counters that the refused write never bumped; a dataset whose
+	 * counter hash is gone confirms nothing until it is recreated under a new epoch.
+	 */
+	async dropUnwritten(entries: readonly { ck: string; dataset: string }[]): Promise<number> {
+		if (!entries.length) return 0;
+		const keys = [...new Set([...entries.map((e) => e.ck), ...entries.map((e) => changeCounterKey(e.dataset))])];
+		// A shorter bound than a write's: it follows one that failed, and a Redis that hangs must not hold the refresh back long.
+		return this.guard(() => this.store.deleteMany(keys), this.timeoutMs * 4);
+	}
+
 	/** Pings Redis through the breaker: how /healthz tells up from down, and how an open breaker gets its probe. */
 	async probe(): Promise<boolean> {
 		if (!this.breaker.allow()) return false;

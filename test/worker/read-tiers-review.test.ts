@@ -5,9 +5,26 @@
 import { Redis } from "@upstash/redis/cloudflare";
 import { beforeAll, describe, expect, it } from "vitest";
 import { servicesFor } from "../../src/services";
+import { changeCounterKey } from "../../src/serving/changes";
 import { decodeRecord, recordCacheKey } from "../../src/storage/cached-record";
 import { RedisStore } from "../../src/storage/redis";
-import { call, createDataset, env, expectJson, getRecord, type RecordBody, seedD1, settle, uniqueName, userSpec } from "./helpers";
+import {
+	call,
+	createDataset,
+	d1Record,
+	EVENTS_QUEUE,
+	env,
+	eventsBody,
+	expectJson,
+	getRecord,
+	message,
+	type RecordBody,
+	runQueue,
+	seedD1,
+	settle,
+	uniqueName,
+	userSpec,
+} from "./helpers";
 
 const redisEnv = env as unknown as { UPSTASH_REDIS_REST_URL: string; UPSTASH_REDIS_REST_TOKEN: string };
 const rawRedis = () =>
@@ -15,6 +32,16 @@ const rawRedis = () =>
 
 const inRedis = async (dataset: string, key: string) =>
 	decodeRecord((await new RedisStore(redisEnv.UPSTASH_REDIS_REST_URL, redisEnv.UPSTASH_REDIS_REST_TOKEN).getMany([recordCacheKey(dataset, key)]))[0]);
+
+/** One command through the Upstash REST protocol (for CONFIG, which the client has no method for). */
+async function redisCommand(...args: string[]): Promise<unknown> {
+	const res = await fetch(redisEnv.UPSTASH_REDIS_REST_URL, {
+		method: "POST",
+		headers: { authorization: `Bearer ${redisEnv.UPSTASH_REDIS_REST_TOKEN}` },
+		body: JSON.stringify(args),
+	});
+	return res.json();
+}
 
 let ds = "";
 beforeAll(async () => {
@@ -94,5 +121,35 @@ describe("a read fills only the tiers it asked that did not hold the key", () =>
 		await settle();
 		expect((await inRedis(ds, k))?.r).toBe(1);
 		expect((await env.RECORDS_KV.getWithMetadata(ck)).metadata).toEqual({ put: "consumer" });
+	});
+});
+
+describe("Redis refusing writes while it still answers reads", () => {
+	// Over its memory limit (an Upstash database over its data size), Redis refuses the consumer's
+	// write of a change but keeps answering reads. The consumer queued a refresh that would fail the
+	// same way for as long as that lasted, and meanwhile every reader took the old copy as at most
+	// REDIS_MAX_LAG_SECONDS behind D1: max_staleness=1 got the previous value, present.
+	it("the consumer drops the copies it could not write over: no reader takes the old one as current", async () => {
+		const k = uniqueName("oom");
+		// Event times ahead of the clock (within the allowed skew) keep both values young, so only the copy's lag decides.
+		const t = Date.now() + 60_000;
+		await runQueue(EVENTS_QUEUE, [message(eventsBody([{ id: "v1", dataset: ds, key: k, op: "upsert", value: { age: 1 }, time: t }]))]);
+		expect((await inRedis(ds, k))?.r).toBe(1);
+		expect(await redisCommand("CONFIG", "SET", "maxmemory", "1")).toEqual({ result: "OK" });
+		try {
+			expect(await redisCommand("SET", uniqueName("probe"), "x")).toMatchObject({ error: expect.stringContaining("OOM") });
+			const msg = message(eventsBody([{ id: "v2", dataset: ds, key: k, op: "upsert", value: { age: 2 }, time: t + 1 }]));
+			expect((await runQueue(EVENTS_QUEUE, [msg])).explicitAcks).toEqual([msg.id]);
+			expect((await d1Record(ds, k))?.rev).toBe(2);
+			// The dataset's change counters are gone too: L0 copies elsewhere are no longer confirmed by counts the write never bumped.
+			expect(await rawRedis().exists(changeCounterKey(ds))).toBe(0);
+			// Another isolate's reader (this one's L0 was refreshed by its own consumer).
+			servicesFor(env).reader.l0.delete(recordCacheKey(ds, k));
+			const res = await getRecord(ds, k, "max_staleness=1");
+			expect((await res.json()) as RecordBody).toMatchObject({ status: "present", value: { age: 2 } });
+			expect(res.headers.get("x-hotpath-tier")).toBe("d1");
+		} finally {
+			await redisCommand("CONFIG", "SET", "maxmemory", "0");
+		}
 	});
 });
