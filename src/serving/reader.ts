@@ -164,7 +164,7 @@ export class TieredReader {
 				continue;
 			}
 			const rest: LookupRef[] = [];
-			const askedNow = asked === pending ? null : new Set(asked);
+			const askedNow = asked.length === pending.length ? null : new Set(asked);
 			for (const ref of pending) {
 				const rec = found.get(ref.ck);
 				if (rec) {
