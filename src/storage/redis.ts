@@ -7,7 +7,8 @@ import { Redis } from "@upstash/redis/cloudflare";
 /**
  * Writes a cached record only when the copy Redis holds has a lower revision (or none), so an
  * older value can never overwrite a newer one whatever order writers arrive in.
- * Encoded records start with {"r":<rev>, which is what the pattern reads.
+ * Encoded records start with {"r":<rev>, which is what the pattern reads. A key that holds no
+ * string (GET fails on it: WRONGTYPE) holds no copy, and is replaced.
  * KEYS[1] = cache key; ARGV = rev, payload, ttl seconds.
  *
  * A write that carries a change (the consumer's, after a D1 commit) also names its dataset's change
@@ -20,8 +21,8 @@ if KEYS[2] then
   redis.call('HSETNX', KEYS[2], 'epoch', ARGV[5])
   redis.call('HINCRBY', KEYS[2], ARGV[4], 1)
 end
-local cur = redis.call('GET', KEYS[1])
-if cur then
+local cur = redis.pcall('GET', KEYS[1])
+if type(cur) == 'string' then
   local r = tonumber(string.match(cur, '^{"r":(%d+)'))
   if r and r >= tonumber(ARGV[1]) then return 0 end
 end
@@ -96,9 +97,11 @@ export class RedisStore {
 		});
 	}
 
-	/** One GET for one key, one MGET for many. */
+	/**
+	 * One MGET, for one key as for many: MGET answers nil for a key that holds no string, where GET
+	 * fails the call (WRONGTYPE), which would count as a Redis failure on every read of that key.
+	 */
 	async getMany(keys: string[]): Promise<(string | null)[]> {
-		if (keys.length === 1) return [await this.redis.get<string>(keys[0] as string)];
 		return this.redis.mget<(string | null)[]>(...keys);
 	}
 

@@ -109,17 +109,26 @@ describe("the consumer never leaves an older copy in a tier it could not write",
 		const held = (await redisStore().getMany([ck]))[0] as string;
 		expect(decodeRecord(held)?.r).toBe(1);
 
-		// A write that Redis refuses: the guard script meets a hash where a copy should be (WRONGTYPE).
+		// A write that Redis refuses: it is over its memory limit (as an Upstash database over its size).
 		const raw = new Redis({ url: redisEnv.UPSTASH_REDIS_REST_URL, token: redisEnv.UPSTASH_REDIS_REST_TOKEN, enableAutoPipelining: false });
-		await raw.del(ck);
-		await raw.hset(ck, { not: "a copy" });
+		const config = (value: string) =>
+			fetch(redisEnv.UPSTASH_REDIS_REST_URL, {
+				method: "POST",
+				headers: { authorization: `Bearer ${redisEnv.UPSTASH_REDIS_REST_TOKEN}` },
+				body: JSON.stringify(["CONFIG", "SET", "maxmemory", value]),
+			}).then((r) => r.text());
 		const errorsBefore = services.stats.tiers.redis.errors;
 		const msg = message(eventsBody([{ id: "v2", dataset: ds, key: k, op: "upsert", value: { age: 2 }, time: t + 1 }]));
-		expect((await runQueue(EVENTS_QUEUE, [msg])).explicitAcks).toEqual([msg.id]);
+		await config("1");
+		try {
+			expect((await runQueue(EVENTS_QUEUE, [msg])).explicitAcks).toEqual([msg.id]);
+		} finally {
+			await config("0");
+		}
 		expect(services.stats.tiers.redis.errors).toBeGreaterThan(errorsBefore);
 		expect((await d1Record(ds, k))?.rev).toBe(2);
-		// Redis takes writes again, still holding the old copy; the refresh message brings it up to D1.
-		await raw.del(ck);
+		// Redis takes writes again, holding the old copy (a reader's fill of it after the consumer's drop);
+		// the refresh message brings it up to D1.
 		await raw.set(ck, held);
 		await eventually(async () => ((await inRedis(ds, k))?.r === 2 ? true : undefined), { what: "the refreshed Redis copy", timeoutMs: 15_000 });
 		expect((await inRedis(ds, k))?.v).toEqual({ age: 2 });

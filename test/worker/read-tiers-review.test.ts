@@ -153,3 +153,28 @@ describe("Redis refusing writes while it still answers reads", () => {
 		}
 	});
 });
+
+describe("a Redis key of the wrong type where a copy should be", () => {
+	// A single-key read used GET, which fails on a key holding a hash (WRONGTYPE) where MGET answers
+	// nil, and the guard script's GET failed the same way on every fill: every read of that one key
+	// counted as a Redis failure, and three opened the breaker, so Redis was skipped for every key
+	// this isolate served.
+	it("is a miss for that key alone: reads of it never open the breaker", async () => {
+		const redis = servicesFor(env).redis;
+		if (!redis) throw new Error("the test config provides the hot tier");
+		const k = uniqueName("wrongtype");
+		await seedD1(ds, k, { age: 3 }, Date.now() - 1000, 1);
+		await rawRedis().hset(recordCacheKey(ds, k), { not: "a copy" });
+		redis.breaker.success();
+		for (let i = 0; i < 5; i++) {
+			servicesFor(env).reader.l0.delete(recordCacheKey(ds, k));
+			// max_staleness=10 skips KV, so each read asks Redis and then fills it from D1.
+			const body = await expectJson<RecordBody>(await getRecord(ds, k, "max_staleness=10"), 200);
+			expect(body).toMatchObject({ status: "present", value: { age: 3 } });
+			await settle();
+		}
+		expect(redis.breaker.state).toBe("closed");
+		// The fill replaced the foreign key with the copy.
+		expect(await inRedis(ds, k)).toMatchObject({ r: 1, v: { age: 3 } });
+	});
+});
