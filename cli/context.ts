@@ -35,7 +35,10 @@ export function devVarsKey(dir: string): string | undefined {
 
 /** --url/--key, else HOTPATH_URL/HOTPATH_KEY, else the local dev server and the admin key in .dev.vars (here, or in the repo the CLI lives in). */
 export function resolveTarget(opts: GlobalOptions, env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): { url: string; key?: string } {
-	// An empty variable counts as unset.
+	// An empty option is bad usage, as an empty argument is: `--key "$UNSET"` must not fall back to the
+	// admin key in .dev.vars (sent, with `--url`, to whatever host that names). An empty variable counts as unset.
+	if (opts.url === "") throw new UsageError(`--url is empty (an unset variable?); leave it out to use HOTPATH_URL or the default, ${DEFAULT_URL}`);
+	if (opts.key === "") throw new UsageError("--key is empty (an unset variable?); leave it out to use HOTPATH_KEY or the admin key in .dev.vars");
 	const url = opts.url || env.HOTPATH_URL || DEFAULT_URL;
 	const key = opts.key || env.HOTPATH_KEY || devVarsKey(cwd) || devVarsKey(path.join(import.meta.dirname, ".."));
 	return { url, key };
