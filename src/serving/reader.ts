@@ -52,8 +52,14 @@ interface Answer {
 }
 
 export class TieredReader {
-	/** Keys being loaded below L0 in this isolate, by `ck|maxLagMs`. */
-	private readonly inflight = new Set<string>();
+	/**
+	 * Keys being loaded below L0 in this isolate, by `ck|maxLagMs`, with when the load began. A lease,
+	 * not a flag: a request that is cancelled while it loads (its client went away) never resumes, so
+	 * its load never clears its keys. A load older than every tier's timeout together is abandoned,
+	 * and the next request takes it over instead of waiting that long again, on every miss, for the
+	 * isolate's life.
+	 */
+	private readonly inflight = new Map<string, number>();
 	/** Keys being revalidated in the background. */
 	private readonly revalidating = new Set<string>();
 
@@ -93,16 +99,17 @@ export class TieredReader {
 		// Single flight: a key already being loaded in this isolate waits for that load.
 		const mine: LookupRef[] = [];
 		const waiting: LookupRef[] = [];
+		const startedAt = Date.now();
 		for (const ref of pending) {
 			const flightKey = `${ref.ck}|${ref.maxLagMs}`;
-			if (this.inflight.has(flightKey)) waiting.push(ref);
+			if (this.loading(flightKey, startedAt)) waiting.push(ref);
 			else {
-				this.inflight.add(flightKey);
+				this.inflight.set(flightKey, startedAt);
 				mine.push(ref);
 			}
 		}
 		const [loaded, leftovers] = await Promise.all([
-			mine.length ? this.loadOwned(mine, ctx) : new Map<string, Resolved>(),
+			mine.length ? this.loadOwned(mine, ctx, startedAt) : new Map<string, Resolved>(),
 			waiting.length ? this.waitForOthers(waiting, out) : [],
 		]);
 		for (const [ck, r] of loaded) out.set(ck, r);
@@ -111,23 +118,38 @@ export class TieredReader {
 		return out;
 	}
 
-	private async loadOwned(refs: LookupRef[], ctx: ReadContext): Promise<Map<string, Resolved>> {
+	/** How long a load may take before it is taken for abandoned: every tier's timeout, one after another. */
+	private get leaseMs(): number {
+		return this.timeoutsMs.redis + this.timeoutsMs.kv + this.timeoutsMs.d1;
+	}
+
+	/** Whether another request's load of this key is under way (begun within its lease). */
+	private loading(flightKey: string, now: number): boolean {
+		const since = this.inflight.get(flightKey);
+		return since !== undefined && now - since < this.leaseMs;
+	}
+
+	private async loadOwned(refs: LookupRef[], ctx: ReadContext, startedAt: number): Promise<Map<string, Resolved>> {
 		try {
 			return await this.loadBelowL0(refs, ctx);
 		} finally {
-			for (const ref of refs) this.inflight.delete(`${ref.ck}|${ref.maxLagMs}`);
+			for (const ref of refs) {
+				const flightKey = `${ref.ck}|${ref.maxLagMs}`;
+				// A load that outlived its lease may have been taken over: leave the new one's entry.
+				if (this.inflight.get(flightKey) === startedAt) this.inflight.delete(flightKey);
+			}
 		}
 	}
 
 	/** Polls L0 on this request's own timer until other loads finish. Returns the refs they did not answer. */
 	private async waitForOthers(refs: LookupRef[], out: Map<string, Resolved>): Promise<LookupRef[]> {
-		const deadline = Date.now() + this.timeoutsMs.redis + this.timeoutsMs.kv + this.timeoutsMs.d1;
+		const deadline = Date.now() + this.leaseMs;
 		let left = refs;
 		while (left.length && Date.now() < deadline) {
 			await new Promise((r) => setTimeout(r, 1));
 			const now = Date.now();
 			left = left.filter((ref) => {
-				if (this.inflight.has(`${ref.ck}|${ref.maxLagMs}`)) return true;
+				if (this.loading(`${ref.ck}|${ref.maxLagMs}`, now)) return true;
 				const hit = this.l0.get(ref.ck, ref.maxLagMs, now);
 				if (hit) out.set(ref.ck, { rec: hit.rec, tier: "l0", syncedAt: hit.syncedAt });
 				return false;

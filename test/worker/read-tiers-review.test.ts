@@ -4,8 +4,13 @@
  */
 import { Redis } from "@upstash/redis/cloudflare";
 import { beforeAll, describe, expect, it } from "vitest";
+import { ServerTiming } from "../../src/observability/timing";
 import { servicesFor } from "../../src/services";
 import { changeCounterKey } from "../../src/serving/changes";
+import { D1Tier } from "../../src/serving/d1-tier";
+import { L0Cache } from "../../src/serving/l0";
+import { type LookupRef, TieredReader } from "../../src/serving/reader";
+import { TierStats } from "../../src/serving/stats";
 import { decodeRecord, recordCacheKey } from "../../src/storage/cached-record";
 import { RedisStore } from "../../src/storage/redis";
 import {
@@ -22,6 +27,7 @@ import {
 	runQueue,
 	seedD1,
 	settle,
+	sleep,
 	uniqueName,
 	userSpec,
 } from "./helpers";
@@ -176,5 +182,35 @@ describe("a Redis key of the wrong type where a copy should be", () => {
 		expect(redis.breaker.state).toBe("closed");
 		// The fill replaced the foreign key with the copy.
 		expect(await inRedis(ds, k)).toMatchObject({ r: 1, v: { age: 3 } });
+	});
+});
+
+describe("single flight when the loading request never resumes", () => {
+	/** A request cancelled during its load (its client went away): the runtime never resumes it, so nothing after its tier call runs. */
+	class Cancelled extends ServerTiming {
+		override measure<T>(_name: string, _fn: () => Promise<T>): Promise<T> {
+			return new Promise<T>(() => {});
+		}
+	}
+
+	// The key stayed marked as loading for the isolate's life: every later miss of it waited for the
+	// whole of every tier's timeout together (7.1 s with the defaults) before loading it itself.
+	it("does not hold back later misses of the key past the load's lease", async () => {
+		const k = uniqueName("cancel");
+		const ck = recordCacheKey(ds, k);
+		await seedD1(ds, k, { age: 4 }, Date.now() - 1000, 1);
+		const l0 = new L0Cache(100, 5000, 5000, 2000);
+		// Timeouts of 100 ms each: a load is taken for abandoned after 300 ms.
+		const reader = new TieredReader(l0, [new D1Tier(env.DB)], new TierStats(), { redis: 100, kv: 100, d1: 100 });
+		const ref: LookupRef = { dataset: ds, key: k, ck, maxLagMs: Number.POSITIVE_INFINITY, ttlSeconds: 3600 };
+		void reader.lookup([ref], { timing: new Cancelled(), waitUntil: () => {} });
+		await sleep(400);
+		for (let i = 0; i < 3; i++) {
+			l0.delete(ck);
+			const started = Date.now();
+			const got = await reader.lookup([ref], { timing: new ServerTiming(), waitUntil: () => {} });
+			expect(got.get(ck)?.rec.v).toEqual({ age: 4 });
+			expect(Date.now() - started).toBeLessThan(200);
+		}
 	});
 });
