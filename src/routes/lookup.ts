@@ -52,7 +52,7 @@ mount(
 		method: "post",
 		path: "/",
 		summary: "Read many keys of many datasets in one pass",
-		description: `One round trip per tier for the whole batch. Results come back in request order, keys in key order. At most ${MAX_LOOKUP_KEYS} keys (413) and ${BODY_LIMITS.lookup / (1024 * 1024)} MiB per request.`,
+		description: `One round trip per tier for the whole batch. Results come back in request order, and each request's records in the order of its keys. At most ${MAX_LOOKUP_KEYS} keys (413) and ${BODY_LIMITS.lookup / (1024 * 1024)} MiB per request.`,
 		tags: ["records"],
 		security: bearer,
 		request: { body: { required: true, content: { "application/json": { schema: lookupSchema } } } },
