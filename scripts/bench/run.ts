@@ -1014,15 +1014,16 @@ async function ingestScenario(w: RunningWorker, writeKey: string, readKey: strin
 
 	// Phase 1: saturating. POST as fast as the API takes them (bounded in time and count), then
 	// time until every accepted event is readable in D1.
-	const burst = await ingestPhase(w, "ingest-burst", {
+	const burstJob = (prefix: string, path?: string): Job => ({
 		url: w.url.href,
 		token: writeKey,
 		connections: CONNECTIONS,
 		warmupS: 0,
 		durationS: 0,
 		amount: Math.ceil(timing.burstEvents / batch),
-		gen: { kind: "events", batch, prefix: `ing_${run}_b_` },
+		gen: { kind: "events", batch, prefix, path },
 	});
+	const burst = await ingestPhase(w, "ingest-burst", burstJob(`ing_${run}_b_`));
 	const b = burst.s.load;
 	log(
 		`  saturating: ${b.accepted} events accepted in ${b.elapsedS.toFixed(1)} s (${Math.round(b.accepted / b.elapsedS)}/s, POST p99 ${fmt(b.latency.p99, 0)} ms); ` +
@@ -1033,19 +1034,8 @@ async function ingestScenario(w: RunningWorker, writeKey: string, readKey: strin
 	const backlog = b.accepted - burst.drain.count;
 	// The same burst through the pipeline floor (worker.ts): parse, serialise, queue, and the same
 	// rows and log rows in D1, with nothing of Hotpath. What any ingest of these events reaches here.
-	const pipeFloor = await ingestPhase(
-		w,
-		"ingest-pipeline-floor",
-		{
-			url: w.url.href,
-			token: writeKey,
-			connections: CONNECTIONS,
-			warmupS: 0,
-			durationS: 0,
-			amount: Math.ceil(timing.burstEvents / batch),
-			gen: { kind: "events", batch, prefix: `ing_${run}_f_`, path: PIPELINE_FLOOR_PATH },
-		},
-		() => countPrefix(w, `ing_${run}_f_`, PIPELINE_FLOOR_DATASET),
+	const pipeFloor = await ingestPhase(w, "ingest-pipeline-floor", burstJob(`ing_${run}_f_`, PIPELINE_FLOOR_PATH), () =>
+		countPrefix(w, `ing_${run}_f_`, PIPELINE_FLOOR_DATASET),
 	);
 	log(
 		`  the pipeline floor, the same burst: ${pipeFloor.s.load.accepted} events accepted at ${Math.round(pipeFloor.s.load.accepted / pipeFloor.s.load.elapsedS)}/s, ` +

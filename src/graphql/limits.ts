@@ -6,6 +6,7 @@
  */
 import { maxDepthRule } from "@escape.tech/graphql-armor-max-depth";
 import {
+	type FieldNode,
 	type FragmentDefinitionNode,
 	GraphQLError,
 	type GraphQLSchema,
@@ -110,26 +111,8 @@ export function operationCost(
 		return typeof v === "number" && Number.isFinite(v) && v > 0 ? v : fallback;
 	};
 
-	// Selections under a field, fragments expanded; each fragment is counted once and reused, so nesting cannot explode the count.
-	const fragmentSizes = new Map<string, number>();
-	const size = (set: SelectionSetNode | undefined): number => {
-		let n = 0;
-		for (const sel of set?.selections ?? []) {
-			if (sel.kind === Kind.FIELD) n += 1 + size(sel.selectionSet);
-			else if (sel.kind === Kind.INLINE_FRAGMENT) n += size(sel.selectionSet);
-			else {
-				const name = sel.name.value;
-				let s = fragmentSizes.get(name);
-				if (s === undefined) {
-					fragmentSizes.set(name, 0); // a cycle (refused by validation anyway) counts nothing more
-					s = size(fragments.get(name)?.selectionSet);
-					fragmentSizes.set(name, s);
-				}
-				n += s;
-			}
-		}
-		return n;
-	};
+	// Selections under a field, fragments expanded.
+	const size = sumOverFields(fragments, (field, sum) => 1 + sum(field.selectionSet));
 
 	const rootCosts = new Map<string, Cost>();
 	const root = (set: SelectionSetNode | undefined): Cost => {
@@ -183,31 +166,46 @@ export function readFieldsProblem(
 	operation: OperationDefinitionNode,
 	fragments: ReadonlyMap<string, FragmentDefinitionNode>,
 ): GraphQLError | null {
-	const counts = new Map<string, number>();
-	const count = (set: SelectionSetNode | undefined): number => {
-		let n = 0;
-		for (const sel of set?.selections ?? []) {
-			if (sel.kind === Kind.INLINE_FRAGMENT) n += count(sel.selectionSet);
-			else if (sel.kind === Kind.FRAGMENT_SPREAD) {
-				const name = sel.name.value;
-				let c = counts.get(name);
-				if (c === undefined) {
-					counts.set(name, 0); // a cycle (refused by validation anyway) counts nothing more
-					c = count(fragments.get(name)?.selectionSet);
-					counts.set(name, c);
-				}
-				n += c;
-			} else {
-				const kind = rootKind(schema, sel.name.value);
-				if (kind === "history" || kind === "search") n++;
-			}
-		}
-		return n;
-	};
+	const count = sumOverFields(fragments, (field) => {
+		const kind = rootKind(schema, field.name.value);
+		return kind === "history" || kind === "search" ? 1 : 0;
+	});
 	const n = count(operation.selectionSet);
 	return n > MAX_READ_FIELDS
 		? tooComplex(
 				`the operation has ${n} history and search fields; the limit is ${MAX_READ_FIELDS} per operation (each is its own read of D1; records fields share one and are not counted)`,
 			)
 		: null;
+}
+
+/**
+ * A sum of `ofField` over the fields of a selection set, fragments expanded (inline ones, and each
+ * use of a named one). A named fragment is summed once and reused, so nesting cannot explode the
+ * work; a cycle (refused by validation anyway) counts nothing more. `ofField` gets the sum itself,
+ * to go below the field.
+ */
+function sumOverFields(
+	fragments: ReadonlyMap<string, FragmentDefinitionNode>,
+	ofField: (field: FieldNode, sum: (set: SelectionSetNode | undefined) => number) => number,
+): (set: SelectionSetNode | undefined) => number {
+	const named = new Map<string, number>();
+	const sum = (set: SelectionSetNode | undefined): number => {
+		let n = 0;
+		for (const sel of set?.selections ?? []) {
+			if (sel.kind === Kind.FIELD) n += ofField(sel, sum);
+			else if (sel.kind === Kind.INLINE_FRAGMENT) n += sum(sel.selectionSet);
+			else {
+				const name = sel.name.value;
+				let s = named.get(name);
+				if (s === undefined) {
+					named.set(name, 0);
+					s = sum(fragments.get(name)?.selectionSet);
+					named.set(name, s);
+				}
+				n += s;
+			}
+		}
+		return n;
+	};
+	return sum;
 }
