@@ -8,7 +8,7 @@ import { MAX_BODY_BYTES, parseEventsBody, rejectedToItems, validateEvent } from 
 import { acceptEvents } from "../ingest/intake";
 import type { ChangeEvent } from "../ingest/merge";
 import { bearer, json, mount, newRouter, problems } from "./openapi";
-import { limitBody } from "./validation";
+import { limitBody, readBodyText } from "./validation";
 
 export const eventRoutes = newRouter();
 
@@ -85,7 +85,7 @@ mount(
 	async (c) => {
 		const ndjson = isNdjson(c.req.header("content-type"));
 		const idempotencyKey = parseIdempotencyKey(c.req.header("idempotency-key"));
-		const { items, rejected } = parseEventsBody(await c.req.text(), ndjson);
+		const { items, rejected } = parseEventsBody(await readBodyText(c), ndjson);
 		const services = c.get("services");
 		const specs = await services.registry.all();
 		const principal = c.get("principal");

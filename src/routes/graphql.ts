@@ -22,7 +22,7 @@ import { schemaFor } from "../graphql/schema";
 import { TIER_ORDER } from "../serving/tier";
 import { bearer, mount, newRouter, problems } from "./openapi";
 import { readContext } from "./read-context";
-import { BODY_LIMITS, limitBody } from "./validation";
+import { BODY_LIMITS, limitBody, readBodyText } from "./validation";
 
 export const graphqlRoutes = newRouter();
 
@@ -142,9 +142,16 @@ mount(
 	requireScope("read"),
 	limitBody(BODY_LIMITS.lookup),
 	async (c) => {
+		let text: string;
+		try {
+			text = await readBodyText(c);
+		} catch (e) {
+			if (e instanceof HotpathError) return respond(c, e.message, "POST");
+			throw e;
+		}
 		let raw: unknown;
 		try {
-			raw = JSON.parse(await c.req.text());
+			raw = JSON.parse(text);
 		} catch (e) {
 			return respond(c, `body is not valid JSON: ${(e as Error).message}`, "POST");
 		}

@@ -9,7 +9,7 @@ import { importRows, MAX_IMPORT_BYTES, MAX_IMPORT_ROWS } from "../ingest/import"
 import { summariseRejects } from "../ingest/intake";
 import { idempotencyHeader, isNdjson, parseIdempotencyKey, RejectedSchema } from "./events";
 import { bearer, datasetParam, json, mount, newRouter, problems } from "./openapi";
-import { limitBody } from "./validation";
+import { limitBody, readBodyText } from "./validation";
 
 export const importRoutes = newRouter();
 
@@ -55,7 +55,7 @@ mount(
 		const spec = await services.registry.require(name);
 		const ndjson = isNdjson(c.req.header("content-type"));
 		const idempotencyKey = parseIdempotencyKey(c.req.header("idempotency-key"));
-		const { items, rejected } = parseEventsBody(await c.req.text(), ndjson, MAX_IMPORT_ROWS, "rows");
+		const { items, rejected } = parseEventsBody(await readBodyText(c), ndjson, MAX_IMPORT_ROWS, "rows");
 		const result = await importRows(services, spec, items, { idempotencyKey, principalId: principal.id });
 		const allRejected = [...rejected, ...result.rejected].sort((a, b) => a.index - b.index);
 		if (!result.imported && !result.unchanged) {

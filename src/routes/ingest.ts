@@ -10,7 +10,7 @@ import { mapRecord } from "../ingest/mapping";
 import type { ChangeEvent } from "../ingest/merge";
 import { idempotencyHeader, isNdjson, parseIdempotencyKey, RejectedSchema } from "./events";
 import { bearer, datasetParam, json, mount, newRouter, problems } from "./openapi";
-import { limitBody } from "./validation";
+import { limitBody, readBodyText } from "./validation";
 
 export const ingestRoutes = newRouter();
 
@@ -47,7 +47,7 @@ mount(
 		if (!spec.ingest) {
 			throw new HotpathError("bad_request", `dataset "${name}" has no ingest mapping: add "ingest": {"key": "/pointer/to/key", ...} to its spec`);
 		}
-		const text = await c.req.text();
+		const text = await readBodyText(c);
 		// Fluent Bit sent json_lines as application/json before 3.0: lines of JSON under a JSON type
 		// are read as NDJSON too (a body that is not one JSON document).
 		const ndjson = isNdjson(c.req.header("content-type")) || !isOneJsonDocument(text);

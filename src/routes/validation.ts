@@ -76,9 +76,53 @@ export function parseLimit(c: Context, def: number, max: number): number {
 	return limit;
 }
 
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
+
+/**
+ * The offset of the first byte of `b` that does not start a well-formed UTF-8 sequence (Unicode
+ * table 3-7: no overlong forms, surrogates or code points past U+10FFFF), or -1.
+ */
+function firstNonUtf8Byte(b: Uint8Array): number {
+	for (let i = 0; i < b.length; ) {
+		const x = b[i] as number;
+		if (x < 0x80) {
+			i++;
+			continue;
+		}
+		const more = x >= 0xc2 && x <= 0xdf ? 1 : x >= 0xe0 && x <= 0xef ? 2 : x >= 0xf0 && x <= 0xf4 ? 3 : 0;
+		if (!more) return i;
+		const lo = x === 0xe0 ? 0xa0 : x === 0xf0 ? 0x90 : 0x80;
+		const hi = x === 0xed ? 0x9f : x === 0xf4 ? 0x8f : 0xbf;
+		for (let k = 1; k <= more; k++) {
+			const y = b[i + k];
+			if (y === undefined || y < (k === 1 ? lo : 0x80) || y > (k === 1 ? hi : 0xbf)) return i;
+		}
+		i += more + 1;
+	}
+	return -1;
+}
+
+/**
+ * The body as text. JSON and NDJSON are UTF-8: a body in another encoding (Latin-1, say) is a 400
+ * naming the first byte that is not UTF-8, never text with U+FFFD in place of its bytes (which
+ * would store "caf\uFFFD" for a Latin-1 "café", and make distinct keys collide).
+ */
+export async function readBodyText(c: Context): Promise<string> {
+	const bytes = new Uint8Array(await c.req.arrayBuffer());
+	try {
+		return utf8.decode(bytes);
+	} catch {
+		const at = firstNonUtf8Byte(bytes);
+		const where = at < 0 ? "" : ` at byte ${at}`;
+		throw new HotpathError("bad_request", `body is not UTF-8${where}: send JSON and NDJSON encoded as UTF-8`, {
+			errors: [{ pointer: "", detail: `not UTF-8${where}` }],
+		});
+	}
+}
+
 /** Reads the body as JSON (any content type) and validates it. Malformed JSON or a schema mismatch is a 400 naming where. */
 export async function parseJsonBody<S extends z.ZodType>(c: Context, schema: S): Promise<z.infer<S>> {
-	const text = await c.req.text();
+	const text = await readBodyText(c);
 	let raw: unknown;
 	try {
 		raw = JSON.parse(text);
