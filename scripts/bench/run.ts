@@ -920,19 +920,23 @@ async function countLog(w: RunningWorker, dataset: string, prefix: string): Prom
 
 /**
  * Polls D1 every 100 ms until `count()` reaches `expected()`. `expected()` is null while the phase
- * is still posting; once it is known, waits at most `maxWaitMs` more.
+ * is still posting; once it is known, waits at most `maxWaitMs` more. Nothing is counted while the
+ * phase posts: a count then could not end the wait, and each is a scan of the phase's keys on the
+ * thread the pipeline it measures runs on.
  */
 async function waitReadable(countNow: () => Promise<number>, expected: () => number | null, maxWaitMs: number): Promise<Drain> {
 	let knownAt = 0;
 	for (;;) {
-		const count = await countNow();
-		const exp = expected();
-		const now = Date.now();
-		if (exp !== null) {
-			if (count >= exp) return { at: now, count, endedAt: now };
-			knownAt ||= now;
-			if (now - knownAt > maxWaitMs) return { at: null, count, endedAt: now };
+		if (expected() === null) {
+			await sleep(10);
+			continue;
 		}
+		const count = await countNow();
+		const exp = expected() as number;
+		const now = Date.now();
+		if (count >= exp) return { at: now, count, endedAt: now };
+		knownAt ||= now;
+		if (now - knownAt > maxWaitMs) return { at: null, count, endedAt: now };
 		await sleep(100);
 	}
 }
