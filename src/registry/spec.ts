@@ -242,7 +242,11 @@ export function checkFieldValue(f: FieldSpec, v: unknown): string | null {
 		case "string":
 			return typeof v === "string" ? null : "expected a string";
 		case "int":
-			return Number.isSafeInteger(v) ? null : "expected an integer";
+			if (Number.isSafeInteger(v)) return null;
+			// A whole number past 2^53 (a 64-bit id) is an integer, just not one JSON numbers hold exactly.
+			return Number.isInteger(v)
+				? `expected an integer from -${Number.MAX_SAFE_INTEGER} to ${Number.MAX_SAFE_INTEGER} (int is 53-bit safe; send larger ids as a string field)`
+				: "expected an integer";
 		case "float":
 			return isFiniteNumber(v) ? null : "expected a finite number";
 		case "bool":

@@ -1,0 +1,19 @@
+/** Hostile review of the read path and the consistency rules: each test here failed before its fix. */
+import { describe, expect, it } from "vitest";
+import { call, createDataset, expectJson } from "./helpers";
+
+describe("values past a bound are refused for the bound, not called malformed", () => {
+	it("an int field given a whole number past 2^53 says it is out of the 53-bit range, not that it is no integer", async () => {
+		const ds = await createDataset({ key: "id", fields: { n: "int" } });
+		// As a client's JSON encoder writes a 64-bit id: a whole number JavaScript cannot hold exactly.
+		const body = `[{"dataset":"${ds}","key":"a","op":"upsert","value":{"n":9007199254740993}},{"dataset":"${ds}","key":"b","op":"upsert","value":{"n":-9007199254740992}},{"dataset":"${ds}","key":"c","op":"upsert","value":{"n":1.5}},{"dataset":"${ds}","key":"d","op":"upsert","value":{"n":9007199254740991}}]`;
+		const res = await expectJson<{ accepted: number; rejected: { index: number; error: string }[] }>(
+			await call("POST", "/v1/events", { body, headers: { "content-type": "application/json" } }),
+			202,
+		);
+		expect(res.accepted).toBe(1);
+		for (const r of res.rejected.slice(0, 2)) expect(r.error).toMatch(/^value\.n: .*9007199254740991/);
+		expect(res.rejected[2]?.error).toMatch(/^value\.n: expected an integer/);
+		expect(res.rejected[2]?.error).not.toMatch(/9007199254740991/);
+	});
+});
