@@ -23,7 +23,8 @@ const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Z
 export function parseEventTime(v: unknown, now = Date.now(), maxFutureMs = DEFAULT_MAX_FUTURE_SKEW_MS): number | string {
 	let t: number;
 	if (typeof v === "number") {
-		if (!Number.isSafeInteger(v)) return "event_time as a number must be whole epoch milliseconds";
+		// A whole number past 2^53 is past MAX_TIME_MS too: refused below as too late, not as not whole.
+		if (!Number.isInteger(v)) return "event_time as a number must be whole epoch milliseconds";
 		if (v < 0) return `event_time ${v} is before 1970-01-01T00:00:00Z (epoch 0), the earliest time accepted`;
 		t = v;
 	} else if (typeof v === "string") {

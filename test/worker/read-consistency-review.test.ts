@@ -1,6 +1,6 @@
 /** Hostile review of the read path and the consistency rules: each test here failed before its fix. */
 import { describe, expect, it } from "vitest";
-import { call, createDataset, expectJson } from "./helpers";
+import { call, createDataset, expectJson, postEvents } from "./helpers";
 
 describe("values past a bound are refused for the bound, not called malformed", () => {
 	it("an int field given a whole number past 2^53 says it is out of the 53-bit range, not that it is no integer", async () => {
@@ -15,5 +15,18 @@ describe("values past a bound are refused for the bound, not called malformed", 
 		for (const r of res.rejected.slice(0, 2)) expect(r.error).toMatch(/^value\.n: .*9007199254740991/);
 		expect(res.rejected[2]?.error).toMatch(/^value\.n: expected an integer/);
 		expect(res.rejected[2]?.error).not.toMatch(/9007199254740991/);
+	});
+
+	it("an event_time of whole epoch ms past what a Date holds is refused as too late, not as not whole", async () => {
+		const ds = await createDataset({ key: "id", fields: { n: "int" } });
+		const res = await postEvents([
+			{ dataset: ds, key: "a", op: "upsert", value: { n: 1 }, event_time: 1e20 },
+			{ dataset: ds, key: "b", op: "upsert", value: { n: 1 }, event_time: 1.5 },
+			{ dataset: ds, key: "c", op: "upsert", value: { n: 1 } },
+		]);
+		expect(res.accepted).toBe(1);
+		expect(res.rejected[0]?.error).not.toMatch(/whole/);
+		expect(res.rejected[0]?.error).toMatch(/past the latest time|ahead of the server's clock/);
+		expect(res.rejected[1]?.error).toMatch(/whole epoch milliseconds/);
 	});
 });
