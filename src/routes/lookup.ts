@@ -130,10 +130,14 @@ mount(
 		const results = requests.map((r, i) =>
 			past[i] ? { dataset: r.spec.name, records: past[i] } : (result.results[next++] as (typeof result.results)[number]),
 		);
-		// Aggregates are computed at read time (or as_of), beside the fields.
+		// Aggregates are computed at read time (or as_of), beside the fields, from D1: timed as the record route and GraphQL time them.
 		const now = Date.now();
 		await Promise.all(
-			requests.map((r, i) => (r.spec.aggregates ? attachAggregates(c.env.DB, r.spec, results[i]?.records ?? [], r.asOf ?? now, r.fields) : undefined)),
+			requests.map((r, i) =>
+				r.spec.aggregates
+					? ctx.timing.measure("aggregates", () => attachAggregates(c.env.DB, r.spec, results[i]?.records ?? [], r.asOf ?? now, r.fields))
+					: undefined,
+			),
 		);
 		const tiers: TierName[] = past.some((p) => p) && !result.tiers.includes("d1") ? [...result.tiers, "d1"] : result.tiers;
 		c.header("x-hotpath-tier", tiers.join(","));
