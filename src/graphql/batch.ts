@@ -1,10 +1,11 @@
 /**
  * The reads of one GraphQL operation, batched DataLoader-style: every root field that reads
  * records queues its read, and once all of them have (graphql-js calls every root resolver of a
- * query in one synchronous pass, so a microtask runs after the last), one `lookupRecords` call per
- * distinct (max_staleness, if_stale) reads them all. An operation without freshness options, or
- * with the same on every field, makes exactly one pass through the tiers, like POST /v1/lookup.
- * Point-in-time reads go to the event log, one read per (dataset, as_of, options).
+ * query in one synchronous pass, so a microtask runs after the last), one `lookupRecords` call
+ * reads them all: one pass through the tiers, like POST /v1/lookup, whatever the fields'
+ * freshness options (a key is read within the tightest asked of it, and each field's records are
+ * rendered under its own max_staleness and if_stale). Point-in-time reads go to the event log, one
+ * read per (dataset, as_of, options).
  */
 import { attachAggregates } from "../aggregates/read";
 import { HotpathError } from "../errors";
@@ -91,8 +92,8 @@ export class ReadBatch {
 		const groups = new Map<string, Pending[]>();
 		for (const p of batch) {
 			const { spec, maxStalenessS, ifStale, asOf } = p.read;
-			// Current reads share one tier pass per set of freshness options; past reads one log read per dataset and time.
-			const group = asOf === undefined ? `now|${maxStalenessS ?? ""}|${ifStale}` : `past|${spec.name}|${asOf}|${maxStalenessS ?? ""}|${ifStale}`;
+			// Current reads share one tier pass, whatever their freshness options; past reads one log read per dataset and time.
+			const group = asOf === undefined ? "now" : `past|${spec.name}|${asOf}|${maxStalenessS ?? ""}|${ifStale}`;
 			const list = groups.get(group);
 			if (list) list.push(p);
 			else groups.set(group, [p]);
@@ -131,14 +132,21 @@ export class ReadBatch {
 		try {
 			const first = (group[0] as Pending).read;
 			const opts = { maxStalenessS: first.maxStalenessS, ifStale: first.ifStale };
-			// Every dataset once, each key once: fields that ask for the same key share its read.
-			const byName = new Map<string, { spec: DatasetSpec; keys: Set<string> }>();
+			// Every dataset and set of freshness options once, each key once: fields that ask for the same key share its read.
+			const requestOf = (read: RecordRead) => `${read.spec.name}|${read.maxStalenessS ?? ""}|${read.ifStale}`;
+			const byRequest = new Map<string, { spec: DatasetSpec; keys: Set<string>; freshness: typeof opts }>();
 			for (const { read } of group) {
-				const entry = byName.get(read.spec.name) ?? { spec: read.spec, keys: new Set<string>() };
-				byName.set(read.spec.name, entry);
+				const id = requestOf(read);
+				const entry = byRequest.get(id) ?? {
+					spec: read.spec,
+					keys: new Set<string>(),
+					freshness: { maxStalenessS: read.maxStalenessS, ifStale: read.ifStale },
+				};
+				byRequest.set(id, entry);
 				for (const k of read.keys) entry.keys.add(k);
 			}
-			const requests = [...byName.values()].map(({ spec, keys }) => ({ spec, keys: [...keys] }));
+			const ids = [...byRequest.keys()];
+			const requests = [...byRequest.values()].map(({ spec, keys, freshness }) => ({ spec, keys: [...keys], freshness }));
 			let results: RecordView[][];
 			if (first.asOf === undefined) {
 				const found = await lookupRecords(this.reader, requests, opts, this.ctx);
@@ -154,18 +162,18 @@ export class ReadBatch {
 				Promise.all(
 					requests.map((req, i) => {
 						if (!req.spec.aggregates) return undefined;
-						const reads = group.filter((p) => p.read.spec.name === req.spec.name);
+						const reads = group.filter((p) => requestOf(p.read) === ids[i]);
 						const fields = reads.some((p) => !p.read.fields) ? undefined : [...new Set(reads.flatMap((p) => p.read.fields ?? []))];
 						return this.ctx.timing.measure("aggregates", () => attachAggregates(this.db, req.spec, results[i] ?? [], at, fields));
 					}),
 				),
 			);
-			const byDataset = new Map<string, Map<string, RecordView>>();
-			requests.forEach((req, i) => {
-				byDataset.set(req.spec.name, new Map((results[i] ?? []).map((v) => [v.key, v])));
+			const byId = new Map<string, Map<string, RecordView>>();
+			requests.forEach((_, i) => {
+				byId.set(ids[i] as string, new Map((results[i] ?? []).map((v) => [v.key, v])));
 			});
 			for (const { read, resolve } of group) {
-				const views = byDataset.get(read.spec.name) as Map<string, RecordView>;
+				const views = byId.get(requestOf(read)) as Map<string, RecordView>;
 				resolve(read.keys.map((k) => project(views.get(k) as RecordView, read.fields)));
 			}
 		} catch (e) {
