@@ -57,6 +57,19 @@ export function assertManagesKey(p: Principal, datasets: readonly string[] | nul
 }
 
 /**
+ * Throws forbidden unless the principal may revoke key `id`, limited to `datasets`. The request
+ * named a key, not its datasets: a limited key learns that the key is out of its bounds, never the
+ * names of datasets its listings hide from it.
+ */
+export function assertMayRevokeKey(p: Principal, id: string, datasets: readonly string[] | null): void {
+	if (covers(p, datasets)) return;
+	throw new HotpathError(
+		"forbidden",
+		`this key is limited to dataset(s) ${p.datasets?.join(", ")}; key "${id}" is not limited to datasets within them, so it may not revoke it`,
+	);
+}
+
+/**
  * Throws forbidden unless a key with these bounds stays within the principal's own. A key that
  * expires, or has a rate limit, hands out only keys that expire no later and are limited no looser
  * (no larger burst, no faster rate): otherwise the key it made would go on working after it

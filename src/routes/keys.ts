@@ -3,7 +3,7 @@
 import * as z from "zod";
 import { SCOPES } from "../auth/keys";
 import { requireScope } from "../auth/middleware";
-import { assertManagesKey, assertMintsWithin, covers } from "../auth/policy";
+import { assertManagesKey, assertMayRevokeKey, assertMintsWithin, covers } from "../auth/policy";
 import { HotpathError } from "../errors";
 import { parseEventTime } from "../input";
 import { NAME_PATTERN } from "../registry/spec";
@@ -136,7 +136,7 @@ mount(
 		const keys = c.get("services").keys;
 		const info = await keys.get(id);
 		if (!info || info.revoked_at !== null) throw new HotpathError("not_found", `no active key with id "${id}"`);
-		assertManagesKey(c.get("principal"), info.datasets);
+		assertMayRevokeKey(c.get("principal"), id, info.datasets);
 		if (!(await keys.revoke(id))) throw new HotpathError("not_found", `no active key with id "${id}"`);
 		return c.body(null, 204);
 	},
