@@ -156,15 +156,22 @@ export class ReadBatch {
 				this.tiers.add("d1");
 				results = [await (past ?? Promise.resolve([]))];
 			}
-			// Aggregates slide with time: computed at the read time (or as_of), beside the fields, for the ones any field of the group selects.
+			// Aggregates slide with time: computed at the read time (or as_of), beside the fields, once per
+			// dataset (its requests' views together), for the ones any field of the group selects.
 			const at = first.asOf ?? Date.now();
+			const withAggregates = new Map<string, { spec: DatasetSpec; views: RecordView[] }>();
+			requests.forEach((req, i) => {
+				if (!req.spec.aggregates) return;
+				const entry = withAggregates.get(req.spec.name) ?? { spec: req.spec, views: [] };
+				withAggregates.set(req.spec.name, entry);
+				entry.views.push(...(results[i] ?? []));
+			});
 			await fromEventLog("aggregates", () =>
 				Promise.all(
-					requests.map((req, i) => {
-						if (!req.spec.aggregates) return undefined;
-						const reads = group.filter((p) => requestOf(p.read) === ids[i]);
+					[...withAggregates.values()].map(({ spec, views }) => {
+						const reads = group.filter((p) => p.read.spec.name === spec.name);
 						const fields = reads.some((p) => !p.read.fields) ? undefined : [...new Set(reads.flatMap((p) => p.read.fields ?? []))];
-						return this.ctx.timing.measure("aggregates", () => attachAggregates(this.db, req.spec, results[i] ?? [], at, fields));
+						return this.ctx.timing.measure("aggregates", () => attachAggregates(this.db, spec, views, at, fields));
 					}),
 				),
 			);

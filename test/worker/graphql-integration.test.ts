@@ -276,6 +276,45 @@ describe("one pass through the tiers per operation", () => {
 		await settle();
 	});
 
+	it("reads a dataset's aggregates once per operation, whatever the fields' freshness options", async () => {
+		const ds = await createDataset({ key: "user_id", fields: { price: "float" }, ttl_seconds: 3600, aggregates: { n_1h: { fn: "count", window: "1h" } } });
+		const now = Date.now();
+		await expectJson(
+			await call("POST", `/v1/datasets/${ds}/import`, {
+				json: [
+					{ user_id: "a", price: 1, _event_time: now - 60_000 },
+					{ user_id: "a", price: 2, _event_time: now - 30_000 },
+					{ user_id: "b", price: 3, _event_time: now - 30_000 },
+				],
+			}),
+			200,
+		);
+		let tileReads = 0;
+		const original = env.DB.prepare.bind(env.DB);
+		const spy = vi.spyOn(env.DB, "prepare").mockImplementation((sql: string) => {
+			if (sql.includes("agg_tiles")) tileReads++;
+			return original(sql);
+		});
+		restore.push(() => spy.mockRestore());
+		const data = await gqlData<Record<string, { key: string; value: { n_1h: number } | null }[]>>(
+			await gql(`{
+				x: ${ds}(keys: ["a"]) { key value { n_1h } }
+				y: ${ds}(keys: ["b"], max_staleness: 600) { key value { n_1h } }
+				z: ${ds}(keys: ["a", "b"], max_staleness: 900, fields: ["n_1h"]) { key value { n_1h } }
+			}`),
+		);
+		expect(data).toEqual({
+			x: [{ key: "a", value: { n_1h: 2 } }],
+			y: [{ key: "b", value: { n_1h: 1 } }],
+			z: [
+				{ key: "a", value: { n_1h: 2 } },
+				{ key: "b", value: { n_1h: 1 } },
+			],
+		});
+		expect(tileReads).toBe(1);
+		await settle();
+	});
+
 	it("keeps an operation of many fields, each with its own max_staleness, to one pass", async () => {
 		const keys = Array.from({ length: 40 }, () => uniqueName("m"));
 		for (const k of keys) await seedD1(users, k, { age: 7 }, t0);
