@@ -146,6 +146,7 @@ function finish(agg: AggregateSpec, a: Acc | undefined, last: unknown[] | undefi
  * Puts the dataset's aggregates at `at` into the values of the views that have one (present, or
  * stale and served), beside the fields. With a projection, only the aggregates it names.
  * The views' values are the cached copies' objects: they are replaced, never changed.
+ * Returns whether D1 was read (some view had a value and some aggregate was asked for).
  */
 export async function attachAggregates(
 	db: D1Database,
@@ -153,11 +154,11 @@ export async function attachAggregates(
 	views: { key: string; value: Record<string, unknown> | null }[],
 	at: number,
 	fields?: readonly string[],
-): Promise<void> {
-	if (!spec.aggregates) return;
+): Promise<boolean> {
+	if (!spec.aggregates) return false;
 	const names = Object.keys(spec.aggregates).filter((n) => !fields || fields.includes(n));
 	const withValue = views.filter((v) => v.value !== null);
-	if (!names.length || !withValue.length) return;
+	if (!names.length || !withValue.length) return false;
 	const values = await aggregatesAt(db, spec, [...new Set(withValue.map((v) => v.key))], at);
 	for (const v of withValue) {
 		const all = values.get(v.key) ?? {};
@@ -165,4 +166,5 @@ export async function attachAggregates(
 		for (const n of names) picked[n] = all[n];
 		v.value = { ...v.value, ...picked };
 	}
+	return true;
 }

@@ -132,14 +132,16 @@ mount(
 		);
 		// Aggregates are computed at read time (or as_of), beside the fields, from D1: timed as the record route and GraphQL time them.
 		const now = Date.now();
-		await Promise.all(
+		const aggregatesRead = await Promise.all(
 			requests.map((r, i) =>
 				r.spec.aggregates
 					? ctx.timing.measure("aggregates", () => attachAggregates(c.env.DB, r.spec, results[i]?.records ?? [], r.asOf ?? now, r.fields))
-					: undefined,
+					: false,
 			),
 		);
-		const tiers: TierName[] = past.some((p) => p) && !result.tiers.includes("d1") ? [...result.tiers, "d1"] : result.tiers;
+		// The log (as_of) and the aggregate tiles are D1's: an answer that used them names d1 among its tiers.
+		const fromD1 = past.some((p) => p) || aggregatesRead.some(Boolean);
+		const tiers: TierName[] = fromD1 && !result.tiers.includes("d1") ? [...result.tiers, "d1"] : result.tiers;
 		c.header("x-hotpath-tier", tiers.join(","));
 		c.header("server-timing", ctx.timing.header);
 		c.header("cache-control", "no-store");

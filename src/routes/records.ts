@@ -113,9 +113,11 @@ mount(
 		}
 		if (spec.aggregates) {
 			// Aggregates slide with time: computed now, from D1, and not to be reused.
-			await ctx.timing.measure("aggregates", () => attachAggregates(c.env.DB, spec, [view], Date.now(), fields));
+			const fromD1 = await ctx.timing.measure("aggregates", () => attachAggregates(c.env.DB, spec, [view], Date.now(), fields));
 			const { etag: _, ...rest } = headers;
-			return c.body(recordViewJson(view, name), 200, { ...rest, "server-timing": ctx.timing.header, "cache-control": "no-cache" });
+			// Part of the answer came from D1, whichever tier held the fields.
+			const tier = (fromD1 && !tiers.includes("d1") ? [...tiers, "d1"] : tiers).join(",");
+			return c.body(recordViewJson(view, name), 200, { ...rest, "x-hotpath-tier": tier, "server-timing": ctx.timing.header, "cache-control": "no-cache" });
 		}
 		const inm = c.req.header("if-none-match");
 		if (inm && noneMatch(inm, headers.etag)) {

@@ -1,6 +1,6 @@
 /** Hostile review of the read path and the consistency rules: each test here failed before its fix. */
 import { describe, expect, it } from "vitest";
-import { call, createDataset, expectJson, postEvents } from "./helpers";
+import { call, createDataset, expectJson, getRecord, postEvents, uniqueName, waitForRecord } from "./helpers";
 
 describe("values past a bound are refused for the bound, not called malformed", () => {
 	it("an int field given a whole number past 2^53 says it is out of the 53-bit range, not that it is no integer", async () => {
@@ -28,5 +28,24 @@ describe("values past a bound are refused for the bound, not called malformed", 
 		expect(res.rejected[0]?.error).not.toMatch(/whole/);
 		expect(res.rejected[0]?.error).toMatch(/past the latest time|ahead of the server's clock/);
 		expect(res.rejected[1]?.error).toMatch(/whole epoch milliseconds/);
+	});
+});
+
+describe("X-Hotpath-Tier names every tier an answer came from", () => {
+	it("a current read of an aggregate dataset says d1: its aggregates are computed from D1 whichever tier held the fields", async () => {
+		const ds = uniqueName("agg");
+		await expectJson(
+			await call("PUT", `/v1/datasets/${ds}`, { json: { key: "id", fields: { price: "float" }, aggregates: { n: { fn: "count", window: "1h" } } } }),
+			201,
+		);
+		await postEvents([{ dataset: ds, key: "u", op: "patch", value: { price: 2 } }]);
+		await waitForRecord(ds, "u");
+		// Now the fields are in L0; the aggregates still come from D1, and the headers must say so.
+		const res = await getRecord(ds, "u");
+		expect(((await res.json()) as { value: Record<string, unknown> }).value).toMatchObject({ price: 2, n: 1 });
+		expect(res.headers.get("x-hotpath-tier")?.split(",")).toContain("d1");
+		const lookup = await call("POST", "/v1/lookup", { json: { requests: [{ dataset: ds, keys: ["u"] }] } });
+		await expectJson(lookup, 200);
+		expect(lookup.headers.get("x-hotpath-tier")?.split(",")).toContain("d1");
 	});
 });
