@@ -277,7 +277,12 @@ describe("one pass through the tiers per operation", () => {
 	});
 
 	it("reads a dataset's aggregates once per operation, whatever the fields' freshness options", async () => {
-		const ds = await createDataset({ key: "user_id", fields: { price: "float" }, ttl_seconds: 3600, aggregates: { n_1h: { fn: "count", window: "1h" } } } as never);
+		const ds = await createDataset({
+			key: "user_id",
+			fields: { price: "float" },
+			ttl_seconds: 3600,
+			aggregates: { n_1h: { fn: "count", window: "1h" } },
+		} as never);
 		const now = Date.now();
 		await expectJson(
 			await call("POST", `/v1/datasets/${ds}/import`, {
