@@ -7,7 +7,7 @@
  * fact is in the tiles once.
  */
 import type { DatasetSpec } from "../registry/spec";
-import { type BackfillJob, factsNotCounted, getBackfill, startBackfill, writeBackfillPage } from "../storage/aggregates";
+import { type BackfillJob, backfillsOf, factsNotCounted, getBackfill, startBackfill, writeBackfillPage } from "../storage/aggregates";
 import { listRecords } from "../storage/records";
 import { tileRowsOf } from "./facts";
 import { TILE_RETENTION } from "./windows";
@@ -49,6 +49,31 @@ export async function startAggregateBackfill(
 	await startBackfill(db, { job, dataset: spec.name, aggs: [...names], before, startedAt: now });
 	await queue.send(backfillMessage(job), { contentType: "text", delaySeconds: BACKFILL_DELAY_S });
 	return job;
+}
+
+/**
+ * Starts the backfill of every aggregate of `spec` that has none: those the change just added, and
+ * any whose job was never recorded (D1 took the spec but refused the job, and the PUT failed: the
+ * client's retry finds the aggregate already there, so it would never be backfilled otherwise). A
+ * job recorded but never begun (its first message was refused) is queued again: pages move the
+ * job's cursor conditionally, so a second delivery counts nothing twice. Aggregates from before
+ * jobs were recorded (no `since`) are left alone.
+ */
+export async function ensureAggregateBackfills(db: D1Database, queue: Queue<unknown>, spec: DatasetSpec, now = Date.now()): Promise<void> {
+	const aggs = Object.entries(spec.aggregates ?? {});
+	if (!aggs.length) return;
+	const jobs = await backfillsOf(db, spec.name);
+	// Jobs go by the time their aggregates were added: one per `since`.
+	const missing = new Map<number, string[]>();
+	const unstarted = new Set<string>();
+	for (const [name, agg] of aggs) {
+		if (agg.since === undefined) continue;
+		const job = jobs.find((j) => j.before === agg.since && j.aggs.includes(name));
+		if (!job) missing.set(agg.since, [...(missing.get(agg.since) ?? []), name]);
+		else if (!job.done && job.cursor === null) unstarted.add(job.job);
+	}
+	for (const names of missing.values()) await startAggregateBackfill(db, queue, spec, names, now);
+	for (const job of unstarted) await queue.send(backfillMessage(job), { contentType: "text", delaySeconds: BACKFILL_DELAY_S });
 }
 
 /** Seconds before a backfill starts: longer than a consumer batch that began with the old registry can take. */

@@ -1,7 +1,7 @@
 /** The registry's HTTP surface: create or update a dataset spec, list specs, show one, and its value's JSON Schema. */
 
 import * as z from "zod";
-import { startAggregateBackfill } from "../aggregates/backfill";
+import { ensureAggregateBackfills } from "../aggregates/backfill";
 import { sameTiles } from "../aggregates/facts";
 import { requireScope } from "../auth/middleware";
 import { assertDatasets, mayAccess } from "../auth/policy";
@@ -70,9 +70,10 @@ mount(
 				errors: [{ pointer: "/name", detail: "must match the path" }],
 			});
 		}
-		const { spec, created, addedAggregates } = await c.get("services").registry.put(normaliseSpec(name, input), Date.now(), sameTiles);
-		// New aggregates count facts logged from now on; a backfill folds in what the log already holds.
-		if (addedAggregates.length) await startAggregateBackfill(c.env.DB, c.env.EVENTS_QUEUE, spec, addedAggregates);
+		const { spec, created } = await c.get("services").registry.put(normaliseSpec(name, input), Date.now(), sameTiles);
+		// New aggregates count facts logged from now on; a backfill folds in what the log already holds
+		// (also for one a failed PUT added without its job: this retry finds it already in the spec).
+		if (spec.aggregates) await ensureAggregateBackfills(c.env.DB, c.env.EVENTS_QUEUE, spec);
 		// A changed search part starts a background re-index (GET /v1/datasets/:name/search shows it); none drops the index.
 		await ensureSearchIndex(c.get("services"), spec);
 		return c.json(spec, created ? 201 : 200);

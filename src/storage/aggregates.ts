@@ -192,6 +192,23 @@ export async function getBackfill(db: D1Database, job: string): Promise<Backfill
 	);
 }
 
+/** Every backfill job of a dataset: which aggregates (by the time they were added, `before`) have one, and how far each got. */
+export async function backfillsOf(db: D1Database, dataset: string): Promise<BackfillJob[]> {
+	const { results } = await db
+		.prepare("SELECT job, dataset, aggs, before, cursor, keys_done, done FROM agg_backfills WHERE dataset = ?1")
+		.bind(dataset)
+		.all<{ job: string; dataset: string; aggs: string; before: number; cursor: string | null; keys_done: number; done: number }>();
+	return results.map((r) => ({
+		job: r.job,
+		dataset: r.dataset,
+		aggs: JSON.parse(r.aggs) as string[],
+		before: r.before,
+		cursor: r.cursor,
+		keysDone: r.keys_done,
+		done: r.done === 1,
+	}));
+}
+
 /** The facts of some keys whose writers counted no aggregate as new as `version`, with event_time after `after`: what a backfill page folds. */
 export async function factsNotCounted(
 	db: D1Database,
