@@ -16,7 +16,7 @@ import { importRoutes } from "./routes/import";
 import { ingestRoutes } from "./routes/ingest";
 import { keyRoutes } from "./routes/keys";
 import { lookupRoutes } from "./routes/lookup";
-import { type ApiRouter, json, newRouter, openApiDocument } from "./routes/openapi";
+import { type ApiRouter, json, keylessProblems, newRouter, openApiDocument } from "./routes/openapi";
 import { onError, problemResponse } from "./routes/problem";
 import { rebuildRoutes } from "./routes/rebuild";
 import { recordRoutes } from "./routes/records";
@@ -54,19 +54,19 @@ appRoutes.described.push(
 		method: "get",
 		path: "/",
 		summary: "Where the document, the docs and the health check are (no auth)",
-		responses: { 200: json("Links", z.object({ name: z.string(), openapi: z.string(), docs: z.string(), health: z.string() })) },
+		responses: { ...keylessProblems(), 200: json("Links", z.object({ name: z.string(), openapi: z.string(), docs: z.string(), health: z.string() })) },
 	},
 	{
 		method: "get",
 		path: "/openapi.json",
 		summary: "This OpenAPI 3.1 document (no auth)",
-		responses: { 200: json("The document", z.record(z.string(), z.unknown()).openapi({ description: "An OpenAPI 3.1 document" })) },
+		responses: { ...keylessProblems(), 200: json("The document", z.record(z.string(), z.unknown()).openapi({ description: "An OpenAPI 3.1 document" })) },
 	},
 	{
 		method: "get",
 		path: "/docs",
 		summary: "The document rendered for a browser (no auth)",
-		responses: { 200: { description: "An HTML page", content: { "text/html": { schema: z.string() } } } },
+		responses: { ...keylessProblems(), 200: { description: "An HTML page", content: { "text/html": { schema: z.string() } } } },
 	},
 );
 

@@ -53,18 +53,27 @@ const GraphqlResponseSchema = z
 type MediaTypes = Record<string, { schema: z.ZodType }>;
 
 /** The responses of both methods; `okMedia`: other media types a 200 may have. */
-const graphqlResponses = (extra: Record<number, { description: string; content?: MediaTypes }> = {}, okMedia: MediaTypes = {}) => ({
-	200: {
-		description: "The operation's result (data, and errors of fields that failed); with Accept: application/json also a request that did not run (errors only)",
-		content: { "application/json": { schema: GraphqlResponseSchema }, [GRAPHQL_RESPONSE]: { schema: GraphqlResponseSchema }, ...okMedia },
-	},
-	400: {
-		description: `Not a GraphQL request (bad JSON, no query); with Accept: ${GRAPHQL_RESPONSE} also a request that did not run (errors only)`,
-		content: { [GRAPHQL_RESPONSE]: { schema: GraphqlResponseSchema }, "application/json": { schema: GraphqlResponseSchema } },
-	},
-	...extra,
-	...problems("forbidden"),
-});
+const graphqlResponses = (extra: Record<number, { description: string; content?: MediaTypes }> = {}, okMedia: MediaTypes = {}) => {
+	const routeProblems = problems("forbidden") as Record<number, { description: string; content: MediaTypes }>;
+	return {
+		...extra,
+		...routeProblems,
+		200: {
+			description:
+				"The operation's result (data, and errors of fields that failed); with Accept: application/json also a request that did not run (errors only)",
+			content: { "application/json": { schema: GraphqlResponseSchema }, [GRAPHQL_RESPONSE]: { schema: GraphqlResponseSchema }, ...okMedia },
+		},
+		// Checks made before the request is read as GraphQL (a query parameter given twice) answer a problem.
+		400: {
+			description: `Not a GraphQL request (bad JSON, no query); with Accept: ${GRAPHQL_RESPONSE} also a request that did not run (errors only); or a problem: ${routeProblems[400]?.description}`,
+			content: {
+				[GRAPHQL_RESPONSE]: { schema: GraphqlResponseSchema },
+				"application/json": { schema: GraphqlResponseSchema },
+				...routeProblems[400]?.content,
+			},
+		},
+	};
+};
 
 const limitsText = `Limits: ${MAX_TOKENS} tokens, depth ${MAX_DEPTH}, ${MAX_KEYS} keys and a cost of ${MAX_COST} per operation (a records field costs its keys times the fields selected under it, a search field its page size times the same, its hits counting as keys), and ${MAX_READ_FIELDS} history and search fields: past one, an error with extensions.code TOO_COMPLEX.`;
 

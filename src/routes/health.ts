@@ -7,7 +7,7 @@
 import * as z from "zod";
 import type { Services } from "../services";
 import { timeout } from "../serving/timeout";
-import { json, mount, newRouter } from "./openapi";
+import { json, keylessProblems, mount, newRouter } from "./openapi";
 
 type TierState = "up" | "down" | "off";
 
@@ -59,7 +59,7 @@ mount(
 		summary: "Whether each tier answers (no auth)",
 		description: "One probe of the backends is reused for HEALTH_CACHE_MS (2 s). 503 when D1 is down.",
 		tags: ["health"],
-		responses: { 200: json("Up or degraded", HealthSchema), 503: json("D1 is down", HealthSchema) },
+		responses: { ...keylessProblems(), 200: json("Up or degraded", HealthSchema), 503: json("D1 is down", HealthSchema) },
 	},
 	async (c) => {
 		const services = c.get("services");

@@ -91,7 +91,7 @@ export const ProblemSchema = z
 	.openapi("Problem", { description: "RFC 9457 problem details (application/problem+json)" });
 
 const problemText: Record<ErrorCode, string> = {
-	bad_request: "Malformed request: bad JSON, a bad parameter or header",
+	bad_request: "Malformed request: bad JSON, a body that is not UTF-8, a bad parameter or header, or a query parameter given more than once",
 	validation_failed: "The body does not match the schema, or no item of a batch is valid; `errors` lists each",
 	unauthorized: "Missing, malformed, unknown, revoked or expired key (with a Bearer challenge)",
 	forbidden: "The key lacks the scope, or is limited to other datasets (the detail names them)",
@@ -110,11 +110,21 @@ const problemText: Record<ErrorCode, string> = {
 
 /**
  * Problem responses for a route that takes a key: every such route may answer 401, 429 and 503 (a
- * key must be checked in D1, which may be down); pass the other codes it can give.
+ * key must be checked in D1, which may be down), and 400 (a query parameter given twice, refused on
+ * every route); pass the other codes it can give.
  */
 export function problems(...codes: ErrorCode[]): RouteConfig["responses"] {
+	return problemResponses(["unauthorized", "rate_limited", "unavailable", ...codes]);
+}
+
+/** Problem responses for a route that takes no key: 400 (a query parameter given twice) and `codes`. */
+export function keylessProblems(...codes: ErrorCode[]): RouteConfig["responses"] {
+	return problemResponses(codes);
+}
+
+function problemResponses(codes: ErrorCode[]): RouteConfig["responses"] {
 	const byStatus = new Map<number, string[]>();
-	for (const code of new Set<ErrorCode>(["unauthorized", "rate_limited", "unavailable", ...codes])) {
+	for (const code of new Set<ErrorCode>(["bad_request", ...codes])) {
 		const status = problemStatus[code];
 		byStatus.set(status, [...(byStatus.get(status) ?? []), problemText[code]]);
 	}
