@@ -13,7 +13,7 @@ export const CORS_HEADERS = {
 const PREFLIGHT_HEADERS = {
 	...CORS_HEADERS,
 	"access-control-allow-methods": "GET, HEAD, POST, PUT, DELETE",
-	"access-control-allow-headers": "authorization, content-type, idempotency-key, if-none-match, accept",
+	"access-control-allow-headers": "authorization, content-type, idempotency-key, if-none-match, accept, x-request-id",
 	"access-control-max-age": "86400",
 } as const;
 
