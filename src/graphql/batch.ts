@@ -171,7 +171,10 @@ export class ReadBatch {
 					[...withAggregates.values()].map(({ spec, views }) => {
 						const reads = group.filter((p) => p.read.spec.name === spec.name);
 						const fields = reads.some((p) => !p.read.fields) ? undefined : [...new Set(reads.flatMap((p) => p.read.fields ?? []))];
-						return this.ctx.timing.measure("aggregates", () => attachAggregates(this.db, spec, views, at, fields));
+						return this.ctx.timing.measure("aggregates", async () => {
+							// Read from D1 whichever tier held the fields: X-Hotpath-Tier says so.
+							if (await attachAggregates(this.db, spec, views, at, fields)) this.tiers.add("d1");
+						});
 					}),
 				),
 			);

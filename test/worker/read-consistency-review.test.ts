@@ -47,5 +47,8 @@ describe("X-Hotpath-Tier names every tier an answer came from", () => {
 		const lookup = await call("POST", "/v1/lookup", { json: { requests: [{ dataset: ds, keys: ["u"] }] } });
 		await expectJson(lookup, 200);
 		expect(lookup.headers.get("x-hotpath-tier")?.split(",")).toContain("d1");
+		const gql = await call("POST", "/graphql", { json: { query: `{ ${ds}(keys: ["u"]) { value { price n } } }` } });
+		expect(await expectJson(gql, 200)).toEqual({ data: { [ds]: [{ value: { price: 2, n: 1 } }] } });
+		expect(gql.headers.get("x-hotpath-tier")?.split(",")).toContain("d1");
 	});
 });
