@@ -1,7 +1,9 @@
 /** The bridge's config file (JSON or YAML): its schema, defaults, and errors that name the JSON path of the bad entry. */
 import { readFileSync } from "node:fs";
+import path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { DEFAULT_URL, devVarsKey } from "../context.ts";
 import { withoutBom } from "../text.ts";
 import { pointerProblem } from "./pointer.ts";
 
@@ -219,7 +221,24 @@ export interface ResolvedConfig extends BridgeConfig {
 }
 
 /** Validates a parsed config document. Throws ConfigError naming every bad entry. */
-export function parseConfig(doc: unknown, file = "config", env: NodeJS.ProcessEnv = process.env): ResolvedConfig {
+/** The protocol of `url` ("http:"), or "" when it is not a URL. */
+function urlProtocol(url: string): string {
+	try {
+		return new URL(url).protocol;
+	} catch {
+		return "";
+	}
+}
+
+/** Where the CLI looks for .dev.vars: the current directory, then the repository the CLI is in. */
+const DEV_VARS_DIRS = [process.cwd(), path.join(import.meta.dirname, "..", "..")];
+
+export function parseConfig(
+	doc: unknown,
+	file = "config",
+	env: NodeJS.ProcessEnv = process.env,
+	devVarsDirs: readonly string[] = DEV_VARS_DIRS,
+): ResolvedConfig {
 	const result = configSchema.safeParse(doc);
 	if (!result.success) {
 		const problems = result.error.issues.map((issue) => {
@@ -232,9 +251,13 @@ export function parseConfig(doc: unknown, file = "config", env: NodeJS.ProcessEn
 		throw new ConfigError(file, [...new Set(problems)]);
 	}
 	const config = result.data;
-	const key = config.target.key ?? env.HOTPATH_KEY;
+	// As for every verb (cli/context.ts): an empty variable is unset, and the key defaults to the admin key in .dev.vars.
+	const key = config.target.key ?? (env.HOTPATH_KEY || devVarsDirs.map(devVarsKey).find((k) => k !== undefined));
 	if (!key) throw new ConfigError(file, ["target.key: missing; put it in the config or set HOTPATH_KEY"]);
-	const url = (config.target.url ?? env.HOTPATH_URL ?? "http://127.0.0.1:8787").replace(/\/+$/, "");
+	const url = (config.target.url ?? (env.HOTPATH_URL || DEFAULT_URL)).replace(/\/+$/, "");
+	if (config.target.url === undefined && !/^https?:$/.test(urlProtocol(url))) {
+		throw new ConfigError(file, [`HOTPATH_URL: must be an http:// or https:// URL, not ${JSON.stringify(env.HOTPATH_URL)}`]);
+	}
 	return { ...config, target: { ...config.target, url, key } };
 }
 

@@ -14,7 +14,7 @@ replication, Kafka) into Hotpath's POST /v1/events. The config is JSON or YAML; 
   --status-interval SECS   one status line on stderr every SECS seconds (default 5; 0 for none)
   --drain-timeout SECS     on SIGTERM/SIGINT, how long to finish what is in flight before giving up (default 60)
 
-target.key may be left out of the config: then HOTPATH_KEY is used (and HOTPATH_URL for target.url).
+target.key may be left out of the config: then HOTPATH_KEY is used, else the admin key in .dev.vars (and HOTPATH_URL for target.url).
 Exit codes: 0 stopped cleanly, 1 fatal error (bad key, missing dataset, a source that failed), 2 bad usage or config.`;
 
 /** Runs the bridge verb with its arguments (those after `bridge`); resolves with the exit code. */

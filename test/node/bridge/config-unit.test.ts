@@ -11,7 +11,7 @@ afterAll(() => scratch.remove());
 const nats = { type: "nats", dataset: "items", map: { key: "/id" }, servers: "127.0.0.1:4222", stream: "S", durable: "d" };
 const problems = (doc: unknown, env: NodeJS.ProcessEnv = {}) => {
 	try {
-		parseConfig(doc, "c.json", env);
+		parseConfig(doc, "c.json", env, []);
 		return [];
 	} catch (e) {
 		if (!(e instanceof ConfigError)) throw e;
@@ -27,6 +27,32 @@ describe("bridge config", () => {
 		expect(c.sources[0]).toMatchObject({ ack_wait_ms: 60_000, max_ack_pending: 20_000 });
 		expect(parseConfig({ target: { key: "k" }, sources: [nats] }, "c.json", {}).target.url).toBe("http://127.0.0.1:8787");
 		expect(problems({ sources: [nats] })).toEqual(["target.key: missing; put it in the config or set HOTPATH_KEY"]);
+	});
+
+	it("resolves the target as every other verb does: an empty variable is unset, the key defaults to .dev.vars, HOTPATH_URL must be http(s)", () => {
+		// An empty HOTPATH_URL is unset (docs/CLI.md), not a URL the bridge retries forever as ERR_INVALID_URL.
+		expect(parseConfig({ sources: [nats] }, "c.json", { HOTPATH_URL: "", HOTPATH_KEY: "k" }, []).target.url).toBe("http://127.0.0.1:8787");
+		// HOTPATH_KEY unset or empty: the admin key in .dev.vars, as for every verb (DESIGN: "default: the admin key in .dev.vars").
+		const dev = scratchDir();
+		try {
+			writeFileSync(path.join(dev.dir, ".dev.vars"), 'HOTPATH_ADMIN_KEY="dev-admin-key"\n');
+			expect(parseConfig({ sources: [nats] }, "c.json", {}, [dev.dir]).target.key).toBe("dev-admin-key");
+			expect(parseConfig({ sources: [nats] }, "c.json", { HOTPATH_KEY: "" }, [dev.dir]).target.key).toBe("dev-admin-key");
+			expect(parseConfig({ sources: [nats] }, "c.json", { HOTPATH_KEY: "env-key" }, [dev.dir]).target.key).toBe("env-key");
+			expect(parseConfig({ target: { key: "file-key" }, sources: [nats] }, "c.json", {}, [dev.dir]).target.key).toBe("file-key");
+		} finally {
+			dev.remove();
+		}
+		expect(problems({ sources: [nats] }, { HOTPATH_KEY: "" })).toEqual(["target.key: missing; put it in the config or set HOTPATH_KEY"]);
+		// A HOTPATH_URL that is not http(s) is bad usage (exit 2), as for every verb, not a target retried forever.
+		expect(problems({ target: { key: "k" }, sources: [nats] }, { HOTPATH_URL: "ftp://x" })).toEqual([
+			'HOTPATH_URL: must be an http:// or https:// URL, not "ftp://x"',
+		]);
+		expect(problems({ target: { key: "k" }, sources: [nats] }, { HOTPATH_URL: "127.0.0.1:8787" })).toEqual([
+			'HOTPATH_URL: must be an http:// or https:// URL, not "127.0.0.1:8787"',
+		]);
+		// The file's URL wins over the variable, which is then not looked at.
+		expect(parseConfig({ target: { key: "k", url: "http://h:2" }, sources: [nats] }, "c.json", { HOTPATH_URL: "ftp://x" }, []).target.url).toBe("http://h:2");
 	});
 
 	it("names the JSON path of every bad entry", () => {
