@@ -16,6 +16,7 @@ import type { DatasetSpec } from "../registry/spec";
 import type { Services } from "../services";
 import type { IfStale } from "../serving/freshness";
 import { lookupRecords } from "../serving/lookup";
+import { keyProblem } from "../serving/params";
 import type { ReadContext } from "../serving/reader";
 import type { TierName } from "../serving/tier";
 import { decodeSearchCursor, encodeSearchCursor, MAX_DEPTH, queryHash, type Ranked } from "./cursor";
@@ -137,7 +138,12 @@ function planQuery(query: SearchQuery, spec: DatasetSpec, layout: IndexLayout, b
 				if (!normalise(value, 0, dim)) problems.add("/vector/value", "a zero vector has no direction to compare by");
 			}
 			vector = { value, key: null, k: v.k ?? DEFAULT_K };
-		} else vector = { value: null, key: v.key as string, k: v.k ?? DEFAULT_K };
+		} else {
+			// As any key (REST's body schema bounds it too; GraphQL's String does not): a clear 400, never "no such record".
+			const why = keyProblem(v.key as string);
+			if (why) problems.add("/vector/key", why);
+			vector = { value: null, key: v.key as string, k: v.k ?? DEFAULT_K };
+		}
 		if (vector && sort.some((s) => s.kind === "field"))
 			problems.add("/sort", "vector and hybrid results rank by _score; sort by fields is for text and filter queries");
 	}

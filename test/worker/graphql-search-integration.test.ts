@@ -216,6 +216,8 @@ describe("bad input", () => {
 		["a zero vector", { vector: { value: [0, 0, 0, 0] } }, "BAD_USER_INPUT", ["/vector/value"]],
 		["a vector k out of range", { vector: { value: [1, 0, 0, 0], k: 0 } }, "BAD_USER_INPUT", ["/vector/k"]],
 		["an unknown vector key", { vector: { key: "no-such-product" } }, "NOT_FOUND"],
+		["a vector key longer than any key", { vector: { key: "k".repeat(401) } }, "BAD_USER_INPUT", ["/vector/key"]],
+		["a vector key of more than 400 bytes", { vector: { key: "é".repeat(300) } }, "BAD_USER_INPUT", ["/vector/key"]],
 		["a forged cursor", { q: "red", cursor: "!!!" }, "BAD_USER_INPUT", ["/cursor"]],
 		["q without words", { q: "!!! ---" }, "BAD_USER_INPUT", ["/q"]],
 		["q too long", { q: "a ".repeat(600) }, "BAD_USER_INPUT", ["/q"]],
