@@ -1,4 +1,5 @@
 /** D1 queries on the applied-event log (src/storage/schema.ts eventLog) and its bases: applied ids, history, retention. */
+import { packRows } from "./json-rows";
 import type { RecordState } from "./record-state";
 
 /** The statement that finds which of (dataset, key, id) the log holds. */
@@ -173,9 +174,8 @@ export async function replaceWithBases(
 	/** Statements that go first in the same transaction (a lease's guard: src/storage/leases.ts). */
 	guard: readonly D1PreparedStatement[] = [],
 ): Promise<void> {
-	await db.batch([
-		...guard,
-		db.prepare(UPSERT_BASES).bind(JSON.stringify(bases.map((b) => [b.dataset, b.key, b.state, b.throughTime])), now),
-		db.prepare(DELETE_SEQS).bind(JSON.stringify(seqs)),
-	]);
+	// The bases in as many statements as D1's 2 MB per bound string needs: a chunk of large records
+	// in one JSON parameter was refused every time, and the log was never pruned again.
+	const rows = packRows(bases.map((b) => JSON.stringify([b.dataset, b.key, b.state, b.throughTime])));
+	await db.batch([...guard, ...rows.map((json) => db.prepare(UPSERT_BASES).bind(json, now)), db.prepare(DELETE_SEQS).bind(JSON.stringify(seqs))]);
 }

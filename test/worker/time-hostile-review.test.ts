@@ -4,6 +4,8 @@
  */
 import { describe, expect, it } from "vitest";
 import { HOUR } from "../../src/aggregates/windows";
+import { DAY_MS, pruneEventLog } from "../../src/history/retention";
+import type { DatasetSpec } from "../../src/registry/spec";
 import { call, createDataset, EVENTS_QUEUE, env, expectJson, message, runQueue, uniqueName } from "./helpers";
 
 const importRows = async (ds: string, rows: unknown[]) => expectJson(await call("POST", `/v1/datasets/${ds}/import`, { json: rows }), 200);
@@ -67,5 +69,59 @@ describe("an aggregate added while D1 refused its backfill job", () => {
 		await expectJson(await call("PUT", `/v1/datasets/${name}`, { json: withAgg }), 200);
 		expect(await runJobs()).toBe(1);
 		expect(await read()).toBe(3);
+	});
+});
+
+/** env.DB, noting the size in UTF-8 bytes of every string bound to a statement (D1 takes strings of at most 2 MB). */
+function measuringDb(): { db: D1Database; largest: () => number } {
+	let largest = 0;
+	const bytes = new TextEncoder();
+	const wrap = (stmt: D1PreparedStatement): D1PreparedStatement =>
+		new Proxy(stmt, {
+			get(target, prop) {
+				if (prop !== "bind") return Reflect.get(target, prop);
+				return (...args: unknown[]) => {
+					for (const a of args) if (typeof a === "string") largest = Math.max(largest, bytes.encode(a).length);
+					return target.bind(...args);
+				};
+			},
+		});
+	const db = new Proxy(env.DB, {
+		get(target, prop) {
+			if (prop === "prepare") return (sql: string) => wrap(target.prepare(sql));
+			const v = Reflect.get(target, prop);
+			return typeof v === "function" ? v.bind(target) : v;
+		},
+	});
+	return { db, largest: () => largest };
+}
+
+describe("the retention's prune", () => {
+	it("writes the bases of a chunk in statements D1 takes (no string over 2 MB), however large the records: the log is pruned, history stays exact", async () => {
+		const ds = await createDataset({ key: "id", fields: { text: "string" }, history_days: 1 } as never);
+		const now = Date.now();
+		const t = now - 3 * DAY_MS;
+		// 60 keys of 40 KB each, applied three days ago (below every seq since): 2.4 MB of bases in one chunk.
+		const lowest = (await env.DB.prepare("SELECT coalesce(min(seq), 0) AS s FROM event_log").first<{ s: number }>())?.s ?? 0;
+		const keys = Array.from({ length: 60 }, (_, i) => `k${i}`);
+		for (const [i, key] of keys.entries()) {
+			await env.DB.prepare(
+				"INSERT INTO event_log (seq, dataset, key, event_time, event_id, op, value, applied_at) VALUES (?1, ?2, ?3, ?4, ?5, 'upsert', ?6, ?4)",
+			)
+				.bind(lowest - 1 - i, ds, key, t + i, `e${i}`, JSON.stringify({ text: `${key}:${"x".repeat(40_000)}` }))
+				.run();
+		}
+		const spec = (await expectJson<DatasetSpec>(await call("GET", `/v1/datasets/${ds}`), 200)) as DatasetSpec;
+		const measured = measuringDb();
+		const result = await pruneEventLog(measured.db, new Map([[ds, spec]]), now);
+		expect(result.pruned).toBeGreaterThanOrEqual(60);
+		expect(measured.largest()).toBeLessThanOrEqual(2_000_000);
+		const left = await env.DB.prepare("SELECT count(*) AS n FROM event_log WHERE dataset = ?1").bind(ds).first<{ n: number }>();
+		expect(left?.n).toBe(0);
+		const bases = await env.DB.prepare("SELECT count(*) AS n FROM history_base WHERE dataset = ?1").bind(ds).first<{ n: number }>();
+		expect(bases?.n).toBe(60);
+		// The state then is still told from the bases.
+		const past = await call("GET", `/v1/datasets/${ds}/records/k7?as_of=${now - 1000}`);
+		expect((await expectJson<{ value: { text: string } }>(past, 200)).value.text.startsWith("k7:")).toBe(true);
 	});
 });
