@@ -83,6 +83,17 @@ export const padLsn = (lsn: string | bigint): string => {
 /** pg's ClientConfig without `replication` in its types. */
 type ReplicationConfig = pg.ClientConfig & { replication?: "database" };
 
+/**
+ * The record key of a row's primary key values: one column, its value; several, the values joined
+ * by ":", in each value a backslash doubled and a colon escaped with a backslash (a value without either is as it is), so that
+ * ("a:b", "c") and ("a", "b:c") stay two records instead of one overwriting the other.
+ */
+export function primaryKeyText(parts: readonly unknown[]): string {
+	const text = parts.map((p) => (typeof p === "string" ? p : JSON.stringify(p)));
+	if (text.length === 1) return text[0] as string;
+	return text.map((t) => t.replaceAll("\\", "\\\\").replaceAll(":", "\\:")).join(":");
+}
+
 export class PostgresSource implements Source<PgDelivery> {
 	private readonly c: PostgresConfig;
 	private readonly stateFile: string;
@@ -240,8 +251,7 @@ export class PostgresSource implements Source<PgDelivery> {
 			d.error = `no primary key value (${table.primaryKey.join(", ")}) in the change`;
 			return d;
 		}
-		// One column: its value; several: the values joined by ":".
-		d.key = parts.map((p) => (typeof p === "string" ? p : JSON.stringify(p))).join(":");
+		d.key = primaryKeyText(parts);
 		if (base.op !== "delete") {
 			const value: Record<string, unknown> = {};
 			for (const [k, v] of Object.entries(message)) if (!table.primaryKey.includes(k)) value[k] = v;
