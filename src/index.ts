@@ -54,8 +54,13 @@ export default {
 	async scheduled(_controller, env) {
 		const services = servicesFor(env);
 		await drainDeadLetters(env.DB, env.RECORDS_KV);
+		// Each job runs whatever the other does (a log prune that keeps failing must not stop the tiles'
+		// retention too); the first failure is still thrown, so the run is reported as failed.
+		const failures: unknown[] = [];
+		const run = (job: () => Promise<unknown>) => job().catch((e: unknown) => void failures.push(e));
 		// Starts a prune unless one is running; a prune that has more to do goes on through the queue.
-		await pruneStep(env.DB, env.EVENTS_QUEUE, await services.registry.all());
-		await pruneAggregateTiles(env.DB);
+		await run(async () => pruneStep(env.DB, env.EVENTS_QUEUE, await services.registry.all()));
+		await run(() => pruneAggregateTiles(env.DB));
+		if (failures.length) throw failures[0];
 	},
 } satisfies ExportedHandler<Env>;

@@ -2,9 +2,12 @@
  * History, point-in-time reads and aggregates, probed as a hostile newcomer would (rev-time): each
  * case here failed before its fix.
  */
+import { createExecutionContext, createScheduledController } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { HOUR } from "../../src/aggregates/windows";
+import { HOUR, MINUTE } from "../../src/aggregates/windows";
+import type { Env } from "../../src/env";
 import { DAY_MS, pruneEventLog } from "../../src/history/retention";
+import worker from "../../src/index";
 import type { DatasetSpec } from "../../src/registry/spec";
 import { call, createDataset, EVENTS_QUEUE, env, expectJson, message, runQueue, uniqueName } from "./helpers";
 
@@ -123,5 +126,46 @@ describe("the retention's prune", () => {
 		// The state then is still told from the bases.
 		const past = await call("GET", `/v1/datasets/${ds}/records/k7?as_of=${now - 1000}`);
 		expect((await expectJson<{ value: { text: string } }>(past, 200)).value.text.startsWith("k7:")).toBe(true);
+	});
+});
+
+describe("the cron", () => {
+	it("drops old aggregate tiles even when the event log's prune fails (each maintenance job runs whatever the other does), and still reports the failure", async () => {
+		const ds = await createDataset({ key: "id", fields: { a: "int" }, history_days: 1 } as never);
+		const now = Date.now();
+		// A log entry past the retention, whose base D1 refuses to write: the prune fails.
+		const lowest = (await env.DB.prepare("SELECT coalesce(min(seq), 0) AS s FROM event_log").first<{ s: number }>())?.s ?? 0;
+		await env.DB.prepare(
+			"INSERT INTO event_log (seq, dataset, key, event_time, event_id, op, value, applied_at) VALUES (?1, ?2, 'k', ?3, 'e1', 'upsert', '{\"a\":1}', ?3)",
+		)
+			.bind(lowest - 1, ds, now - 3 * DAY_MS)
+			.run();
+		const trigger = `refuse_base_${ds}`;
+		await env.DB.prepare(
+			`CREATE TRIGGER ${trigger} BEFORE INSERT ON history_base WHEN NEW.dataset = '${ds}' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`,
+		).run();
+		// A minute tile two days old: past its retention (26 hours).
+		const oldStart = Math.floor((now - 2 * DAY_MS) / MINUTE) * MINUTE;
+		await env.DB.prepare("INSERT INTO agg_tiles (dataset, key, agg, res, start, cnt, sum, mn, mx) VALUES (?1, 'k', 'a:0', ?2, ?3, 1, 1, 1, 1)")
+			.bind(ds, MINUTE, oldStart)
+			.run();
+		let failed: unknown;
+		try {
+			await (worker.scheduled as unknown as (c: ScheduledController, e: Env, x: ExecutionContext) => Promise<void>)(
+				createScheduledController({ scheduledTime: new Date(), cron: "*/5 * * * *" }),
+				env,
+				createExecutionContext(),
+			);
+		} catch (e) {
+			failed = e;
+		} finally {
+			await env.DB.prepare(`DROP TRIGGER ${trigger}`).run();
+		}
+		expect(String(failed)).toMatch(/refused by the test/);
+		const tiles = await env.DB.prepare("SELECT count(*) AS n FROM agg_tiles WHERE dataset = ?1").bind(ds).first<{ n: number }>();
+		expect(tiles?.n).toBe(0);
+		// The prune's entry is still in the log (nothing half-done), for the next run.
+		const left = await env.DB.prepare("SELECT count(*) AS n FROM event_log WHERE dataset = ?1").bind(ds).first<{ n: number }>();
+		expect(left?.n).toBe(1);
 	});
 });
