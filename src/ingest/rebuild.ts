@@ -37,7 +37,8 @@ export async function rebuildPage(services: Services, page: RebuildPage, now = D
 		await Promise.all([
 			...records.map((r, i) => env.RECORDS_KV.put(cks[i] as string, encodeRecord(r.rec), { expirationTtl: services.kv.fillTtlSeconds })),
 			// Counted as changes: a refill repairs copies an outage left behind, and L0 copies taken from them must reload.
-			services.redis?.write(records.map((r, i) => ({ ck: cks[i] as string, rec: r.rec, ttlSeconds: ttl, dataset: page.dataset }))),
+			// What D1 holds now: it replaces a copy of the same revision that differs (a row edited directly in D1).
+			services.redis?.write(records.map((r, i) => ({ ck: cks[i] as string, rec: r.rec, ttlSeconds: ttl, dataset: page.dataset, fromD1: true }))),
 			// The search index too (revision-guarded); drop leaves it: it serves no values, only rankings.
 			indexDocs(
 				services,

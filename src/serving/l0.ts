@@ -11,7 +11,7 @@
  * changed since is confirmed instead of reloaded: its times move to when the counters last
  * vouched for it, and it is fresh again.
  */
-import type { CachedRecord } from "../storage/cached-record";
+import { type CachedRecord, valueJson } from "../storage/cached-record";
 import type { ChangeRef, ChangeWatch } from "./changes";
 import { LruCache } from "./lru";
 
@@ -83,13 +83,14 @@ export class L0Cache {
 
 	/**
 	 * Stores a copy unless a newer revision is already held. The same revision again (a
-	 * revalidation) keeps the later of the two sync times: both copies matched D1 then.
+	 * revalidation) keeps the later of the two sync times: both copies matched D1 then. The same
+	 * revision with other contents (a row edited directly in D1, then rebuilt) is taken as loaded.
 	 * `ref` is the copy's place in the change counters (ChangeWatch.refFor), if known.
 	 */
 	set(ck: string, rec: CachedRecord, now: number, syncedAt: number, ref?: ChangeRef): void {
 		const prev = this.lru.peek(ck);
 		if (prev && prev.rec.r > rec.r) return;
-		if (prev && prev.rec.r === rec.r) {
+		if (prev && prev.rec.r === rec.r && sameCopy(prev.rec, rec)) {
 			// A revalidation that found the same revision keeps the copy L0 holds: its decoded value
 			// and the texts rendered from it stay valid, and a hot key does not become garbage every
 			// few seconds.
@@ -127,4 +128,13 @@ export class L0Cache {
 	clear(): void {
 		this.lru.clear();
 	}
+}
+
+/**
+ * Whether two copies of one revision hold the same state. Hotpath never writes two states under one
+ * revision, so they differ only after a row was edited directly in D1: a revalidation must then take
+ * the copy it loaded. The value texts are cached per copy, so this is a string comparison.
+ */
+function sameCopy(a: CachedRecord, b: CachedRecord): boolean {
+	return a === b || (a.t === b.t && a.i === b.i && valueJson(a.v) === valueJson(b.v));
 }

@@ -47,9 +47,10 @@ export class RedisTier implements Tier {
 	 * A copy lives its dataset's ttl_seconds (or, unknown, the cap), never past maxTtlSeconds.
 	 * Writes of changes (the consumer's after a D1 commit, refreshes, rebuilds) give `dataset` and
 	 * bump its change counters in the same script (src/serving/changes.ts); fills copy what a
-	 * lower tier already had and bump nothing.
+	 * lower tier already had and bump nothing. `fromD1` (a rebuild's refill, with `dataset`) also
+	 * replaces a different copy of the same revision: a row edited directly in D1.
 	 */
-	async write(entries: { ck: string; rec: CachedRecord; ttlSeconds?: number; dataset?: string }[]): Promise<number> {
+	async write(entries: { ck: string; rec: CachedRecord; ttlSeconds?: number; dataset?: string; fromD1?: boolean }[]): Promise<number> {
 		if (!entries.length) return 0;
 		const writes = entries.map((e) => ({
 			key: e.ck,
@@ -57,6 +58,7 @@ export class RedisTier implements Tier {
 			payload: encodeRecord(e.rec),
 			ttlSeconds: e.rec.r === 0 ? this.negativeTtlSeconds : Math.min(e.ttlSeconds ?? this.maxTtlSeconds, this.maxTtlSeconds),
 			change: e.dataset === undefined ? undefined : { counters: changeCounterKey(e.dataset), bucket: changeBucket(e.ck) },
+			fromD1: e.fromD1,
 		}));
 		// Writes batch many scripts into one pipeline, so they get a longer bound than reads, and
 		// more with their size (2 ms per KB): a rebuild page of 400 records is ~0.5 MB.

@@ -15,6 +15,11 @@ import { Redis } from "@upstash/redis/cloudflare";
  * counters: KEYS[2] = the counter hash, ARGV[4] = the key's bucket, ARGV[5] = an epoch for a hash
  * that does not exist yet. The bucket is bumped whether or not the copy lands: a reader's fill may
  * have put this revision in Redis first, and the change must be counted all the same.
+ *
+ * ARGV[6] = '1' marks a write of what D1 holds now, as a rebuild's refill reads it: it also replaces
+ * a copy of the same revision whose text differs. Hotpath never writes two contents under one
+ * revision, so only a row edited directly in D1 (wrangler d1 execute) differs that way, and the
+ * refill is how such an edit reaches the caches. Other writes keep the strict guard.
  */
 const GUARDED_SET = `
 if KEYS[2] then
@@ -24,7 +29,8 @@ end
 local cur = redis.pcall('GET', KEYS[1])
 if type(cur) == 'string' then
   local r = tonumber(string.match(cur, '^{"r":(%d+)'))
-  if r and r >= tonumber(ARGV[1]) then return 0 end
+  local rev = tonumber(ARGV[1])
+  if r and (r > rev or (r == rev and (ARGV[6] ~= '1' or cur == ARGV[2]))) then return 0 end
 end
 redis.call('SET', KEYS[1], ARGV[2], 'EX', tonumber(ARGV[3]))
 return 1`;
@@ -67,6 +73,8 @@ export interface GuardedWrite {
 	ttlSeconds: number;
 	/** For a write that carries a change: the dataset's counter hash and the key's bucket in it. */
 	change?: { counters: string; bucket: number };
+	/** A copy of what D1 holds now (a rebuild's refill): replaces a different copy of the same revision too. Needs `change`. */
+	fromD1?: boolean;
 }
 
 /** A dataset's change counters as read: the hash's epoch and each bucket's count (absent = 0). */
@@ -128,7 +136,7 @@ export class RedisStore {
 				const p = this.redis.pipeline();
 				for (const w of chunk) {
 					const ttl = String(Math.max(1, Math.ceil(w.ttlSeconds)));
-					if (w.change) p.evalsha(sha, [w.key, w.change.counters], [String(w.rev), w.payload, ttl, String(w.change.bucket), epoch]);
+					if (w.change) p.evalsha(sha, [w.key, w.change.counters], [String(w.rev), w.payload, ttl, String(w.change.bucket), epoch, w.fromD1 ? "1" : "0"]);
 					else p.evalsha(sha, [w.key], [String(w.rev), w.payload, ttl]);
 				}
 				const results = (await p.exec()) as unknown[];

@@ -1,6 +1,12 @@
 /** Hostile review of the read path and the consistency rules: each test here failed before its fix. */
 import { describe, expect, it } from "vitest";
-import { call, createDataset, expectJson, getRecord, postEvents, uniqueName, waitForRecord } from "./helpers";
+import { decodeRecord, recordCacheKey } from "../../src/storage/cached-record";
+import { RedisStore } from "../../src/storage/redis";
+import { call, createDataset, env, eventually, expectJson, getRecord, postEvents, type RecordBody, uniqueName, waitForRecord } from "./helpers";
+
+const redisEnv = env as unknown as { UPSTASH_REDIS_REST_URL: string; UPSTASH_REDIS_REST_TOKEN: string };
+const inRedis = async (ds: string, key: string) =>
+	decodeRecord((await new RedisStore(redisEnv.UPSTASH_REDIS_REST_URL, redisEnv.UPSTASH_REDIS_REST_TOKEN).getMany([recordCacheKey(ds, key)]))[0]);
 
 describe("values past a bound are refused for the bound, not called malformed", () => {
 	it("an int field given a whole number past 2^53 says it is out of the 53-bit range, not that it is no integer", async () => {
@@ -50,5 +56,30 @@ describe("X-Hotpath-Tier names every tier an answer came from", () => {
 		const gql = await call("POST", "/graphql", { json: { query: `{ ${ds}(keys: ["u"]) { value { price n } } }` } });
 		expect(await expectJson(gql, 200)).toEqual({ data: { [ds]: [{ value: { price: 2, n: 1 } }] } });
 		expect(gql.headers.get("x-hotpath-tier")?.split(",")).toContain("d1");
+	});
+});
+
+describe("rebuild: D1 alone refills every tier", () => {
+	it("a row edited directly in D1 (its revision unchanged) reaches Redis, L0 and reads after a refill, as the README says", async () => {
+		const ds = await createDataset({ key: "id", fields: { n: "int" } });
+		await postEvents([{ dataset: ds, key: "k", op: "upsert", value: { n: 1 } }]);
+		await waitForRecord(ds, "k", (b) => b.value?.n === 1);
+		await eventually(async () => ((await inRedis(ds, "k"))?.v?.n === 1 ? true : undefined), { what: "the copy in Redis" });
+		expect(((await (await getRecord(ds, "k")).json()) as RecordBody).value).toEqual({ n: 1 });
+		// `wrangler d1 execute ... UPDATE records SET value = ...`: the fix an operator makes by hand.
+		await env.DB.prepare("UPDATE records SET value = ?1 WHERE dataset = ?2 AND key = ?3")
+			.bind(JSON.stringify({ n: 2 }), ds, "k")
+			.run();
+		await expectJson(await call("POST", `/v1/datasets/${ds}/rebuild`), 202);
+		await eventually(
+			async () => ((await expectJson<{ status: string }>(await call("GET", `/v1/datasets/${ds}/rebuild`), 200)).status === "done" ? true : undefined),
+			{ what: "the rebuild", timeoutMs: 20_000 },
+		);
+		expect((await inRedis(ds, "k"))?.v).toEqual({ n: 2 });
+		// L0 copies revalidate (the refill counts as a change) and take the edited value.
+		await eventually(async () => (((await (await getRecord(ds, "k")).json()) as RecordBody).value?.n === 2 ? true : undefined), {
+			what: "reads of the edited value",
+			timeoutMs: 20_000,
+		});
 	});
 });
