@@ -21,7 +21,7 @@ import { onError, problemResponse } from "./routes/problem";
 import { rebuildRoutes } from "./routes/rebuild";
 import { recordRoutes } from "./routes/records";
 import { searchRoutes } from "./routes/search";
-import { repeatedQueryParam } from "./routes/validation";
+import { badlyEncodedPathSegment, repeatedQueryParam } from "./routes/validation";
 import { type Services, servicesFor } from "./services";
 
 declare module "hono" {
@@ -82,6 +82,16 @@ export function createApp() {
 	app.use(requestId({ generator: nextRequestId }));
 	app.use(async function initServices(c, next) {
 		c.set("services", servicesFor(c.env));
+		await next();
+	});
+
+	app.use(async function wellEncodedPath(c, next) {
+		const segment = badlyEncodedPathSegment(c.req.url);
+		if (segment !== undefined) {
+			const shown = segment.length > 100 ? `${segment.slice(0, 100)}...` : segment;
+			const why = `path segment "${shown}" is not percent-encoded UTF-8: encode each byte of its UTF-8 as %XX, and a "%" itself as %25`;
+			throw new HotpathError("bad_request", why, { errors: [{ pointer: shown, detail: "not percent-encoded UTF-8" }] });
+		}
 		await next();
 	});
 

@@ -52,6 +52,32 @@ export function repeatedQueryParam(url: string): string | undefined {
 	return undefined;
 }
 
+/**
+ * The first segment of `url`'s path whose percent-encoding does not decode to UTF-8 (`caf%E9`,
+ * `100%`), or undefined. The router leaves such a segment as written, which would read the key
+ * "caf%E9" for a client that meant Latin-1's "café": a guess, where the client needs a 400.
+ */
+export function badlyEncodedPathSegment(url: string): string | undefined {
+	const start = url.indexOf("/", url.indexOf("://") + 3);
+	if (start < 0) return undefined;
+	let end = url.length;
+	for (const stop of ["?", "#"]) {
+		const at = url.indexOf(stop, start);
+		if (at >= 0 && at < end) end = at;
+	}
+	const path = url.slice(start, end);
+	if (!path.includes("%")) return undefined;
+	for (const segment of path.split("/")) {
+		if (!segment.includes("%")) continue;
+		try {
+			decodeURIComponent(segment);
+		} catch {
+			return segment;
+		}
+	}
+	return undefined;
+}
+
 /** A true/false query parameter, false when absent. Anything else is a 400: `replayed=yes` must not purge every dead letter. */
 export function parseFlag(c: Context, name: string): boolean {
 	const raw = c.req.query(name);
