@@ -318,13 +318,43 @@ export function fuse(rankings: Entry[][]): Entry[] {
 	return [...fused.values()].sort((a, b) => b.score - a.score || a.id - b.id);
 }
 
+/**
+ * Puts equal scores of a ranking in key order, as the SQL rankings do ("ties by key"): the vector
+ * ranking and the fusion tie by doc id, which is the order docs were first indexed. Only tied
+ * entries are looked up (one statement, none when nothing ties); they get their keys on the way.
+ */
+async function tiesByKey(db: D1Database, t: IndexTables, entries: Entry[]): Promise<Entry[]> {
+	const tied: Entry[] = [];
+	for (let i = 0; i < entries.length; i++) {
+		const e = entries[i] as Entry;
+		if (entries[i - 1]?.score === e.score || entries[i + 1]?.score === e.score) tied.push(e);
+	}
+	if (!tied.length) return entries;
+	// In SQL's own key order (BINARY, as the rankings' ORDER BY d.key), not JavaScript's.
+	const rows = await db
+		.prepare(`SELECT id, key FROM ${t.docs} WHERE id IN (SELECT value FROM json_each(?1)) ORDER BY key`)
+		.bind(JSON.stringify(tied.map((e) => e.id)))
+		.raw<[number, string]>();
+	const byId = new Map(tied.map((e) => [e.id, e]));
+	const order = new Map<number, number>();
+	rows.forEach(([id, key], i) => {
+		order.set(id, i);
+		const e = byId.get(id);
+		if (e) e.key ??= key;
+	});
+	const at = (e: Entry) => order.get(e.id) ?? Number.MAX_SAFE_INTEGER;
+	// Stable: only entries of equal score move, and only among themselves.
+	return [...entries].sort((a, b) => b.score - a.score || at(a) - at(b));
+}
+
 /** The ranking of the first page, up to MAX_DEPTH docs. */
 async function rank(db: D1Database, dataset: string, gen: number, layout: IndexLayout, plan: Plan): Promise<Entry[]> {
 	const t = tablesOf(dataset, gen);
 	if (!plan.vector) return plan.match ? rankText(db, t, plan, MAX_DEPTH) : rankFilter(db, t, plan, MAX_DEPTH);
-	if (!plan.match) return rankVector(db, dataset, gen, t, layout, plan);
-	const [text, vector] = await Promise.all([rankText(db, t, plan, MAX_DEPTH), rankVector(db, dataset, gen, t, layout, plan)]);
-	return fuse([text, vector]).slice(0, MAX_DEPTH);
+	const vector = rankVector(db, dataset, gen, t, layout, plan).then((entries) => tiesByKey(db, t, entries));
+	if (!plan.match) return vector;
+	const [text, near] = await Promise.all([rankText(db, t, plan, MAX_DEPTH), vector]);
+	return tiesByKey(db, t, fuse([text, near]).slice(0, MAX_DEPTH));
 }
 
 /**

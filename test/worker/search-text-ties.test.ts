@@ -34,3 +34,34 @@ describe("text hits of equal score", () => {
 		expect([...first.hits, ...second.hits].map((h) => h.key)).toEqual(["k1", "k2", "k3", "k4", "k5"]);
 	});
 });
+
+describe("vector and hybrid hits of equal score", () => {
+	it("come in key order too, not in the order the docs were indexed", async () => {
+		const ds = await createDataset({
+			key: "id",
+			fields: { t: "string", v: { type: "vector", dim: 2 } },
+			ttl_seconds: 3600,
+			search: { text: ["t"], vector: "v" },
+		} as never);
+		// Indexed in reverse key order, one at a time: doc ids run against key order.
+		const docs: [string, string, number[]][] = [
+			["k3", "same words", [1, 1]],
+			["k2", "same words", [1, 1]],
+			["k1", "same words", [1, 1]],
+			["k0", "other", [1, 0]],
+		];
+		for (const [k, t, v] of docs) {
+			await expectJson(await call("POST", `/v1/datasets/${ds}/import`, { json: [{ id: k, t, v }] }), 200);
+		}
+		const search = async (body: Record<string, unknown>) => (await expectJson<Page>(await call("POST", `/v1/datasets/${ds}/search`, { json: body }), 200)).hits;
+		const vector = await search({ vector: { value: [1, 1] } });
+		expect(vector.map((h) => h.key)).toEqual(["k1", "k2", "k3", "k0"]);
+		expect(new Set(vector.slice(0, 3).map((h) => h.score)).size).toBe(1);
+		// Text ranks k1, k2, k3 (equal BM25, by key); the vector k1, k2, k3 as well: fused, equal again, by key.
+		const hybrid = await search({ q: "same", vector: { value: [1, 1] } });
+		expect(hybrid.map((h) => h.key)).toEqual(["k1", "k2", "k3", "k0"]);
+		// By a record's own vector: k1 left out, its equals by key.
+		const byKey = await search({ vector: { key: "k1" } });
+		expect(byKey.map((h) => h.key)).toEqual(["k2", "k3", "k0"]);
+	});
+});
