@@ -1,7 +1,10 @@
 // `--key ""` (a script's `--key "$UNSET"`) counted as no --key: the CLI fell back to HOTPATH_KEY or
 // the admin key in .dev.vars, and sent that to the --url it was given. An empty --key or --url is
 // bad usage (exit 2) before any request, as an empty argument is; an empty variable still counts as unset.
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { runCli } from "./run-cli.ts";
 
@@ -37,6 +40,27 @@ describe("an empty --key or --url", () => {
 			const run = await runCli(args, { env: { HOTPATH_KEY: "hp_from_env" } });
 			expect({ args, code: run.code }).toEqual({ args, code: 2 });
 			expect(run.stderr).toMatch(/--key is empty/);
+		}
+		expect(seen).toEqual([]);
+	}, 60_000);
+
+	it('bridge too: --key "" or --url "" is exit 2, and no key (HOTPATH_KEY, .dev.vars) is sent anywhere', async () => {
+		const { url, seen } = await standIn();
+		const config = path.join(mkdtempSync(path.join(tmpdir(), "hotpath-empty-target-")), "bridge.json");
+		// A config that would start (the stand-in answers the dataset check) and then wait for Redis entries.
+		writeFileSync(
+			config,
+			JSON.stringify({
+				sources: [{ type: "redis-streams", dataset: "items", map: { key: "/id" }, url: "redis://127.0.0.1:1", stream: "s", group: "g", consumer: "c" }],
+			}),
+		);
+		for (const args of [
+			["--url", url, "--key", "", "bridge", "--config", config],
+			["--url", "", "--key", "k", "bridge", "--config", config],
+		]) {
+			const run = await runCli(args, { env: { HOTPATH_KEY: "hp_from_env", HOTPATH_URL: url } });
+			expect({ args, code: run.code }).toEqual({ args, code: 2 });
+			expect(run.stderr).toMatch(/--(key|url) is empty/);
 		}
 		expect(seen).toEqual([]);
 	}, 60_000);
