@@ -45,8 +45,11 @@ export async function startAggregateBackfill(
 	now = Date.now(),
 ): Promise<string> {
 	const before = Math.min(...names.map((n) => spec.aggregates?.[n]?.since ?? now));
-	const job = crypto.randomUUID();
-	await startBackfill(db, { job, dataset: spec.name, aggs: [...names], before, startedAt: now });
+	// Named by what it backfills, so two PUTs that both find the job missing record one job, not two
+	// (two would count every fact twice); only the one that recorded it queues it.
+	const aggs = [...names].sort();
+	const job = `${spec.name}:${before}:${aggs.join(",")}`;
+	if (!(await startBackfill(db, { job, dataset: spec.name, aggs, before, startedAt: now }))) return job;
 	await queue.send(backfillMessage(job), { contentType: "text", delaySeconds: BACKFILL_DELAY_S });
 	return job;
 }

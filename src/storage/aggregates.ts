@@ -175,11 +175,18 @@ export interface BackfillJob {
 	done: boolean;
 }
 
-export async function startBackfill(db: D1Database, job: { job: string; dataset: string; aggs: string[]; before: number; startedAt: number }): Promise<void> {
-	await db
-		.prepare("INSERT INTO agg_backfills (job, dataset, aggs, before, cursor, keys_done, done, started_at) VALUES (?1, ?2, ?3, ?4, NULL, 0, 0, ?5)")
+/** Records a backfill job; false when a job of that id was already recorded (another writer started it). */
+export async function startBackfill(
+	db: D1Database,
+	job: { job: string; dataset: string; aggs: string[]; before: number; startedAt: number },
+): Promise<boolean> {
+	const r = await db
+		.prepare(
+			"INSERT INTO agg_backfills (job, dataset, aggs, before, cursor, keys_done, done, started_at) VALUES (?1, ?2, ?3, ?4, NULL, 0, 0, ?5) ON CONFLICT (job) DO NOTHING",
+		)
 		.bind(job.job, job.dataset, JSON.stringify(job.aggs), job.before, job.startedAt)
 		.run();
+	return (r.meta.changes ?? 0) > 0;
 }
 
 export async function getBackfill(db: D1Database, job: string): Promise<BackfillJob | null> {

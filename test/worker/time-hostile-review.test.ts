@@ -4,6 +4,7 @@
  */
 import { createExecutionContext, createScheduledController } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { ensureAggregateBackfills } from "../../src/aggregates/backfill";
 import { HOUR, MINUTE } from "../../src/aggregates/windows";
 import type { Env } from "../../src/env";
 import { DAY_MS, pruneEventLog } from "../../src/history/retention";
@@ -167,5 +168,29 @@ describe("the cron", () => {
 		// The prune's entry is still in the log (nothing half-done), for the next run.
 		const left = await env.DB.prepare("SELECT count(*) AS n FROM event_log WHERE dataset = ?1").bind(ds).first<{ n: number }>();
 		expect(left?.n).toBe(1);
+	});
+});
+
+describe("two PUTs adding the same aggregate at once", () => {
+	it("start one backfill between them: the facts from before it count once", async () => {
+		const name = uniqueName();
+		const base = { key: "id", fields: { p: "float" }, ttl_seconds: 86_400, history_days: 7 };
+		await createDataset(base as never, name);
+		const t = Date.now() - HOUR;
+		await importRows(
+			name,
+			[1, 2, 3].map((i) => ({ id: "k", p: i, _event_time: t + i, _id: `f${i}`, _op: "patch" })),
+		);
+		const withAgg = { ...base, aggregates: { c: { fn: "count", window: "24h" } } };
+		const puts = await Promise.all(Array.from({ length: 4 }, () => call("PUT", `/v1/datasets/${name}`, { json: withAgg })));
+		expect(puts.map((r) => r.status)).toEqual([200, 200, 200, 200]);
+		// However their steps interleave: each looks for the aggregate's job before any records it.
+		const spec = await expectJson<DatasetSpec>(await call("GET", `/v1/datasets/${name}`), 200);
+		await env.DB.prepare("DELETE FROM agg_backfills WHERE dataset = ?1").bind(name).run();
+		await Promise.all(Array.from({ length: 4 }, () => ensureAggregateBackfills(env.DB, env.EVENTS_QUEUE, spec)));
+		const jobs = await env.DB.prepare("SELECT job FROM agg_backfills WHERE dataset = ?1").bind(name).all<{ job: string }>();
+		for (const { job } of jobs.results) await runQueue(EVENTS_QUEUE, [message(JSON.stringify({ v: 1, backfill: { job } }))]);
+		const got = await expectJson<{ value: Record<string, unknown> }>(await call("GET", `/v1/datasets/${name}/records/k`), 200);
+		expect(got.value.c).toBe(3);
 	});
 });
