@@ -188,7 +188,7 @@ async function historyPage(spec: DatasetSpec, args: HistoryArgs, ctx: GraphqlCon
 	const untilParam = parseTimeParam(args.until, "until");
 	checkTimeRange(since, untilParam);
 	const until = untilParam ?? Number.MAX_SAFE_INTEGER;
-	const after = args.cursor ? parseHistoryCursor(args.cursor) : undefined;
+	const after = args.cursor !== undefined && args.cursor !== null ? parseHistoryCursor(args.cursor) : undefined;
 	const page = await ctx.batch.versions(spec, args.key, { since, until, limit, after });
 	return {
 		versions: page.versions,

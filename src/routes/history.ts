@@ -53,7 +53,7 @@ mount(
 		checkTimeRange(since, untilParam);
 		const until = untilParam ?? Number.MAX_SAFE_INTEGER;
 		const cursor = c.req.query("cursor");
-		const after = cursor ? parsePageCursor(cursor) : undefined;
+		const after = cursor !== undefined ? parsePageCursor(cursor) : undefined;
 		const timing = new ServerTiming();
 		const page = await timing.measure("history", () => keyVersions(c.env.DB, spec, key, { since, until, limit, after }));
 		// The log is in D1: the tier that answered, as on every read (and GraphQL's history field).

@@ -177,7 +177,7 @@ mount(
 		const limit = parseLimit(c, DEFAULT_PAGE, MAX_PAGE);
 		const cursor = c.req.query("cursor");
 		const includeDeleted = parseFlag(c, "include_deleted");
-		const page = await listRecords(c.env.DB, name, cursor ? decodeCursor(cursor) : null, limit, includeDeleted);
+		const page = await listRecords(c.env.DB, name, cursor !== undefined ? decodeCursor(cursor) : null, limit, includeDeleted);
 		const last = page[page.length - 1];
 		return c.json({
 			records: page.map(({ key, rec }) => ({

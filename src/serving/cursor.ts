@@ -16,6 +16,12 @@ export const badCursor = () =>
 
 /** The text of a cursor this API gave out, or a bad_request naming the parameter. */
 export function decodeCursor(cursor: string): string {
+	// No page has an empty cursor: an empty one is a mistake (an unset variable), not "the first page again".
+	if (cursor === "") {
+		throw new HotpathError("bad_request", "cursor is empty: pass next_cursor from the previous page as is, or leave cursor out for the first page", {
+			errors: [{ pointer: "cursor", detail: "empty" }],
+		});
+	}
 	try {
 		const bin = atob(cursor.replaceAll("-", "+").replaceAll("_", "/"));
 		const text = new TextDecoder().decode(Uint8Array.from(bin, (ch) => ch.charCodeAt(0)));
