@@ -2,6 +2,10 @@
 import type { DatasetSpec, IngestMapping } from "../registry/spec";
 
 const MISSING = Symbol("missing");
+const OPS: readonly unknown[] = ["upsert", "patch", "delete"];
+
+/** A value as a problem names it: JSON for scalars, "an object" or "an array" otherwise. */
+const describe = (v: unknown): string => (Array.isArray(v) ? "an array" : v !== null && typeof v === "object" ? "an object" : JSON.stringify(v));
 
 /** The value at `pointer` in `doc`, or MISSING. Only own properties and array indexes are followed. */
 export function resolvePointer(doc: unknown, pointer: string): unknown {
@@ -27,10 +31,19 @@ export function mapRecord(record: unknown, spec: DatasetSpec, mapping: IngestMap
 	if (record === null || typeof record !== "object" || Array.isArray(record)) return "a record must be a JSON object";
 	const key = resolvePointer(record, mapping.key);
 	if (key === MISSING) return `no key at ${mapping.key || '""'} (ingest.key)`;
+	// Said here, with the pointer: the event's own message would send the shipper to a value field that ingest never reads.
+	if (!((typeof key === "string" && key !== "") || (typeof key === "number" && Number.isSafeInteger(key)))) {
+		return `the key at ${mapping.key || '""'} (ingest.key) must be a non-empty string or an integer, not ${describe(key)}`;
+	}
 	const event: Record<string, unknown> = { dataset: spec.name, key, op: "upsert" };
 	if (mapping.op !== undefined) {
+		// null is no op, as a missing one (and as the bridge reads a message's op): an upsert.
 		const op = resolvePointer(record, mapping.op);
-		if (op !== MISSING) event.op = op;
+		if (op !== MISSING && op !== null) {
+			if (typeof op !== "string" || !OPS.includes(op))
+				return `the op at ${mapping.op || '""'} (ingest.op) must be upsert, patch or delete, not ${describe(op)}`;
+			event.op = op;
+		}
 	}
 	if (mapping.event_time !== undefined) {
 		const t = resolvePointer(record, mapping.event_time);

@@ -86,4 +86,30 @@ describe("POST /v1/datasets/:name/ingest", () => {
 		await expectProblem(await ingest(ds, ""), 400);
 		await expectProblem(await ingest(ds, JSON.stringify([{ user: {} }]), "application/json"), 400);
 	});
+
+	it("a key that is no string or integer is rejected naming its pointer (not 'user_id in value', which ingest never reads); a null op is an upsert, as a missing one", async () => {
+		const ds = await createDataset(spec as never);
+		const u = uniqueName("u");
+		const now = Date.now();
+		const lines = [
+			{ user: { id: 1.5 }, ts: now },
+			{ user: { id: true }, ts: now },
+			{ user: { id: "" }, ts: now },
+			{ user: { id: null }, ts: now },
+			{ user: { id: { a: 1 } }, ts: now },
+			{ user: { id: u }, ts: now, action: null, http: { status: 201 } },
+			{ user: { id: `${u}_n` }, ts: now, action: 7 },
+		].map((r) => JSON.stringify(r));
+		const res = await expectJson<IngestResult>(await ingest(ds, lines.join("\n")), 202);
+		expect(res.accepted).toBe(1);
+		expect(res.rejected).toEqual([
+			{ index: 0, error: "the key at /user/id (ingest.key) must be a non-empty string or an integer, not 1.5" },
+			{ index: 1, error: "the key at /user/id (ingest.key) must be a non-empty string or an integer, not true" },
+			{ index: 2, error: 'the key at /user/id (ingest.key) must be a non-empty string or an integer, not ""' },
+			{ index: 3, error: "the key at /user/id (ingest.key) must be a non-empty string or an integer, not null" },
+			{ index: 4, error: "the key at /user/id (ingest.key) must be a non-empty string or an integer, not an object" },
+			{ index: 6, error: "the op at /action (ingest.op) must be upsert, patch or delete, not 7" },
+		]);
+		expect(JSON.parse((await waitForD1(ds, u)).value ?? "null")).toEqual({ status: 201 });
+	});
 });
