@@ -102,6 +102,12 @@ const INCOMPLETE_BULK = (done: string) => `D1 refused the query: only the dead l
 function filterOf(c: Context<AppEnv>, principal: Principal, defLimit: number, maxLimit: number) {
 	const limit = parseLimit(c, defLimit, maxLimit);
 	const dataset = c.req.query("dataset");
+	// An empty name is a mistake (an unset variable), not a dataset with no letters: a purge must not answer "purged 0" for it.
+	if (dataset === "") {
+		throw new HotpathError("bad_request", "dataset is empty: give a dataset name, or leave dataset out for every dataset", {
+			errors: [{ pointer: "dataset", detail: "empty" }],
+		});
+	}
 	if (dataset !== undefined) assertDatasets(principal, [dataset]);
 	return { within: principal.datasets, dataset, limit };
 }
