@@ -118,7 +118,13 @@ mount(
 		const opts = { maxStalenessS: parseMaxStaleness(body.max_staleness, "/max_staleness"), ifStale: parseIfStale(body.if_stale) };
 		// Current reads go through the tiers in one pass; point-in-time reads come from the event log.
 		const current = requests.filter((r) => r.asOf === undefined);
-		const result = current.length ? await lookupRecords(c.get("services").reader, current, opts, ctx) : { results: [], tiers: [] as TierName[] };
+		const result = current.length
+			? await lookupRecords(c.get("services").reader, current, opts, ctx).catch((e: unknown) => {
+					// A lookup no tier could answer (a 503) still says which tiers it tried, and for how long.
+					c.header("server-timing", ctx.timing.header);
+					throw e;
+				})
+			: { results: [], tiers: [] as TierName[] };
 		// Every point-in-time request in one read of the log per dataset, whatever its time (a join's rows each have their own).
 		const pastReads = requests.flatMap((r, i) => (r.asOf === undefined ? [] : [{ i, req: r, asOf: r.asOf }]));
 		const pastViews = pastReads.length ? await ctx.timing.measure("history", () => lookupsAsOf(c.env.DB, pastReads, opts)) : [];

@@ -90,7 +90,13 @@ mount(
 		}
 
 		const ctx = readContext(c);
-		const { results, served, tiers } = await lookupRecords(services.reader, [{ spec, keys: [key], fields }], { maxStalenessS, ifStale }, ctx);
+		const { results, served, tiers } = await lookupRecords(services.reader, [{ spec, keys: [key], fields }], { maxStalenessS, ifStale }, ctx).catch(
+			(e: unknown) => {
+				// A read no tier could answer (a 503) still says which tiers it tried, and for how long.
+				c.header("server-timing", ctx.timing.header);
+				throw e;
+			},
+		);
 		const view = results[0]?.records[0];
 		const copy = served[0]?.[0];
 		if (!view || !copy) throw new Error("unreachable: one key was asked for");

@@ -2,7 +2,20 @@
 import { describe, expect, it } from "vitest";
 import { decodeRecord, recordCacheKey } from "../../src/storage/cached-record";
 import { RedisStore } from "../../src/storage/redis";
-import { call, createDataset, env, eventually, expectJson, getRecord, postEvents, type RecordBody, uniqueName, waitForRecord } from "./helpers";
+import {
+	call,
+	createDataset,
+	env,
+	eventually,
+	expectJson,
+	expectProblem,
+	getRecord,
+	postEvents,
+	type RecordBody,
+	seedD1,
+	uniqueName,
+	waitForRecord,
+} from "./helpers";
 
 const redisEnv = env as unknown as { UPSTASH_REDIS_REST_URL: string; UPSTASH_REDIS_REST_TOKEN: string };
 const inRedis = async (ds: string, key: string) =>
@@ -81,5 +94,24 @@ describe("rebuild: D1 alone refills every tier", () => {
 			what: "reads of the edited value",
 			timeoutMs: 20_000,
 		});
+	});
+});
+
+describe("Server-Timing names every tier a read touched, on a 503 too", () => {
+	it("a read no tier could answer (D1 refusing) says which tiers it tried and how long each took", async () => {
+		const ds = await createDataset({ key: "id", fields: { n: "int" } });
+		await seedD1(ds, "cold", { n: 1 });
+		await env.DB.prepare("ALTER TABLE records RENAME TO records_away").run();
+		try {
+			const res = await getRecord(ds, "cold");
+			await expectProblem(res, 503);
+			const timing = res.headers.get("server-timing") ?? "";
+			for (const tier of ["l0", "redis", "kv", "d1"]) expect(timing).toMatch(new RegExp(`(^|, )${tier};dur=`));
+			const lookup = await call("POST", "/v1/lookup", { json: { requests: [{ dataset: ds, keys: ["cold"] }] } });
+			await expectProblem(lookup, 503);
+			expect(lookup.headers.get("server-timing") ?? "").toMatch(/(^|, )d1;dur=/);
+		} finally {
+			await env.DB.prepare("ALTER TABLE records_away RENAME TO records").run();
+		}
 	});
 });
