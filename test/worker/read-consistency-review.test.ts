@@ -1,5 +1,7 @@
 /** Hostile review of the read path and the consistency rules: each test here failed before its fix. */
 import { describe, expect, it } from "vitest";
+import { CircuitBreaker } from "../../src/serving/breaker";
+import { RedisTier } from "../../src/serving/redis-tier";
 import { decodeRecord, recordCacheKey } from "../../src/storage/cached-record";
 import { RedisStore } from "../../src/storage/redis";
 import {
@@ -94,6 +96,30 @@ describe("rebuild: D1 alone refills every tier", () => {
 			what: "reads of the edited value",
 			timeoutMs: 20_000,
 		});
+	});
+});
+
+describe("Redis's version guard with a refill of what D1 holds", () => {
+	it("a fill (or the consumer) of the same revision never replaces a copy; a refill replaces one that differs, never a newer one", async () => {
+		const tier = new RedisTier(
+			new RedisStore(redisEnv.UPSTASH_REDIS_REST_URL, redisEnv.UPSTASH_REDIS_REST_TOKEN),
+			new CircuitBreaker(3, 500),
+			1000,
+			2,
+			1000,
+			3600,
+		);
+		const ds = uniqueName("guard");
+		const ck = recordCacheKey(ds, "k");
+		const copy = (r: number, n: number) => ({ v: { n }, t: 1000, i: "e", r });
+		expect(await tier.write([{ ck, rec: copy(3, 1), ttlSeconds: 60 }])).toBe(1);
+		expect(await tier.write([{ ck, rec: copy(3, 2), ttlSeconds: 60 }])).toBe(0);
+		expect(await tier.write([{ ck, rec: copy(3, 2), ttlSeconds: 60, dataset: ds }])).toBe(0);
+		expect((await inRedis(ds, "k"))?.v).toEqual({ n: 1 });
+		expect(await tier.write([{ ck, rec: copy(3, 1), ttlSeconds: 60, dataset: ds, fromD1: true }])).toBe(0); // the same copy: nothing to do
+		expect(await tier.write([{ ck, rec: copy(2, 9), ttlSeconds: 60, dataset: ds, fromD1: true }])).toBe(0); // older: never
+		expect(await tier.write([{ ck, rec: copy(3, 2), ttlSeconds: 60, dataset: ds, fromD1: true }])).toBe(1);
+		expect((await inRedis(ds, "k"))?.v).toEqual({ n: 2 });
 	});
 });
 
