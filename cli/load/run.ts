@@ -187,7 +187,9 @@ async function loadFile(o: LoadOptions, file: string, stat: Stats, note: (messag
 		});
 		// A header naming a column twice fails the reader at its first row: said here, before a checkpoint that --resume could not use.
 		const seen = new Set<string>();
-		for (const name of columns) {
+		for (const [i, name] of columns.entries()) {
+			// A column without a name (a trailing comma) made every row a rejection reading ": unknown field".
+			if (name === "") throw new UsageError(`${path.basename(o.file)}: column ${i + 1} of the header has no name (a trailing comma?); name it or remove it`);
 			if (seen.has(name)) throw new UsageError(`${path.basename(o.file)}: the header names column "${name}" twice`);
 			seen.add(name);
 		}

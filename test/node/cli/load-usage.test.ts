@@ -44,3 +44,20 @@ describe("a CSV header naming a column twice", () => {
 		expect(existsSync(`${csv}.hotpath-load.json`)).toBe(false);
 	}, 60_000);
 });
+
+describe("a CSV header with a column without a name", () => {
+	// A trailing comma (`id,score,`) made every row a rejection reading ": unknown field", naming nothing.
+	it("is bad usage before any request, naming the column's position", async () => {
+		for (const [name, text, at] of [
+			["trailing.csv", "id,score,\na,1,\n", 3],
+			["middle.csv", 'id,"",score\na,,1\n', 2],
+		] as const) {
+			const csv = path.join(dir, name);
+			writeFileSync(csv, text);
+			const run = await runCli([...nowhere, "load", "d", csv]);
+			expect({ name, code: run.code }).toEqual({ name, code: 2 });
+			expect(run.stderr).toContain(`${name}: column ${at} of the header has no name`);
+			expect(existsSync(`${csv}.hotpath-load.json`)).toBe(false);
+		}
+	}, 60_000);
+});
