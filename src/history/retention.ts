@@ -15,11 +15,13 @@ import { foldEntries } from "./fold";
 
 export const DAY_MS = 86_400_000;
 const CHUNK = 2000;
-/** Chunks per step of a prune: 100,000 entries, about 330 D1 statements (6 a chunk, and the bisection) of the 1,000 an invocation may make. */
+/** Chunks per step of a prune: 100,000 entries, about 380 D1 statements (7 a chunk, and the bisection) of the 1,000 an invocation may make. */
 export const PRUNE_CHUNKS_PER_STEP = 50;
 const PRUNE_LEASE = "event-log-prune";
 /** How long a step holds the prune lease (each chunk extends it): past it, a cron run takes over from a step that died. */
 export const PRUNE_LEASE_MS = 10 * 60_000;
+/** The most bytes of logged values a chunk reads at once (a Worker has 128 MB; 2,000 large records could pass it). */
+export const PRUNE_CHUNK_BYTES = 16 * 1024 * 1024;
 
 export interface PruneResult {
 	pruned: number;
@@ -82,6 +84,7 @@ export async function pruneEventLog(
 	now = Date.now(),
 	maxChunks = PRUNE_CHUNKS_PER_STEP,
 	guard: () => D1PreparedStatement[] = () => [],
+	maxBytes = PRUNE_CHUNK_BYTES,
 ): Promise<PruneResult> {
 	const bounds = await logBounds(db);
 	if (!bounds) return { pruned: 0, more: false };
@@ -97,7 +100,7 @@ export async function pruneEventLog(
 	let pruned = 0;
 	let more = false;
 	for (let i = 0; i < maxChunks; i++) {
-		const entries = await pruneCandidates(db, cutoffs, defaultCutoff, maxSeq, CHUNK);
+		const { entries, more: left } = await pruneCandidates(db, cutoffs, defaultCutoff, maxSeq, CHUNK, maxBytes);
 		if (!entries.length) break;
 		const byKey = new Map<string, typeof entries>();
 		for (const e of entries) {
@@ -122,7 +125,7 @@ export async function pruneEventLog(
 			guard(),
 		);
 		pruned += entries.length;
-		if (entries.length < CHUNK) break;
+		if (!left) break;
 		more = i === maxChunks - 1;
 	}
 	if (pruned) log.info("pruned the event log", { pruned, max_seq: maxSeq, more });

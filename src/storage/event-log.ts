@@ -123,21 +123,42 @@ export async function foldInputsAsOf(db: D1Database, dataset: string, pairs: rea
 
 // Entries up to `?2` (seq) whose dataset's cutoff (?1: {dataset: epoch ms}, else ?3) both their
 // event_time and their application precede: an id stays deduplicated for at least the retention.
-const PRUNE_CANDIDATES = `SELECT l.seq, l.dataset, l.key, l.event_time, l.event_id, l.op, l.value FROM event_log AS l
+// First their seqs and value sizes only; then the values of as many as fit the caller's budget.
+const PRUNE_CANDIDATES = `SELECT l.seq, coalesce(length(CAST(l.value AS BLOB)), 0) AS bytes FROM event_log AS l
 WHERE l.seq <= ?2 AND l.applied_at < coalesce(json_extract(?1, '$."' || l.dataset || '"'), ?3)
   AND l.event_time < coalesce(json_extract(?1, '$."' || l.dataset || '"'), ?3)
 ORDER BY l.seq LIMIT ?4`;
+const ENTRIES_BY_SEQ = `SELECT l.seq, l.dataset, l.key, l.event_time, l.event_id, l.op, l.value FROM json_each(?1) AS s
+  CROSS JOIN event_log AS l ON l.seq = s.value ORDER BY l.seq`;
 
-/** Up to `limit` entries past their dataset's cutoff, among seq <= `maxSeq`, oldest first. */
+/**
+ * Up to `limit` entries past their dataset's cutoff, among seq <= `maxSeq`, oldest first, whose
+ * values come to at most `maxBytes` (at least one entry, whatever its size): a chunk of large
+ * records is read in parts, not all into a Worker's memory at once. `more` says whether entries
+ * past the cutoff may be left (the limit or the budget stopped the chunk).
+ */
 export async function pruneCandidates(
 	db: D1Database,
 	cutoffs: Record<string, number>,
 	defaultCutoff: number,
 	maxSeq: number,
 	limit: number,
-): Promise<(LogEntry & { seq: number; dataset: string; key: string })[]> {
-	const { results } = await db.prepare(PRUNE_CANDIDATES).bind(JSON.stringify(cutoffs), maxSeq, defaultCutoff, limit).all<LogRow & { seq: number }>();
-	return results.map((r) => ({
+	maxBytes = Number.POSITIVE_INFINITY,
+): Promise<{ entries: (LogEntry & { seq: number; dataset: string; key: string })[]; more: boolean }> {
+	const { results: sizes } = await db
+		.prepare(PRUNE_CANDIDATES)
+		.bind(JSON.stringify(cutoffs), maxSeq, defaultCutoff, limit)
+		.all<{ seq: number; bytes: number }>();
+	const seqs: number[] = [];
+	let bytes = 0;
+	for (const s of sizes) {
+		if (seqs.length && bytes + s.bytes > maxBytes) break;
+		seqs.push(s.seq);
+		bytes += s.bytes;
+	}
+	if (!seqs.length) return { entries: [], more: false };
+	const { results } = await db.prepare(ENTRIES_BY_SEQ).bind(JSON.stringify(seqs)).all<LogRow & { seq: number }>();
+	const entries = results.map((r) => ({
 		seq: r.seq,
 		dataset: r.dataset,
 		key: r.key,
@@ -146,6 +167,7 @@ export async function pruneCandidates(
 		op: r.op,
 		value: r.value === null ? null : (JSON.parse(r.value) as Record<string, unknown>),
 	}));
+	return { entries, more: sizes.length === limit || seqs.length < sizes.length };
 }
 
 /** The bases of some keys (the state of their pruned events). */

@@ -194,3 +194,35 @@ describe("two PUTs adding the same aggregate at once", () => {
 		expect(got.value.c).toBe(3);
 	});
 });
+
+describe("a prune chunk of large records", () => {
+	it("reads at most its byte budget of values at once (a Worker has 128 MB), and goes on in further chunks until the log is pruned", async () => {
+		const ds = await createDataset({ key: "id", fields: { text: "string" }, history_days: 1 } as never);
+		const now = Date.now();
+		const t = now - 3 * DAY_MS;
+		const lowest = (await env.DB.prepare("SELECT coalesce(min(seq), 0) AS s FROM event_log").first<{ s: number }>())?.s ?? 0;
+		// 24 entries of a quarter of a (small) budget each: six budgets' worth, where a chunk takes 2,000 entries.
+		const budget = 400_000;
+		const size = budget / 4 - 100;
+		for (let i = 0; i < 24; i++) {
+			await env.DB.prepare(
+				"INSERT INTO event_log (seq, dataset, key, event_time, event_id, op, value, applied_at) VALUES (?1, ?2, ?3, ?4, ?5, 'upsert', ?6, ?4)",
+			)
+				.bind(lowest - 1 - i, ds, `k${i % 3}`, t + i, `e${String(i).padStart(2, "0")}`, JSON.stringify({ text: `${i}:${"x".repeat(size)}` }))
+				.run();
+		}
+		const spec = await expectJson<DatasetSpec>(await call("GET", `/v1/datasets/${ds}`), 200);
+		const first = await pruneEventLog(env.DB, new Map([[ds, spec]]), now, 1, undefined, budget);
+		// One chunk of the step: within the budget, and it says there is more.
+		expect(first.pruned).toBeGreaterThan(0);
+		expect(first.pruned).toBeLessThanOrEqual(4);
+		expect(first.more).toBe(true);
+		const rest = await pruneEventLog(env.DB, new Map([[ds, spec]]), now, 50, undefined, budget);
+		expect(first.pruned + rest.pruned).toBe(24);
+		const left = await env.DB.prepare("SELECT count(*) AS n FROM event_log WHERE dataset = ?1").bind(ds).first<{ n: number }>();
+		expect(left?.n).toBe(0);
+		// Each key's base is the newest of its entries (upserts, in event_time order).
+		const past = await expectJson<{ value: { text: string } }>(await call("GET", `/v1/datasets/${ds}/records/k1?as_of=${now - 1000}`), 200);
+		expect(past.value.text.startsWith("22:")).toBe(true);
+	});
+});
