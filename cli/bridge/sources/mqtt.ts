@@ -55,6 +55,11 @@ export class MqttSource implements Source<MqttDelivery> {
 			customHandleAcks: (topic, payload, packet: IPublishPacket, done) => this.onMessage(topic, payload, packet, done),
 		});
 		this.client = client;
+		// mqtt.js hands a QoS 0 message (a publisher's QoS 0 is delivered at QoS 0) only to 'message'
+		// listeners, never to customHandleAcks; it has nothing to acknowledge. QoS 1 comes through customHandleAcks.
+		client.on("message", (topic, payload, packet) => {
+			if (packet.qos === 0) this.onMessage(topic, payload, packet, () => {});
+		});
 		client.on("connect", () => {
 			this.connection++;
 		});

@@ -123,4 +123,22 @@ describe("mqtt source", () => {
 		await eventually(async () => ((await bridge.metrics()).sources.sensors?.acked === 300 ? true : undefined));
 		expect(await bridge.stop()).toBe(0);
 	}, 60_000);
+
+	it("delivers messages published with QoS 0 too (the broker hands them over at QoS 0, with nothing to acknowledge)", async () => {
+		// mqtt.js hands QoS 0 messages only to 'message' listeners, never to customHandleAcks: the bridge dropped every one.
+		const t = newTopic();
+		const bridge = await spawnBridge(config(t), scratch.dir, ["sensors"]);
+		for (let i = 0; i < 5; i++) await publisher.publishAsync(`${t.base}/temp`, JSON.stringify({ sensor: `q${i}`, celsius: i }), { qos: 0 });
+		await publisher.publishAsync(`${t.base}/temp`, JSON.stringify({ sensor: "q-one", celsius: 1 }), { qos: 1 });
+		await eventually(() => (fake.ids().size === 6 ? true : undefined), 20_000, "6 events");
+		expect(
+			fake.events
+				.filter((e) => e.key.startsWith("q"))
+				.map((e) => e.key)
+				.sort(),
+		).toEqual(["q-one", "q0", "q1", "q2", "q3", "q4"]);
+		await eventually(async () => ((await bridge.metrics()).sources.sensors?.pending === 0 ? true : undefined));
+		expect((await bridge.metrics()).sources.sensors).toMatchObject({ received: 6, sent: 6, acked: 6, rejected: 0 });
+		expect(await bridge.stop()).toBe(0);
+	}, 60_000);
 });
