@@ -160,10 +160,27 @@ export const nonEmptyListOption =
  */
 export const fieldsOption = nonEmptyListOption("field names", " (leave the option out for every field)");
 
-/** A time option: epoch ms when it is all digits, else RFC 3339 text as given. */
+/** RFC 3339 as the server takes it: a date, a time and an offset (Z or +hh:mm). */
+const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
+/** The latest epoch ms a Date holds. */
+const MAX_TIME_MS = 8_640_000_000_000_000;
+
+/**
+ * A time option: epoch ms when it is all digits, else RFC 3339 text as given. What the server would
+ * refuse is bad usage here: Date.parse alone took a date without a time ("2026-01-01"), a time
+ * without an offset, "Jan 1 2026" or "-5", and rolled "2026-02-30" over to March.
+ */
 export const timeOption = (raw: string): string | number => {
-	if (/^\d+$/.test(raw)) return Number(raw);
-	if (Number.isNaN(Date.parse(raw))) throw new InvalidArgumentError("expected RFC 3339 (2026-01-02T03:04:05Z) or epoch milliseconds");
+	const bad = () => new InvalidArgumentError("expected RFC 3339 with an offset (2026-01-02T03:04:05Z) or epoch milliseconds");
+	if (/^\d+$/.test(raw)) {
+		if (Number(raw) > MAX_TIME_MS) throw new InvalidArgumentError(`${raw} is past the latest time there is (${new Date(MAX_TIME_MS).toISOString()})`);
+		return Number(raw);
+	}
+	const m = RFC3339.exec(raw);
+	if (!m || Number.isNaN(Date.parse(raw))) throw bad();
+	const [, y, mo, d, h, mi, s] = m.map(Number) as number[];
+	const day = new Date(Date.UTC(y as number, (mo as number) - 1, d));
+	if (day.getUTCMonth() !== (mo as number) - 1 || day.getUTCDate() !== d || (h as number) > 23 || (mi as number) > 59 || (s as number) > 59) throw bad();
 	return raw;
 };
 
