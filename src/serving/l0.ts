@@ -75,10 +75,14 @@ export class L0Cache {
 		if (at > e.syncedAt) e.syncedAt = at;
 	}
 
-	/** The entry at any age: for serving a marked-stale copy when every other tier has failed. */
+	/**
+	 * The entry at any age: for serving a marked-stale copy when every other tier has failed. Only a
+	 * copy with a value: a miss or a tombstone would be answered as not found (a 404), which cannot
+	 * say it came from a stale copy, and the key may have been written since.
+	 */
 	lastResort(ck: string): { rec: CachedRecord; syncedAt: number } | undefined {
 		const e = this.lru.peek(ck);
-		return e && e.rec.r > 0 ? { rec: e.rec, syncedAt: e.syncedAt } : undefined;
+		return e && e.rec.r > 0 && e.rec.v !== null ? { rec: e.rec, syncedAt: e.syncedAt } : undefined;
 	}
 
 	/**

@@ -1,7 +1,14 @@
 /** Hostile review of the read path and the consistency rules: each test here failed before its fix. */
 import { describe, expect, it } from "vitest";
+import { ServerTiming } from "../../src/observability/timing";
+import type { DatasetSpec } from "../../src/registry/spec";
 import { CircuitBreaker } from "../../src/serving/breaker";
+import { L0Cache } from "../../src/serving/l0";
+import { lookupRecords } from "../../src/serving/lookup";
+import { TieredReader } from "../../src/serving/reader";
 import { RedisTier } from "../../src/serving/redis-tier";
+import { TierStats } from "../../src/serving/stats";
+import type { Found, RecordRef, Tier } from "../../src/serving/tier";
 import { decodeRecord, recordCacheKey } from "../../src/storage/cached-record";
 import { RedisStore } from "../../src/storage/redis";
 import {
@@ -139,5 +146,42 @@ describe("Server-Timing names every tier a read touched, on a 503 too", () => {
 		} finally {
 			await env.DB.prepare("ALTER TABLE records_away RENAME TO records").run();
 		}
+	});
+});
+
+/** A tier that is down: every call fails (the reader's fallback policy is under test, not storage). */
+class DownTier implements Tier {
+	constructor(
+		readonly name: "redis" | "kv" | "d1",
+		readonly maxLagMs: number,
+	) {}
+	available() {
+		return true;
+	}
+	async getMany(_refs: RecordRef[]): Promise<Found> {
+		throw new Error(`${this.name} is down`);
+	}
+	async fill() {}
+}
+
+describe("a last-resort copy is served only marked stale", () => {
+	it("a tombstone L0 kept is no last resort: when every tier fails, a deleted key is a 503, not a 404 that cannot say it is stale", async () => {
+		const spec: DatasetSpec = { name: "ds", key: "id", fields: { x: { type: "int" } }, ttl_seconds: 3600, history_days: 7 };
+		const l0 = new L0Cache(10, 10, 10, 10);
+		const reader = new TieredReader(l0, [new DownTier("redis", 1000), new DownTier("kv", 60_000), new DownTier("d1", 0)], new TierStats(), {
+			redis: 100,
+			kv: 100,
+			d1: 100,
+		});
+		const now = Date.now();
+		// The key was deleted (a tombstone) 30 s before D1 went down; it may have been written again since.
+		l0.set(recordCacheKey("ds", "gone"), { v: null, t: now - 60_000, i: "d", r: 2 }, now - 30_000, now - 30_000);
+		l0.set(recordCacheKey("ds", "here"), { v: { x: 1 }, t: now - 60_000, i: "u", r: 1 }, now - 30_000, now - 30_000);
+		const ctx = { timing: new ServerTiming(), waitUntil: () => {} };
+		const ok = await lookupRecords(reader, [{ spec, keys: ["here"] }], { ifStale: "serve", maxStalenessS: 120 }, ctx);
+		expect(ok.results[0]?.records[0]).toMatchObject({ status: "stale", value: { x: 1 } });
+		await expect(lookupRecords(reader, [{ spec, keys: ["gone"] }], { ifStale: "serve", maxStalenessS: 120 }, ctx)).rejects.toMatchObject({
+			code: "unavailable",
+		});
 	});
 });
