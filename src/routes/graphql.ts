@@ -155,7 +155,7 @@ mount(
 		try {
 			text = await readBodyText(c);
 		} catch (e) {
-			if (e instanceof HotpathError) return respond(c, e.message, "POST");
+			if (e instanceof HotpathError && e.code === "bad_request") return respond(c, e.message, "POST");
 			throw e;
 		}
 		let raw: unknown;

@@ -101,7 +101,7 @@ const problemText: Record<ErrorCode, string> = {
 	conflict: "An incompatible change, listing every reason",
 	payload_too_large: "The body is over this route's byte limit (checked before it is read) or holds too many items",
 	uri_too_long: "The query string is over this route's byte limit (checked before it is read)",
-	unsupported_media_type: "Content-Type is neither JSON nor NDJSON",
+	unsupported_media_type: "Content-Type is neither JSON nor NDJSON, or the body has a Content-Encoding (bodies are read as sent, uncompressed)",
 	rate_limited: "The key's rate_limit is used up; Retry-After says when to retry",
 	unavailable:
 		"No tier could answer, or the queue or D1 refused (while D1 is down, a key this isolate has not seen cannot be checked); Retry-After says when to retry",
@@ -114,7 +114,9 @@ const problemText: Record<ErrorCode, string> = {
  * every route); pass the other codes it can give.
  */
 export function problems(...codes: ErrorCode[]): RouteConfig["responses"] {
-	return problemResponses(["unauthorized", "rate_limited", "unavailable", ...codes]);
+	// A route that takes a body (it has a byte limit) refuses one with a Content-Encoding: 415.
+	const bodyCodes: ErrorCode[] = codes.includes("payload_too_large") ? ["unsupported_media_type"] : [];
+	return problemResponses(["unauthorized", "rate_limited", "unavailable", ...codes, ...bodyCodes]);
 }
 
 /** Problem responses for a route that takes no key: 400 (a query parameter given twice) and `codes`. */

@@ -129,11 +129,19 @@ function firstNonUtf8Byte(b: Uint8Array): number {
 }
 
 /**
- * The body as text. JSON and NDJSON are UTF-8: a body in another encoding (Latin-1, say) is a 400
+ * The body as text, as sent (a Content-Encoding other than identity is a 415). JSON and NDJSON are UTF-8: a body in another encoding (Latin-1, say) is a 400
  * naming the first byte that is not UTF-8, never text with U+FFFD in place of its bytes (which
  * would store "caf\uFFFD" for a Latin-1 "café", and make distinct keys collide).
  */
 export async function readBodyText(c: Context): Promise<string> {
+	// Bodies are read as sent: a compressed one would otherwise be "not UTF-8 at byte 1", which does not say what to change.
+	const coding = c.req.header("content-encoding")?.trim();
+	if (coding && coding.toLowerCase() !== "identity") {
+		throw new HotpathError(
+			"unsupported_media_type",
+			`Content-Encoding ${coding.slice(0, 40)} is not supported: send the body uncompressed (turn off the sender's compression)`,
+		);
+	}
 	const bytes = new Uint8Array(await c.req.arrayBuffer());
 	try {
 		return utf8.decode(bytes);
