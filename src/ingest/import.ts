@@ -141,6 +141,16 @@ export async function importRows(
 		else unchanged++;
 	}
 	rejected.sort((a, b) => a.index - b.index);
-	await refreshCaches(services, result.applied, []);
+	try {
+		await refreshCaches(services, result.applied, []);
+	} catch (e) {
+		// D1 has the rows, but a cache tier could be neither written nor handed a refresh: say so, as
+		// an outage (the caller may resend: rows apply once), never as a server fault.
+		throw new HotpathError(
+			"unavailable",
+			`the rows were applied to D1 (${imported} imported, ${unchanged} unchanged, ${rejected.length} rejected), but the cache tiers could not be brought up to them nor a refresh queued (${String((e as Error).message ?? e)}); cached copies of these keys may lag until they expire. Resending is safe for rows with _id or _event_time, or with the same Idempotency-Key`,
+			{ retryAfterSeconds: 1 },
+		);
+	}
 	return { imported, unchanged, rejected };
 }

@@ -111,3 +111,33 @@ describe("import rows and names starting with _", () => {
 		}
 	});
 });
+
+describe("an import whose cache refresh can be neither done nor queued", () => {
+	it("is a 503 unavailable saying the rows are in D1, not a server fault", async () => {
+		const { env } = await import("cloudflare:test");
+		const { servicesFor } = await import("../../src/services");
+		const { importRows } = await import("../../src/ingest/import");
+		const { HotpathError } = await import("../../src/errors");
+		const { RedisTier } = await import("../../src/serving/redis-tier");
+		const { RedisStore } = await import("../../src/storage/redis");
+		const { CircuitBreaker } = await import("../../src/serving/breaker");
+		const ds = await createDataset({ key: "user_id", fields: { age: "int" }, ttl_seconds: 3600 });
+		const base = servicesFor(env as never);
+		// Nothing listens on port 1: every Redis write fails; and the queue refuses the refresh.
+		const deadRedis = new RedisTier(new RedisStore("http://127.0.0.1:1", "t"), new CircuitBreaker(3, 500), 1000, 2, 200, 3600);
+		const refusing = {
+			send: async () => Promise.reject(new Error("queue over its limit")),
+			sendBatch: async () => Promise.reject(new Error("queue over its limit")),
+		};
+		const services = { ...base, redis: deadRedis, env: { ...base.env, EVENTS_QUEUE: refusing as unknown as Queue<unknown> } };
+		const err = await importRows(services, await base.registry.require(ds), [{ index: 0, raw: { user_id: "k1", age: 7 } }], { principalId: "p" }).catch(
+			(e) => e,
+		);
+		expect(err).toBeInstanceOf(HotpathError);
+		expect((err as InstanceType<typeof HotpathError>).code).toBe("unavailable");
+		expect((err as Error).message).toMatch(/applied to D1 \(1 imported, 0 unchanged, 0 rejected\)/);
+		// The row is in D1 all the same.
+		const row = await env.DB.prepare("SELECT value FROM records WHERE dataset = ?1 AND key = 'k1'").bind(ds).first<{ value: string }>();
+		expect(JSON.parse(row?.value ?? "null")).toEqual({ age: 7 });
+	});
+});
