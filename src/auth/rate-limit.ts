@@ -34,11 +34,15 @@ export class RateLimiter {
 		const now = this.now();
 		const rate = limit.requests / (limit.period_seconds * 1000);
 		let b = this.buckets.get(p.id);
-		if (!b) {
-			if (this.buckets.size >= this.maxKeys) this.buckets.clear();
+		if (b) {
+			// Kept in order of use, so the bucket dropped past the bound is the least recently used
+			// (most likely refilled already), never every key's budget at once.
+			this.buckets.delete(p.id);
+		} else {
+			if (this.buckets.size >= this.maxKeys) this.buckets.delete(this.buckets.keys().next().value as string);
 			b = { tokens: limit.requests, at: now };
-			this.buckets.set(p.id, b);
 		}
+		this.buckets.set(p.id, b);
 		b.tokens = Math.min(limit.requests, b.tokens + (now - b.at) * rate);
 		b.at = now;
 		if (b.tokens < 1) return { ok: false, retryAfterSeconds: Math.max(1, Math.ceil((1 - b.tokens) / rate / 1000)) };
