@@ -205,7 +205,8 @@ mount(
 		}
 		const query = c.req.query("query");
 		if (query === undefined && (c.req.header("accept") ?? "").includes("text/html")) {
-			return c.html(GRAPHIQL_HTML, 200, { "cache-control": "public, max-age=300" });
+			// The same URL answers API GETs: a shared cache must key the page on Accept, or it could hand the HTML to a client asking for JSON.
+			return c.html(GRAPHIQL_HTML, 200, { "cache-control": "public, max-age=300", vary: "Accept" });
 		}
 		// As requireScope("read"), inline: GraphiQL above needs no key.
 		const principal = await authenticate(c.get("services"), c.req.header("authorization"));

@@ -495,6 +495,8 @@ describe("HTTP", () => {
 		const html = await res.text();
 		expect(html).toMatch(/<script crossorigin src="https:\/\/unpkg\.com\/graphiql@3\/graphiql\.min\.js"><\/script>/);
 		expect(html).toContain("GraphiQL.createFetcher");
+		// The URL also answers API GETs: a shared cache must not hand this page to a client asking for JSON.
+		expect(res.headers.get("vary") ?? "").toMatch(/\baccept\b/i);
 	});
 
 	it("is in the OpenAPI document", async () => {
