@@ -35,7 +35,8 @@ const lookupSchema = z
 					.strict(),
 			)
 			.min(1),
-		max_staleness: z.number().nonnegative().optional(),
+		// null as for as_of: none (a client's None or undefined serialised), the dataset's ttl_seconds bounds the read.
+		max_staleness: z.number().nonnegative().nullable().optional(),
 		if_stale: z.enum(["serve", "omit"]).optional(),
 		as_of: asOfSchema.nullable().optional().openapi({
 			description:

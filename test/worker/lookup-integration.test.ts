@@ -125,6 +125,18 @@ describe("POST /v1/lookup", () => {
 				200,
 			);
 			expect(body.results.map((r) => r.records[0]?.status)).toEqual(["stale", "present"]);
+			// max_staleness: null is none, as as_of: null is (a client's None serialised), not a 400.
+			const withNull = await expectJson<LookupBody>(
+				await lookup({
+					requests: [
+						{ dataset: short, keys: ["s"] },
+						{ dataset: users, keys: ["u1"] },
+					],
+					max_staleness: null,
+				}),
+				200,
+			);
+			expect(withNull.results.map((r) => r.records[0]?.status)).toEqual(["stale", "present"]);
 		});
 
 		it("reads what POST /v1/events ingested", async () => {
