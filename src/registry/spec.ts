@@ -259,7 +259,9 @@ export function checkFieldValue(f: FieldSpec, v: unknown): string | null {
 			return Array.isArray(v) && v.every(isFiniteNumber) ? null : "expected an array of finite numbers";
 		case "vector":
 			if (!Array.isArray(v) || !v.every(isFiniteNumber)) return `expected an array of ${f.dim} finite numbers`;
-			return v.length === f.dim ? null : `expected ${f.dim} numbers, got ${v.length}`;
+			if (v.length !== f.dim) return `expected ${f.dim} numbers, got ${v.length}`;
+			// Vectors are searched as float32: a number past its range (about ±3.4e38) could be stored but never indexed.
+			return v.every((x) => Number.isFinite(Math.fround(x))) ? null : "every number must be within float32 range (about ±3.4e38)";
 	}
 }
 
