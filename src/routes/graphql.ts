@@ -162,7 +162,15 @@ mount(
 		try {
 			raw = JSON.parse(text);
 		} catch (e) {
-			return respond(c, `body is not valid JSON: ${(e as Error).message}`, "POST");
+			// A bare query document (the old application/graphql media type) is not JSON: say what to send instead.
+			const bare = /^application\/graphql\b(?!-)/i.test(c.req.header("content-type") ?? "");
+			return respond(
+				c,
+				bare
+					? 'Content-Type application/graphql is not supported: send JSON {"query": "...", "variables"?, "operationName"?} with Content-Type application/json'
+					: `body is not valid JSON: ${(e as Error).message}`,
+				"POST",
+			);
 		}
 		if (!isObject(raw)) return respond(c, "body must be a JSON object {query, variables?, operationName?} (batches of operations are not supported)", "POST");
 		return respond(c, graphqlParams({ query: raw.query, variables: raw.variables, operationName: raw.operationName }), "POST");

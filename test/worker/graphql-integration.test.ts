@@ -477,6 +477,10 @@ describe("HTTP", () => {
 		}
 		expect((await gqlJson(await call("GET", "/graphql?variables=%7B"), 400)).errors?.[0]?.extensions.code).toBe("BAD_REQUEST");
 		expect((await gqlJson(await call("GET", "/graphql", { headers: { accept: "application/json" } }), 400)).errors?.[0]?.extensions.code).toBe("BAD_REQUEST");
+		// A bare document under the old application/graphql type is told what to send, not "not valid JSON".
+		const bare = await gqlJson(await call("POST", "/graphql", { body: "{ _datasets }", headers: { "content-type": "application/graphql" } }), 400);
+		expect(bare.errors?.[0]?.extensions.code).toBe("BAD_REQUEST");
+		expect(bare.errors?.[0]?.message).toMatch(/application\/graphql is not supported.*application\/json/);
 	});
 
 	it("answers a request that did not run with 400 under Accept: application/graphql-response+json, and 200 under application/json", async () => {
