@@ -290,19 +290,48 @@ async function writeIsolating(
 		return { written: writes.map((w, i) => [w, revs[i] ?? null]), failed: [] };
 	} catch (e) {
 		const n = writes.length + logOnly.length;
-		if (n <= 1) {
-			const one = writes[0] ?? logOnly[0];
-			if (!one) throw e;
-			return { written: [], failed: [{ dataset: one.dataset, key: one.key, error: String((e as Error).message ?? e) }] };
-		}
-		// Halve the combined list of writes and log-only entries.
-		const mid = Math.ceil(n / 2);
-		const left = await writeIsolating(db, writes.slice(0, mid), logOnly.slice(0, Math.max(0, mid - writes.length)), now);
-		const right = await writeIsolating(db, writes.slice(mid), logOnly.slice(Math.max(0, mid - writes.length)), now);
-		const leftSize = Math.min(mid, writes.length) + Math.max(0, mid - writes.length);
-		if (left.failed.length === leftSize && right.failed.length === n - leftSize) throw e;
-		return { written: [...left.written, ...right.written], failed: [...left.failed, ...right.failed] };
+		if (n <= 1) return isolate(db, writes, logOnly, now, e);
+		const outcome = await isolate(db, writes, logOnly, now, e);
+		// Only the whole batch failing key by key says D1 is failing: a half whose keys all fail is
+		// just where the refused keys are (throwing there would retry, and never apply, the rest).
+		if (outcome.failed.length === n) throw e;
+		return outcome;
 	}
+}
+
+/** The halving under writeIsolating: each part that D1 refuses is halved again, down to single keys, which are reported. */
+async function isolate(
+	db: D1Database,
+	writes: StateWrite[],
+	logOnly: LogOnly[],
+	now: number,
+	e: unknown,
+): Promise<{ written: [StateWrite, number | null][]; failed: { dataset: string; key: string; error: string }[] }> {
+	const n = writes.length + logOnly.length;
+	if (n <= 1) {
+		const one = writes[0] ?? logOnly[0];
+		if (!one) throw e;
+		return { written: [], failed: [{ dataset: one.dataset, key: one.key, error: String((e as Error).message ?? e) }] };
+	}
+	// Halve the combined list of writes and log-only entries.
+	const mid = Math.ceil(n / 2);
+	const halves = [
+		[writes.slice(0, mid), logOnly.slice(0, Math.max(0, mid - writes.length))],
+		[writes.slice(mid), logOnly.slice(Math.max(0, mid - writes.length))],
+	] as const;
+	const written: [StateWrite, number | null][] = [];
+	const failed: { dataset: string; key: string; error: string }[] = [];
+	for (const [w, l] of halves) {
+		try {
+			const revs = await writeStates(db, w, l, now);
+			w.forEach((x, i) => void written.push([x, revs[i] ?? null]));
+		} catch (err) {
+			const part = await isolate(db, w, l, now, err);
+			written.push(...part.written);
+			failed.push(...part.failed);
+		}
+	}
+	return { written, failed };
 }
 
 const toLogged = (e: ChangeEvent): LoggedEvent => (e.value ? { time: e.time, id: e.id, op: e.op, value: e.value } : { time: e.time, id: e.id, op: e.op });

@@ -1,0 +1,43 @@
+/**
+ * Durability review, round 2: acknowledged events are neither lost nor left unapplied when D1
+ * refuses parts of a batch. D1 failures are real: triggers that refuse some keys' rows.
+ */
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { createDataset, d1Record, EVENTS_QUEUE, env, eventsBody, message, type QueueEvent, runQueue, uniqueName } from "./helpers";
+
+let ds = "";
+beforeAll(async () => {
+	ds = await createDataset({ key: "id", fields: { a: "int" }, ttl_seconds: 3600 });
+});
+
+const undo: string[] = [];
+afterEach(async () => {
+	while (undo.length) await env.DB.prepare(undo.pop() as string).run();
+});
+
+const ev = (key: string, a: number, time = Date.now() - 1000): QueueEvent => ({ id: `u@${time}@${key}`, dataset: ds, key, op: "upsert", time, value: { a } });
+
+describe("several keys D1 refuses in one batch", () => {
+	it("two refused keys side by side each fail alone: the batch is acked, the others apply, both are dead-lettered", async () => {
+		const bad = [`poison_${uniqueName("p")}`, `poison_${uniqueName("p")}`];
+		const good = Array.from({ length: 6 }, () => uniqueName("ok"));
+		const trigger = `refuse_${uniqueName("t")}`;
+		await env.DB.prepare(
+			`CREATE TRIGGER ${trigger} BEFORE INSERT ON records WHEN NEW.key IN ('${bad[0]}', '${bad[1]}') BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`,
+		).run();
+		undo.push(`DROP TRIGGER ${trigger}`);
+		// The refused keys first: the halving meets them together in one half.
+		const msg = message(eventsBody([...bad, ...good].map((k) => ev(k, 1))));
+		const result = await runQueue(EVENTS_QUEUE, [msg]);
+		expect(result.retryMessages).toEqual([]);
+		expect(result.explicitAcks).toEqual([msg.id]);
+		for (const k of good) expect(JSON.parse((await d1Record(ds, k))?.value ?? "null")).toEqual({ a: 1 });
+		for (const k of bad) {
+			expect(await d1Record(ds, k)).toBeNull();
+			const dead = await env.DB.prepare("SELECT error FROM dead_letters WHERE message_id LIKE 'refused:%' AND body LIKE ?1")
+				.bind(`%${k}%`)
+				.first<{ error: string }>();
+			expect(dead?.error).toMatch(/D1 refused the write of this key: .*refused by the test/);
+		}
+	});
+});
