@@ -48,7 +48,7 @@ export interface HotpathOptions {
 	key?: string;
 	/** A fetch to use instead of the global one (a Worker's service binding, a test double...). */
 	fetch?: FetchLike;
-	/** Retries after the first attempt for 429, 503 and (idempotent calls) network errors. Default 3. */
+	/** Retries after the first attempt for 429, and (idempotent calls: not `keys.create` or a rebuild start) 503 and network errors. Default 3. */
 	retries?: number;
 	/** Per attempt, in ms. Default 30,000. */
 	timeoutMs?: number;

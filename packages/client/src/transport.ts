@@ -1,4 +1,4 @@
-/** One HTTP call with auth, a per-attempt timeout, and the retry policy: 429/503 and (for idempotent calls) network errors. */
+/** One HTTP call with auth, a per-attempt timeout, and the retry policy: 429, and (for idempotent calls) 503 and network errors. */
 import { CLIENT_PROBLEM, errorFromResponse, HotpathError } from "./errors.js";
 
 export type FetchLike = (input: string, init: RequestInit) => Promise<Response>;
@@ -41,7 +41,7 @@ export interface CallSpec {
 	/** Sent as is, with its content type. */
 	text?: { body: string; contentType: string };
 	headers?: Record<string, string>;
-	/** Safe to send twice: network errors and timeouts are retried too. */
+	/** Safe to send twice: 503s, network errors and timeouts are retried too (429s always are). */
 	idempotent: boolean;
 	/** Statuses answered as data instead of thrown (their body is parsed the same way). */
 	allow?: readonly number[];
@@ -173,6 +173,9 @@ export class Transport {
 			}
 			const error = toError();
 			if (spec.retry === false || !RETRY_STATUSES.has(res.status) || !canRetry) throw error;
+			// A 429 (the rate limit, checked before the route runs) is safe to resend; a 503 may come after
+			// the work was done (D1 "did not answer" after committing), so only idempotent calls resend it.
+			if (res.status === 503 && !spec.idempotent) throw error;
 			const wait = this.delayMs(attempt, retryAfter);
 			if (wait > this.options.maxRetryDelayMs) throw error;
 			this.options.onRetry?.({ error, attempt: attempt + 1, waitMs: wait });

@@ -135,6 +135,30 @@ describe("retry policy", () => {
 		expect(seen).toHaveLength(1);
 	});
 
+	it("does not resend a call that is not idempotent after a 503 (the server may have done it), but does after a 429", async () => {
+		// D1 failing a request is a 503 "did not answer", which it may say after the insert committed:
+		// a resend of keys.create would then make a second key whose secret nobody ever sees.
+		let limitedOnce = false;
+		const { url, seen } = await scripted((req, _n, res) => {
+			if (!req.body.includes('"limited"')) return problem(res, 503, {}, { "retry-after": "0" });
+			if (!limitedOnce) {
+				limitedOnce = true;
+				return problem(res, 429, {}, { "retry-after": "0" });
+			}
+			return json(res, 201, { id: "key_1", name: "limited", key: "hp_x" });
+		});
+		const hp = new Hotpath({ url, retryBaseMs: 1 });
+		await expect(hp.keys.create({ name: "x", scopes: ["read"] })).rejects.toMatchObject({ status: 503 });
+		expect(seen).toHaveLength(1);
+		seen.length = 0;
+		await expect(hp.rebuild("d")).rejects.toMatchObject({ status: 503 });
+		expect(seen).toHaveLength(1);
+		// A rate limit's 429 comes before the route does anything: the resend is safe.
+		seen.length = 0;
+		expect(await hp.keys.create({ name: "limited", scopes: ["read"] })).toMatchObject({ id: "key_1" });
+		expect(seen).toHaveLength(2);
+	});
+
 	it("times out an attempt after timeoutMs", async () => {
 		const { url, seen } = await scripted((req, n, res) => (n === 0 && req.method === "GET" ? undefined : json(res, 200, { datasets: [] })));
 		const hp = new Hotpath({ url, timeoutMs: 200, retryBaseMs: 1 });
