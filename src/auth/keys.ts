@@ -107,6 +107,10 @@ const toInfo = (r: KeyRow): KeyInfo => {
 const PREFIX_LENGTH = 3;
 /** How long one group's lookup answers for every token in it (found or not). */
 const PREFIX_TTL_MS = 1000;
+/** How long a token waits for another request's load of its group before querying itself, and how often it looks. */
+const LOAD_WAIT_MS = 2000;
+const LOAD_POLL_MS = 5;
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export class KeyStore {
 	/**
@@ -122,6 +126,8 @@ export class KeyStore {
 	 * second, however many are tried. Bounded by the number of prefixes.
 	 */
 	private readonly groups = new Map<string, { at: number; byHash: Map<string, Principal | null> }>();
+	/** Prefixes whose group a request of this isolate is loading now. */
+	private readonly loading = new Map<string, symbol>();
 
 	constructor(
 		private readonly db: DrizzleD1Database,
@@ -146,17 +152,30 @@ export class KeyStore {
 		const now = this.now();
 		let group = this.groups.get(prefix);
 		if (!group || now - group.at >= PREFIX_TTL_MS) {
-			// Noted before the read: a load that a change (a revocation) overtook is used once, never kept.
-			const epoch = this.control.epoch;
-			// Every hash with this prefix sorts between the prefix and the prefix followed by "g".
-			const rows = await this.db
-				.select()
-				.from(apiKeys)
-				.where(and(gte(apiKeys.keyHash, prefix), lt(apiKeys.keyHash, `${prefix}g`)))
-				.all();
-			group = { at: now, byHash: new Map(rows.map((r) => [r.keyHash, r.revokedAt === null ? toPrincipal(r) : null])) };
-			if (this.control.epoch !== epoch) return group.byHash.get(hash) ?? null;
-			this.groups.set(prefix, group);
+			// Another request of this isolate is loading this group: tokens arriving together (a burst of
+			// guesses crafted to share a prefix) wait for it on a timer, rather than each query D1. Its
+			// promise is not awaited: that is unsafe in workerd.
+			for (let waited = 0; this.loading.has(prefix) && waited < LOAD_WAIT_MS; waited += LOAD_POLL_MS) await sleep(LOAD_POLL_MS);
+			group = this.groups.get(prefix);
+			if (!group || this.now() - group.at >= PREFIX_TTL_MS) {
+				const mark = Symbol(prefix);
+				this.loading.set(prefix, mark);
+				try {
+					// Noted before the read: a load that a change (a revocation) overtook is used once, never kept.
+					const epoch = this.control.epoch;
+					// Every hash with this prefix sorts between the prefix and the prefix followed by "g".
+					const rows = await this.db
+						.select()
+						.from(apiKeys)
+						.where(and(gte(apiKeys.keyHash, prefix), lt(apiKeys.keyHash, `${prefix}g`)))
+						.all();
+					group = { at: now, byHash: new Map(rows.map((r) => [r.keyHash, r.revokedAt === null ? toPrincipal(r) : null])) };
+					if (this.control.epoch !== epoch) return group.byHash.get(hash) ?? null;
+					this.groups.set(prefix, group);
+				} finally {
+					if (this.loading.get(prefix) === mark) this.loading.delete(prefix);
+				}
+			}
 		}
 		const principal = group.byHash.get(hash) ?? null;
 		if (principal) {

@@ -1,0 +1,82 @@
+/**
+ * Keys, limits and abuse, round 2: budgets under concurrent requests, long periods, unknown tokens
+ * arriving together, and control-plane changes racing loads.
+ */
+import { drizzle } from "drizzle-orm/d1";
+import { describe, expect, it } from "vitest";
+import { KeyStore, sha256Hex } from "../../src/auth/keys";
+import { ControlVersion } from "../../src/control/version";
+import { type CreatedKey, call, createDataset, env, expectJson, expectProblem, getRecord, seedD1, uniqueName, userSpec } from "./helpers";
+
+const createKeyWith = async (body: Record<string, unknown>) =>
+	expectJson<CreatedKey & { rate_limit: unknown; expires_at: string | null }>(
+		await call("POST", "/v1/keys", { json: { name: uniqueName("key"), ...body } }),
+		201,
+	);
+
+describe("rate limits under concurrent requests", () => {
+	it("let exactly the budget through, on the fast lane's route and the app's alike, every refusal a 429 problem with Retry-After", async () => {
+		const ds = await createDataset(userSpec());
+		await seedD1(ds, "hot", { age: 1 });
+		expect((await getRecord(ds, "hot")).status).toBe(200);
+		for (const path of [`/v1/datasets/${ds}/records/hot`, "/v1/datasets"]) {
+			const k = await createKeyWith({ scopes: ["read"], rate_limit: { requests: 5, period_seconds: 3600 } });
+			const all = await Promise.all(Array.from({ length: 30 }, () => call("GET", path, { key: k.key })));
+			expect(all.filter((r) => r.status === 200)).toHaveLength(5);
+			for (const r of all.filter((r) => r.status !== 200)) {
+				await expectProblem(r, 429);
+				expect(Number(r.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+				expect(Number(r.headers.get("retry-after"))).toBeLessThanOrEqual(720);
+			}
+		}
+	});
+
+	it("one request per day: the second waits a day, and a new key is a new budget", async () => {
+		const k = await createKeyWith({ scopes: ["read"], rate_limit: { requests: 1, period_seconds: 86400 } });
+		expect((await call("GET", "/v1/datasets", { key: k.key })).status).toBe(200);
+		const r = await call("GET", "/v1/datasets", { key: k.key });
+		await expectProblem(r, 429);
+		expect(Number(r.headers.get("retry-after"))).toBeGreaterThan(86000);
+		expect(Number(r.headers.get("retry-after"))).toBeLessThanOrEqual(86400);
+		expect((await call("DELETE", `/v1/keys/${k.id}`)).status).toBe(204);
+		await expectProblem(await call("GET", "/v1/datasets", { key: k.key }), 401);
+	});
+});
+
+describe("unknown tokens arriving together", () => {
+	it("that share a hash prefix cost one D1 query, not one each", async () => {
+		// Tokens whose hashes share a prefix, as an attacker can find in a few thousand tries.
+		const want = "abc";
+		const tokens: string[] = [];
+		for (let i = 0; tokens.length < 12; i++) {
+			const t = `hp_same_${i}`;
+			if ((await sha256Hex(t)).startsWith(want)) tokens.push(t);
+		}
+		let queries = 0;
+		const counting = new Proxy(env.DB, {
+			get(target, prop) {
+				const v = Reflect.get(target, prop);
+				if (prop === "prepare") {
+					return (sql: string) => {
+						if (sql.includes('"api_keys"')) queries++;
+						return v.call(target, sql);
+					};
+				}
+				return typeof v === "function" ? v.bind(target) : v;
+			},
+		});
+		const control = new ControlVersion(drizzle(env.DB), 60_000);
+		const store = new KeyStore(drizzle(counting), control, undefined, () => 5_000_000);
+		await control.ensureCurrent();
+		const out = await Promise.all(tokens.map((t) => store.authenticate(t)));
+		expect(out.every((p) => p === null)).toBe(true);
+		expect(queries).toBe(1);
+		// A real key's requests arriving together in an isolate that has not seen it: all pass, one query.
+		const { key, info } = await store.create({ name: "real", scopes: ["read"], datasets: null, rateLimit: null, expiresAt: null });
+		await control.ensureCurrent();
+		queries = 0;
+		const found = await Promise.all(Array.from({ length: 10 }, () => store.authenticate(key)));
+		expect(found.map((p) => p?.id)).toEqual(Array(10).fill(info.id));
+		expect(queries).toBe(1);
+	});
+});
