@@ -19,4 +19,19 @@ describe("keys create", () => {
 			expect(run.stderr).not.toMatch(/^\s+at /m);
 		}
 	}, 60_000);
+
+	it("exits 2 for an --expires-at the server would not take, where Date.parse guessed a date (2030-02-30 became March 2nd)", async () => {
+		// The CLI sent what Date.parse made of it as RFC 3339, so the key was made with an expiry nobody gave.
+		for (const value of ["2030-02-30T00:00:00Z", "2030-01-01T00:00:00", "2030-01-01", "Jan 1 2030", "-5"]) {
+			const run = await runCli([...nowhere, "keys", "create", "k", "--scopes", "read", "--expires-at", value]);
+			expect({ value, code: run.code }).toEqual({ value, code: 2 });
+			expect(run.stderr).toContain("option '--expires-at");
+		}
+		// RFC 3339 with an offset and epoch ms are sent (exit 1 only for the network).
+		for (const value of ["2030-01-01T00:00:00Z", "2030-01-01T01:00:00.5+01:00", "1893456000000"]) {
+			const run = await runCli([...nowhere, "keys", "create", "k", "--scopes", "read", "--expires-at", value]);
+			expect({ value, code: run.code }).toEqual({ value, code: 1 });
+			expect(run.stderr).not.toContain("option '--expires-at");
+		}
+	}, 90_000);
 });
