@@ -12,7 +12,7 @@ import { type ApplyResult, applyEvents } from "./apply";
 import { type RefreshOptions, type RefreshRequest, refreshCaches } from "./cache-refresh";
 import { deadLetterOf, deadLetterOfRefused, keepDeadLetters, NOT_A_HOTPATH_MESSAGE } from "./dead-letters";
 import type { ChangeEvent } from "./merge";
-import { type RebuildPage, readQueueMessage } from "./producer";
+import { enqueueRebuildPage, type RebuildPage, readQueueMessage } from "./producer";
 import { failRebuildPage, REBUILD_PAGES_PER_INVOCATION, rebuildPage } from "./rebuild";
 
 /** Delay before a failed message is retried: 2, 4, 8... seconds, at most a minute. */
@@ -114,7 +114,15 @@ async function consumeBatch(
 async function consumeRebuildPages(services: Services, pages: { msg: Message<unknown>; page: RebuildPage }[]): Promise<void> {
 	for (const [i, { msg, page }] of pages.entries()) {
 		if (i >= REBUILD_PAGES_PER_INVOCATION) {
-			msg.retry({ delaySeconds: 1 });
+			// Sent again as a new message rather than retried: a retry counts against the queue's
+			// max_retries, so a page put off a few times (a rebuild of every dataset queues one page
+			// each at once) would go to the dead-letter queue and leave its rebuild "running" for good.
+			try {
+				await enqueueRebuildPage(services.env.EVENTS_QUEUE, page, 1);
+				msg.ack();
+			} catch {
+				msg.retry({ delaySeconds: 1 });
+			}
 			continue;
 		}
 		try {

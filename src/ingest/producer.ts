@@ -176,8 +176,8 @@ export interface RebuildPage {
 }
 
 /** Queues the next page of a rebuild. */
-export async function enqueueRebuildPage(queue: Queue<unknown>, page: RebuildPage): Promise<void> {
-	await queue.send(JSON.stringify({ v: 1, rebuild: page }), { contentType: "text" });
+export async function enqueueRebuildPage(queue: Queue<unknown>, page: RebuildPage, delaySeconds?: number): Promise<void> {
+	await queue.send(JSON.stringify({ v: 1, rebuild: page }), { contentType: "text", ...(delaySeconds ? { delaySeconds } : {}) });
 }
 
 /** The queue message of the next step of pruning the event log (src/history/retention.ts): `holder` is the step before's, which hands it the lease. */

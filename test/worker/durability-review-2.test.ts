@@ -3,7 +3,8 @@
  * refuses parts of a batch. D1 failures are real: triggers that refuse some keys' rows.
  */
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { createDataset, d1Record, EVENTS_QUEUE, env, eventsBody, message, type QueueEvent, runQueue, uniqueName } from "./helpers";
+import { getRebuild, startRebuild } from "../../src/storage/rebuilds";
+import { createDataset, d1Record, EVENTS_QUEUE, env, eventsBody, eventually, message, type QueueEvent, runQueue, uniqueName } from "./helpers";
 
 let ds = "";
 beforeAll(async () => {
@@ -38,6 +39,23 @@ describe("several keys D1 refuses in one batch", () => {
 				.bind(`%${k}%`)
 				.first<{ error: string }>();
 			expect(dead?.error).toMatch(/D1 refused the write of this key: .*refused by the test/);
+		}
+	});
+});
+
+describe("rebuild pages an invocation puts off", () => {
+	it("are sent again as new messages, not retried: waiting behind other pages never uses up a page's retries, and every rebuild finishes", async () => {
+		const names = await Promise.all([0, 1, 2].map(() => createDataset({ key: "id", fields: { a: "int" }, ttl_seconds: 3600 })));
+		const pages = names.map((dataset) => ({ dataset, mode: "refill" as const, job: crypto.randomUUID(), after: null }));
+		for (const p of pages) await startRebuild(env.DB, { dataset: p.dataset, job: p.job, mode: p.mode, totalKeys: 0, startedAt: Date.now() });
+		// The third page has been put off before, up to its last delivery (wrangler.toml: max_retries = 5):
+		// retried once more, it would go to the dead-letter queue, and its rebuild would stay "running".
+		const msgs = pages.map((p, i) => message(JSON.stringify({ v: 1, rebuild: p }), i === 2 ? 6 : 1));
+		const result = await runQueue(EVENTS_QUEUE, msgs);
+		expect(result.retryMessages).toEqual([]);
+		expect([...result.explicitAcks].sort()).toEqual(msgs.map((m) => m.id).sort());
+		for (const ds of names) {
+			await eventually(async () => ((await getRebuild(env.DB, ds))?.status === "done" ? true : undefined), { what: `rebuild of ${ds}`, timeoutMs: 15_000 });
 		}
 	});
 });
