@@ -37,11 +37,17 @@ export async function authenticate(services: { keys: KeyStore; rateLimiter: Rate
 	return principal;
 }
 
-/** Requires a usable bearer key with `scope` (admin keys hold every scope). */
+/**
+ * Requires a usable bearer key with `scope` (admin keys hold every scope). The middleware carries
+ * its `scope`, so the route's OpenAPI description states the scope it enforces.
+ */
 export const requireScope = (scope: Scope) =>
-	createMiddleware(async function requireScope(c, next) {
-		const principal = await authenticate(c.get("services"), c.req.header("authorization"));
-		assertScope(principal, scope);
-		c.set("principal", principal);
-		await next();
-	});
+	Object.assign(
+		createMiddleware(async function requireScope(c, next) {
+			const principal = await authenticate(c.get("services"), c.req.header("authorization"));
+			assertScope(principal, scope);
+			c.set("principal", principal);
+			await next();
+		}),
+		{ scope },
+	);

@@ -185,7 +185,7 @@ mount(
 		summary: "Run a GraphQL query from the query string, or open GraphiQL",
 		description: `query, variables (JSON) and operationName in the query string (at most ${BODY_LIMITS.lookup / (1024 * 1024)} MiB: 414 before it is read); queries only (anything else is a 405). A browser (Accept: text/html) without a query gets GraphiQL, loaded from unpkg; put your key in its Headers tab. ${limitsText}`,
 		tags: ["graphql"],
-		security: bearer,
+		security: [{ bearer: ["read"] }],
 		request: {
 			query: z.object({
 				query: z.string().optional(),

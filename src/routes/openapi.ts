@@ -51,11 +51,24 @@ function onlyQueryParams(names: readonly string[]): MiddlewareHandler<AppEnv> {
  * convention lets clients send more, such as extensions).
  */
 export function mount(app: ApiRouter, route: RouteConfig, ...handlers: [...MiddlewareHandler<AppEnv>[], Handler<AppEnv>]): void {
-	app.described.push(route);
+	app.described.push(withScope(route, handlers));
 	const query = route.request?.query;
 	const names = query instanceof z.ZodObject && !route.tags?.includes("graphql") ? Object.keys(query.shape) : undefined;
 	const chain = names ? [...handlers.slice(0, -1), onlyQueryParams(names), handlers[handlers.length - 1]] : handlers;
 	app.on(route.method.toUpperCase(), route.path.replaceAll(/\{([^}]+)\}/g, ":$1"), ...(chain as [Handler<AppEnv>]));
+}
+
+/**
+ * The route's description with the scope its key needs: the scope of its `requireScope` middleware,
+ * else one the route declares in `security` (a route that checks it inline), stated as the
+ * bearer scheme's role (OpenAPI 3.1) and in the description.
+ */
+function withScope(route: RouteConfig, handlers: readonly unknown[]): RouteConfig {
+	const declared = route.security?.flatMap((s) => s.bearer ?? []) ?? [];
+	const scope = handlers.map((h) => (h as { scope?: unknown }).scope).find((s) => typeof s === "string") ?? declared[0];
+	if (typeof scope !== "string") return route;
+	const needs = `Needs a key with the \`${scope}\` scope${scope === "admin" ? "" : " (or `admin`)"}.`;
+	return { ...route, security: [{ bearer: [scope] }], description: route.description ? `${needs} ${route.description}` : needs };
 }
 
 type OpenApiDocumentConfig = Parameters<OpenApiGeneratorV31["generateDocument"]>[0];
