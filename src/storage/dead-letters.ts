@@ -200,6 +200,9 @@ export async function deleteDeadLetters(db: D1Database, kv: KVNamespace, ids: re
 	return n;
 }
 
+/** Letters a drain tries on its own, after D1 refused them together, before it takes D1 for down. */
+const ALONE_BEFORE_GIVING_UP = 5;
+
 /** Moves dead letters that waited in KV into D1 (once D1 takes writes again). Returns how many moved. */
 export async function drainKvDeadLetters(db: D1Database, kv: KVNamespace, max = 200): Promise<number> {
 	const listed = await kv.list({ prefix: KV_DEAD_LETTER_PREFIX, limit: max });
@@ -209,11 +212,26 @@ export async function drainKvDeadLetters(db: D1Database, kv: KVNamespace, max = 
 		const l = await readKv(kv, k.name);
 		if (l) letters.push({ name: k.name, letter: l });
 	}
-	await storeDeadLettersD1(
-		db,
-		letters.map((l) => l.letter),
-	);
+	let moved = letters;
+	try {
+		await storeDeadLettersD1(
+			db,
+			letters.map((l) => l.letter),
+		);
+	} catch (e) {
+		// One letter D1 refuses (a row past its size) must not keep every other one in KV for good:
+		// each is tried on its own. When D1 takes none of the first few, it is D1 that is failing.
+		moved = [];
+		for (const [i, l] of letters.entries()) {
+			if (i >= ALONE_BEFORE_GIVING_UP && !moved.length) break;
+			try {
+				await storeDeadLettersD1(db, [l.letter]);
+				moved.push(l);
+			} catch {}
+		}
+		if (!moved.length) throw e;
+	}
 	// Deleted only after D1 has them: a failure in between leaves a copy in both, which D1 dedupes by message id.
-	await Promise.all(letters.map((l) => kv.delete(l.name)));
-	return letters.length;
+	await Promise.all(moved.map((l) => kv.delete(l.name)));
+	return moved.length;
 }

@@ -2,9 +2,25 @@
  * Durability review, round 2: acknowledged events are neither lost nor left unapplied when D1
  * refuses parts of a batch. D1 failures are real: triggers that refuse some keys' rows.
  */
+import { createExecutionContext, createScheduledController } from "cloudflare:test";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { Env } from "../../src/env";
+import worker from "../../src/index";
 import { getRebuild, startRebuild } from "../../src/storage/rebuilds";
-import { createDataset, d1Record, EVENTS_QUEUE, env, eventsBody, eventually, message, type QueueEvent, runQueue, uniqueName } from "./helpers";
+import {
+	createDataset,
+	DLQ,
+	d1Record,
+	deadLetterByMessageId,
+	EVENTS_QUEUE,
+	env,
+	eventsBody,
+	eventually,
+	message,
+	type QueueEvent,
+	runQueue,
+	uniqueName,
+} from "./helpers";
 
 let ds = "";
 beforeAll(async () => {
@@ -59,3 +75,43 @@ describe("rebuild pages an invocation puts off", () => {
 		}
 	});
 });
+
+describe("the cron moving dead letters from KV to D1", () => {
+	it("moves every letter D1 takes, though D1 refuses one of them", async () => {
+		const msgs = [0, 1, 2].map((i) => message(eventsBody([ev(uniqueName("k"), i)]), 6));
+		await env.DB.prepare("ALTER TABLE dead_letters RENAME TO dead_letters_away").run();
+		try {
+			const kept = await runQueue(DLQ, msgs);
+			expect(kept.retryMessages).toEqual([]);
+		} finally {
+			await env.DB.prepare("ALTER TABLE dead_letters_away RENAME TO dead_letters").run();
+		}
+		for (const m of msgs) expect(await env.RECORDS_KV.get(`dlq:${m.id}`)).not.toBeNull();
+		// D1 is back but refuses one letter's row (as it would one past its row size).
+		const refused = msgs[1]?.id as string;
+		const trigger = `refuse_${uniqueName("t")}`;
+		await env.DB.prepare(
+			`CREATE TRIGGER ${trigger} BEFORE INSERT ON dead_letters WHEN NEW.message_id = '${refused}' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`,
+		).run();
+		undo.push(`DROP TRIGGER ${trigger}`);
+		await runCron();
+		for (const m of msgs) {
+			if (m.id === refused) {
+				expect(await env.RECORDS_KV.get(`dlq:${m.id}`)).not.toBeNull();
+				expect(await deadLetterByMessageId(m.id)).toBeNull();
+			} else {
+				expect(await deadLetterByMessageId(m.id)).toMatchObject({ queue: DLQ, attempts: 6 });
+				expect(await env.RECORDS_KV.get(`dlq:${m.id}`)).toBeNull();
+			}
+		}
+	});
+});
+
+async function runCron(): Promise<void> {
+	const ctx = createExecutionContext();
+	await (worker.scheduled as unknown as (c: ScheduledController, e: Env, x: ExecutionContext) => Promise<void>)(
+		createScheduledController({ scheduledTime: new Date(), cron: "*/5 * * * *" }),
+		env,
+		ctx,
+	);
+}
