@@ -43,6 +43,10 @@ export async function probeHealth(services: Services): Promise<Health> {
 // awaiting another request's I/O): it answers from the previous one, or probes itself if there is none.
 let last: { at: number; health: Health } | null = null;
 let probing = false;
+/** A probe's longest time (its backends' 2 s timeouts) and a bit, and how often a waiting call looks for its answer. */
+const PROBE_WAIT_MS = 2500;
+const PROBE_POLL_MS = 5;
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export const healthRoutes = newRouter();
 
@@ -65,6 +69,9 @@ mount(
 		const services = c.get("services");
 		const now = Date.now();
 		let health: Health;
+		// A cold isolate's first calls, arriving together: one probes, the others wait for its answer on a
+		// timer (never on its promise) for as long as a probe can take, rather than each probe every backend.
+		for (let waited = 0; !last && probing && waited < PROBE_WAIT_MS; waited += PROBE_POLL_MS) await sleep(PROBE_POLL_MS);
 		if (last && (now - last.at < services.settings.HEALTH_CACHE_MS || probing)) health = last.health;
 		else {
 			probing = true;
