@@ -80,3 +80,40 @@ describe("unknown tokens arriving together", () => {
 		expect(queries).toBe(1);
 	});
 });
+
+describe("a rate-limited key's budget", () => {
+	it("is taken once per request on every route, never twice", async () => {
+		const ds = await createDataset({ ...userSpec(), search: { text: ["name"] } } as never);
+		await seedD1(ds, "u1", { age: 1, name: "ann" });
+		const routes: [string, string, unknown?][] = [
+			["GET", `/v1/datasets/${ds}/records/u1`],
+			["GET", `/v1/datasets/${ds}/records/u1?fields=age`],
+			["GET", `/v1/datasets/${ds}`],
+			["GET", `/v1/datasets/${ds}/schema`],
+			["GET", `/v1/datasets/${ds}/records`],
+			["POST", "/v1/lookup", { requests: [{ dataset: ds, keys: ["u1"] }] }],
+			["GET", `/v1/datasets/${ds}/records/u1/history`],
+			["POST", `/v1/datasets/${ds}/search`, { q: "ann" }],
+			["POST", "/graphql", { query: `{ ${ds}(keys: ["u1"]) { key } }` }],
+			["GET", `/graphql?query=${encodeURIComponent(`{ ${ds}(keys: ["u1"]) { key } }`)}`],
+			["POST", "/v1/events", [{ dataset: ds, key: "u2", value: { age: 2 } }]],
+			["POST", `/v1/datasets/${ds}/import`, [{ user_id: "u3", age: 3 }]],
+			["GET", "/v1/keys"],
+			["GET", "/v1/dead-letters"],
+			["GET", `/v1/datasets/${ds}/rebuild`],
+		];
+		for (const [method, path, json] of routes) {
+			const k = await createKeyWith({ scopes: ["admin"], datasets: [ds], rate_limit: { requests: 2, period_seconds: 3600 } });
+			const statuses: number[] = [];
+			for (let i = 0; i < 3; i++) {
+				const r = await call(method, path, { key: k.key, json, headers: path.startsWith("/graphql?") ? { accept: "application/json" } : {} });
+				statuses.push(r.status);
+				await r.arrayBuffer();
+			}
+			expect({ route: `${method} ${path}`, statuses: statuses.map((s) => (s === 429 ? 429 : "ok")) }).toEqual({
+				route: `${method} ${path}`,
+				statuses: ["ok", "ok", 429],
+			});
+		}
+	});
+});
