@@ -57,21 +57,38 @@ export function registerDatasets(program: Command): void {
 			verbAction(async ({ client, out }, [files]: [string[]]) => {
 				const { readSpecFiles } = await import("../spec-files.ts");
 				const specs = readSpecFiles(files);
-				const results: { name: string; status: "created" | "updated" | "failed"; spec?: Spec; error?: unknown }[] = [];
+				const results: { name: string; status: "created" | "updated" | "failed" | "skipped"; spec?: Spec; error?: unknown }[] = [];
+				// After a 401 or no answer at all (the server gone), no later spec can be applied: they are
+				// skipped, and the result still says which specs were applied before it.
+				let stopped = false;
 				for (const spec of specs) {
+					if (stopped) {
+						results.push({ name: spec.name, status: "skipped" });
+						continue;
+					}
 					try {
 						const r = await client.datasets.apply(spec);
 						results.push({ name: spec.name, status: r.created ? "created" : "updated", spec: r.spec });
 					} catch (e) {
-						if (!(e instanceof HotpathError) || e.status === 401 || e.status === 0) throw e;
+						if (!(e instanceof HotpathError)) throw e;
 						results.push({ name: spec.name, status: "failed", error: e.problem });
 						if (!out.json) out.note(`${spec.name}: ${describeProblem(e)}`);
+						stopped = e.status === 401 || e.status === 0;
 					}
 				}
-				const failed = results.filter((r) => r.status === "failed").length;
+				if (stopped && !out.json)
+					out.note(
+						`not sent: ${
+							results
+								.filter((r) => r.status === "skipped")
+								.map((r) => r.name)
+								.join(", ") || "none"
+						}`,
+					);
+				const failed = results.filter((r) => r.status === "failed" || r.status === "skipped").length;
 				out.result({ applied: results }, () =>
 					results
-						.filter((r) => r.status !== "failed")
+						.filter((r) => r.status === "created" || r.status === "updated")
 						.map((r) => `${r.status} ${r.name}`)
 						.join("\n"),
 				);
