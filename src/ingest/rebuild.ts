@@ -2,6 +2,7 @@
  * Rebuild: rewrite (refill) or drop the KV and Redis copies of a dataset from D1, the truth, a page
  * of keys at a time through the queue, with progress in D1. D1 alone can rebuild everything else.
  */
+import { HotpathError } from "../errors";
 import { log } from "../observability/log";
 import { indexDocs } from "../search/writer";
 import type { Services } from "../services";
@@ -22,7 +23,14 @@ export async function startDatasetRebuild(services: Services, dataset: string, m
 	const { env } = services;
 	const job = crypto.randomUUID();
 	const row = await startRebuild(env.DB, { dataset, job, mode, totalKeys: await countRecords(env.DB, dataset), startedAt: now });
-	await enqueueRebuildPage(env.EVENTS_QUEUE, { dataset, mode, job, after: null });
+	try {
+		await enqueueRebuildPage(env.EVENTS_QUEUE, { dataset, mode, job, after: null });
+	} catch (e) {
+		// Nothing will work this run: its progress says so, rather than "running" for good.
+		const reason = `the event queue refused the rebuild's first page (${(e as Error).message ?? e})`;
+		await failRebuild(env.DB, dataset, job, reason, Date.now()).catch(() => {});
+		throw new HotpathError("unavailable", `${reason}; nothing was rebuilt, and starting it again is safe`, { retryAfterSeconds: 1 });
+	}
 	return row;
 }
 

@@ -5,7 +5,10 @@
 import { createExecutionContext, createScheduledController } from "cloudflare:test";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Env } from "../../src/env";
+import { HotpathError } from "../../src/errors";
 import worker from "../../src/index";
+import { startDatasetRebuild } from "../../src/ingest/rebuild";
+import { servicesFor } from "../../src/services";
 import { getRebuild, startRebuild } from "../../src/storage/rebuilds";
 import {
 	createDataset,
@@ -115,3 +118,22 @@ async function runCron(): Promise<void> {
 		ctx,
 	);
 }
+
+describe("a rebuild the queue refuses to start", () => {
+	it("is a 503 unavailable, and its progress says failed with the reason rather than running for good", async () => {
+		const ds = await createDataset({ key: "id", fields: { a: "int" }, ttl_seconds: 3600 });
+		const base = servicesFor(env);
+		const refusing = {
+			send: async () => Promise.reject(new Error("queue over its limit")),
+			sendBatch: async () => Promise.reject(new Error("queue over its limit")),
+		};
+		const services = { ...base, env: { ...base.env, EVENTS_QUEUE: refusing as unknown as Queue<unknown> } };
+		const err = await startDatasetRebuild(services, ds, "refill").catch((e: unknown) => e);
+		expect(err).toBeInstanceOf(HotpathError);
+		expect((err as HotpathError).code).toBe("unavailable");
+		expect((err as Error).message).toMatch(/queue over its limit/);
+		const row = await getRebuild(env.DB, ds);
+		expect(row?.status).toBe("failed");
+		expect(row?.error).toMatch(/queue over its limit/);
+	});
+});
