@@ -4,6 +4,7 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { seedDemo } from "./lib/demo-data.ts";
@@ -75,7 +76,23 @@ async function waitForWorker(url: string, child: ChildProcess, timeoutMs = 60_00
 	throw new Error(`the worker did not answer on ${url} within ${timeoutMs / 1000} s`);
 }
 
+/**
+ * Whether 127.0.0.1:`port` is free. When it is not (a dev server left running elsewhere), wrangler
+ * cannot listen there, and the worker that answers on it is that other one: seeding it, or printing
+ * it as ready, would point at a server that is not this one.
+ */
+function portFree(port: number): Promise<boolean> {
+	return new Promise((resolve) => {
+		const probe = createServer();
+		probe.once("error", () => resolve(false));
+		probe.listen(port, "127.0.0.1", () => probe.close(() => resolve(true)));
+	});
+}
+
 async function main(): Promise<void> {
+	if (!(await portFree(port))) {
+		throw new Error(`port ${port} on 127.0.0.1 is in use (another npm run dev?): stop what listens there, or pass another port: npm run dev -- --port N`);
+	}
 	const adminKey = ensureAdminKey();
 	applyMigrations();
 	const hot = await startHotTier();
