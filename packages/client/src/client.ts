@@ -100,7 +100,13 @@ async function everyBulkPage<P extends { incomplete?: string }>(
 	}
 }
 
-const timeParam = (t: TimeInput | undefined): string | number | undefined => (t instanceof Date ? t.toISOString() : t);
+/** A time as sent: a Date as RFC 3339. An invalid Date (toISOString's RangeError) is a HotpathError naming `option`, before any request. */
+function timeParam(t: TimeInput | undefined, option: string): string | number | undefined {
+	if (!(t instanceof Date)) return t;
+	if (Number.isNaN(t.getTime()))
+		throw new HotpathError({ type: CLIENT_PROBLEM.invalidArgument, title: "Invalid argument", status: 0, detail: `${option} is an invalid Date` });
+	return t.toISOString();
+}
 
 /** A 404 about the record itself (the read ran and found nothing), not about the dataset or the route. */
 function isRecordMiss(headers: Headers, body: unknown): boolean {
@@ -205,7 +211,7 @@ export class Hotpath {
 		this.keys = {
 			// Not idempotent: a resend after a lost answer would make a second key.
 			create: async (input) => {
-				const body = input.expires_at instanceof Date ? { ...input, expires_at: input.expires_at.toISOString() } : input;
+				const body = input.expires_at instanceof Date ? { ...input, expires_at: timeParam(input.expires_at, "expires_at") } : input;
 				return (await http.call<CreatedKey>({ method: "POST", path: "/v1/keys", json: body, idempotent: false })).data;
 			},
 			list: async (opts = {}) =>
@@ -302,7 +308,7 @@ export class Hotpath {
 				fields: opts.fields?.join(","),
 				max_staleness: opts.maxStaleness,
 				if_stale: opts.ifStale,
-				as_of: timeParam(opts.asOf),
+				as_of: timeParam(opts.asOf, "asOf"),
 			},
 			idempotent: true,
 			allow: [404],
@@ -320,7 +326,7 @@ export class Hotpath {
 		const body: Record<string, unknown> = { requests };
 		if (opts.maxStaleness !== undefined) body.max_staleness = opts.maxStaleness;
 		if (opts.ifStale !== undefined) body.if_stale = opts.ifStale;
-		if (opts.asOf !== undefined) body.as_of = timeParam(opts.asOf);
+		if (opts.asOf !== undefined) body.as_of = timeParam(opts.asOf, "asOf");
 		return (await this.#http.call<{ results: LookupResult<V>[] }>({ method: "POST", path: "/v1/lookup", json: body, idempotent: true })).data.results;
 	}
 
@@ -474,7 +480,7 @@ export class Hotpath {
 			await this.#http.call<HistoryResult<V>>({
 				method: "GET",
 				path: `/v1/datasets/${seg(dataset)}/records/${seg(key)}/history`,
-				query: { since: timeParam(opts.since), until: timeParam(opts.until), limit: opts.limit, cursor: opts.cursor },
+				query: { since: timeParam(opts.since, "since"), until: timeParam(opts.until, "until"), limit: opts.limit, cursor: opts.cursor },
 				idempotent: true,
 			})
 		).data;

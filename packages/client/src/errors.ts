@@ -24,6 +24,8 @@ export const CLIENT_PROBLEM = {
 	badResponse: "urn:hotpath:client:bad-response",
 	/** A key ("." or "..") that a route taking the key in its URL path cannot address. */
 	unaddressableKey: "urn:hotpath:client:unaddressable-key",
+	/** An argument no request can carry (an invalid Date): nothing was sent. */
+	invalidArgument: "urn:hotpath:client:invalid-argument",
 } as const;
 
 /**

@@ -231,6 +231,25 @@ describe("requests", () => {
 		expect(seen[0]?.url).toBe("/v1/datasets/d/records/a%2Fb%20c?fields=x%2Cy&max_staleness=5&if_stale=omit&as_of=1970-01-01T00%3A00%3A00.000Z");
 	});
 
+	it("refuses an invalid Date as a time with a HotpathError naming the option, sending nothing (it was a RangeError)", async () => {
+		const { url, seen } = await scripted((_req, _n, res) => json(res, 200, {}));
+		const hp = new Hotpath({ url });
+		const bad = new Date(Number.NaN);
+		const cases: [string, () => Promise<unknown>][] = [
+			["asOf", () => hp.get("d", "a", { asOf: bad })],
+			["asOf", () => hp.lookup([{ dataset: "d", keys: ["a"] }], { asOf: bad })],
+			["since", () => hp.history("d", "a", { since: bad })],
+			["until", () => hp.history("d", "a", { until: bad })],
+			["expires_at", () => hp.keys.create({ name: "k", scopes: ["read"], expires_at: bad })],
+		];
+		for (const [option, call] of cases) {
+			const err = await call().catch((e: unknown) => e);
+			expect(err).toBeInstanceOf(HotpathError);
+			expect((err as HotpathError).detail).toContain(option);
+		}
+		expect(seen).toHaveLength(0);
+	});
+
 	it("sends only the lookup options that were given (the server's schema is strict)", async () => {
 		const { url, seen } = await scripted((_req, _n, res) => json(res, 200, { results: [] }));
 		const hp = new Hotpath({ url });
