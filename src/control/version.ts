@@ -11,7 +11,8 @@
  *
  * No request ever awaits a promise another request started: workerd may resume the waiter in the
  * other request's I/O context, where touching its own request body fails. A request that finds a
- * check in flight goes on with the caches as they are.
+ * check in flight goes on with the caches as they are, or, when there are none to go on with, waits
+ * for that check on a timer.
  */
 import { eq, sql } from "drizzle-orm";
 import type { DrizzleD1Database } from "drizzle-orm/d1";
@@ -19,6 +20,11 @@ import { log } from "../observability/log";
 import { controlVersion } from "../storage/schema";
 
 type Listener = () => void;
+
+/** How long a request waits for a check another request has in flight, and how often it looks. */
+const CHECK_WAIT_MS = 2000;
+const CHECK_POLL_MS = 5;
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export class ControlVersion {
 	private version = -1;
@@ -47,8 +53,15 @@ export class ControlVersion {
 	async ensureCurrent(): Promise<void> {
 		const now = this.now();
 		if (now - this.checkedAt < this.checkEveryMs) return;
-		// Someone else is checking and the caches were current one interval ago: good enough.
-		if (this.checking && this.version !== -1) return;
+		if (this.checking) {
+			// Someone else is checking and the caches were current one interval ago: good enough.
+			if (this.version !== -1) return;
+			// Nothing is known yet (a cold isolate, or just after a change made here): wait for that check
+			// on a timer (never on its promise), rather than each request arriving together asking D1.
+			for (let waited = 0; this.checking && waited < CHECK_WAIT_MS; waited += CHECK_POLL_MS) await sleep(CHECK_POLL_MS);
+			if (this.version !== -1) return;
+			// It failed, or a change made here meanwhile asks for a new one: check here.
+		}
 		this.checking = true;
 		try {
 			await this.check(now);

@@ -117,3 +117,32 @@ describe("a rate-limited key's budget", () => {
 		}
 	});
 });
+
+describe("the control version check", () => {
+	it("is one D1 query shared by requests arriving together, in a cold isolate and just after a change made there", async () => {
+		let checks = 0;
+		const counting = new Proxy(env.DB, {
+			get(target, prop) {
+				const v = Reflect.get(target, prop);
+				if (prop === "prepare") {
+					return (sql: string) => {
+						if (sql.includes('"control_version"') && sql.startsWith("select")) checks++;
+						return v.call(target, sql);
+					};
+				}
+				return typeof v === "function" ? v.bind(target) : v;
+			},
+		});
+		const control = new ControlVersion(drizzle(counting), 60_000);
+		const store = new KeyStore(drizzle(env.DB), control, undefined);
+		const burst = () => Promise.all(Array.from({ length: 12 }, (_, i) => store.authenticate(`hp_cold_${i}`)));
+		expect((await burst()).every((p) => p === null)).toBe(true);
+		expect(checks).toBe(1);
+		// A change made in this isolate: the next requests check again, once between them.
+		const { key, info } = await store.create({ name: "after", scopes: ["read"], datasets: null, rateLimit: null, expiresAt: null });
+		checks = 0;
+		const found = await Promise.all(Array.from({ length: 12 }, () => store.authenticate(key)));
+		expect(found.map((p) => p?.id)).toEqual(Array(12).fill(info.id));
+		expect(checks).toBe(1);
+	});
+});
