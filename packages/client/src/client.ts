@@ -224,7 +224,7 @@ export class Hotpath {
 					})
 				).data.keys,
 			revoke: async (id) => {
-				await http.call({ method: "DELETE", path: `/v1/keys/${seg(id)}`, idempotent: true });
+				await http.call({ method: "DELETE", path: `/v1/keys/${seg(id)}`, idempotent: true, goneMeansDone: true });
 			},
 		};
 
@@ -258,7 +258,7 @@ export class Hotpath {
 				return { replayed: count, ...(incomplete !== undefined ? { incomplete } : {}) };
 			},
 			purge: async (id) => {
-				await http.call({ method: "DELETE", path: `/v1/dead-letters/${seg(id)}`, idempotent: true });
+				await http.call({ method: "DELETE", path: `/v1/dead-letters/${seg(id)}`, idempotent: true, goneMeansDone: true });
 			},
 			purgeAll: async (filter = {}) => {
 				const { count, incomplete } = await everyBulkPage(

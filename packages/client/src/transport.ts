@@ -45,6 +45,11 @@ export interface CallSpec {
 	idempotent: boolean;
 	/** Statuses answered as data instead of thrown (their body is parsed the same way). */
 	allow?: readonly number[];
+	/**
+	 * A DELETE: a 404 to a resend after an attempt that got no answer means that attempt deleted it
+	 * (the server answers a second revoke or purge 404), so the call is done, not failed.
+	 */
+	goneMeansDone?: boolean;
 	/** Retry 429/503 (default true). */
 	retry?: boolean;
 	/** Send the Authorization header (default true). */
@@ -127,6 +132,8 @@ export class Transport {
 		}
 		const doFetch: FetchLike = this.options.fetch ?? ((input, init) => globalThis.fetch(input, init));
 
+		/** Whether an earlier attempt went unanswered (it may have reached the server and been done). */
+		let lostAnswer = false;
 		for (let attempt = 0; ; attempt++) {
 			const canRetry = attempt < this.options.retries;
 			const controller = new AbortController();
@@ -154,6 +161,7 @@ export class Transport {
 							{ cause: e },
 						);
 				if (!spec.idempotent || !canRetry) throw error;
+				lostAnswer = true;
 				const backOff = this.delayMs(attempt, undefined);
 				this.options.onRetry?.({ error, attempt: attempt + 1, waitMs: backOff });
 				await sleep(backOff, spec.signal);
@@ -166,6 +174,8 @@ export class Transport {
 			const retryAfter = parseRetryAfter(res.headers.get("retry-after"));
 			const answered = res;
 			const toError = () => errorFromResponse(answered.status, answered.statusText, text, retryAfter);
+			if (res.status === 404 && spec.goneMeansDone && lostAnswer && isGone(text))
+				return { status: res.status, headers: res.headers, data: undefined as T, toError };
 			if (res.ok || spec.allow?.includes(res.status)) {
 				// An allowed error status whose body is not JSON (a proxy's HTML page) is that status's error, not a bad response.
 				if (!res.ok && text !== "" && !isJson(text)) throw toError();
@@ -181,6 +191,16 @@ export class Transport {
 			this.options.onRetry?.({ error, attempt: attempt + 1, waitMs: wait });
 			await sleep(wait, spec.signal);
 		}
+	}
+}
+
+/** A Hotpath 404 about the thing (not a route that does not exist, nor a body that is no problem document). */
+function isGone(text: string): boolean {
+	try {
+		const p = JSON.parse(text) as { type?: unknown; detail?: unknown };
+		return typeof p.type === "string" && p.type.endsWith("/not-found") && !(typeof p.detail === "string" && p.detail.startsWith("no route"));
+	} catch {
+		return false;
 	}
 }
 

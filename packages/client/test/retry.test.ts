@@ -159,6 +159,25 @@ describe("retry policy", () => {
 		expect(seen).toHaveLength(2);
 	});
 
+	it("takes a 404 to a resent DELETE after a lost answer as done (the lost attempt did it), but not a first 404", async () => {
+		// keys.revoke and deadLetters.purge are resent after a lost answer; the server answers the resend
+		// 404 ("no active key"), as the first attempt already revoked it: the call succeeded.
+		const { url, seen } = await scripted((req, _n, res) => {
+			if (req.url.includes("typo")) return problem(res, 404);
+			if (seen.filter((s) => s.url === req.url).length === 1) return res.socket?.destroy();
+			return req.url.includes("elsewhere")
+				? problem(res, 404, { type: "https://hotpath.dev/problems/not-found", detail: `no route for DELETE ${req.url}` })
+				: problem(res, 404, { type: "https://hotpath.dev/problems/not-found", detail: "no active key" });
+		});
+		const hp = new Hotpath({ url, retryBaseMs: 1 });
+		await expect(hp.keys.revoke("key_1")).resolves.toBeUndefined();
+		await expect(hp.deadLetters.purge(7)).resolves.toBeUndefined();
+		expect(seen.map((s) => s.method)).toEqual(["DELETE", "DELETE", "DELETE", "DELETE"]);
+		await expect(hp.keys.revoke("key_typo")).rejects.toMatchObject({ status: 404 });
+		// A 404 that is no route (a base URL that is not this Hotpath's) is not taken for done.
+		await expect(hp.keys.revoke("elsewhere")).rejects.toMatchObject({ status: 404 });
+	});
+
 	it("times out an attempt after timeoutMs", async () => {
 		const { url, seen } = await scripted((req, n, res) => (n === 0 && req.method === "GET" ? undefined : json(res, 200, { datasets: [] })));
 		const hp = new Hotpath({ url, timeoutMs: 200, retryBaseMs: 1 });
