@@ -130,10 +130,17 @@ async function consumeRebuildPages(services: Services, pages: { msg: Message<unk
 			msg.ack();
 		} catch (e) {
 			// The events queue retries 5 times (wrangler.toml); the last failure marks the run failed instead.
-			if (msg.attempts >= 5) {
-				await failRebuildPage(services, page, String(e)).catch(() => {});
+			// Acked only once the run is marked failed: otherwise the page goes back (and to the
+			// dead-letter queue at last, where it can be replayed), rather than away with its run "running".
+			if (
+				msg.attempts >= 5 &&
+				(await failRebuildPage(services, page, String(e)).then(
+					() => true,
+					() => false,
+				))
+			)
 				msg.ack();
-			} else msg.retry({ delaySeconds: retryDelay(msg.attempts) });
+			else msg.retry({ delaySeconds: retryDelay(msg.attempts) });
 		}
 	}
 }

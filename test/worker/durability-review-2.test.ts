@@ -137,3 +137,30 @@ describe("a rebuild the queue refuses to start", () => {
 		expect(row?.error).toMatch(/queue over its limit/);
 	});
 });
+
+describe("a rebuild page that keeps failing", () => {
+	it("is not acked while its run cannot be marked failed either: it goes back (to the dead-letter queue at last), not away with the run left running", async () => {
+		const ds = await createDataset({ key: "id", fields: { a: "int" }, ttl_seconds: 3600 });
+		const page = { dataset: ds, mode: "refill" as const, job: crypto.randomUUID(), after: null };
+		await startRebuild(env.DB, { dataset: ds, job: page.job, mode: page.mode, totalKeys: 0, startedAt: Date.now() });
+		const msg = message(JSON.stringify({ v: 1, rebuild: page }), 5);
+		await env.DB.prepare("ALTER TABLE rebuilds RENAME TO rebuilds_away").run();
+		let result: Awaited<ReturnType<typeof runQueue>>;
+		try {
+			result = await runQueue(EVENTS_QUEUE, [msg]);
+		} finally {
+			await env.DB.prepare("ALTER TABLE rebuilds_away RENAME TO rebuilds").run();
+		}
+		expect(result.explicitAcks).toEqual([]);
+		expect(result.retryMessages.map((r) => r.msgId)).toEqual([msg.id]);
+		// Once D1 is back, the last delivery marks the run failed and is acked.
+		await env.DB.prepare("ALTER TABLE records RENAME TO records_away").run();
+		try {
+			result = await runQueue(EVENTS_QUEUE, [{ ...msg, attempts: 6 }]);
+		} finally {
+			await env.DB.prepare("ALTER TABLE records_away RENAME TO records").run();
+		}
+		expect(result.explicitAcks).toEqual([msg.id]);
+		expect((await getRebuild(env.DB, ds))?.status).toBe("failed");
+	});
+});
