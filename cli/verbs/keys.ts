@@ -13,11 +13,18 @@ const scopesOption = (raw: string): Scope[] => {
 	return scopes as Scope[];
 };
 
-/** "100/60" -> 100 requests per 60 seconds. */
+/** The server's bounds on a key's rate limit (src/routes/keys.ts). */
+const MAX_REQUESTS = 1_000_000;
+const MAX_PERIOD_S = 86_400;
+
+/** "100/60" -> 100 requests per 60 seconds, within what the server takes (past it: exit 2, not the server's 400). */
 const rateLimitOption = (raw: string): { requests: number; period_seconds: number } => {
 	const m = /^(\d+)\/(\d+)$/.exec(raw.trim());
-	if (!m || Number(m[1]) < 1 || Number(m[2]) < 1) throw new InvalidArgumentError('expected REQUESTS/SECONDS, e.g. "100/60"');
-	return { requests: Number(m[1]), period_seconds: Number(m[2]) };
+	const requests = Number(m?.[1]);
+	const period = Number(m?.[2]);
+	if (!m || requests < 1 || period < 1 || requests > MAX_REQUESTS || period > MAX_PERIOD_S)
+		throw new InvalidArgumentError(`expected REQUESTS/SECONDS, e.g. "100/60": 1 to ${MAX_REQUESTS} requests per 1 to ${MAX_PERIOD_S} seconds`);
+	return { requests, period_seconds: period };
 };
 
 /** --datasets: at least one name (an empty list would be a key limited to no dataset, which the server refuses). */

@@ -34,4 +34,15 @@ describe("keys create", () => {
 			expect(run.stderr).not.toContain("option '--expires-at");
 		}
 	}, 90_000);
+
+	it("exits 2 for a --rate-limit past the server's bounds (1,000,000 requests, a period of 86,400 s), before any request", async () => {
+		for (const value of ["1000001/60", "5/86401", "99999999999999999999/60"]) {
+			const run = await runCli([...nowhere, "keys", "create", "k", "--scopes", "read", "--rate-limit", value]);
+			expect({ value, code: run.code }).toEqual({ value, code: 2 });
+			expect(run.stderr).toContain("option '--rate-limit");
+		}
+		const within = await runCli([...nowhere, "keys", "create", "k", "--scopes", "read", "--rate-limit", "1000000/86400"]);
+		expect(within.code).toBe(1);
+		expect(within.stderr).not.toContain("option '--rate-limit");
+	}, 60_000);
 });
