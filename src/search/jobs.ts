@@ -267,9 +267,17 @@ export async function consumeSearchMessage(services: Services, msg: Message<unkn
 		else if (await runBuild(services, message.job.dataset, message.job.job, BUILD_BUDGET_MS)) await send(services.env.EVENTS_QUEUE, message);
 		msg.ack();
 	} catch (e) {
-		if ("job" in message && msg.attempts >= BUILD_ATTEMPTS) {
+		// Acked only once the build is marked failed: otherwise the message goes back (and to the
+		// dead-letter queue at last, where it can be replayed), rather than away with the index "building".
+		if (
+			"job" in message &&
+			msg.attempts >= BUILD_ATTEMPTS &&
+			(await failBuild(requireDb(services), message.job.dataset, message.job.job, String(e), Date.now()).then(
+				() => true,
+				() => false,
+			))
+		) {
 			log.error("search index build kept failing; marked failed", { dataset: message.job.dataset, error: String(e) });
-			await failBuild(requireDb(services), message.job.dataset, message.job.job, String(e), Date.now()).catch(() => {});
 			msg.ack();
 		} else msg.retry({ delaySeconds: delay });
 	}

@@ -164,3 +164,19 @@ describe("a rebuild page that keeps failing", () => {
 		expect((await getRebuild(env.DB, ds))?.status).toBe("failed");
 	});
 });
+
+describe("a search index build that keeps failing", () => {
+	it("is not acked while its build cannot be marked failed either: it goes back, not away with the index left building", async () => {
+		const sdb = (env as unknown as { SEARCH_DB: D1Database }).SEARCH_DB;
+		const msg = message(JSON.stringify({ v: 1, search: { job: { dataset: uniqueName("ds"), job: crypto.randomUUID() } } }), 5);
+		await sdb.prepare("ALTER TABLE search_indexes RENAME TO search_indexes_away").run();
+		let result: Awaited<ReturnType<typeof runQueue>>;
+		try {
+			result = await runQueue(EVENTS_QUEUE, [msg]);
+		} finally {
+			await sdb.prepare("ALTER TABLE search_indexes_away RENAME TO search_indexes").run();
+		}
+		expect(result.explicitAcks).toEqual([]);
+		expect(result.retryMessages.map((r) => r.msgId)).toEqual([msg.id]);
+	});
+});
