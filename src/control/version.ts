@@ -30,6 +30,7 @@ export class ControlVersion {
 	private version = -1;
 	private checkedAt = Number.NEGATIVE_INFINITY;
 	private checking = false;
+	private checkStartedAt = Number.NEGATIVE_INFINITY;
 	private changes = 0;
 	private readonly listeners: Listener[] = [];
 
@@ -53,7 +54,9 @@ export class ControlVersion {
 	async ensureCurrent(): Promise<void> {
 		const now = this.now();
 		if (now - this.checkedAt < this.checkEveryMs) return;
-		if (this.checking) {
+		// A check in flight for longer than an interval is taken as lost (its D1 call hangs, or its request
+		// went away with it), so it cannot keep every later request from checking.
+		if (this.checking && now - this.checkStartedAt < this.checkEveryMs) {
 			// Someone else is checking and the caches were current one interval ago: good enough.
 			if (this.version !== -1) return;
 			// Nothing is known yet (a cold isolate, or just after a change made here): wait for that check
@@ -63,6 +66,7 @@ export class ControlVersion {
 			// It failed, or a change made here meanwhile asks for a new one: check here.
 		}
 		this.checking = true;
+		this.checkStartedAt = now;
 		try {
 			await this.check(now);
 		} catch (e) {

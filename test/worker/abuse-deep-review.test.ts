@@ -146,3 +146,36 @@ describe("the control version check", () => {
 		expect(checks).toBe(1);
 	});
 });
+
+describe("a control version check that never answers", () => {
+	it("does not stop the isolate from checking: a revocation elsewhere still shows within an interval or two", async () => {
+		let hang = false;
+		// D1 statements whose results never come while `hang` is set, as a query lost with its request.
+		const wrap = <T extends object>(o: T): T =>
+			new Proxy(o, {
+				get(target, prop) {
+					const v = Reflect.get(target, prop);
+					if (typeof v !== "function") return v;
+					return (...args: unknown[]) => {
+						const out = v.apply(target, args);
+						if (out instanceof Promise) return hang ? new Promise(() => {}) : out;
+						return out && typeof out === "object" ? wrap(out) : out;
+					};
+				},
+			});
+		let clock = 10_000_000;
+		const control = new ControlVersion(drizzle(wrap(env.DB)), 1000, () => clock);
+		const store = new KeyStore(drizzle(env.DB), control, undefined, () => clock);
+		const { key, info } = await store.create({ name: "watched", scopes: ["read"], datasets: null, rateLimit: null, expiresAt: null });
+		expect((await store.authenticate(key))?.id).toBe(info.id);
+		hang = true;
+		clock += 1001;
+		// This request's check never answers (its own request is left waiting, as a cancelled one would be).
+		void store.authenticate(key);
+		hang = false;
+		const elsewhere = new KeyStore(drizzle(env.DB), new ControlVersion(drizzle(env.DB), 1000), undefined);
+		expect(await elsewhere.revoke(info.id)).toBe(true);
+		clock += 1001;
+		expect(await store.authenticate(key)).toBeNull();
+	});
+});
