@@ -138,6 +138,15 @@ export const secondsOption = (raw: string): number => {
 	return n;
 };
 
+/**
+ * commander argParser: a value that is not empty. An empty one (`--cursor "$NEXT"` with NEXT unset)
+ * is bad usage, as an empty argument is, not a request the server refuses.
+ */
+export const nonEmptyOption = (raw: string): string => {
+	if (raw === "") throw new InvalidArgumentError("expected a value, not an empty one (an unset variable?); leave the option out instead");
+	return raw;
+};
+
 /** commander argParser: a comma-separated list. */
 export const listOption = (raw: string): string[] =>
 	raw

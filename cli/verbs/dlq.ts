@@ -1,7 +1,7 @@
 /** `hotpath dlq list | replay ID | replay --all | purge ID | purge --all`: messages that kept failing (admin). */
 import type { DeadLetterId } from "@hotpath/client";
 import type { Command } from "commander";
-import { intOption, verbAction } from "../context.ts";
+import { intOption, nonEmptyOption, verbAction } from "../context.ts";
 import { table, UsageError } from "../output.ts";
 
 interface Which {
@@ -31,7 +31,7 @@ export function registerDlq(program: Command): void {
 		.command("list")
 		.description("list dead letters, newest first")
 		.option("--limit <n>", "at most this many (1-500)", intOption(1, 500))
-		.option("--dataset <name>", "only those touching this dataset")
+		.option("--dataset <name>", "only those touching this dataset", nonEmptyOption)
 		.action(
 			verbAction(async ({ client, out }, _args: [], o: { limit?: number; dataset?: string }) => {
 				const list = await client.deadLetters.list({ limit: o.limit, dataset: o.dataset });
@@ -54,7 +54,7 @@ export function registerDlq(program: Command): void {
 		.description("put a dead letter (or every one not replayed yet) back on the queue")
 		.argument("[id]")
 		.option("--all", "every dead letter not replayed yet")
-		.option("--dataset <name>", "with --all: only those touching this dataset")
+		.option("--dataset <name>", "with --all: only those touching this dataset", nonEmptyOption)
 		.action(
 			verbAction(async ({ client, out }, [id]: [string | undefined], o: Which) => {
 				const which = target(id, o, "replay");
@@ -74,7 +74,7 @@ export function registerDlq(program: Command): void {
 		.description("delete a dead letter (or every one) for good")
 		.argument("[id]")
 		.option("--all", "every dead letter")
-		.option("--dataset <name>", "with --all: only those touching this dataset")
+		.option("--dataset <name>", "with --all: only those touching this dataset", nonEmptyOption)
 		.action(
 			verbAction(async ({ client, out }, [id]: [string | undefined], o: Which) => {
 				const which = target(id, o, "purge");

@@ -4,7 +4,7 @@
  */
 import type { HistoryOptions, HistoryVersion } from "@hotpath/client";
 import type { Command } from "commander";
-import { intOption, timeOption, verbAction } from "../context.ts";
+import { intOption, nonEmptyOption, timeOption, verbAction } from "../context.ts";
 import { count, table } from "../output.ts";
 import { fitToTerminal, readPages } from "./paging.ts";
 
@@ -37,7 +37,7 @@ export function registerHistory(program: Command): void {
 		.option("--since <time>", "versions at or after this time (RFC 3339 or epoch ms)", timeOption)
 		.option("--until <time>", "versions at or before this time (RFC 3339 or epoch ms)", timeOption)
 		.option("--limit <n>", "versions per page (1-1000; default 100)", intOption(1, 1000))
-		.option("--cursor <cursor>", "the next page (next_cursor of the previous one, with the same --since and --until)")
+		.option("--cursor <cursor>", "the next page (next_cursor of the previous one, with the same --since and --until)", nonEmptyOption)
 		.option("--all", "every page")
 		.option("--ndjson", "one JSON version per line on stdout (no page envelope)")
 		.addHelpText(

@@ -6,7 +6,7 @@
 import { readFileSync } from "node:fs";
 import type { IfStale, SearchHit, SearchQuery, SearchVector } from "@hotpath/client";
 import { type Command, Option } from "commander";
-import { fieldsOption, intOption, jsonOption, listOption, secondsOption, verbAction } from "../context.ts";
+import { fieldsOption, intOption, jsonOption, listOption, nonEmptyOption, secondsOption, verbAction } from "../context.ts";
 import { count, duration, table, UsageError } from "../output.ts";
 import { withoutBom } from "../text.ts";
 import { fitToTerminal, readPages } from "./paging.ts";
@@ -112,14 +112,14 @@ export function registerSearch(program: Command): void {
 		.description("search a dataset (one with `search` in its spec): words (BM25), filters, sorts, vector k-NN, or words and vector fused")
 		.argument("<dataset>")
 		.argument("[words...]", "words to find in the text fields (all of them); the same as --text")
-		.option("-t, --text <words>", "words to find in the text fields")
+		.option("-t, --text <words>", "words to find in the text fields", nonEmptyOption)
 		.option("--filter <json>", 'on filter fields: {"age": {"gte": 30}, "or": [...]} (or @FILE)', jsonOption)
 		.option("--vector <json>", "nearest neighbours of a vector: [0.1, 0.2, ...] or {value | key, k} (or @FILE)", jsonOption)
-		.option("--like <key>", "nearest neighbours of this record's vector (the record itself left out)")
+		.option("--like <key>", "nearest neighbours of this record's vector (the record itself left out)", nonEmptyOption)
 		.option("--k <n>", "neighbours to rank with --vector or --like (1-1000; default 100)", intOption(1, 1000))
 		.option("--sort <fields>", 'comma-separated filter fields, "-" for descending, or _score: "-age", "country,-age"', listOption)
 		.option("--limit <n>", "hits per page (1-100; default 10)", intOption(1, 100))
-		.option("--cursor <cursor>", "the next page of the same query (next_cursor of the previous one)")
+		.option("--cursor <cursor>", "the next page of the same query (next_cursor of the previous one)", nonEmptyOption)
 		.option("--all", "every page (up to the 1,000 hits a query ranks)")
 		.option("--highlight", "show where the words matched (<mark>)")
 		.option("--fields <a,b>", "only these fields of each hit's value", fieldsOption)
