@@ -43,6 +43,13 @@ export async function probeHealth(services: Services): Promise<Health> {
 // awaiting another request's I/O): it answers from the previous one, or probes itself if there is none.
 let last: { at: number; health: Health } | null = null;
 let probing = false;
+let probeStartedAt = 0;
+/**
+ * Whether a probe is under way. One in flight past its longest time is taken as lost (workerd
+ * cancels a request it finds hung, and the probe's cleanup never runs): otherwise every later call
+ * would answer its predecessor's health for as long as the isolate lives.
+ */
+const inFlight = (now: number) => probing && now - probeStartedAt < PROBE_WAIT_MS;
 /** A probe's longest time (its backends' 2 s timeouts) and a bit, and how often a waiting call looks for its answer. */
 const PROBE_WAIT_MS = 2500;
 const PROBE_POLL_MS = 5;
@@ -71,10 +78,11 @@ mount(
 		let health: Health;
 		// A cold isolate's first calls, arriving together: one probes, the others wait for its answer on a
 		// timer (never on its promise) for as long as a probe can take, rather than each probe every backend.
-		for (let waited = 0; !last && probing && waited < PROBE_WAIT_MS; waited += PROBE_POLL_MS) await sleep(PROBE_POLL_MS);
-		if (last && (now - last.at < services.settings.HEALTH_CACHE_MS || probing)) health = last.health;
+		for (let waited = 0; !last && inFlight(now) && waited < PROBE_WAIT_MS; waited += PROBE_POLL_MS) await sleep(PROBE_POLL_MS);
+		if (last && (now - last.at < services.settings.HEALTH_CACHE_MS || inFlight(now))) health = last.health;
 		else {
 			probing = true;
+			probeStartedAt = now;
 			try {
 				health = await probeHealth(services);
 				last = { at: Date.now(), health };

@@ -27,4 +27,25 @@ describe("/healthz in a cold isolate", () => {
 			redis.probe = original;
 		}
 	});
+
+	it("is not frozen by a probe that never answers (one lost with its cancelled request): a later call probes again", async () => {
+		const redis = servicesFor(env).redis;
+		if (!redis) throw new Error("the test config provides the hot tier");
+		const original = redis.probe;
+		try {
+			// Past the reuse of the first test's probe, a probe that never answers.
+			await new Promise((r) => setTimeout(r, 2100));
+			redis.probe = () => new Promise<boolean>(() => {});
+			// workerd cancels that request as hung, and the probe's own cleanup never runs.
+			call("GET", "/healthz", { key: null }).catch(() => {});
+			await new Promise((r) => setTimeout(r, 50));
+			// Redis now answers, and is down.
+			redis.probe = async () => false;
+			await new Promise((r) => setTimeout(r, 2600));
+			const health = await (await call("GET", "/healthz", { key: null })).json<{ tiers: { redis: string } }>();
+			expect(health.tiers.redis).toBe("down");
+		} finally {
+			redis.probe = original;
+		}
+	});
 });
