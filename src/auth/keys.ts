@@ -127,7 +127,7 @@ export class KeyStore {
 	 */
 	private readonly groups = new Map<string, { at: number; byHash: Map<string, Principal | null> }>();
 	/** Prefixes whose group a request of this isolate is loading now. */
-	private readonly loading = new Map<string, symbol>();
+	private readonly loading = new Map<string, { at: number }>();
 
 	constructor(
 		private readonly db: DrizzleD1Database,
@@ -155,10 +155,15 @@ export class KeyStore {
 			// Another request of this isolate is loading this group: tokens arriving together (a burst of
 			// guesses crafted to share a prefix) wait for it on a timer, rather than each query D1. Its
 			// promise is not awaited: that is unsafe in workerd.
-			for (let waited = 0; this.loading.has(prefix) && waited < LOAD_WAIT_MS; waited += LOAD_POLL_MS) await sleep(LOAD_POLL_MS);
+			// A load in flight past that bound is taken as lost (with its cancelled request), never waited for again.
+			const inFlight = () => {
+				const l = this.loading.get(prefix);
+				return l !== undefined && this.now() - l.at < LOAD_WAIT_MS;
+			};
+			for (let waited = 0; inFlight() && waited < LOAD_WAIT_MS; waited += LOAD_POLL_MS) await sleep(LOAD_POLL_MS);
 			group = this.groups.get(prefix);
 			if (!group || this.now() - group.at >= PREFIX_TTL_MS) {
-				const mark = Symbol(prefix);
+				const mark = { at: this.now() };
 				this.loading.set(prefix, mark);
 				try {
 					// Noted before the read: a load that a change (a revocation) overtook is used once, never kept.

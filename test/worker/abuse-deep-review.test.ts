@@ -179,3 +179,38 @@ describe("a control version check that never answers", () => {
 		expect(await store.authenticate(key)).toBeNull();
 	});
 });
+
+describe("a key lookup that never answers", () => {
+	it("is not waited for by later requests of its hash prefix once its bound has passed", async () => {
+		let hang = false;
+		const wrap = <T extends object>(o: T): T =>
+			new Proxy(o, {
+				get(target, prop) {
+					const v = Reflect.get(target, prop);
+					if (typeof v !== "function") return v;
+					return (...args: unknown[]) => {
+						const out = v.apply(target, args);
+						if (out instanceof Promise) return hang ? new Promise(() => {}) : out;
+						return out && typeof out === "object" ? wrap(out) : out;
+					};
+				},
+			});
+		const tokens: string[] = [];
+		for (let i = 0; tokens.length < 2; i++) {
+			const t = `hp_lost_${i}`;
+			if ((await sha256Hex(t)).startsWith("def")) tokens.push(t);
+		}
+		let clock = 20_000_000;
+		const control = new ControlVersion(drizzle(env.DB), 60_000, () => clock);
+		const store = new KeyStore(drizzle(wrap(env.DB)), control, undefined, () => clock);
+		await control.ensureCurrent();
+		hang = true;
+		void store.authenticate(tokens[0] as string);
+		await new Promise((r) => setTimeout(r, 20));
+		hang = false;
+		clock += 2001;
+		const started = Date.now();
+		expect(await store.authenticate(tokens[1] as string)).toBeNull();
+		expect(Date.now() - started).toBeLessThan(1000);
+	});
+});
