@@ -108,6 +108,20 @@ function timeParam(t: TimeInput | undefined, option: string): string | number | 
 	return t.toISOString();
 }
 
+/**
+ * `maxStaleness` as sent: NaN or Infinity is a HotpathError before any request. JSON would send
+ * either as null, which a lookup reads as no bound at all (the query string, as a 400).
+ */
+function stalenessParam(s: number | undefined): number | undefined {
+	if (s === undefined || Number.isFinite(s)) return s;
+	throw new HotpathError({
+		type: CLIENT_PROBLEM.invalidArgument,
+		title: "Invalid argument",
+		status: 0,
+		detail: `maxStaleness is ${s}: give a finite number of seconds`,
+	});
+}
+
 /** A 404 about the record itself (the read ran and found nothing), not about the dataset or the route. */
 function isRecordMiss(headers: Headers, body: unknown): boolean {
 	const type = (body as { type?: unknown } | undefined)?.type;
@@ -306,7 +320,7 @@ export class Hotpath {
 			path: `/v1/datasets/${seg(dataset)}/records/${seg(key)}`,
 			query: {
 				fields: opts.fields?.join(","),
-				max_staleness: opts.maxStaleness,
+				max_staleness: stalenessParam(opts.maxStaleness),
 				if_stale: opts.ifStale,
 				as_of: timeParam(opts.asOf, "asOf"),
 			},
@@ -324,7 +338,7 @@ export class Hotpath {
 	/** Reads many keys of many datasets in one call; results come back in request order. At most 1,000 keys in all. */
 	async lookup<V extends RecordValue = RecordValue>(requests: LookupRequest[], opts: ReadOptions = {}): Promise<LookupResult<V>[]> {
 		const body: Record<string, unknown> = { requests };
-		if (opts.maxStaleness !== undefined) body.max_staleness = opts.maxStaleness;
+		if (opts.maxStaleness !== undefined) body.max_staleness = stalenessParam(opts.maxStaleness);
 		if (opts.ifStale !== undefined) body.if_stale = opts.ifStale;
 		if (opts.asOf !== undefined) body.as_of = timeParam(opts.asOf, "asOf");
 		return (await this.#http.call<{ results: LookupResult<V>[] }>({ method: "POST", path: "/v1/lookup", json: body, idempotent: true })).data.results;

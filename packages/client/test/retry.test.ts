@@ -269,6 +269,19 @@ describe("requests", () => {
 		expect(seen).toHaveLength(0);
 	});
 
+	it("refuses a maxStaleness of NaN or Infinity, which JSON sends as null (no bound at all) in a lookup", async () => {
+		const { url, seen } = await scripted((_req, _n, res) => json(res, 200, { results: [] }));
+		const hp = new Hotpath({ url });
+		for (const maxStaleness of [Number.NaN, Number.POSITIVE_INFINITY]) {
+			for (const call of [() => hp.lookup([{ dataset: "d", keys: ["a"] }], { maxStaleness }), () => hp.get("d", "a", { maxStaleness })]) {
+				const err = await call().catch((e: unknown) => e);
+				expect(err).toBeInstanceOf(HotpathError);
+				expect((err as HotpathError).detail).toContain("maxStaleness");
+			}
+		}
+		expect(seen).toHaveLength(0);
+	});
+
 	it("sends only the lookup options that were given (the server's schema is strict)", async () => {
 		const { url, seen } = await scripted((_req, _n, res) => json(res, 200, { results: [] }));
 		const hp = new Hotpath({ url });
