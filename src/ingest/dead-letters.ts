@@ -212,12 +212,21 @@ export async function replayDeadLetters(
 	} catch (e) {
 		log.warn("dead letters to replay could not be marked replayed: D1 refused", { error: String(e) });
 	}
+	// Ones waiting in KV that D1 would not take are marked where they wait, so a bulk replay called
+	// again (until it replays none) does not send them again and again; the cron moves them later.
+	const markedInKv = movedFromKv ? [] : fromKv;
+	await Promise.all(
+		markedInKv.map((l) => storeDeadLetterKv(kv, l, now).catch((e) => log.warn("a replayed dead letter in KV could not be marked", { error: String(e) }))),
+	);
 	let sent = 0;
 	for (const batch of packBatches(packed)) {
 		try {
 			await queue.sendBatch(batch.map((m) => ({ body: m.body, contentType: "text" as const })));
 		} catch (e) {
 			if (marked) await unmarkReplayed(db, messageIds, now).catch((u) => log.error("replayed dead letters could not be unmarked", { error: String(u) }));
+			await Promise.all(
+				markedInKv.map((l) => storeDeadLetterKv(kv, l).catch((u) => log.error("a replayed dead letter in KV could not be unmarked", { error: String(u) }))),
+			);
 			throw new HotpathError(
 				"unavailable",
 				`the event queue refused the replay after ${sent} of ${packed.length} message(s) (${(e as Error).message}); none is marked replayed, and replaying again is safe: events are idempotent by id`,

@@ -17,6 +17,8 @@ export interface DeadLetter {
 	createdAt: number;
 	/** Datasets the message touches, or null when its body could not be read. */
 	datasets: string[] | null;
+	/** Set on a letter replayed while it waited in KV: D1 takes it as replayed then. */
+	replayedAt?: number | null;
 }
 
 export interface StoredDeadLetter extends DeadLetter {
@@ -40,6 +42,7 @@ export async function storeDeadLettersD1(db: D1Database, letters: readonly DeadL
 		attempts: l.attempts,
 		createdAt: l.createdAt,
 		datasets: l.datasets ? JSON.stringify(l.datasets) : null,
+		replayedAt: l.replayedAt ?? null,
 	}));
 	const stmts = [];
 	for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) {
@@ -59,19 +62,28 @@ export async function storeDeadLettersD1(db: D1Database, letters: readonly DeadL
 interface KvDeadLetterMeta {
 	datasets: string[] | null;
 	created_at: number;
+	replayed_at?: number;
 }
 
-/** Keeps one dead letter in KV, for when D1 refuses it. Metadata lets a listing filter without reading bodies. */
-export async function storeDeadLetterKv(kv: KVNamespace, l: DeadLetter): Promise<void> {
-	const meta: KvDeadLetterMeta = { datasets: l.datasets, created_at: l.createdAt };
-	await kv.put(`${KV_DEAD_LETTER_PREFIX}${l.messageId}`, JSON.stringify(l), { metadata: meta });
+/** A letter as KV keeps it: replayed while D1 refused to mark it, it carries when. */
+type KvDeadLetter = DeadLetter & { replayedAt?: number };
+
+/**
+ * Keeps one dead letter in KV, for when D1 refuses it (stored again, it is unreplayed again, as in
+ * D1); `replayedAt` marks one replayed while D1 refused. Metadata lets a listing filter without reading bodies.
+ */
+export async function storeDeadLetterKv(kv: KVNamespace, l: DeadLetter, replayedAt?: number): Promise<void> {
+	const { queue, messageId, body, error, attempts, createdAt, datasets } = l;
+	const kept: KvDeadLetter = { queue, messageId, body, error, attempts, createdAt, datasets, ...(replayedAt === undefined ? {} : { replayedAt }) };
+	const meta: KvDeadLetterMeta = { datasets: l.datasets, created_at: l.createdAt, ...(replayedAt === undefined ? {} : { replayed_at: replayedAt }) };
+	await kv.put(`${KV_DEAD_LETTER_PREFIX}${l.messageId}`, JSON.stringify(kept), { metadata: meta });
 }
 
-async function readKv(kv: KVNamespace, name: string): Promise<DeadLetter | null> {
+async function readKv(kv: KVNamespace, name: string): Promise<KvDeadLetter | null> {
 	const text = await kv.get(name, "text");
 	if (text === null) return null;
 	try {
-		return JSON.parse(text) as DeadLetter;
+		return JSON.parse(text) as KvDeadLetter;
 	} catch {
 		return null;
 	}
@@ -84,7 +96,7 @@ export interface ListFilter {
 	dataset?: string;
 	/** Only letters not replayed yet. */
 	unreplayedOnly?: boolean;
-	/** Only letters replayed already (none waits in KV: a replay moves a letter to D1 first). */
+	/** Only letters replayed already (in KV, those replayed while D1 refused to mark them). */
 	replayedOnly?: boolean;
 	/** Leaves out letters kept with this reason. */
 	exceptError?: string;
@@ -139,14 +151,15 @@ export async function listD1DeadLetters(db: D1Database, f: ListFilter): Promise<
 /** Up to `limit` of the letters waiting in KV, filtered by dataset bounds. */
 export async function listKvDeadLetters(kv: KVNamespace, f: ListFilter, limit: number): Promise<StoredDeadLetter[]> {
 	const out: StoredDeadLetter[] = [];
-	if (limit <= 0 || f.replayedOnly) return out;
+	if (limit <= 0) return out;
+	const wanted = (replayedAt: number | null | undefined) => (f.unreplayedOnly ? replayedAt == null : f.replayedOnly ? replayedAt != null : true);
 	const listed = await kv.list<KvDeadLetterMeta>({ prefix: KV_DEAD_LETTER_PREFIX, limit: 1000 });
 	for (const k of listed.keys) {
 		if (out.length >= limit) break;
-		if (k.metadata && !matches(k.metadata.datasets, f)) continue;
+		if (k.metadata && (!matches(k.metadata.datasets, f) || !wanted(k.metadata.replayed_at))) continue;
 		const l = await readKv(kv, k.name);
-		if (!l || !matches(l.datasets, f) || (f.exceptError !== undefined && l.error === f.exceptError)) continue;
-		out.push({ ...l, id: `kv:${l.messageId}`, replayedAt: null });
+		if (!l || !matches(l.datasets, f) || !wanted(l.replayedAt) || (f.exceptError !== undefined && l.error === f.exceptError)) continue;
+		out.push({ ...l, id: `kv:${l.messageId}`, replayedAt: l.replayedAt ?? null });
 	}
 	return out;
 }
@@ -155,7 +168,7 @@ export async function listKvDeadLetters(kv: KVNamespace, f: ListFilter, limit: n
 export async function getDeadLetter(db: D1Database, kv: KVNamespace, id: number | string): Promise<StoredDeadLetter | null> {
 	if (typeof id === "string") {
 		const l = await readKv(kv, `${KV_DEAD_LETTER_PREFIX}${id.slice("kv:".length)}`);
-		return l ? { ...l, id, replayedAt: null } : null;
+		return l ? { ...l, id, replayedAt: l.replayedAt ?? null } : null;
 	}
 	const r = await drizzle(db).select().from(deadLetters).where(eq(deadLetters.id, id)).get();
 	return r ? fromRow(r) : null;

@@ -11,6 +11,7 @@ import { startDatasetRebuild } from "../../src/ingest/rebuild";
 import { servicesFor } from "../../src/services";
 import { getRebuild, startRebuild } from "../../src/storage/rebuilds";
 import {
+	call,
 	createDataset,
 	DLQ,
 	d1Record,
@@ -19,6 +20,7 @@ import {
 	env,
 	eventsBody,
 	eventually,
+	expectJson,
 	message,
 	type QueueEvent,
 	runQueue,
@@ -178,5 +180,49 @@ describe("a search index build that keeps failing", () => {
 		}
 		expect(result.explicitAcks).toEqual([]);
 		expect(result.retryMessages.map((r) => r.msgId)).toEqual([msg.id]);
+	});
+});
+
+describe("replaying letters waiting in KV while D1 refuses", () => {
+	it("marks them replayed where they wait, so a second bulk replay does not send them again and a replayed-only purge reaches them", async () => {
+		const dsr = await createDataset({ key: "id", fields: { a: "int" }, ttl_seconds: 3600 });
+		const k = uniqueName("k");
+		const msg = message(eventsBody([{ id: `u@${k}`, dataset: dsr, key: k, op: "upsert", time: Date.now() - 1000, value: { a: 9 } }]), 6);
+		await env.DB.prepare("ALTER TABLE dead_letters RENAME TO dead_letters_away").run();
+		try {
+			await runQueue(DLQ, [msg]);
+			const first = await expectJson<{ replayed: number; incomplete?: string }>(await call("POST", `/v1/dead-letters/replay?dataset=${dsr}`), 200);
+			expect(first.replayed).toBe(1);
+			const listed = await expectJson<{ dead_letters: { id: string; replayed_at: string | null }[] }>(
+				await call("GET", `/v1/dead-letters?dataset=${dsr}`),
+				200,
+			);
+			expect(listed.dead_letters).toEqual([expect.objectContaining({ id: `kv:${msg.id}`, replayed_at: expect.any(String) })]);
+			// "Call again for more" ends: the letter is not sent again and again.
+			expect((await expectJson<{ replayed: number }>(await call("POST", `/v1/dead-letters/replay?dataset=${dsr}`), 200)).replayed).toBe(0);
+			expect((await expectJson<{ purged: number }>(await call("DELETE", `/v1/dead-letters?dataset=${dsr}&replayed=true`), 200)).purged).toBe(1);
+			expect(await env.RECORDS_KV.get(`dlq:${msg.id}`)).toBeNull();
+		} finally {
+			await env.DB.prepare("ALTER TABLE dead_letters_away RENAME TO dead_letters").run();
+		}
+		await eventually(async () => ((await d1Record(dsr, k)) ? true : undefined), { what: "the replayed event applied" });
+	});
+});
+
+describe("a letter replayed while it waited in KV", () => {
+	it("is moved to D1 by the cron as replayed, not as waiting again", async () => {
+		const dsr = await createDataset({ key: "id", fields: { a: "int" }, ttl_seconds: 3600 });
+		const k = uniqueName("k");
+		const msg = message(eventsBody([{ id: `u@${k}`, dataset: dsr, key: k, op: "upsert", time: Date.now() - 1000, value: { a: 9 } }]), 6);
+		await env.DB.prepare("ALTER TABLE dead_letters RENAME TO dead_letters_away").run();
+		try {
+			await runQueue(DLQ, [msg]);
+			expect((await expectJson<{ replayed: number }>(await call("POST", `/v1/dead-letters/replay?dataset=${dsr}`), 200)).replayed).toBe(1);
+		} finally {
+			await env.DB.prepare("ALTER TABLE dead_letters_away RENAME TO dead_letters").run();
+		}
+		await runCron();
+		expect(await env.RECORDS_KV.get(`dlq:${msg.id}`)).toBeNull();
+		expect((await deadLetterByMessageId(msg.id))?.replayed_at).toEqual(expect.any(Number));
 	});
 });
