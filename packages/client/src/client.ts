@@ -100,11 +100,17 @@ async function everyBulkPage<P extends { incomplete?: string }>(
 	}
 }
 
-/** A time as sent: a Date as RFC 3339. An invalid Date (toISOString's RangeError) is a HotpathError naming `option`, before any request. */
+/**
+ * A time as sent: a Date as RFC 3339. An invalid Date (toISOString's RangeError) or a number that is
+ * not finite (JSON writes NaN as null, which a lookup reads as current values) is a HotpathError
+ * naming `option`, before any request.
+ */
 function timeParam(t: TimeInput | undefined, option: string): string | number | undefined {
+	const invalid = (what: string) =>
+		new HotpathError({ type: CLIENT_PROBLEM.invalidArgument, title: "Invalid argument", status: 0, detail: `${option} is ${what}` });
+	if (typeof t === "number" && !Number.isFinite(t)) throw invalid(`${t}: give epoch milliseconds, RFC 3339 text or a Date`);
 	if (!(t instanceof Date)) return t;
-	if (Number.isNaN(t.getTime()))
-		throw new HotpathError({ type: CLIENT_PROBLEM.invalidArgument, title: "Invalid argument", status: 0, detail: `${option} is an invalid Date` });
+	if (Number.isNaN(t.getTime())) throw invalid("an invalid Date");
 	return t.toISOString();
 }
 
@@ -337,6 +343,7 @@ export class Hotpath {
 
 	/** Reads many keys of many datasets in one call; results come back in request order. At most 1,000 keys in all. */
 	async lookup<V extends RecordValue = RecordValue>(requests: LookupRequest[], opts: ReadOptions = {}): Promise<LookupResult<V>[]> {
+		for (const [i, r] of requests.entries()) if (r.as_of !== undefined && r.as_of !== null) timeParam(r.as_of, `requests[${i}].as_of`);
 		const body: Record<string, unknown> = { requests };
 		if (opts.maxStaleness !== undefined) body.max_staleness = stalenessParam(opts.maxStaleness);
 		if (opts.ifStale !== undefined) body.if_stale = opts.ifStale;

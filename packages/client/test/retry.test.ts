@@ -282,6 +282,23 @@ describe("requests", () => {
 		expect(seen).toHaveLength(0);
 	});
 
+	it("refuses an asOf of NaN, which JSON sends as null (current values) in a lookup: a point-in-time read must not answer the present", async () => {
+		const { url, seen } = await scripted((_req, _n, res) => json(res, 200, { results: [] }));
+		const hp = new Hotpath({ url });
+		const calls = [
+			() => hp.lookup([{ dataset: "d", keys: ["a"] }], { asOf: Number.NaN }),
+			() => hp.lookup([{ dataset: "d", keys: ["a"], as_of: Number.NaN }]),
+			() => hp.get("d", "a", { asOf: Number.NaN }),
+			() => hp.history("d", "a", { since: Number.NaN }),
+		];
+		for (const call of calls) {
+			const err = await call().catch((e: unknown) => e);
+			expect(err).toBeInstanceOf(HotpathError);
+			expect((err as HotpathError).detail).toMatch(/as_?Of|as_of|since/i);
+		}
+		expect(seen).toHaveLength(0);
+	});
+
 	it("sends only the lookup options that were given (the server's schema is strict)", async () => {
 		const { url, seen } = await scripted((_req, _n, res) => json(res, 200, { results: [] }));
 		const hp = new Hotpath({ url });
