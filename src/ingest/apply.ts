@@ -7,6 +7,7 @@
 import { aggregateVersion, tileRowsOf } from "../aggregates/facts";
 import type { DatasetSpec } from "../registry/spec";
 import { type CachedRecord, valueJson } from "../storage/cached-record";
+import { d1Answers } from "../storage/d1-failure";
 import { type AppliedIdRow, appliedIdsStatement } from "../storage/event-log";
 import {
 	type LoggedEvent,
@@ -276,8 +277,9 @@ function contributing(prev: RecordState | null, events: readonly ChangeEvent[]):
 
 /**
  * Writes, and when D1 refuses a batch, finds the keys it refuses by halving: the other keys are
- * written, the refused ones are reported. If no part can be written at all, D1 itself is failing,
- * and the error is thrown for the caller to retry everything later.
+ * written, the refused ones are reported. If D1 does not answer a trivial query (before the
+ * halving, and before a key is reported refused), or no part can be written at all, D1 itself is
+ * failing, and the error is thrown for the caller to retry everything later.
  */
 async function writeIsolating(
 	db: D1Database,
@@ -289,6 +291,8 @@ async function writeIsolating(
 		const revs = await writeStates(db, writes, logOnly, now);
 		return { written: writes.map((w, i) => [w, revs[i] ?? null]), failed: [] };
 	} catch (e) {
+		// D1 not answering at all is an outage, not a bad key: retry the batch rather than try each key.
+		if (!(await d1Answers(db))) throw e;
 		const n = writes.length + logOnly.length;
 		if (n <= 1) return isolate(db, writes, logOnly, now, e);
 		const outcome = await isolate(db, writes, logOnly, now, e);
@@ -310,7 +314,8 @@ async function isolate(
 	const n = writes.length + logOnly.length;
 	if (n <= 1) {
 		const one = writes[0] ?? logOnly[0];
-		if (!one) throw e;
+		// A key is refused only while D1 answers otherwise: one that went down meanwhile fails the batch, which is retried.
+		if (!one || !(await d1Answers(db))) throw e;
 		return { written: [], failed: [{ dataset: one.dataset, key: one.key, error: String((e as Error).message ?? e) }] };
 	}
 	// Halve the combined list of writes and log-only entries.

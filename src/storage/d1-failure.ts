@@ -12,3 +12,16 @@ export function isD1Failure(e: unknown): boolean {
 	}
 	return false;
 }
+
+/**
+ * Whether D1 answers a trivial query: tells a write D1 refused (one bad row) from D1 itself failing,
+ * without trying every row of a large write one by one first.
+ */
+export async function d1Answers(db: D1Database): Promise<boolean> {
+	try {
+		await db.prepare("SELECT 1").first();
+		return true;
+	} catch {
+		return false;
+	}
+}

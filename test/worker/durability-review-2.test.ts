@@ -64,6 +64,44 @@ describe("several keys D1 refuses in one batch", () => {
 	});
 });
 
+describe("D1 failing as a whole while a batch is written", () => {
+	it("is told from a refused key at once: the batch is retried after a probe, not written key by key first", async () => {
+		const { applyEvents } = await import("../../src/ingest/apply");
+		const down = () => Promise.reject(new Error("D1_ERROR: Network connection lost."));
+		let batches = 0;
+		// The real D1 for the read of the keys' state (the first batch); then D1 answers nothing.
+		const db = new Proxy(env.DB, {
+			get(target, prop) {
+				if (prop === "batch") return (stmts: D1PreparedStatement[]) => (++batches === 1 ? target.batch(stmts) : down());
+				if (prop === "prepare")
+					return (sql: string) => {
+						const stmt = target.prepare(sql);
+						if (batches === 0) return stmt;
+						return new Proxy(stmt, {
+							get(s, q) {
+								if (q === "first" || q === "all" || q === "run" || q === "raw") return down;
+								const v = Reflect.get(s, q);
+								return typeof v === "function" ? v.bind(s) : v;
+							},
+						});
+					};
+				const v = Reflect.get(target, prop);
+				return typeof v === "function" ? v.bind(target) : v;
+			},
+		}) as D1Database;
+		const keys = Array.from({ length: 64 }, () => uniqueName("down"));
+		await expect(
+			applyEvents(
+				db,
+				keys.map((k) => ev(k, 1)),
+			),
+		).rejects.toThrow(/Network connection lost/);
+		// The read, the write that failed, and nothing more: 64 keys are not tried one by one (about 127 writes).
+		expect(batches).toBe(2);
+		for (const k of keys.slice(0, 3)) expect(await d1Record(ds, k)).toBeNull();
+	});
+});
+
 describe("rebuild pages an invocation puts off", () => {
 	it("are sent again as new messages, not retried: waiting behind other pages never uses up a page's retries, and every rebuild finishes", async () => {
 		const names = await Promise.all([0, 1, 2].map(() => createDataset({ key: "id", fields: { a: "int" }, ttl_seconds: 3600 })));
