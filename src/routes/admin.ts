@@ -255,7 +255,7 @@ mount(
 		method: "delete",
 		path: "/dead-letters",
 		summary: "Purge dead letters (within the key's datasets)",
-		description: `Up to ${BULK_MAX} a call (limit), newest first; replayed=true purges only replayed ones.`,
+		description: `Up to ${BULK_MAX} a call (limit), newest first; replayed=true purges only replayed ones, replayed=false only those never replayed, and without it both.`,
 		tags: ["dead letters"],
 		security: bearer,
 		request: { query: letterQuery.extend({ replayed: z.enum(["true", "false"]).optional() }) },
@@ -273,9 +273,16 @@ mount(
 	admin,
 	async (c) => {
 		const filter = filterOf(c, c.get("principal"), BULK_MAX, BULK_MAX);
+		// replayed=true: only replayed ones; replayed=false: only those never replayed (what a user
+		// who says false means); absent: both. Filtered in the query, not in the page: newer letters of
+		// the other kind must not fill it and hide older ones of the kind asked for.
+		const given = c.req.query("replayed") !== undefined;
 		const onlyReplayed = parseFlag(c, "replayed");
-		// Filtered in the query, not in the page: newer unreplayed letters must not fill it and hide older replayed ones.
-		const { letters, d1Refused } = await listDeadLetters(c.env.DB, c.env.RECORDS_KV, { ...filter, replayedOnly: onlyReplayed });
+		const { letters, d1Refused } = await listDeadLetters(c.env.DB, c.env.RECORDS_KV, {
+			...filter,
+			replayedOnly: onlyReplayed,
+			unreplayedOnly: given && !onlyReplayed,
+		});
 		const purged = await deleteDeadLetters(
 			c.env.DB,
 			c.env.RECORDS_KV,

@@ -22,6 +22,22 @@ describe("DELETE /v1/dead-letters?replayed=true", () => {
 		const left = await expectJson<{ dead_letters: { replayed_at: string | null }[] }>(await call("GET", `/v1/dead-letters?dataset=${ds}`), 200);
 		expect(left.dead_letters.map((l) => l.replayed_at)).toEqual([null, null, null]);
 	});
+
+	it("replayed=false purges only the letters never replayed, and leaves the replayed ones", async () => {
+		const ds = await createDataset();
+		const insert = (id: string, replayedAt: number | null) =>
+			env.DB.prepare(
+				"INSERT INTO dead_letters (queue, message_id, body, error, attempts, datasets, replayed_at) VALUES ('hotpath-events', ?1, '{}', 'test', 1, ?2, ?3)",
+			)
+				.bind(id, JSON.stringify([ds]), replayedAt)
+				.run();
+		await insert(uniqueName("replayed"), Date.now());
+		for (let i = 0; i < 2; i++) await insert(uniqueName("waiting"), null);
+		expect(await expectJson(await call("DELETE", `/v1/dead-letters?dataset=${ds}&replayed=false`), 200)).toEqual({ purged: 2 });
+		const left = await expectJson<{ dead_letters: { replayed_at: string | null }[] }>(await call("GET", `/v1/dead-letters?dataset=${ds}`), 200);
+		expect(left.dead_letters).toHaveLength(1);
+		expect(left.dead_letters[0]?.replayed_at).not.toBeNull();
+	});
 });
 
 describe("a record that does not exist (404)", () => {
