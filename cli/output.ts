@@ -1,5 +1,5 @@
 /** What the CLI prints: results on stdout (JSON with --json, text for people otherwise), diagnostics on stderr, errors as exit codes. */
-import { HotpathError } from "@hotpath/client";
+import { CLIENT_PROBLEM, HotpathError } from "@hotpath/client";
 
 /** Exit codes: 0 success, 1 a failed operation, 2 bad usage. 130 after Ctrl-C. */
 export const EXIT = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const;
@@ -96,6 +96,9 @@ export function describeProblem(e: HotpathError, maxItems = 20): string {
 	for (const item of items.slice(0, maxItems)) lines.push(`  ${item.pointer}: ${item.detail}`);
 	if (items.length > maxItems) lines.push(`  ... and ${items.length - maxItems} more`);
 	if (p.request_id) lines.push(`  (request id ${p.request_id})`);
+	// No answer at all: most often nothing listens there yet.
+	if (p.type === CLIENT_PROBLEM.network)
+		lines.push("  is Hotpath running there? Start it with `npm run dev`, or point the CLI at it with --url or HOTPATH_URL");
 	return lines.join("\n");
 }
 

@@ -21,6 +21,16 @@ describe("the target URL", () => {
 	}, 60_000);
 });
 
+describe("a target where nothing answers", () => {
+	it("is exit 1 with the network error and a hint to start the server or give --url", async () => {
+		// Port 1: nothing listens, the connection is refused at once.
+		const run = await runCli(["datasets", "list", "--url", "http://127.0.0.1:1", "--key", "k"]);
+		expect(run.code).toBe(1);
+		expect(run.stderr).toMatch(/Network error/);
+		expect(run.stderr).toMatch(/is Hotpath running there\? Start it with `npm run dev`, or point the CLI at it with --url or HOTPATH_URL/);
+	}, 60_000);
+});
+
 describe("the key from .dev.vars", () => {
 	it("is read as wrangler reads the file (dotenv): single, double or no quotes, export, a comment, the last line winning", () => {
 		const dir = mkdtempSync(path.join(tmpdir(), "hotpath-devvars-"));
