@@ -56,6 +56,7 @@ interface TableInfo {
 	name: string;
 	dataset: string;
 	primaryKey: string[];
+	partitioned: boolean;
 }
 
 interface BridgeState {
@@ -196,7 +197,7 @@ export class PostgresSource implements Source<PgDelivery> {
 			const name = dot > 0 ? spec.table.slice(dot + 1) : spec.table;
 			const rel = (
 				await this.query(
-					"select c.oid::int as oid, c.relreplident from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = $1 and c.relname = $2 and c.relkind in ('r', 'p')",
+					"select c.oid::int as oid, c.relreplident, c.relkind from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = $1 and c.relname = $2 and c.relkind in ('r', 'p')",
 					[schema, name],
 				)
 			).rows[0];
@@ -210,17 +211,32 @@ export class PostgresSource implements Source<PgDelivery> {
 			).rows.map((r) => r.attname as string);
 			if (!pk.length) throw new Error(`table ${schema}.${name} has no primary key: the bridge keys records by it`);
 			const qualified = `${schema}.${name}`;
-			this.tables.set(qualified, { qualified, schema, name, dataset: (spec.dataset ?? this.c.dataset) as string, primaryKey: pk });
+			this.tables.set(qualified, {
+				qualified,
+				schema,
+				name,
+				dataset: (spec.dataset ?? this.c.dataset) as string,
+				primaryKey: pk,
+				partitioned: rel.relkind === "p",
+			});
 		}
 	}
 
 	private async ensurePublication(): Promise<void> {
 		const { publication } = this.c;
 		const list = [...this.tables.values()].map((t) => `${ident(t.schema)}.${ident(t.name)}`).join(", ");
-		const pub = (await this.query("select puballtables from pg_publication where pubname = $1", [publication])).rows[0];
+		const pub = (await this.query("select puballtables, pubviaroot from pg_publication where pubname = $1", [publication])).rows[0];
+		// A partitioned table's changes are decoded under its partitions' names, which the stream would not know
+		// (and would skip, then confirm): published via the root, they come under the configured table's name.
 		if (!pub) {
-			await this.query(`create publication ${ident(publication)} for table ${list} with (publish = 'insert, update, delete')`);
+			await this.query(
+				`create publication ${ident(publication)} for table ${list} with (publish = 'insert, update, delete', publish_via_partition_root = true)`,
+			);
 			return;
+		}
+		if (!pub.pubviaroot && [...this.tables.values()].some((t) => t.partitioned)) {
+			this.sink?.warn(`setting publish_via_partition_root on publication "${publication}" (a configured table is partitioned)`);
+			await this.query(`alter publication ${ident(publication)} set (publish_via_partition_root = true)`);
 		}
 		if (pub.puballtables) return;
 		const have = new Set(

@@ -250,3 +250,51 @@ describe("postgres source", () => {
 		expect(existsSync(names.state)).toBe(true);
 	}, 60_000);
 });
+
+describe("postgres source: more table shapes", () => {
+	it("a partitioned table: changes to its partitions after the snapshot arrive too (not only the snapshot)", async () => {
+		const parent = `${names.table}_part`;
+		await db.query(`create table ${parent} (id int primary key, name text not null) partition by range (id)`);
+		await db.query(`create table ${parent}_a partition of ${parent} for values from (0) to (1000)`);
+		try {
+			await db.query(`insert into ${parent} values (1, 'one')`);
+			const bridge = await start({ tables: [parent] });
+			await eventually(() => (fake.events.length === 1 ? true : undefined), 20_000, "the snapshot");
+			await db.query(`insert into ${parent} values (2, 'two')`);
+			await db.query(`update ${parent} set name = 'uno' where id = 1`);
+			await eventually(
+				() => (fake.latest("accounts").get("2")?.value?.name === "two" && fake.latest("accounts").get("1")?.value?.name === "uno" ? true : undefined),
+				10_000,
+				"the streamed changes",
+			);
+			expect(await bridge.stop()).toBe(0);
+		} finally {
+			for (const b of running) await b.kill9();
+			running = [];
+			await eventually(async () => {
+				const r = await db.query("select active from pg_replication_slots where slot_name = $1", [names.slot]);
+				if (!r.rows.length) return true;
+				if (r.rows[0].active) return undefined;
+				await db.query("select pg_drop_replication_slot($1)", [names.slot]);
+				return true;
+			}, 20_000);
+			await db.query(`drop publication if exists ${names.publication}`);
+			await db.query(`drop table if exists ${parent}`);
+		}
+	}, 60_000);
+
+	it("an update that leaves a TOASTed column unchanged is a patch of the other columns, and keeps the big value", async () => {
+		await db.query(`alter table ${names.table} alter column name set storage external`);
+		const big = "x".repeat(100_000);
+		await db.query(`insert into ${names.table} (id, name, visits) values (1, $1, 5)`, [big]);
+		const bridge = await start();
+		await eventually(() => (fake.events.length === 1 ? true : undefined), 20_000, "the snapshot");
+		await db.query(`update ${names.table} set visits = 6 where id = 1`);
+		await eventually(() => (fake.events.length === 2 ? true : undefined), 10_000, "the update");
+		const upd = fake.events[1] as RecordedEvent;
+		expect(upd.op).toBe("patch");
+		expect(upd.value).toMatchObject({ visits: 6 });
+		expect(upd.value).not.toHaveProperty("name");
+		expect(await bridge.stop()).toBe(0);
+	}, 60_000);
+});
