@@ -9,6 +9,8 @@ import { type AggregateSpec, type DatasetSpec, DEFAULT_HISTORY_DAYS, incompatibi
 export interface PutResult {
 	spec: DatasetSpec;
 	created: boolean;
+	/** The spec this one replaced (undefined when created). */
+	previous?: DatasetSpec;
 	/** Aggregates this change added (they start counting now; older facts need a backfill). */
 	addedAggregates: string[];
 }
@@ -103,7 +105,7 @@ export class Registry {
 						.returning({ name: datasets.name });
 			const [written] = await this.db.batch([write, this.control.bumpStatement()]);
 			this.control.invalidate();
-			if (written.length) return { spec, created: !prevRow, addedAggregates };
+			if (written.length) return { spec, created: !prevRow, previous: prev, addedAggregates };
 		}
 		throw new HotpathError("conflict", `dataset "${input.name}" kept changing under concurrent updates; read it again and retry`);
 	}

@@ -98,9 +98,11 @@ async function dropGeneration(db: D1Database, dataset: string, gen: number): Pro
 /**
  * Brings the index in line with the spec (the hook of PUT /v1/datasets/:name): starts a build when
  * the spec's search part differs from what the index holds or is being built to hold (or when the
- * last build failed), drops the index when the spec has no search. Returns the catalogue row.
+ * last build failed, or when the spec it replaces, `previous`, had no search: writes made meanwhile
+ * were not indexed, and an index whose drop failed then is not current), drops the index when the
+ * spec has no search. Returns the catalogue row.
  */
-export async function ensureSearchIndex(services: Services, spec: DatasetSpec): Promise<IndexMeta | undefined> {
+export async function ensureSearchIndex(services: Services, spec: DatasetSpec, previous?: DatasetSpec): Promise<IndexMeta | undefined> {
 	const layout = layoutOf(spec);
 	const db = searchDb(services);
 	if (!db) {
@@ -120,13 +122,14 @@ export async function ensureSearchIndex(services: Services, spec: DatasetSpec): 
 	try {
 		const meta = await readMeta(db, spec.name);
 		const target = meta?.buildGen != null ? meta.buildLayout : meta?.layout;
-		if (meta && target && sameLayout(target, layout) && meta.status !== "failed") return meta;
+		const followedWrites = previous !== undefined && layoutOf(previous) !== null;
+		if (meta && target && sameLayout(target, layout) && meta.status !== "failed" && followedWrites) return meta;
 		return await startIndexBuild(services, spec);
 	} catch (e) {
 		if (e instanceof HotpathError) throw e;
 		throw new HotpathError(
 			"unavailable",
-			`the spec of "${spec.name}" is saved, but its search index build could not start (${String(e)}); PUT it again or POST /v1/datasets/${spec.name}/search/reindex`,
+			`the spec of "${spec.name}" is saved, but its search index build could not start (${String(e)}); POST /v1/datasets/${spec.name}/search/reindex starts it`,
 			{ retryAfterSeconds: 1 },
 		);
 	}
