@@ -101,8 +101,11 @@ export class RedisTier implements Tier {
 	async probe(): Promise<boolean> {
 		if (!this.breaker.allow()) return false;
 		try {
+			const start = Date.now();
 			await timeout(this.store.ping(), this.timeoutMs * 4, "redis ping");
-			this.breaker.success();
+			// Redis answers, but a ping slower than a read may wait says it is not fit for reads yet.
+			if (Date.now() - start <= this.timeoutMs) this.breaker.success();
+			else this.breaker.failure();
 			return true;
 		} catch {
 			this.breaker.failure();
@@ -113,11 +116,14 @@ export class RedisTier implements Tier {
 	/**
 	 * Records the outcome of a call on the breaker. Reads ask `available()` first (which may hand
 	 * out the half-open probe); the consumer's writes go ahead regardless, and report all the same.
+	 * Only a success within a read's timeout counts as one: writes get longer bounds, and one that
+	 * got through slowly says nothing of whether reads would, so it leaves the breaker as it is.
 	 */
 	private async guard<T>(fn: () => Promise<T>, ms: number): Promise<T> {
+		const start = Date.now();
 		try {
 			const v = await timeout(fn(), ms, "redis");
-			this.breaker.success();
+			if (Date.now() - start <= this.timeoutMs) this.breaker.success();
 			return v;
 		} catch (e) {
 			this.breaker.failure();
