@@ -210,6 +210,20 @@ export class PostgresSource implements Source<PgDelivery> {
 				)
 			).rows.map((r) => r.attname as string);
 			if (!pk.length) throw new Error(`table ${schema}.${name} has no primary key: the bridge keys records by it`);
+			if (rel.relreplident === "i") {
+				// The replica identity index's columns are all a delete (or a key-changing update) carries: without the primary key, it would be rejected.
+				const idx = (
+					await this.query(
+						"select c.relname, i.indisprimary from pg_index i join pg_class c on c.oid = i.indexrelid where i.indrelid = $1 and i.indisreplident",
+						[rel.oid],
+					)
+				).rows[0];
+				if (idx && !idx.indisprimary) {
+					throw new Error(
+						`table ${schema}.${name} has REPLICA IDENTITY USING INDEX ${idx.relname}, not its primary key: deletes would not carry the primary key (use REPLICA IDENTITY DEFAULT or FULL)`,
+					);
+				}
+			}
 			const qualified = `${schema}.${name}`;
 			this.tables.set(qualified, {
 				qualified,

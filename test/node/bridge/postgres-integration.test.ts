@@ -4,7 +4,7 @@ import path from "node:path";
 import pg from "pg";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type FakeHotpath, type RecordedEvent, startFakeHotpath } from "./fake-hotpath.ts";
-import { type BridgeProcess, eventually, scratchDir, spawnBridge, testTarget } from "./harness.ts";
+import { type BridgeProcess, eventually, runToExit, scratchDir, spawnBridge, testTarget } from "./harness.ts";
 
 const URL = "postgres://postgres@127.0.0.1:5432/test";
 let db: pg.Client;
@@ -282,6 +282,14 @@ describe("postgres source: more table shapes", () => {
 			await db.query(`drop table if exists ${parent}`);
 		}
 	}, 60_000);
+
+	it("a table whose REPLICA IDENTITY is an index other than the primary key is refused at start (its deletes carry no primary key)", async () => {
+		await db.query(`create unique index ${names.table}_name on ${names.table} (name)`);
+		await db.query(`alter table ${names.table} replica identity using index ${names.table}_name`);
+		const { code, output } = await runToExit(config(), scratch.dir, ["--status-interval", "0"], { timeoutMs: 20_000 });
+		expect(code).toBe(1);
+		expect(output).toMatch(new RegExp(`${names.table} has REPLICA IDENTITY USING INDEX ${names.table}_name`));
+	}, 30_000);
 
 	it("an update that leaves a TOASTed column unchanged is a patch of the other columns, and keeps the big value", async () => {
 		await db.query(`alter table ${names.table} alter column name set storage external`);
