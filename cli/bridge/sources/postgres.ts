@@ -438,13 +438,23 @@ export class PostgresSource implements Source<PgDelivery> {
 					out.push(this.rowDelivery(table, (msg.key ?? msg.old ?? {}) as Record<string, unknown>, columns, next("delete")));
 				} else {
 					const before = msg.tag === "update" ? ((msg.key ?? msg.old) as Record<string, unknown> | null) : null;
+					let row = msg.new;
+					let toasted = columns.some((col) => row[col.name] === undefined);
 					if (before && table.primaryKey.some((k) => before[k] !== undefined && String(before[k]) !== String(msg.new[k]))) {
 						// The primary key changed: the record under the old key is deleted.
 						out.push(this.rowDelivery(table, before, columns, next("delete")));
+						// A patch of the new key would leave out the unchanged TOASTed columns for good (the old record had them):
+						// they are read from the row as it is now. Later changes of it come after this one, so this converges.
+						if (toasted) {
+							const filled = await this.unchangedColumns(table, row, columns);
+							if (filled) {
+								row = filled;
+								toasted = false;
+							}
+						}
 					}
 					// An unchanged TOASTed column is not in the change: the others are a patch.
-					const toasted = columns.some((col) => msg.new[col.name] === undefined);
-					out.push(this.rowDelivery(table, msg.new, columns, next(toasted ? "patch" : "upsert")));
+					out.push(this.rowDelivery(table, row, columns, next(toasted ? "patch" : "upsert")));
 				}
 				for (const d of out) d.txn = open.txn;
 				open.txn.pending += out.length;
@@ -457,6 +467,18 @@ export class PostgresSource implements Source<PgDelivery> {
 			default:
 				return;
 		}
+	}
+
+	/** The change's row with the columns it left out (unchanged TOASTed values) read from the table now; undefined when the row is gone. */
+	private async unchangedColumns(table: TableInfo, row: Record<string, unknown>, columns: { name: string }[]): Promise<Record<string, unknown> | undefined> {
+		const missing = columns.filter((col) => row[col.name] === undefined).map((col) => col.name);
+		const where = table.primaryKey.map((k, i) => `${ident(k)} = $${i + 1}`).join(" and ");
+		const res = await this.query(
+			`select ${missing.map(ident).join(", ")} from ${ident(table.schema)}.${ident(table.name)} where ${where}`,
+			table.primaryKey.map((k) => row[k]),
+		);
+		const current = res.rows[0];
+		return current ? { ...row, ...current } : undefined;
 	}
 
 	/** Whether the replication library has nothing received and unprocessed. */
