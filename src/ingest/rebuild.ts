@@ -4,7 +4,7 @@
  */
 import { HotpathError } from "../errors";
 import { log } from "../observability/log";
-import { indexDocs } from "../search/writer";
+import { indexApplied } from "../search/jobs";
 import type { Services } from "../services";
 import { encodeRecord, recordCacheKey } from "../storage/cached-record";
 import { failRebuild, isCurrentJob, type RebuildRow, recordPage, startRebuild } from "../storage/rebuilds";
@@ -48,7 +48,8 @@ export async function rebuildPage(services: Services, page: RebuildPage, now = D
 			// What D1 holds now: it replaces a copy of the same revision that differs (a row edited directly in D1).
 			services.redis?.write(records.map((r, i) => ({ ck: cks[i] as string, rec: r.rec, ttlSeconds: ttl, dataset: page.dataset, fromD1: true }))),
 			// The search index too (revision-guarded); drop leaves it: it serves no values, only rankings.
-			indexDocs(
+			// SEARCH_DB refusing hands the keys to refresh messages (indexed from D1 later), as after any write.
+			indexApplied(
 				services,
 				records.map((r) => ({ dataset: page.dataset, key: r.key, rec: r.rec })),
 			),
