@@ -57,6 +57,8 @@ interface TableInfo {
 	dataset: string;
 	primaryKey: string[];
 	partitioned: boolean;
+	/** The columns pgoutput sends (not generated ones), as the snapshot selects them. */
+	columns: string[];
 }
 
 interface BridgeState {
@@ -224,6 +226,13 @@ export class PostgresSource implements Source<PgDelivery> {
 					);
 				}
 			}
+			// PostgreSQL before 18 does not publish generated columns: the snapshot leaves them out too, or the
+			// first streamed update (an upsert without them) would drop a field the snapshot had set.
+			const cols = (
+				await this.query("select attname from pg_attribute where attrelid = $1 and attnum > 0 and not attisdropped and attgenerated = '' order by attnum", [
+					rel.oid,
+				])
+			).rows.map((r) => r.attname as string);
 			const qualified = `${schema}.${name}`;
 			this.tables.set(qualified, {
 				qualified,
@@ -232,6 +241,7 @@ export class PostgresSource implements Source<PgDelivery> {
 				dataset: (spec.dataset ?? this.c.dataset) as string,
 				primaryKey: pk,
 				partitioned: rel.relkind === "p",
+				columns: cols,
 			});
 		}
 	}
@@ -323,7 +333,9 @@ export class PostgresSource implements Source<PgDelivery> {
 			await reader.query(`set transaction snapshot '${created.snapshot_name}'`);
 			let rows = 0;
 			for (const table of this.tables.values()) {
-				await reader.query(`declare hotpath_snapshot no scroll cursor for select * from ${ident(table.schema)}.${ident(table.name)}`);
+				await reader.query(
+					`declare hotpath_snapshot no scroll cursor for select ${table.columns.map(ident).join(", ")} from ${ident(table.schema)}.${ident(table.name)}`,
+				);
 				const id = boundedId("pg", `pg:${lsn}:${table.qualified}:snapshot`);
 				for (;;) {
 					if (this.stopping) return false;
