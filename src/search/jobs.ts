@@ -66,7 +66,11 @@ export async function indexApplied(services: Services, docs: readonly IndexDoc[]
 	} catch (e) {
 		log.warn("search index write failed; queueing a refresh from D1", { error: String(e), keys: docs.length });
 		const byDataset = new Map<string, string[]>();
-		for (const d of docs) byDataset.set(d.dataset, [...(byDataset.get(d.dataset) ?? []), d.key]);
+		for (const d of docs) {
+			const keys = byDataset.get(d.dataset);
+			if (keys) keys.push(d.key);
+			else byDataset.set(d.dataset, [d.key]);
+		}
 		for (const [dataset, keys] of byDataset) {
 			for (let i = 0; i < keys.length; i += REFRESH_KEYS)
 				await send(services.env.EVENTS_QUEUE, { refresh: { dataset, keys: keys.slice(i, i + REFRESH_KEYS) } }, 2);
