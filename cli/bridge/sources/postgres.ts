@@ -63,7 +63,8 @@ interface TableInfo {
 
 interface BridgeState {
 	slot: string;
-	snapshot?: { done: boolean; time: number; lsn: string };
+	/** `tables`: the tables it covers (qualified names); a table added to the config later gets a snapshot of its own. */
+	snapshot?: { done: boolean; time: number; lsn: string; tables?: string[] };
 	confirmed_lsn?: string;
 	/** The event_time of the last change at confirmed_lsn. */
 	last_event_time?: number;
@@ -182,9 +183,19 @@ export class PostgresSource implements Source<PgDelivery> {
 		}
 		this.lastTime = Math.max(this.state.last_event_time ?? 0, (this.state.snapshot?.time ?? -1) + 1);
 		this.run = (async () => {
-			if (c.snapshot && !this.state.snapshot?.done) {
-				if (slot) sink.warn(`slot "${c.slot}" exists but ${this.stateFile} has no finished snapshot for it: taking one now`);
-				if (!(await this.snapshot(sink))) return;
+			const snap = this.state.snapshot;
+			if (snap?.done && !snap.tables) {
+				// A state file from before the list: its snapshot covered the tables configured then, taken to be these.
+				snap.tables = [...this.tables.keys()];
+				this.writeState();
+			}
+			const covered = new Set(snap?.done ? snap.tables : []);
+			const missing = [...this.tables.values()].filter((t) => !covered.has(t.qualified));
+			if (c.snapshot && missing.length) {
+				if (!snap?.done && slot) sink.warn(`slot "${c.slot}" exists but ${this.stateFile} has no finished snapshot for it: taking one now`);
+				// Rows a table had before it was added to the config are not in the slot's changes: they need a snapshot too.
+				else if (snap?.done) sink.warn(`taking a snapshot of ${missing.map((t) => t.qualified).join(", ")} (not in the slot's earlier snapshot)`);
+				if (!(await this.snapshot(sink, missing))) return;
 			}
 			if (!this.stopping) await this.startStream();
 		})().catch((e) => sink.fail(e as Error));
@@ -307,8 +318,8 @@ export class PostgresSource implements Source<PgDelivery> {
 		for (const [oid, t] of loaded) this.types.set(oid, t);
 	}
 
-	/** Copies every table as of a snapshot exported by a temporary slot. Resolves true once Hotpath has all of it. */
-	private async snapshot(sink: SourceSink<PgDelivery>): Promise<boolean> {
+	/** Copies the tables as of a snapshot exported by a temporary slot. Resolves true once Hotpath has all of it. */
+	private async snapshot(sink: SourceSink<PgDelivery>, tables: TableInfo[]): Promise<boolean> {
 		const c = this.c;
 		const repl = new pg.Client({ connectionString: c.url, replication: "database", application_name: "hotpath-bridge-snapshot" } as ReplicationConfig);
 		repl.on("error", () => {});
@@ -325,14 +336,15 @@ export class PostgresSource implements Source<PgDelivery> {
 				snapshot_name: string;
 			};
 			const lsn = padLsn(created.consistent_point);
-			this.state.snapshot = { done: false, time, lsn };
+			// Until it is done, the state says no snapshot is: a crash means a new one of every table, which is safe.
+			this.state.snapshot = { done: false, time, lsn, tables: [...this.tables.keys()] };
 			this.writeState();
 			this.lastTime = Math.max(this.lastTime, time + 1);
 
 			await reader.query("begin isolation level repeatable read read only");
 			await reader.query(`set transaction snapshot '${created.snapshot_name}'`);
 			let rows = 0;
-			for (const table of this.tables.values()) {
+			for (const table of tables) {
 				await reader.query(
 					`declare hotpath_snapshot no scroll cursor for select ${table.columns.map(ident).join(", ")} from ${ident(table.schema)}.${ident(table.name)}`,
 				);
@@ -358,7 +370,7 @@ export class PostgresSource implements Source<PgDelivery> {
 			if (this.stopping && this.snapshotPending > 0) return false;
 			this.state.snapshot.done = true;
 			this.writeState();
-			sink.warn(`snapshot done: ${rows} row(s) of ${this.tables.size} table(s) as of ${lsn}`);
+			sink.warn(`snapshot done: ${rows} row(s) of ${tables.length} table(s) as of ${lsn}`);
 			return true;
 		} finally {
 			await reader.end().catch(() => {});

@@ -338,4 +338,44 @@ describe("postgres source: more table shapes", () => {
 		expect(Object.keys(snap?.value ?? {}).sort()).toEqual(Object.keys(upd?.value ?? {}).sort());
 		expect(await bridge.stop()).toBe(0);
 	}, 60_000);
+
+	it("a table added to the config after the slot's snapshot: its existing rows arrive (a snapshot of that table alone), then its changes", async () => {
+		const second = `${names.table}_added`;
+		await db.query(`create table ${second} (id int primary key, name text not null)`);
+		try {
+			await insertRows(1, 4);
+			const first = await start();
+			await eventually(() => (fake.events.length === 3 ? true : undefined), 20_000, "the first snapshot");
+			await eventually(() => (JSON.parse(readFileSync(names.state, "utf8")).snapshot?.done ? true : undefined));
+			expect(await first.stop()).toBe(0);
+			running = [];
+			await db.query(`insert into ${second} values (1001, 'old-a'), (1002, 'old-b')`);
+			await db.query(`update ${names.table} set name = 'meanwhile' where id = 1`);
+			const bridge = await start({ tables: [names.table, second] });
+			await eventually(
+				() =>
+					fake.latest("accounts").get("1002")?.value?.name === "old-b" && fake.latest("accounts").get("1")?.value?.name === "meanwhile" ? true : undefined,
+				20_000,
+				"the added table's rows",
+			);
+			// The first table is not copied again.
+			expect(fake.events.filter((e) => e.key === "2")).toHaveLength(1);
+			await db.query(`insert into ${second} values (1003, 'new')`);
+			await eventually(() => (fake.latest("accounts").get("1003")?.value?.name === "new" ? true : undefined), 10_000, "a change of the added table");
+			expect(bridge.output()).toMatch(/taking a snapshot of public\.\w+_added/);
+			expect(await bridge.stop()).toBe(0);
+		} finally {
+			for (const b of running) await b.kill9();
+			running = [];
+			await eventually(async () => {
+				const r = await db.query("select active from pg_replication_slots where slot_name = $1", [names.slot]);
+				if (!r.rows.length) return true;
+				if (r.rows[0].active) return undefined;
+				await db.query("select pg_drop_replication_slot($1)", [names.slot]);
+				return true;
+			}, 20_000);
+			await db.query(`drop publication if exists ${names.publication}`);
+			await db.query(`drop table if exists ${second}`);
+		}
+	}, 60_000);
 });
