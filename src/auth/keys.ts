@@ -2,6 +2,7 @@
 import { and, desc, eq, gte, isNull, lt } from "drizzle-orm";
 import type { DrizzleD1Database } from "drizzle-orm/d1";
 import type { ControlVersion } from "../control/version";
+import { waitWhile } from "../control/wait";
 import { MAX_TIME_MS } from "../input";
 import { apiKeys } from "../storage/schema";
 
@@ -107,10 +108,8 @@ const toInfo = (r: KeyRow): KeyInfo => {
 const PREFIX_LENGTH = 3;
 /** How long one group's lookup answers for every token in it (found or not). */
 const PREFIX_TTL_MS = 1000;
-/** How long a token waits for another request's load of its group before querying itself, and how often it looks. */
+/** How long a token waits for another request's load of its group before querying itself. */
 const LOAD_WAIT_MS = 2000;
-const LOAD_POLL_MS = 5;
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export class KeyStore {
 	/**
@@ -160,7 +159,7 @@ export class KeyStore {
 				const l = this.loading.get(prefix);
 				return l !== undefined && this.now() - l.at < LOAD_WAIT_MS;
 			};
-			for (let waited = 0; inFlight() && waited < LOAD_WAIT_MS; waited += LOAD_POLL_MS) await sleep(LOAD_POLL_MS);
+			if (inFlight()) await waitWhile(inFlight, LOAD_WAIT_MS);
 			group = this.groups.get(prefix);
 			if (!group || this.now() - group.at >= PREFIX_TTL_MS) {
 				const mark = { at: this.now() };

@@ -18,13 +18,12 @@ import { eq, sql } from "drizzle-orm";
 import type { DrizzleD1Database } from "drizzle-orm/d1";
 import { log } from "../observability/log";
 import { controlVersion } from "../storage/schema";
+import { waitWhile } from "./wait";
 
 type Listener = () => void;
 
-/** How long a request waits for a check another request has in flight, and how often it looks. */
+/** How long a request waits for a check another request has in flight. */
 const CHECK_WAIT_MS = 2000;
-const CHECK_POLL_MS = 5;
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export class ControlVersion {
 	private version = -1;
@@ -61,7 +60,7 @@ export class ControlVersion {
 			if (this.version !== -1) return;
 			// Nothing is known yet (a cold isolate, or just after a change made here): wait for that check
 			// on a timer (never on its promise), rather than each request arriving together asking D1.
-			for (let waited = 0; this.checking && waited < CHECK_WAIT_MS; waited += CHECK_POLL_MS) await sleep(CHECK_POLL_MS);
+			await waitWhile(() => this.checking, CHECK_WAIT_MS);
 			if (this.version !== -1) return;
 			// It failed, or a change made here meanwhile asks for a new one: check here.
 		}

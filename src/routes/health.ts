@@ -5,6 +5,7 @@
  */
 
 import * as z from "zod";
+import { waitWhile } from "../control/wait";
 import type { Services } from "../services";
 import { timeout } from "../serving/timeout";
 import { json, keylessProblems, mount, newRouter } from "./openapi";
@@ -50,10 +51,8 @@ let probeStartedAt = 0;
  * would answer its predecessor's health for as long as the isolate lives.
  */
 const inFlight = (now: number) => probing && now - probeStartedAt < PROBE_WAIT_MS;
-/** A probe's longest time (its backends' 2 s timeouts) and a bit, and how often a waiting call looks for its answer. */
+/** A probe's longest time (its backends' 2 s timeouts) and a bit. */
 const PROBE_WAIT_MS = 2500;
-const PROBE_POLL_MS = 5;
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export const healthRoutes = newRouter();
 
@@ -78,7 +77,8 @@ mount(
 		let health: Health;
 		// A cold isolate's first calls, arriving together: one probes, the others wait for its answer on a
 		// timer (never on its promise) for as long as a probe can take, rather than each probe every backend.
-		for (let waited = 0; !last && inFlight(now) && waited < PROBE_WAIT_MS; waited += PROBE_POLL_MS) await sleep(PROBE_POLL_MS);
+		const waiting = () => !last && inFlight(now);
+		if (waiting()) await waitWhile(waiting, PROBE_WAIT_MS);
 		if (last && (now - last.at < services.settings.HEALTH_CACHE_MS || inFlight(now))) health = last.health;
 		else {
 			probing = true;
