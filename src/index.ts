@@ -21,7 +21,7 @@ export default {
 		// lane does not answer, including its own errors, the app answers as it always would.
 		try {
 			const lane = fastRecordRead(req, () => servicesFor(env), ctx);
-			const res = lane && (await lane);
+			const res = lane instanceof Promise ? await lane : lane;
 			if (res) return res;
 		} catch (e) {
 			// The app meets the same failure (D1 down, a bad setting) and turns it into the right
