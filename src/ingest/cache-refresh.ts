@@ -41,6 +41,8 @@ interface Target {
 	key: string;
 	ck: string;
 	rec: CachedRecord;
+	/** For a KV refresh that is itself a retry: until when it is worth retrying (see refreshKv). */
+	kvUntil?: number;
 }
 
 export interface RefreshOptions {
@@ -75,16 +77,18 @@ export async function refreshCaches(
 		const seenKv = new Set(kvTargets.map((t) => t.ck));
 		const seenRedis = new Set(redisTargets.map((t) => t.ck));
 		for (const r of requests) {
-			const redisLive = r.tiers.includes("redis") && (r.until === undefined || r.until > now);
+			const live = r.until === undefined || r.until > now;
+			const redisLive = r.tiers.includes("redis") && live;
 			if (redisLive && r.until !== undefined) redisUntil = Math.max(redisUntil ?? 0, r.until);
+			const kvLive = r.tiers.includes("kv") && live;
 			for (const ref of r.refs) {
 				const ck = recordCacheKey(ref.dataset, ref.key);
 				const rec = requested.get(ck);
 				if (!rec) continue;
 				const t = { ...ref, ck, rec };
-				if (r.tiers.includes("kv") && !seenKv.has(ck)) {
+				if (kvLive && !seenKv.has(ck)) {
 					seenKv.add(ck);
-					kvTargets.push(t);
+					kvTargets.push({ ...t, kvUntil: r.until });
 				}
 				if (redisLive && !seenRedis.has(ck)) {
 					seenRedis.add(ck);
@@ -94,7 +98,7 @@ export async function refreshCaches(
 		}
 	}
 	// The search index follows D1 like a tier (src/search/jobs.ts): revision-guarded, refreshed from D1 later when SEARCH_DB refuses.
-	await Promise.all([refreshKv(services, kvTargets, opts.kvOps), refreshRedis(services, redisTargets, now, redisUntil), indexApplied(services, applied)]);
+	await Promise.all([refreshKv(services, kvTargets, now, opts.kvOps), refreshRedis(services, redisTargets, now, redisUntil), indexApplied(services, applied)]);
 }
 
 /** D1's current state of every key the requests name. */
@@ -107,7 +111,7 @@ async function currentStates(db: D1Database, requests: readonly RefreshRequest[]
 	return out;
 }
 
-async function refreshKv(services: Services, targets: Target[], kvOps = KV_OPS_PER_INVOCATION): Promise<void> {
+async function refreshKv(services: Services, targets: Target[], now: number, kvOps = KV_OPS_PER_INVOCATION): Promise<void> {
 	if (!targets.length) return;
 	const { env } = services;
 	let deferred: Target[];
@@ -123,7 +127,18 @@ async function refreshKv(services: Services, targets: Target[], kvOps = KV_OPS_P
 	if (!deferred.length) return;
 	if (refused) log.warn("KV refused some write-through puts; deferring them", { refused });
 	// At least a second later: KV takes one write per key per second, and a key just written may be among them.
-	await enqueueRefresh(env.EVENTS_QUEUE, deferred, { tiers: ["kv"], delaySeconds: 1 });
+	// Every KV copy expires within its fill TTL, so one written before now is gone by now + that TTL:
+	// past it there is nothing left to put right, and a KV that stays down is not asked again every
+	// second for the rest of its outage. A retried refresh keeps the bound its first attempt set.
+	const firstUntil = now + services.kv.fillTtlSeconds * 1000;
+	const byUntil = new Map<number, Target[]>();
+	for (const t of deferred) {
+		const until = t.kvUntil ?? firstUntil;
+		const group = byUntil.get(until);
+		if (group) group.push(t);
+		else byUntil.set(until, [t]);
+	}
+	for (const [until, group] of byUntil) await enqueueRefresh(env.EVENTS_QUEUE, group, { tiers: ["kv"], delaySeconds: 1, until });
 }
 
 /**

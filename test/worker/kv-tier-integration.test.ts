@@ -76,3 +76,58 @@ describe("writeThroughKv", () => {
 		expect(deferred.map((e) => e.ck)).toEqual(entries.slice(200).map((e) => e.ck));
 	});
 });
+
+describe("a KV refresh while KV refuses", () => {
+	it("comes back until every KV copy it could put right has expired (its fill TTL), then stops: a long KV outage is not asked again every second", async () => {
+		const { createDataset, applyDirect, uniqueName } = await import("./helpers");
+		const { refreshCaches } = await import("../../src/ingest/cache-refresh");
+		const { servicesFor } = await import("../../src/services");
+		const real = env as unknown as Env;
+		const ds = await createDataset({ key: "id", fields: { a: "int" }, ttl_seconds: 3600 });
+		const key = uniqueName("kvdown");
+		await applyDirect([{ id: "e1", dataset: ds, key, op: "upsert", value: { a: 1 }, time: Date.now() }]);
+		const down = () => Promise.reject(new Error("KV is down (the test)"));
+		const kv = new Proxy(real.RECORDS_KV, {
+			get(target, prop) {
+				if (prop === "get" || prop === "put" || prop === "getWithMetadata") return down;
+				const v = Reflect.get(target, prop);
+				return typeof v === "function" ? v.bind(target) : v;
+			},
+		});
+		// The real queue, with each refresh it is sent noted.
+		const sent: { tiers: string[]; until?: number }[] = [];
+		const queue = new Proxy(real.EVENTS_QUEUE, {
+			get(target, prop) {
+				if (prop === "sendBatch")
+					return (msgs: { body: unknown }[], opts?: QueueSendBatchOptions) => {
+						for (const m of msgs) sent.push(JSON.parse(String(m.body)));
+						return target.sendBatch(msgs as MessageSendRequest[], opts);
+					};
+				const v = Reflect.get(target, prop);
+				return typeof v === "function" ? v.bind(target) : v;
+			},
+		});
+		const services = servicesFor({ ...real, RECORDS_KV: kv, EVENTS_QUEUE: queue });
+		try {
+			const refs = [{ dataset: ds, key }];
+			const before = Date.now();
+			// A refresh message as an older consumer sent it (no bound): this attempt sets one.
+			await refreshCaches(services, [], [{ refs, tiers: ["kv"] }]);
+			expect(sent).toHaveLength(1);
+			const until = sent[0]?.until ?? Number.NaN;
+			expect(sent[0]?.tiers).toEqual(["kv"]);
+			expect(until).toBeGreaterThanOrEqual(before + services.kv.fillTtlSeconds * 1000);
+			expect(until).toBeLessThanOrEqual(Date.now() + services.kv.fillTtlSeconds * 1000);
+			// Its retries keep that bound rather than pushing it back each time.
+			sent.length = 0;
+			await refreshCaches(services, [], [{ refs, tiers: ["kv"], until }]);
+			expect(sent.map((m) => m.until)).toEqual([until]);
+			// Past it, nothing is queued again.
+			sent.length = 0;
+			await refreshCaches(services, [], [{ refs, tiers: ["kv"], until: Date.now() - 1 }]);
+			expect(sent).toEqual([]);
+		} finally {
+			servicesFor(real);
+		}
+	});
+});
