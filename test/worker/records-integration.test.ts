@@ -162,6 +162,15 @@ describe("GET /v1/datasets/:name/records/:key", () => {
 			expect((await getRecord(ds, k, "fields=name", { headers: { "if-none-match": proj as string } })).status).toBe(200);
 		});
 
+		// Regression (was a bug): fields=age,age gave the ETag of a different projection than fields=age, for the same body.
+		it("a projection naming a field twice is that field once: the same body and ETag", async () => {
+			const k = await put({ age: 3, name: "x" });
+			const once = await getRecord(ds, k, "fields=age");
+			const twice = await getRecord(ds, k, "fields=age,age");
+			expect(((await twice.json()) as RecordBody).value).toEqual(((await once.json()) as RecordBody).value);
+			expect(twice.headers.get("etag")).toBe(once.headers.get("etag"));
+		});
+
 		it("Cache-Control: a fresh value may be cached briefly; a stale one must be revalidated", async () => {
 			const fresh = await put({ age: 1 });
 			const res = await getRecord(ds, fresh);
