@@ -11,7 +11,8 @@ const encoder = new TextEncoder();
 
 export function parseIfStale(raw: string | undefined): IfStale {
 	if (raw === undefined || raw === "serve" || raw === "omit") return raw ?? "serve";
-	throw new HotpathError("bad_request", `if_stale must be "serve" (report the value marked stale) or "omit" (withhold it), not "${raw}"`);
+	// Named at its pointer too, as every other bad query option is.
+	throw badParam("if_stale", `if_stale must be "serve" (report the value marked stale) or "omit" (withhold it), not "${raw.slice(0, 40)}"`);
 }
 
 /** What a projection (`fields`) may name: the dataset's fields and its aggregates. */

@@ -314,6 +314,8 @@ describe("GET /v1/datasets/:name/records/:key", () => {
 			const k = await put({ age: 1 });
 			const p = await expectProblem(await getRecord(ds, k, "if_stale=drop"), 400);
 			expect(p.detail).toMatch(/if_stale/);
+			// Regression (was a bug): the only bad query option without errors[] naming where it was.
+			expect(p.errors).toEqual([{ pointer: "if_stale", detail: expect.stringContaining("drop") }]);
 		});
 	});
 });
