@@ -122,7 +122,7 @@ const ingestSchema = z
 export const specInputSchema = z
 	.object({
 		name: z.string().optional(),
-		key: z.string().regex(FIELD_PATTERN, "must be an identifier: letters, digits and _, at most 64, not starting with __"),
+		key: z.string().regex(FIELD_PATTERN, "must be an identifier: letters, digits and _, not starting with a digit or __, at most 64"),
 		// zod drops a "__proto__" key without a word; refuse it here instead, before the record is built.
 		fields: z.preprocess(
 			(v, ctx) => {
@@ -132,7 +132,10 @@ export const specInputSchema = z
 				return v;
 			},
 			z
-				.record(z.string().regex(FIELD_PATTERN, "field names must be identifiers: letters, digits and _, at most 64, not starting with __"), fieldSchema)
+				.record(
+					z.string().regex(FIELD_PATTERN, "field names must be identifiers: letters, digits and _, not starting with a digit or __, at most 64"),
+					fieldSchema,
+				)
 				.refine((f) => Object.keys(f).length <= MAX_FIELDS, `at most ${MAX_FIELDS} fields`),
 		),
 		ttl_seconds: z
@@ -144,7 +147,10 @@ export const specInputSchema = z
 		history_days: z.number().int().min(1).max(MAX_HISTORY_DAYS).default(DEFAULT_HISTORY_DAYS),
 		ingest: ingestSchema.optional(),
 		aggregates: z
-			.record(z.string().regex(FIELD_PATTERN, "aggregate names must be identifiers: letters, digits and _, at most 64, not starting with __"), aggregateSchema)
+			.record(
+				z.string().regex(FIELD_PATTERN, "aggregate names must be identifiers: letters, digits and _, not starting with a digit or __, at most 64"),
+				aggregateSchema,
+			)
 			.optional(),
 		search: searchSchema.optional(),
 		description: z.string().max(1000).optional(),

@@ -115,6 +115,16 @@ describe("PUT /v1/datasets/:name", () => {
 			expect(JSON.stringify(p.errors)).toContain("bad-name");
 		});
 
+		// Regression (was a bug): "1abc" was refused with "letters, digits and _, at most 64, not starting
+		// with __", a rule it keeps: the message did not say what was wrong with it (a leading digit).
+		it.each([
+			["a field", { key: "k", fields: { "1abc": "int" } }, "/fields/1abc"],
+			["the key", { key: "1abc", fields: {} }, "/key"],
+		])("%s starting with a digit: the 400 says a digit may not lead", async (_what, spec, pointer) => {
+			const p = await expectProblem(await put(uniqueName(), spec), 400);
+			expect(p.errors).toEqual([{ pointer, detail: expect.stringMatching(/not starting with a digit/) }]);
+		});
+
 		it("an unknown property, named in the detail", async () => {
 			const p = await expectProblem(await put(uniqueName(), { key: "k", fields: {}, colour: "blue" }), 400);
 			expect(p.detail).toContain("colour");
