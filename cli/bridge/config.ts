@@ -12,6 +12,23 @@ const pointer = z.string({ error: "must be a JSON Pointer (a string)" }).superRe
 	if (problem) ctx.addIssue({ code: "custom", message: problem });
 });
 
+/**
+ * A source's connection URL, checked for its scheme here so that a wrong one is a config error with
+ * its path (exit 2), not a failure at start (or, for mqtt.js, a silent fallback to mqtt://). Only the
+ * scheme is checked: the client libraries parse the rest, each in its own way.
+ */
+const sourceUrl = (schemes: readonly string[], example: string, also?: { test: (url: string) => boolean }) =>
+	z
+		.string()
+		.min(1)
+		.superRefine((url, ctx) => {
+			const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(url)?.[1]?.toLowerCase();
+			if ((scheme && schemes.includes(scheme)) || also?.test(url)) return;
+			const list = schemes.map((s) => `${s}://`);
+			const names = list.length > 1 ? `${list.slice(0, -1).join(", ")} or ${list.at(-1)}` : list[0];
+			ctx.addIssue({ code: "custom", message: `must be a URL starting with ${names}, e.g. "${example}"${scheme ? `, not ${scheme}:` : ""}` });
+		});
+
 const datasetName = z.string().regex(/^[a-z][a-z0-9_]{0,62}$/, "must be a dataset name: a lowercase identifier of up to 63 characters");
 const positiveInt = (max = Number.MAX_SAFE_INTEGER) => z.number().int().min(1).max(max);
 
@@ -55,7 +72,8 @@ const natsSource = z.strictObject({
 const redisSource = z.strictObject({
 	type: z.literal("redis-streams"),
 	...common,
-	url: z.string().min(1),
+	/** ioredis also takes a Unix socket path. */
+	url: sourceUrl(["redis", "rediss"], "redis://127.0.0.1:6379/0", { test: (url) => url.startsWith("/") }),
 	stream: z.string().min(1),
 	group: z.string().min(1),
 	/** Must stay the same across restarts: a restarted bridge first re-reads its own pending entries. */
@@ -72,7 +90,7 @@ const redisSource = z.strictObject({
 const amqpSource = z.strictObject({
 	type: z.literal("amqp"),
 	...common,
-	url: z.string().min(1),
+	url: sourceUrl(["amqp", "amqps"], "amqp://guest:guest@127.0.0.1:5672"),
 	queue: z.string().min(1),
 	/** Unacknowledged deliveries the broker may hand out at once. */
 	prefetch: positiveInt(65_535).default(2000),
@@ -83,7 +101,7 @@ const amqpSource = z.strictObject({
 const mqttSource = z.strictObject({
 	type: z.literal("mqtt"),
 	...common,
-	url: z.string().min(1),
+	url: sourceUrl(["mqtt", "mqtts", "tcp", "tls", "ssl", "ws", "wss", "mqtt+unix", "mqtts+unix"], "mqtt://127.0.0.1:1883"),
 	topic: z.string().min(1),
 	/** Must stay the same across restarts: the broker keeps the session (and its queued messages) under it. */
 	client_id: z.string().min(1),
@@ -112,7 +130,8 @@ const postgresSource = z.strictObject({
 	/** Optional here: the key defaults to the primary key, the value to the row, op and time come from the change. */
 	map: z.strictObject({ key: pointer.optional(), value: pointer.optional() }).optional(),
 	reject_log: common.reject_log,
-	url: z.string().min(1),
+	/** pg also takes socket: URLs and a Unix socket directory. */
+	url: sourceUrl(["postgres", "postgresql", "socket"], "postgres://postgres@127.0.0.1:5432/db", { test: (url) => url.startsWith("/") }),
 	tables: z.array(pgTable).min(1),
 	slot: z.string().regex(/^[a-z0-9_]{1,63}$/, "must be a replication slot name: lowercase letters, digits and '_', up to 63"),
 	publication: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, "must be an identifier"),

@@ -94,6 +94,44 @@ describe("bridge config", () => {
 		expect(problems([1, 2])).toEqual(["(top level): the config must be a JSON object with target and sources"]);
 	});
 
+	it("a source URL with the wrong scheme, or none, is a config error naming its path (not a failure at start)", async () => {
+		const common = { dataset: "items", map: { key: "/id" } };
+		expect(
+			problems({
+				target: { key: "k" },
+				sources: [
+					{ ...common, type: "redis-streams", url: "not a url", stream: "s", group: "g", consumer: "c" },
+					{ ...common, type: "amqp", url: "http://127.0.0.1:5672", queue: "q" },
+					{ ...common, type: "mqtt", url: "http://127.0.0.1:1883", topic: "t/#", client_id: "c" },
+					{ type: "postgres", dataset: "items", url: "127.0.0.1:5432", tables: ["t"], slot: "s", publication: "p" },
+				],
+			}),
+		).toEqual([
+			'sources[0].url: must be a URL starting with redis:// or rediss://, e.g. "redis://127.0.0.1:6379/0"',
+			'sources[1].url: must be a URL starting with amqp:// or amqps://, e.g. "amqp://guest:guest@127.0.0.1:5672", not http:',
+			expect.stringMatching(/^sources\[2\]\.url: must be a URL starting with mqtt:\/\/, .*, e\.g\. "mqtt:\/\/127\.0\.0\.1:1883", not http:$/),
+			expect.stringMatching(/^sources\[3\]\.url: must be a URL starting with postgres:\/\/, postgresql:\/\/ or socket:\/\//),
+		]);
+		// What the client libraries take stays accepted: other schemes they know, Unix sockets, any case.
+		expect(
+			problems({
+				target: { key: "k" },
+				sources: [
+					{ ...common, type: "redis-streams", url: "REDISS://h:6380", stream: "s", group: "g", consumer: "c" },
+					{ ...common, type: "redis-streams", name: "sock", url: "/tmp/redis.sock", stream: "s", group: "g", consumer: "c" },
+					{ ...common, type: "mqtt", url: "wss://h/mqtt", topic: "t/#", client_id: "c" },
+					{ type: "postgres", dataset: "items", url: "postgresql://u:p@h/db", tables: ["t"], slot: "s", publication: "p" },
+				],
+			}),
+		).toEqual([]);
+		const run = await runToExit(
+			{ target: { key: "k" }, sources: [{ ...common, type: "redis-streams", url: "not a url", stream: "s", group: "g", consumer: "c" }] },
+			scratch.dir,
+		);
+		expect(run.code).toBe(2);
+		expect(run.output).toContain("sources[0].url: must be a URL starting with redis:// or rediss://");
+	}, 30_000);
+
 	it("reads YAML as well as JSON", () => {
 		const file = path.join(scratch.dir, "bridge.yaml");
 		writeFileSync(
