@@ -79,7 +79,10 @@ const redisSource = z.strictObject({
 	/** Must stay the same across restarts: a restarted bridge first re-reads its own pending entries. */
 	consumer: z.string().min(1),
 	/** Where a new group starts: "0" (the whole stream) or "$" (only new entries). */
-	start: z.string().default("0"),
+	start: z
+		.string()
+		.regex(/^(\$|\d{1,20}(-\d{1,20})?)$/, 'must be "$" (new entries only) or an entry id ("0" for the whole stream, MS or MS-SEQ)')
+		.default("0"),
 	/** Entries pending with another consumer for this long are claimed (XAUTOCLAIM). */
 	claim_idle_ms: positiveInt().default(60_000),
 	/** Entries per XREADGROUP. */

@@ -132,6 +132,16 @@ describe("bridge config", () => {
 		expect(run.output).toContain("sources[0].url: must be a URL starting with redis:// or rediss://");
 	}, 30_000);
 
+	it("a redis-streams start that is not an entry id or $ is a config error naming its path", () => {
+		const redis = { type: "redis-streams", dataset: "items", map: { key: "/id" }, url: "redis://h", stream: "s", group: "g", consumer: "c" };
+		expect(problems({ target: { key: "k" }, sources: [{ ...redis, start: "latest" }] })).toEqual([
+			'sources[0].start: must be "$" (new entries only) or an entry id ("0" for the whole stream, MS or MS-SEQ)',
+		]);
+		for (const start of ["$", "0", "0-0", "1795834953104", "1795834953104-7"]) {
+			expect(problems({ target: { key: "k" }, sources: [{ ...redis, start }] })).toEqual([]);
+		}
+	});
+
 	it("reads YAML as well as JSON", () => {
 		const file = path.join(scratch.dir, "bridge.yaml");
 		writeFileSync(
