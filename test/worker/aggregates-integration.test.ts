@@ -124,6 +124,54 @@ describe("aggregates", () => {
 		expect(looked.results[0]?.records[1]?.value).toBeNull();
 	});
 
+	// Regression (was a bug): POST /v1/lookup read aggregates once per request, so 60 one-key requests of
+	// an aggregate dataset made 60 rounds of D1 statements (1,000 requests: past a Worker's 1,000
+	// queries per invocation). Now one read per (dataset, time), each request still cut to its projection.
+	it("a lookup of many requests of one dataset reads the aggregates once, each request with its own projection", async () => {
+		let tileReads = 0;
+		const db = new Proxy(env.DB, {
+			get(target, prop) {
+				if (prop === "prepare")
+					return (sql: string) => {
+						if (sql.includes("agg_tiles AS t")) tileReads++;
+						return target.prepare(sql);
+					};
+				const v = Reflect.get(target, prop);
+				return typeof v === "function" ? v.bind(target) : v;
+			},
+		});
+		const asks = Array.from({ length: 60 }, (_, i) =>
+			i % 3 === 0
+				? { dataset: ds, keys: [key] }
+				: i % 3 === 1
+					? { dataset: ds, keys: [key, "nobody"], fields: ["clicks_1h"] }
+					: { dataset: ds, keys: [key], fields: ["item"] },
+		);
+		const fetcher = worker.fetch as unknown as (r: Request, e: Env, x: ExecutionContext) => Promise<Response>;
+		const res = await fetcher(
+			new Request("http://hotpath.test/v1/lookup", {
+				method: "POST",
+				headers: { authorization: "Bearer test-admin-key", "content-type": "application/json" },
+				body: JSON.stringify({ requests: asks }),
+			}),
+			{ ...env, DB: db },
+			createExecutionContext(),
+		);
+		const body = await expectJson<{ results: { records: { key: string; value: Record<string, unknown> | null }[] }[] }>(res, 200);
+		expect(tileReads).toBe(1);
+		const want = oracle(facts, Date.now());
+		body.results.forEach((r, i) => {
+			const v = r.records[0]?.value ?? {};
+			if (i % 3 === 0) {
+				expect(Object.keys(v).sort()).toEqual(["item", "price", ...Object.keys(AGGS)].sort());
+				expect(v.clicks_1h).toBe(want.clicks_1h);
+			} else if (i % 3 === 1) {
+				expect(v).toEqual({ clicks_1h: want.clicks_1h });
+				expect(r.records[1]).toMatchObject({ key: "nobody", value: null });
+			} else expect(Object.keys(v)).toEqual(["item"]);
+		});
+	});
+
 	it("a late fact counts in every window it falls into, and a duplicate of it counts once", async () => {
 		const late: Fact = { id: "late-1", t: now - 3 * HOUR, price: 0.01, item: "late-item" };
 		await importRows(ds, [{ user_id: key, price: late.price, item: late.item, _event_time: late.t, _id: late.id, _op: "patch" }]);
