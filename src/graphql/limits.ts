@@ -19,6 +19,7 @@ import {
 	type ValidationRule,
 	type ValueNode,
 } from "graphql";
+import { MAX_VERSIONS } from "../history/versions";
 import { DEFAULT_LIMIT as DEFAULT_HITS, MAX_LIMIT as MAX_HITS } from "../search/search";
 import { MAX_LOOKUP_KEYS } from "../serving/lookup";
 import { DEFAULT_VERSIONS, rootKind } from "./schema";
@@ -135,7 +136,10 @@ export function operationCost(
 				if (kind === "records") {
 					const keys = listLength(arg("keys"));
 					c = { cost: keys * below, keys };
-				} else if (kind === "history") c = { cost: intArg(arg("limit"), DEFAULT_VERSIONS) * below, keys: 0 };
+				}
+				// A limit past MAX_VERSIONS is refused by the field itself (BAD_USER_INPUT naming limit, as REST's
+				// 400 does), so it costs what the largest page would: limit: 1000000 alone is not "too complex".
+				else if (kind === "history") c = { cost: Math.min(intArg(arg("limit"), DEFAULT_VERSIONS), MAX_VERSIONS) * below, keys: 0 };
 				// A page of hits is a read of that many keys. A limit past MAX_HITS is refused by search itself
 				// (BAD_USER_INPUT naming /limit, as REST's 400 does), so it costs what the largest page would.
 				else if (kind === "search") {

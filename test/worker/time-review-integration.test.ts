@@ -183,6 +183,19 @@ describe("GraphQL history's cost", () => {
 		const ok = await run(`query ($l: Int = 2) { ${ds}_history(key: "k", limit: $l) { versions { event_id } } }`);
 		expect(ok.errors).toBeUndefined();
 	});
+
+	// Regression (was a bug): one history field with limit: 1000000 was TOO_COMPLEX, "a records field costs
+	// its keys times the fields selected under it", where limit: 5000 was BAD_USER_INPUT naming limit:
+	// the answer to a limit out of range depended on how far out it was. Now both name the limit.
+	it.each(["5000", "1000000"])("one history field with limit: %s is BAD_USER_INPUT naming limit, as REST's 400", async (limit) => {
+		const ds = await createDataset({ key: "id", fields: { a: "int", b: "string", c: "float" } } as never);
+		const res = await expectJson<{ errors?: { message: string; extensions: { code: string } }[] }>(
+			await call("POST", "/graphql", { json: { query: `{ ${ds}_history(key: "k", limit: ${limit}) { versions { event_id event_time value { a b c } } } }` } }),
+			200,
+		);
+		expect(res.errors?.[0]?.extensions.code).toBe("BAD_USER_INPUT");
+		expect(res.errors?.[0]?.message).toMatch(/limit must be an integer from 1 to 1000/);
+	});
 });
 
 describe("a dataset's JSON Schema", () => {
