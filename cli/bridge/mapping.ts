@@ -26,6 +26,11 @@ const describe = (v: unknown): string => (v === null ? "null" : Array.isArray(v)
 /** A compiled map: `map(delivery)` gives the event, or a string saying why the message cannot be one. */
 export interface Mapper {
 	map(delivery: Delivery): HotpathEvent | string;
+	/**
+	 * Tells the mapper the dataset's fields (once Hotpath has been asked): a member the key, op or
+	 * time pointer names that is also a field of the dataset stays in a whole-message value.
+	 */
+	keepFields(fields: readonly string[]): void;
 }
 
 export function compileMap(spec: MapSpec, dataset: string | undefined): Mapper {
@@ -38,6 +43,9 @@ export function compileMap(spec: MapSpec, dataset: string | undefined): Mapper {
 	const strip = new Set([key, time, op].filter((p): p is Pointer => p?.length === 1).map((p) => p[0] as string));
 
 	return {
+		keepFields(fields: readonly string[]): void {
+			for (const f of fields) strip.delete(f);
+		},
 		map(d: Delivery): HotpathEvent | string {
 			if (d.error !== undefined) return d.error;
 			const msg = d.message;

@@ -3,7 +3,7 @@
  * stop (then drains: stops pulling, finishes what is in flight, acks it) or until a fatal error.
  */
 import { type ResolvedConfig, type SourceConfig, sourceName } from "./config.ts";
-import { compileMap } from "./mapping.ts";
+import { compileMap, type Mapper } from "./mapping.ts";
 import { Slots, SourcePipeline } from "./pipeline.ts";
 import { RejectLog } from "./rejects.ts";
 import type { Delivery, Source } from "./sources/source.ts";
@@ -89,7 +89,7 @@ export async function runBridge(config: ResolvedConfig, opts: RunOptions = {}): 
 
 	const slots = new Slots(config.batch.max_in_flight);
 	const maxPending = config.batch.max_pending ?? config.batch.max_events * (config.batch.max_in_flight + 2);
-	const runs: { name: string; type: string; source: Source<Delivery>; pipeline: SourcePipeline<Delivery>; rejects: RejectLog }[] = [];
+	const runs: { name: string; type: string; source: Source<Delivery>; pipeline: SourcePipeline<Delivery>; rejects: RejectLog; mapper: Mapper }[] = [];
 	for (const [i, sc] of config.sources.entries()) {
 		const name = sourceName(sc, i);
 		const source = await createSource(sc, name);
@@ -108,7 +108,7 @@ export async function runBridge(config: ResolvedConfig, opts: RunOptions = {}): 
 			onFatal: (e) => onFatal(e instanceof FatalTargetError ? e : new Error(`${name}: ${e.message}`)),
 			log,
 		});
-		runs.push({ name, type: sc.type, source, pipeline, rejects });
+		runs.push({ name, type: sc.type, source, pipeline, rejects, mapper });
 	}
 
 	const snapshot = (): StatusSnapshot => {
@@ -145,6 +145,10 @@ export async function runBridge(config: ResolvedConfig, opts: RunOptions = {}): 
 		const datasets = [...new Set(config.sources.flatMap(datasetsOf))];
 		await Promise.race([Promise.all(datasets.map((d) => target.checkDataset(d))), mainWait]);
 		if (fatal || opts.signal?.aborted) return await finish();
+		for (const [i, sc] of config.sources.entries()) {
+			const fields = sc.type === "postgres" ? undefined : target.fieldsOf(sc.dataset);
+			if (fields) runs[i]?.mapper.keepFields(fields);
+		}
 
 		// A reject log that cannot be written is a config error too: said now, not a crash at the first reject.
 		for (const r of runs) {

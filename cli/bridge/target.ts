@@ -67,6 +67,8 @@ export class HotpathTarget {
 	private readonly doFetch: typeof fetch;
 	/** Consecutive failures, shared by every POST: while Hotpath is down, each waits the same growing step. */
 	private failures = 0;
+	/** The field names of each dataset checkDataset could read. */
+	private readonly datasetFields = new Map<string, string[]>();
 
 	constructor(opts: TargetOptions) {
 		this.opts = opts;
@@ -97,7 +99,8 @@ export class HotpathTarget {
 			}
 			const problem = res.ok ? undefined : await readProblem(res);
 			if (res.ok) {
-				await res.body?.cancel();
+				const spec = (await res.json().catch(() => undefined)) as { fields?: unknown } | undefined;
+				if (spec?.fields && typeof spec.fields === "object") this.datasetFields.set(name, Object.keys(spec.fields));
 				this.recovered();
 				return "ok";
 			}
@@ -110,6 +113,11 @@ export class HotpathTarget {
 			}
 			throw new FatalTargetError(`GET /v1/datasets/${name} answered ${res.status}: ${problem?.detail ?? ""}`);
 		}
+	}
+
+	/** The field names of a dataset as checkDataset read them; undefined when it could not look. */
+	fieldsOf(name: string): readonly string[] | undefined {
+		return this.datasetFields.get(name);
 	}
 
 	/**

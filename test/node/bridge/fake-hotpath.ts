@@ -44,7 +44,8 @@ const readBody = (req: IncomingMessage) =>
 
 const time = (t: number | string | undefined) => (typeof t === "string" ? Date.parse(t) : (t ?? 0));
 
-export async function startFakeHotpath(opts: { datasets: string[]; key?: string; port?: number }): Promise<FakeHotpath> {
+/** `fields`: a dataset's field names, answered by GET /v1/datasets/:name as Hotpath does (default: none). */
+export async function startFakeHotpath(opts: { datasets: string[]; key?: string; port?: number; fields?: Record<string, string[]> }): Promise<FakeHotpath> {
 	const key = opts.key ?? "test-key";
 	const datasets = new Set(opts.datasets);
 	let mode: "ok" | "503" | "down" = "ok";
@@ -95,7 +96,9 @@ export async function startFakeHotpath(opts: { datasets: string[]; key?: string;
 		const ds = /^\/v1\/datasets\/([^/]+)$/.exec(url.pathname);
 		if (req.method === "GET" && ds) {
 			const name = decodeURIComponent(ds[1] as string);
-			return datasets.has(name) ? answer(res, 200, { name }) : answer(res, 404, { status: 404, detail: `dataset "${name}" does not exist` });
+			const fields = opts.fields?.[name];
+			const spec = fields ? { name, fields: Object.fromEntries(fields.map((f) => [f, { type: "string" }])) } : { name };
+			return datasets.has(name) ? answer(res, 200, spec) : answer(res, 404, { status: 404, detail: `dataset "${name}" does not exist` });
 		}
 		if (req.method !== "POST" || url.pathname !== "/v1/events") return answer(res, 404, { status: 404, detail: "not found" });
 		if (fake.delayMs) await new Promise((r) => setTimeout(r, fake.delayMs));

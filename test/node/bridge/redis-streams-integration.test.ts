@@ -92,6 +92,22 @@ describe("redis-streams source", () => {
 		expect(await pendingCount(stream)).toBe(0);
 	}, 60_000);
 
+	it("a member the time pointer names that is also a field of the dataset stays in the value (only non-fields are left out)", async () => {
+		const withFields = await startFakeHotpath({ datasets: ["users"], fields: { users: ["country", "ts"] } });
+		try {
+			const stream = newStream();
+			await redis.xadd(stream, "*", "user_id", "u1", "country", "DE", "ts", "2026-01-02T03:04:05Z");
+			const bridge = await spawnBridge({ ...config(stream), ...testTarget(withFields.url, withFields.key) }, scratch.dir, ["profiles"]);
+			await eventually(() => (withFields.events.length ? true : undefined), 20_000, "the event");
+			expect(await bridge.stop()).toBe(0);
+			// user_id (the key pointer's member) is no field of users: left out; ts is one: kept.
+			expect(withFields.events[0]).toMatchObject({ key: "u1", event_time: "2026-01-02T03:04:05Z", value: { country: "DE", ts: "2026-01-02T03:04:05Z" } });
+			expect(withFields.events[0]?.value).not.toHaveProperty("user_id");
+		} finally {
+			await withFields.close();
+		}
+	}, 60_000);
+
 	it("claims entries another consumer left pending (XAUTOCLAIM) and acks them", async () => {
 		const stream = newStream();
 		await add(stream, 0, 50);
