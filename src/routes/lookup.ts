@@ -75,6 +75,8 @@ mount(
 
 		const registry = c.get("services").registry;
 		const errors: ProblemItem[] = [];
+		// Items already reported, by pointer and detail: a set, as a body of 1,000 requests can give 20,000 items.
+		const reported = new Set<string>();
 		const requests: (LookupRequest & { asOf?: number })[] = [];
 		// A bad top-level as_of is one error among the others of the body, not the only one reported.
 		let topAsOf: number | undefined;
@@ -82,7 +84,10 @@ mount(
 			topAsOf = parseTimeParam(body.as_of, "/as_of");
 		} catch (e) {
 			if (!(e instanceof HotpathError)) throw e;
-			errors.push(...(e.errors ?? [{ pointer: "/as_of", detail: e.message }]));
+			for (const item of e.errors ?? [{ pointer: "/as_of", detail: e.message }]) {
+				reported.add(`${item.pointer}\u0000${item.detail}`);
+				errors.push(item);
+			}
 		}
 		for (const [i, r] of body.requests.entries()) {
 			const spec = await registry.get(r.dataset);
@@ -108,7 +113,11 @@ mount(
 				for (const x of e.errors ?? []) {
 					const item = x.pointer === "as_of" ? { ...x, pointer: from } : x;
 					// The top-level as_of is named once, however many requests inherit it.
-					if (!errors.some((y) => y.pointer === item.pointer && y.detail === item.detail)) errors.push(item);
+					const id = `${item.pointer}\u0000${item.detail}`;
+					if (!reported.has(id)) {
+						reported.add(id);
+						errors.push(item);
+					}
 				}
 			}
 			requests.push({ spec, keys: r.keys, fields, asOf });
