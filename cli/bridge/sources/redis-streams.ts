@@ -28,6 +28,18 @@ function entriesOf(reply: unknown): Entry[] {
 }
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** A Redis URL as a message may show it: without its password. */
+export function withoutPassword(url: string): string {
+	try {
+		const u = new URL(url);
+		if (!u.password) return url;
+		u.password = "***";
+		return u.toString();
+	} catch {
+		return url;
+	}
+}
+
 export class RedisStreamsSource implements Source<RedisDelivery> {
 	private readonly c: RedisStreamsConfig;
 	/** Acks, claims and XINFO. */
@@ -48,9 +60,17 @@ export class RedisStreamsSource implements Source<RedisDelivery> {
 		const options = { maxRetriesPerRequest: null, lazyConnect: true, connectionName: `hotpath-bridge:${c.consumer}` };
 		this.redis = new Redis(c.url, options);
 		this.reader = new Redis(c.url, options);
-		this.redis.on("error", () => {});
-		this.reader.on("error", () => {});
-		await Promise.all([this.redis.connect(), this.reader.connect()]);
+		// The reason a connection fails comes as an 'error' event; connect() itself only says "Connection is closed."
+		// Later errors are the reconnects' (ioredis retries on its own): ignored.
+		let reason: Error | undefined;
+		const onError = (e: Error) => {
+			reason ??= e;
+		};
+		this.redis.on("error", onError);
+		this.reader.on("error", onError);
+		await Promise.all([this.redis.connect(), this.reader.connect()]).catch((e: Error) => {
+			throw new Error(`Redis at ${withoutPassword(c.url)}: ${(reason ?? e).message}`);
+		});
 		try {
 			await this.redis.call("XGROUP", ["CREATE", c.stream, c.group, c.start, "MKSTREAM"]);
 		} catch (e) {

@@ -2,8 +2,9 @@
 import path from "node:path";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { freePort } from "../../../scripts/lib/redis-server.ts";
 import { type FakeHotpath, startFakeHotpath } from "./fake-hotpath.ts";
-import { eventually, readNdjson, scratchDir, spawnBridge, testTarget } from "./harness.ts";
+import { eventually, readNdjson, runToExit, scratchDir, spawnBridge, testTarget } from "./harness.ts";
 
 const URL = "redis://127.0.0.1:6379";
 let redis: Redis;
@@ -107,6 +108,14 @@ describe("redis-streams source", () => {
 			await withFields.close();
 		}
 	}, 60_000);
+
+	it("a Redis that cannot be reached at start: exit 1 saying where and why (not just 'Connection is closed.'), without the password", async () => {
+		const port = await freePort();
+		const run = await runToExit(config("s", { url: `redis://:s3cret@127.0.0.1:${port}/0` }), scratch.dir);
+		expect(run.code).toBe(1);
+		expect(run.output).toContain(`could not start: Redis at redis://:***@127.0.0.1:${port}/0: connect ECONNREFUSED 127.0.0.1:${port}`);
+		expect(run.output).not.toContain("s3cret");
+	}, 30_000);
 
 	it("claims entries another consumer left pending (XAUTOCLAIM) and acks them", async () => {
 		const stream = newStream();
