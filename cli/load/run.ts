@@ -181,8 +181,9 @@ async function loadFile(o: LoadOptions, file: string, stat: Stats, note: (messag
 		throw new UsageError((e as Error).message);
 	});
 	const column = o.eventTimeColumn;
+	let columns: string[] | undefined;
 	if (source.columns) {
-		const columns = await source.columns().catch((e: unknown) => {
+		columns = await source.columns().catch((e: unknown) => {
 			throw new UsageError((e as Error).message);
 		});
 		// A header naming a column twice fails the reader at its first row: said here, before a checkpoint that --resume could not use.
@@ -199,6 +200,15 @@ async function loadFile(o: LoadOptions, file: string, stat: Stats, note: (messag
 	}
 
 	const spec = await readSpec(o, note);
+	// Without the key column every row is refused: a file read in the wrong format (a Parquet file
+	// with --format csv: a header of binary text and no rows, "loaded 0 rows", exit 0) or another
+	// dataset's file. Said before anything is sent, as bad usage, not as one rejection per row.
+	if (spec && columns && !columns.includes(spec.key)) {
+		const shown = columns.slice(0, 10).map((c) => JSON.stringify(c.length > 40 ? `${c.slice(0, 40)}...` : c));
+		throw new UsageError(
+			`${path.basename(o.file)} has no column "${spec.key}", ${o.dataset}'s key field (its ${o.format} columns: ${shown.join(", ") || "none"}${columns.length > 10 ? ", ..." : ""}); is it the right file and format?`,
+		);
+	}
 
 	let checkpoint: Checkpoint | undefined;
 	if (o.resume) {
