@@ -8,7 +8,7 @@ import { type Channel, type ChannelModel, type ConsumeMessage, connect } from "a
 import type { AmqpConfig } from "../config.ts";
 import { boundedId, contentHash } from "../ids.ts";
 import { decodeJson } from "./decode.ts";
-import type { Delivery, Source, SourceSink } from "./source.ts";
+import { type Delivery, type Source, type SourceSink, withoutPassword } from "./source.ts";
 
 export interface AmqpDelivery extends Delivery {
 	msg: ConsumeMessage;
@@ -17,6 +17,16 @@ export interface AmqpDelivery extends Delivery {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The virtual host an AMQP URL names ("/" when it names none). */
+function vhostOf(url: string): string {
+	try {
+		const path = new URL(url).pathname.slice(1);
+		return path ? decodeURIComponent(path) : "/";
+	} catch {
+		return "/";
+	}
+}
 
 export class AmqpSource implements Source<AmqpDelivery> {
 	private readonly c: AmqpConfig;
@@ -43,7 +53,13 @@ export class AmqpSource implements Source<AmqpDelivery> {
 
 	private async open(): Promise<void> {
 		const c = this.c;
-		const conn = await connect(c.url);
+		const conn = await connect(c.url).catch((e: Error) => {
+			// amqplib says only "Expected ConnectionOpenOk; got <ConnectionClose ...>" when the broker will not open the vhost.
+			const why = /^Expected ConnectionOpenOk/.test(e.message)
+				? `the broker refused to open virtual host "${vhostOf(c.url)}" (does it exist, and may the user use it?)`
+				: e.message;
+			throw new Error(`AMQP broker at ${withoutPassword(c.url)}: ${why}`);
+		});
 		conn.on("error", () => {});
 		let channel: Channel;
 		try {

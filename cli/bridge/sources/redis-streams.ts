@@ -9,7 +9,7 @@ import { Redis } from "ioredis";
 import type { RedisStreamsConfig } from "../config.ts";
 import { boundedId, seq20 } from "../ids.ts";
 import { decodeJson } from "./decode.ts";
-import type { Delivery, Source, SourceSink } from "./source.ts";
+import { type Delivery, type Source, type SourceSink, withoutPassword } from "./source.ts";
 
 export interface RedisDelivery extends Delivery {
 	entryId: string;
@@ -27,18 +27,6 @@ function entriesOf(reply: unknown): Entry[] {
 	return (Object.values(reply as Record<string, Entry[]>)[0] as Entry[]) ?? [];
 }
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** A Redis URL as a message may show it: without its password. */
-export function withoutPassword(url: string): string {
-	try {
-		const u = new URL(url);
-		if (!u.password) return url;
-		u.password = "***";
-		return u.toString();
-	} catch {
-		return url;
-	}
-}
 
 export class RedisStreamsSource implements Source<RedisDelivery> {
 	private readonly c: RedisStreamsConfig;

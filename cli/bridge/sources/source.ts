@@ -54,3 +54,15 @@ export interface Source<D extends Delivery = Delivery> {
 	/** Messages (or for postgres, WAL bytes) not yet acknowledged at the source; null when unknown. */
 	lag(): Promise<number | null>;
 }
+
+/** A source URL as a message may show it: without its password. */
+export function withoutPassword(url: string): string {
+	try {
+		const u = new URL(url);
+		if (!u.password) return url;
+		u.password = "***";
+		return u.toString();
+	} catch {
+		return url;
+	}
+}

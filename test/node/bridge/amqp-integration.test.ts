@@ -4,7 +4,7 @@ import path from "node:path";
 import { type Channel, type ChannelModel, connect } from "amqplib";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type FakeHotpath, startFakeHotpath } from "./fake-hotpath.ts";
-import { eventually, readNdjson, scratchDir, spawnBridge, testTarget } from "./harness.ts";
+import { eventually, readNdjson, runToExit, scratchDir, spawnBridge, testTarget } from "./harness.ts";
 
 const URL = "amqp://guest:guest@127.0.0.1:5672";
 let conn: ChannelModel;
@@ -65,6 +65,14 @@ const send = (queue: string, from: number, to: number) => {
 const depth = async (queue: string) => (await ch.checkQueue(queue)).messageCount;
 
 describe("amqp source", () => {
+	it("a virtual host the broker will not open: exit 1 naming it (not amqplib's 'Expected ConnectionOpenOk'), without the password", async () => {
+		const run = await runToExit(config("q", { url: "amqp://guest:guest@127.0.0.1:5672/no-such-vhost-rc" }), scratch.dir);
+		expect(run.code).toBe(1);
+		expect(run.output).toContain(
+			'could not start: AMQP broker at amqp://guest:***@127.0.0.1:5672/no-such-vhost-rc: the broker refused to open virtual host "no-such-vhost-rc"',
+		);
+	}, 30_000);
+
 	it("delivers messages with the right values and ids (message_id, else a content hash); unmappable ones are logged and acked", async () => {
 		const queue = await newQueue();
 		send(queue, 0, 100);
