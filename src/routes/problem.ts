@@ -73,6 +73,9 @@ function problemHeaders(err: HotpathError): Record<string, string> {
 export function problemResponse(err: HotpathError, instance?: string, requestId?: string, extraHeaders?: HeadersInit): Response {
 	const headers = new Headers(extraHeaders);
 	for (const [k, v] of Object.entries(problemHeaders(err))) headers.set(k, v);
+	// A 404 (or 405, 414) is cacheable by default (RFC 9111 4.2.2): a browser or CDN reusing "dataset
+	// does not exist" would hide the dataset once it is created. A route that set its own policy keeps it.
+	if (!headers.has("cache-control")) headers.set("cache-control", "no-store");
 	return new Response(JSON.stringify(toProblem(err, instance, requestId)), { status: problemStatus[err.code], headers });
 }
 

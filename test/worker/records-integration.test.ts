@@ -283,6 +283,23 @@ describe("GET /v1/datasets/:name/records/:key", () => {
 			expect(p.detail).toContain(name);
 		});
 
+		// Regression (was a bug): the 404 for a dataset that does not exist had no Cache-Control, and a 404 is
+		// cacheable by default (RFC 9111 4.2.2): a browser or CDN could keep answering it after the dataset
+		// was created, where the registry change is to be visible on the next request.
+		it("the 404 for a dataset not created yet is not to be stored; once created, the next read sees it", async () => {
+			const name = uniqueName("later");
+			for (const path of [`/v1/datasets/${name}/records/k`, `/v1/datasets/${name}/records/k/history`, `/v1/datasets/${name}`]) {
+				const res = await call("GET", path);
+				await expectProblem(res.clone(), 404);
+				expect(res.headers.get("cache-control"), path).toBe("no-store");
+			}
+			await createDataset(userSpec(3600), name);
+			const p = await expectProblem(await getRecord(name, "k"), 404);
+			expect(p.type).toMatch(/record-not-found$/);
+			// The record route's own policy for a key the dataset does not have is kept.
+			expect((await getRecord(name, "k")).headers.get("cache-control")).toBe("no-cache");
+		});
+
 		it("a key longer than 400 bytes -> 400 problem", async () => {
 			const p = await expectProblem(await getRecord(ds, "k".repeat(401)), 400);
 			expect(p.detail).toMatch(/400 bytes/);
