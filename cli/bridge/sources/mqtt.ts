@@ -10,7 +10,7 @@ import { connect, type IPublishPacket, type MqttClient } from "mqtt";
 import type { MqttConfig } from "../config.ts";
 import { boundedId, contentHash } from "../ids.ts";
 import { decodeJson } from "./decode.ts";
-import type { Delivery, Source, SourceSink } from "./source.ts";
+import { type Delivery, type Source, type SourceSink, withoutPassword } from "./source.ts";
 
 export interface MqttDelivery extends Delivery {
 	messageId: number;
@@ -71,7 +71,7 @@ export class MqttSource implements Source<MqttDelivery> {
 			const onError = (e: Error) => {
 				if (e === DEFERRED) return;
 				client.end(true);
-				reject(new Error(`MQTT broker at ${c.url}: ${e.message}`));
+				reject(new Error(`MQTT broker at ${withoutPassword(c.url)}: ${e.message}`));
 			};
 			client.once("connect", (connack) => {
 				client.off("error", onError);

@@ -3,8 +3,9 @@ import { createHash } from "node:crypto";
 import path from "node:path";
 import { connectAsync, type MqttClient } from "mqtt";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { freePort } from "../../../scripts/lib/redis-server.ts";
 import { type FakeHotpath, startFakeHotpath } from "./fake-hotpath.ts";
-import { eventually, readNdjson, scratchDir, spawnBridge, testTarget } from "./harness.ts";
+import { eventually, readNdjson, runToExit, scratchDir, spawnBridge, testTarget } from "./harness.ts";
 
 const URL = "mqtt://127.0.0.1:1883";
 let publisher: MqttClient;
@@ -66,6 +67,15 @@ const publish = async (base: string, from: number, to: number) => {
 };
 
 describe("mqtt source", () => {
+	it("a broker that cannot be reached at start: exit 1 naming it, without the URL's password", async () => {
+		const port = await freePort();
+		const c = config({ base: "rc-unreachable", clientId: `rc-unreachable-${Date.now()}` });
+		const run = await runToExit({ ...c, sources: [{ ...c.sources[0], url: `mqtt://user:s3cret@127.0.0.1:${port}` }] }, scratch.dir);
+		expect(run.code).toBe(1);
+		expect(run.output).toContain(`MQTT broker at mqtt://user:***@127.0.0.1:${port}: connect ECONNREFUSED`);
+		expect(run.output).not.toContain("s3cret");
+	}, 30_000);
+
 	it("delivers QoS 1 messages with the right values; unmappable ones are logged, counted and acked", async () => {
 		const t = newTopic();
 		const bridge = await spawnBridge(config(t), scratch.dir, ["sensors"]);
