@@ -32,7 +32,7 @@ export function parseEventsBody(text: string, ndjson: boolean, maxItems = MAX_EV
 		try {
 			parsed = JSON.parse(text);
 		} catch (e) {
-			throw new HotpathError("bad_request", `body is not valid JSON: ${(e as Error).message}`);
+			throw new HotpathError("bad_request", `body is not valid JSON: ${(e as Error).message}${looksLikeNdjson(text) ? NDJSON_HINT : ""}`);
 		}
 		const list = Array.isArray(parsed) ? parsed : parsed !== null && typeof parsed === "object" ? [parsed] : null;
 		if (!list) throw new HotpathError("bad_request", `body must be a JSON array of ${what} (or NDJSON with Content-Type: application/x-ndjson)`);
@@ -51,6 +51,27 @@ export function parseEventsBody(text: string, ndjson: boolean, maxItems = MAX_EV
 	});
 	checkCount(items.length + rejected.length, maxItems, what);
 	return { items, rejected };
+}
+
+const NDJSON_HINT = "; it looks like NDJSON (one JSON document per line): send it with Content-Type: application/x-ndjson";
+
+/**
+ * Whether a body that is not one JSON document holds one per line (`curl -H 'content-type:
+ * application/json' --data-binary @rows.ndjson`). Only on the error path: the first two lines that
+ * are not blank both parse.
+ */
+function looksLikeNdjson(text: string): boolean {
+	let seen = 0;
+	for (const line of text.split("\n", 1000)) {
+		if (line.trim() === "") continue;
+		try {
+			JSON.parse(line);
+		} catch {
+			return false;
+		}
+		if (++seen === 2) return true;
+	}
+	return false;
 }
 
 function checkCount(n: number, max: number, what: string): void {

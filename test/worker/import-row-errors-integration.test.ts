@@ -141,3 +141,34 @@ describe("an import whose cache refresh can be neither done nor queued", () => {
 		expect(JSON.parse(row?.value ?? "null")).toEqual({ age: 7 });
 	});
 });
+
+describe("an NDJSON body sent as application/json", () => {
+	// `curl -H 'content-type: application/json' --data-binary @rows.ndjson` got only "Unexpected
+	// non-whitespace character after JSON at position 17", which does not say what to change.
+	it("is a 400 that says to send it as application/x-ndjson, on the import and the events routes", async () => {
+		const ds = await createDataset({ key: "user_id", fields: { age: "int" }, ttl_seconds: 3600 });
+		const bodies: [string, string][] = [
+			[`/v1/datasets/${ds}/import`, '{"user_id":"a","age":1}\n{"user_id":"b","age":2}\n'],
+			["/v1/events", `{"dataset":"${ds}","key":"a","op":"upsert","value":{"age":1}}\n\n{"dataset":"${ds}","key":"b","op":"upsert","value":{"age":2}}\n`],
+		];
+		for (const [path, body] of bodies) {
+			const problem = await expectProblem(await call("POST", path, { body, headers: { "content-type": "application/json" } }), 400);
+			expect(problem.detail).toMatch(
+				/^body is not valid JSON: .*; it looks like NDJSON \(one JSON document per line\): send it with Content-Type: application\/x-ndjson$/,
+			);
+		}
+		// Broken JSON that is not one document per line gets no such hint.
+		const broken = await expectProblem(
+			await call("POST", `/v1/datasets/${ds}/import`, { body: '[{"user_id":"a",', headers: { "content-type": "application/json" } }),
+			400,
+		);
+		expect(broken.detail).toMatch(/^body is not valid JSON: /);
+		expect(broken.detail).not.toContain("NDJSON");
+		// Sent as NDJSON, the same rows import.
+		const ok = await expectJson<ImportResult>(
+			await call("POST", `/v1/datasets/${ds}/import`, { body: bodies[0]?.[1], headers: { "content-type": "application/x-ndjson" } }),
+			200,
+		);
+		expect(ok.imported).toBe(2);
+	});
+});
