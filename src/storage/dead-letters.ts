@@ -65,25 +65,22 @@ interface KvDeadLetterMeta {
 	replayed_at?: number;
 }
 
-/** A letter as KV keeps it: replayed while D1 refused to mark it, it carries when. */
-type KvDeadLetter = DeadLetter & { replayedAt?: number };
-
 /**
  * Keeps one dead letter in KV, for when D1 refuses it (stored again, it is unreplayed again, as in
  * D1); `replayedAt` marks one replayed while D1 refused. Metadata lets a listing filter without reading bodies.
  */
 export async function storeDeadLetterKv(kv: KVNamespace, l: DeadLetter, replayedAt?: number): Promise<void> {
 	const { queue, messageId, body, error, attempts, createdAt, datasets } = l;
-	const kept: KvDeadLetter = { queue, messageId, body, error, attempts, createdAt, datasets, ...(replayedAt === undefined ? {} : { replayedAt }) };
+	const kept: DeadLetter = { queue, messageId, body, error, attempts, createdAt, datasets, ...(replayedAt === undefined ? {} : { replayedAt }) };
 	const meta: KvDeadLetterMeta = { datasets: l.datasets, created_at: l.createdAt, ...(replayedAt === undefined ? {} : { replayed_at: replayedAt }) };
 	await kv.put(`${KV_DEAD_LETTER_PREFIX}${l.messageId}`, JSON.stringify(kept), { metadata: meta });
 }
 
-async function readKv(kv: KVNamespace, name: string): Promise<KvDeadLetter | null> {
+async function readKv(kv: KVNamespace, name: string): Promise<DeadLetter | null> {
 	const text = await kv.get(name, "text");
 	if (text === null) return null;
 	try {
-		return JSON.parse(text) as KvDeadLetter;
+		return JSON.parse(text) as DeadLetter;
 	} catch {
 		return null;
 	}

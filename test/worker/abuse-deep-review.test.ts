@@ -6,7 +6,21 @@ import { drizzle } from "drizzle-orm/d1";
 import { describe, expect, it } from "vitest";
 import { KeyStore, sha256Hex } from "../../src/auth/keys";
 import { ControlVersion } from "../../src/control/version";
-import { type CreatedKey, call, createDataset, env, expectJson, expectProblem, getRecord, seedD1, uniqueName, userSpec } from "./helpers";
+import {
+	type CreatedKey,
+	call,
+	countingStatements,
+	createDataset,
+	env,
+	expectJson,
+	expectProblem,
+	getRecord,
+	hangable,
+	onKeyTable,
+	seedD1,
+	uniqueName,
+	userSpec,
+} from "./helpers";
 
 const createKeyWith = async (body: Record<string, unknown>) =>
 	expectJson<CreatedKey & { rate_limit: unknown; expires_at: string | null }>(
@@ -52,32 +66,20 @@ describe("unknown tokens arriving together", () => {
 			const t = `hp_same_${i}`;
 			if ((await sha256Hex(t)).startsWith(want)) tokens.push(t);
 		}
-		let queries = 0;
-		const counting = new Proxy(env.DB, {
-			get(target, prop) {
-				const v = Reflect.get(target, prop);
-				if (prop === "prepare") {
-					return (sql: string) => {
-						if (sql.includes('"api_keys"')) queries++;
-						return v.call(target, sql);
-					};
-				}
-				return typeof v === "function" ? v.bind(target) : v;
-			},
-		});
+		const counted = countingStatements(env.DB, onKeyTable);
 		const control = new ControlVersion(drizzle(env.DB), 60_000);
-		const store = new KeyStore(drizzle(counting), control, undefined, () => 5_000_000);
+		const store = new KeyStore(drizzle(counted.db), control, undefined, () => 5_000_000);
 		await control.ensureCurrent();
 		const out = await Promise.all(tokens.map((t) => store.authenticate(t)));
 		expect(out.every((p) => p === null)).toBe(true);
-		expect(queries).toBe(1);
+		expect(counted.queries).toBe(1);
 		// A real key's requests arriving together in an isolate that has not seen it: all pass, one query.
 		const { key, info } = await store.create({ name: "real", scopes: ["read"], datasets: null, rateLimit: null, expiresAt: null });
 		await control.ensureCurrent();
-		queries = 0;
+		counted.queries = 0;
 		const found = await Promise.all(Array.from({ length: 10 }, () => store.authenticate(key)));
 		expect(found.map((p) => p?.id)).toEqual(Array(10).fill(info.id));
-		expect(queries).toBe(1);
+		expect(counted.queries).toBe(1);
 	});
 });
 
@@ -120,51 +122,27 @@ describe("a rate-limited key's budget", () => {
 
 describe("the control version check", () => {
 	it("is one D1 query shared by requests arriving together, in a cold isolate and just after a change made there", async () => {
-		let checks = 0;
-		const counting = new Proxy(env.DB, {
-			get(target, prop) {
-				const v = Reflect.get(target, prop);
-				if (prop === "prepare") {
-					return (sql: string) => {
-						if (sql.includes('"control_version"') && sql.startsWith("select")) checks++;
-						return v.call(target, sql);
-					};
-				}
-				return typeof v === "function" ? v.bind(target) : v;
-			},
-		});
-		const control = new ControlVersion(drizzle(counting), 60_000);
+		const checks = countingStatements(env.DB, (sql) => sql.includes('"control_version"') && sql.startsWith("select"));
+		const control = new ControlVersion(drizzle(checks.db), 60_000);
 		const store = new KeyStore(drizzle(env.DB), control, undefined);
 		const burst = () => Promise.all(Array.from({ length: 12 }, (_, i) => store.authenticate(`hp_cold_${i}`)));
 		expect((await burst()).every((p) => p === null)).toBe(true);
-		expect(checks).toBe(1);
+		expect(checks.queries).toBe(1);
 		// A change made in this isolate: the next requests check again, once between them.
 		const { key, info } = await store.create({ name: "after", scopes: ["read"], datasets: null, rateLimit: null, expiresAt: null });
-		checks = 0;
+		checks.queries = 0;
 		const found = await Promise.all(Array.from({ length: 12 }, () => store.authenticate(key)));
 		expect(found.map((p) => p?.id)).toEqual(Array(12).fill(info.id));
-		expect(checks).toBe(1);
+		expect(checks.queries).toBe(1);
 	});
 });
 
 describe("a control version check that never answers", () => {
 	it("does not stop the isolate from checking: a revocation elsewhere still shows within an interval or two", async () => {
-		let hang = false;
 		// D1 statements whose results never come while `hang` is set, as a query lost with its request.
-		const wrap = <T extends object>(o: T): T =>
-			new Proxy(o, {
-				get(target, prop) {
-					const v = Reflect.get(target, prop);
-					if (typeof v !== "function") return v;
-					return (...args: unknown[]) => {
-						const out = v.apply(target, args);
-						if (out instanceof Promise) return hang ? new Promise(() => {}) : out;
-						return out && typeof out === "object" ? wrap(out) : out;
-					};
-				},
-			});
+		let hang = false;
 		let clock = 10_000_000;
-		const control = new ControlVersion(drizzle(wrap(env.DB)), 1000, () => clock);
+		const control = new ControlVersion(drizzle(hangable(env.DB, () => hang)), 1000, () => clock);
 		const store = new KeyStore(drizzle(env.DB), control, undefined, () => clock);
 		const { key, info } = await store.create({ name: "watched", scopes: ["read"], datasets: null, rateLimit: null, expiresAt: null });
 		expect((await store.authenticate(key))?.id).toBe(info.id);
@@ -183,18 +161,6 @@ describe("a control version check that never answers", () => {
 describe("a key lookup that never answers", () => {
 	it("is not waited for by later requests of its hash prefix once its bound has passed", async () => {
 		let hang = false;
-		const wrap = <T extends object>(o: T): T =>
-			new Proxy(o, {
-				get(target, prop) {
-					const v = Reflect.get(target, prop);
-					if (typeof v !== "function") return v;
-					return (...args: unknown[]) => {
-						const out = v.apply(target, args);
-						if (out instanceof Promise) return hang ? new Promise(() => {}) : out;
-						return out && typeof out === "object" ? wrap(out) : out;
-					};
-				},
-			});
 		const tokens: string[] = [];
 		for (let i = 0; tokens.length < 2; i++) {
 			const t = `hp_lost_${i}`;
@@ -202,7 +168,7 @@ describe("a key lookup that never answers", () => {
 		}
 		let clock = 20_000_000;
 		const control = new ControlVersion(drizzle(env.DB), 60_000, () => clock);
-		const store = new KeyStore(drizzle(wrap(env.DB)), control, undefined, () => clock);
+		const store = new KeyStore(drizzle(hangable(env.DB, () => hang)), control, undefined, () => clock);
 		await control.ensureCurrent();
 		hang = true;
 		void store.authenticate(tokens[0] as string);

@@ -345,3 +345,42 @@ export async function applyDirect(events: QueueEvent[]): Promise<void> {
 
 /** Lets background work scheduled with waitUntil settle (fills of the upper tiers). */
 export const settle = () => sleep(50);
+
+/** A D1 binding that counts the statements it prepares that `matches` (`queries`; reset it by assigning 0). */
+export function countingStatements(db: D1Database, matches: (sql: string) => boolean): { db: D1Database; queries: number } {
+	const counted = { db, queries: 0 };
+	counted.db = new Proxy(db, {
+		get(target, prop) {
+			const v = Reflect.get(target, prop);
+			if (prop === "prepare") {
+				return (sql: string) => {
+					if (matches(sql)) counted.queries++;
+					return v.call(target, sql);
+				};
+			}
+			return typeof v === "function" ? v.bind(target) : v;
+		},
+	});
+	return counted;
+}
+
+/** Statements that read or write the API key table. */
+export const onKeyTable = (sql: string) => sql.includes('"api_keys"');
+
+/**
+ * A binding (and every object its methods return) whose promised results never come while
+ * `hanging()` holds: a query lost with its request, as workerd leaves one it cancelled.
+ */
+export function hangable<T extends object>(o: T, hanging: () => boolean): T {
+	return new Proxy(o, {
+		get(target, prop) {
+			const v = Reflect.get(target, prop);
+			if (typeof v !== "function") return v;
+			return (...args: unknown[]) => {
+				const out = v.apply(target, args);
+				if (out instanceof Promise) return hanging() ? new Promise(() => {}) : out;
+				return out && typeof out === "object" ? hangable(out, hanging) : out;
+			};
+		},
+	});
+}
