@@ -5,15 +5,18 @@
 import { describe, expect, it } from "vitest";
 import { call, createDataset, env, expectJson, uniqueName } from "./helpers";
 
+/** A dead letter of dataset `ds`, written straight to D1 (replayed at `replayedAt`, or waiting). */
+const insertLetter = (ds: string, id: string, replayedAt: number | null) =>
+	env.DB.prepare(
+		"INSERT INTO dead_letters (queue, message_id, body, error, attempts, datasets, replayed_at) VALUES ('hotpath-events', ?1, '{}', 'test', 1, ?2, ?3)",
+	)
+		.bind(id, JSON.stringify([ds]), replayedAt)
+		.run();
+
 describe("DELETE /v1/dead-letters?replayed=true", () => {
 	it("reaches replayed letters older than a page of newer unreplayed ones", async () => {
 		const ds = await createDataset();
-		const insert = (id: string, replayedAt: number | null) =>
-			env.DB.prepare(
-				"INSERT INTO dead_letters (queue, message_id, body, error, attempts, datasets, replayed_at) VALUES ('hotpath-events', ?1, '{}', 'test', 1, ?2, ?3)",
-			)
-				.bind(id, JSON.stringify([ds]), replayedAt)
-				.run();
+		const insert = (id: string, replayedAt: number | null) => insertLetter(ds, id, replayedAt);
 		// The oldest was replayed; three newer ones wait.
 		await insert(uniqueName("replayed"), Date.now());
 		for (let i = 0; i < 3; i++) await insert(uniqueName("waiting"), null);
@@ -25,12 +28,7 @@ describe("DELETE /v1/dead-letters?replayed=true", () => {
 
 	it("replayed=false purges only the letters never replayed, and leaves the replayed ones", async () => {
 		const ds = await createDataset();
-		const insert = (id: string, replayedAt: number | null) =>
-			env.DB.prepare(
-				"INSERT INTO dead_letters (queue, message_id, body, error, attempts, datasets, replayed_at) VALUES ('hotpath-events', ?1, '{}', 'test', 1, ?2, ?3)",
-			)
-				.bind(id, JSON.stringify([ds]), replayedAt)
-				.run();
+		const insert = (id: string, replayedAt: number | null) => insertLetter(ds, id, replayedAt);
 		await insert(uniqueName("replayed"), Date.now());
 		for (let i = 0; i < 2; i++) await insert(uniqueName("waiting"), null);
 		expect(await expectJson(await call("DELETE", `/v1/dead-letters?dataset=${ds}&replayed=false`), 200)).toEqual({ purged: 2 });
