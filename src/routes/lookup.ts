@@ -25,8 +25,15 @@ const lookupSchema = z
 				z
 					.object({
 						dataset: z.string(),
-						keys: z.array(z.union([z.string().min(1), z.number().int()]).transform(String)).min(1),
-						fields: z.array(z.string()).optional(),
+						// No keys reads nothing, as GraphQL's keys: [] and Redis's MGET of nothing: an empty records list, not a 400.
+						keys: z
+							.array(z.union([z.string().min(1), z.number().int()]).transform(String))
+							.openapi({ description: "The keys to read, in the order their records come back; [] gives an empty records list" }),
+						fields: z
+							.array(z.string())
+							.nullable()
+							.optional()
+							.openapi({ description: "The fields to return; left out or null: every field (as GraphQL's fields: null)" }),
 						as_of: asOfSchema
 							.nullable()
 							.optional()
@@ -102,7 +109,7 @@ mount(
 			let fields: string[] | undefined;
 			let asOf: number | undefined;
 			try {
-				fields = checkFields(r.fields, fieldsAndAggregates(spec), `/requests/${i}/fields`);
+				fields = checkFields(r.fields ?? undefined, fieldsAndAggregates(spec), `/requests/${i}/fields`);
 				// A request's own as_of overrides the top-level one; null asks for current values.
 				asOf = r.as_of === null ? undefined : (parseTimeParam(r.as_of, `/requests/${i}/as_of`) ?? topAsOf);
 				if (asOf !== undefined) assertWithinHistory(spec, asOf);

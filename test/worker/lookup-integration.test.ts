@@ -250,7 +250,7 @@ describe("POST /v1/lookup", () => {
 			["empty requests", { requests: [] }, "/requests"],
 			["no requests", {}, "/requests"],
 			["requests not an array", { requests: { dataset: "x" } }, "/requests"],
-			["empty keys", { requests: [{ dataset: "x", keys: [] }] }, "/requests/0/keys"],
+			["keys not an array", { requests: [{ dataset: "x", keys: "a" }] }, "/requests/0/keys"],
 			["an empty-string key", { requests: [{ dataset: "x", keys: [""] }] }, "/requests/0/keys/0"],
 			["a fractional key", { requests: [{ dataset: "x", keys: [1.5] }] }, "/requests/0/keys/0"],
 			["an object key", { requests: [{ dataset: "x", keys: [{}] }] }, "/requests/0/keys/0"],
