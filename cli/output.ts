@@ -88,12 +88,18 @@ export function reportError(e: unknown, json: boolean): number {
 	return EXIT.failed;
 }
 
-/** `error: Title (status): detail` and one line per item error. */
+/** `error: Title (status): detail` and one line per item error the detail does not already say. */
 export function describeProblem(e: HotpathError, maxItems = 20): string {
 	const p = e.problem;
-	const lines = [`error: ${p.title}${p.status ? ` (${p.status})` : ""}: ${p.detail}`];
-	const items = p.errors ?? [];
-	for (const item of items.slice(0, maxItems)) lines.push(`  ${item.pointer}: ${item.detail}`);
+	const itemText = (item: { pointer: string; detail: string }) => `${item.pointer}: ${item.detail}`;
+	const all = p.errors ?? [];
+	const heading = `error: ${p.title}${p.status ? ` (${p.status})` : ""}`;
+	// A validation error's detail is its items joined with "; " (and a one-item 400 repeats its
+	// detail at the item): shown as they were, every item came twice. Such a detail becomes the list.
+	const detailIsItems = all.length > 1 && p.detail === all.map(itemText).join("; ");
+	const lines = [detailIsItems ? `${heading}:` : `${heading}: ${p.detail}`];
+	const items = detailIsItems ? all : all.filter((item) => item.detail !== p.detail && !p.detail.includes(itemText(item)));
+	for (const item of items.slice(0, maxItems)) lines.push(`  ${itemText(item)}`);
 	if (items.length > maxItems) lines.push(`  ... and ${items.length - maxItems} more`);
 	if (p.request_id) lines.push(`  (request id ${p.request_id})`);
 	// No answer at all: most often nothing listens there yet.
