@@ -67,6 +67,9 @@ export function compileMap(spec: MapSpec, dataset: string | undefined): Mapper {
 			if (t === undefined || t === null) t = d.time;
 			else if (typeof t !== "string" && typeof t !== "number") {
 				return `the event_time at ${JSON.stringify(spec.event_time)} must be an RFC 3339 string or epoch milliseconds, not ${describe(t)}`;
+			} else if (d.textValues && typeof t === "string" && /^\d+$/.test(t)) {
+				// Hotpath takes epoch ms only as a JSON number; a Redis field cannot hold one.
+				t = Number(t);
 			}
 
 			const event: HotpathEvent = { id: d.id, dataset: targetDataset, key: k, op: o as Op };

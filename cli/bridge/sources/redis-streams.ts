@@ -2,7 +2,8 @@
  * Redis Streams: a consumer group read with XREADGROUP, acknowledged with XACK after Hotpath's 202.
  * On start the consumer first re-reads its own pending entries (a crash left them there), and every
  * while it claims entries other consumers left pending too long (XAUTOCLAIM). An entry's fields form
- * a flat JSON object of strings; an entry whose only field is `json` carries a JSON document instead.
+ * a flat JSON object of strings (a string of digits as event_time is epoch ms); an entry whose only
+ * field is `json` carries a JSON document instead.
  * The id is `redis:STREAM:MS-SEQ` (SEQ zero-padded); the default event_time is the entry id's time.
  */
 import { Redis } from "ioredis";
@@ -76,6 +77,7 @@ export class RedisStreamsSource implements Source<RedisDelivery> {
 			const message: Record<string, string> = {};
 			for (let i = 0; i + 1 < f.length; i += 2) message[f[i] as string] = f[i + 1] as string;
 			d.message = message;
+			d.textValues = true;
 		}
 		return d;
 	}

@@ -12,6 +12,11 @@ export interface Delivery {
 	error?: string;
 	/** The message as text, for the reject log, when it is not JSON. */
 	raw?: string;
+	/**
+	 * The message is a flat object of text values (a Redis Streams entry's fields), where a number can
+	 * only be a string: a string of digits at the event_time pointer is epoch milliseconds.
+	 */
+	textValues?: boolean;
 	/** The event_time to use when the map names none: the source's own time for the message (epoch ms). */
 	time?: number;
 	/** The key when the map has no pointer for it, or its pointer finds nothing (a primary key, a Kafka record key). */

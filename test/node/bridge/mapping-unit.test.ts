@@ -56,6 +56,14 @@ describe("mapping a message to an event", () => {
 		expect(compileMap({ key: "" }, "ds").map(d("just-a-string"))).toMatch(/must be a JSON object, not "just-a-string"/);
 	});
 
+	it("a string of digits as event_time is epoch ms where a message holds only text (Redis fields); JSON's own strings are sent as they are", () => {
+		const m = compileMap({ key: "/id", event_time: "/at" }, "ds");
+		expect(m.map(d({ id: "k", at: "1764300000000" }, { textValues: true }))).toMatchObject({ event_time: 1764300000000 });
+		expect(m.map(d({ id: "k", at: "2026-01-02T03:04:05Z" }, { textValues: true }))).toMatchObject({ event_time: "2026-01-02T03:04:05Z" });
+		expect(m.map(d({ id: "k", at: "17643e5" }, { textValues: true }))).toMatchObject({ event_time: "17643e5" });
+		expect(m.map(d({ id: "k", at: "1764300000000" }))).toMatchObject({ event_time: "1764300000000" });
+	});
+
 	it("a key, op, value or dataset the source knows itself (postgres, a Kafka tombstone) fills in for the map", () => {
 		const m = compileMap({}, undefined);
 		expect(m.map(d({ id: 1, n: "x" }, { key: "1", op: "upsert", value: { n: "x" }, dataset: "t" }))).toEqual({

@@ -109,6 +109,18 @@ describe("redis-streams source", () => {
 		}
 	}, 60_000);
 
+	it("a field of epoch milliseconds (a Redis field holds only text) is the event_time as a number", async () => {
+		const stream = newStream();
+		await redis.xadd(stream, "*", "user_id", "u1", "country", "DE", "ts", "1764300000000");
+		await redis.xadd(stream, "*", "user_id", "u2", "country", "FR", "ts", "2026-01-02T03:04:05Z");
+		const bridge = await spawnBridge(config(stream), scratch.dir, ["profiles"]);
+		await eventually(() => (fake.ids().size === 2 ? true : undefined), 20_000, "2 events");
+		expect(await bridge.stop()).toBe(0);
+		// Hotpath refuses a string of digits as event_time ("send epoch milliseconds as a JSON number").
+		expect(fake.events.find((e) => e.key === "u1")).toMatchObject({ event_time: 1764300000000, value: { country: "DE" } });
+		expect(fake.events.find((e) => e.key === "u2")).toMatchObject({ event_time: "2026-01-02T03:04:05Z" });
+	}, 30_000);
+
 	it("a Redis that cannot be reached at start: exit 1 saying where and why (not just 'Connection is closed.'), without the password", async () => {
 		const port = await freePort();
 		const run = await runToExit(config("s", { url: `redis://:s3cret@127.0.0.1:${port}/0` }), scratch.dir);
