@@ -1,8 +1,15 @@
 /** What the CLI prints: results on stdout (JSON with --json, text for people otherwise), diagnostics on stderr, errors as exit codes. */
+import { constants } from "node:os";
 import { CLIENT_PROBLEM, HotpathError } from "@hotpath/client";
 
-/** Exit codes: 0 success, 1 a failed operation, 2 bad usage. 130 after Ctrl-C. */
-export const EXIT = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const;
+/** Exit codes: 0 success, 1 a failed operation, 2 bad usage. A stop by a signal: see exitCodeOf. */
+export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
+
+/**
+ * The exit code of work stopped by a signal: 128 + its number, as a shell reports a process the
+ * signal killed (130 for SIGINT, Ctrl-C; 143 for SIGTERM), so scripts and supervisors can tell which.
+ */
+export const exitCodeOf = (signal: NodeJS.Signals): number => 128 + (constants.signals[signal] ?? 0);
 
 /** Bad usage: a missing argument, a bad option value, an unreadable or malformed input file. Exit 2. */
 export class UsageError extends Error {

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /** `hotpath bridge --config FILE [--status-port [HOST:]PORT]`: argument parsing, signals and exit codes around runBridge. */
 import { parseArgs } from "node:util";
+import { exitCodeOf } from "../output.ts";
 import { ConfigError, loadConfig } from "./config.ts";
 import { runBridge } from "./run.ts";
 
@@ -15,7 +16,9 @@ replication, Kafka) into Hotpath's POST /v1/events. The config is JSON or YAML; 
   --drain-timeout SECS     on SIGTERM/SIGINT, how long to finish what is in flight before giving up (default 60)
 
 target.key may be left out of the config: then HOTPATH_KEY is used, else the admin key in .dev.vars (and HOTPATH_URL for target.url).
-Exit codes: 0 stopped cleanly, 1 fatal error (bad key, missing dataset, a source that failed), 2 bad usage or config.`;
+Exit codes: 0 stopped cleanly (SIGTERM/SIGINT: in-flight messages drained and acknowledged), 1 fatal error (bad key,
+missing dataset, a source that failed, a drain that timed out), 2 bad usage or config, 130 (SIGINT) or 143 (SIGTERM)
+when a second signal ended it at once.`;
 
 /** Runs the bridge verb with its arguments (those after `bridge`); resolves with the exit code. */
 export async function bridgeMain(argv: string[]): Promise<number> {
@@ -85,7 +88,7 @@ export async function bridgeMain(argv: string[]): Promise<number> {
 	const onSignal = (signal: NodeJS.Signals) => {
 		if (stop.signal.aborted) {
 			process.stderr.write(`hotpath bridge: ${signal} again, exiting now; unacknowledged messages will be delivered again\n`);
-			process.exit(1);
+			process.exit(exitCodeOf(signal));
 		}
 		process.stderr.write(`hotpath bridge: ${signal}, stopping gracefully (send it again to exit at once)\n`);
 		stop.abort();

@@ -5,7 +5,7 @@ import { intOption, verbAction } from "../context.ts";
 import { DEFAULTS, MAX_CHUNK_BYTES, MAX_CHUNK_ROWS } from "../load/limits.ts";
 import type { LoadReport } from "../load/run.ts";
 import { formatOf } from "../load/source.ts";
-import { count, duration, EXIT, UsageError } from "../output.ts";
+import { count, duration, EXIT, exitCodeOf, UsageError } from "../output.ts";
 
 interface LoadFlags {
 	format?: string;
@@ -54,14 +54,20 @@ export function registerLoad(program: Command): void {
 		.option("--resume", "continue an interrupted load of the same file from its checkpoint")
 		.option("--checkpoint <path>", "where the checkpoint is kept (default: FILE.hotpath-load.json)")
 		.option("--no-progress", "no progress bar or lines on stderr")
+		.addHelpText(
+			"after",
+			"\nExit codes: 0 loaded; 1 rows rejected, or a request failed; 2 bad usage; 130 stopped by Ctrl-C (SIGINT), 143 by SIGTERM.\n" +
+				"A load stopped part-way keeps its checkpoint: --resume continues it.",
+		)
 		.action(
 			verbAction(async ({ client, out }, [dataset, file]: [string, string], flags: LoadFlags) => {
 				const format = formatOf(file, flags.format);
 				if (!format) throw new UsageError(`cannot tell the format of ${file} from its extension: give --format ndjson|csv|parquet`);
 				const stop = new AbortController();
-				let signals = 0;
-				const onSignal = () => {
-					if (++signals > 1) process.exit(EXIT.interrupted);
+				let stoppedBy: NodeJS.Signals | undefined;
+				const onSignal = (signal: NodeJS.Signals) => {
+					if (stoppedBy) process.exit(exitCodeOf(signal));
+					stoppedBy = signal;
 					out.note("\nstopping: finishing the chunks in flight, then saving the checkpoint (Ctrl-C again to quit at once)");
 					stop.abort();
 				};
@@ -98,7 +104,7 @@ export function registerLoad(program: Command): void {
 				out.result(report, () => summary(report));
 				if (report.interrupted) {
 					out.note(`interrupted: ${resumeHint}`);
-					return EXIT.interrupted;
+					return exitCodeOf(stoppedBy ?? "SIGINT");
 				}
 				return report.rejected ? EXIT.failed : EXIT.ok;
 			}),

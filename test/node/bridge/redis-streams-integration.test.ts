@@ -121,6 +121,18 @@ describe("redis-streams source", () => {
 		expect(fake.events.find((e) => e.key === "u2")).toMatchObject({ event_time: "2026-01-02T03:04:05Z" });
 	}, 30_000);
 
+	it("a second SIGTERM while it drains exits at once with 143 (128 + SIGTERM), acknowledging nothing", async () => {
+		const stream = newStream();
+		const bridge = await spawnBridge(config(stream), scratch.dir, ["profiles"]);
+		await fake.setMode("down");
+		await add(stream, 0, 20);
+		await eventually(async () => ((await bridge.metrics()).target.retries >= 1 ? true : undefined), 20_000, "a retry");
+		bridge.proc.kill("SIGTERM");
+		await eventually(() => (bridge.output().includes("stopping gracefully") ? true : undefined), 10_000, "the first SIGTERM");
+		expect(await bridge.stop("SIGTERM")).toBe(143);
+		expect(await pendingCount(stream)).toBe(20);
+	}, 30_000);
+
 	it("a Redis that cannot be reached at start: exit 1 saying where and why (not just 'Connection is closed.'), without the password", async () => {
 		const port = await freePort();
 		const run = await runToExit(config("s", { url: `redis://:s3cret@127.0.0.1:${port}/0` }), scratch.dir);
