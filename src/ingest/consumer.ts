@@ -13,7 +13,7 @@ import { type RefreshOptions, type RefreshRequest, refreshCaches } from "./cache
 import { deadLetterOf, deadLetterOfRefused, keepDeadLetters, NOT_A_HOTPATH_MESSAGE } from "./dead-letters";
 import type { ChangeEvent } from "./merge";
 import { enqueueRebuildPage, type RebuildPage, readQueueMessage } from "./producer";
-import { failRebuildPage, REBUILD_PAGES_PER_INVOCATION, rebuildPage } from "./rebuild";
+import { failRebuildPage, keepRebuildsAlive, REBUILD_PAGES_PER_INVOCATION, rebuildPage } from "./rebuild";
 
 /** Delay before a failed message is retried: 2, 4, 8... seconds, at most a minute. */
 const retryDelay = (attempts: number) => Math.min(60, 2 ** attempts);
@@ -112,6 +112,7 @@ async function consumeBatch(
 
 /** Rebuild pages: a couple per invocation (each spends hundreds of KV operations); the rest come back shortly. */
 async function consumeRebuildPages(services: Services, pages: { msg: Message<unknown>; page: RebuildPage }[]): Promise<void> {
+	const waiting: string[] = [];
 	for (const [i, { msg, page }] of pages.entries()) {
 		if (i >= REBUILD_PAGES_PER_INVOCATION) {
 			// Sent again as a new message rather than retried: a retry counts against the queue's
@@ -120,6 +121,7 @@ async function consumeRebuildPages(services: Services, pages: { msg: Message<unk
 			try {
 				await enqueueRebuildPage(services.env.EVENTS_QUEUE, page, 1);
 				msg.ack();
+				waiting.push(page.job);
 			} catch {
 				msg.retry({ delaySeconds: 1 });
 			}
@@ -143,6 +145,9 @@ async function consumeRebuildPages(services: Services, pages: { msg: Message<unk
 			else msg.retry({ delaySeconds: retryDelay(msg.attempts) });
 		}
 	}
+	// A page waiting its turn behind many others is its run's sign of life: without it, a rebuild of
+	// every dataset could outwait its lease and be reported lost while its pages are still queued.
+	await keepRebuildsAlive(services, waiting);
 }
 
 /** The next step of pruning the event log (src/history/retention.ts); a failure comes back with the usual back-off. */

@@ -171,6 +171,8 @@ export interface RebuildPage {
 	mode: "refill" | "drop";
 	/** The run this page belongs to: a page of a run that was replaced does nothing. */
 	job: string;
+	/** The page's number in its run, from 0: a page is worked only when the run has counted the ones before it, so twice delivered it counts once. Absent in pages queued before pages were numbered. */
+	index?: number;
 	/** The last key of the previous page, or null for the first. */
 	after: string | null;
 }
@@ -270,6 +272,7 @@ function isRebuildMessage(body: unknown): body is { v: 1; rebuild: RebuildPage }
 		typeof r.dataset === "string" &&
 		(r.mode === "refill" || r.mode === "drop") &&
 		typeof r.job === "string" &&
+		(r.index === undefined || (Number.isSafeInteger(r.index) && r.index >= 0)) &&
 		(r.after === null || typeof r.after === "string")
 	);
 }

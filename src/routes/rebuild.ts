@@ -5,8 +5,8 @@ import { requireScope } from "../auth/middleware";
 import { assertDatasets, assertUnlimitedAdmin } from "../auth/policy";
 import type { AppEnv } from "../env";
 import { HotpathError } from "../errors";
-import { type RebuildMode, startDatasetRebuild } from "../ingest/rebuild";
-import { getRebuild, type RebuildRow } from "../storage/rebuilds";
+import { type RebuildMode, rebuildStatus, startDatasetRebuild } from "../ingest/rebuild";
+import type { RebuildRow } from "../storage/rebuilds";
 import { bearer, datasetParam, json, mount, newRouter, problems } from "./openapi";
 
 const RebuildSchema = z
@@ -61,16 +61,26 @@ mount(
 		path: "/datasets/{name}/rebuild",
 		summary: "Rewrite (or drop) the dataset's KV and Redis copies from D1",
 		description:
-			"Runs in the background through the queue, a page of keys at a time; GET on the same path reports progress. Starting again replaces a running rebuild.",
+			"Runs in the background through the queue, a page of keys at a time; GET on the same path reports progress. While a rebuild of the dataset is running, starting one of the same mode answers that one's progress (it is not started over), and one of the other mode is a 409. A run that showed no progress for 10 minutes (its queued pages were lost, as when a dev server restarts) reads as failed and may be started again.",
 		tags: ["admin"],
 		security: bearer,
 		request: { params: z.object({ name: datasetParam }), query: modeQuery },
-		responses: { 202: json("Started", RebuildSchema), ...problems("bad_request", "forbidden", "not_found", "unavailable") },
+		responses: {
+			202: json("Started, or already running", RebuildSchema),
+			...problems("bad_request", "forbidden", "not_found", "conflict", "unavailable"),
+		},
 	},
 	requireScope("admin"),
 	async (c) => {
 		const name = await datasetOf(c);
-		const row = await startDatasetRebuild(c.get("services"), name, parseMode(c.req.query("mode")));
+		const mode = parseMode(c.req.query("mode"));
+		const { row, started } = await startDatasetRebuild(c.get("services"), name, mode);
+		if (!started && row.mode !== mode) {
+			throw new HotpathError(
+				"conflict",
+				`a ${row.mode} rebuild of "${name}" is running (${row.keysDone} of ${row.totalKeys} keys done); wait until GET /v1/datasets/${name}/rebuild says done or failed, then start the ${mode}`,
+			);
+		}
 		return c.json(view(name, row), 202);
 	},
 );
@@ -89,7 +99,7 @@ mount(
 	requireScope("admin"),
 	async (c) => {
 		const name = await datasetOf(c);
-		return c.json(view(name, await getRebuild(c.env.DB, name)));
+		return c.json(view(name, await rebuildStatus(c.env.DB, name)));
 	},
 );
 
@@ -99,7 +109,7 @@ mount(
 		method: "post",
 		path: "/rebuild",
 		summary: "Rebuild every dataset",
-		description: "Needs an admin key limited to no dataset.",
+		description: "Needs an admin key limited to no dataset. A dataset whose rebuild is running keeps it: its status (and mode) is reported as it is.",
 		tags: ["admin"],
 		security: bearer,
 		request: { query: modeQuery },
@@ -111,7 +121,7 @@ mount(
 		const mode = parseMode(c.req.query("mode"));
 		const services = c.get("services");
 		const rows = [];
-		for (const name of (await services.registry.all()).keys()) rows.push(view(name, await startDatasetRebuild(services, name, mode)));
+		for (const name of (await services.registry.all()).keys()) rows.push(view(name, (await startDatasetRebuild(services, name, mode)).row));
 		return c.json({ rebuilds: rows }, 202);
 	},
 );

@@ -133,6 +133,8 @@ export const rebuilds = sqliteTable("rebuilds", {
 	startedAt: integer("started_at").notNull(),
 	finishedAt: integer("finished_at"),
 	error: text("error"),
+	/** When the run last showed life (a page worked, or waiting its turn); a run silent past its lease was lost (null: started_at). */
+	heartbeatAt: integer("heartbeat_at"),
 });
 
 /**

@@ -1,0 +1,1 @@
+ALTER TABLE `rebuilds` ADD `heartbeat_at` integer;
