@@ -73,6 +73,12 @@ export class Output {
 	}
 }
 
+/** An error as --json output holds it: the problem document of an HTTP error, else `{title, detail}`. */
+export function errorDocument(e: unknown): object {
+	if (e instanceof HotpathError) return e.problem;
+	return { title: e instanceof UsageError ? "Bad usage" : "Error", detail: e instanceof Error ? e.message : String(e) };
+}
+
 /** Prints an error the way a person (or a script, with --json) wants it, and gives its exit code. Never a stack. */
 export function reportError(e: unknown, json: boolean): number {
 	if (e instanceof UsageError) {
@@ -80,7 +86,7 @@ export function reportError(e: unknown, json: boolean): number {
 		return EXIT.usage;
 	}
 	if (e instanceof HotpathError) {
-		if (json) process.stdout.write(`${JSON.stringify({ error: e.problem })}\n`);
+		if (json) process.stdout.write(`${JSON.stringify({ error: errorDocument(e) })}\n`);
 		process.stderr.write(`${describeProblem(e)}\n`);
 		return EXIT.failed;
 	}
@@ -89,9 +95,8 @@ export function reportError(e: unknown, json: boolean): number {
 		process.stderr.write(`hotpath: ${e.message}\n`);
 		return EXIT.failed;
 	}
-	const message = e instanceof Error ? e.message : String(e);
-	if (json) process.stdout.write(`${JSON.stringify({ error: { title: "Error", detail: message } })}\n`);
-	process.stderr.write(`hotpath: ${message}\n`);
+	if (json) process.stdout.write(`${JSON.stringify({ error: errorDocument(e) })}\n`);
+	process.stderr.write(`hotpath: ${e instanceof Error ? e.message : String(e)}\n`);
 	return EXIT.failed;
 }
 

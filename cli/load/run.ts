@@ -8,14 +8,15 @@ import path from "node:path";
 import { type Hotpath, HotpathError, type ImportResult, type Spec } from "@hotpath/client";
 import { UsageError } from "../output.ts";
 import { Progress } from "../progress.ts";
-import { Checkpoint, CheckpointLock, type ChunkOutcome, type LoadIdentity, type Totals } from "./checkpoint.ts";
-import { type Chunk, type ChunkLimits, chunked, type RowRejection } from "./chunks.ts";
+import { Checkpoint, CheckpointLock, type ChunkOutcome, type LoadIdentity } from "./checkpoint.ts";
+import { type Chunk, type ChunkLimits, chunked } from "./chunks.ts";
 import { csvSource } from "./csv.ts";
 import { DEFAULTS, HEAP_BOUND } from "./limits.ts";
 import { heapBounded } from "./memory.ts";
 import { ndjsonSource } from "./ndjson.ts";
 import { parquetSource } from "./parquet.ts";
 import { runPool } from "./pool.ts";
+import { LoadFailed, type LoadReport } from "./report.ts";
 import { fastLineError, RowEncoder, type Typing } from "./rows.ts";
 import type { Format, Source } from "./source.ts";
 
@@ -35,23 +36,6 @@ export interface LoadOptions {
 	/** Set to stop: no new chunk is sent, those in flight finish, the checkpoint is saved. */
 	signal?: AbortSignal;
 	note?: (message: string) => void;
-}
-
-export interface LoadReport extends Totals {
-	dataset: string;
-	file: string;
-	format: Format;
-	/** "line" (NDJSON, CSV) or "row" (Parquet): what rejection positions count. */
-	unit: "line" | "row";
-	/** Rejections sorted by position (at most the first 1,000 are kept). */
-	rejections: RowRejection[];
-	elapsed_ms: number;
-	/** Rows sent in this run per second of this run. */
-	rows_per_s: number;
-	resumed: boolean;
-	/** True when stopped before the end (Ctrl-C, an error): the checkpoint is kept for --resume. */
-	interrupted: boolean;
-	checkpoint: string;
 }
 
 /** The file's identity: the same file (path, size, mtime) loaded the same way gives the same row ids. */
@@ -253,7 +237,7 @@ async function loadFile(o: LoadOptions, file: string, stat: Stats, note: (messag
 	showProgress();
 
 	let interrupted = false;
-	let failed = false;
+	let failure: { error: unknown } | undefined;
 	try {
 		await runPool(chunks, {
 			concurrency: o.concurrency ?? DEFAULTS.concurrency,
@@ -276,19 +260,20 @@ async function loadFile(o: LoadOptions, file: string, stat: Stats, note: (messag
 				showProgress();
 			},
 		});
-	} catch (e) {
+	} catch (error) {
 		interrupted = true;
-		failed = true;
-		throw e;
+		failure = { error };
 	} finally {
 		progress.stop();
-		// A load that failed before any chunk was done (a 403, a dataset gone) has nothing to resume: no checkpoint suggests it.
-		if (interrupted && !(failed && checkpoint.doneChunks === 0)) checkpoint.save();
-		else checkpoint.remove();
 	}
+	// A load that failed before any chunk was done (a 403, a dataset gone) has nothing to resume: no checkpoint suggests it.
+	const kept = interrupted && !(failure && checkpoint.doneChunks === 0);
+	if (kept) checkpoint.save();
+	else checkpoint.remove();
+	if (failure && !kept) throw failure.error;
 
 	const elapsed = Date.now() - startedAt;
-	return {
+	const report: LoadReport = {
 		dataset: o.dataset,
 		file: o.file,
 		format: o.format,
@@ -300,5 +285,9 @@ async function loadFile(o: LoadOptions, file: string, stat: Stats, note: (messag
 		resumed,
 		interrupted,
 		checkpoint: checkpointPath,
+		...(kept ? { resume_from: checkpoint.prefix.end.pos + 1 } : {}),
 	};
+	// What was done is in the report even when the load failed: a script learns how far it got, not only why it stopped.
+	if (failure) throw new LoadFailed(failure.error, report);
+	return report;
 }

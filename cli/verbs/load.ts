@@ -3,9 +3,9 @@ import { existsSync } from "node:fs";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { intOption, verbAction } from "../context.ts";
 import { DEFAULTS, MAX_CHUNK_BYTES, MAX_CHUNK_ROWS } from "../load/limits.ts";
-import type { LoadReport } from "../load/run.ts";
+import { LoadFailed, type LoadReport } from "../load/report.ts";
 import { formatOf } from "../load/source.ts";
-import { count, duration, EXIT, exitCodeOf, UsageError } from "../output.ts";
+import { count, duration, EXIT, errorDocument, exitCodeOf, reportError, UsageError } from "../output.ts";
 
 interface LoadFlags {
 	format?: string;
@@ -56,8 +56,8 @@ export function registerLoad(program: Command): void {
 		.option("--no-progress", "no progress bar or lines on stderr")
 		.addHelpText(
 			"after",
-			"\nExit codes: 0 loaded; 1 rows rejected, or a request failed; 2 bad usage; 130 stopped by Ctrl-C (SIGINT), 143 by SIGTERM.\n" +
-				"A load stopped part-way keeps its checkpoint: --resume continues it.",
+			"\nExit codes: 0 loaded; 1 rows rejected, or a request failed (the report, --json too, holds what was done before it);\n" +
+				"2 bad usage; 130 stopped by Ctrl-C (SIGINT), 143 by SIGTERM. A load stopped part-way keeps its checkpoint: --resume continues it.",
 		)
 		.action(
 			verbAction(async ({ client, out }, [dataset, file]: [string, string], flags: LoadFlags) => {
@@ -95,6 +95,13 @@ export function registerLoad(program: Command): void {
 						note: (m) => out.note(m),
 					});
 				} catch (e) {
+					if (e instanceof LoadFailed) {
+						// The error as any verb reports it (stderr, its exit code), and what was done before it as the result.
+						const code = reportError(e.cause, false);
+						out.result({ ...e.report, error: errorDocument(e.cause) }, () => summary(e.report));
+						out.note(`the load stopped; ${resumeHint}`);
+						return code;
+					}
 					if (!(e instanceof UsageError) && existsSync(checkpoint)) out.note(`the load stopped; ${resumeHint}`);
 					throw e;
 				} finally {

@@ -1,12 +1,13 @@
 // `hotpath load` stopped part-way, against a stand-in for the import route: a signal's exit code is
-// 128 + its number (130 for Ctrl-C, 143 for SIGTERM, which it was not).
+// 128 + its number (130 for Ctrl-C, 143 for SIGTERM, which it was not), and a load that fails
+// part-way with --json prints what it did before the error (it printed only the error).
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { eventually } from "../dev-server.ts";
-import { exited, killLeftovers, spawnCli } from "./run-cli.ts";
+import { exited, json, killLeftovers, runCli, spawnCli } from "./run-cli.ts";
 
 const dir = mkdtempSync(path.join(tmpdir(), "hotpath-load-stop-"));
 let server: Server | undefined;
@@ -83,5 +84,45 @@ describe("hotpath load stopped by a signal", () => {
 		await eventually(async () => (child.output.stderr.includes("stopping:") ? true : undefined));
 		child.kill("SIGTERM");
 		expect((await exited(child)).code).toBe(143);
+	}, 30_000);
+});
+
+describe("hotpath load failing part-way", () => {
+	/** Chunks 0 and 1 imported; chunk 2 refused as if the dataset had gone meanwhile. */
+	const goneAtThird = (chunk: number, rows: number, res: ServerResponse) =>
+		chunk < 2
+			? imported(rows, res)
+			: res
+					.writeHead(404, { "content-type": "application/problem+json" })
+					.end(JSON.stringify({ type: "about:blank", title: "Not found", status: 404, detail: 'dataset "items" does not exist' }));
+
+	it("with --json prints the totals so far, where to resume and the error, and exits 1", async () => {
+		const { url } = await standIn(goneAtThird);
+		const file = rowsFile("gone.ndjson", 50);
+		const run = await runCli(["--url", url, "--key", "k", "load", "items", file, "--chunk-rows", "10", "--concurrency", "1", "--json", "--no-progress"]);
+		expect(run.code).toBe(1);
+		expect(json(run)).toMatchObject({
+			dataset: "items",
+			rows: 20,
+			imported: 20,
+			unchanged: 0,
+			rejected: 0,
+			interrupted: true,
+			checkpoint: `${file}.hotpath-load.json`,
+			resume_from: 21,
+			error: { status: 404, detail: 'dataset "items" does not exist' },
+		});
+		expect(run.stderr).toMatch(/Not found \(404\): dataset "items" does not exist/);
+		expect(run.stderr).toMatch(/--resume/);
+		expect(existsSync(`${file}.hotpath-load.json`)).toBe(true);
+	}, 30_000);
+
+	it("without --json prints the same totals for people, the error on stderr", async () => {
+		const { url } = await standIn(goneAtThird);
+		const file = rowsFile("gone-human.ndjson", 50);
+		const run = await runCli(["--url", url, "--key", "k", "load", "items", file, "--chunk-rows", "10", "--concurrency", "1", "--no-progress"]);
+		expect(run.code).toBe(1);
+		expect(run.stdout).toMatch(/^stopped after 20 rows from .*gone-human\.ndjson into items .*: 20 imported, 0 unchanged, 0 rejected/);
+		expect(run.stderr).toMatch(/Not found \(404\)/);
 	}, 30_000);
 });
