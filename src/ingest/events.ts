@@ -182,6 +182,17 @@ export interface IdSource {
 }
 
 /**
+ * A JSON.stringify replacer that writes each object's members in code-unit order: a JSON object is
+ * unordered, so the same event resent with its members in another order ({"b":1,"a":2}) is the same
+ * content and must get the same id. Members already in that order serialise as before, so such
+ * events keep the ids they were given before this rule.
+ */
+function withSortedMembers(_name: string, v: unknown): unknown {
+	if (v === null || typeof v !== "object" || Array.isArray(v)) return v;
+	return Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+/**
  * Gives every event without an id one, so that a resend applies once where it should:
  * - with an Idempotency-Key K: derived from (sender, K) and the event's index, so resending the
  *   same body with the same header is a no-op, whatever its times;
@@ -212,7 +223,7 @@ export async function assignIds(events: { index: number; event: ChangeEvent; sen
 			if (source.idempotencyKey !== undefined) e.id = ordered(requestPrefix as string, index);
 			else if (sentTime !== null) {
 				const digest = new Uint8Array(
-					await crypto.subtle.digest("SHA-256", encoder.encode(JSON.stringify([e.dataset, e.key, e.op, e.value ?? null, sentTime]))),
+					await crypto.subtle.digest("SHA-256", encoder.encode(JSON.stringify([e.dataset, e.key, e.op, e.value ?? null, sentTime], withSortedMembers))),
 				);
 				e.id = `h:${hex(digest, 16)}`;
 			} else e.id = ordered(requestPrefix as string, index);
