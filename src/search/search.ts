@@ -267,7 +267,7 @@ async function passing(db: D1Database, t: IndexTables, plan: Plan, among: number
  * Vector ranking: exact cosine k-NN within the filter; by a record's own vector, that record left
  * out. With a filter, the nearest POSTFILTER_DEPTH are ranked first and filtered: when k of them
  * pass, they are exactly the k nearest that pass (every doc past them is no nearer); otherwise the
- * filter's whole set is read and ranked.
+ * filter's whole set is read and ranked. Docs that tie with the k-th come too (the caller cuts by key).
  */
 async function rankVector(db: D1Database, dataset: string, gen: number, t: IndexTables, layout: IndexLayout, plan: Plan): Promise<Entry[]> {
 	const v = plan.vector as NonNullable<Plan["vector"]>;
@@ -298,7 +298,7 @@ async function rankVector(db: D1Database, dataset: string, gen: number, t: Index
 		nearest.map((e) => e.id),
 	);
 	const kept = nearest.filter((e) => pass.has(e.id));
-	if (kept.length >= v.k || nearest.length < depth) return kept.slice(0, v.k);
+	if (kept.length >= v.k || nearest.length < depth) return kept;
 	return set.nearest(q, v.k, await passing(db, t, plan, null), exclude);
 }
 
@@ -351,10 +351,12 @@ async function tiesByKey(db: D1Database, t: IndexTables, entries: Entry[]): Prom
 async function rank(db: D1Database, dataset: string, gen: number, layout: IndexLayout, plan: Plan): Promise<Entry[]> {
 	const t = tablesOf(dataset, gen);
 	if (!plan.vector) return plan.match ? rankText(db, t, plan, MAX_DEPTH) : rankFilter(db, t, plan, MAX_DEPTH);
-	const vector = rankVector(db, dataset, gen, t, layout, plan).then((entries) => tiesByKey(db, t, entries));
+	// Cut after ties are put in key order: of docs tied at the k-th place (or the depth's edge), those first by key make it.
+	const k = plan.vector.k;
+	const vector = rankVector(db, dataset, gen, t, layout, plan).then(async (entries) => (await tiesByKey(db, t, entries)).slice(0, k));
 	if (!plan.match) return vector;
 	const [text, near] = await Promise.all([rankText(db, t, plan, MAX_DEPTH), vector]);
-	return tiesByKey(db, t, fuse([text, near]).slice(0, MAX_DEPTH));
+	return (await tiesByKey(db, t, fuse([text, near]))).slice(0, MAX_DEPTH);
 }
 
 /**

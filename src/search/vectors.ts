@@ -89,8 +89,9 @@ export class VectorSet {
 	}
 
 	/**
-	 * The k docs most similar to `query` (normalised), best first, ties by id; only ids in `allow`
-	 * when given, never `exclude`.
+	 * The k docs most similar to `query` (normalised), best first, and every doc that ties with the
+	 * k-th (so more than k when they tie there): which of those make the cut is decided by key, which
+	 * only the index knows (src/search/search.ts). Only ids in `allow` when given, never `exclude`.
 	 */
 	nearest(query: Float32Array, k: number, allow: Set<number> | null, exclude: number | null): { id: number; score: number }[] {
 		const heap = new TopK(k);
@@ -101,7 +102,9 @@ export class VectorSet {
 			let dot = 0;
 			const at = s * dim;
 			for (let j = 0; j < dim; j++) dot += (data[at + j] as number) * (query[j] as number);
-			heap.offer(id, dot);
+			// At float32 precision, as the vectors are stored and cursors carry scores: vectors of one
+			// direction tie exactly rather than by the rounding of their sums.
+			heap.offer(id, Math.fround(dot));
 		}
 		return heap.sorted();
 	}
@@ -126,10 +129,12 @@ export function normalise(v: Float32Array, at: number, dim: number): boolean {
 	return true;
 }
 
-/** A bounded min-heap keeping the k best (score desc, then id asc). */
+/** A bounded min-heap keeping the k best (score desc, then id asc), and the docs that tie with the k-th. */
 class TopK {
 	private readonly ids: number[] = [];
 	private readonly scores: number[] = [];
+	/** Docs left out of the heap whose score equals its worst (the k-th) score. */
+	private ties: number[] = [];
 	constructor(private readonly k: number) {}
 
 	/** Whether (a) ranks below (b): lower score, or same score and larger id. */
@@ -147,14 +152,25 @@ class TopK {
 			return;
 		}
 		const top = this.scores[0] as number;
-		if (score < top || (score === top && id > (this.ids[0] as number))) return;
+		if (score < top) return;
+		if (score === top) {
+			this.ties.push(id);
+			return;
+		}
+		const out = this.ids[0] as number;
 		this.ids[0] = id;
 		this.scores[0] = score;
 		this.down(0);
+		// The doc pushed out still ties with the k-th if the new k-th has its score; else no tie is left.
+		if (this.scores[0] === top) this.ties.push(out);
+		else this.ties = [];
 	}
 
 	sorted(): { id: number; score: number }[] {
-		return this.ids.map((id, i) => ({ id, score: this.scores[i] as number })).sort((a, b) => b.score - a.score || a.id - b.id);
+		const top = this.scores[0] as number;
+		return [...this.ids.map((id, i) => ({ id, score: this.scores[i] as number })), ...this.ties.map((id) => ({ id, score: top }))].sort(
+			(a, b) => b.score - a.score || a.id - b.id,
+		);
 	}
 
 	private swap(i: number, j: number): void {
