@@ -4,7 +4,7 @@
  * handlers. Bodies are validated by the handlers themselves, with those schemas, so every failure
  * is this API's problem+json and a JSON body is read whatever its Content-Type.
  */
-import { extendZodWithOpenApi, OpenAPIRegistry, OpenApiGeneratorV31, type RouteConfig } from "@asteasolutions/zod-to-openapi";
+import { extendZodWithOpenApi, OpenAPIRegistry, OpenApiGeneratorV31, type ResponseConfig, type RouteConfig } from "@asteasolutions/zod-to-openapi";
 import { type Handler, Hono, type MiddlewareHandler } from "hono";
 import * as z from "zod";
 import type { AppEnv } from "../env";
@@ -144,10 +144,26 @@ function problemResponses(codes: ErrorCode[]): RouteConfig["responses"] {
 		byStatus.set(status, [...(byStatus.get(status) ?? []), problemText[code]]);
 	}
 	const out: RouteConfig["responses"] = {};
-	for (const [status, texts] of byStatus)
-		out[status] = { description: texts.join("; or: "), content: { "application/problem+json": { schema: ProblemSchema } } };
+	for (const [status, texts] of byStatus) {
+		const headers = problemHeaderDocs[status];
+		out[status] = { description: texts.join("; or: "), ...(headers ? { headers } : {}), content: { "application/problem+json": { schema: ProblemSchema } } };
+	}
 	return out;
 }
+
+const retryAfter = { "Retry-After": { description: "Seconds to wait before retrying", schema: { type: "integer" as const, minimum: 1 } } };
+
+/** The headers a problem of a status carries (problemHeaders in problem.ts), so a client generated from the document can read them. */
+const problemHeaderDocs: Record<number, NonNullable<ResponseConfig["headers"]>> = {
+	401: {
+		"WWW-Authenticate": {
+			description: 'The Bearer challenge (error="invalid_token" for a key that is unknown, revoked or expired)',
+			schema: { type: "string" },
+		},
+	},
+	429: retryAfter,
+	503: retryAfter,
+};
 
 /** A JSON response of `schema`. */
 export const json = (description: string, schema: z.ZodType) => ({ description, content: { "application/json": { schema } } });

@@ -43,6 +43,21 @@ const readQuery = z.object({
 	}),
 });
 
+/** The headers of a record read (recordHeaders in record-response.ts), declared so a client generated from the document can read them. */
+const recordReadHeaders = {
+	ETag: {
+		description:
+			"A weak tag of the answer (revision, event time, status, projection); If-None-Match with it gives a 304. None on as_of reads and aggregate datasets",
+		schema: { type: "string" as const },
+	},
+	"Cache-Control": {
+		description: "private, max-age=N while the value is present (N: how long it stays fresh); no-cache when stale or aggregated; no-store for as_of",
+		schema: { type: "string" as const },
+	},
+	"X-Hotpath-Tier": { description: "The tier or tiers that answered: l0, redis, kv, d1 (comma-separated)", schema: { type: "string" as const } },
+	"Server-Timing": { description: "One entry per tier touched, with its time in ms", schema: { type: "string" as const } },
+};
+
 mount(
 	recordRoutes,
 	{
@@ -55,8 +70,8 @@ mount(
 		security: bearer,
 		request: { params: z.object({ name: datasetParam, key: recordKeyParam }), query: readQuery },
 		responses: {
-			200: json("The record", RecordViewSchema.extend({ dataset: z.string() })),
-			304: { description: "Not modified (If-None-Match)" },
+			200: { ...json("The record", RecordViewSchema.extend({ dataset: z.string() })), headers: recordReadHeaders },
+			304: { description: "Not modified (If-None-Match)", headers: { ETag: recordReadHeaders.ETag, "Cache-Control": recordReadHeaders["Cache-Control"] } },
 			...problems("bad_request", "forbidden", "not_found", "record_not_found", "unavailable"),
 		},
 	},
