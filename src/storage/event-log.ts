@@ -17,7 +17,11 @@ export interface AppliedIdRow {
 
 /** The lowest and highest seq in the log, or null when it is empty. */
 export async function logBounds(db: D1Database): Promise<{ lo: number; hi: number } | null> {
-	const row = await db.prepare("SELECT min(seq) AS lo, max(seq) AS hi FROM event_log").first<{ lo: number | null; hi: number | null }>();
+	// One subquery each: SQLite reads min() or max() of the rowid off the table's ends only when it is
+	// a query's sole aggregate; both in one SELECT scanned the whole log (every cron run).
+	const row = await db
+		.prepare("SELECT (SELECT min(seq) FROM event_log) AS lo, (SELECT max(seq) FROM event_log) AS hi")
+		.first<{ lo: number | null; hi: number | null }>();
 	return row?.lo == null || row.hi == null ? null : { lo: row.lo, hi: row.hi };
 }
 
