@@ -31,6 +31,7 @@ import type {
 	RebuildStatus,
 	RecordsPage,
 	RecordValue,
+	RequestOptions,
 	SearchHit,
 	SearchIndexStatus,
 	SearchQuery,
@@ -168,39 +169,39 @@ export class Hotpath {
 
 	/** Dataset specs: list, show, create or update (`PUT`). */
 	readonly datasets: {
-		list(): Promise<Spec[]>;
-		get(name: string): Promise<Spec>;
+		list(opts?: RequestOptions): Promise<Spec[]>;
+		get(name: string, opts?: RequestOptions): Promise<Spec>;
 		/**
 		 * Creates (201) or updates (200) a spec; an incompatible change is a 409 HotpathError listing
 		 * why. A spec as `get` gives it applies again as it is.
 		 */
-		apply(spec: (SpecInput & { name: string }) | Spec): Promise<ApplyResult>;
+		apply(spec: (SpecInput & { name: string }) | Spec, opts?: RequestOptions): Promise<ApplyResult>;
 	};
 
 	/** API keys (admin). */
 	readonly keys: {
 		/** The secret `key` is in this answer only. */
-		create(input: KeyInput): Promise<CreatedKey>;
-		list(opts?: { includeRevoked?: boolean }): Promise<KeyInfo[]>;
-		revoke(id: string): Promise<void>;
+		create(input: KeyInput, opts?: RequestOptions): Promise<CreatedKey>;
+		list(opts?: { includeRevoked?: boolean } & RequestOptions): Promise<KeyInfo[]>;
+		revoke(id: string, opts?: RequestOptions): Promise<void>;
 	};
 
 	/** Messages that kept failing (admin). */
 	readonly deadLetters: {
 		/** Newest first; `incomplete` on the list says D1 refused and only the letters waiting in KV are in it. */
-		list(opts?: DeadLetterFilter & { limit?: number }): Promise<DeadLetterList>;
+		list(opts?: DeadLetterFilter & { limit?: number } & RequestOptions): Promise<DeadLetterList>;
 		/** Puts one back on the queue; events are idempotent, so a second replay is harmless. */
-		replay(id: DeadLetterId): Promise<{ id: DeadLetterId; replayed_at: string }>;
+		replay(id: DeadLetterId, opts?: RequestOptions): Promise<{ id: DeadLetterId; replayed_at: string }>;
 		/**
 		 * Replays every dead letter not replayed yet (of one dataset, when given), in as many calls as
 		 * it takes (the route handles 1,000 a call); `incomplete` says D1 refused and only the letters
 		 * waiting in KV were replayed.
 		 */
-		replayAll(filter?: DeadLetterFilter): Promise<{ replayed: number; incomplete?: string }>;
+		replayAll(filter?: DeadLetterFilter & RequestOptions): Promise<{ replayed: number; incomplete?: string }>;
 		/** Deletes one dead letter for good. */
-		purge(id: DeadLetterId): Promise<void>;
+		purge(id: DeadLetterId, opts?: RequestOptions): Promise<void>;
 		/** Deletes every dead letter (of one dataset, when given), in as many calls as it takes; `incomplete` as for replayAll. */
-		purgeAll(filter?: DeadLetterFilter): Promise<{ purged: number; incomplete?: string }>;
+		purgeAll(filter?: DeadLetterFilter & RequestOptions): Promise<{ purged: number; incomplete?: string }>;
 	};
 
 	constructor(options: HotpathOptions) {
@@ -218,21 +219,22 @@ export class Hotpath {
 		const http = this.#http;
 
 		this.datasets = {
-			list: async () => (await http.call<{ datasets: Spec[] }>({ method: "GET", path: "/v1/datasets", idempotent: true })).data.datasets,
-			get: async (name) => (await http.call<Spec>({ method: "GET", path: `/v1/datasets/${seg(name)}`, idempotent: true })).data,
-			apply: async (spec) => {
+			list: async (opts = {}) =>
+				(await http.call<{ datasets: Spec[] }>({ method: "GET", path: "/v1/datasets", idempotent: true, signal: opts.signal })).data.datasets,
+			get: async (name, opts = {}) => (await http.call<Spec>({ method: "GET", path: `/v1/datasets/${seg(name)}`, idempotent: true, signal: opts.signal })).data,
+			apply: async (spec, opts = {}) => {
 				const { name, ...body } = spec;
 				if (!name) throw new TypeError("datasets.apply: the spec needs a `name`");
-				const res = await http.call<Spec>({ method: "PUT", path: `/v1/datasets/${seg(name)}`, json: body, idempotent: true });
+				const res = await http.call<Spec>({ method: "PUT", path: `/v1/datasets/${seg(name)}`, json: body, idempotent: true, signal: opts.signal });
 				return { spec: res.data, created: res.status === 201 };
 			},
 		};
 
 		this.keys = {
 			// Not idempotent: a resend after a lost answer would make a second key.
-			create: async (input) => {
+			create: async (input, opts = {}) => {
 				const body = input.expires_at instanceof Date ? { ...input, expires_at: timeParam(input.expires_at, "expires_at") } : input;
-				return (await http.call<CreatedKey>({ method: "POST", path: "/v1/keys", json: body, idempotent: false })).data;
+				return (await http.call<CreatedKey>({ method: "POST", path: "/v1/keys", json: body, idempotent: false, signal: opts.signal })).data;
 			},
 			list: async (opts = {}) =>
 				(
@@ -241,10 +243,11 @@ export class Hotpath {
 						path: "/v1/keys",
 						query: { include_revoked: opts.includeRevoked ? "true" : undefined },
 						idempotent: true,
+						signal: opts.signal,
 					})
 				).data.keys,
-			revoke: async (id) => {
-				await http.call({ method: "DELETE", path: `/v1/keys/${seg(id)}`, idempotent: true, goneMeansDone: true });
+			revoke: async (id, opts = {}) => {
+				await http.call({ method: "DELETE", path: `/v1/keys/${seg(id)}`, idempotent: true, goneMeansDone: true, signal: opts.signal });
 			},
 		};
 
@@ -255,13 +258,21 @@ export class Hotpath {
 					path: "/v1/dead-letters",
 					query: { limit: opts.limit, dataset: opts.dataset },
 					idempotent: true,
+					signal: opts.signal,
 				});
 				const list: DeadLetterList = data.dead_letters;
 				if (data.incomplete !== undefined) list.incomplete = data.incomplete;
 				return list;
 			},
-			replay: async (id) =>
-				(await http.call<{ id: DeadLetterId; replayed_at: string }>({ method: "POST", path: `/v1/dead-letters/${seg(id)}/replay`, idempotent: true })).data,
+			replay: async (id, opts = {}) =>
+				(
+					await http.call<{ id: DeadLetterId; replayed_at: string }>({
+						method: "POST",
+						path: `/v1/dead-letters/${seg(id)}/replay`,
+						idempotent: true,
+						signal: opts.signal,
+					})
+				).data,
 			replayAll: async (filter = {}) => {
 				const { count, incomplete } = await everyBulkPage(
 					async () =>
@@ -271,14 +282,15 @@ export class Hotpath {
 								path: "/v1/dead-letters/replay",
 								query: { dataset: filter.dataset, limit: BULK_PAGE },
 								idempotent: true,
+								signal: filter.signal,
 							})
 						).data,
 					(page) => page.replayed,
 				);
 				return { replayed: count, ...(incomplete !== undefined ? { incomplete } : {}) };
 			},
-			purge: async (id) => {
-				await http.call({ method: "DELETE", path: `/v1/dead-letters/${seg(id)}`, idempotent: true, goneMeansDone: true });
+			purge: async (id, opts = {}) => {
+				await http.call({ method: "DELETE", path: `/v1/dead-letters/${seg(id)}`, idempotent: true, goneMeansDone: true, signal: opts.signal });
 			},
 			purgeAll: async (filter = {}) => {
 				const { count, incomplete } = await everyBulkPage(
@@ -289,6 +301,7 @@ export class Hotpath {
 								path: "/v1/dead-letters",
 								query: { dataset: filter.dataset, limit: BULK_PAGE },
 								idempotent: true,
+								signal: filter.signal,
 							})
 						).data,
 					(page) => page.purged,
@@ -317,6 +330,7 @@ export class Hotpath {
 				maxStaleness: opts.maxStaleness,
 				ifStale: opts.ifStale,
 				asOf: opts.asOf,
+				signal: opts.signal,
 			});
 			const record = result?.records[0];
 			return record ? { dataset, ...record } : { dataset, key: String(key), status: "not_found", value: null, event_time: null, age_ms: null };
@@ -332,6 +346,7 @@ export class Hotpath {
 			},
 			idempotent: true,
 			allow: [404],
+			signal: opts.signal,
 		});
 		if (res.status === 404) {
 			// Any other 404 (no such dataset, or a base URL that is not a Hotpath: an empty body, JSON that is no problem document) is thrown as any status is.
@@ -348,7 +363,8 @@ export class Hotpath {
 		if (opts.maxStaleness !== undefined) body.max_staleness = stalenessParam(opts.maxStaleness);
 		if (opts.ifStale !== undefined) body.if_stale = opts.ifStale;
 		if (opts.asOf !== undefined) body.as_of = timeParam(opts.asOf, "asOf");
-		return (await this.#http.call<{ results: LookupResult<V>[] }>({ method: "POST", path: "/v1/lookup", json: body, idempotent: true })).data.results;
+		return (await this.#http.call<{ results: LookupResult<V>[] }>({ method: "POST", path: "/v1/lookup", json: body, idempotent: true, signal: opts.signal }))
+			.data.results;
 	}
 
 	/**
@@ -365,6 +381,7 @@ export class Hotpath {
 			json: withIds,
 			headers: opts.idempotencyKey === undefined ? undefined : { "idempotency-key": opts.idempotencyKey },
 			idempotent: true,
+			signal: opts.signal,
 		});
 		return { accepted: res.data.accepted, rejected: res.data.rejected, ids: withIds.map((e) => e.id) };
 	}
@@ -384,6 +401,7 @@ export class Hotpath {
 				json: withIds,
 				headers: opts.idempotencyKey === undefined ? undefined : { "idempotency-key": opts.idempotencyKey },
 				idempotent: true,
+				signal: opts.signal,
 			})
 		).data;
 	}
@@ -401,6 +419,7 @@ export class Hotpath {
 				text: { body: ndjson, contentType: "application/x-ndjson" },
 				headers: opts.idempotencyKey === undefined ? undefined : { "idempotency-key": opts.idempotencyKey },
 				idempotent: true,
+				signal: opts.signal,
 			})
 		).data;
 	}
@@ -413,6 +432,7 @@ export class Hotpath {
 				path: `/v1/datasets/${seg(dataset)}/records`,
 				query: { limit: opts.pageSize, cursor: opts.cursor, include_deleted: opts.includeDeleted ? "true" : undefined },
 				idempotent: true,
+				signal: opts.signal,
 			})
 		).data;
 	}
@@ -434,21 +454,34 @@ export class Hotpath {
 	}
 
 	/** Rewrites the dataset's KV and Redis copies from D1 (`refill`, the default) or drops them, in the background. */
-	async rebuild(dataset: string, opts: { mode?: RebuildMode } = {}): Promise<RebuildStatus> {
+	async rebuild(dataset: string, opts: { mode?: RebuildMode } & RequestOptions = {}): Promise<RebuildStatus> {
 		return (
-			await this.#http.call<RebuildStatus>({ method: "POST", path: `/v1/datasets/${seg(dataset)}/rebuild`, query: { mode: opts.mode }, idempotent: false })
+			await this.#http.call<RebuildStatus>({
+				method: "POST",
+				path: `/v1/datasets/${seg(dataset)}/rebuild`,
+				query: { mode: opts.mode },
+				idempotent: false,
+				signal: opts.signal,
+			})
 		).data;
 	}
 
 	/** Progress of the dataset's latest rebuild. */
-	async rebuildStatus(dataset: string): Promise<RebuildStatus> {
-		return (await this.#http.call<RebuildStatus>({ method: "GET", path: `/v1/datasets/${seg(dataset)}/rebuild`, idempotent: true })).data;
+	async rebuildStatus(dataset: string, opts: RequestOptions = {}): Promise<RebuildStatus> {
+		return (await this.#http.call<RebuildStatus>({ method: "GET", path: `/v1/datasets/${seg(dataset)}/rebuild`, idempotent: true, signal: opts.signal })).data;
 	}
 
 	/** Starts a rebuild of every dataset (needs an unlimited admin key). */
-	async rebuildAll(opts: { mode?: RebuildMode } = {}): Promise<RebuildStatus[]> {
-		return (await this.#http.call<{ rebuilds: RebuildStatus[] }>({ method: "POST", path: "/v1/rebuild", query: { mode: opts.mode }, idempotent: false })).data
-			.rebuilds;
+	async rebuildAll(opts: { mode?: RebuildMode } & RequestOptions = {}): Promise<RebuildStatus[]> {
+		return (
+			await this.#http.call<{ rebuilds: RebuildStatus[] }>({
+				method: "POST",
+				path: "/v1/rebuild",
+				query: { mode: opts.mode },
+				idempotent: false,
+				signal: opts.signal,
+			})
+		).data.rebuilds;
 	}
 
 	/**
@@ -459,8 +492,16 @@ export class Hotpath {
 	 * const page = await hp.search("demo_users", { q: "travel", filter: { age: { gte: 30 } }, limit: 5 });
 	 * for (const hit of page.hits) console.log(hit.key, hit.score, hit.value);
 	 */
-	async search<V extends RecordValue = RecordValue>(dataset: string, query: SearchQuery = {}): Promise<SearchResult<V>> {
-		return (await this.#http.call<SearchResult<V>>({ method: "POST", path: `/v1/datasets/${seg(dataset)}/search`, json: query, idempotent: true })).data;
+	async search<V extends RecordValue = RecordValue>(dataset: string, query: SearchQuery = {}, opts: RequestOptions = {}): Promise<SearchResult<V>> {
+		return (
+			await this.#http.call<SearchResult<V>>({
+				method: "POST",
+				path: `/v1/datasets/${seg(dataset)}/search`,
+				json: query,
+				idempotent: true,
+				signal: opts.signal,
+			})
+		).data;
 	}
 
 	/**
@@ -471,10 +512,14 @@ export class Hotpath {
 	 * @example
 	 * for await (const hit of hp.searchAll("demo_users", { filter: { country: { in: ["DE", "US"] } }, sort: "-age" })) console.log(hit.key);
 	 */
-	async *searchAll<V extends RecordValue = RecordValue>(dataset: string, query: SearchQuery = {}): AsyncGenerator<SearchHit<V>, void, undefined> {
+	async *searchAll<V extends RecordValue = RecordValue>(
+		dataset: string,
+		query: SearchQuery = {},
+		opts: RequestOptions = {},
+	): AsyncGenerator<SearchHit<V>, void, undefined> {
 		let cursor = query.cursor;
 		for (;;) {
-			const page = await this.search<V>(dataset, cursor === undefined ? query : { ...query, cursor });
+			const page = await this.search<V>(dataset, cursor === undefined ? query : { ...query, cursor }, opts);
 			yield* page.hits;
 			if (!page.next_cursor) return;
 			cursor = page.next_cursor;
@@ -482,13 +527,16 @@ export class Hotpath {
 	}
 
 	/** The state of the dataset's search index: `ready`, `building` (with progress), `failed` or `none` (not searchable). */
-	async searchStatus(dataset: string): Promise<SearchIndexStatus> {
-		return (await this.#http.call<SearchIndexStatus>({ method: "GET", path: `/v1/datasets/${seg(dataset)}/search`, idempotent: true })).data;
+	async searchStatus(dataset: string, opts: RequestOptions = {}): Promise<SearchIndexStatus> {
+		return (await this.#http.call<SearchIndexStatus>({ method: "GET", path: `/v1/datasets/${seg(dataset)}/search`, idempotent: true, signal: opts.signal }))
+			.data;
 	}
 
 	/** Rebuilds the dataset's search index from D1 in the background (admin); queries use the current one until it is done. */
-	async reindex(dataset: string): Promise<SearchIndexStatus> {
-		return (await this.#http.call<SearchIndexStatus>({ method: "POST", path: `/v1/datasets/${seg(dataset)}/search/reindex`, idempotent: false })).data;
+	async reindex(dataset: string, opts: RequestOptions = {}): Promise<SearchIndexStatus> {
+		return (
+			await this.#http.call<SearchIndexStatus>({ method: "POST", path: `/v1/datasets/${seg(dataset)}/search/reindex`, idempotent: false, signal: opts.signal })
+		).data;
 	}
 
 	/**
@@ -503,6 +551,7 @@ export class Hotpath {
 				path: `/v1/datasets/${seg(dataset)}/records/${seg(key)}/history`,
 				query: { since: timeParam(opts.since, "since"), until: timeParam(opts.until, "until"), limit: opts.limit, cursor: opts.cursor },
 				idempotent: true,
+				signal: opts.signal,
 			})
 		).data;
 	}
@@ -529,12 +578,13 @@ export class Hotpath {
 	}
 
 	/** Per-isolate counters of the isolate that answered (unlimited admin key). */
-	async stats(): Promise<Stats> {
-		return (await this.#http.call<Stats>({ method: "GET", path: "/v1/stats", idempotent: true })).data;
+	async stats(opts: RequestOptions = {}): Promise<Stats> {
+		return (await this.#http.call<Stats>({ method: "GET", path: "/v1/stats", idempotent: true, signal: opts.signal })).data;
 	}
 
 	/** Health of every tier. Answers (never throws) for a 503 too, with `status` saying what is down. */
-	async health(): Promise<Health> {
-		return (await this.#http.call<Health>({ method: "GET", path: "/healthz", idempotent: true, auth: false, allow: [503], retry: false })).data;
+	async health(opts: RequestOptions = {}): Promise<Health> {
+		return (await this.#http.call<Health>({ method: "GET", path: "/healthz", idempotent: true, auth: false, allow: [503], retry: false, signal: opts.signal }))
+			.data;
 	}
 }

@@ -54,6 +54,7 @@ export interface CallSpec {
 	retry?: boolean;
 	/** Send the Authorization header (default true). */
 	auth?: boolean;
+	/** The caller's cancel: aborts the attempt in flight and any retry (the call rejects with its reason). */
 	signal?: AbortSignal;
 }
 
@@ -135,6 +136,9 @@ export class Transport {
 		/** Whether an earlier attempt went unanswered (it may have reached the server and been done). */
 		let lostAnswer = false;
 		for (let attempt = 0; ; attempt++) {
+			// Aborted already (before the call, or between pages of an iterator): send nothing. The
+			// listener below only hears aborts from now on.
+			spec.signal?.throwIfAborted();
 			const canRetry = attempt < this.options.retries;
 			const controller = new AbortController();
 			const onAbort = () => controller.abort(spec.signal?.reason);

@@ -98,7 +98,17 @@ export type IfStale = "serve" | "omit";
 /** A point in time: RFC 3339 text, epoch milliseconds, or a Date. */
 export type TimeInput = string | number | Date;
 
-export interface ReadOptions {
+/** What every call takes besides its own options. */
+export interface RequestOptions {
+	/**
+	 * Cancels the call: its request is cut and no retry follows, and the call rejects with the
+	 * signal's reason (an `AbortError` DOMException unless it was aborted with another). Already
+	 * aborted, nothing is sent. An iterator (`export`, `searchAll`, `historyAll`) stops at its next page.
+	 */
+	signal?: AbortSignal;
+}
+
+export interface ReadOptions extends RequestOptions {
 	/** Tightens the dataset's `ttl_seconds`: an older value is reported stale. In seconds. */
 	maxStaleness?: number;
 	ifStale?: IfStale;
@@ -153,7 +163,7 @@ export interface PushResult {
 	ids: (string | undefined)[];
 }
 
-export interface PushOptions {
+export interface PushOptions extends RequestOptions {
 	/**
 	 * Sent as `Idempotency-Key`: the server derives the ids of events without one from this key and
 	 * their index, so resending the same body (even from another process) is a no-op. With it,
@@ -201,7 +211,7 @@ export interface RecordsPage<V extends RecordValue = RecordValue> {
 	next_cursor: string | null;
 }
 
-export interface ExportOptions {
+export interface ExportOptions extends RequestOptions {
 	/** Records per request (1..1000; the server's default is 500). */
 	pageSize?: number;
 	includeDeleted?: boolean;
@@ -411,7 +421,7 @@ export interface SearchIndexStatus {
 	error?: string;
 }
 
-export interface HistoryOptions {
+export interface HistoryOptions extends RequestOptions {
 	/** Versions with `event_time >= since` (inclusive). */
 	since?: TimeInput;
 	/** Versions with `event_time <= until` (inclusive). */
