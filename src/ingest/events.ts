@@ -87,6 +87,12 @@ function hasOnly(o: object, names: ReadonlySet<string>): boolean {
 
 type SpecLookup = (dataset: string) => DatasetSpec | undefined;
 
+const KEY_KINDS = "a non-empty string or a safe integer";
+const isKeyText = (k: unknown): k is string => typeof k === "string" && k !== "";
+/** A value as an error message shows it: a number or string as written, else its kind. */
+const shown = (v: unknown): string =>
+	typeof v === "string" ? JSON.stringify(v.slice(0, 50)) : typeof v === "object" ? (Array.isArray(v) ? "an array" : "an object") : String(v);
+
 const EVENT_PROPERTIES: ReadonlySet<string> = new Set(["id", "dataset", "key", "op", "value", "event_time"]);
 
 /**
@@ -126,6 +132,10 @@ export function validateEvent(
 	// The key may come from `key` or from the entity key field inside the value.
 	const asKey = (k: unknown) => (typeof k === "number" && Number.isSafeInteger(k) ? String(k) : k);
 	const fromValue = value && Object.hasOwn(value, spec.key) ? asKey(value[spec.key]) : undefined;
+	// A key that was sent but cannot be one is named as sent: "key is required" would say it is missing.
+	if (e.key !== undefined && e.key !== null && !isKeyText(asKey(e.key))) return `key must be ${KEY_KINDS}, not ${shown(e.key)}`;
+	if ((e.key === undefined || e.key === null) && fromValue !== undefined && fromValue !== null && !isKeyText(fromValue))
+		return `value.${spec.key} must be ${KEY_KINDS}, not ${shown(value?.[spec.key])}`;
 	const key = asKey(e.key) ?? fromValue;
 	if (typeof key !== "string" || key === "") return `key is required: a non-empty string (or "${spec.key}" in value)`;
 	if (fromValue !== undefined && fromValue !== key) return `key "${key}" disagrees with value.${spec.key} "${String(fromValue)}"`;

@@ -40,7 +40,7 @@ function rowError(error: string, keyField: string): string {
 	const field = JSON.stringify(keyField);
 	return error
 		.replaceAll("value.", "")
-		.replace(/^key is required: .*$/, `${field} must be a non-empty string or a safe integer`)
+		.replace(/^(key is required: .*|\S+ must be a non-empty string or a safe integer, not .*)$/, `${field} must be a non-empty string or a safe integer`)
 		.replace(/^key is longer than /, `${field} is longer than `)
 		.replace(/^key must be well-formed/, `${field} must be well-formed`)
 		.replace(/^a patch needs at least one field in value$/, `a patch needs at least one field besides ${field}`)

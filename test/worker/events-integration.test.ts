@@ -193,9 +193,20 @@ describe("POST /v1/events", () => {
 			],
 			["unknown field", () => ({ dataset: ds, key: "a", op: "upsert", value: { colour: "red" } }), /value\.colour: unknown field/],
 			["missing key", () => ({ dataset: ds, op: "upsert", value: { age: 1 } }), /key is required/],
-			["empty key", () => ({ dataset: ds, key: "", op: "upsert", value: { age: 1 } }), /key is required/],
-			["key of the wrong type", () => ({ dataset: ds, key: { id: 1 }, op: "upsert", value: { age: 1 } }), /key is required/],
-			["fractional numeric key", () => ({ dataset: ds, key: 1.5, op: "upsert", value: { age: 1 } }), /key is required/],
+			// A key sent but unfit is named as sent, not called missing.
+			["empty key", () => ({ dataset: ds, key: "", op: "upsert", value: { age: 1 } }), /^key must be a non-empty string or a safe integer, not ""$/],
+			["key of the wrong type", () => ({ dataset: ds, key: { id: 1 }, op: "upsert", value: { age: 1 } }), /^key must be .*, not an object$/],
+			[
+				"fractional numeric key",
+				() => ({ dataset: ds, key: 1.5, op: "upsert", value: { age: 1 } }),
+				/^key must be a non-empty string or a safe integer, not 1\.5$/,
+			],
+			["unsafe integer key", () => ({ dataset: ds, key: 2 ** 60, op: "delete" }), /^key must be .*, not 1152921504606847000$/],
+			[
+				"key field in value of the wrong type",
+				() => ({ dataset: ds, op: "upsert", value: { user_id: true, age: 1 } }),
+				/^value\.user_id must be a non-empty string or a safe integer, not true$/,
+			],
 			["key longer than 400 bytes", () => ({ dataset: ds, key: longKey, op: "upsert", value: { age: 1 } }), /key is longer than 400 bytes/],
 			[
 				"key of 201 two-byte characters (402 bytes)",
