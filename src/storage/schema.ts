@@ -173,7 +173,8 @@ export const aggTiles = sqliteTable(
 		mn: real("mn"),
 		mx: real("mx"),
 	},
-	(t) => [primaryKey({ columns: [t.dataset, t.key, t.agg, t.res, t.start] })],
+	// The retention drops tiles by (res, start): without this index every cron run read every tile.
+	(t) => [primaryKey({ columns: [t.dataset, t.key, t.agg, t.res, t.start] }), index("agg_tiles_res_start").on(t.res, t.start)],
 );
 
 /** HyperLogLog registers of `distinct` aggregates per tile (only those set): merged with max(), so idempotent. */
@@ -188,7 +189,7 @@ export const aggHll = sqliteTable(
 		idx: integer("idx").notNull(),
 		rank: integer("rank").notNull(),
 	},
-	(t) => [primaryKey({ columns: [t.dataset, t.key, t.agg, t.res, t.start, t.idx] })],
+	(t) => [primaryKey({ columns: [t.dataset, t.key, t.agg, t.res, t.start, t.idx] }), index("agg_hll_res_start").on(t.res, t.start)],
 );
 
 /**

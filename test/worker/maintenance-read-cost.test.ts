@@ -1,8 +1,11 @@
 /**
  * What the cron's maintenance costs D1 in rows read (D1 bills them) must not grow with data it
- * leaves alone: the event log's bounds are two reads off its ends.
+ * leaves alone: the event log's bounds are two reads off its ends, and the tiles' retention reads
+ * the tiles it drops, not every tile kept.
  */
 import { describe, expect, it } from "vitest";
+import { MINUTE } from "../../src/aggregates/windows";
+import { pruneTiles } from "../../src/storage/aggregates";
 import { logBounds } from "../../src/storage/event-log";
 import { env, uniqueName } from "./helpers";
 
@@ -78,4 +81,38 @@ INSERT INTO event_log (dataset, key, event_time, event_id, op, value, applied_at
 		expect(measured.rowsRead()).toBeLessThan(50);
 	});
 
+	it("drops old tiles reading those it drops, not every tile it keeps", async () => {
+		const dataset = uniqueName("tr");
+		const now = Date.now();
+		const kept = Math.floor(now / MINUTE) * MINUTE;
+		const old = kept - 30 * 24 * 60 * MINUTE;
+		// 5,000 tiles still within the minute tiles' retention (and their registers), 3 past it.
+		for (const table of ["agg_tiles", "agg_hll"]) {
+			const cols = table === "agg_tiles" ? "cnt, sum, mn, mx" : "idx, rank";
+			const vals = table === "agg_tiles" ? "1, 1, 1, 1" : "i % 64, 1";
+			await env.DB.prepare(
+				`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?2)
+INSERT INTO ${table} (dataset, key, agg, res, start, ${cols}) SELECT ?1, 'k' || i, 'a', ?3, ?4, ${vals} FROM n`,
+			)
+				.bind(dataset, MANY, MINUTE, kept)
+				.run();
+			await env.DB.prepare(
+				`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3)
+INSERT INTO ${table} (dataset, key, agg, res, start, ${cols}) SELECT ?1, 'old' || i, 'a', ?2, ?3, ${vals} FROM n`,
+			)
+				.bind(dataset, MINUTE, old)
+				.run();
+		}
+
+		const measured = rowsReadOf(env.DB);
+		expect(await pruneTiles(measured.db, MINUTE, now - 26 * 60 * MINUTE)).toBeGreaterThanOrEqual(6);
+		for (const table of ["agg_tiles", "agg_hll"]) {
+			const left = await env.DB.prepare(`SELECT sum(start = ?2) AS kept, sum(start = ?3) AS old FROM ${table} WHERE dataset = ?1`)
+				.bind(dataset, kept, old)
+				.first<{ kept: number; old: number }>();
+			expect(left).toEqual({ kept: MANY, old: 0 });
+		}
+		// Scanning both tables would read these 10,000 rows (and every other tile) at least.
+		expect(measured.rowsRead()).toBeLessThan(500);
+	});
 });
