@@ -99,9 +99,13 @@ export async function pruneEventLog(
 	if (maxSeq === null) return { pruned: 0, more: false };
 	let pruned = 0;
 	let more = false;
+	// Entries a chunk passed and kept (of datasets with a longer history) stay kept under these
+	// cutoffs, and those it took are gone: each chunk starts where the previous one stopped.
+	let after = bounds.lo - 1;
 	for (let i = 0; i < maxChunks; i++) {
-		const { entries, more: left } = await pruneCandidates(db, cutoffs, defaultCutoff, maxSeq, CHUNK, maxBytes);
+		const { entries, more: left, through } = await pruneCandidates(db, cutoffs, defaultCutoff, after, maxSeq, CHUNK, maxBytes);
 		if (!entries.length) break;
+		after = through;
 		const byKey = new Map<string, typeof entries>();
 		for (const e of entries) {
 			const k = historyKey(e.dataset, e.key);

@@ -125,33 +125,37 @@ export async function foldInputsAsOf(db: D1Database, dataset: string, pairs: rea
 	return out;
 }
 
-// Entries up to `?2` (seq) whose dataset's cutoff (?1: {dataset: epoch ms}, else ?3) both their
-// event_time and their application precede: an id stays deduplicated for at least the retention.
-// First their seqs and value sizes only; then the values of as many as fit the caller's budget.
+// Entries after `?5` and up to `?2` (seq) whose dataset's cutoff (?1: {dataset: epoch ms}, else ?3)
+// both their event_time and their application precede: an id stays deduplicated for at least the
+// retention. First their seqs and value sizes only; then the values of as many as fit the caller's
+// budget. The walk reads every entry it passes, those it keeps too: a prune's next chunk starts
+// after the last entry the previous one took (?5), not at the log's start again.
 const PRUNE_CANDIDATES = `SELECT l.seq, coalesce(length(CAST(l.value AS BLOB)), 0) AS bytes FROM event_log AS l
-WHERE l.seq <= ?2 AND l.applied_at < coalesce(json_extract(?1, '$."' || l.dataset || '"'), ?3)
+WHERE l.seq > ?5 AND l.seq <= ?2 AND l.applied_at < coalesce(json_extract(?1, '$."' || l.dataset || '"'), ?3)
   AND l.event_time < coalesce(json_extract(?1, '$."' || l.dataset || '"'), ?3)
 ORDER BY l.seq LIMIT ?4`;
 const ENTRIES_BY_SEQ = `SELECT l.seq, l.dataset, l.key, l.event_time, l.event_id, l.op, l.value FROM json_each(?1) AS s
   CROSS JOIN event_log AS l ON l.seq = s.value ORDER BY l.seq`;
 
 /**
- * Up to `limit` entries past their dataset's cutoff, among seq <= `maxSeq`, oldest first, whose
- * values come to at most `maxBytes` (at least one entry, whatever its size): a chunk of large
- * records is read in parts, not all into a Worker's memory at once. `more` says whether entries
- * past the cutoff may be left (the limit or the budget stopped the chunk).
+ * Up to `limit` entries past their dataset's cutoff, among `afterSeq` < seq <= `maxSeq`, oldest
+ * first, whose values come to at most `maxBytes` (at least one entry, whatever its size): a chunk
+ * of large records is read in parts, not all into a Worker's memory at once. `more` says whether
+ * entries past the cutoff may be left (the limit or the budget stopped the chunk); `through` is the
+ * last seq taken, where the next chunk of the same cutoffs starts.
  */
 export async function pruneCandidates(
 	db: D1Database,
 	cutoffs: Record<string, number>,
 	defaultCutoff: number,
+	afterSeq: number,
 	maxSeq: number,
 	limit: number,
 	maxBytes = Number.POSITIVE_INFINITY,
-): Promise<{ entries: (LogEntry & { seq: number; dataset: string; key: string })[]; more: boolean }> {
+): Promise<{ entries: (LogEntry & { seq: number; dataset: string; key: string })[]; more: boolean; through: number }> {
 	const { results: sizes } = await db
 		.prepare(PRUNE_CANDIDATES)
-		.bind(JSON.stringify(cutoffs), maxSeq, defaultCutoff, limit)
+		.bind(JSON.stringify(cutoffs), maxSeq, defaultCutoff, limit, afterSeq)
 		.all<{ seq: number; bytes: number }>();
 	const seqs: number[] = [];
 	let bytes = 0;
@@ -160,7 +164,7 @@ export async function pruneCandidates(
 		seqs.push(s.seq);
 		bytes += s.bytes;
 	}
-	if (!seqs.length) return { entries: [], more: false };
+	if (!seqs.length) return { entries: [], more: false, through: afterSeq };
 	const { results } = await db.prepare(ENTRIES_BY_SEQ).bind(JSON.stringify(seqs)).all<LogRow & { seq: number }>();
 	const entries = results.map((r) => ({
 		seq: r.seq,
@@ -171,7 +175,7 @@ export async function pruneCandidates(
 		op: r.op,
 		value: r.value === null ? null : (JSON.parse(r.value) as Record<string, unknown>),
 	}));
-	return { entries, more: sizes.length === limit || seqs.length < sizes.length };
+	return { entries, more: sizes.length === limit || seqs.length < sizes.length, through: seqs[seqs.length - 1] as number };
 }
 
 /** The bases of some keys (the state of their pruned events). */

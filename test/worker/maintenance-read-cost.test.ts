@@ -1,13 +1,16 @@
 /**
  * What the cron's maintenance costs D1 in rows read (D1 bills them) must not grow with data it
- * leaves alone: the event log's bounds are two reads off its ends, and the tiles' retention reads
- * the tiles it drops, not every tile kept.
+ * leaves alone: the event log's bounds are two reads off its ends, the tiles' retention reads the
+ * tiles it drops, not every tile kept, and the log's prune reads each entry it keeps once per step,
+ * not once per chunk.
  */
 import { describe, expect, it } from "vitest";
 import { MINUTE } from "../../src/aggregates/windows";
+import { DAY_MS, pruneEventLog } from "../../src/history/retention";
+import type { DatasetSpec } from "../../src/registry/spec";
 import { pruneTiles } from "../../src/storage/aggregates";
 import { logBounds } from "../../src/storage/event-log";
-import { env, uniqueName } from "./helpers";
+import { call, createDataset, env, expectJson, uniqueName } from "./helpers";
 
 /**
  * D1 that adds up D1's own `meta.rows_read` of every statement whose SQL `matches` (run alone or in
@@ -114,5 +117,37 @@ INSERT INTO ${table} (dataset, key, agg, res, start, ${cols}) SELECT ?1, 'old' |
 		}
 		// Scanning both tables would read these 10,000 rows (and every other tile) at least.
 		expect(measured.rowsRead()).toBeLessThan(500);
+	});
+	it("prunes the log in chunks, reading the entries of a longer history it keeps once, not once per chunk", async () => {
+		const long = await createDataset({ key: "id", fields: { n: "int" }, history_days: 30 } as never);
+		const short = await createDataset({ key: "id", fields: { n: "int" }, history_days: 1 } as never);
+		const now = Date.now();
+		const kept = 6000;
+		const due = 4100; // three chunks of 2,000
+		// Below every seq since, oldest first: the long history's entries applied ten days ago (kept:
+		// it keeps 30 days), then the short one's applied three days ago (past its one day).
+		const lowest = (await env.DB.prepare("SELECT coalesce(min(seq), 0) AS s FROM event_log").first<{ s: number }>())?.s ?? 0;
+		const insert = `WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ?3 - 1)
+INSERT INTO event_log (seq, dataset, key, event_time, event_id, op, value, applied_at)
+SELECT ?2 - ?3 + 1 + i, ?1, 'k' || (i % 100), ?4 + i, 'e' || i, 'upsert', json_object('n', i), ?4 + i FROM n`;
+		await env.DB.prepare(insert)
+			.bind(short, lowest - 1, due, now - 3 * DAY_MS)
+			.run();
+		await env.DB.prepare(insert)
+			.bind(long, lowest - 1 - due, kept, now - 10 * DAY_MS)
+			.run();
+		const specs = new Map<string, DatasetSpec>();
+		for (const ds of [long, short]) specs.set(ds, await expectJson<DatasetSpec>(await call("GET", `/v1/datasets/${ds}`), 200));
+
+		const measured = rowsReadOf(env.DB, (sql) => sql.includes("FROM event_log AS l") && sql.includes("ORDER BY l.seq LIMIT"));
+		expect((await pruneEventLog(measured.db, specs, now)).pruned).toBe(due);
+		const left = await env.DB.prepare("SELECT dataset, count(*) AS n FROM event_log WHERE dataset IN (?1, ?2) GROUP BY dataset")
+			.bind(long, short)
+			.all<{ dataset: string; n: number }>();
+		expect(left.results).toEqual([{ dataset: long, n: kept }]);
+		const bases = await env.DB.prepare("SELECT count(*) AS n FROM history_base WHERE dataset = ?1").bind(short).first<{ n: number }>();
+		expect(bases?.n).toBe(100);
+		// Each chunk walking from the log's start read the kept entries three times: 22,100 rows.
+		expect(measured.rowsRead()).toBeLessThan(kept + due + 500);
 	});
 });
