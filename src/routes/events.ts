@@ -7,20 +7,34 @@ import { HotpathError } from "../errors";
 import { MAX_BODY_BYTES, parseEventsBody, rejectedToItems, validateEvent } from "../ingest/events";
 import { acceptEvents } from "../ingest/intake";
 import type { ChangeEvent } from "../ingest/merge";
+import { MAX_ID_LENGTH } from "../input";
 import { bearer, json, mount, newRouter, problems } from "./openapi";
 import { limitBody, readBodyText } from "./validation";
 
 export const eventRoutes = newRouter();
 
+// What validateEvent takes (it checks each event by hand, to reject it by index with its reason):
+// no other member, and null in place of any optional one.
 const EventSchema = z
-	.object({
-		id: z.string().optional().openapi({ description: "Makes the event idempotent: an id is applied at most once per key. When absent: see Idempotency-Key" }),
+	.strictObject({
+		id: z
+			.string()
+			.min(1)
+			.max(MAX_ID_LENGTH)
+			.nullable()
+			.optional()
+			.openapi({ description: "Makes the event idempotent: an id is applied at most once per key. When absent: see Idempotency-Key" }),
 		dataset: z.string(),
-		key: z.union([z.string(), z.number().int()]).optional().openapi({ description: "Entity key; may be left out when value holds the dataset's key field" }),
+		key: z
+			.union([z.string().min(1), z.number().int().min(-Number.MAX_SAFE_INTEGER).max(Number.MAX_SAFE_INTEGER)])
+			.nullable()
+			.optional()
+			.openapi({ description: "Entity key (at most 400 UTF-8 bytes); may be left out when value holds the dataset's key field" }),
 		op: z.enum(["upsert", "patch", "delete"]),
-		value: z.record(z.string(), z.unknown()).optional().openapi({ description: "Fields (upsert, patch); none for delete" }),
+		value: z.record(z.string(), z.unknown()).nullable().optional().openapi({ description: "Fields (upsert, patch); none for delete" }),
 		event_time: z
-			.union([z.string(), z.number().int()])
+			.union([z.string(), z.number().int().min(0)])
+			.nullable()
 			.optional()
 			.openapi({ description: "RFC 3339 or epoch ms, at most MAX_FUTURE_SKEW_SECONDS ahead; default: receipt time" }),
 	})
