@@ -4,7 +4,7 @@
  * tiles for windows up to a day, hour and day tiles beyond). last_n reads the log itself.
  */
 import type { AggregateSpec, DatasetSpec } from "../registry/spec";
-import type { HllRow, TileRow } from "../storage/aggregates";
+import type { HllRow, RegisterMax, TileRow, TileSum } from "../storage/aggregates";
 import type { LoggedEvent } from "../storage/records";
 import { hllRegister } from "./hll";
 import { DAY, HOUR, MINUTE, parseWindow, tileStart } from "./windows";
@@ -57,4 +57,34 @@ export function tileRowsOf(spec: DatasetSpec, key: string, events: readonly Logg
 		}
 	}
 	return { tiles, hll };
+}
+
+/** Rows of single facts summed per tile (count, sum, min, max), for a write that logs all of those facts. */
+export function sumTiles(rows: readonly TileRow[]): TileSum[] {
+	const sums = new Map<string, TileSum>();
+	for (const [dataset, key, , agg, res, start, v] of rows) {
+		const id = `${dataset}\u0000${key}\u0000${agg}\u0000${res}\u0000${start}`;
+		const t = sums.get(id);
+		if (!t) sums.set(id, [dataset, key, agg, res, start, 1, v ?? 0, v, v]);
+		else {
+			t[5]++;
+			if (v === null) continue;
+			t[6] += v;
+			t[7] = t[7] === null ? v : Math.min(t[7], v);
+			t[8] = t[8] === null ? v : Math.max(t[8], v);
+		}
+	}
+	return [...sums.values()];
+}
+
+/** Register rows of single facts reduced to each register's highest rank, for a write that logs all of those facts. */
+export function maxRegisters(rows: readonly HllRow[]): RegisterMax[] {
+	const regs = new Map<string, RegisterMax>();
+	for (const [dataset, key, , agg, res, start, idx, rank] of rows) {
+		const id = `${dataset}\u0000${key}\u0000${agg}\u0000${res}\u0000${start}\u0000${idx}`;
+		const r = regs.get(id);
+		if (!r) regs.set(id, [dataset, key, agg, res, start, idx, rank]);
+		else if (rank > r[6]) r[6] = rank;
+	}
+	return [...regs.values()];
 }

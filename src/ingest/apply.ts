@@ -4,7 +4,7 @@
  * and a key another writer changed meanwhile is reloaded and merged again. One key that cannot be
  * written fails alone: its events are handed back as refused, with the reason, and the rest apply.
  */
-import { aggregateVersion, tileRowsOf } from "../aggregates/facts";
+import { aggregateVersion, maxRegisters, sumTiles, tileRowsOf } from "../aggregates/facts";
 import type { DatasetSpec } from "../registry/spec";
 import { type CachedRecord, valueJson } from "../storage/cached-record";
 import { d1Answers } from "../storage/d1-failure";
@@ -120,11 +120,16 @@ export async function applyEvents(
 			if (opts.contributions) contributedByKey.set(gid, contributing(prev?.state ?? null, folded.kept));
 			// Every event is a fact for the dataset's aggregates, whether or not it changed the record.
 			const spec = specOf(g.dataset);
-			const aggRows = spec?.aggregates ? { ...tileRowsOf(spec, g.key, kept), aggVersion: aggregateVersion(spec) } : {};
+			const facts = spec?.aggregates ? tileRowsOf(spec, g.key, kept) : null;
+			const aggVersion = facts ? { aggVersion: aggregateVersion(spec) } : {};
 			if (prev && folded.state === prev.state) {
 				applied.push({ dataset: g.dataset, key: g.key, rec: toCached(prev.state, prev.rev), changed: false, syncedAt: readAt });
-				if (kept.length) logOnly.push({ dataset: g.dataset, key: g.key, events: kept, ...aggRows });
-			} else writes.push({ dataset: g.dataset, key: g.key, state: folded.state, prevRev: prev?.rev ?? null, events: kept, ...aggRows });
+				if (kept.length) logOnly.push({ dataset: g.dataset, key: g.key, events: kept, ...facts, ...aggVersion });
+			} else {
+				// A write lands only with all of its events newly logged, so its facts can be summed per tile beforehand.
+				const sums = facts ? { tiles: sumTiles(facts.tiles), hll: maxRegisters(facts.hll) } : {};
+				writes.push({ dataset: g.dataset, key: g.key, state: folded.state, prevRev: prev?.rev ?? null, events: kept, ...sums, ...aggVersion });
+			}
 		}
 		const writtenAt = Date.now();
 		const outcome = await writeIsolating(db, writes, logOnly, now);

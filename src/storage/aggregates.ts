@@ -7,6 +7,10 @@
 export type TileRow = [string, string, string, string, number, number, number | null];
 /** One HyperLogLog register of a tile, from one fact: [dataset, key, event id, aggregate, resolution, tile start, register, rank]. */
 export type HllRow = [string, string, string, string, number, number, number, number];
+/** What many facts of one key add to one tile: [dataset, key, aggregate, resolution, tile start, count, sum, min or null, max or null]. */
+export type TileSum = [string, string, string, number, number, number, number, number | null, number | null];
+/** The highest rank many facts of one key give one register of a tile: [dataset, key, aggregate, resolution, tile start, register, rank]. */
+export type RegisterMax = [string, string, string, number, number, number, number];
 
 // Counts only facts whose log row this transaction inserted (its writer token): a fact applied
 // before, redelivered now, is not in the log under this token, so it adds nothing.
@@ -27,9 +31,33 @@ FROM json_each(?1) AS h JOIN event_log AS l ON l.dataset = h.value ->> 0 AND l.k
 WHERE true
 ON CONFLICT (dataset, key, agg, res, start, idx) DO UPDATE SET rank = max(rank, excluded.rank)`;
 
-/** The statements that fold rows into tiles; run them after the log insert of `token`, in its transaction. */
+/** The statements that fold rows of single facts into tiles; run them after the log insert of `token`, in its transaction. */
 export function tileStatements(db: D1Database, tiles: readonly string[], hll: readonly string[], token: number): D1PreparedStatement[] {
 	return [...tiles.map((json) => db.prepare(TILES_MANY).bind(json, token)), ...hll.map((json) => db.prepare(HLL_MANY).bind(json, token))];
+}
+
+// Sums of a key's facts, added only if this transaction wrote the key's record (its writer token):
+// that write was refused if any of its events' ids was logged before, so it logged every one of
+// them now, and their sums count each fact once. One row per tile instead of one per fact and
+// tile, and one record seek per row instead of a log seek: facts of a hot key that share a minute
+// cost one row.
+const TILE_SUMS_MANY = `INSERT INTO agg_tiles (dataset, key, agg, res, start, cnt, sum, mn, mx)
+SELECT t.value ->> 0, t.value ->> 1, t.value ->> 2, t.value ->> 3, t.value ->> 4, t.value ->> 5, t.value ->> 6, t.value ->> 7, t.value ->> 8
+FROM json_each(?1) AS t CROSS JOIN records AS r ON r.dataset = t.value ->> 0 AND r.key = t.value ->> 1 AND r.writer = ?2
+WHERE true
+ON CONFLICT (dataset, key, agg, res, start) DO UPDATE SET cnt = cnt + excluded.cnt, sum = sum + excluded.sum,
+  mn = CASE WHEN mn IS NULL THEN excluded.mn WHEN excluded.mn IS NULL THEN mn ELSE min(mn, excluded.mn) END,
+  mx = CASE WHEN mx IS NULL THEN excluded.mx WHEN excluded.mx IS NULL THEN mx ELSE max(mx, excluded.mx) END`;
+
+const REGISTER_MAX_MANY = `INSERT INTO agg_hll (dataset, key, agg, res, start, idx, rank)
+SELECT t.value ->> 0, t.value ->> 1, t.value ->> 2, t.value ->> 3, t.value ->> 4, t.value ->> 5, t.value ->> 6
+FROM json_each(?1) AS t CROSS JOIN records AS r ON r.dataset = t.value ->> 0 AND r.key = t.value ->> 1 AND r.writer = ?2
+WHERE true
+ON CONFLICT (dataset, key, agg, res, start, idx) DO UPDATE SET rank = max(rank, excluded.rank)`;
+
+/** The statements that add the sums of keys whose records `token` wrote; run them after that write, in its transaction. */
+export function tileSumStatements(db: D1Database, sums: readonly string[], registers: readonly string[], token: number): D1PreparedStatement[] {
+	return [...sums.map((json) => db.prepare(TILE_SUMS_MANY).bind(json, token)), ...registers.map((json) => db.prepare(REGISTER_MAX_MANY).bind(json, token))];
 }
 
 /** A range [from, to) of tiles of resolution `res`, for aggregate `agg`. */

@@ -2,7 +2,7 @@
  * D1 queries for records: batch reads with json_each, and optimistic, revision-checked writes that
  * log each applied event in the same transaction. No policy here: the merge rules are in src/ingest.
  */
-import { type HllRow, type TileRow, tileStatements } from "./aggregates";
+import { type HllRow, type RegisterMax, type TileRow, type TileSum, tileStatements, tileSumStatements } from "./aggregates";
 import { type CachedRecord, recordCacheKey, valueJson } from "./cached-record";
 import { packRows } from "./json-rows";
 import type { Clock, RecordState } from "./record-state";
@@ -130,9 +130,9 @@ export interface StateWrite {
 	prevRev: number | null;
 	/** The events folded into this state, logged in the same transaction when the write lands. */
 	events: readonly LoggedEvent[];
-	/** What these events add to the dataset's aggregate tiles (counted only for events newly logged). */
-	tiles?: readonly TileRow[];
-	hll?: readonly HllRow[];
+	/** What these events add to the dataset's aggregate tiles, summed per tile: added when the write lands (it logs every one of them then). */
+	tiles?: readonly TileSum[];
+	hll?: readonly RegisterMax[];
 	/** Recorded on the log rows: the newest aggregate the tiles above count them into. */
 	aggVersion?: number;
 }
@@ -142,6 +142,7 @@ export interface LogOnly {
 	dataset: string;
 	key: string;
 	events: readonly LoggedEvent[];
+	/** Per fact: some of these ids may be logged already (a redelivery), and only those this write logs count. */
 	tiles?: readonly TileRow[];
 	hll?: readonly HllRow[];
 	aggVersion?: number;
@@ -225,6 +226,14 @@ function sameJson(a: Record<string, unknown>, b: Record<string, unknown>): boole
 	return true;
 }
 
+/**
+ * A tile's sums as JSON. A sum past the largest double is infinite, which JSON has no number for:
+ * it goes as JSON5's Infinity, which SQLite's JSON reads as the REAL its own total() would have
+ * made of the same facts (and a read answers null).
+ */
+const tileSumJson = ([dataset, key, agg, res, start, cnt, sum, mn, mx]: TileSum): string =>
+	`[${j(dataset)},${j(key)},${j(agg)},${res},${start},${cnt},${Number.isFinite(sum) ? sum : sum > 0 ? "Infinity" : "-Infinity"},${j(mn)},${j(mx)}]`;
+
 /** A random token for one write: 52 bits, so it is an exact SQLite integer and a safe JS number. */
 const writeToken = (): number => Math.floor(Math.random() * 2 ** 52);
 
@@ -257,13 +266,10 @@ export async function writeStates(
 	const writeStmts = packRows(recordRows).map((json) => db.prepare(WRITE_MANY).bind(json, now, token));
 	const logStmts = packRows(logRows).map((json) => db.prepare(LOG_MANY).bind(json, now, token));
 	// Tiles after the log rows they join on.
-	const tileRows: string[] = [];
-	const hllRows: string[] = [];
-	for (const w of [...writes, ...logOnly]) {
-		for (const t of w.tiles ?? []) tileRows.push(JSON.stringify(t));
-		for (const h of w.hll ?? []) hllRows.push(JSON.stringify(h));
-	}
-	const stmts = [...writeStmts, ...logStmts, ...tileStatements(db, packRows(tileRows), packRows(hllRows), token)];
+	const rowsOf = (rows: readonly unknown[][]) => packRows(rows.map((r) => j(r)));
+	const tileSums = tileSumStatements(db, packRows(writes.flatMap((w) => (w.tiles ?? []).map(tileSumJson))), rowsOf(writes.flatMap((w) => w.hll ?? [])), token);
+	const factTiles = tileStatements(db, rowsOf(logOnly.flatMap((l) => l.tiles ?? [])), rowsOf(logOnly.flatMap((l) => l.hll ?? [])), token);
+	const stmts = [...writeStmts, ...logStmts, ...tileSums, ...factTiles];
 	if (!stmts.length) return [];
 	// One batch is one transaction: the states and their log rows commit together or not at all.
 	const results = await db.batch<{ dataset: string; key: string; rev: number }>(stmts);

@@ -364,6 +364,41 @@ export function countingStatements(db: D1Database, matches: (sql: string) => boo
 	return counted;
 }
 
+/**
+ * D1 whose batches record, per statement, its SQL and the rows D1 says it read (`meta.rows_read`,
+ * what D1 bills): how much work a query does, without timing it.
+ */
+export function rowsReadByStatement(db: D1Database): { db: D1Database; batches: { sql: string; rowsRead: number }[][] } {
+	const sqlOf = new WeakMap<object, string>();
+	const tracked = (stmt: D1PreparedStatement, sql: string): D1PreparedStatement => {
+		const bound = new Proxy(stmt, {
+			get(target, prop) {
+				const v = Reflect.get(target, prop);
+				if (prop === "bind") return (...args: unknown[]) => tracked(v.apply(target, args), sql);
+				return typeof v === "function" ? v.bind(target) : v;
+			},
+		});
+		sqlOf.set(bound, sql);
+		return bound;
+	};
+	const out = { db, batches: [] as { sql: string; rowsRead: number }[][] };
+	out.db = new Proxy(db, {
+		get(target, prop) {
+			const v = Reflect.get(target, prop);
+			if (prop === "prepare") return (sql: string) => tracked(target.prepare(sql), sql);
+			if (prop === "batch") {
+				return async (stmts: D1PreparedStatement[]) => {
+					const results = await target.batch(stmts);
+					out.batches.push(results.map((r, i) => ({ sql: sqlOf.get(stmts[i] as object) ?? "", rowsRead: r.meta.rows_read ?? 0 })));
+					return results;
+				};
+			}
+			return typeof v === "function" ? v.bind(target) : v;
+		},
+	});
+	return out;
+}
+
 /** Statements that read or write the API key table. */
 export const onKeyTable = (sql: string) => sql.includes('"api_keys"');
 
