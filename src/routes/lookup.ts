@@ -27,7 +27,7 @@ const lookupSchema = z
 						dataset: z.string(),
 						// No keys reads nothing, as GraphQL's keys: [] and Redis's MGET of nothing: an empty records list, not a 400.
 						keys: z
-							.array(z.union([z.string().min(1), z.number().int()]).transform(String))
+							.array(z.union([z.string().min(1), z.number().int()], { error: "a key is a non-empty string or a safe integer" }).transform(String))
 							.openapi({ description: "The keys to read, in the order their records come back; [] gives an empty records list" }),
 						fields: z
 							.array(z.string())
