@@ -113,7 +113,12 @@ export const deadLetters = sqliteTable(
 		createdAt: integer("created_at").notNull().default(sql`(unixepoch() * 1000)`),
 		replayedAt: integer("replayed_at"),
 	},
-	(t) => [index("dead_letters_created").on(t.createdAt)],
+	(t) => [
+		index("dead_letters_created").on(t.createdAt),
+		// Listings and bulk replays of letters not replayed yet walk this, newest first, instead of every
+		// letter ever kept (replayed ones too: letters are never dropped on their own).
+		index("dead_letters_unreplayed").on(t.id).where(sql`replayed_at IS NULL`),
+	],
 );
 
 /**

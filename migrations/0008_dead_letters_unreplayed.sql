@@ -1,0 +1,1 @@
+CREATE INDEX `dead_letters_unreplayed` ON `dead_letters` (`id`) WHERE replayed_at IS NULL;
