@@ -13,7 +13,7 @@ import { type RefreshOptions, type RefreshRequest, refreshCaches } from "./cache
 import { deadLetterOf, deadLetterOfRefused, keepDeadLetters, NOT_A_HOTPATH_MESSAGE } from "./dead-letters";
 import type { ChangeEvent } from "./merge";
 import { enqueueRebuildPage, type RebuildPage, readQueueMessage } from "./producer";
-import { failRebuildPage, keepRebuildsAlive, REBUILD_PAGES_PER_INVOCATION, rebuildPage } from "./rebuild";
+import { failRebuildPage, keepRebuildsAlive, REBUILD_PAGES_PER_INVOCATION, rebuildPage, retryRebuildPage } from "./rebuild";
 
 /** Delay before a failed message is retried: 2, 4, 8... seconds, at most a minute. */
 const retryDelay = (attempts: number) => Math.min(60, 2 ** attempts);
@@ -131,7 +131,18 @@ async function consumeRebuildPages(services: Services, pages: { msg: Message<unk
 			await rebuildPage(services, page);
 			msg.ack();
 		} catch (e) {
-			// The events queue retries 5 times (wrangler.toml); the last failure marks the run failed instead.
+			// A tier outage outlasts the queue's retries: the page is sent again with its own count
+			// and back-off, the run going on (src/ingest/rebuild.ts retryRebuildPage).
+			if (
+				await retryRebuildPage(services, page, String(e)).then(
+					() => true,
+					() => false,
+				)
+			) {
+				msg.ack();
+				continue;
+			}
+			// It could not be sent again: the queue retries 5 times (wrangler.toml); the last failure marks the run failed instead.
 			// Acked only once the run is marked failed: otherwise the page goes back (and to the
 			// dead-letter queue at last, where it can be replayed), rather than away with its run "running".
 			if (

@@ -175,6 +175,9 @@ export interface RebuildPage {
 	index?: number;
 	/** The last key of the previous page, or null for the first. */
 	after: string | null;
+	/** For a page sent again after failing: when its first attempt failed (epoch ms), and how many attempts failed. */
+	failing_since?: number;
+	failures?: number;
 }
 
 /** Queues the next page of a rebuild. */
@@ -273,6 +276,8 @@ function isRebuildMessage(body: unknown): body is { v: 1; rebuild: RebuildPage }
 		(r.mode === "refill" || r.mode === "drop") &&
 		typeof r.job === "string" &&
 		(r.index === undefined || (Number.isSafeInteger(r.index) && r.index >= 0)) &&
-		(r.after === null || typeof r.after === "string")
+		(r.after === null || typeof r.after === "string") &&
+		(r.failing_since === undefined || Number.isSafeInteger(r.failing_since)) &&
+		(r.failures === undefined || (Number.isSafeInteger(r.failures) && r.failures >= 0))
 	);
 }

@@ -7,7 +7,7 @@ import { log } from "../observability/log";
 import { indexApplied } from "../search/jobs";
 import type { Services } from "../services";
 import { encodeRecord, recordCacheKey } from "../storage/cached-record";
-import { failRebuild, failSilentRebuild, getRebuild, type RebuildRow, recordPage, startRebuild, touchRebuilds } from "../storage/rebuilds";
+import { failRebuild, failSilentRebuild, getRebuild, noteRebuildRetry, type RebuildRow, recordPage, startRebuild, touchRebuilds } from "../storage/rebuilds";
 import { countRecords, listRecords } from "../storage/records";
 import { enqueueRebuildPage, type RebuildPage } from "./producer";
 
@@ -25,6 +25,17 @@ export type RebuildMode = RebuildPage["mode"];
  * retried for about a minute at most; ten minutes, as the event log pruner's lease.
  */
 export const REBUILD_LEASE_MS = 10 * 60_000;
+
+/**
+ * How long one page may keep failing (a tier timing out or down) before its run is marked failed.
+ * The tiers are caches and D1 holds the truth, but a refill or drop that skipped Redis would leave
+ * the very copies it was asked to replace (a row edited in D1, a restore) to be served as current
+ * once Redis answers again: so a page waits for its tiers, and only a long outage fails the run.
+ */
+export const REBUILD_PAGE_RETRY_MS = 30 * 60_000;
+
+/** Delay before a failed page's next attempt: 2, 4, 8... seconds, at most a minute (well within the lease). */
+const pageRetryDelaySeconds = (failures: number) => Math.min(60, 2 ** failures);
 
 /**
  * Starts a rebuild of one dataset and queues its first page, unless one is running: that one goes
@@ -105,7 +116,7 @@ export async function rebuildPage(services: Services, page: RebuildPage, now = D
 	// The next page is queued before this one is counted: if counting fails, this page is retried and
 	// counts once (the next waits for it); counted first, a failed send would leave the run waiting for
 	// a page nobody queued. A next page queued twice is worked once.
-	if (!done) await enqueueRebuildPage(env.EVENTS_QUEUE, { ...page, index: index + 1, after: last });
+	if (!done) await enqueueRebuildPage(env.EVENTS_QUEUE, { dataset: page.dataset, mode: page.mode, job: page.job, index: index + 1, after: last });
 	await recordPage(env.DB, { ...page, index }, records.length, now, done);
 }
 
@@ -114,8 +125,38 @@ export async function keepRebuildsAlive(services: Services, jobs: string[], now 
 	await touchRebuilds(services.env.DB, [...new Set(jobs)], now).catch((e: unknown) => log.warn("rebuild heartbeat not written", { error: String(e) }));
 }
 
+/**
+ * A page that failed: sent again after a back-off as a new message (the queue's own retries span
+ * about half a minute, less than a tier outage may last), the run staying running with the failure
+ * in its status, until the page has been failing for REBUILD_PAGE_RETRY_MS: then the run is marked
+ * failed. Throws when the page could not be sent again (the caller falls back on the queue's retry).
+ */
+export async function retryRebuildPage(services: Services, page: RebuildPage, failure: string, now = Date.now()): Promise<"retrying" | "failed"> {
+	const error = briefError(failure);
+	const failingSince = page.failing_since ?? now;
+	const failures = (page.failures ?? 0) + 1;
+	const what = `page ${page.index ?? 0} failed ${failures} time${failures === 1 ? "" : "s"} since ${new Date(failingSince).toISOString()}`;
+	if (now - failingSince >= REBUILD_PAGE_RETRY_MS) {
+		await failRebuildPage(services, page, `${what} (last: ${error}); POST the rebuild again once the tier is back`);
+		return "failed";
+	}
+	const delaySeconds = pageRetryDelaySeconds(failures);
+	await enqueueRebuildPage(services.env.EVENTS_QUEUE, { ...page, failing_since: failingSince, failures }, delaySeconds);
+	log.warn("rebuild page failed; retrying it", { dataset: page.dataset, job: page.job, index: page.index ?? 0, failures, delay_s: delaySeconds, error });
+	// Only the status and a sign of life: the page is on its way again whatever happens here.
+	await noteRebuildRetry(services.env.DB, page.dataset, page.job, `${what}, retrying in ${delaySeconds} s: ${error}`, now).catch((e: unknown) =>
+		log.warn("rebuild retry not noted", { error: String(e) }),
+	);
+	return "retrying";
+}
+
+/** A failure as the status reports it: a Redis error quotes the whole pipeline it failed on (hundreds of KB for a page). */
+const briefError = (error: string, max = 500) => (error.length > max ? `${error.slice(0, max)}...` : error);
+
 /** A page that kept failing: the run is marked failed with the reason. */
-export async function failRebuildPage(services: Services, page: RebuildPage, error: string): Promise<void> {
+export async function failRebuildPage(services: Services, page: RebuildPage, failure: string): Promise<void> {
+	// Room for retryRebuildPage's account around an error it already shortened.
+	const error = briefError(failure, 1000);
 	log.error("rebuild page kept failing; the rebuild is marked failed", { dataset: page.dataset, job: page.job, error });
 	await failRebuild(services.env.DB, page.dataset, page.job, error, Date.now());
 }

@@ -19,7 +19,10 @@ const RebuildSchema = z
 		total_keys: z.number().int().openapi({ description: "Records (tombstones included) when the run started" }),
 		started_at: z.string().nullable(),
 		finished_at: z.string().nullable(),
-		error: z.string().optional(),
+		error: z.string().optional().openapi({
+			description:
+				"Failed: why. Running: the failure of a page being retried (a tier timing out or down); the run waits for the tier, sending the page again with a back-off up to a minute, and fails once one page has been failing for 30 minutes",
+		}),
 	})
 	.openapi("RebuildStatus");
 

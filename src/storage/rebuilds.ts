@@ -50,6 +50,8 @@ export async function recordPage(
 			keysDone: sql`${rebuilds.keysDone} + ${keys}`,
 			pagesDone: sql`${rebuilds.pagesDone} + 1`,
 			heartbeatAt: now,
+			// The page that was being retried got through: its failure is no longer news.
+			error: null,
 			...(finished ? { status: "done", finishedAt: now } : {}),
 		})
 		.where(and(eq(rebuilds.dataset, page.dataset), eq(rebuilds.job, page.job), eq(rebuilds.status, "running"), eq(rebuilds.pagesDone, page.index)))
@@ -64,6 +66,14 @@ export async function touchRebuilds(db: D1Database, jobs: string[], now: number)
 		.update(rebuilds)
 		.set({ heartbeatAt: now })
 		.where(and(inArray(rebuilds.job, jobs), eq(rebuilds.status, "running")));
+}
+
+/** Records on the running run `job` the failure of a page that is being retried, as a sign of life too. */
+export async function noteRebuildRetry(db: D1Database, dataset: string, job: string, error: string, now: number): Promise<void> {
+	await drizzle(db)
+		.update(rebuilds)
+		.set({ error, heartbeatAt: now })
+		.where(and(eq(rebuilds.dataset, dataset), eq(rebuilds.job, job), eq(rebuilds.status, "running")));
 }
 
 export async function failRebuild(db: D1Database, dataset: string, job: string, error: string, at: number): Promise<void> {
