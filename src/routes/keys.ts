@@ -31,7 +31,7 @@ const createKeySchema = z
 			.optional()
 			.openapi({ description: "A token bucket: `requests` per `period_seconds`, exact per isolate; past it, 429 with Retry-After" }),
 		expires_at: z
-			.union([z.string(), z.number()])
+			.union([z.string(), z.number()], { error: "expires_at must be RFC 3339 text or epoch milliseconds (or null for a key that does not expire)" })
 			.nullable()
 			.optional()
 			.openapi({ description: "RFC 3339 or epoch ms, in the future; after it the key is refused (401)" }),
