@@ -41,7 +41,8 @@ const lookupSchema = z
 					})
 					.strict(),
 			)
-			.min(1),
+			// No requests reads nothing, as a request's keys: [] does: an empty results list, not a 400.
+			.openapi({ description: "The reads, answered in this order; [] gives an empty results list" }),
 		// null as for as_of: none (a client's None or undefined serialised), the dataset's ttl_seconds bounds the read.
 		max_staleness: z.number().nonnegative().nullable().optional(),
 		if_stale: z.enum(["serve", "omit"]).optional(),

@@ -40,6 +40,11 @@ describe("POST /v1/lookup agrees with GraphQL", () => {
 		expect(viaGraphql).toEqual({ data: { [users]: [] } });
 	});
 
+	it("requests: [] answers an empty results list, as keys: [] answers an empty records list", async () => {
+		expect(await lookup({ requests: [] })).toEqual({ results: [] });
+		expect(await lookup({ requests: [], max_staleness: 5, as_of: null })).toEqual({ results: [] });
+	});
+
 	it("fields: null returns every field, as leaving fields out does and as GraphQL's fields: null", async () => {
 		const body = await lookup({ requests: [{ dataset: users, keys: ["u1"], fields: null }] });
 		expect(body.results[0]?.records.map((r) => r.value)).toEqual([{ age: 7, name: "seven" }]);
@@ -47,7 +52,7 @@ describe("POST /v1/lookup agrees with GraphQL", () => {
 		expect(viaGraphql.data?.[users]?.map((r) => r.value)).toEqual([{ age: 7, name: "seven" }]);
 	});
 
-	it("/openapi.json describes it: keys may be empty, fields may be null", async () => {
+	it("/openapi.json describes it: requests and keys may be empty, fields may be null", async () => {
 		const doc = await expectJson<{ paths: Record<string, Record<string, { requestBody: { content: Record<string, { schema: unknown }> } }>> }>(
 			await call("GET", "/openapi.json", { key: null }),
 			200,
@@ -55,6 +60,7 @@ describe("POST /v1/lookup agrees with GraphQL", () => {
 		const body = doc.paths["/v1/lookup"]?.post?.requestBody.content["application/json"]?.schema as {
 			properties: { requests: { items: { properties: { keys: Record<string, unknown>; fields: Record<string, unknown> } } } };
 		};
+		expect((body.properties.requests as Record<string, unknown>).minItems).toBeUndefined();
 		const { keys, fields } = body.properties.requests.items.properties;
 		expect(keys.type).toBe("array");
 		expect(keys.minItems).toBeUndefined();

@@ -247,7 +247,6 @@ describe("POST /v1/lookup", () => {
 		});
 
 		const invalid: [string, unknown, string][] = [
-			["empty requests", { requests: [] }, "/requests"],
 			["no requests", {}, "/requests"],
 			["requests not an array", { requests: { dataset: "x" } }, "/requests"],
 			["keys not an array", { requests: [{ dataset: "x", keys: "a" }] }, "/requests/0/keys"],
