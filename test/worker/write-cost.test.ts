@@ -16,7 +16,7 @@ function factsSpec(name: string): DatasetSpec {
 	return {
 		name,
 		key: "id",
-		fields: { price: "float", cat: "string" },
+		fields: { price: { type: "float" }, cat: { type: "string" } },
 		ttl_seconds: 3600,
 		history_days: 7,
 		aggregates: {
