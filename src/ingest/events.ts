@@ -44,7 +44,14 @@ export function parseEventsBody(text: string, ndjson: boolean, maxItems = MAX_EV
 	text.split("\n").forEach((line, index) => {
 		if (line.trim() === "") return;
 		try {
-			items.push({ index, raw: JSON.parse(line) });
+			const raw: unknown = JSON.parse(line);
+			// A JSON array body sent as NDJSON: say so, rather than "must be a JSON object" of a line that holds many.
+			if (Array.isArray(raw))
+				rejected.push({
+					index,
+					error: `line ${index + 1} is a JSON array: NDJSON holds one ${what.replace(/s$/, "")} per line (send a JSON array with Content-Type: application/json)`,
+				});
+			else items.push({ index, raw });
 		} catch (e) {
 			rejected.push({ index, error: `line ${index + 1} is not valid JSON: ${(e as Error).message}` });
 		}
