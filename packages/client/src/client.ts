@@ -49,7 +49,7 @@ export interface HotpathOptions {
 	key?: string;
 	/** A fetch to use instead of the global one (a Worker's service binding, a test double...). */
 	fetch?: FetchLike;
-	/** Retries after the first attempt for 429, and (idempotent calls: not `keys.create` or a rebuild start) 503 and network errors. Default 3. */
+	/** Retries after the first attempt for 429, and (idempotent calls: not `keys.create` or a search reindex) 503 and network errors. Default 3. */
 	retries?: number;
 	/** Per attempt, in ms. Default 30,000. */
 	timeoutMs?: number;
@@ -460,7 +460,8 @@ export class Hotpath {
 				method: "POST",
 				path: `/v1/datasets/${seg(dataset)}/rebuild`,
 				query: { mode: opts.mode },
-				idempotent: false,
+				// Sent again, it answers the rebuild the first attempt started (running) rather than starting over.
+				idempotent: true,
 				signal: opts.signal,
 			})
 		).data;
@@ -478,7 +479,8 @@ export class Hotpath {
 				method: "POST",
 				path: "/v1/rebuild",
 				query: { mode: opts.mode },
-				idempotent: false,
+				// As rebuild(): a dataset whose rebuild is running keeps it.
+				idempotent: true,
 				signal: opts.signal,
 			})
 		).data.rebuilds;

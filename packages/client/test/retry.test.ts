@@ -150,13 +150,36 @@ describe("retry policy", () => {
 		const hp = new Hotpath({ url, retryBaseMs: 1 });
 		await expect(hp.keys.create({ name: "x", scopes: ["read"] })).rejects.toMatchObject({ status: 503 });
 		expect(seen).toHaveLength(1);
-		seen.length = 0;
-		await expect(hp.rebuild("d")).rejects.toMatchObject({ status: 503 });
-		expect(seen).toHaveLength(1);
 		// A rate limit's 429 comes before the route does anything: the resend is safe.
 		seen.length = 0;
 		expect(await hp.keys.create({ name: "limited", scopes: ["read"] })).toMatchObject({ id: "key_1" });
 		expect(seen).toHaveLength(2);
+	});
+
+	it("resends a rebuild start after a 503, a 429 or a lost answer: a repeated POST answers the running rebuild", async () => {
+		const running = {
+			dataset: "d",
+			mode: "refill",
+			status: "running",
+			keys_done: 0,
+			pages_done: 0,
+			total_keys: 9,
+			started_at: "2026-11-28T00:00:00.000Z",
+			finished_at: null,
+		};
+		const { url, seen } = await scripted((req, n, res) => {
+			if (n === 0) return problem(res, 503, {}, { "retry-after": "0" });
+			if (n === 1) return problem(res, 429, {}, { "retry-after": "0" });
+			if (n === 2) return res.socket?.destroy();
+			return json(res, 202, req.url.startsWith("/v1/rebuild") ? { rebuilds: [running] } : running);
+		});
+		const hp = new Hotpath({ url, retryBaseMs: 1, retries: 3 });
+		expect(await hp.rebuild("d", { mode: "refill" })).toEqual(running);
+		expect(seen.map((s) => `${s.method} ${s.url}`)).toEqual(Array(4).fill("POST /v1/datasets/d/rebuild?mode=refill"));
+		// rebuildAll likewise (the script starts over: it counts the requests seen).
+		seen.length = 0;
+		expect(await hp.rebuildAll()).toEqual([running]);
+		expect(seen.map((s) => `${s.method} ${s.url}`)).toEqual(Array(4).fill("POST /v1/rebuild"));
 	});
 
 	it("takes a 404 to a resent DELETE after a lost answer as done (the lost attempt did it), but not a first 404", async () => {
