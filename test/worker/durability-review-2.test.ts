@@ -7,7 +7,7 @@ import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Env } from "../../src/env";
 import { HotpathError } from "../../src/errors";
 import worker from "../../src/index";
-import { startDatasetRebuild } from "../../src/ingest/rebuild";
+import { REBUILD_PAGE_RETRY_MS, startDatasetRebuild } from "../../src/ingest/rebuild";
 import { servicesFor } from "../../src/services";
 import { getRebuild, startRebuild } from "../../src/storage/rebuilds";
 import {
@@ -179,7 +179,7 @@ describe("a rebuild the queue refuses to start", () => {
 });
 
 describe("a rebuild page that keeps failing", () => {
-	it("is not acked while its run cannot be marked failed either: it goes back (to the dead-letter queue at last), not away with the run left running", async () => {
+	it("is sent again while D1 refuses, with the run still running: not away with the run left running for good", async () => {
 		const ds = await createDataset({ key: "id", fields: { a: "int" }, ttl_seconds: 3600 });
 		const page = { dataset: ds, mode: "refill" as const, job: crypto.randomUUID(), after: null };
 		await startRebuild(env.DB, { dataset: ds, job: page.job, mode: page.mode, totalKeys: 0, startedAt: Date.now() });
@@ -191,9 +191,33 @@ describe("a rebuild page that keeps failing", () => {
 		} finally {
 			await env.DB.prepare("ALTER TABLE rebuilds_away RENAME TO rebuilds").run();
 		}
+		// Acked as it went back on the queue as a new message with its back-off (2 s): it finishes the run once D1 answers.
+		expect(result.explicitAcks).toEqual([msg.id]);
+		await eventually(async () => ((await getRebuild(env.DB, ds))?.status === "done" ? true : undefined), { what: "the page sent again", timeoutMs: 15_000 });
+	});
+
+	it("is not acked when, past its retry bound, its run cannot be marked failed either: it goes back (to the dead-letter queue at last)", async () => {
+		const ds = await createDataset({ key: "id", fields: { a: "int" }, ttl_seconds: 3600 });
+		const page = {
+			dataset: ds,
+			mode: "refill" as const,
+			job: crypto.randomUUID(),
+			after: null,
+			failing_since: Date.now() - REBUILD_PAGE_RETRY_MS - 1000,
+			failures: 30,
+		};
+		await startRebuild(env.DB, { dataset: ds, job: page.job, mode: page.mode, totalKeys: 0, startedAt: Date.now() });
+		const msg = message(JSON.stringify({ v: 1, rebuild: page }), 5);
+		await env.DB.prepare("ALTER TABLE rebuilds RENAME TO rebuilds_away").run();
+		let result: Awaited<ReturnType<typeof runQueue>>;
+		try {
+			result = await runQueue(EVENTS_QUEUE, [msg]);
+		} finally {
+			await env.DB.prepare("ALTER TABLE rebuilds_away RENAME TO rebuilds").run();
+		}
 		expect(result.explicitAcks).toEqual([]);
 		expect(result.retryMessages.map((r) => r.msgId)).toEqual([msg.id]);
-		// Once D1 is back, the last delivery marks the run failed and is acked.
+		// Once the run can be marked failed, the next delivery (still failing) does so and is acked.
 		await env.DB.prepare("ALTER TABLE records RENAME TO records_away").run();
 		try {
 			result = await runQueue(EVENTS_QUEUE, [{ ...msg, attempts: 6 }]);
