@@ -365,38 +365,56 @@ export function countingStatements(db: D1Database, matches: (sql: string) => boo
 }
 
 /**
- * D1 whose batches record, per statement, its SQL and the rows D1 says it read (`meta.rows_read`,
- * what D1 bills): how much work a query does, without timing it.
+ * D1 that adds up D1's own `meta.rows_read` of every statement whose SQL `matches` (run alone or in
+ * a batch), what D1 bills: how much work a query does, without timing it. `first()` runs as
+ * `all()`, which reports it.
  */
-export function rowsReadByStatement(db: D1Database): { db: D1Database; batches: { sql: string; rowsRead: number }[][] } {
-	const sqlOf = new WeakMap<object, string>();
-	const tracked = (stmt: D1PreparedStatement, sql: string): D1PreparedStatement => {
-		const bound = new Proxy(stmt, {
+export function rowsReadOf(db: D1Database, matches: (sql: string) => boolean = () => true): { db: D1Database; rowsRead: () => number } {
+	let total = 0;
+	const sqlOf = new WeakMap<D1PreparedStatement, string>();
+	const rawOf = new WeakMap<D1PreparedStatement, D1PreparedStatement>();
+	const count = (sql: string | undefined, meta: { rows_read?: number }) => {
+		if (sql !== undefined && matches(sql)) total += meta.rows_read ?? 0;
+	};
+	const wrap = (stmt: D1PreparedStatement, sql: string): D1PreparedStatement => {
+		const proxy = new Proxy(stmt, {
 			get(target, prop) {
+				if (prop === "bind") return (...args: unknown[]) => wrap(target.bind(...args), sql);
+				if (prop === "all" || prop === "run")
+					return async () => {
+						const res = await target.all();
+						count(sql, res.meta);
+						return res;
+					};
+				if (prop === "first")
+					return async (column?: string) => {
+						const res = await target.all<Record<string, unknown>>();
+						count(sql, res.meta);
+						const row = res.results[0] ?? null;
+						return column === undefined ? row : (row?.[column] ?? null);
+					};
 				const v = Reflect.get(target, prop);
-				if (prop === "bind") return (...args: unknown[]) => tracked(v.apply(target, args), sql);
 				return typeof v === "function" ? v.bind(target) : v;
 			},
 		});
-		sqlOf.set(bound, sql);
-		return bound;
+		sqlOf.set(proxy, sql);
+		rawOf.set(proxy, stmt);
+		return proxy;
 	};
-	const out = { db, batches: [] as { sql: string; rowsRead: number }[][] };
-	out.db = new Proxy(db, {
+	const measured = new Proxy(db, {
 		get(target, prop) {
-			const v = Reflect.get(target, prop);
-			if (prop === "prepare") return (sql: string) => tracked(target.prepare(sql), sql);
-			if (prop === "batch") {
+			if (prop === "prepare") return (sql: string) => wrap(target.prepare(sql), sql);
+			if (prop === "batch")
 				return async (stmts: D1PreparedStatement[]) => {
-					const results = await target.batch(stmts);
-					out.batches.push(results.map((r, i) => ({ sql: sqlOf.get(stmts[i] as object) ?? "", rowsRead: r.meta.rows_read ?? 0 })));
+					const results = await target.batch(stmts.map((s) => rawOf.get(s) ?? s));
+					for (const [i, r] of results.entries()) count(sqlOf.get(stmts[i] as D1PreparedStatement), r.meta);
 					return results;
 				};
-			}
+			const v = Reflect.get(target, prop);
 			return typeof v === "function" ? v.bind(target) : v;
 		},
 	});
-	return out;
+	return { db: measured, rowsRead: () => total };
 }
 
 /** Statements that read or write the API key table. */

@@ -10,59 +10,7 @@ import { DAY_MS, pruneEventLog } from "../../src/history/retention";
 import type { DatasetSpec } from "../../src/registry/spec";
 import { pruneTiles } from "../../src/storage/aggregates";
 import { logBounds } from "../../src/storage/event-log";
-import { call, createDataset, env, expectJson, uniqueName } from "./helpers";
-
-/**
- * D1 that adds up D1's own `meta.rows_read` of every statement whose SQL `matches` (run alone or in
- * a batch). `first()` runs as `all()`, which reports it.
- */
-function rowsReadOf(db: D1Database, matches: (sql: string) => boolean = () => true): { db: D1Database; rowsRead: () => number } {
-	let total = 0;
-	const sqlOf = new WeakMap<D1PreparedStatement, string>();
-	const rawOf = new WeakMap<D1PreparedStatement, D1PreparedStatement>();
-	const count = (sql: string | undefined, meta: { rows_read?: number }) => {
-		if (sql !== undefined && matches(sql)) total += meta.rows_read ?? 0;
-	};
-	const wrap = (stmt: D1PreparedStatement, sql: string): D1PreparedStatement => {
-		const proxy = new Proxy(stmt, {
-			get(target, prop) {
-				if (prop === "bind") return (...args: unknown[]) => wrap(target.bind(...args), sql);
-				if (prop === "all" || prop === "run")
-					return async () => {
-						const res = await target.all();
-						count(sql, res.meta);
-						return res;
-					};
-				if (prop === "first")
-					return async (column?: string) => {
-						const res = await target.all<Record<string, unknown>>();
-						count(sql, res.meta);
-						const row = res.results[0] ?? null;
-						return column === undefined ? row : (row?.[column] ?? null);
-					};
-				const v = Reflect.get(target, prop);
-				return typeof v === "function" ? v.bind(target) : v;
-			},
-		});
-		sqlOf.set(proxy, sql);
-		rawOf.set(proxy, stmt);
-		return proxy;
-	};
-	const measured = new Proxy(db, {
-		get(target, prop) {
-			if (prop === "prepare") return (sql: string) => wrap(target.prepare(sql), sql);
-			if (prop === "batch")
-				return async (stmts: D1PreparedStatement[]) => {
-					const results = await target.batch(stmts.map((s) => rawOf.get(s) ?? s));
-					for (const [i, r] of results.entries()) count(sqlOf.get(stmts[i] as D1PreparedStatement), r.meta);
-					return results;
-				};
-			const v = Reflect.get(target, prop);
-			return typeof v === "function" ? v.bind(target) : v;
-		},
-	});
-	return { db: measured, rowsRead: () => total };
-}
+import { call, createDataset, env, expectJson, rowsReadOf, uniqueName } from "./helpers";
 
 const MANY = 5000;
 
