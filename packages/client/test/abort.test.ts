@@ -1,40 +1,9 @@
 // Cancelling calls: every method takes a `signal`; an aborted call rejects with the signal's reason
 // (an AbortError), cuts its request, and makes no retry. Against a tiny local HTTP server.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { afterEach, describe, expect, it } from "vitest";
+import type { ServerResponse } from "node:http";
+import { describe, expect, it } from "vitest";
 import { Hotpath, HotpathError } from "../src/index.ts";
-
-interface Seen {
-	method: string;
-	url: string;
-	body: string;
-	req: IncomingMessage;
-}
-
-let server: Server | undefined;
-
-/** A server that hands the n-th request (0-based) to `script`, and records every request. */
-async function scripted(script: (req: Seen, n: number, res: ServerResponse) => void): Promise<{ url: string; seen: Seen[] }> {
-	const seen: Seen[] = [];
-	server = createServer((req, res) => {
-		let body = "";
-		req.on("data", (c: Buffer) => (body += c.toString()));
-		req.on("end", () => {
-			const s = { method: req.method ?? "", url: req.url ?? "", body, req };
-			seen.push(s);
-			script(s, seen.length - 1, res);
-		});
-	});
-	await new Promise<void>((r) => server?.listen(0, "127.0.0.1", r));
-	const address = server.address();
-	return { url: `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`, seen };
-}
-
-afterEach(async () => {
-	server?.closeAllConnections();
-	await new Promise((r) => server?.close(r));
-	server = undefined;
-});
+import { scripted } from "./scripted-server.ts";
 
 const json = (res: ServerResponse, status: number, body: unknown) => res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
 const unavailable = (res: ServerResponse) =>

@@ -1,51 +1,28 @@
 // Keys "." and ".." cannot travel in a URL path (URL parsing resolves them, "%2E" too): get() reads
 // them through POST /v1/lookup, and history() refuses them instead of reading another route.
-import { createServer, type Server } from "node:http";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { CLIENT_PROBLEM, Hotpath, HotpathError } from "../src/index.ts";
-
-interface Seen {
-	method: string;
-	url: string;
-	body: string;
-}
-
-let server: Server | undefined;
+import { type Seen, scripted } from "./scripted-server.ts";
 
 /** A server that answers every lookup with the requested keys found, and records every request. */
-async function lookupServer(): Promise<{ url: string; seen: Seen[] }> {
-	const seen: Seen[] = [];
-	server = createServer((req, res) => {
-		let body = "";
-		req.on("data", (c: Buffer) => (body += c.toString()));
-		req.on("end", () => {
-			seen.push({ method: req.method ?? "", url: req.url ?? "", body });
-			if (req.method === "POST" && req.url === "/v1/lookup") {
-				const { requests } = JSON.parse(body) as { requests: { dataset: string; keys: string[] }[] };
-				const results = requests.map((r) => ({
-					dataset: r.dataset,
-					records: r.keys.map((key) => ({ key, status: "present", value: { n: 1 }, event_time: "2026-01-01T00:00:00.000Z", age_ms: 5 })),
-				}));
-				res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ results }));
-				return;
-			}
-			res
-				.writeHead(404, { "content-type": "application/problem+json" })
-				.end(
-					JSON.stringify({ type: "https://hotpath.dev/problems/not-found", title: "Not found", status: 404, detail: `no route for ${req.method} ${req.url}` }),
-				);
-		});
+function lookupServer(): Promise<{ url: string; seen: Seen[] }> {
+	return scripted((req, _n, res) => {
+		if (req.method === "POST" && req.url === "/v1/lookup") {
+			const { requests } = JSON.parse(req.body) as { requests: { dataset: string; keys: string[] }[] };
+			const results = requests.map((r) => ({
+				dataset: r.dataset,
+				records: r.keys.map((key) => ({ key, status: "present", value: { n: 1 }, event_time: "2026-01-01T00:00:00.000Z", age_ms: 5 })),
+			}));
+			res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ results }));
+			return;
+		}
+		res
+			.writeHead(404, { "content-type": "application/problem+json" })
+			.end(
+				JSON.stringify({ type: "https://hotpath.dev/problems/not-found", title: "Not found", status: 404, detail: `no route for ${req.method} ${req.url}` }),
+			);
 	});
-	await new Promise<void>((r) => server?.listen(0, "127.0.0.1", r));
-	const address = server.address();
-	return { url: `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`, seen };
 }
-
-afterEach(async () => {
-	server?.closeAllConnections();
-	await new Promise((r) => server?.close(r));
-	server = undefined;
-});
 
 describe("keys that are dot segments", () => {
 	it('get() reads "." and ".." through a lookup, with the read options, instead of a GET of another path', async () => {

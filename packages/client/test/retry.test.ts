@@ -1,42 +1,8 @@
 // The client's own retry and id logic, against a tiny local HTTP server that answers what each test scripts.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { afterEach, describe, expect, it } from "vitest";
+import type { ServerResponse } from "node:http";
+import { describe, expect, it } from "vitest";
 import { Hotpath, HotpathError } from "../src/index.ts";
-
-interface Seen {
-	method: string;
-	url: string;
-	headers: IncomingMessage["headers"];
-	body: string;
-	at: number;
-}
-
-type Script = (req: Seen, n: number, res: ServerResponse) => void;
-
-let server: Server | undefined;
-
-/** Starts a server that hands the n-th request (0-based) to `script`, and records every request. */
-async function scripted(script: Script): Promise<{ url: string; seen: Seen[] }> {
-	const seen: Seen[] = [];
-	server = createServer((req, res) => {
-		let body = "";
-		req.on("data", (c: Buffer) => (body += c.toString()));
-		req.on("end", () => {
-			const s = { method: req.method ?? "", url: req.url ?? "", headers: req.headers, body, at: Date.now() };
-			seen.push(s);
-			script(s, seen.length - 1, res);
-		});
-	});
-	await new Promise<void>((r) => server?.listen(0, "127.0.0.1", r));
-	const address = server.address();
-	return { url: `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`, seen };
-}
-
-afterEach(async () => {
-	server?.closeAllConnections();
-	await new Promise((r) => server?.close(r));
-	server = undefined;
-});
+import { scripted } from "./scripted-server.ts";
 
 const problem = (res: ServerResponse, status: number, extra: Record<string, unknown> = {}, headers: Record<string, string> = {}) =>
 	res
