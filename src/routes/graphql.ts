@@ -62,6 +62,9 @@ const graphqlResponses = (extra: Record<number, { description: string; content?:
 			description:
 				"The operation's result (data, and errors of fields that failed); with Accept: application/json also a request that did not run (errors only)",
 			content: { "application/json": { schema: GraphqlResponseSchema }, [GRAPHQL_RESPONSE]: { schema: GraphqlResponseSchema }, ...okMedia },
+			headers: {
+				"Cache-Control": { description: "no-store for an operation's result; public, max-age=300 for the GraphiQL page", schema: { type: "string" as const } },
+			},
 		},
 		// Checks made before the request is read as GraphQL (a query parameter given twice) answer a problem.
 		400: {

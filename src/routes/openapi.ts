@@ -51,11 +51,43 @@ function onlyQueryParams(names: readonly string[]): MiddlewareHandler<AppEnv> {
  * convention lets clients send more, such as extensions).
  */
 export function mount(app: ApiRouter, route: RouteConfig, ...handlers: [...MiddlewareHandler<AppEnv>[], Handler<AppEnv>]): void {
-	app.described.push(withScope(route, handlers));
+	const described = withScope(route, handlers);
+	const keyed = Boolean(described.security?.length);
+	app.described.push(keyed ? withPrivateAnswers(described) : described);
 	const query = route.request?.query;
 	const names = query instanceof z.ZodObject && !route.tags?.includes("graphql") ? Object.keys(query.shape) : undefined;
-	const chain = names ? [...handlers.slice(0, -1), onlyQueryParams(names), handlers[handlers.length - 1]] : handlers;
+	const checked = names ? [...handlers.slice(0, -1), onlyQueryParams(names), handlers[handlers.length - 1]] : handlers;
+	const chain = keyed ? [privateAnswers, ...checked] : checked;
 	app.on(route.method.toUpperCase(), route.path.replaceAll(/\{([^}]+)\}/g, ":$1"), ...(chain as [Handler<AppEnv>]));
+}
+
+/** What an answer that needs a key tells caches when its route sets no policy of its own. */
+export const PRIVATE_ANSWER_CACHE_CONTROL = "private, no-store";
+
+/**
+ * An answer that needs a key depends on that key (its datasets, its scope) and may change on the
+ * next request (a spec applied, a key revoked, a letter replayed): no shared cache or browser may
+ * keep it, or reuse it for another key. Record reads set their own freshness-derived policy.
+ */
+const privateAnswers: MiddlewareHandler<AppEnv> = async function privateAnswers(c, next) {
+	await next();
+	if (!c.res.headers.has("cache-control")) c.res.headers.set("cache-control", PRIVATE_ANSWER_CACHE_CONTROL);
+};
+
+/** The route's description with privateAnswers' Cache-Control declared on each success that declares no policy of its own. */
+function withPrivateAnswers(route: RouteConfig): RouteConfig {
+	const responses = Object.fromEntries(
+		Object.entries(route.responses).map(([status, response]) => {
+			const r = response as ResponseConfig;
+			if (!status.startsWith("2") || Object.keys(r.headers ?? {}).some((h) => h.toLowerCase() === "cache-control")) return [status, response];
+			const cacheControl = {
+				description: "private, no-store (or no-store): the answer depends on the key and may change on the next request, so no cache may keep it",
+				schema: { type: "string" as const },
+			};
+			return [status, { ...r, headers: { ...r.headers, "Cache-Control": cacheControl } }];
+		}),
+	);
+	return { ...route, responses };
 }
 
 /**
