@@ -3,6 +3,7 @@
  * record pages for export, rebuild (refill and drop, progress, every dataset), the value's JSON
  * Schema, and the OpenAPI document (every route in it) with its viewer.
  */
+
 import { Redis } from "@upstash/redis/cloudflare";
 import { beforeAll, describe, expect, it } from "vitest";
 import { MAX_IMPORT_ROWS } from "../../src/ingest/import";
@@ -25,6 +26,7 @@ import {
 	uniqueName,
 	waitForD1,
 } from "./helpers";
+import { type RebuildStatus, waitRebuildDone } from "./rebuilds";
 
 const redisEnv = env as unknown as { UPSTASH_REDIS_REST_URL: string; UPSTASH_REDIS_REST_TOKEN: string };
 const inRedis = async (ds: string, key: string) =>
@@ -209,41 +211,22 @@ describe("GET /v1/datasets/:name/records (export pages)", () => {
 });
 
 describe("rebuild", () => {
-	interface Status {
-		dataset: string;
-		mode: string;
-		status: string;
-		keys_done: number;
-		pages_done: number;
-		total_keys: number;
-		started_at: string | null;
-		finished_at: string | null;
-	}
-	const waitDone = (ds: string) =>
-		eventually(
-			async () => {
-				const s = await expectJson<Status>(await call("GET", `/v1/datasets/${ds}/rebuild`), 200);
-				return s.status === "done" ? s : undefined;
-			},
-			{ what: `rebuild of ${ds}`, timeoutMs: 20_000 },
-		);
-
 	it("with KV and Redis wiped, reads stay correct, and a rebuild refills both from D1, with progress", async () => {
 		const ds = await createDataset(spec);
 		// More than one page (400 keys) of records.
 		const rows = Array.from({ length: 450 }, (_, i) => ({ user_id: `r${i}`, age: i, _event_time: 1_700_000_000_000 }));
 		await importRows(ds, rows.slice(0, 300));
 		await importRows(ds, rows.slice(300));
-		expect(await expectJson<Status>(await call("GET", `/v1/datasets/${ds}/rebuild`), 200)).toMatchObject({ status: "idle", keys_done: 0 });
+		expect(await expectJson<RebuildStatus>(await call("GET", `/v1/datasets/${ds}/rebuild`), 200)).toMatchObject({ status: "idle", keys_done: 0 });
 		// Wipe every copy.
 		for (const k of (await env.RECORDS_KV.list({ prefix: `r:${ds}:` })).keys) await env.RECORDS_KV.delete(k.name);
 		await new Redis({ url: redisEnv.UPSTASH_REDIS_REST_URL, token: redisEnv.UPSTASH_REDIS_REST_TOKEN, enableAutoPipelining: false }).flushdb();
 		servicesFor(env).reader.l0.clear();
 		expect(((await (await getRecord(ds, "r7")).json()) as RecordBody).value).toEqual({ age: 7 });
 
-		const started = await expectJson<Status>(await call("POST", `/v1/datasets/${ds}/rebuild`), 202);
+		const started = await expectJson<RebuildStatus>(await call("POST", `/v1/datasets/${ds}/rebuild`), 202);
 		expect(started).toMatchObject({ dataset: ds, mode: "refill", status: "running", total_keys: 450, keys_done: 0 });
-		const done = await waitDone(ds);
+		const done = await waitRebuildDone(ds);
 		expect(done).toMatchObject({ keys_done: 450, pages_done: 2, total_keys: 450, finished_at: expect.any(String) });
 		for (const i of [0, 123, 449]) {
 			expect(JSON.parse((await env.RECORDS_KV.get(recordCacheKey(ds, `r${i}`))) ?? "null")).toMatchObject({ r: 1, v: { age: i } });
@@ -255,10 +238,10 @@ describe("rebuild", () => {
 		const ds = await createDataset(spec);
 		await importRows(ds, [{ user_id: "d1", age: 1 }]);
 		await call("POST", `/v1/datasets/${ds}/rebuild`);
-		await waitDone(ds);
+		await waitRebuildDone(ds);
 		expect(await inRedis(ds, "d1")).not.toBeNull();
-		expect((await expectJson<Status>(await call("POST", `/v1/datasets/${ds}/rebuild?mode=drop`), 202)).mode).toBe("drop");
-		await waitDone(ds);
+		expect((await expectJson<RebuildStatus>(await call("POST", `/v1/datasets/${ds}/rebuild?mode=drop`), 202)).mode).toBe("drop");
+		await waitRebuildDone(ds);
 		expect(await inRedis(ds, "d1")).toBeNull();
 		expect(await env.RECORDS_KV.get(recordCacheKey(ds, "d1"))).toBeNull();
 		servicesFor(env).reader.l0.clear();
@@ -273,9 +256,9 @@ describe("rebuild", () => {
 		expect((await call("POST", `/v1/datasets/${ds}/rebuild`, { key: limited.key })).status).toBe(202);
 		await expectProblem(await call("POST", `/v1/datasets/${ds}/rebuild?mode=fast`), 400);
 		await expectProblem(await call("POST", `/v1/datasets/${uniqueName("missing")}/rebuild`), 404);
-		const all = await expectJson<{ rebuilds: Status[] }>(await call("POST", "/v1/rebuild?mode=refill"), 202);
+		const all = await expectJson<{ rebuilds: RebuildStatus[] }>(await call("POST", "/v1/rebuild?mode=refill"), 202);
 		expect(all.rebuilds.map((r) => r.dataset)).toContain(ds);
-		await waitDone(ds);
+		await waitRebuildDone(ds);
 	});
 });
 

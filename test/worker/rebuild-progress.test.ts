@@ -6,61 +6,29 @@
 import { describe, expect, it } from "vitest";
 import { REBUILD_LEASE_MS } from "../../src/ingest/rebuild";
 import { getRebuild, startRebuild } from "../../src/storage/rebuilds";
-import { call, createDataset, EVENTS_QUEUE, env, eventually, expectJson, expectProblem, message, runQueue } from "./helpers";
-
-interface Status {
-	dataset: string;
-	mode: string;
-	status: string;
-	keys_done: number;
-	pages_done: number;
-	total_keys: number;
-	started_at: string | null;
-	finished_at: string | null;
-	error?: string;
-}
-
-const KEYS = 450; // two pages of 400
-const keyOf = (i: number) => `k${String(i).padStart(4, "0")}`;
-
-async function datasetWithKeys(): Promise<string> {
-	const ds = await createDataset({ key: "id", fields: { a: "int" }, ttl_seconds: 3600 });
-	const rows = Array.from({ length: KEYS }, (_, i) => ({ id: keyOf(i), a: i }));
-	await expectJson(await call("POST", `/v1/datasets/${ds}/import`, { json: rows }), 200);
-	return ds;
-}
-
-const status = async (ds: string) => expectJson<Status>(await call("GET", `/v1/datasets/${ds}/rebuild`), 200);
-const waitDone = (ds: string) =>
-	eventually(
-		async () => {
-			const s = await status(ds);
-			return s.status === "done" ? s : undefined;
-		},
-		{ what: `rebuild of ${ds}`, timeoutMs: 20_000 },
-	);
-const pageMessage = (page: object) => message(JSON.stringify({ v: 1, rebuild: page }));
+import { call, createDataset, EVENTS_QUEUE, env, expectJson, expectProblem, runQueue } from "./helpers";
+import { datasetWithKeys, REBUILD_KEYS, type RebuildStatus, rebuildKeyOf, rebuildPageMessage, rebuildStatus, waitRebuildDone } from "./rebuilds";
 
 describe("rebuild progress", () => {
 	it("counts a page delivered twice once: every key once, and the run does not fork", async () => {
 		const ds = await datasetWithKeys();
 		const job = crypto.randomUUID();
-		await startRebuild(env.DB, { dataset: ds, job, mode: "refill", totalKeys: KEYS, startedAt: Date.now() });
+		await startRebuild(env.DB, { dataset: ds, job, mode: "refill", totalKeys: REBUILD_KEYS, startedAt: Date.now() });
 		const first = { dataset: ds, mode: "refill", job, index: 0, after: null };
 		// Queues deliver at least once: the first page comes twice (the second page is queued by the first).
-		await runQueue(EVENTS_QUEUE, [pageMessage(first)]);
-		await runQueue(EVENTS_QUEUE, [pageMessage(first)]);
-		expect(await waitDone(ds)).toMatchObject({ keys_done: KEYS, pages_done: 2, total_keys: KEYS });
+		await runQueue(EVENTS_QUEUE, [rebuildPageMessage(first)]);
+		await runQueue(EVENTS_QUEUE, [rebuildPageMessage(first)]);
+		expect(await waitRebuildDone(ds)).toMatchObject({ keys_done: REBUILD_KEYS, pages_done: 2, total_keys: REBUILD_KEYS });
 	});
 
 	it("counts a page that arrives before the one before it was counted once, after it", async () => {
 		const ds = await datasetWithKeys();
 		const job = crypto.randomUUID();
-		await startRebuild(env.DB, { dataset: ds, job, mode: "refill", totalKeys: KEYS, startedAt: Date.now() });
-		await runQueue(EVENTS_QUEUE, [pageMessage({ dataset: ds, mode: "refill", job, index: 1, after: keyOf(399) })]);
-		expect(await status(ds)).toMatchObject({ status: "running", keys_done: 0, pages_done: 0 });
-		await runQueue(EVENTS_QUEUE, [pageMessage({ dataset: ds, mode: "refill", job, index: 0, after: null })]);
-		expect(await waitDone(ds)).toMatchObject({ keys_done: KEYS, pages_done: 2 });
+		await startRebuild(env.DB, { dataset: ds, job, mode: "refill", totalKeys: REBUILD_KEYS, startedAt: Date.now() });
+		await runQueue(EVENTS_QUEUE, [rebuildPageMessage({ dataset: ds, mode: "refill", job, index: 1, after: rebuildKeyOf(399) })]);
+		expect(await rebuildStatus(ds)).toMatchObject({ status: "running", keys_done: 0, pages_done: 0 });
+		await runQueue(EVENTS_QUEUE, [rebuildPageMessage({ dataset: ds, mode: "refill", job, index: 0, after: null })]);
+		expect(await waitRebuildDone(ds)).toMatchObject({ keys_done: REBUILD_KEYS, pages_done: 2 });
 	});
 });
 
@@ -69,10 +37,10 @@ describe("POST while a rebuild is running", () => {
 		const ds = await datasetWithKeys();
 		const startedAt = Date.now() - 5000;
 		// A run whose pages are still queued somewhere: none is sent here, so it stays running.
-		await startRebuild(env.DB, { dataset: ds, job: crypto.randomUUID(), mode: "refill", totalKeys: KEYS, startedAt });
+		await startRebuild(env.DB, { dataset: ds, job: crypto.randomUUID(), mode: "refill", totalKeys: REBUILD_KEYS, startedAt });
 		const before = await getRebuild(env.DB, ds);
 
-		const again = await expectJson<Status>(await call("POST", `/v1/datasets/${ds}/rebuild`), 202);
+		const again = await expectJson<RebuildStatus>(await call("POST", `/v1/datasets/${ds}/rebuild`), 202);
 		expect(again).toMatchObject({ dataset: ds, mode: "refill", status: "running", started_at: new Date(startedAt).toISOString() });
 		expect((await getRebuild(env.DB, ds))?.job).toBe(before?.job);
 
@@ -81,7 +49,7 @@ describe("POST while a rebuild is running", () => {
 		expect((await getRebuild(env.DB, ds))?.job).toBe(before?.job);
 
 		// Every dataset's rebuild leaves it running too.
-		const all = await expectJson<{ rebuilds: Status[] }>(await call("POST", "/v1/rebuild"), 202);
+		const all = await expectJson<{ rebuilds: RebuildStatus[] }>(await call("POST", "/v1/rebuild"), 202);
 		expect(all.rebuilds.find((r) => r.dataset === ds)).toMatchObject({ status: "running", started_at: new Date(startedAt).toISOString() });
 		expect((await getRebuild(env.DB, ds))?.job).toBe(before?.job);
 	});
@@ -91,22 +59,34 @@ describe("a rebuild whose pages were lost", () => {
 	it("reads as failed (interrupted) once its lease passed, and starts again on POST", async () => {
 		const ds = await datasetWithKeys();
 		// Running, as a dev server left it when it restarted: its pages went with the old process.
-		await startRebuild(env.DB, { dataset: ds, job: crypto.randomUUID(), mode: "refill", totalKeys: KEYS, startedAt: Date.now() - REBUILD_LEASE_MS - 1000 });
-		const lost = await status(ds);
+		await startRebuild(env.DB, {
+			dataset: ds,
+			job: crypto.randomUUID(),
+			mode: "refill",
+			totalKeys: REBUILD_KEYS,
+			startedAt: Date.now() - REBUILD_LEASE_MS - 1000,
+		});
+		const lost = await rebuildStatus(ds);
 		expect(lost).toMatchObject({ status: "failed", finished_at: expect.any(String), error: expect.stringMatching(/^interrupted: no progress since/) });
 
-		const restarted = await expectJson<Status>(await call("POST", `/v1/datasets/${ds}/rebuild`), 202);
+		const restarted = await expectJson<RebuildStatus>(await call("POST", `/v1/datasets/${ds}/rebuild`), 202);
 		expect(restarted).toMatchObject({ status: "running", keys_done: 0 });
 		expect(Date.parse(restarted.started_at as string)).toBeGreaterThan(Date.now() - 60_000);
-		expect(await waitDone(ds)).toMatchObject({ keys_done: KEYS, pages_done: 2 });
+		expect(await waitRebuildDone(ds)).toMatchObject({ keys_done: REBUILD_KEYS, pages_done: 2 });
 	});
 
 	it("one that is silent past its lease without a GET is started again by a POST", async () => {
 		const ds = await datasetWithKeys();
-		await startRebuild(env.DB, { dataset: ds, job: crypto.randomUUID(), mode: "refill", totalKeys: KEYS, startedAt: Date.now() - REBUILD_LEASE_MS - 1000 });
-		const restarted = await expectJson<Status>(await call("POST", `/v1/datasets/${ds}/rebuild?mode=drop`), 202);
+		await startRebuild(env.DB, {
+			dataset: ds,
+			job: crypto.randomUUID(),
+			mode: "refill",
+			totalKeys: REBUILD_KEYS,
+			startedAt: Date.now() - REBUILD_LEASE_MS - 1000,
+		});
+		const restarted = await expectJson<RebuildStatus>(await call("POST", `/v1/datasets/${ds}/rebuild?mode=drop`), 202);
 		expect(restarted).toMatchObject({ mode: "drop", status: "running", keys_done: 0 });
-		expect(await waitDone(ds)).toMatchObject({ mode: "drop", keys_done: KEYS });
+		expect(await waitRebuildDone(ds)).toMatchObject({ mode: "drop", keys_done: REBUILD_KEYS });
 	});
 
 	it("is not one whose pages wait their turn behind others: a page put off keeps its run alive", async () => {
@@ -117,7 +97,7 @@ describe("a rebuild whose pages were lost", () => {
 		// Two pages are worked per invocation; the third is put off, and says its run is alive.
 		await runQueue(
 			EVENTS_QUEUE,
-			pages.map((p) => pageMessage(p)),
+			pages.map((p) => rebuildPageMessage(p)),
 		);
 		const third = await getRebuild(env.DB, names[2] as string);
 		expect(third).toMatchObject({ status: "running", pagesDone: 0 });
