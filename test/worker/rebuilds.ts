@@ -1,18 +1,9 @@
 /** What the rebuild tests share: the status a rebuild route answers, a dataset of two pages of keys, and waiting for a run to finish. */
+import type { RebuildStatus } from "../../packages/client/src/types";
 import { call, createDataset, eventually, expectJson, message } from "./helpers";
 
-/** GET /v1/datasets/:name/rebuild. */
-export interface RebuildStatus {
-	dataset: string;
-	mode: string;
-	status: string;
-	keys_done: number;
-	pages_done: number;
-	total_keys: number;
-	started_at: string | null;
-	finished_at: string | null;
-	error?: string;
-}
+/** GET /v1/datasets/:name/rebuild: the SDK's type of it, so the tests hold the server to what clients are told. */
+export type { RebuildStatus } from "../../packages/client/src/types";
 
 /** Keys of datasetWithKeys: two pages of 400. */
 export const REBUILD_KEYS = 450;
