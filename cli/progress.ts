@@ -64,6 +64,8 @@ export class Progress {
 					etaBuffer: 50,
 					formatTime: etaText,
 					fps: 5,
+					// Drawn again even when unchanged: a note() line written over it must not leave it gone until it changes.
+					forceRedraw: true,
 				},
 				cliProgress.Presets.shades_classic,
 			);
@@ -108,6 +110,22 @@ export class Progress {
 		} else parts.push(`${count(items)} ${noun}, ${count(Math.round(this.#rate()))} ${noun}/s, ${duration(elapsed)}`);
 		if (rejected) parts.push(`${count(rejected)} rejected`);
 		return parts.join(" ");
+	}
+
+	/**
+	 * A line of news while the work goes on (a rebuild waiting for Redis), written at once: on a
+	 * terminal above the bar, which is drawn again under it; otherwise as a plain line.
+	 */
+	note(message: string): void {
+		// A bar that never started (stderr no terminal after all) draws nothing: a plain line then.
+		if (!this.#bar?.isActive) {
+			process.stderr.write(`${message}\n`);
+			return;
+		}
+		// Clear the bar's line; wrapping back on for the note (the bar turns it off, which would cut a
+		// long error at the terminal's edge), off again for the bar, drawn again under it.
+		process.stderr.write(`\r\x1b[K\x1b[?7h${message}\n\x1b[?7l`);
+		this.#bar.render();
 	}
 
 	stop(): void {

@@ -1,11 +1,85 @@
 /** `hotpath rebuild DATASET | --all`: rewrites (or drops) the KV and Redis copies from D1, and waits, showing progress. */
-import type { Hotpath, RebuildMode, RebuildStatus } from "@hotpath/client";
+import { type Hotpath, HotpathError, type RebuildMode, type RebuildStatus } from "@hotpath/client";
 import { type Command, Option } from "commander";
 import { secondsOption, verbAction } from "../context.ts";
-import { count, table, UsageError } from "../output.ts";
+import { count, OperationFailed, table, UsageError } from "../output.ts";
 import { Progress } from "../progress.ts";
 
 const finished = (s: RebuildStatus) => s.status === "done" || s.status === "failed" || s.status === "idle";
+
+const otherMode = (mode: RebuildMode): RebuildMode => (mode === "refill" ? "drop" : "refill");
+
+/**
+ * Whether the POST's answer is the run a GET just before it showed running: the server answers a
+ * POST with the running rebuild rather than starting over, and says so only by its status.
+ */
+const joinedRun = (before: RebuildStatus | undefined, answer: RebuildStatus) =>
+	before?.status === "running" && before.started_at !== null && before.started_at === answer.started_at;
+
+/**
+ * Starts the rebuilds (one dataset's, or every dataset's) and says of each it did not start that it
+ * joined the one running; one of the other mode was not what was asked: those are returned too.
+ */
+async function startRebuilds(client: Hotpath, dataset: string | undefined, mode: RebuildMode, note: (line: string) => void) {
+	let before: (RebuildStatus | undefined)[];
+	let started: RebuildStatus[];
+	if (dataset !== undefined) {
+		before = [await client.rebuildStatus(dataset)];
+		try {
+			started = [await client.rebuild(dataset, { mode })];
+		} catch (e) {
+			if (!(e instanceof HotpathError) || e.status !== 409) throw e;
+			const running = await client.rebuildStatus(dataset).catch(() => before[0]);
+			const other = running?.status === "running" ? running.mode : otherMode(mode);
+			const progress =
+				running?.status === "running" ? ` (${count(running.keys_done)} of ${count(running.total_keys)} keys done, since ${running.started_at})` : "";
+			throw new OperationFailed(
+				`rebuild: a ${other} rebuild of ${dataset} is running${progress}; a ${mode} cannot start until it ends\n` +
+					`  wait for it with \`hotpath rebuild ${dataset} --mode ${other}\`, then run this again`,
+				{ error: e.problem },
+			);
+		}
+	} else {
+		// Every dataset's status first, to tell the runs joined from those started (a dataset gone since is neither).
+		const names = (await client.datasets.list()).map((spec) => spec.name);
+		const previous = new Map(await Promise.all(names.map(async (name) => [name, await client.rebuildStatus(name).catch(() => undefined)] as const)));
+		started = await client.rebuildAll({ mode });
+		before = started.map((s) => previous.get(s.dataset));
+	}
+	const otherModeRunning: RebuildStatus[] = [];
+	started.forEach((s, i) => {
+		if (!joinedRun(before[i], s)) return;
+		const progress = `${count(s.keys_done)}${s.total_keys ? ` of ${count(s.total_keys)}` : ""} keys done`;
+		if (s.mode === mode) note(`rebuild ${s.dataset}: joined the ${s.mode} rebuild running since ${s.started_at} (${progress}) rather than start one`);
+		else {
+			otherModeRunning.push(s);
+			note(
+				`rebuild ${s.dataset}: a ${s.mode} rebuild is running (${progress}); no ${mode} was started, run \`hotpath rebuild ${s.dataset} --mode ${mode}\` once it ends`,
+			);
+		}
+	});
+	return { started, otherModeRunning };
+}
+
+/**
+ * The error of each running rebuild (a page retried while Redis or KV is down), said when it appears
+ * or changes, not at every poll; and that the page went through once the server clears it.
+ */
+function errorReporter(note: (line: string) => void): (statuses: RebuildStatus[]) => void {
+	const shown = new Map<string, string>();
+	return (statuses) => {
+		for (const s of statuses) {
+			const last = shown.get(s.dataset);
+			if (s.status === "running" && s.error && s.error !== last) {
+				shown.set(s.dataset, s.error);
+				note(`rebuild ${s.dataset}: ${s.error}`);
+			} else if (last !== undefined && !s.error && s.status !== "failed") {
+				shown.delete(s.dataset);
+				note(`rebuild ${s.dataset}: the failing page went through; going on`);
+			}
+		}
+	};
+}
 
 /**
  * Polls every rebuild until it has finished (or `timeoutMs` passed: the rebuilds go on in the
@@ -13,11 +87,13 @@ const finished = (s: RebuildStatus) => s.status === "done" || s.status === "fail
  */
 async function waitFor(client: Hotpath, started: RebuildStatus[], intervalMs: number, timeoutMs: number, progress: Progress): Promise<RebuildStatus[]> {
 	const deadline = Date.now() + timeoutMs;
+	const reportErrors = errorReporter((line) => progress.note(line));
 	let current = started;
 	for (;;) {
 		const total = current.reduce((n, s) => n + (s.total_keys ?? 0), 0);
 		const done = current.reduce((n, s) => n + s.keys_done, 0);
 		progress.update({ done: total ? (done / total) * 1000 : 0, items: done });
+		reportErrors(current);
 		if (current.every(finished) || Date.now() >= deadline) return current;
 		await new Promise((r) => setTimeout(r, intervalMs));
 		current = await Promise.all(
@@ -51,7 +127,7 @@ export function registerRebuild(program: Command): void {
 				) => {
 					if (dataset !== undefined && o.all) throw new UsageError("rebuild: give a dataset or --all, not both");
 					if (dataset === undefined && !o.all) throw new UsageError("rebuild: give a dataset, or --all");
-					const started = dataset === undefined ? await client.rebuildAll({ mode: o.mode }) : [await client.rebuild(dataset, { mode: o.mode })];
+					const { started, otherModeRunning } = await startRebuilds(client, dataset, o.mode, (line) => out.note(line));
 					let statuses = started;
 					if (o.wait) {
 						const progress = new Progress({ label: `rebuild (${o.mode}) ${dataset ?? "all"}`, total: 1000, noun: "keys", quiet: !o.progress });
@@ -78,7 +154,11 @@ export function registerRebuild(program: Command): void {
 					);
 					if (running.length)
 						out.note(`still running after ${o.timeout} s: ${running.map((s) => s.dataset).join(", ")} (hotpath rebuild goes on in the background)`);
-					return failed.length || running.length ? 1 : 0;
+					if (otherModeRunning.length)
+						out.note(
+							`not ${o.mode === "refill" ? "refilled" : "dropped"} (a rebuild of the other mode was running): ${otherModeRunning.map((s) => s.dataset).join(", ")}`,
+						);
+					return failed.length || running.length || otherModeRunning.length ? 1 : 0;
 				},
 			),
 		);
