@@ -52,25 +52,35 @@ export class HotpathError extends Error {
 	}
 }
 
-/** A zod-style issue: where, and what; a bad record key carries its key's own issues. */
+/** A zod-style issue: where, and what; a bad record key carries its key's own issues, unknown members their names. */
 interface Issue {
 	path: readonly PropertyKey[];
 	message: string;
 	code?: string;
 	issues?: readonly { message: string }[];
+	keys?: readonly string[];
 }
 
-const pointerOf = (prefix: string, path: readonly PropertyKey[]) =>
-	path.length ? `${prefix}/${path.map((p) => String(p).replaceAll("~", "~0").replaceAll("/", "~1")).join("/")}` : prefix || "/";
+/** A JSON Pointer (RFC 6901) token: "~" and "/" in a member name are escaped as "~0" and "~1". */
+export const pointerToken = (name: PropertyKey) => String(name).replaceAll("~", "~0").replaceAll("/", "~1");
+
+const pointerOf = (prefix: string, path: readonly PropertyKey[]) => (path.length ? `${prefix}/${path.map(pointerToken).join("/")}` : prefix || "/");
 
 /** Turns zod-style issues into problem items with JSON pointers. */
 export function issuesToItems(issues: readonly Issue[], prefix = ""): ProblemItem[] {
-	return issues.map((i) => ({
-		pointer: pointerOf(prefix, i.path),
-		// zod says only "Invalid key in record" of a bad key: the key's own issues say why.
-		detail:
-			i.code === "invalid_key" && i.issues?.length
-				? `"${String(i.path[i.path.length - 1] ?? "")}" is not a valid name: ${i.issues.map((x) => x.message).join("; ")}`
-				: i.message,
-	}));
+	return issues.flatMap((i) =>
+		// zod reports unknown members at the object holding them: each gets its own item at the member itself.
+		i.code === "unrecognized_keys" && i.keys?.length
+			? i.keys.map((k) => ({ pointer: pointerOf(prefix, [...i.path, k]), detail: `unknown property "${k}"` }))
+			: [
+					{
+						pointer: pointerOf(prefix, i.path),
+						// zod says only "Invalid key in record" of a bad key: the key's own issues say why.
+						detail:
+							i.code === "invalid_key" && i.issues?.length
+								? `"${String(i.path[i.path.length - 1] ?? "")}" is not a valid name: ${i.issues.map((x) => x.message).join("; ")}`
+								: i.message,
+					},
+				],
+	);
 }

@@ -1,5 +1,5 @@
 /** Event intake: parses a JSON array or NDJSON body and validates each event against its dataset. */
-import { HotpathError, type ProblemItem } from "../errors";
+import { HotpathError, type ProblemItem, pointerToken } from "../errors";
 import { DEFAULT_MAX_FUTURE_SKEW_MS, isWellFormedKey, MAX_ID_LENGTH, MAX_KEY_BYTES, parseEventTime } from "../input";
 import { checkValue, type DatasetSpec } from "../registry/spec";
 import type { ChangeEvent, Op } from "./merge";
@@ -16,7 +16,19 @@ const encoder = new TextEncoder();
 export interface Rejected {
 	index: number;
 	error: string;
+	/** The item's own members the error is about (unknown ones), each with its detail: a problem points at each. */
+	members?: readonly { name: string; detail: string }[];
 }
+
+/** Why validation refused an item: a reason, or a reason about some of its members. */
+export type Refusal = string | { error: string; members: readonly { name: string; detail: string }[] };
+
+export const isRefusal = <T extends object>(v: T | Refusal): v is Refusal => typeof v === "string" || "error" in v;
+
+export const rejectedAt = (index: number, why: Refusal): Rejected => (typeof why === "string" ? { index, error: why } : { index, ...why });
+
+/** Rejects as a 2xx answer lists them: `{index, error}`. */
+export const answeredRejects = (rejected: readonly Rejected[]) => rejected.map(({ index, error }) => ({ index, error }));
 
 export interface ParsedBody {
 	/** Raw events with their index: the array index, or for NDJSON the 0-based line number. */
@@ -101,6 +113,15 @@ const shown = (v: unknown): string =>
 	typeof v === "string" ? JSON.stringify(v.slice(0, 50)) : typeof v === "object" ? (Array.isArray(v) ? "an array" : "an object") : String(v);
 
 const EVENT_PROPERTIES: ReadonlySet<string> = new Set(["id", "dataset", "key", "op", "value", "event_time"]);
+const EVENT_HAS = "an event has id, dataset, key, op, value, event_time";
+
+/** Refuses the unknown members `names` of an item, each named by its own problem item. */
+export function unknownMembers(names: readonly string[], has: string): Refusal {
+	return {
+		error: `unknown property ${names.map((k) => `"${k}"`).join(", ")}; ${has}`,
+		members: names.map((name) => ({ name, detail: `unknown property "${name}"; ${has}` })),
+	};
+}
 
 /**
  * Validates one raw event. Returns the event with its time resolved (receipt time when absent)
@@ -112,11 +133,11 @@ export function validateEvent(
 	receivedAt: number,
 	mayWrite: (dataset: string) => boolean = () => true,
 	maxFutureMs = DEFAULT_MAX_FUTURE_SKEW_MS,
-): { event: ChangeEvent; sentTime: number | null } | string {
+): { event: ChangeEvent; sentTime: number | null } | Refusal {
 	if (raw === null || typeof raw !== "object" || Array.isArray(raw)) return "an event must be a JSON object";
 	const e = raw as Record<string, unknown>;
 	const extra = hasOnly(e, EVENT_PROPERTIES) ? [] : Object.keys(e).filter((k) => !EVENT_PROPERTIES.has(k));
-	if (extra.length) return `unknown property ${extra.map((k) => `"${k}"`).join(", ")}; an event has id, dataset, key, op, value, event_time`;
+	if (extra.length) return unknownMembers(extra, EVENT_HAS);
 	if (typeof e.dataset !== "string") return "dataset is required and must be a string";
 	// Checked before the lookup, so a limited key learns nothing about other datasets.
 	if (!mayWrite(e.dataset)) return `this key may not write to dataset "${e.dataset}"`;
@@ -248,6 +269,11 @@ export async function assignIds(events: { index: number; event: ChangeEvent; sen
 	);
 }
 
+/** Problem items of rejects: at the item (`/3`), or at each of its members the error is about (`/3/colour`). */
 export function rejectedToItems(rejected: Rejected[]): ProblemItem[] {
-	return rejected.map((r) => ({ pointer: `/${r.index}`, detail: r.error }));
+	return rejected.flatMap((r) =>
+		r.members?.length
+			? r.members.map((m) => ({ pointer: `/${r.index}/${pointerToken(m.name)}`, detail: m.detail }))
+			: [{ pointer: `/${r.index}`, detail: r.error }],
+	);
 }

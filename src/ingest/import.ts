@@ -9,7 +9,7 @@ import { type DatasetSpec, IMPORT_ROW_PROPERTIES } from "../registry/spec";
 import type { Services } from "../services";
 import { applyEvents } from "./apply";
 import { refreshCaches } from "./cache-refresh";
-import { assignIds, type IdSource, type Rejected, validateEvent } from "./events";
+import { assignIds, type IdSource, isRefusal, type Rejected, rejectedAt, unknownMembers, validateEvent } from "./events";
 import type { ChangeEvent } from "./merge";
 
 /** Rows and bytes one import request may carry; more is a 413. */
@@ -67,7 +67,7 @@ export function rowsToEvents(
 		// Field names may start with "_" too: only a name that is neither the key nor a field is taken for a misspelt row property.
 		const unknownMeta = Object.keys(row).filter((k) => k.startsWith("_") && !META.has(k) && k !== spec.key && !Object.hasOwn(spec.fields, k));
 		if (unknownMeta.length) {
-			rejected.push({ index, error: `unknown property ${unknownMeta.map((k) => `"${k}"`).join(", ")}; a row's own properties are _event_time, _op, _id` });
+			rejected.push(rejectedAt(index, unknownMembers(unknownMeta, "a row's own properties are _event_time, _op, _id")));
 			continue;
 		}
 		const op = row._op ?? "upsert";
@@ -92,8 +92,10 @@ export function rowsToEvents(
 			() => true,
 			maxFutureMs,
 		);
-		if (typeof v === "string") rejected.push({ index, error: rowError(v, spec.key) });
-		else valid.push({ index, ...v });
+		if (isRefusal(v)) {
+			const why = rejectedAt(index, v);
+			rejected.push({ ...why, error: rowError(why.error, spec.key) });
+		} else valid.push({ index, ...v });
 	}
 	return { valid, rejected };
 }

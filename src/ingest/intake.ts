@@ -1,6 +1,6 @@
 /** The end of every intake path (events, log shippers): ids for events without one, one serialisation each, the queue. */
 import { HotpathError } from "../errors";
-import { assignIds, type EncodedEvent, encodeEvent, type IdSource, type Rejected, rejectedToItems } from "./events";
+import { answeredRejects, assignIds, type EncodedEvent, encodeEvent, type IdSource, type Rejected, rejectedToItems } from "./events";
 import type { ChangeEvent } from "./merge";
 import { enqueueEvents } from "./producer";
 
@@ -38,5 +38,5 @@ export async function acceptEvents(
 		});
 	}
 	await enqueueEvents(queue, good, resendSafe);
-	return { accepted: good.length, rejected };
+	return { accepted: good.length, rejected: answeredRejects(rejected) };
 }

@@ -4,7 +4,7 @@ import * as z from "zod";
 import { requireScope } from "../auth/middleware";
 import { mayAccess } from "../auth/policy";
 import { HotpathError } from "../errors";
-import { MAX_BODY_BYTES, parseEventsBody, rejectedToItems, validateEvent } from "../ingest/events";
+import { isRefusal, MAX_BODY_BYTES, parseEventsBody, rejectedAt, rejectedToItems, validateEvent } from "../ingest/events";
 import { acceptEvents } from "../ingest/intake";
 import type { ChangeEvent } from "../ingest/merge";
 import { MAX_ID_LENGTH } from "../input";
@@ -110,8 +110,8 @@ mount(
 		const outOfBounds = new Set<string>();
 		for (const { index, raw } of items) {
 			const v = validateEvent(raw, (d) => specs.get(d), receivedAt, mayWrite, maxFutureMs);
-			if (typeof v === "string") {
-				rejected.push({ index, error: v });
+			if (isRefusal(v)) {
+				rejected.push(rejectedAt(index, v));
 				const dataset = (raw as { dataset?: unknown } | null)?.dataset;
 				if (typeof dataset === "string" && !mayWrite(dataset)) outOfBounds.add(dataset);
 			} else valid.push({ index, ...v });

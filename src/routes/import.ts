@@ -4,7 +4,7 @@ import * as z from "zod";
 import { requireScope } from "../auth/middleware";
 import { assertDatasets } from "../auth/policy";
 import { HotpathError } from "../errors";
-import { parseEventsBody, rejectedToItems } from "../ingest/events";
+import { answeredRejects, parseEventsBody, rejectedToItems } from "../ingest/events";
 import { importRows, MAX_IMPORT_BYTES, MAX_IMPORT_ROWS } from "../ingest/import";
 import { summariseRejects } from "../ingest/intake";
 import { idempotencyHeader, isNdjson, parseIdempotencyKey, RejectedSchema } from "./events";
@@ -63,6 +63,6 @@ mount(
 				errors: rejectedToItems(allRejected),
 			});
 		}
-		return c.json({ imported: result.imported, unchanged: result.unchanged, rejected: allRejected });
+		return c.json({ imported: result.imported, unchanged: result.unchanged, rejected: answeredRejects(allRejected) });
 	},
 );

@@ -4,7 +4,7 @@ import * as z from "zod";
 import { requireScope } from "../auth/middleware";
 import { assertDatasets } from "../auth/policy";
 import { HotpathError } from "../errors";
-import { MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST, parseEventsBody, validateEvent } from "../ingest/events";
+import { isRefusal, MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST, parseEventsBody, rejectedAt, validateEvent } from "../ingest/events";
 import { acceptEvents } from "../ingest/intake";
 import { mapRecord } from "../ingest/mapping";
 import type { ChangeEvent } from "../ingest/merge";
@@ -68,7 +68,7 @@ mount(
 							() => true,
 							maxFutureMs,
 						);
-			if (typeof v === "string") rejected.push({ index, error: v });
+			if (isRefusal(v)) rejected.push(rejectedAt(index, v));
 			else valid.push({ index, ...v });
 		}
 		return c.json(await acceptEvents(c.env.EVENTS_QUEUE, valid, rejected, { idempotencyKey, principalId: principal.id }, "record(s) mapped to an event"), 202);

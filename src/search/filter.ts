@@ -5,7 +5,7 @@
  * read with json_each), so no input reaches SQL or FTS5 as syntax, and a statement never needs more
  * than D1's 100 bound parameters.
  */
-import type { ProblemItem } from "../errors";
+import { type ProblemItem, pointerToken } from "../errors";
 import type { FilterType, IndexLayout } from "./layout";
 
 /** Nesting of and/or a filter may have. */
@@ -32,9 +32,6 @@ const OPS: Record<FilterType, readonly string[]> = {
 };
 const ALL_OPS = ["eq", "ne", "lt", "lte", "gt", "gte", "in", "contains", "exists"];
 const COMPARE: Record<string, string> = { lt: "<", lte: "<=", gt: ">", gte: ">=" };
-
-/** A JSON Pointer reference token (RFC 6901). */
-export const pointerToken = (s: string): string => s.replaceAll("~", "~0").replaceAll("/", "~1");
 
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === "object" && !Array.isArray(v);
 

@@ -125,10 +125,10 @@ describe("PUT /v1/datasets/:name", () => {
 			expect(p.errors).toEqual([{ pointer, detail: expect.stringMatching(/not starting with a digit/) }]);
 		});
 
-		it("an unknown property, named in the detail", async () => {
+		it("an unknown property, named in the detail and pointed at", async () => {
 			const p = await expectProblem(await put(uniqueName(), { key: "k", fields: {}, colour: "blue" }), 400);
 			expect(p.detail).toContain("colour");
-			expect(p.errors?.[0]?.pointer).toBe("/");
+			expect(p.errors?.[0]?.pointer).toBe("/colour");
 		});
 
 		it("a body name that does not match the path", async () => {

@@ -70,7 +70,7 @@ describe("unknown fields and operators", () => {
 			"/filter/tags/contains",
 		]);
 		const q = await expectProblem(await search(ds, { q: "red", query: "red" }), 400);
-		expect(q.errors?.[0]?.pointer).toBe("/");
+		expect(q.errors?.[0]?.pointer).toBe("/query");
 		await expectProblem(await search(ds, { sort: "-_score" }), 400);
 		await expectProblem(await search(ds, { vector: { value: [1, 0, 0, 0] }, sort: "price" }), 400);
 	});
@@ -202,7 +202,7 @@ describe("bad vectors", () => {
 			[{ value: [1, 0, 0, 0], k: 0 }, "/vector/k"],
 			[{ value: [1, 0, 0, 0], k: 5000 }, "/vector/k"],
 			[{ value: ["1", 0, 0, 0] }, "/vector/value/0"],
-			[{ value: [1, 0, 0, 0], extra: true }, "/vector"],
+			[{ value: [1, 0, 0, 0], extra: true }, "/vector/extra"],
 		];
 		for (const [vector, pointer] of cases) {
 			const p = await expectProblem(await search(ds, { vector }), 400);

@@ -46,7 +46,7 @@ describe("the search part of a spec", () => {
 		const q = await expectProblem(await call("PUT", `/v1/datasets/${uniqueName()}`, { json }), 400);
 		expect(q.errors).toEqual([{ pointer: "/search/filters/0", detail: expect.stringMatching(/"meta" is json/) }]);
 		const extra = await expectProblem(await call("PUT", `/v1/datasets/${uniqueName()}`, { json: productSpec({ text: ["title"], facets: ["category"] }) }), 400);
-		expect(extra.errors?.map((e) => e.pointer)).toEqual(["/search"]);
+		expect(extra.errors?.map((e) => e.pointer)).toEqual(["/search/facets"]);
 	});
 
 	it("refuses filter fields named like a filter's own words (and, or, _score): they could never be filtered or sorted by", async () => {
