@@ -151,7 +151,11 @@ export class HotpathTarget {
 				const byIndex = new Map<number, string>();
 				for (const item of problem.errors ?? []) {
 					const m = /^\/(\d+)/.exec(item.pointer ?? "");
-					if (m) byIndex.set(Number(m[1]), item.detail ?? detail);
+					if (!m) continue;
+					// An event with two unknown members has an item at each (/3/ttl, /3/colour): its reject names both.
+					const index = Number(m[1]);
+					const why = item.detail ?? detail;
+					byIndex.set(index, byIndex.has(index) ? `${byIndex.get(index)}; ${why}` : why);
 				}
 				return { accepted: 0, rejected: events.map((_, index) => ({ index, error: byIndex.get(index) ?? detail })) };
 			}

@@ -17,6 +17,19 @@ import { Progress } from "../progress.ts";
 const MAX_CHUNK_EVENTS = 10_000;
 const CHUNK_BYTES = 4 * 1024 * 1024;
 
+/**
+ * A 400's items as one reject per event: an event with two unknown members has an item at each
+ * (`/3/ttl`, `/3/colour`), which are one rejected event, not two.
+ */
+export function rejectsOfItems(items: readonly { pointer: string; detail: string }[]): { index: number; error: string }[] {
+	const why = new Map<number, string>();
+	for (const item of items) {
+		const index = Number(item.pointer.split("/")[1]);
+		why.set(index, why.has(index) ? `${why.get(index)}; ${item.detail}` : item.detail);
+	}
+	return [...why].map(([index, error]) => ({ index, error }));
+}
+
 function checkEvent(item: SourceItem): Encoded {
 	let parsed: unknown;
 	try {
@@ -73,7 +86,7 @@ export function registerPush(program: Command): void {
 						} catch (e) {
 							// A 400 listing items means no event of the chunk was valid: rejections, not a failure.
 							if (!(e instanceof HotpathError && e.status === 400 && e.errors.length && e.errors.every((i) => /^\/\d+/.test(i.pointer)))) throw e;
-							rejected = e.errors.map((i) => ({ index: Number(i.pointer.split("/")[1]), error: i.detail }));
+							rejected = rejectsOfItems(e.errors);
 						}
 					}
 					totals.events += chunk.items;

@@ -53,6 +53,29 @@ describe("HotpathTarget.post", () => {
 		});
 	});
 
+	it("400 with an item at each unknown member of an event (/0/ttl, /0/x~1y): the event's one reject names both", async () => {
+		const { fetchFn } = scripted([
+			{
+				status: 400,
+				body: {
+					detail: "none of the 2 event(s) is valid",
+					errors: [
+						{ pointer: "/0/ttl", detail: 'unknown property "ttl"' },
+						{ pointer: "/0/x~1y", detail: 'unknown property "x/y"' },
+						{ pointer: "/1", detail: "bad b" },
+					],
+				},
+			},
+		]);
+		expect(await target(fetchFn).post(events(2))).toEqual({
+			accepted: 0,
+			rejected: [
+				{ index: 0, error: 'unknown property "ttl"; unknown property "x/y"' },
+				{ index: 1, error: "bad b" },
+			],
+		});
+	});
+
 	it("429, 5xx and network errors are retried with growing waits, Retry-After honoured; nothing is answered until Hotpath does", async () => {
 		const delays: number[] = [];
 		const { fetchFn, calls } = scripted([
