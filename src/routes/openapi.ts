@@ -62,7 +62,7 @@ export function mount(app: ApiRouter, route: RouteConfig, ...handlers: [...Middl
 }
 
 /** What an answer that needs a key tells caches when its route sets no policy of its own. */
-export const PRIVATE_ANSWER_CACHE_CONTROL = "private, no-store";
+const PRIVATE_ANSWER_CACHE_CONTROL = "private, no-store";
 
 /**
  * An answer that needs a key depends on that key (its datasets, its scope) and may change on the

@@ -55,17 +55,15 @@ describe("POST while a rebuild is running", () => {
 	});
 });
 
+/** A refill recorded as running since past its lease, as a dev server's restart leaves one: its pages went with the old process. */
+const startLostRebuild = (ds: string) =>
+	startRebuild(env.DB, { dataset: ds, job: crypto.randomUUID(), mode: "refill", totalKeys: REBUILD_KEYS, startedAt: Date.now() - REBUILD_LEASE_MS - 1000 });
+
 describe("a rebuild whose pages were lost", () => {
 	it("reads as failed (interrupted) once its lease passed, and starts again on POST", async () => {
 		const ds = await datasetWithKeys();
 		// Running, as a dev server left it when it restarted: its pages went with the old process.
-		await startRebuild(env.DB, {
-			dataset: ds,
-			job: crypto.randomUUID(),
-			mode: "refill",
-			totalKeys: REBUILD_KEYS,
-			startedAt: Date.now() - REBUILD_LEASE_MS - 1000,
-		});
+		await startLostRebuild(ds);
 		const lost = await rebuildStatus(ds);
 		expect(lost).toMatchObject({ status: "failed", finished_at: expect.any(String), error: expect.stringMatching(/^interrupted: no progress since/) });
 
@@ -77,13 +75,7 @@ describe("a rebuild whose pages were lost", () => {
 
 	it("one that is silent past its lease without a GET is started again by a POST", async () => {
 		const ds = await datasetWithKeys();
-		await startRebuild(env.DB, {
-			dataset: ds,
-			job: crypto.randomUUID(),
-			mode: "refill",
-			totalKeys: REBUILD_KEYS,
-			startedAt: Date.now() - REBUILD_LEASE_MS - 1000,
-		});
+		await startLostRebuild(ds);
 		const restarted = await expectJson<RebuildStatus>(await call("POST", `/v1/datasets/${ds}/rebuild?mode=drop`), 202);
 		expect(restarted).toMatchObject({ mode: "drop", status: "running", keys_done: 0 });
 		expect(await waitRebuildDone(ds)).toMatchObject({ mode: "drop", keys_done: REBUILD_KEYS });

@@ -4,19 +4,8 @@
 // A stand-in server plays the rebuild routes, so each status the CLI sees is scripted.
 import { createServer, type Server } from "node:http";
 import { afterEach, describe, expect, it } from "vitest";
+import type { RebuildStatus as Status } from "../../../packages/client/src/types.ts";
 import { json, runCli } from "./run-cli.ts";
-
-interface Status {
-	dataset: string;
-	mode: "refill" | "drop";
-	status: "idle" | "running" | "done" | "failed";
-	keys_done: number;
-	pages_done: number;
-	total_keys: number;
-	started_at: string | null;
-	finished_at: string | null;
-	error?: string;
-}
 
 const T0 = "2026-11-28T06:00:00.000Z";
 const idle: Status = { dataset: "items", mode: "refill", status: "idle", keys_done: 0, pages_done: 0, total_keys: 0, started_at: null, finished_at: null };
