@@ -207,7 +207,9 @@ function rows(r: FixedLoadResult): string[][] {
 }
 
 /** An episode's GC pauses: all of them when few, else the count, the total and the three longest. */
-function episodeGc(gc: Episode["gc"]): string {
+function episodeGc(gc: Episode["gc"], traced: boolean): string {
+	// Without --trace-gc no pause is known, which is not the same as none.
+	if (!traced) return "not traced (--trace-gc)";
 	if (!gc.length) return "none";
 	const one = (g: Episode["gc"][number]) => `${g.isolate} ${g.kind} ${f(g.ms, 0)} ms`;
 	if (gc.length <= 4) return gc.map(one).join(", ");
@@ -253,7 +255,7 @@ function details(r: FixedLoadResult): string[] {
 				const all = e.reduce((a, b) => a + b.slow, 0);
 				const w = e[0];
 				return w
-					? `    ${k === "reads" ? "reads" : "/ping"}: the slow ones in ${e.length}${e.length === EPISODES_KEPT ? "+" : ""} episodes; worst at ${f(w.at_s, 1)} s, ${f(w.span_ms, 0)} ms, ${w.slow} of ${all}: workerd ran ${f(w.workerd_cpu_ms, 0)} ms and waited ${f(w.workerd_wait_ms, 0)} ms for a CPU, others used ${f(w.others_cpu_ms, 0)} ms of CPU, Redis answered ${pct(w.redis_share)}, GC ${episodeGc(w.gc)}`
+					? `    ${k === "reads" ? "reads" : "/ping"}: the slow ones in ${e.length}${e.length === EPISODES_KEPT ? "+" : ""} episodes; worst at ${f(w.at_s, 1)} s, ${f(w.span_ms, 0)} ms, ${w.slow} of ${all}: workerd ran ${f(w.workerd_cpu_ms, 0)} ms and waited ${f(w.workerd_wait_ms, 0)} ms for a CPU, others used ${f(w.others_cpu_ms, 0)} ms of CPU, Redis answered ${pct(w.redis_share)}, GC ${episodeGc(w.gc, Boolean(r.gc_traced))}`
 					: `    ${k}: no slow requests`;
 			}),
 			...(d
