@@ -9,27 +9,21 @@ const finished = (s: RebuildStatus) => s.status === "done" || s.status === "fail
 
 const otherMode = (mode: RebuildMode): RebuildMode => (mode === "refill" ? "drop" : "refill");
 
-/**
- * Whether the POST's answer is the run a GET just before it showed running: the server answers a
- * POST with the running rebuild rather than starting over, and says so only by its status.
- */
-const joinedRun = (before: RebuildStatus | undefined, answer: RebuildStatus) =>
-	before?.status === "running" && before.started_at !== null && before.started_at === answer.started_at;
+/** Whether the POST answered a run already running rather than starting one (the server says so in `started`). */
+const joinedRun = (answer: RebuildStatus) => answer.started === false;
 
 /**
  * Starts the rebuilds (one dataset's, or every dataset's) and says of each it did not start that it
  * joined the one running; one of the other mode was not what was asked: those are returned too.
  */
 async function startRebuilds(client: Hotpath, dataset: string | undefined, mode: RebuildMode, note: (line: string) => void) {
-	let before: (RebuildStatus | undefined)[];
 	let started: RebuildStatus[];
 	if (dataset !== undefined) {
-		before = [await client.rebuildStatus(dataset)];
 		try {
 			started = [await client.rebuild(dataset, { mode })];
 		} catch (e) {
 			if (!(e instanceof HotpathError) || e.status !== 409) throw e;
-			const running = await client.rebuildStatus(dataset).catch(() => before[0]);
+			const running = await client.rebuildStatus(dataset).catch(() => undefined);
 			const other = running?.status === "running" ? running.mode : otherMode(mode);
 			const progress =
 				running?.status === "running" ? ` (${count(running.keys_done)} of ${count(running.total_keys)} keys done, since ${running.started_at})` : "";
@@ -39,16 +33,10 @@ async function startRebuilds(client: Hotpath, dataset: string | undefined, mode:
 				{ error: e.problem },
 			);
 		}
-	} else {
-		// Every dataset's status first, to tell the runs joined from those started (a dataset gone since is neither).
-		const names = (await client.datasets.list()).map((spec) => spec.name);
-		const previous = new Map(await Promise.all(names.map(async (name) => [name, await client.rebuildStatus(name).catch(() => undefined)] as const)));
-		started = await client.rebuildAll({ mode });
-		before = started.map((s) => previous.get(s.dataset));
-	}
+	} else started = await client.rebuildAll({ mode });
 	const otherModeRunning: RebuildStatus[] = [];
-	started.forEach((s, i) => {
-		if (!joinedRun(before[i], s)) return;
+	for (const s of started) {
+		if (!joinedRun(s)) continue;
 		const progress = `${count(s.keys_done)}${s.total_keys ? ` of ${count(s.total_keys)}` : ""} keys done`;
 		if (s.mode === mode) note(`rebuild ${s.dataset}: joined the ${s.mode} rebuild running since ${s.started_at} (${progress}) rather than start one`);
 		else {
@@ -57,7 +45,7 @@ async function startRebuilds(client: Hotpath, dataset: string | undefined, mode:
 				`rebuild ${s.dataset}: a ${s.mode} rebuild is running (${progress}); no ${mode} was started, run \`hotpath rebuild ${s.dataset} --mode ${mode}\` once it ends`,
 			);
 		}
-	});
+	}
 	return { started, otherModeRunning };
 }
 

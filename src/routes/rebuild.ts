@@ -19,6 +19,9 @@ const RebuildSchema = z
 		total_keys: z.number().int().openapi({ description: "Records (tombstones included) when the run started" }),
 		started_at: z.string().nullable(),
 		finished_at: z.string().nullable(),
+		started: z.boolean().optional().openapi({
+			description: "POST answers only: true when this request started the run, false when it answered the run already running",
+		}),
 		error: z.string().optional().openapi({
 			description:
 				"Failed: why. Running: the failure of a page being retried (a tier timing out or down); the run waits for the tier, sending the page again with a back-off up to a minute, and fails once one page has been failing for 30 minutes",
@@ -84,7 +87,7 @@ mount(
 				`a ${row.mode} rebuild of "${name}" is running (${row.keysDone} of ${row.totalKeys} keys done); wait until GET /v1/datasets/${name}/rebuild says done or failed, then start the ${mode}`,
 			);
 		}
-		return c.json(view(name, row), 202);
+		return c.json({ ...view(name, row), started }, 202);
 	},
 );
 
@@ -124,7 +127,10 @@ mount(
 		const mode = parseMode(c.req.query("mode"));
 		const services = c.get("services");
 		const rows = [];
-		for (const name of (await services.registry.all()).keys()) rows.push(view(name, (await startDatasetRebuild(services, name, mode)).row));
+		for (const name of (await services.registry.all()).keys()) {
+			const { row, started } = await startDatasetRebuild(services, name, mode);
+			rows.push({ ...view(name, row), started });
+		}
 		return c.json({ rebuilds: rows }, 202);
 	},
 );

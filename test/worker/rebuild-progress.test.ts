@@ -33,6 +33,17 @@ describe("rebuild progress", () => {
 });
 
 describe("POST while a rebuild is running", () => {
+	it("says whether it started the run: true for a new one, false (and no GET needed) for the one running", async () => {
+		const ds = await datasetWithKeys();
+		const first = await expectJson<RebuildStatus>(await call("POST", `/v1/datasets/${ds}/rebuild`), 202);
+		expect(first).toMatchObject({ status: "running", started: true });
+		const second = await expectJson<RebuildStatus>(await call("POST", `/v1/datasets/${ds}/rebuild`), 202);
+		expect(second).toMatchObject({ status: "running", started: false, started_at: first.started_at });
+		// GET reports progress only: whether a request started it is not a property of the run.
+		expect(await rebuildStatus(ds)).not.toHaveProperty("started");
+		await waitRebuildDone(ds);
+	});
+
 	it("answers the running rebuild (202, not started over); the other mode is a 409", async () => {
 		const ds = await datasetWithKeys();
 		const startedAt = Date.now() - 5000;
@@ -41,7 +52,7 @@ describe("POST while a rebuild is running", () => {
 		const before = await getRebuild(env.DB, ds);
 
 		const again = await expectJson<RebuildStatus>(await call("POST", `/v1/datasets/${ds}/rebuild`), 202);
-		expect(again).toMatchObject({ dataset: ds, mode: "refill", status: "running", started_at: new Date(startedAt).toISOString() });
+		expect(again).toMatchObject({ dataset: ds, mode: "refill", status: "running", started_at: new Date(startedAt).toISOString(), started: false });
 		expect((await getRebuild(env.DB, ds))?.job).toBe(before?.job);
 
 		const other = await expectProblem(await call("POST", `/v1/datasets/${ds}/rebuild?mode=drop`), 409);
@@ -50,7 +61,7 @@ describe("POST while a rebuild is running", () => {
 
 		// Every dataset's rebuild leaves it running too.
 		const all = await expectJson<{ rebuilds: RebuildStatus[] }>(await call("POST", "/v1/rebuild"), 202);
-		expect(all.rebuilds.find((r) => r.dataset === ds)).toMatchObject({ status: "running", started_at: new Date(startedAt).toISOString() });
+		expect(all.rebuilds.find((r) => r.dataset === ds)).toMatchObject({ status: "running", started_at: new Date(startedAt).toISOString(), started: false });
 		expect((await getRebuild(env.DB, ds))?.job).toBe(before?.job);
 	});
 });

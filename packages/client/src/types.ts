@@ -232,6 +232,8 @@ export interface RebuildStatus {
 	total_keys: number;
 	started_at: string | null;
 	finished_at: string | null;
+	/** In the answer of a POST: whether it started the run (false: it answered the run already running). */
+	started?: boolean;
 	error?: string;
 }
 

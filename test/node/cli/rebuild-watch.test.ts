@@ -55,9 +55,8 @@ const redisStillDown = "page 0 failed 2 times since 2026-11-28T06:00:01.000Z, re
 describe("a running rebuild's error", () => {
 	it("is said once when it appears and once per change (plain output), and when the page goes through", async () => {
 		const url = await standIn({
-			"POST /v1/datasets/items/rebuild": [{ status: 202, body: running() }],
+			"POST /v1/datasets/items/rebuild": [{ status: 202, body: running({ started: true }) }],
 			"GET /v1/datasets/items/rebuild": [
-				{ body: idle },
 				...Array(4).fill({ body: running({ error: redisDown }) }),
 				...Array(4).fill({ body: running({ error: redisStillDown }) }),
 				{ body: running({ keys_done: 500, pages_done: 1 }) },
@@ -76,8 +75,8 @@ describe("a running rebuild's error", () => {
 
 	it("is in the --json result of a run still waiting at --timeout (exit 1), and of a failed run (exit 1, in the table too)", async () => {
 		const waiting = await standIn({
-			"POST /v1/datasets/items/rebuild": [{ status: 202, body: running() }],
-			"GET /v1/datasets/items/rebuild": [{ body: idle }, { body: running({ error: redisDown }) }],
+			"POST /v1/datasets/items/rebuild": [{ status: 202, body: running({ started: true }) }],
+			"GET /v1/datasets/items/rebuild": [{ body: running({ error: redisDown }) }],
 		});
 		const timedOut = await hp(waiting, ["items", "--json", "--timeout", "0.5"]);
 		expect(timedOut.code).toBe(1);
@@ -86,9 +85,8 @@ describe("a running rebuild's error", () => {
 
 		const gaveUp = "page 0 failed 40 times since 2026-11-28T06:00:01.000Z (last: Error: connect ECONNREFUSED); POST the rebuild again once the tier is back";
 		const failing = await standIn({
-			"POST /v1/datasets/items/rebuild": [{ status: 202, body: running() }],
+			"POST /v1/datasets/items/rebuild": [{ status: 202, body: running({ started: true }) }],
 			"GET /v1/datasets/items/rebuild": [
-				{ body: idle },
 				{ body: running({ error: redisDown }) },
 				{ body: { ...running({ error: gaveUp }), status: "failed", finished_at: "2026-11-28T06:31:00.000Z" } },
 			],
@@ -103,9 +101,8 @@ describe("a running rebuild's error", () => {
 describe("a rebuild already running", () => {
 	it("is joined and waited for, and said to be joined rather than started", async () => {
 		const url = await standIn({
-			"POST /v1/datasets/items/rebuild": [{ status: 202, body: running({ keys_done: 300, pages_done: 3 }) }],
+			"POST /v1/datasets/items/rebuild": [{ status: 202, body: running({ keys_done: 300, pages_done: 3, started: false }) }],
 			"GET /v1/datasets/items/rebuild": [
-				{ body: running({ keys_done: 200, pages_done: 2 }) },
 				{ body: running({ keys_done: 600, pages_done: 6 }) },
 				{ body: { ...running({ keys_done: 1000, pages_done: 10 }), status: "done", finished_at: "2026-11-28T06:02:00.000Z" } },
 			],
@@ -114,6 +111,22 @@ describe("a rebuild already running", () => {
 		expect(run.code).toBe(0);
 		expect(run.stderr).toMatch(`rebuild items: joined the refill rebuild running since ${T0} (300 of 1,000 keys done) rather than start one`);
 		expect(json(run)).toMatchObject({ status: "done", keys_done: 1000 });
+	}, 30_000);
+
+	it("is said to be joined when the server says so, though a status read just before showed another run", async () => {
+		// Another client's run started between a status read and the POST: only the POST's answer can tell.
+		const earlier = running({ started_at: "2026-11-28T05:00:00.000Z", keys_done: 999 });
+		const url = await standIn({
+			"POST /v1/datasets/items/rebuild": [{ status: 202, body: running({ keys_done: 10, pages_done: 1, started: false }) }],
+			"GET /v1/datasets/items/rebuild": [
+				{ body: earlier },
+				{ body: { ...running({ keys_done: 1000, pages_done: 10 }), status: "done", finished_at: "2026-11-28T06:02:00.000Z" } },
+			],
+		});
+		const run = await hp(url, ["items", "--json"]);
+		expect(run.code).toBe(0);
+		expect(run.stderr).toMatch(`rebuild items: joined the refill rebuild running since ${T0} (10 of 1,000 keys done) rather than start one`);
+		expect(json(run)).toMatchObject({ status: "done", keys_done: 1000, started_at: T0 });
 	}, 30_000);
 
 	it("of the other mode: a 409 is a clear message naming the running mode and how to wait for it, exit 1", async () => {
@@ -142,10 +155,9 @@ describe("a rebuild already running", () => {
 	it("--all: a dataset whose run of the other mode is running is joined, said so, and the exit is 1", async () => {
 		const usersDrop = running({ dataset: "users", mode: "drop", keys_done: 10, total_keys: 20 });
 		const url = await standIn({
-			"GET /v1/datasets": [{ body: { datasets: [{ name: "items" }, { name: "users" }] } }],
-			"POST /v1/rebuild": [{ status: 202, body: { rebuilds: [running(), usersDrop] } }],
-			"GET /v1/datasets/items/rebuild": [{ body: idle }, { body: { ...running({ keys_done: 1000 }), status: "done", finished_at: T0 } }],
-			"GET /v1/datasets/users/rebuild": [{ body: usersDrop }, { body: { ...usersDrop, keys_done: 20, status: "done", finished_at: T0 } }],
+			"POST /v1/rebuild": [{ status: 202, body: { rebuilds: [running({ started: true }), { ...usersDrop, started: false }] } }],
+			"GET /v1/datasets/items/rebuild": [{ body: { ...running({ keys_done: 1000 }), status: "done", finished_at: T0 } }],
+			"GET /v1/datasets/users/rebuild": [{ body: { ...usersDrop, keys_done: 20, status: "done", finished_at: T0 } }],
 		});
 		const run = await hp(url, ["--all"]);
 		expect(run.code).toBe(1);
