@@ -68,6 +68,7 @@ const rebuild = members({
 	total_keys: "required",
 	started_at: "required",
 	finished_at: "required",
+	started: "optional",
 	error: "optional",
 } satisfies Record<keyof RebuildStatus, Presence>);
 
