@@ -9,8 +9,14 @@ export const FIXED_LOAD_TARGET = 1.3;
 
 export interface FixedLoadPlan {
 	rates: number[];
-	/** Measured seconds per rate and kind (/ping split in two halves around the reads). */
+	/** Measured seconds per rate and kind, in `blocks` blocks of each. */
 	windowS: number;
+	/**
+	 * /ping and the reads take turns in this many blocks each (ABBA order: ping, reads, reads, ping,
+	 * ...), so the runtime's own stalls (GC of Miniflare's entry isolate, of the worker's) fall on
+	 * both routes alike rather than on whichever had the one long window they hit.
+	 */
+	blocks: number;
 	/** Unmeasured paced reads before the measured ones. */
 	readsWarmupS: number;
 	pingWarmupS: number;
@@ -230,7 +236,7 @@ function details(r: FixedLoadResult): string[] {
 	const worker = `core:user:${r.worker_name}`;
 	const p = r.plan;
 	lines.push(
-		`fixed-load: ${p.keys.count} keys warmed in ${f(r.warm.ms / 1000)} s (L0 ${r.warm.l0_entries ?? "?"} entries; the worker's fills wrote ${r.warm.redis_filled} Redis and ${r.warm.kv_filled} KV copies, the bench the rest); per rate, open loop over ${p.connections} connections: /ping ${p.windowS / 2} s | reads warm-up ${p.readsWarmupS} s | Zipf(${p.zipfS}) reads ${p.windowS} s | /ping ${p.windowS / 2} s${r.gc_traced ? "; V8 --trace-gc on" : ""}`,
+		`fixed-load: ${p.keys.count} keys warmed in ${f(r.warm.ms / 1000)} s (L0 ${r.warm.l0_entries ?? "?"} entries; the worker's fills wrote ${r.warm.redis_filled} Redis and ${r.warm.kv_filled} KV copies, the bench the rest); per rate, open loop over ${p.connections} connections: /ping warm-up ${p.pingWarmupS} s, reads warm-up ${p.readsWarmupS} s, then ${p.blocks ?? 1} blocks of ${f(p.windowS / (p.blocks ?? 1), 1)} s each of /ping and of Zipf(${p.zipfS}) reads, taking turns (ABBA)${r.gc_traced ? "; V8 --trace-gc on" : ""}`,
 	);
 	for (const x of r.rates) {
 		const sr = x.slow_reads;
@@ -260,7 +266,7 @@ function details(r: FixedLoadResult): string[] {
 			}),
 			...(d
 				? [
-						`    worker counters over the reads: fast lane ${d.fast_lane_hits ?? 0}, L0 through the app (stale copies) ${d.l0_app_hits ?? 0}, L0 misses ${d.l0_misses ?? 0}, Redis hits ${d.redis_hits ?? 0}, background loads (revalidations) ${d.background_loads ?? "— (the worker was saturated: its counters over the window do not match the window's requests)"}`,
+						`    worker counters over the reads: fast lane ${d.fast_lane_hits ?? 0}, L0 through the app (stale copies) ${d.l0_app_hits ?? 0}, L0 misses ${d.l0_misses ?? 0}, Redis hits ${d.redis_hits ?? 0}, background loads (revalidations) ${d.background_loads ?? "— (the counters, polled every 250 ms, do not match the blocks' requests: the worker was saturated, or requests were answered across a block's edge)"}`,
 					]
 				: []),
 		);

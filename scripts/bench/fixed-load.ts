@@ -214,13 +214,17 @@ function schedule(ctx: FixedLoadContext, plan: FixedLoadPlan): { windows: PacedW
 	const drain = (rate: number) => add(rate, "drain", "drain", plan.settleS, false);
 	for (const rate of plan.rates) {
 		add(rate, "ping-warmup", "ping", plan.pingWarmupS, false);
-		add(rate, "ping-a", "ping", plan.windowS / 2, true);
-		drain(rate);
 		add(rate, "reads-warmup", "reads", plan.readsWarmupS, false);
-		add(rate, "reads", "reads", plan.windowS, true);
 		drain(rate);
-		add(rate, "ping-b", "ping", plan.windowS / 2, true);
-		drain(rate);
+		// The routes take turns in blocks, ABBA, so neither gets the machine's better or worse
+		// stretch: one long window each left the ratio to whichever window a runtime stall hit.
+		const blockS = plan.windowS / plan.blocks;
+		for (let b = 0; b < plan.blocks; b++) {
+			for (const kind of b % 2 === 0 ? (["ping", "reads"] as const) : (["reads", "ping"] as const)) {
+				add(rate, `${kind}-${b + 1}`, kind, blockS, true);
+				drain(rate);
+			}
+		}
 	}
 	return { windows, meta };
 }
@@ -352,7 +356,7 @@ export async function fixedLoadScenario(ctx: FixedLoadContext, plan: FixedLoadPl
 		windows,
 		pids: ctx.pids,
 		sampleMs: 100,
-		stats: { token: ctx.adminKey, everyMs: 500 },
+		stats: { token: ctx.adminKey, everyMs: 250 },
 	});
 	const gcEvents = ctx.gc ? ctx.gc.events().slice(gc0) : null;
 	let isolateNames = new Map<string, string>();
@@ -584,13 +588,21 @@ export async function fixedLoadScenario(ctx: FixedLoadContext, plan: FixedLoadPl
 		const reads = kindStats(rate, "reads");
 		const probe = plan.probeShare ? kindStats(rate, "reads", true) : null;
 		const ratio = reads.stats.p99_ms / ping.stats.p99_ms;
-		const [a, b] = reads.spans[0] ?? [0, 0];
-		const s0 = statsAt(a);
-		const s1 = statsAt(b);
-		let delta: Record<string, number> | null = null;
-		if (s0 && s1) {
-			delta = {};
-			for (const k of Object.keys(s1)) if ((s1[k] ?? 0) - (s0[k] ?? 0)) delta[k] = (s1[k] ?? 0) - (s0[k] ?? 0);
+		// The worker's counters over the reads blocks: each block's change, summed.
+		let delta: Record<string, number> | null = {};
+		for (const [a, b] of reads.spans) {
+			const s0 = statsAt(a);
+			const s1 = statsAt(b);
+			if (!s0 || !s1) {
+				delta = null;
+				break;
+			}
+			for (const k of Object.keys(s1)) {
+				const d = (s1[k] ?? 0) - (s0[k] ?? 0);
+				if (d) delta[k] = (delta[k] ?? 0) + d;
+			}
+		}
+		if (delta) {
 			// L0 hits the app answered: stale copies (revalidated in the background) and anything the lane declined.
 			delta.l0_app_hits = (delta.l0_hits ?? 0) - (delta.fast_lane_hits ?? 0);
 			// Loads below L0 that answered no request: background revalidations.

@@ -88,7 +88,7 @@ if (args.help) {
   --var K=V      override a worker var (repeatable), e.g. --var REDIS_TIMEOUT_MS=100
   --cpu-prof DIR write V8 CPU profiles of the worker and of Miniflare's simulators per scenario
                  (through workerd's inspector; adds overhead, so figures of such a run are not comparable)
-  --fixed-load-s S  fixed-load: measured seconds per rate for /ping and for reads (default 6 quick, 15 full)
+  --fixed-load-s S  fixed-load: measured seconds per rate for /ping and for reads, in blocks taking turns (default 8 quick, 30 full)
   --fixed-load-rates R1,R2  fixed-load: offered rates in requests/s (default 500,1000)
   --fixed-load-probe SHARE  fixed-load: also send /ping inside the reads at SHARE of the rate (e.g. 0.1),
                     the runtime's latency at the same moments as the reads (diagnostic: adds load)
@@ -572,6 +572,8 @@ async function main() {
 				{
 					rates: args["fixed-load-rates"] ? args["fixed-load-rates"].split(",").map(Number) : [500, 1000],
 					windowS: timing.fixedLoadS,
+					// Blocks of about 5 s (2 s in a quick run) per route, at least two each.
+					blocks: Math.max(2, Math.round(timing.fixedLoadS / (args.quick ? 2 : 5))),
 					// L0 reaches its steady state again within its fresh + stale-while-revalidate time.
 					readsWarmupS: Math.min(timing.fixedLoadWarmupS, l0.ttlS + l0.swrS),
 					pingWarmupS: 1,
