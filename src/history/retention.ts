@@ -3,12 +3,14 @@
  * event_time and by when they were applied) leave the log, a bounded amount per cron run. They are
  * folded into their key's base first, in the same transaction, so history and point-in-time reads
  * within the retention stay exact; current records are never touched. The log grows in application
- * order (seq), so the prune walks it from the oldest entry and stops where every cutoff is passed.
+ * order (seq), so the prune walks each dataset's entries from its oldest, through the (dataset, seq)
+ * index, and stops where the dataset's cutoff is passed: the entries of a longer history it keeps are
+ * not read on every run.
  */
 import { pruneMessage } from "../ingest/producer";
 import { log } from "../observability/log";
 import { type DatasetSpec, DEFAULT_HISTORY_DAYS } from "../registry/spec";
-import { basesOf, entryAtOrAfter, historyKey, logBounds, pruneCandidates, replaceWithBases } from "../storage/event-log";
+import { basesOf, entryAtOrAfter, historyKey, type LogEntry, logBounds, loggedDatasets, pruneCandidates, replaceWithBases } from "../storage/event-log";
 import { isLeaseLost, leaseGuard, releaseLease, takeLease } from "../storage/leases";
 import type { RecordState } from "../storage/record-state";
 import { foldEntries } from "./fold";
@@ -88,52 +90,73 @@ export async function pruneEventLog(
 ): Promise<PruneResult> {
 	const bounds = await logBounds(db);
 	if (!bounds) return { pruned: 0, more: false };
-	const cutoffs: Record<string, number> = {};
 	const defaultCutoff = now - DEFAULT_HISTORY_DAYS * DAY_MS;
-	let latestCutoff = defaultCutoff;
-	for (const spec of specs.values()) {
-		cutoffs[spec.name] = historyStart(spec, now);
-		latestCutoff = Math.max(latestCutoff, cutoffs[spec.name] as number);
-	}
-	const maxSeq = await lastSeqAppliedBefore(db, bounds, latestCutoff);
-	if (maxSeq === null) return { pruned: 0, more: false };
+	// The last seq applied before each cutoff, found once per distinct cutoff.
+	const lastSeqs = new Map<number, number | null>();
+	const lastSeqBefore = async (cutoff: number) => {
+		if (!lastSeqs.has(cutoff)) lastSeqs.set(cutoff, await lastSeqAppliedBefore(db, bounds, cutoff));
+		return lastSeqs.get(cutoff) ?? null;
+	};
 	let pruned = 0;
 	let more = false;
-	// Entries a chunk passed and kept (of datasets with a longer history) stay kept under these
-	// cutoffs, and those it took are gone: each chunk starts where the previous one stopped.
-	let after = bounds.lo - 1;
-	for (let i = 0; i < maxChunks; i++) {
-		const { entries, more: left, through } = await pruneCandidates(db, cutoffs, defaultCutoff, after, maxSeq, CHUNK, maxBytes);
-		if (!entries.length) break;
-		after = through;
-		const byKey = new Map<string, typeof entries>();
-		for (const e of entries) {
-			const k = historyKey(e.dataset, e.key);
-			const list = byKey.get(k);
-			if (list) list.push(e);
-			else byKey.set(k, [e]);
+	let chunks = 0;
+	// Dataset by dataset (a dataset with no spec, deleted, takes the default retention): each walks
+	// only its own entries, and stops at the last one applied before its cutoff.
+	for (const dataset of await loggedDatasets(db)) {
+		const spec = specs.get(dataset);
+		const cutoff = spec ? historyStart(spec, now) : defaultCutoff;
+		const maxSeq = await lastSeqBefore(cutoff);
+		if (maxSeq === null) continue;
+		let after = bounds.lo - 1;
+		for (;;) {
+			if (chunks === maxChunks) {
+				// Out of budget with this dataset's walk (or the next datasets') not done: the next step goes on.
+				more = true;
+				break;
+			}
+			chunks++;
+			const { entries, more: left, through } = await pruneCandidates(db, dataset, cutoff, after, maxSeq, CHUNK, maxBytes);
+			if (!entries.length) break;
+			after = through;
+			pruned += await foldIntoBases(db, entries, now, guard());
+			if (!left) break;
 		}
-		const refs = [...byKey.values()].map((list) => ({ dataset: (list[0] as (typeof entries)[0]).dataset, key: (list[0] as (typeof entries)[0]).key }));
-		const bases = await basesOf(db, refs);
-		const next: { dataset: string; key: string; state: RecordState; throughTime: number }[] = [];
-		for (const [k, list] of byKey) {
-			const { dataset, key } = list[0] as (typeof entries)[0];
-			const state = foldEntries(dataset, key, bases.get(k) ?? null, list);
-			if (state) next.push({ dataset, key, state, throughTime: Math.max(...list.map((e) => e.time)) });
-		}
-		await replaceWithBases(
-			db,
-			next,
-			entries.map((e) => e.seq),
-			now,
-			guard(),
-		);
-		pruned += entries.length;
-		if (!left) break;
-		more = i === maxChunks - 1;
+		if (more) break;
 	}
-	if (pruned) log.info("pruned the event log", { pruned, max_seq: maxSeq, more });
+	if (pruned) log.info("pruned the event log", { pruned, more });
 	return { pruned, more };
+}
+
+/** Folds one chunk's entries into their keys' bases and deletes them, in one transaction; returns how many. */
+async function foldIntoBases(
+	db: D1Database,
+	entries: (LogEntry & { seq: number; dataset: string; key: string })[],
+	now: number,
+	guard: D1PreparedStatement[],
+): Promise<number> {
+	const byKey = new Map<string, typeof entries>();
+	for (const e of entries) {
+		const k = historyKey(e.dataset, e.key);
+		const list = byKey.get(k);
+		if (list) list.push(e);
+		else byKey.set(k, [e]);
+	}
+	const refs = [...byKey.values()].map((list) => ({ dataset: (list[0] as (typeof entries)[0]).dataset, key: (list[0] as (typeof entries)[0]).key }));
+	const bases = await basesOf(db, refs);
+	const next: { dataset: string; key: string; state: RecordState; throughTime: number }[] = [];
+	for (const [k, list] of byKey) {
+		const { dataset, key } = list[0] as (typeof entries)[0];
+		const state = foldEntries(dataset, key, bases.get(k) ?? null, list);
+		if (state) next.push({ dataset, key, state, throughTime: Math.max(...list.map((e) => e.time)) });
+	}
+	await replaceWithBases(
+		db,
+		next,
+		entries.map((e) => e.seq),
+		now,
+		guard,
+	);
+	return entries.length;
 }
 
 /**

@@ -128,38 +128,47 @@ export async function foldInputsAsOf(db: D1Database, dataset: string, pairs: rea
 	return out;
 }
 
-// Entries after `?5` and up to `?2` (seq) whose dataset's cutoff (?1: {dataset: epoch ms}, else ?3)
-// both their event_time and their application precede: an id stays deduplicated for at least the
-// retention. First their seqs and value sizes only; then the values of as many as fit the caller's
-// budget. The walk reads every entry it passes, those it keeps too: a prune's next chunk starts
-// after the last entry the previous one took (?5), not at the log's start again.
-const PRUNE_CANDIDATES = `SELECT l.seq, coalesce(length(CAST(l.value AS BLOB)), 0) AS bytes FROM event_log AS l
-WHERE l.seq > ?5 AND l.seq <= ?2 AND l.applied_at < coalesce(json_extract(?1, '$."' || l.dataset || '"'), ?3)
-  AND l.event_time < coalesce(json_extract(?1, '$."' || l.dataset || '"'), ?3)
+// One dataset's (?1) entries after `?5` and up to `?2` (seq) whose event_time and application both
+// precede its cutoff (?3): an id stays deduplicated for at least the retention. First their seqs
+// and value sizes only; then the values of as many as fit the caller's budget. The walk goes
+// through the (dataset, seq) index, so it reads that dataset's entries only: those of a dataset
+// with a longer history, kept, are not read again on each run.
+const PRUNE_CANDIDATES = `SELECT l.seq, coalesce(length(CAST(l.value AS BLOB)), 0) AS bytes FROM event_log AS l INDEXED BY event_log_dataset
+WHERE l.dataset = ?1 AND l.seq > ?5 AND l.seq <= ?2 AND l.applied_at < ?3 AND l.event_time < ?3
 ORDER BY l.seq LIMIT ?4`;
+// The datasets the log holds entries of, one index seek each (a skip scan of the (dataset, seq)
+// index): a dataset whose spec was deleted still has entries to prune.
+const LOGGED_DATASETS = `WITH RECURSIVE d(name) AS (
+  SELECT (SELECT min(dataset) FROM event_log)
+  UNION ALL SELECT (SELECT min(dataset) FROM event_log WHERE dataset > d.name) FROM d WHERE d.name IS NOT NULL
+) SELECT name FROM d WHERE name IS NOT NULL`;
+
+/** The datasets that have entries in the log. */
+export async function loggedDatasets(db: D1Database): Promise<string[]> {
+	const { results } = await db.prepare(LOGGED_DATASETS).all<{ name: string }>();
+	return results.map((r) => r.name);
+}
+
 const ENTRIES_BY_SEQ = `SELECT l.seq, l.dataset, l.key, l.event_time, l.event_id, l.op, l.value FROM json_each(?1) AS s
   CROSS JOIN event_log AS l ON l.seq = s.value ORDER BY l.seq`;
 
 /**
- * Up to `limit` entries past their dataset's cutoff, among `afterSeq` < seq <= `maxSeq`, oldest
+ * Up to `limit` entries of `dataset` past its `cutoff`, among `afterSeq` < seq <= `maxSeq`, oldest
  * first, whose values come to at most `maxBytes` (at least one entry, whatever its size): a chunk
  * of large records is read in parts, not all into a Worker's memory at once. `more` says whether
  * entries past the cutoff may be left (the limit or the budget stopped the chunk); `through` is the
- * last seq taken, where the next chunk of the same cutoffs starts.
+ * last seq taken, where the next chunk starts.
  */
 export async function pruneCandidates(
 	db: D1Database,
-	cutoffs: Record<string, number>,
-	defaultCutoff: number,
+	dataset: string,
+	cutoff: number,
 	afterSeq: number,
 	maxSeq: number,
 	limit: number,
 	maxBytes = Number.POSITIVE_INFINITY,
 ): Promise<{ entries: (LogEntry & { seq: number; dataset: string; key: string })[]; more: boolean; through: number }> {
-	const { results: sizes } = await db
-		.prepare(PRUNE_CANDIDATES)
-		.bind(JSON.stringify(cutoffs), maxSeq, defaultCutoff, limit, afterSeq)
-		.all<{ seq: number; bytes: number }>();
+	const { results: sizes } = await db.prepare(PRUNE_CANDIDATES).bind(dataset, maxSeq, cutoff, limit, afterSeq).all<{ seq: number; bytes: number }>();
 	const seqs: number[] = [];
 	let bytes = 0;
 	for (const s of sizes) {

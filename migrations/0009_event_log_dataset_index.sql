@@ -1,0 +1,1 @@
+CREATE INDEX `event_log_dataset` ON `event_log` (`dataset`,`seq`);
