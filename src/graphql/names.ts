@@ -6,8 +6,11 @@
  * one for names whose every `_`-separated part starts with a letter; any other name (`ab_`,
  * `a__b`, `a_1`) keeps its underscores (`Ab_`, `A__b`, `A_1`), so it cannot meet a PascalCase
  * name, which has none. What can still collide (a dataset `item_scores_record` against the
- * record type of `item_scores`, a dataset `string` against the built-in `String`) is settled in
- * name order: the first dataset keeps its names, a later one gets `_2`, `_3`... on its stem.
+ * record type of `item_scores`, a dataset `string` against the built-in `String`, a dataset
+ * `item_scores_history` against the history field of `item_scores`) is settled in the order the
+ * datasets are given, which is the order they were created (inCreationOrder, src/registry): the
+ * first keeps its names, a later one gets `_2`, `_3`... on its stem or its root field. So adding a
+ * dataset never renames a type or root field that clients of an existing dataset query by.
  */
 
 /** The types each dataset gets, by suffix on its stem. `Search*` are held for search (another issue), so adding it renames nothing. */
@@ -54,12 +57,14 @@ export function pascalName(name: string): string {
 	return name[0]?.toUpperCase() + name.slice(1);
 }
 
-/** Names for every dataset of `datasets` (dataset names, any order), unique among themselves and the reserved names. */
+/**
+ * Names for every dataset of `datasets` (dataset names, in creation order), unique among themselves
+ * and the reserved names; an earlier dataset's names never depend on the datasets after it.
+ */
 export function assignNames(datasets: Iterable<string>): Map<string, DatasetNames> {
-	const sorted = [...datasets].sort();
 	const types = new Set(RESERVED_TYPE_NAMES);
-	// A dataset's records field is its own name: those are unique, and claimed before any derived field.
-	const fields = new Set(sorted);
+	// `_datasets` is the schema's own; dataset names start with a letter, so none is ever it.
+	const fields = new Set(["_datasets"]);
 	const claimField = (base: string): string => {
 		let name = base;
 		for (let k = 2; fields.has(name); k++) name = `${base}_${k}`;
@@ -67,7 +72,7 @@ export function assignNames(datasets: Iterable<string>): Map<string, DatasetName
 		return name;
 	};
 	const out = new Map<string, DatasetNames>();
-	for (const ds of sorted) {
+	for (const ds of datasets) {
 		const base = pascalName(ds);
 		let stem = base;
 		for (let k = 2; TYPE_SUFFIXES.some((s) => types.has(stem + s)); k++) stem = `${base}_${k}`;
@@ -77,7 +82,8 @@ export function assignNames(datasets: Iterable<string>): Map<string, DatasetName
 			record: `${stem}Record`,
 			history: `${stem}History`,
 			version: `${stem}Version`,
-			recordsField: ds,
+			// Its own name, unless an older dataset's history or search field holds it.
+			recordsField: claimField(ds),
 			historyField: claimField(`${ds}_history`),
 			searchField: claimField(`${ds}_search`),
 		});

@@ -26,6 +26,7 @@ import { mayAccess } from "../auth/policy";
 import { HotpathError } from "../errors";
 import { assertWithinHistory } from "../history/as-of";
 import { MAX_VERSIONS } from "../history/versions";
+import { inCreationOrder } from "../registry/registry";
 import { type AggregateSpec, type DatasetSpec, describeType, type FieldSpec } from "../registry/spec";
 import { decodeCursor, encodeCursor } from "../serving/cursor";
 import type { IfStale } from "../serving/freshness";
@@ -300,16 +301,17 @@ function datasetFields(
 	};
 }
 
-/** The schema of `specs`. */
+/** The schema of `specs`, given in creation order: where their GraphQL names collide, an earlier dataset keeps its own (src/graphql/names.ts). */
 export function buildSchema(specs: readonly DatasetSpec[]): GraphQLSchema {
 	const names = assignNames(specs.map((s) => s.name));
 	const kinds = new Map<string, RootKind>();
+	const datasetNames = specs.map((s) => s.name).sort();
 	const fields: GraphQLFieldConfigMap<unknown, GraphqlContext> = {
 		// Query needs a field even when a key sees no dataset; names start with a letter, so this one is never a dataset's.
 		_datasets: {
 			type: nonNull(new GraphQLList(nonNull(GraphQLString))),
-			description: "The datasets this key may read",
-			resolve: () => specs.map((s) => s.name),
+			description: "The datasets this key may read, in name order",
+			resolve: () => datasetNames,
 		},
 	};
 	const renderedFields: GraphQLFieldConfigMap<unknown, GraphqlContext> = { ...fields };
@@ -355,7 +357,8 @@ export function schemaFor(registry: ReadonlyMap<string, DatasetSpec>, principal:
 	let schema = perVersion.get(id);
 	if (!schema) {
 		if (perVersion.size >= MAX_SCHEMAS_PER_VERSION) perVersion.delete(perVersion.keys().next().value as string);
-		schema = buildSchema([...registry.values()].filter((s) => mayAccess(principal, s.name)));
+		// In creation order, so that a dataset added later never renames an older one's types or root fields.
+		schema = buildSchema(inCreationOrder(registry).filter((s) => mayAccess(principal, s.name)));
 		perVersion.set(id, schema);
 	}
 	return schema;

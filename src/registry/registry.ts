@@ -120,14 +120,34 @@ export class Registry {
 	}
 
 	private async load(): Promise<Map<string, DatasetSpec>> {
-		const rows = await this.db.select({ spec: datasets.spec }).from(datasets).orderBy(asc(datasets.name)).all();
+		const rows = await this.db.select({ spec: datasets.spec, createdAt: datasets.createdAt }).from(datasets).orderBy(asc(datasets.name)).all();
 		const map = new Map<string, DatasetSpec>();
+		const byCreation: { spec: DatasetSpec; createdAt: number }[] = [];
 		for (const r of rows) {
 			const spec = parseSpec(r.spec);
 			map.set(spec.name, spec);
+			byCreation.push({ spec, createdAt: r.createdAt });
 		}
+		// Stable sort: datasets created in the same millisecond stay in name order.
+		creationOrders.set(
+			map,
+			byCreation.sort((a, b) => a.createdAt - b.createdAt).map((d) => d.spec),
+		);
 		return map;
 	}
+}
+
+/** Per registry map that load() made: its specs in creation order (ties by name). */
+const creationOrders = new WeakMap<ReadonlyMap<string, DatasetSpec>, readonly DatasetSpec[]>();
+
+/**
+ * The specs of a registry map in the order their datasets were created (a map load() did not
+ * make: in its own order). What must never change when a dataset is added, such as the GraphQL
+ * names that datasets settle collisions over (src/graphql/names.ts), goes by this order: a new
+ * dataset comes last, so it never takes a name an older one holds.
+ */
+export function inCreationOrder(registry: ReadonlyMap<string, DatasetSpec>): readonly DatasetSpec[] {
+	return creationOrders.get(registry) ?? [...registry.values()];
 }
 
 /** A stored spec; specs stored before a field had a default get that default. */

@@ -67,24 +67,30 @@ describe("names", () => {
 			expect(t).toMatch(/^[A-Z][_A-Za-z0-9]*$/);
 		}
 		const names = assignNames(datasets);
-		// The first in name order keeps its natural names; a later one moves aside.
+		// The first in the order given (creation order) keeps its natural names; a later one moves aside.
 		expect(names.get("item_scores")).toMatchObject({
 			value: "ItemScores",
 			record: "ItemScoresRecord",
 			recordsField: "item_scores",
-			historyField: "item_scores_history_2", // a dataset holds item_scores_history
+			historyField: "item_scores_history",
 		});
+		expect(names.get("item_scores_history")?.recordsField).toBe("item_scores_history_2");
 		expect(names.get("item_scores_record")?.value).toBe("ItemScoresRecord_2");
 		expect(names.get("ab")?.value).toBe("Ab");
 		expect(names.get("ab_")?.value).toBe("Ab_");
 		expect(names.get("string")?.value).toBe("String_2");
-		expect(names.get("x_history")?.recordsField).toBe("x_history");
-		expect(names.get("x")?.historyField).toBe("x_history_3");
+		expect(names.get("x")?.historyField).toBe("x_history");
+		expect(names.get("x_history")?.recordsField).toBe("x_history_2");
+		expect(names.get("x_history_2")?.recordsField).toBe("x_history_2_2");
 	});
 
-	it("are the same whatever order the registry lists the datasets in", () => {
-		const datasets = ["item_scores_record", "item_scores", "ab_", "ab", "a_b"];
-		expect([...assignNames(datasets)].sort()).toEqual([...assignNames([...datasets].reverse())].sort());
+	it("of earlier datasets do not depend on later ones: adding a dataset renames nothing that was there", () => {
+		const datasets = ["item_scores_record", "x", "ab_", "item_scores", "x_history", "ab", "a_b", "x_search"];
+		for (let n = 1; n < datasets.length; n++) {
+			const before = assignNames(datasets.slice(0, n));
+			const after = assignNames(datasets.slice(0, n + 1));
+			for (const [ds, names] of before) expect(after.get(ds)).toEqual(names);
+		}
 	});
 
 	it("make a valid schema out of colliding datasets, odd field names and a dataset with no fields", () => {
