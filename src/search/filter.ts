@@ -144,9 +144,9 @@ function compileField(col: string, type: FilterType, spec: unknown, pointer: str
 			}
 			const values: unknown[] = [];
 			for (const [i, x] of arg.entries()) {
-				const sqlValue = operand(type, x);
+				const sqlValue = operand(type, x, true);
 				if (sqlValue === undefined) {
-					cx.problems.add(`${at}/${i}`, expected(type));
+					cx.problems.add(`${at}/${i}`, expected(type, true));
 					break;
 				}
 				values.push(sqlValue);
@@ -154,9 +154,10 @@ function compileField(col: string, type: FilterType, spec: unknown, pointer: str
 			parts.push(`${col} IN (SELECT value FROM json_each(${cx.bind(JSON.stringify(values))}))`);
 			continue;
 		}
-		const sqlValue = operand(type === "string[]" ? "string" : type, arg);
+		const exact = op === "eq" || op === "ne";
+		const sqlValue = operand(type === "string[]" ? "string" : type, arg, exact);
 		if (sqlValue === undefined) {
-			cx.problems.add(at, expected(type === "string[]" ? "string" : type));
+			cx.problems.add(at, expected(type === "string[]" ? "string" : type, exact));
 			continue;
 		}
 		const p = cx.bind(sqlValue);
@@ -169,13 +170,19 @@ function compileField(col: string, type: FilterType, spec: unknown, pointer: str
 	return parts.length ? parts.join(" AND ") : "0";
 }
 
-/** The SQL value of an operand for a field of `type`, or undefined when it is the wrong type. Booleans are stored as 1/0. */
-function operand(type: FilterType, v: unknown): string | number | undefined {
+/**
+ * The SQL value of an operand for a field of `type`, or undefined when it is the wrong type.
+ * Booleans are stored as 1/0. `exact` (eq, ne, in): an int field is compared with an int, as a
+ * value written to it must be one (1.5 or 2^53 is a mistake that would otherwise silently match
+ * nothing, or everything under ne); a range (lt, gte...) takes any number.
+ */
+function operand(type: FilterType, v: unknown, exact = false): string | number | undefined {
 	switch (type) {
 		case "string":
 		case "string[]":
 			return typeof v === "string" ? v : undefined;
 		case "int":
+			return typeof v === "number" && (exact ? Number.isSafeInteger(v) : Number.isFinite(v)) ? v : undefined;
 		case "float":
 			return typeof v === "number" && Number.isFinite(v) ? v : undefined;
 		case "bool":
@@ -183,8 +190,14 @@ function operand(type: FilterType, v: unknown): string | number | undefined {
 	}
 }
 
-const expected = (type: FilterType): string =>
-	type === "bool" ? "expected true or false" : type === "int" || type === "float" ? "expected a finite number" : "expected a string";
+const expected = (type: FilterType, exact = false): string =>
+	type === "bool"
+		? "expected true or false"
+		: type === "int" && exact
+			? `expected an integer from -${Number.MAX_SAFE_INTEGER} to ${Number.MAX_SAFE_INTEGER} (an int field holds nothing else)`
+			: type === "int" || type === "float"
+				? "expected a finite number"
+				: "expected a string";
 
 // ---------------------------------------------------------------- sort
 

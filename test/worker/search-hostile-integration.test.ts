@@ -75,6 +75,22 @@ describe("unknown fields and operators", () => {
 		await expectProblem(await search(ds, { vector: { value: [1, 0, 0, 0] }, sort: "price" }), 400);
 	});
 
+	it("an int field compared for equality with what no int can be (1.5, 2^53) is a 400, as the same value written to it would be; ranges take any number", async () => {
+		const p = await expectProblem(
+			await search(ds, { filter: { stock: { eq: 1.5 }, or: [{ stock: { in: [1, 2.5] } }, { stock: { ne: 2 ** 53 } }, { stock: 3.25 }] } }),
+			400,
+		);
+		expect(p.errors?.map((e) => e.pointer)).toEqual(["/filter/stock/eq", "/filter/or/0/stock/in/1", "/filter/or/1/stock/ne", "/filter/or/2/stock/eq"]);
+		expect(p.errors?.[0]?.detail).toMatch(/integer/);
+		const range = await searchOk(ds, { filter: { stock: { lt: 2.5, gte: -0.5 } }, limit: 100 });
+		expect(range.hits.map((h) => h.key)).toEqual(
+			products
+				.filter((x) => typeof x.stock === "number" && x.stock < 2.5 && x.stock >= 0)
+				.map((x) => x.sku)
+				.sort(),
+		);
+	});
+
 	it("text or vector on a dataset without such fields is a 400 saying so", async () => {
 		const plain = await createDataset(productSpec({ filters: ["price"] }) as never);
 		expect((await expectProblem(await search(plain, { q: "red" }), 400)).errors?.[0]).toEqual({
