@@ -30,7 +30,7 @@ import { JsonScalar } from "./scalars";
 /** Its name is reserved (src/graphql/names.ts), so no dataset's type can take it. */
 export const SearchVectorInput = new GraphQLInputObjectType({
 	name: "SearchVector",
-	description: "Exact cosine k-nearest neighbours of value, or of the vector of record key (left out of its own results): give exactly one",
+	description: "Exact cosine k-nearest neighbours of value, or of the vector of record key (left out of the results, also with q): give exactly one",
 	// In the order of REST's body, so the same query hashes alike for its cursor over either API.
 	fields: {
 		value: { type: new GraphQLList(new GraphQLNonNull(GraphQLFloat)), description: "The query vector (the dim of the dataset's vector field)" },

@@ -65,7 +65,7 @@ const searchSchema = z
 			.strict()
 			.optional()
 			.openapi({
-				description: `Exact cosine k-nearest neighbours of value, or of the vector of record key (left out of its own results). With q: both rankings fused by reciprocal rank (k=${RRF_K}). At most ${MAX_VECTORS} vectors and ${MAX_DATASET_FLOATS} floats per dataset (409 past it).`,
+				description: `Exact cosine k-nearest neighbours of value, or of the vector of record key (left out of the results, also with q). With q: both rankings fused by reciprocal rank (k=${RRF_K}). At most ${MAX_VECTORS} vectors and ${MAX_DATASET_FLOATS} floats per dataset (409 past it).`,
 			}),
 		limit: z
 			.number()

@@ -269,7 +269,14 @@ async function passing(db: D1Database, t: IndexTables, plan: Plan, among: number
  * pass, they are exactly the k nearest that pass (every doc past them is no nearer); otherwise the
  * filter's whole set is read and ranked. Docs that tie with the k-th come too (the caller cuts by key).
  */
-async function rankVector(db: D1Database, dataset: string, gen: number, t: IndexTables, layout: IndexLayout, plan: Plan): Promise<Entry[]> {
+async function rankVector(
+	db: D1Database,
+	dataset: string,
+	gen: number,
+	t: IndexTables,
+	layout: IndexLayout,
+	plan: Plan,
+): Promise<{ entries: Entry[]; exclude: number | null }> {
 	const v = plan.vector as NonNullable<Plan["vector"]>;
 	const [set, byKey] = await Promise.all([
 		vectorsOf(db, dataset, gen, t, layout.vector?.dim ?? 0),
@@ -288,7 +295,7 @@ async function rankVector(db: D1Database, dataset: string, gen: number, t: Index
 		exclude = byKey.id;
 	}
 	const q = query as Float32Array;
-	if (plan.where === "1") return set.nearest(q, v.k, null, exclude);
+	if (plan.where === "1") return { entries: set.nearest(q, v.k, null, exclude), exclude };
 	const depth = Math.max(POSTFILTER_DEPTH, v.k);
 	const nearest = set.nearest(q, depth, null, exclude);
 	const pass = await passing(
@@ -298,8 +305,8 @@ async function rankVector(db: D1Database, dataset: string, gen: number, t: Index
 		nearest.map((e) => e.id),
 	);
 	const kept = nearest.filter((e) => pass.has(e.id));
-	if (kept.length >= v.k || nearest.length < depth) return kept;
-	return set.nearest(q, v.k, await passing(db, t, plan, null), exclude);
+	if (kept.length >= v.k || nearest.length < depth) return { entries: kept, exclude };
+	return { entries: set.nearest(q, v.k, await passing(db, t, plan, null), exclude), exclude };
 }
 
 /** Reciprocal rank fusion of rankings: each doc scores the sum of 1 / (RRF_K + its rank) over the rankings it is in. */
@@ -353,10 +360,16 @@ async function rank(db: D1Database, dataset: string, gen: number, layout: IndexL
 	if (!plan.vector) return plan.match ? rankText(db, t, plan, MAX_DEPTH) : rankFilter(db, t, plan, MAX_DEPTH);
 	// Cut after ties are put in key order: of docs tied at the k-th place (or the depth's edge), those first by key make it.
 	const k = plan.vector.k;
-	const vector = rankVector(db, dataset, gen, t, layout, plan).then(async (entries) => (await tiesByKey(db, t, entries)).slice(0, k));
-	if (!plan.match) return vector;
-	const [text, near] = await Promise.all([rankText(db, t, plan, MAX_DEPTH), vector]);
-	return (await tiesByKey(db, t, fuse([text, near]))).slice(0, MAX_DEPTH);
+	const vector = rankVector(db, dataset, gen, t, layout, plan).then(async ({ entries, exclude }) => ({
+		near: (await tiesByKey(db, t, entries)).slice(0, k),
+		exclude,
+	}));
+	if (!plan.match) return (await vector).near;
+	const [text, { near, exclude }] = await Promise.all([rankText(db, t, plan, MAX_DEPTH), vector]);
+	// Records like vector.key: the record itself is left out of the whole result, not only of the
+	// vector ranking (its text may well match q too).
+	const others = exclude === null ? text : text.filter((e) => e.id !== exclude);
+	return (await tiesByKey(db, t, fuse([others, near]))).slice(0, MAX_DEPTH);
 }
 
 /**

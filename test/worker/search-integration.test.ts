@@ -195,6 +195,18 @@ describe("queries against a brute-force oracle", () => {
 		for (let i = 1; i < hits.length; i++) expect((hits[i - 1] as Hit).score).toBeGreaterThanOrEqual((hits[i] as Hit).score);
 	});
 
+	it("hybrid by a record's own vector leaves the record out of the results, though its text matches", async () => {
+		const self = products.find((p) => p.emb && matchesText(p, "red")) as Product;
+		const text = (await searchAll(ds, { q: "red", limit: 100 })).filter((h) => h.key !== self.sku);
+		const vector = await searchAll(ds, { vector: { key: self.sku, k: 40 }, limit: 100 });
+		const fused = new Map<string, number>();
+		for (const ranking of [text, vector]) for (const [i, h] of ranking.entries()) fused.set(h.key, (fused.get(h.key) ?? 0) + 1 / (60 + i + 1));
+		const hits = await searchAll(ds, { q: "red", vector: { key: self.sku, k: 40 }, limit: 100 });
+		expect(keysOf(hits)).not.toContain(self.sku);
+		expect(sorted(keysOf(hits))).toEqual(sorted([...fused.keys()]));
+		for (const h of hits) expect(h.score).toBeCloseTo(fused.get(h.key) as number, 5);
+	});
+
 	it("highlights mark the matched words in each text field (string[] fields: the matching items)", async () => {
 		const res = await searchOk(ds, { q: "sale", highlight: true, limit: 100 });
 		expect(res.hits.length).toBeGreaterThan(0);
