@@ -426,6 +426,24 @@ async function highlights(
 	return out;
 }
 
+/**
+ * JSON text with every object's members in name order: JSON objects are unordered, so a filter
+ * written {"gte": 0, "lt": 9} on one page and {"lt": 9, "gte": 0} on the next (or in another API)
+ * is the same query to its cursor. Written as text, never rebuilt as an object, so a member named
+ * "__proto__" is kept as what it is. The input passed planQuery: its nesting is bounded.
+ */
+function canonicalJson(v: unknown): string {
+	if (Array.isArray(v)) return `[${v.map(canonicalJson).join(",")}]`;
+	if (v !== null && typeof v === "object") {
+		const o = v as Record<string, unknown>;
+		return `{${Object.keys(o)
+			.sort()
+			.map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`)
+			.join(",")}}`;
+	}
+	return JSON.stringify(v) ?? "null";
+}
+
 /** A score as reported: float32 precision, then 6 significant digits, so the first page and cursor pages agree. */
 const reportScore = (s: number): number => Number(Math.fround(s).toPrecision(6));
 
@@ -462,7 +480,7 @@ async function searchOnce(services: Services, spec: DatasetSpec, query: SearchQu
 			const t = tablesOf(spec.name, meta.gen);
 			// The sort as parsed: "price", ["price"] and [{"field": "price"}] are one query (GraphQL's sort is always a list).
 			const sort = query.sort === undefined ? null : plan.sort.map((k) => (k.kind === "score" ? "_score" : `${k.desc ? "-" : ""}${k.field}`));
-			const hash = queryHash(JSON.stringify([spec.name, query.q ?? null, query.filter ?? null, sort, query.vector ?? null]));
+			const hash = queryHash(JSON.stringify([spec.name, query.q ?? null, canonicalJson(query.filter ?? null), sort, canonicalJson(query.vector ?? null)]));
 			let entries: Entry[];
 			if (query.cursor !== undefined) {
 				const state = decodeSearchCursor(query.cursor);
