@@ -55,7 +55,8 @@ function literalValue(node: ValueNode, variables: { readonly [name: string]: unk
 			return out;
 		}
 		case Kind.VARIABLE:
-			return variables?.[node.name.value] ?? null;
+			// Own members only: a variable named like Object's (`$__proto__`, `$constructor`) left unset is null, not the prototype's.
+			return variables && Object.hasOwn(variables, node.name.value) ? (variables[node.name.value] ?? null) : null;
 	}
 }
 

@@ -170,6 +170,14 @@ describe("scalars", () => {
 		expect(await run("query($j: JSON) { json(j: $j) }", { j })).toEqual({ data: { json: j } });
 		expect(await run('{ json(j: {a: [1, {b: null}], c: "d"}) }')).toEqual({ data: { json: j } });
 	});
+
+	it("JSON: a variable left unset inside a literal is null, also when it is named like a member of Object", async () => {
+		// `$__proto__` unset read Object.prototype: a search filter `{and: [$__proto__]}` then matched everything.
+		for (const name of ["__proto__", "constructor", "toString"]) {
+			expect(await run(`query($${name}: JSON) { json(j: {and: [$${name}]}) }`, {})).toEqual({ data: { json: { and: [null] } } });
+		}
+		expect(await run("query($x: JSON) { json(j: {and: [$x]}) }", { x: { a: 1 } })).toEqual({ data: { json: { and: [{ a: 1 }] } } });
+	});
 });
 
 describe("cost", () => {
