@@ -21,7 +21,7 @@ import {
 } from "graphql";
 import { HotpathError } from "../errors";
 import type { DatasetSpec } from "../registry/spec";
-import { DEFAULT_K, DEFAULT_LIMIT, MAX_LIMIT, type SearchQuery, searchDataset } from "../search/search";
+import { DEFAULT_K, DEFAULT_LIMIT, MAX_LIMIT, type SearchQuery, searchDataset, withoutNulls } from "../search/search";
 import type { IfStale } from "../serving/freshness";
 import type { GraphqlContext } from "./batch";
 import type { DatasetNames } from "./names";
@@ -54,16 +54,7 @@ export interface SearchArgs {
 
 /** Arguments as REST's body: null (GraphQL's "given as null") is left out like an absent member. */
 export function searchQuery(args: SearchArgs): SearchQuery {
-	const query: Record<string, unknown> = {};
-	for (const [name, v] of Object.entries(args)) {
-		if (v === null || v === undefined) continue;
-		if (name === "vector") {
-			const vector: Record<string, unknown> = {};
-			for (const [k, x] of Object.entries(v as object)) if (x !== null && x !== undefined) vector[k] = x;
-			query.vector = vector;
-		} else query[name] = v;
-	}
-	return query as SearchQuery;
+	return withoutNulls(args as { readonly [member: string]: unknown });
 }
 
 /** The enums the dataset's other fields use: a schema holds one type per name. */

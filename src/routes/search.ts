@@ -8,7 +8,7 @@ import type { DatasetSpec } from "../registry/spec";
 import { MAX_DEPTH } from "../search/cursor";
 import { MAX_FILTER_CONDITIONS, MAX_FILTER_DEPTH, MAX_FILTER_NODES, MAX_IN_VALUES, MAX_QUERY_TERMS } from "../search/filter";
 import { searchIndexStatus, startIndexBuild } from "../search/jobs";
-import { DEFAULT_K, DEFAULT_LIMIT, MAX_LIMIT, MAX_QUERY_CHARS, RRF_K, searchDataset } from "../search/search";
+import { DEFAULT_K, DEFAULT_LIMIT, MAX_LIMIT, MAX_QUERY_CHARS, RRF_K, searchDataset, withoutNulls } from "../search/search";
 import { MAX_DATASET_FLOATS, MAX_VECTORS } from "../search/vectors";
 import { bearer, datasetParam, json, mount, newRouter, problems } from "./openapi";
 import { readContext } from "./read-context";
@@ -21,11 +21,14 @@ export const SEARCH_BODY_LIMIT = 256 * 1024;
 /** A sort key in object form; parseSort (src/search/filter.ts) checks the keys' names and number. */
 const sortKeyObject = z.object({ field: z.string(), order: z.enum(["asc", "desc"]).optional() }).strict();
 
+// Every member may be null, meaning not given (a client's None or undefined serialised), as in
+// POST /v1/lookup and GraphQL.
 const searchSchema = z
 	.object({
 		q: z
 			.string()
 			.max(MAX_QUERY_CHARS)
+			.nullable()
 			.optional()
 			.openapi({
 				description: `Words to find in the text fields, all of them (BM25). Only letters and digits count: no FTS5 syntax. At most ${MAX_QUERY_TERMS} words.`,
@@ -34,6 +37,7 @@ const searchSchema = z
 		// must reach compileFilter to be named as an unknown field.
 		filter: z
 			.custom<Record<string, unknown>>((v) => typeof v === "object" && v !== null && !Array.isArray(v), { message: "Invalid input: expected an object" })
+			.nullable()
 			.optional()
 			.openapi({
 				type: "object",
@@ -45,6 +49,7 @@ const searchSchema = z
 			.union([z.string(), sortKeyObject, z.array(z.union([z.string(), sortKeyObject]))], {
 				error: 'sort is a key ("price", "-price", "_score" or {"field": "price", "order": "asc" | "desc"}) or a list of up to 3 keys',
 			})
+			.nullable()
 			.optional()
 			.openapi({
 				description:
@@ -52,17 +57,19 @@ const searchSchema = z
 			}),
 		vector: z
 			.object({
-				value: z.array(z.number()).max(4096).optional(),
-				key: z.string().max(400).optional(),
+				value: z.array(z.number()).max(4096).nullable().optional(),
+				key: z.string().max(400).nullable().optional(),
 				k: z
 					.number()
 					.int()
 					.min(1)
 					.max(MAX_DEPTH)
+					.nullable()
 					.optional()
 					.openapi({ description: `Neighbours to rank (default ${DEFAULT_K})` }),
 			})
 			.strict()
+			.nullable()
 			.optional()
 			.openapi({
 				description: `Exact cosine k-nearest neighbours of value, or of the vector of record key (left out of the results, also with q). With q: both rankings fused by reciprocal rank (k=${RRF_K}). At most ${MAX_VECTORS} vectors and ${MAX_DATASET_FLOATS} floats per dataset (409 past it).`,
@@ -72,19 +79,25 @@ const searchSchema = z
 			.int()
 			.min(1)
 			.max(MAX_LIMIT)
+			.nullable()
 			.optional()
 			.openapi({ description: `Hits per page (default ${DEFAULT_LIMIT})` }),
 		cursor: z
 			.string()
 			.max(32 * 1024)
+			.nullable()
 			.optional()
 			.openapi({
 				description: `next_cursor of the previous page, with the same q, filter, sort and vector. Pages serve the first page's ranking: a doc that exists throughout is served once, none skipped, up to ${MAX_DEPTH} hits in all.`,
 			}),
-		fields: z.array(z.string()).max(500).optional().openapi({ description: "Projection of each hit's value" }),
-		highlight: z.boolean().optional().openapi({ description: "With q: each hit's matching text fields, the words in <mark></mark> (FTS5 highlight())" }),
-		max_staleness: z.number().nonnegative().optional(),
-		if_stale: z.enum(["serve", "omit"]).optional(),
+		fields: z.array(z.string()).max(500).nullable().optional().openapi({ description: "Projection of each hit's value" }),
+		highlight: z
+			.boolean()
+			.nullable()
+			.optional()
+			.openapi({ description: "With q: each hit's matching text fields, the words in <mark></mark> (FTS5 highlight())" }),
+		max_staleness: z.number().nonnegative().nullable().optional(),
+		if_stale: z.enum(["serve", "omit"]).nullable().optional(),
 	})
 	.strict()
 	.openapi("SearchQuery");
@@ -138,7 +151,7 @@ mount(
 	limitBody(SEARCH_BODY_LIMIT),
 	async (c) => {
 		const spec = await datasetOf(c);
-		const query = await parseJsonBody(c, searchSchema);
+		const query = withoutNulls(await parseJsonBody(c, searchSchema));
 		const ctx = readContext(c);
 		const { tiers, ...result } = await searchDataset(c.get("services"), spec, query, ctx);
 		c.header("x-hotpath-tier", tiers.join(","));

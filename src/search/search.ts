@@ -50,6 +50,20 @@ export interface SearchQuery {
 	if_stale?: IfStale;
 }
 
+/** A query whose null members (and the vector's) mean not given, as REST and GraphQL take them: without those. */
+export function withoutNulls(input: { readonly [member: string]: unknown }): SearchQuery {
+	const query: Record<string, unknown> = {};
+	for (const [name, v] of Object.entries(input)) {
+		if (v === null || v === undefined) continue;
+		if (name === "vector" && typeof v === "object") {
+			const vector: Record<string, unknown> = {};
+			for (const [k, x] of Object.entries(v)) if (x !== null && x !== undefined) vector[k] = x;
+			query.vector = vector;
+		} else query[name] = v;
+	}
+	return query as SearchQuery;
+}
+
 export interface SearchHit {
 	key: string;
 	/** BM25 (text), cosine similarity (vector), the fused RRF score (both), or 0 when nothing ranks (filters and sorts only). */

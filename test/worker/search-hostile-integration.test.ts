@@ -26,6 +26,33 @@ async function expect4xx(res: Response): Promise<{ status: number; errors?: { po
 	return JSON.parse(text);
 }
 
+describe("null members", () => {
+	it("mean not given, as in POST /v1/lookup and GraphQL: a client's None is not a 400", async () => {
+		const word = (products[0] as Product).title.split(" ")[0] as string;
+		const plain = await searchOk(ds, { q: word, limit: 5 });
+		const nulls = await searchOk(ds, {
+			q: word,
+			limit: 5,
+			filter: null,
+			sort: null,
+			vector: null,
+			cursor: null,
+			fields: null,
+			highlight: null,
+			max_staleness: null,
+			if_stale: null,
+		});
+		expect(nulls.hits.map((h) => h.key)).toEqual(plain.hits.map((h) => h.key));
+		expect(nulls.next_cursor === null).toBe(plain.next_cursor === null);
+		// The vector's members too: a key given, its value null.
+		const byKey = await searchOk(ds, { vector: { key: products[0]?.sku, k: 3 }, limit: 3 });
+		const byKeyNulls = await searchOk(ds, { vector: { key: products[0]?.sku, value: null, k: null }, limit: 3, q: null });
+		expect(byKeyNulls.hits.map((h) => h.key)).toEqual(byKey.hits.slice(0, 3).map((h) => h.key));
+		// A cursor continues the query it came from, whether the first page's members were null or absent.
+		if (plain.next_cursor) expect((await searchOk(ds, { q: word, limit: 5, cursor: plain.next_cursor, filter: null })).hits.length).toBeGreaterThan(0);
+	});
+});
+
 describe("unknown fields and operators", () => {
 	it("are 400s naming each with a JSON pointer into the body", async () => {
 		const p = await expectProblem(
@@ -192,7 +219,8 @@ describe("hostile filters", () => {
 		await expect4xx(await call("POST", `/v1/datasets/${ds}/search`, { body: deep, headers: { "content-type": "application/json" } }));
 		const many = { or: Array.from({ length: 65 }, (_, i) => ({ stock: { eq: i } })) };
 		expect((await expectProblem(await search(ds, { filter: many }), 400)).errors?.[0]?.detail).toMatch(/at most 64 conditions/);
-		for (const filter of [[], "x", 5, null, { or: "x" }, { and: [] }, { price: null }, { price: {} }, { price: [1] }]) {
+		// (filter: null is no filter: see "null members".)
+		for (const filter of [[], "x", 5, { or: "x" }, { and: [] }, { price: null }, { price: {} }, { price: [1] }]) {
 			await expect4xx(await search(ds, { filter }));
 		}
 	});
