@@ -28,7 +28,7 @@ async function expect4xx(res: Response): Promise<{ status: number; errors?: { po
 
 describe("null members", () => {
 	it("mean not given, as in POST /v1/lookup and GraphQL: a client's None is not a 400", async () => {
-		const word = (products[0] as Product).title.split(" ")[0] as string;
+		const word = ((products[0] as Product).title ?? "shoe").split(" ")[0] as string;
 		const plain = await searchOk(ds, { q: word, limit: 5 });
 		const nulls = await searchOk(ds, {
 			q: word,
