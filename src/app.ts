@@ -17,7 +17,7 @@ import { ingestRoutes } from "./routes/ingest";
 import { keyRoutes } from "./routes/keys";
 import { lookupRoutes } from "./routes/lookup";
 import { type ApiRouter, json, keylessProblems, newRouter, openApiDocument } from "./routes/openapi";
-import { onError, problemResponse } from "./routes/problem";
+import { instancePath, onError, problemResponse } from "./routes/problem";
 import { rebuildRoutes } from "./routes/rebuild";
 import { recordRoutes } from "./routes/records";
 import { searchRoutes } from "./routes/search";
@@ -140,12 +140,12 @@ export function createApp() {
 		if (allow.length && !allow.includes(c.req.method)) {
 			return problemResponse(
 				new HotpathError("method_not_allowed", `${c.req.method} is not allowed on ${c.req.path}; it takes ${allow.join(", ")}`),
-				c.req.path,
+				instancePath(c),
 				c.get("requestId"),
 				{ allow: allow.join(", ") },
 			);
 		}
-		return problemResponse(new HotpathError("not_found", `no route for ${c.req.method} ${c.req.path}`), c.req.path, c.get("requestId"));
+		return problemResponse(new HotpathError("not_found", `no route for ${c.req.method} ${c.req.path}`), instancePath(c), c.get("requestId"));
 	});
 	app.onError(onError);
 

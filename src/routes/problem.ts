@@ -79,21 +79,29 @@ export function problemResponse(err: HotpathError, instance?: string, requestId?
 	return new Response(JSON.stringify(toProblem(err, instance, requestId)), { status: problemStatus[err.code], headers });
 }
 
+/**
+ * The request's path as sent, still percent-encoded: a problem's `instance` is a URI reference
+ * (RFC 9457), which the router's decoded path is not (a key with a space, a quote, a newline or
+ * non-ASCII text in it does not resolve back to the resource; a newline is even stripped).
+ */
+export const instancePath = (c: Context): string => new URL(c.req.url).pathname;
+
 /** The app's one error handler: domain errors become their problem, anything else a logged 500. */
 export function onError(err: Error, c: Context): Response {
 	const id = c.get("requestId");
+	const instance = instancePath(c);
 	// Headers a route set before failing (X-Hotpath-Tier, Server-Timing) stay on the problem response.
 	const extra = c.res.headers;
-	if (err instanceof HotpathError) return problemResponse(err, c.req.path, id, extra);
+	if (err instanceof HotpathError) return problemResponse(err, instance, id, extra);
 	if (err instanceof ConfigError) {
 		log.error("configuration error", { error: err.message });
-		return problemResponse(new HotpathError("internal", `server misconfigured: ${err.message}`), c.req.path, id);
+		return problemResponse(new HotpathError("internal", `server misconfigured: ${err.message}`), instance, id);
 	}
 	if (isD1Failure(err)) {
 		// D1 down or refusing is an outage the caller can wait out, not a bug in its request.
 		log.warn("D1 failed a request", { path: c.req.path, error: String(err), cause: String(err.cause ?? "") });
-		return problemResponse(new HotpathError("unavailable", "the database (D1) did not answer; retry shortly", { retryAfterSeconds: 1 }), c.req.path, id, extra);
+		return problemResponse(new HotpathError("unavailable", "the database (D1) did not answer; retry shortly", { retryAfterSeconds: 1 }), instance, id, extra);
 	}
 	log.error("unhandled error", { path: c.req.path, error: String(err), stack: err.stack });
-	return problemResponse(new HotpathError("internal", "unexpected server error; it has been logged"), c.req.path, id);
+	return problemResponse(new HotpathError("internal", "unexpected server error; it has been logged"), instance, id);
 }
