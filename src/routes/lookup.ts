@@ -110,7 +110,7 @@ mount(
 			let fields: string[] | undefined;
 			let asOf: number | undefined;
 			try {
-				fields = checkFields(r.fields ?? undefined, fieldsAndAggregates(spec), `/requests/${i}/fields`);
+				fields = checkFields(r.fields ?? undefined, fieldsAndAggregates(spec), `/requests/${i}/fields`, true);
 				// A request's own as_of overrides the top-level one; null asks for current values.
 				asOf = r.as_of === null ? undefined : (parseTimeParam(r.as_of, `/requests/${i}/as_of`) ?? topAsOf);
 				if (asOf !== undefined) assertWithinHistory(spec, asOf);

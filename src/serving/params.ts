@@ -66,18 +66,25 @@ const MAX_NAMED_UNKNOWN = 20;
 /**
  * Checks a field projection against the dataset's fields, and returns it with each name once (in
  * first-seen order): a projection is a set, and every record read projects it again, so a body
- * repeating one name 200,000 times must not cost 200,000 steps per record.
+ * repeating one name 200,000 times must not cost 200,000 steps per record. `where` names the
+ * projection; with `itemPointers` (a JSON body's list) each unknown name's error item points at
+ * its own index in it (`/requests/0/fields/2`), as every other bad item of a body is pointed at.
  */
-export function checkFields(fields: string[] | undefined, known: Record<string, unknown>, where: string): string[] | undefined {
+export function checkFields(fields: string[] | undefined, known: Record<string, unknown>, where: string, itemPointers = false): string[] | undefined {
 	if (!fields) return undefined;
-	const unknown = fields.filter((f) => !Object.hasOwn(known, f));
+	const unknown: { name: string; at: number }[] = [];
+	fields.forEach((name, at) => {
+		if (!Object.hasOwn(known, name)) unknown.push({ name, at });
+	});
 	if (unknown.length) {
 		// Field names are at most 64 characters: a longer one is named by its start.
-		const named = unknown.slice(0, MAX_NAMED_UNKNOWN).map((f) => (f.length > 64 ? `${f.slice(0, 64)}...` : f));
+		const named = unknown.slice(0, MAX_NAMED_UNKNOWN).map((u) => ({ ...u, name: u.name.length > 64 ? `${u.name.slice(0, 64)}...` : u.name }));
 		const more = unknown.length > named.length ? ` and ${unknown.length - named.length} more` : "";
-		throw new HotpathError("bad_request", `${where}: unknown field(s) ${named.join(", ")}${more}; known fields are ${Object.keys(known).join(", ")}`, {
-			errors: named.map((f) => ({ pointer: where, detail: `unknown field "${f}"` })),
-		});
+		throw new HotpathError(
+			"bad_request",
+			`${where}: unknown field(s) ${named.map((u) => u.name).join(", ")}${more}; known fields are ${Object.keys(known).join(", ")}`,
+			{ errors: named.map((u) => ({ pointer: itemPointers ? `${where}/${u.at}` : where, detail: `unknown field "${u.name}"` })) },
+		);
 	}
 	return fields.length > 1 ? [...new Set(fields)] : fields;
 }

@@ -191,7 +191,7 @@ describe("POST /v1/lookup", () => {
 			expect(p.detail).toContain("/requests/1/dataset");
 		});
 
-		it("an unknown field -> 400 problem pointing at that request's fields", async () => {
+		it("an unknown field -> 400 problem pointing at it in that request's fields", async () => {
 			const p = await expectProblem(
 				await lookup({
 					requests: [
@@ -201,7 +201,7 @@ describe("POST /v1/lookup", () => {
 				}),
 				400,
 			);
-			expect(p.errors).toEqual([{ pointer: "/requests/1/fields", detail: expect.stringContaining("colour") }]);
+			expect(p.errors).toEqual([{ pointer: "/requests/1/fields/1", detail: expect.stringContaining("colour") }]);
 		});
 
 		it("reports every bad item at once", async () => {
@@ -215,7 +215,7 @@ describe("POST /v1/lookup", () => {
 				}),
 				400,
 			);
-			expect(p.errors?.map((e) => e.pointer).sort()).toEqual(["/requests/0/dataset", "/requests/1/fields", "/requests/1/keys/1", "/requests/2/dataset"]);
+			expect(p.errors?.map((e) => e.pointer).sort()).toEqual(["/requests/0/dataset", "/requests/1/fields/0", "/requests/1/keys/1", "/requests/2/dataset"]);
 		});
 
 		it("a key longer than 400 bytes -> 400 problem pointing at it", async () => {
@@ -269,7 +269,7 @@ describe("POST /v1/lookup", () => {
 		// Regression (was a bug): same root cause as fields=toString on the record route: checkFields uses `in`.
 		it("a field named like an Object.prototype member (constructor) -> 400 problem", async () => {
 			const p = await expectProblem(await lookup({ requests: [{ dataset: users, keys: ["u1"], fields: ["constructor"] }] }), 400);
-			expect(p.errors).toEqual([{ pointer: "/requests/0/fields", detail: expect.stringContaining("constructor") }]);
+			expect(p.errors).toEqual([{ pointer: "/requests/0/fields/0", detail: expect.stringContaining("constructor") }]);
 		});
 	});
 
@@ -296,7 +296,7 @@ describe("POST /v1/lookup", () => {
 			expect(Date.now() - started).toBeLessThan(3000);
 			// 20 named per request (and "and 5 more" in its detail), for each of the 1,000.
 			expect(p.errors).toHaveLength(20_000);
-			expect(p.errors?.[19_999]).toEqual({ pointer: "/requests/999/fields", detail: 'unknown field "nope19"' });
+			expect(p.errors?.[19_999]).toEqual({ pointer: "/requests/999/fields/19", detail: 'unknown field "nope19"' });
 		});
 	});
 });

@@ -58,7 +58,7 @@ describe("time parameters a new user gets wrong", () => {
 			}),
 			400,
 		);
-		expect(p.errors?.map((e) => e.pointer)).toEqual(["/as_of", "/requests/0/fields", "/requests/1/dataset"]);
+		expect(p.errors?.map((e) => e.pointer)).toEqual(["/as_of", "/requests/0/fields/0", "/requests/1/dataset"]);
 		expect(p.errors?.[0]?.detail).toMatch(/"yesterday" is not a valid RFC 3339 time/);
 	});
 
