@@ -46,9 +46,32 @@ function onlyQueryParams(names: readonly string[]): MiddlewareHandler<AppEnv> {
 }
 
 /**
+ * Refuses query parameters named like members of a route's JSON body. Such a route reads its
+ * options from the body and ignores the query string, so `POST /v1/lookup?max_staleness=0` would
+ * answer as if no bound had been asked, and `POST /v1/keys?expires_at=...` make a key that never
+ * expires. Other parameters (a cache-buster) are still ignored, as on every route that takes none.
+ */
+function notInQuery(members: readonly string[]): MiddlewareHandler<AppEnv> {
+	const inBody = new Set(members);
+	return async function notInQuery(c, next) {
+		if (c.req.url.includes("?")) {
+			const misplaced = Object.keys(c.req.query()).filter((n) => inBody.has(n));
+			if (misplaced.length) {
+				const list = misplaced.map((n) => `"${n}"`).join(", ");
+				throw new HotpathError("bad_request", `${list} given in the query string: this route reads its options from the JSON body; put it there`, {
+					errors: misplaced.map((n) => ({ pointer: n, detail: "an option of the JSON body, not of the query string" })),
+				});
+			}
+		}
+		await next();
+	};
+}
+
+/**
  * Registers `route` for the OpenAPI document and mounts its middleware and handler. A route that
  * declares query parameters takes only those (GraphQL's GET excepted: the GraphQL-over-HTTP
- * convention lets clients send more, such as extensions).
+ * convention lets clients send more, such as extensions); one that takes a JSON object as its body
+ * refuses the body's members in its query string.
  */
 export function mount(app: ApiRouter, route: RouteConfig, ...handlers: [...MiddlewareHandler<AppEnv>[], Handler<AppEnv>]): void {
 	const described = withScope(route, handlers);
@@ -56,7 +79,11 @@ export function mount(app: ApiRouter, route: RouteConfig, ...handlers: [...Middl
 	app.described.push(keyed ? withPrivateAnswers(described) : described);
 	const query = route.request?.query;
 	const names = query instanceof z.ZodObject && !route.tags?.includes("graphql") ? Object.keys(query.shape) : undefined;
-	const checked = names ? [...handlers.slice(0, -1), onlyQueryParams(names), handlers[handlers.length - 1]] : handlers;
+	const media = route.request?.body?.content?.["application/json"];
+	const body = media && "schema" in media ? media.schema : undefined;
+	const members = !names && body instanceof z.ZodObject && !route.tags?.includes("graphql") ? Object.keys(body.shape) : undefined;
+	const queryCheck = names ? onlyQueryParams(names) : members ? notInQuery(members) : undefined;
+	const checked = queryCheck ? [...handlers.slice(0, -1), queryCheck, handlers[handlers.length - 1]] : handlers;
 	const chain = keyed ? [privateAnswers, ...checked] : checked;
 	app.on(route.method.toUpperCase(), route.path.replaceAll(/\{([^}]+)\}/g, ":$1"), ...(chain as [Handler<AppEnv>]));
 }
