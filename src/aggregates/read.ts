@@ -22,6 +22,7 @@ interface Acc {
 }
 
 const inEdges = (plan: WindowPlan, t: number) => plan.edges.some((e) => t >= e.from && t < e.to);
+const inTiles = (plan: WindowPlan, t: number) => plan.tiles.some((r) => t >= r.from && t < r.to);
 
 /** The aggregates of `keys` at time `at`, in one round trip to D1. Keys with no facts get counts of 0 and nulls. */
 export async function aggregatesAt(
@@ -50,6 +51,8 @@ export async function aggregatesAt(
 		for (const e of plan.edges) edges.add(`${e.from}:${e.to}`);
 	}
 	q.edges = [...edges].map((e) => e.split(":").map(Number) as [number, number]);
+	const tiles = [...plans.values()].flatMap((p) => p.tiles);
+	if (tiles.length) q.tileSpan = [Math.min(...tiles.map((t) => t.from)), Math.max(...tiles.map((t) => t.to))];
 	const parts = await readAggregateParts(db, spec.name, keys, q, at);
 
 	const accs = new Map<string, Map<string, Acc>>();
@@ -80,19 +83,34 @@ export async function aggregatesAt(
 		const a = acc(r.key, names.get(r.agg) ?? r.agg);
 		a.registers.set(r.idx, Math.max(a.registers.get(r.idx) ?? 0, r.rank));
 	}
+	/** Adds one fact from the log to aggregate `name` of its key. */
+	const addFact = (key: string, name: string, agg: AggregateSpec, value: Record<string, unknown> | null) => {
+		const v = factValue(agg, value);
+		if (v === undefined) return;
+		const a = acc(key, name);
+		if (agg.fn === "distinct") {
+			const { idx, rank } = hllRegister(v);
+			a.registers.set(idx, Math.max(a.registers.get(idx) ?? 0, rank));
+		} else if (typeof v === "number") addNumber(a, 1, v, v, v);
+		else if (agg.fn === "count") addNumber(a, 1, 0, null, null);
+	};
 	for (const f of parts.edgeFacts) {
 		const value = f.value === null ? null : (JSON.parse(f.value) as Record<string, unknown>);
 		for (const [name, agg] of aggs) {
 			const plan = plans.get(name);
-			if (!plan || !inEdges(plan, f.event_time)) continue;
-			const v = factValue(agg, value);
-			if (v === undefined) continue;
-			const a = acc(f.key, name);
-			if (agg.fn === "distinct") {
-				const { idx, rank } = hllRegister(v);
-				a.registers.set(idx, Math.max(a.registers.get(idx) ?? 0, rank));
-			} else if (typeof v === "number") addNumber(a, 1, v, v, v);
-			else if (agg.fn === "count") addNumber(a, 1, 0, null, null);
+			if (plan && inEdges(plan, f.event_time)) addFact(f.key, name, agg, value);
+		}
+	}
+	// Facts a running backfill has not folded into the tiles of its aggregates yet (an aggregate just
+	// added, or whose window moved across a day, starts from empty tiles): taken from the log until
+	// it has, so the aggregate never reads as if they were not there. Only the job of an aggregate's
+	// own `since` counts for it: one removed and added again has a job of its own.
+	for (const f of parts.pending) {
+		const value = f.value === null ? null : (JSON.parse(f.value) as Record<string, unknown>);
+		const jobAggs = JSON.parse(f.aggs) as string[];
+		for (const [name, agg] of aggs) {
+			const plan = plans.get(name);
+			if (plan && agg.since === f.before && jobAggs.includes(name) && inTiles(plan, f.event_time)) addFact(f.key, name, agg, value);
 		}
 	}
 	// The n newest of each key's facts, by (event_time, id) as the merge orders them: the rows hold

@@ -132,6 +132,23 @@ SELECT k.key, ?5 AS agg, l.value -> ?4 AS v, l.event_time, l.event_id
 FROM k CROSS JOIN event_log AS l ON l.dataset = ?1 AND l.key = k.key AND l.event_time >= coalesce(k.edge, ?3) AND l.event_time > ?3 AND l.event_time <= ?6
 WHERE ${carries("l.")}`;
 
+// Facts of the keys read that a backfill still running has not folded into its aggregates' tiles
+// yet: those its writers counted into no aggregate as new as the job's (agg_version below its
+// `before`), of keys past its cursor (pages go in key order, and move the cursor in the transaction
+// that writes their tiles), in the range of tiles read. With no job running, a seek of the dataset's
+// running jobs that finds none.
+const PENDING_FACTS = `SELECT j.before, j.aggs, l.key, l.event_time, l.event_id, l.value
+FROM agg_backfills AS j
+  CROSS JOIN (SELECT value AS key FROM json_each(?2)) AS k
+  CROSS JOIN event_log AS l ON l.dataset = ?1 AND l.key = k.key AND l.event_time >= ?3 AND l.event_time < ?4
+WHERE j.dataset = ?1 AND j.done = 0 AND (j.cursor IS NULL OR k.key > j.cursor) AND l.op != 'delete' AND coalesce(l.agg_version, 0) < j.before`;
+
+/** A fact not yet in the tiles of the aggregates of a running backfill (`aggs`, a JSON array of names, added at `before`). */
+export interface PendingFact extends EdgeFact {
+	before: number;
+	aggs: string;
+}
+
 export interface AggregateQuery {
 	/** Tile ranges of the count/sum/min/max/mean aggregates. */
 	sumRanges: TileRangeRow[];
@@ -141,6 +158,8 @@ export interface AggregateQuery {
 	edges: [number, number][];
 	/** last_n aggregates: the window's start (exclusive), the field and n (the rows hold the facts tied with the n-th too, in no order). */
 	lastN: { agg: string; field: string; after: number; n: number }[];
+	/** The span [from, to) of every tile range above: where facts a running backfill has not counted yet are looked for. */
+	tileSpan?: [number, number];
 }
 
 /** Everything the aggregates of some keys need at time `at`, in one round trip. */
@@ -150,20 +169,25 @@ export async function readAggregateParts(
 	keys: readonly string[],
 	q: AggregateQuery,
 	at: number,
-): Promise<{ sums: TileSums[]; registers: RegisterRow[]; edgeFacts: EdgeFact[]; last: LastRow[] }> {
+): Promise<{ sums: TileSums[]; registers: RegisterRow[]; edgeFacts: EdgeFact[]; last: LastRow[]; pending: PendingFact[] }> {
 	const keysJson = JSON.stringify(keys);
+	// In the same batch (one transaction) as the tiles: a backfill page that lands between the two
+	// reads would otherwise count its facts twice, or not at all.
 	const stmts: D1PreparedStatement[] = [
 		db.prepare(TILE_SUMS).bind(dataset, JSON.stringify(q.sumRanges), keysJson),
 		db.prepare(REGISTERS).bind(dataset, JSON.stringify(q.registerRanges), keysJson),
 		db.prepare(EDGE_FACTS).bind(dataset, JSON.stringify(q.edges), keysJson),
 		...q.lastN.map((l) => db.prepare(LAST_N).bind(dataset, keysJson, l.after, `$."${l.field}"`, l.agg, at, l.n)),
+		...(q.tileSpan ? [db.prepare(PENDING_FACTS).bind(dataset, keysJson, q.tileSpan[0], q.tileSpan[1])] : []),
 	];
 	const results = await db.batch(stmts);
+	const pendingAt = 3 + q.lastN.length;
 	return {
 		sums: (results[0]?.results ?? []) as TileSums[],
 		registers: (results[1]?.results ?? []) as RegisterRow[],
 		edgeFacts: (results[2]?.results ?? []) as EdgeFact[],
-		last: results.slice(3).flatMap((r) => r.results as LastRow[]),
+		last: results.slice(3, pendingAt).flatMap((r) => r.results as LastRow[]),
+		pending: q.tileSpan ? ((results[pendingAt]?.results ?? []) as PendingFact[]) : [],
 	};
 }
 

@@ -1,0 +1,1 @@
+CREATE INDEX `agg_backfills_running` ON `agg_backfills` (`dataset`) WHERE done = 0;
