@@ -110,12 +110,26 @@ const aggregateSchema = z
 	})
 	.strict();
 
+/**
+ * A record of names (fields, aggregates, ingest fields) that refuses the name "__proto__": zod's
+ * record drops that key without a word (the spec was stored without it, and the PUT answered
+ * 201), so it is refused here, at its pointer, before the record is built.
+ */
+function refuseProto<T extends z.ZodType>(what: string, schema: T) {
+	return z.preprocess((v, ctx) => {
+		if (v !== null && typeof v === "object" && Object.hasOwn(v, "__proto__")) {
+			ctx.addIssue({ code: "custom", message: `${what} name "__proto__" is reserved`, path: ["__proto__"], input: v });
+		}
+		return v;
+	}, schema);
+}
+
 const ingestSchema = z
 	.object({
 		key: jsonPointerSchema,
 		event_time: jsonPointerSchema.optional(),
 		op: jsonPointerSchema.optional(),
-		fields: z.record(z.string(), jsonPointerSchema).optional(),
+		fields: refuseProto("field", z.record(z.string(), jsonPointerSchema)).optional(),
 	})
 	.strict();
 
@@ -123,14 +137,8 @@ export const specInputSchema = z
 	.object({
 		name: z.string().optional(),
 		key: z.string().regex(FIELD_PATTERN, "must be an identifier: letters, digits and _, not starting with a digit or __, at most 64"),
-		// zod drops a "__proto__" key without a word; refuse it here instead, before the record is built.
-		fields: z.preprocess(
-			(v, ctx) => {
-				if (v !== null && typeof v === "object" && Object.hasOwn(v, "__proto__")) {
-					ctx.addIssue({ code: "custom", message: 'field name "__proto__" is reserved', path: ["__proto__"], input: v });
-				}
-				return v;
-			},
+		fields: refuseProto(
+			"field",
 			z
 				.record(
 					z.string().regex(FIELD_PATTERN, "field names must be identifiers: letters, digits and _, not starting with a digit or __, at most 64"),
@@ -146,12 +154,13 @@ export const specInputSchema = z
 			.default(DEFAULT_TTL_SECONDS),
 		history_days: z.number().int().min(1).max(MAX_HISTORY_DAYS).default(DEFAULT_HISTORY_DAYS),
 		ingest: ingestSchema.optional(),
-		aggregates: z
-			.record(
+		aggregates: refuseProto(
+			"aggregate",
+			z.record(
 				z.string().regex(FIELD_PATTERN, "aggregate names must be identifiers: letters, digits and _, not starting with a digit or __, at most 64"),
 				aggregateSchema,
-			)
-			.optional(),
+			),
+		).optional(),
 		search: searchSchema.optional(),
 		description: z.string().max(1000).optional(),
 	})

@@ -173,6 +173,18 @@ describe("PUT /v1/datasets/:name", () => {
 				expect(JSON.stringify(p)).toContain("__proto__");
 			}
 		});
+
+		// The same for the spec's other maps of names: an aggregate (or an ingest field) named
+		// __proto__ was dropped without a word, and the PUT answered 201 without it.
+		it.each([
+			["an aggregate", '{"key":"k","fields":{"a":"int"},"aggregates":{"__proto__":{"fn":"count","window":"1h"}}}', "/aggregates/__proto__"],
+			["an ingest field", '{"key":"k","fields":{"a":"int"},"ingest":{"key":"/k","fields":{"__proto__":"/a"}}}', "/ingest/fields/__proto__"],
+		])("%s named __proto__ is refused at its pointer, never silently dropped", async (_label, body, pointer) => {
+			const name = uniqueName();
+			const p = await expectProblem(await call("PUT", `/v1/datasets/${name}`, { body, headers: { "content-type": "application/json" } }), 400);
+			expect(p.errors?.map((e) => e.pointer)).toContain(pointer);
+			await expectProblem(await call("GET", `/v1/datasets/${name}`), 404);
+		});
 	});
 
 	describe("error: incompatible changes -> 409 problem naming the field and the reason", () => {
