@@ -82,16 +82,40 @@ export async function ensureAggregateBackfills(db: D1Database, queue: Queue<unkn
 /** Seconds before a backfill starts: longer than a consumer batch that began with the old registry can take. */
 export const BACKFILL_DELAY_S = 30;
 
-/** Works one page of a backfill job; returns whether another page follows (queued here). */
-export async function backfillPage(db: D1Database, queue: Queue<unknown>, spec: DatasetSpec | undefined, jobId: string, now = Date.now()): Promise<boolean> {
+/** Of a job's aggregates, those `spec` still has as the job started them (with its `since`). */
+const jobAggregates = (spec: DatasetSpec | undefined, job: BackfillJob): NonNullable<DatasetSpec["aggregates"]> =>
+	Object.fromEntries(
+		job.aggs
+			.filter((n) => spec?.aggregates?.[n]?.since === job.before)
+			.map((n) => [n, spec?.aggregates?.[n] as NonNullable<DatasetSpec["aggregates"]>[string]]),
+	);
+
+/**
+ * Works one page of a backfill job; returns whether another page follows (queued here). `fresh`
+ * reads the dataset's spec from D1, for when `spec` (the isolate's registry) lacks the job's aggregates.
+ */
+export async function backfillPage(
+	db: D1Database,
+	queue: Queue<unknown>,
+	given: DatasetSpec | undefined,
+	jobId: string,
+	now = Date.now(),
+	fresh?: () => Promise<DatasetSpec | undefined>,
+): Promise<boolean> {
 	const job: BackfillJob | null = await getBackfill(db, jobId);
-	if (!job || job.done || !spec?.aggregates) return false;
+	if (!job || job.done) return false;
+	let spec = given;
 	// Only the aggregates this job was started for: one removed and added again since (or whose
 	// window moved across a day) has a new since, new tiles, and a backfill job of its own.
-	const aggregates = Object.fromEntries(
-		job.aggs.filter((n) => spec.aggregates?.[n]?.since === job.before).map((n) => [n, spec.aggregates?.[n] as NonNullable<DatasetSpec["aggregates"]>[string]]),
-	);
-	if (!Object.keys(aggregates).length) {
+	let aggregates = jobAggregates(spec, job);
+	// A registry without them may be older than the job (an isolate whose version check failed
+	// serves the last registry it read): ask D1 before taking them for removed, or the job would
+	// end, or stall, without counting the facts it was started for.
+	if (!Object.keys(aggregates).length && fresh) {
+		spec = await fresh();
+		aggregates = jobAggregates(spec, job);
+	}
+	if (!spec || !Object.keys(aggregates).length) {
 		await writeBackfillPage(db, job.job, job.cursor, job.cursor, 0, true, [], []);
 		return false;
 	}

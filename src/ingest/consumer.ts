@@ -177,7 +177,9 @@ async function consumePruneStep(jobs: QueueJobs, msg: Message<unknown>, holder: 
 async function consumeBackfillPage(services: Services, msg: Message<unknown>, job: string): Promise<void> {
 	try {
 		const row = await getBackfill(services.env.DB, job);
-		await backfillPage(services.env.DB, services.env.EVENTS_QUEUE, row ? await services.registry.get(row.dataset) : undefined, job);
+		await backfillPage(services.env.DB, services.env.EVENTS_QUEUE, row ? await services.registry.get(row.dataset) : undefined, job, Date.now(), () =>
+			row ? services.registry.fresh(row.dataset) : Promise.resolve(undefined),
+		);
 		msg.ack();
 	} catch (e) {
 		log.warn("aggregate backfill page failed; retrying", { job, error: String(e) });

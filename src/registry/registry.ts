@@ -44,6 +44,16 @@ export class Registry {
 		return this.cache.get(name) ?? null;
 	}
 
+	/**
+	 * The spec of `name` as D1 holds it now, bypassing this isolate's cache: for work that must not
+	 * act on a registry older than itself (a backfill job recorded by a PUT this isolate's version
+	 * check has not seen yet).
+	 */
+	async fresh(name: string): Promise<DatasetSpec | undefined> {
+		const row = await this.db.select({ spec: datasets.spec }).from(datasets).where(eq(datasets.name, name)).get();
+		return row ? parseSpec(row.spec) : undefined;
+	}
+
 	/** The spec of `name`, or a not_found error. */
 	async require(name: string): Promise<DatasetSpec> {
 		const spec = await this.get(name);

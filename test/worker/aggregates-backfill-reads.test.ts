@@ -9,7 +9,7 @@ import { BACKFILL_PAGE_KEYS, backfillPage } from "../../src/aggregates/backfill"
 import { aggregatesAt } from "../../src/aggregates/read";
 import { HOUR, MINUTE } from "../../src/aggregates/windows";
 import type { DatasetSpec } from "../../src/registry/spec";
-import { call, createDataset, env, expectJson, rowsReadOf } from "./helpers";
+import { call, createDataset, EVENTS_QUEUE, env, expectJson, message, rowsReadOf, runQueue } from "./helpers";
 
 const importRows = async (ds: string, rows: unknown[]) => expectJson(await call("POST", `/v1/datasets/${ds}/import`, { json: rows }), 200);
 
@@ -116,5 +116,36 @@ describe("an aggregate read with no backfill running", () => {
 		const values = await aggregatesAt(measured.db, spec, ["k"], at);
 		expect(values.get("k")?.n).toBe(1);
 		expect(measured.rowsRead()).toBeLessThan(10);
+	});
+});
+
+describe("a backfill page run by a consumer whose registry predates the job", () => {
+	it("reads the spec from D1 rather than ending the job without counting anything", async () => {
+		const base = { key: "id", fields: { p: "float" }, ttl_seconds: 86_400, history_days: 7 };
+		const ds = await createDataset(base as never);
+		const now = Date.now();
+		await importRows(
+			ds,
+			[1, 2, 3].map((i) => ({ id: "k", p: i, _event_time: now - i * MINUTE, _id: `f${i}`, _op: "patch" })),
+		);
+		// This isolate's registry holds the spec without aggregates. The aggregate and its job are
+		// written to D1 without moving the registry's version: as an isolate sees a PUT it has not
+		// checked for yet (its version check failed, and it serves the last registry it read).
+		expect((await expectJson<DatasetSpec>(await call("GET", `/v1/datasets/${ds}`), 200)).aggregates).toBeUndefined();
+		const since = now - 1000;
+		const spec = { name: ds, ...base, aggregates: { n: { fn: "count", window: "1h", since } } };
+		const job = `${ds}:${since}:n`;
+		await env.DB.batch([
+			env.DB.prepare("UPDATE datasets SET spec = ?2 WHERE name = ?1").bind(ds, JSON.stringify(spec)),
+			env.DB.prepare(
+				"INSERT INTO agg_backfills (job, dataset, aggs, before, cursor, keys_done, done, started_at) VALUES (?1, ?2, '[\"n\"]', ?3, NULL, 0, 0, ?3)",
+			).bind(job, ds, since),
+		]);
+		const result = await runQueue(EVENTS_QUEUE, [message(JSON.stringify({ v: 1, backfill: { job } }))]);
+		expect(result.retryMessages).toEqual([]);
+		const row = await env.DB.prepare("SELECT done, keys_done FROM agg_backfills WHERE job = ?1").bind(job).first<{ done: number; keys_done: number }>();
+		expect(row).toEqual({ done: 1, keys_done: 1 });
+		const tiles = await env.DB.prepare("SELECT sum(cnt) AS n FROM agg_tiles WHERE dataset = ?1 AND res = ?2").bind(ds, MINUTE).first<{ n: number }>();
+		expect(tiles?.n).toBe(3);
 	});
 });
