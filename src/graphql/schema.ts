@@ -26,11 +26,12 @@ import { mayAccess } from "../auth/policy";
 import { HotpathError } from "../errors";
 import { assertWithinHistory } from "../history/as-of";
 import { MAX_VERSIONS } from "../history/versions";
+import { DEFAULT_MAX_FUTURE_SKEW_MS } from "../input";
 import { inCreationOrder } from "../registry/registry";
 import { type AggregateSpec, type DatasetSpec, describeType, type FieldSpec } from "../registry/spec";
 import { decodeCursor, encodeCursor } from "../serving/cursor";
 import type { IfStale } from "../serving/freshness";
-import { checkFields, checkTimeRange, fieldsAndAggregates, keyProblem, parseMaxStaleness, parseTimeParam } from "../serving/params";
+import { checkFields, checkTimeRange, fieldsAndAggregates, keyProblem, parseAsOf, parseMaxStaleness, parseTimeParam } from "../serving/params";
 import type { GraphqlContext, RecordRead } from "./batch";
 import { assignNames, type DatasetNames } from "./names";
 import { RawJson, recordPlan, renderRecords } from "./render";
@@ -149,14 +150,14 @@ const badKey = (where: string, key: string): HotpathError | null => {
 };
 
 /** The read a records field asks for, its arguments checked as REST checks them. */
-function recordRead(spec: DatasetSpec, args: RecordsArgs): RecordRead {
+function recordRead(spec: DatasetSpec, args: RecordsArgs, ctx: GraphqlContext): RecordRead {
 	args.keys.forEach((k, i) => {
 		const bad = badKey(`keys[${i}]`, k);
 		if (bad) throw bad;
 	});
 	const fields = checkFields(args.fields ?? undefined, fieldsAndAggregates(spec), "fields");
 	const maxStalenessS = parseMaxStaleness(args.max_staleness, "max_staleness");
-	const asOf = parseTimeParam(args.as_of, "as_of");
+	const asOf = parseAsOf(args.as_of, "as_of", (ctx.services?.settings.MAX_FUTURE_SKEW_SECONDS ?? DEFAULT_MAX_FUTURE_SKEW_MS / 1000) * 1000);
 	if (asOf !== undefined) assertWithinHistory(spec, asOf);
 	return { spec, keys: args.keys, fields, maxStalenessS, ifStale: args.if_stale ?? "serve", asOf };
 }
@@ -266,7 +267,7 @@ function datasetFields(
 			if_stale: { type: IfStaleEnum },
 			as_of: { type: GraphQLString },
 		},
-		resolve: (_src, args, ctx) => ctx.batch.records(recordRead(spec, args)),
+		resolve: (_src, args, ctx) => ctx.batch.records(recordRead(spec, args, ctx)),
 	};
 	const history: GraphQLFieldConfig<unknown, GraphqlContext, HistoryArgs> = {
 		type: nonNull(historyType),
@@ -290,7 +291,7 @@ function datasetFields(
 			const plan = recordPlan(info.fieldNodes[0] as FieldNode, types.recordType, types.valueType);
 			// execute.ts runs an operation against the rendering schema only when every plan exists.
 			if (!plan || info.fieldNodes.length !== 1) throw new Error("a records field with a selection the rendering schema cannot write");
-			return ctx.batch.records(recordRead(spec, args)).then((views) => new RawJson(renderRecords(views, plan)));
+			return ctx.batch.records(recordRead(spec, args, ctx)).then((views) => new RawJson(renderRecords(views, plan)));
 		},
 	};
 	const search = spec.search ? { [names.searchField]: searchField(spec, names, valueType, { status: RecordStatusEnum, ifStale: IfStaleEnum }) } : {};

@@ -8,7 +8,7 @@ import { HotpathError, type ProblemItem } from "../errors";
 import { assertWithinHistory, lookupsAsOf } from "../history/as-of";
 import type { RecordView } from "../serving/freshness";
 import { type LookupRequest, lookupRecords, MAX_LOOKUP_KEYS } from "../serving/lookup";
-import { checkFields, fieldsAndAggregates, keyProblem, parseIfStale, parseMaxStaleness, parseTimeParam } from "../serving/params";
+import { checkFields, fieldsAndAggregates, keyProblem, parseAsOf, parseIfStale, parseMaxStaleness } from "../serving/params";
 import { lookupResultsJson } from "../serving/render";
 import type { TierName } from "../serving/tier";
 import { bearer, json, mount, newRouter, problems } from "./openapi";
@@ -88,8 +88,9 @@ mount(
 		const requests: (LookupRequest & { asOf?: number })[] = [];
 		// A bad top-level as_of is one error among the others of the body, not the only one reported.
 		let topAsOf: number | undefined;
+		const maxFutureMs = c.get("services").settings.MAX_FUTURE_SKEW_SECONDS * 1000;
 		try {
-			topAsOf = parseTimeParam(body.as_of, "/as_of");
+			topAsOf = parseAsOf(body.as_of, "/as_of", maxFutureMs);
 		} catch (e) {
 			if (!(e instanceof HotpathError)) throw e;
 			for (const item of e.errors ?? [{ pointer: "/as_of", detail: e.message }]) {
@@ -112,7 +113,7 @@ mount(
 			try {
 				fields = checkFields(r.fields ?? undefined, fieldsAndAggregates(spec), `/requests/${i}/fields`, true);
 				// A request's own as_of overrides the top-level one; null asks for current values.
-				asOf = r.as_of === null ? undefined : (parseTimeParam(r.as_of, `/requests/${i}/as_of`) ?? topAsOf);
+				asOf = r.as_of === null ? undefined : (parseAsOf(r.as_of, `/requests/${i}/as_of`, maxFutureMs) ?? topAsOf);
 				if (asOf !== undefined) assertWithinHistory(spec, asOf);
 			} catch (e) {
 				if (!(e instanceof HotpathError)) throw e;

@@ -10,7 +10,7 @@ import { ServerTiming } from "../observability/timing";
 import { decodeCursor, encodeCursor } from "../serving/cursor";
 import { freshnessLimitMs } from "../serving/freshness";
 import { lookupRecords } from "../serving/lookup";
-import { checkFields, fieldsAndAggregates, keyProblem, parseFieldList, parseIfStale, parseMaxStaleness, parseTimeParam } from "../serving/params";
+import { checkFields, fieldsAndAggregates, keyProblem, parseAsOf, parseFieldList, parseIfStale, parseMaxStaleness } from "../serving/params";
 import { recordViewJson } from "../serving/render";
 import { listRecords } from "../storage/records";
 import { bearer, datasetParam, json, mount, newRouter, problems, recordKeyParam } from "./openapi";
@@ -90,7 +90,7 @@ mount(
 		const fields = checkFields(parseFieldList(fieldsParam, "fields"), fieldsAndAggregates(spec), "fields");
 		const maxStalenessS = parseMaxStaleness(query.max_staleness, "max_staleness");
 		const ifStale = parseIfStale(query.if_stale);
-		const asOf = parseTimeParam(query.as_of, "as_of");
+		const asOf = parseAsOf(query.as_of, "as_of", services.settings.MAX_FUTURE_SKEW_SECONDS * 1000);
 		if (asOf !== undefined) {
 			const timing = new ServerTiming();
 			const [past] = await timing.measure("history", () => lookupAsOf(c.env.DB, { spec, keys: [key], fields }, asOf, { maxStalenessS, ifStale }));

@@ -112,6 +112,23 @@ export function parseTimeParam(raw: unknown, where: string): number | undefined 
 	return t;
 }
 
+/**
+ * An `as_of`: a time parameter at most `maxFutureMs` ahead of the server's clock, the skew an
+ * event_time may have. A later one asks for a state the log cannot know yet (events up to it may
+ * still come), and answering it would label the current state (and aggregates over a window that
+ * ends in the future) as that time's; most often it is epoch micro- or nanoseconds sent as
+ * milliseconds. Refused, saying so.
+ */
+export function parseAsOf(raw: unknown, where: string, maxFutureMs: number, now = Date.now()): number | undefined {
+	const t = parseTimeParam(raw, where);
+	if (t === undefined || t <= now + maxFutureMs) return t;
+	const digits = typeof raw === "number" || (typeof raw === "string" && /^\d+$/.test(raw));
+	throw badParam(
+		where,
+		`${where} ${new Date(t).toISOString()} is in the future: a point-in-time read answers a state at most ${maxFutureMs / 1000} s ahead of the server's clock (as far as an event_time may be); leave ${where} out for current values${digits ? ". It is read as epoch milliseconds: a time in microseconds or nanoseconds reads as one far ahead" : ""}`,
+	);
+}
+
 /** RFC 3339 with a space instead of the "+" of its offset: what a query string makes of an unencoded "+". */
 const SPACE_FOR_PLUS = /^(\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?) (\d{2}:\d{2})$/;
 

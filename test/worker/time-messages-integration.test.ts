@@ -35,6 +35,31 @@ describe("time parameters a new user gets wrong", () => {
 		expect(l.errors?.[0]?.detail).toMatch(/past the latest time/);
 	});
 
+	it("an as_of in the future (epoch microseconds, say) is a 400 saying so, not the current state labelled as of then", async () => {
+		const ds = await createDataset({ key: "id", fields: { a: "int" }, aggregates: { n: { fn: "count", window: "1h" } } } as never);
+		await expectJson(await call("POST", `/v1/datasets/${ds}/import`, { json: [{ id: "k", a: 1 }] }), 200);
+		const micros = Date.now() * 1000;
+		const r = await expectProblem(await call("GET", `/v1/datasets/${ds}/records/k?as_of=${micros}`), 400);
+		expect(r.errors?.[0]?.pointer).toBe("as_of");
+		expect(r.detail).toMatch(/in the future/);
+		expect(r.detail).toMatch(/microseconds/);
+		const top = await expectProblem(await call("POST", "/v1/lookup", { json: { as_of: micros, requests: [{ dataset: ds, keys: ["k"] }] } }), 400);
+		expect(top.errors?.map((e) => e.pointer)).toEqual(["/as_of"]);
+		const own = await expectProblem(
+			await call("POST", "/v1/lookup", { json: { requests: [{ dataset: ds, keys: ["k"], as_of: new Date(Date.now() + DAY).toISOString() }] } }),
+			400,
+		);
+		expect(own.errors?.map((e) => e.pointer)).toEqual(["/requests/0/as_of"]);
+		const gql = await expectJson<{ data: unknown; errors?: { extensions?: { code?: string }; message: string }[] }>(
+			await call("POST", "/graphql", { json: { query: `{ ${ds}(keys: ["k"], as_of: "${micros}") { key } }` } }),
+			200,
+		);
+		expect(gql.errors?.[0]?.extensions?.code).toBe("BAD_USER_INPUT");
+		expect(gql.errors?.[0]?.message).toMatch(/in the future/);
+		// A client clock a little ahead (within the skew an event_time may have) still reads.
+		await expectJson(await call("GET", `/v1/datasets/${ds}/records/k?as_of=${Date.now() + 60_000}`), 200);
+	});
+
 	it("a lookup's as_of of the wrong JSON type says what as_of takes", async () => {
 		const ds = await createDataset({ key: "id", fields: { a: "int" } } as never);
 		for (const body of [{ requests: [{ dataset: ds, keys: ["k"], as_of: true }] }, { as_of: { at: 1 }, requests: [{ dataset: ds, keys: ["k"] }] }]) {
