@@ -36,8 +36,9 @@ function onlyQueryParams(names: readonly string[]): MiddlewareHandler<AppEnv> {
 			const unknown = Object.keys(c.req.query()).filter((n) => !known.has(n));
 			if (unknown.length) {
 				const list = unknown.map((n) => `"${n.slice(0, 100)}"`).join(", ");
-				throw new HotpathError("bad_request", `unknown query parameter(s) ${list}; this route takes ${names.join(", ")}`, {
-					errors: unknown.map((n) => ({ pointer: n.slice(0, 100), detail: `not a parameter of this route; it takes ${names.join(", ")}` })),
+				const takes = names.length ? `it takes ${names.join(", ")}` : "it takes none (its options are in the body)";
+				throw new HotpathError("bad_request", `unknown query parameter(s) ${list}; ${takes.replace(/^it/, "this route")}`, {
+					errors: unknown.map((n) => ({ pointer: n.slice(0, 100), detail: `not a parameter of this route; ${takes}` })),
 				});
 			}
 		}
@@ -71,7 +72,9 @@ function notInQuery(members: readonly string[]): MiddlewareHandler<AppEnv> {
  * Registers `route` for the OpenAPI document and mounts its middleware and handler. A route that
  * declares query parameters takes only those (GraphQL's GET excepted: the GraphQL-over-HTTP
  * convention lets clients send more, such as extensions); one that takes a JSON object as its body
- * refuses the body's members in its query string.
+ * refuses the body's members in its query string; one that takes a list (events, import rows,
+ * log records) and declares no parameters refuses any: a write that ignored `?op=patch` would
+ * replace whole values.
  */
 export function mount(app: ApiRouter, route: RouteConfig, ...handlers: [...MiddlewareHandler<AppEnv>[], Handler<AppEnv>]): void {
 	const described = withScope(route, handlers);
@@ -82,7 +85,8 @@ export function mount(app: ApiRouter, route: RouteConfig, ...handlers: [...Middl
 	const media = route.request?.body?.content?.["application/json"];
 	const body = media && "schema" in media ? media.schema : undefined;
 	const members = !names && body instanceof z.ZodObject && !route.tags?.includes("graphql") ? Object.keys(body.shape) : undefined;
-	const queryCheck = names ? onlyQueryParams(names) : members ? notInQuery(members) : undefined;
+	const list = !names && !members && route.request?.body && !route.tags?.includes("graphql");
+	const queryCheck = names ? onlyQueryParams(names) : members ? notInQuery(members) : list ? onlyQueryParams([]) : undefined;
 	const checked = queryCheck ? [...handlers.slice(0, -1), queryCheck, handlers[handlers.length - 1]] : handlers;
 	const chain = keyed ? [privateAnswers, ...checked] : checked;
 	app.on(route.method.toUpperCase(), route.path.replaceAll(/\{([^}]+)\}/g, ":$1"), ...(chain as [Handler<AppEnv>]));

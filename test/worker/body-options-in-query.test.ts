@@ -37,4 +37,18 @@ describe("an option of the JSON body given in the query string", () => {
 		expect(p.errors?.[0]?.pointer).toBe("ttl_seconds");
 		await expectProblem(await call("GET", "/v1/datasets/q_ttl_in_query"), 404);
 	});
+
+	it("a route that takes a list (events, import rows, log records) refuses any query parameter: ?op=patch would have replaced whole values", async () => {
+		const ds = await createDataset({ key: "id", fields: { a: "int", b: "int" } });
+		const imported = await call("POST", `/v1/datasets/${ds}/import?op=patch`, { json: [{ id: "k", a: 1 }] });
+		const p = await expectProblem(imported, 400);
+		expect(p.errors).toEqual([{ pointer: "op", detail: expect.stringMatching(/takes none \(its options are in the body\)/) }]);
+		// Nothing of the refused request was applied.
+		await expectProblem(await call("GET", `/v1/datasets/${ds}/records/k`), 404);
+		const events = await expectProblem(await call("POST", "/v1/events?dataset=x", { json: [{ dataset: ds, key: "k", op: "upsert", value: { a: 1 } }] }), 400);
+		expect(events.errors?.[0]?.pointer).toBe("dataset");
+		const logs = await createDataset({ key: "id", fields: { a: "int" }, ingest: { key: "/id", fields: { a: "/a" } } } as never);
+		const shipped = await expectProblem(await call("POST", `/v1/datasets/${logs}/ingest?key=/id`, { json: [{ id: "k", a: 1 }] }), 400);
+		expect(shipped.errors?.[0]?.pointer).toBe("key");
+	});
 });
