@@ -187,8 +187,9 @@ mount(
 		// The log (as_of) and the aggregate tiles are D1's: an answer that used them names d1 among its tiers.
 		const fromD1 = past.some((p) => p) || aggregatesRead.some(Boolean);
 		const tiers: TierName[] = fromD1 && !result.tiers.includes("d1") ? [...result.tiers, "d1"] : result.tiers;
-		c.header("x-hotpath-tier", tiers.join(","));
-		c.header("server-timing", ctx.timing.header);
+		// A request that read no key (no keys asked, no hits) touched no tier: no empty headers.
+		if (tiers.length) c.header("x-hotpath-tier", tiers.join(","));
+		if (ctx.timing.header) c.header("server-timing", ctx.timing.header);
 		c.header("cache-control", "no-store");
 		return c.body(lookupResultsJson(results), 200, { "content-type": "application/json" });
 	},

@@ -154,8 +154,9 @@ mount(
 		const query = withoutNulls(await parseJsonBody(c, searchSchema));
 		const ctx = readContext(c);
 		const { tiers, ...result } = await searchDataset(c.get("services"), spec, query, ctx);
-		c.header("x-hotpath-tier", tiers.join(","));
-		c.header("server-timing", ctx.timing.header);
+		// A request that read no key (no keys asked, no hits) touched no tier: no empty headers.
+		if (tiers.length) c.header("x-hotpath-tier", tiers.join(","));
+		if (ctx.timing.header) c.header("server-timing", ctx.timing.header);
 		c.header("cache-control", "no-store");
 		return c.json(result);
 	},

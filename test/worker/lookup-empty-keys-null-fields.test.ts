@@ -43,6 +43,11 @@ describe("POST /v1/lookup agrees with GraphQL", () => {
 	it("requests: [] answers an empty results list, as keys: [] answers an empty records list", async () => {
 		expect(await lookup({ requests: [] })).toEqual({ results: [] });
 		expect(await lookup({ requests: [], max_staleness: 5, as_of: null })).toEqual({ results: [] });
+		// It touched no tier: no X-Hotpath-Tier or Server-Timing, rather than empty ones.
+		const res = await call("POST", "/v1/lookup", { json: { requests: [] } });
+		expect(res.status).toBe(200);
+		expect(res.headers.has("x-hotpath-tier")).toBe(false);
+		expect(res.headers.has("server-timing")).toBe(false);
 	});
 
 	it("fields: null returns every field, as leaving fields out does and as GraphQL's fields: null", async () => {
