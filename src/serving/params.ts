@@ -38,10 +38,11 @@ export function parseMaxStaleness(raw: unknown, where: string): number | undefin
 	// A decimal number, as JSON or String(number) writes one. Number() alone would also take "0x10"
 	// (16), " " (0, a read held to D1) or "0b1": not what anyone means by a number of seconds.
 	const n = typeof raw === "number" ? raw : typeof raw === "string" && DECIMAL.test(raw) ? Number(raw) : Number.NaN;
-	if (!Number.isFinite(n) || n < 0)
-		throw new HotpathError("bad_request", `${where} must be a non-negative number of seconds`, {
-			errors: [{ pointer: where, detail: "expected seconds >= 0" }],
-		});
+	if (!Number.isFinite(n) || n < 0) {
+		// Say which way it failed: 1e400 is a well-formed number, just not a finite one.
+		const why = n === Number.POSITIVE_INFINITY ? "is infinite (no bound is leaving it out)" : "must be a non-negative number of seconds";
+		throw new HotpathError("bad_request", `${where} ${why}`, { errors: [{ pointer: where, detail: "expected a finite number of seconds >= 0" }] });
+	}
 	return n;
 }
 

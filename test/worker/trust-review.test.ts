@@ -111,8 +111,11 @@ describe("max_staleness in a query string", () => {
 		// "0x10" read as 16 s and " " as 0 s (every read held to D1).
 		for (const v of ["0x10", "%20", "0b1", "0o7", "%205", "5%20", "+5", "1_0", "."]) {
 			const p = await expectProblem(await call("GET", `/v1/datasets/${ds}/records/k?max_staleness=${v}`), 400);
-			expect(p.errors, v).toEqual([{ pointer: "max_staleness", detail: "expected seconds >= 0" }]);
+			expect(p.errors, v).toEqual([{ pointer: "max_staleness", detail: "expected a finite number of seconds >= 0" }]);
 		}
+		// A well-formed number past a double's range is said to be infinite, not negative.
+		const huge = await expectProblem(await call("GET", `/v1/datasets/${ds}/records/k?max_staleness=1e400`), 400);
+		expect(huge.detail).toBe("max_staleness is infinite (no bound is leaving it out)");
 		// What JSON and String(number) write is taken: the value is 30 s old.
 		for (const [v, status] of [
 			["60", "present"],
