@@ -43,13 +43,14 @@ export async function startAggregateBackfill(
 	spec: DatasetSpec,
 	names: readonly string[],
 	now = Date.now(),
+	newDataset = false,
 ): Promise<string> {
 	const before = Math.min(...names.map((n) => spec.aggregates?.[n]?.since ?? now));
 	// Named by what it backfills, so two PUTs that both find the job missing record one job, not two
 	// (two would count every fact twice); only the one that recorded it queues it.
 	const aggs = [...names].sort();
 	const job = `${spec.name}:${before}:${aggs.join(",")}`;
-	if (!(await startBackfill(db, { job, dataset: spec.name, aggs, before, startedAt: now }))) return job;
+	if (!(await startBackfill(db, { job, dataset: spec.name, aggs, before, startedAt: now, newDataset }))) return job;
 	await queue.send(backfillMessage(job), { contentType: "text", delaySeconds: BACKFILL_DELAY_S });
 	return job;
 }
@@ -62,7 +63,14 @@ export async function startAggregateBackfill(
  * job's cursor conditionally, so a second delivery counts nothing twice. Aggregates from before
  * jobs were recorded (no `since`) are left alone.
  */
-export async function ensureAggregateBackfills(db: D1Database, queue: Queue<unknown>, spec: DatasetSpec, now = Date.now()): Promise<void> {
+export async function ensureAggregateBackfills(
+	db: D1Database,
+	queue: Queue<unknown>,
+	spec: DatasetSpec,
+	now = Date.now(),
+	/** The PUT created the dataset: no fact can predate its aggregates. */
+	newDataset = false,
+): Promise<void> {
 	const aggs = Object.entries(spec.aggregates ?? {});
 	if (!aggs.length) return;
 	const jobs = await backfillsOf(db, spec.name);
@@ -75,7 +83,7 @@ export async function ensureAggregateBackfills(db: D1Database, queue: Queue<unkn
 		if (!job) missing.set(agg.since, [...(missing.get(agg.since) ?? []), name]);
 		else if (!job.done && job.cursor === null) unstarted.add(job.job);
 	}
-	for (const names of missing.values()) await startAggregateBackfill(db, queue, spec, names, now);
+	for (const names of missing.values()) await startAggregateBackfill(db, queue, spec, names, now, newDataset);
 	for (const job of unstarted) await queue.send(backfillMessage(job), { contentType: "text", delaySeconds: BACKFILL_DELAY_S });
 }
 

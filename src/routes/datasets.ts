@@ -73,7 +73,7 @@ mount(
 		const { spec, created, previous } = await c.get("services").registry.put(normaliseSpec(name, input), Date.now(), sameTiles);
 		// New aggregates count facts logged from now on; a backfill folds in what the log already holds
 		// (also for one a failed PUT added without its job: this retry finds it already in the spec).
-		if (spec.aggregates) await ensureAggregateBackfills(c.env.DB, c.env.EVENTS_QUEUE, spec);
+		if (spec.aggregates) await ensureAggregateBackfills(c.env.DB, c.env.EVENTS_QUEUE, spec, Date.now(), created);
 		// A changed search part starts a background re-index (GET /v1/datasets/:name/search shows it); none drops the index.
 		await ensureSearchIndex(c.get("services"), spec, previous);
 		return c.json(spec, created ? 201 : 200);

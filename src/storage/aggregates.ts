@@ -136,12 +136,14 @@ WHERE ${carries("l.")}`;
 // yet: those its writers counted into no aggregate as new as the job's (agg_version below its
 // `before`), of keys past its cursor (pages go in key order, and move the cursor in the transaction
 // that writes their tiles), in the range of tiles read. With no job running, a seek of the dataset's
-// running jobs that finds none.
+// running jobs that finds none. A job of a dataset its PUT created is left out: no fact predates it
+// (those a consumer on the registry of a moment before logs are counted by its pages 30 s later),
+// and looking would read every fact of the keys read until then.
 const PENDING_FACTS = `SELECT j.before, j.aggs, l.key, l.event_time, l.event_id, l.value
 FROM agg_backfills AS j
   CROSS JOIN (SELECT value AS key FROM json_each(?2)) AS k
   CROSS JOIN event_log AS l ON l.dataset = ?1 AND l.key = k.key AND l.event_time >= ?3 AND l.event_time < ?4
-WHERE j.dataset = ?1 AND j.done = 0 AND (j.cursor IS NULL OR k.key > j.cursor) AND l.op != 'delete' AND coalesce(l.agg_version, 0) < j.before`;
+WHERE j.dataset = ?1 AND j.done = 0 AND j.new_dataset = 0 AND (j.cursor IS NULL OR k.key > j.cursor) AND l.op != 'delete' AND coalesce(l.agg_version, 0) < j.before`;
 
 /** A fact not yet in the tiles of the aggregates of a running backfill (`aggs`, a JSON array of names, added at `before`). */
 export interface PendingFact extends EdgeFact {
@@ -230,13 +232,13 @@ export interface BackfillJob {
 /** Records a backfill job; false when a job of that id was already recorded (another writer started it). */
 export async function startBackfill(
 	db: D1Database,
-	job: { job: string; dataset: string; aggs: string[]; before: number; startedAt: number },
+	job: { job: string; dataset: string; aggs: string[]; before: number; startedAt: number; newDataset?: boolean },
 ): Promise<boolean> {
 	const r = await db
 		.prepare(
-			"INSERT INTO agg_backfills (job, dataset, aggs, before, cursor, keys_done, done, started_at) VALUES (?1, ?2, ?3, ?4, NULL, 0, 0, ?5) ON CONFLICT (job) DO NOTHING",
+			"INSERT INTO agg_backfills (job, dataset, aggs, before, cursor, keys_done, done, started_at, new_dataset) VALUES (?1, ?2, ?3, ?4, NULL, 0, 0, ?5, ?6) ON CONFLICT (job) DO NOTHING",
 		)
-		.bind(job.job, job.dataset, JSON.stringify(job.aggs), job.before, job.startedAt)
+		.bind(job.job, job.dataset, JSON.stringify(job.aggs), job.before, job.startedAt, job.newDataset ? 1 : 0)
 		.run();
 	return (r.meta.changes ?? 0) > 0;
 }

@@ -221,6 +221,12 @@ export const aggBackfills = sqliteTable(
 		keysDone: integer("keys_done").notNull().default(0),
 		done: integer("done").notNull().default(0),
 		startedAt: integer("started_at").notNull(),
+		/**
+		 * 1 when the PUT that started the job created the dataset: no fact predates it, only those a
+		 * consumer on the registry of a moment before logged, so reads do not look in the log for
+		 * facts it has not counted (that would read every fact of a key for the job's first 30 s).
+		 */
+		newDataset: integer("new_dataset").notNull().default(0),
 	},
 	// Every aggregate read looks for its dataset's running jobs (their facts are not in the tiles
 	// yet): a seek of the few running ones, not a scan of every job ever recorded.

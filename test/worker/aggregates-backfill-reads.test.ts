@@ -119,6 +119,27 @@ describe("an aggregate read with no backfill running", () => {
 	});
 });
 
+describe("a dataset created with its aggregates", () => {
+	it("is read without looking in the log for uncounted facts while its first job waits: none can predate it", async () => {
+		const ds = await createDataset({ key: "id", fields: { p: "float" }, history_days: 7, aggregates: { n: { fn: "count", window: "7d" } } } as never);
+		const now = Date.now();
+		const facts = 2000;
+		await importRows(
+			ds,
+			Array.from({ length: facts }, (_, i) => ({ id: "k", p: i, _event_time: now - 1000 - i * MINUTE, _id: `f${i}`, _op: "patch" })),
+		);
+		// The job is there (a consumer on the registry of a moment before could have logged facts
+		// without the aggregate: its pages count those), and waiting for its first page.
+		const job = await env.DB.prepare("SELECT done, new_dataset FROM agg_backfills WHERE dataset = ?1").bind(ds).first<{ done: number; new_dataset: number }>();
+		expect(job).toEqual({ done: 0, new_dataset: 1 });
+		const measured = rowsReadOf(env.DB, (sql) => sql.includes("FROM agg_backfills AS j"));
+		const spec = await expectJson<DatasetSpec>(await call("GET", `/v1/datasets/${ds}`), 200);
+		expect((await aggregatesAt(measured.db, spec, ["k"], Date.now())).get("k")?.n).toBe(facts);
+		// Looking for uncounted facts read every fact of the key in the window: 2,000 rows.
+		expect(measured.rowsRead()).toBeLessThan(10);
+	});
+});
+
 describe("a backfill page run by a consumer whose registry predates the job", () => {
 	it("reads the spec from D1 rather than ending the job without counting anything", async () => {
 		const base = { key: "id", fields: { p: "float" }, ttl_seconds: 86_400, history_days: 7 };
