@@ -157,6 +157,18 @@ function randomId(): string {
 }
 
 /**
+ * Ids for the items of one call that has none of their own: a random prefix shared by the call,
+ * then the item's index, zero-padded to one width. Items without event_time all take the server's
+ * receipt time, and a tie breaks on id (the larger wins), so ids that sort as the indexes do apply
+ * the items in the order given, as the server's own ids do: [upsert k, delete k] leaves k deleted.
+ */
+function orderedIds(count: number): (index: number) => string {
+	const prefix = randomId();
+	const width = Math.max(6, String(Math.max(0, count - 1)).length);
+	return (index) => `${prefix}-${String(index).padStart(width, "0")}`;
+}
+
+/**
  * The Hotpath client.
  *
  * @example
@@ -368,13 +380,15 @@ export class Hotpath {
 	}
 
 	/**
-	 * Sends change events (at most 10,000 and 5 MiB per call). Every event without an `id` gets a
-	 * random one before the first attempt, so the client's own retries cannot apply an event twice;
+	 * Sends change events (at most 10,000 and 5 MiB per call). Every event without an `id` gets one
+	 * before the first attempt (random for the call, ending in the event's index, so events without
+	 * `event_time` apply in the order given), so the client's own retries cannot apply an event twice;
 	 * with `idempotencyKey` the server derives the missing ids from it instead.
 	 * Answers once the queue holds the accepted events; `rejected` lists the others by index.
 	 */
 	async push(events: Event[], opts: PushOptions = {}): Promise<PushResult> {
-		const withIds = opts.idempotencyKey === undefined ? events.map((e) => (e.id === undefined || e.id === null ? { ...e, id: randomId() } : e)) : events;
+		const idOf = orderedIds(events.length);
+		const withIds = opts.idempotencyKey === undefined ? events.map((e, i) => (e.id === undefined || e.id === null ? { ...e, id: idOf(i) } : e)) : events;
 		const res = await this.#http.call<{ accepted: number; rejected: PushResult["rejected"] }>({
 			method: "POST",
 			path: "/v1/events",
@@ -389,11 +403,12 @@ export class Hotpath {
 	/**
 	 * Bulk-imports rows straight into the dataset (at most 5,000 rows and 5 MiB per call). A row is
 	 * the record's value with the key field, plus optional `_event_time`, `_op` and `_id`. Rows
-	 * without `_id` get a random one before the first attempt (unless `idempotencyKey` is given),
-	 * so retries are safe. Answers once D1 has committed.
+	 * without `_id` get one before the first attempt (unless `idempotencyKey` is given), as `push`
+	 * gives events theirs (rows without `_event_time` apply in the order given), so retries are safe. Answers once D1 has committed.
 	 */
 	async import(dataset: string, rows: ImportRow[], opts: ImportOptions = {}): Promise<ImportResult> {
-		const withIds = opts.idempotencyKey === undefined ? rows.map((r) => (r._id === undefined || r._id === null ? { ...r, _id: randomId() } : r)) : rows;
+		const idOf = orderedIds(rows.length);
+		const withIds = opts.idempotencyKey === undefined ? rows.map((r, i) => (r._id === undefined || r._id === null ? { ...r, _id: idOf(i) } : r)) : rows;
 		return (
 			await this.#http.call<ImportResult>({
 				method: "POST",

@@ -138,7 +138,7 @@ export type EventOp = "upsert" | "patch" | "delete";
 
 /** A change event (`POST /v1/events`). */
 export interface Event {
-	/** Makes the event idempotent: applied at most once per key. `push` sets a random one when absent. */
+	/** Makes the event idempotent: applied at most once per key. `push` sets one when absent: random for the call, ending in the event's index (events without `event_time` apply in the order given). */
 	id?: string;
 	dataset: string;
 	/** May be left out when `value` holds the dataset's key field. */

@@ -200,8 +200,9 @@ describe("ids are set before the first attempt, so retries are safe", () => {
 		const sent = JSON.parse(seen[0]?.body ?? "[]") as { id: string }[];
 		expect(sent.map((e) => e.id)).toEqual(result.ids);
 		expect(sent[1]?.id).toBe("mine");
-		expect(sent[0]?.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
-		expect(sent[0]?.id).not.toBe(sent[2]?.id);
+		// A random v4 UUID for the call, then the index: the ids of one call sort in the order given.
+		expect(sent[0]?.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}-000000$/);
+		expect(sent[2]?.id).toBe(`${sent[0]?.id.slice(0, 36)}-000002`);
 		expect(events[0]).not.toHaveProperty("id");
 		expect(seen[0]?.headers["content-type"]).toBe("application/json");
 	});
@@ -225,7 +226,7 @@ describe("ids are set before the first attempt, so retries are safe", () => {
 		expect(seen[0]?.url).toBe("/v1/datasets/items/import");
 		expect(seen[0]?.body).toBe(seen[1]?.body);
 		const rows = JSON.parse(seen[1]?.body ?? "[]") as { _id: string }[];
-		expect(rows[0]?._id).toMatch(/^[0-9a-f-]{36}$/);
+		expect(rows[0]?._id).toMatch(/^[0-9a-f-]{36}-000000$/);
 		expect(rows[1]?._id).toBe("row-b");
 	});
 });
