@@ -15,7 +15,7 @@ export interface RowEncoderOptions {
 	/** Needed to type CSV and Parquet cells, and with `eventTimeColumn`; NDJSON rows go as they are without it. */
 	spec?: Spec;
 	typing: Typing;
-	/** `_id` of a row without one: `${idPrefix}${pos}`. */
+	/** `_id` of a row without one: `${idPrefix}` and its position, zero-padded. */
 	idPrefix: string;
 	/** `_event_time` of a row without one (epoch ms). */
 	defaultEventTime: number;
@@ -26,6 +26,14 @@ export interface RowEncoderOptions {
 export type Encoded = { text: string } | { error: string };
 
 const SPECIAL = new Set(["_id", "_op", "_event_time"]);
+
+/**
+ * A row's position as its id ends: zero-padded to 12 digits. Rows without an event time all take
+ * the file's modification time, and the server breaks a tie on the larger id as text, so unpadded
+ * positions put line 9 after line 10 and kept an earlier row of a key over a later one; padded,
+ * the last row of a key in the file wins, as the events of one request apply in body order.
+ */
+const rowNumber = (pos: number): string => String(pos).padStart(12, "0");
 
 export class RowEncoder {
 	readonly #o: RowEncoderOptions;
@@ -79,7 +87,7 @@ export class RowEncoder {
 		if (text.charCodeAt(0) !== 123 /* { */ || text.includes('"_id"') || text.includes('"_event_time"')) return undefined;
 		const rest = text.slice(1);
 		if (rest.trimStart().startsWith("}")) return undefined;
-		return `{"_id":"${this.#o.idPrefix}${pos}","_event_time":${this.#timeText},${rest}`;
+		return `{"_id":"${this.#o.idPrefix}${rowNumber(pos)}","_event_time":${this.#timeText},${rest}`;
 	}
 
 	#finish(row: Record<string, unknown>, pos: number): Encoded {
@@ -93,7 +101,7 @@ export class RowEncoder {
 			const own = row._event_time === undefined ? undefined : eventTimeValue(row._event_time);
 			row._event_time = own ?? this.#o.defaultEventTime;
 		}
-		if (row._id === undefined || row._id === null || row._id === "") row._id = `${this.#o.idPrefix}${pos}`;
+		if (row._id === undefined || row._id === null || row._id === "") row._id = `${this.#o.idPrefix}${rowNumber(pos)}`;
 		if (row._op === "" || row._op === null) delete row._op;
 		return { text: JSON.stringify(row) };
 	}

@@ -91,7 +91,7 @@ describe("rows encoded for the import route", () => {
 	it("prepends _id and _event_time to a plain JSON line without re-encoding it, as the parse path would", () => {
 		const text = '{"item_id":"a","price":1.5,"tags":["x"]}';
 		const fast = enc().encode({ pos: 7, text, end: 0 });
-		expect("text" in fast && fast.text).toBe(`{"_id":"hp:f:7","_event_time":1000,"item_id":"a","price":1.5,"tags":["x"]}`);
+		expect("text" in fast && fast.text).toBe(`{"_id":"hp:f:000000000007","_event_time":1000,"item_id":"a","price":1.5,"tags":["x"]}`);
 		// The same row given as an object goes through the parse path: the same content.
 		expect(parsed(fast)).toEqual(parsed(enc().encode({ pos: 7, row: JSON.parse(text), end: 0 })));
 	});
@@ -106,7 +106,7 @@ describe("rows encoded for the import route", () => {
 			item_id: "a",
 			n: 1,
 			_event_time: 5,
-			_id: "hp:f:2",
+			_id: "hp:f:000000000002",
 		});
 		expect(enc({ eventTimeColumn: "ts" }).encode({ pos: 3, text: '{"item_id":"a"}', end: 0 })).toEqual({ error: "no event time in column ts" });
 	});
@@ -114,9 +114,9 @@ describe("rows encoded for the import route", () => {
 	it("rejects what is not a JSON object, and types CSV rows by the spec", () => {
 		expect(enc().encode({ pos: 1, text: "[1,2]", end: 0 })).toEqual({ error: "a row must be a JSON object" });
 		// A line that looks like an object is not parsed here: the server rejects it by index if it is not JSON.
-		expect(enc().encode({ pos: 1, text: "{nope", end: 0 })).toEqual({ text: '{"_id":"hp:f:1","_event_time":1000,nope' });
+		expect(enc().encode({ pos: 1, text: "{nope", end: 0 })).toEqual({ text: '{"_id":"hp:f:000000000001","_event_time":1000,nope' });
 		expect(enc().encode({ pos: 1, text: "nope", end: 0 })).toHaveProperty("error");
-		expect(enc().encode({ pos: 1, text: "{}", end: 0 })).toEqual({ text: '{"_event_time":1000,"_id":"hp:f:1"}' });
+		expect(enc().encode({ pos: 1, text: "{}", end: 0 })).toEqual({ text: '{"_event_time":1000,"_id":"hp:f:000000000001"}' });
 		const csv = enc({ typing: "text" });
 		expect(
 			parsed(
@@ -126,7 +126,18 @@ describe("rows encoded for the import route", () => {
 					end: 0,
 				}),
 			),
-		).toEqual({ item_id: "007", n: 3, price: null, ok: true, meta: { a: 1 }, tags: ["t"], emb: [1, 2], name: "x", _event_time: 1000, _id: "hp:f:3" });
+		).toEqual({
+			item_id: "007",
+			n: 3,
+			price: null,
+			ok: true,
+			meta: { a: 1 },
+			tags: ["t"],
+			emb: [1, 2],
+			name: "x",
+			_event_time: 1000,
+			_id: "hp:f:000000000003",
+		});
 		expect(csv.encode({ pos: 4, row: { item_id: "a", n: "x", ok: "?" }, end: 0 })).toEqual({
 			error: 'n: "x" is not an integer; ok: "?" is not a boolean (true/false, 1/0, yes/no)',
 		});
@@ -158,7 +169,7 @@ describe("NDJSON lines", () => {
 			[2, '{"item_id":"b"}'],
 		]);
 		const encoded = new RowEncoder({ spec, typing: "json", idPrefix: "hp:f:", defaultEventTime: 1000 }).encode(items[0] as SourceItem);
-		expect(encoded).toEqual({ text: '{"_id":"hp:f:1","_event_time":1000,"item_id":"a"}' });
+		expect(encoded).toEqual({ text: '{"_id":"hp:f:000000000001","_event_time":1000,"item_id":"a"}' });
 	});
 
 	it("splits lines across read chunks", async () => {
