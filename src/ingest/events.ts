@@ -124,6 +124,17 @@ export function unknownMembers(names: readonly string[], has: string): Refusal {
 }
 
 /**
+ * Where an event's value fields and time came from, when it was mapped from another document (a
+ * log shipper's record): its errors then name the places in that document, not the event's members.
+ */
+export interface EventSources {
+	/** How an error names a value field (default: `value.<field>`). */
+	field?: (name: string) => string;
+	/** Where the event_time came from, said after its error. */
+	eventTime?: string;
+}
+
+/**
  * Validates one raw event. Returns the event with its time resolved (receipt time when absent)
  * but its id possibly empty: ids derived from content are filled in by `assignIds`.
  */
@@ -133,6 +144,7 @@ export function validateEvent(
 	receivedAt: number,
 	mayWrite: (dataset: string) => boolean = () => true,
 	maxFutureMs = DEFAULT_MAX_FUTURE_SKEW_MS,
+	sources: EventSources = {},
 ): { event: ChangeEvent; sentTime: number | null } | Refusal {
 	if (raw === null || typeof raw !== "object" || Array.isArray(raw)) return "an event must be a JSON object";
 	const e = raw as Record<string, unknown>;
@@ -154,7 +166,7 @@ export function validateEvent(
 		value = e.value as Record<string, unknown>;
 		if (op === "patch" && Object.keys(value).every((f) => f === spec.key)) return "a patch needs at least one field in value";
 		const problems = checkValue(spec, value);
-		if (problems.length) return problems.map(([f, why]) => `value.${f}: ${why}`).join("; ");
+		if (problems.length) return problems.map(([f, why]) => `${sources.field ? sources.field(f) : `value.${f}`}: ${why}`).join("; ");
 	}
 
 	// The key may come from `key` or from the entity key field inside the value.
@@ -178,7 +190,7 @@ export function validateEvent(
 	let sentTime: number | null = null;
 	if (e.event_time !== undefined && e.event_time !== null) {
 		const t = parseEventTime(e.event_time, receivedAt, maxFutureMs);
-		if (typeof t === "string") return t;
+		if (typeof t === "string") return sources.eventTime ? `${t} (at ${sources.eventTime})` : t;
 		sentTime = t;
 	}
 

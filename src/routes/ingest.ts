@@ -3,11 +3,12 @@
 import * as z from "zod";
 import { requireScope } from "../auth/middleware";
 import { assertDatasets } from "../auth/policy";
-import { HotpathError } from "../errors";
-import { isRefusal, MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST, parseEventsBody, rejectedAt, validateEvent } from "../ingest/events";
+import { HotpathError, pointerToken } from "../errors";
+import { type EventSources, isRefusal, MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST, parseEventsBody, rejectedAt, validateEvent } from "../ingest/events";
 import { acceptEvents } from "../ingest/intake";
 import { mapRecord } from "../ingest/mapping";
 import type { ChangeEvent } from "../ingest/merge";
+import type { IngestMapping } from "../registry/spec";
 import { idempotencyHeader, isNdjson, parseIdempotencyKey, RejectedSchema } from "./events";
 import { bearer, datasetParam, json, mount, newRouter, problems } from "./openapi";
 import { limitBody, readBodyText } from "./validation";
@@ -55,6 +56,7 @@ mount(
 		const { items, rejected } = parseEventsBody(text, ndjson, MAX_EVENTS_PER_REQUEST, "records");
 		const receivedAt = Date.now();
 		const maxFutureMs = services.settings.MAX_FUTURE_SKEW_SECONDS * 1000;
+		const sources = ingestSources(spec.ingest);
 		const valid: { index: number; event: ChangeEvent; sentTime: number | null }[] = [];
 		for (const { index, raw } of items) {
 			const mapped = mapRecord(raw, spec, spec.ingest);
@@ -67,6 +69,7 @@ mount(
 							receivedAt,
 							() => true,
 							maxFutureMs,
+							sources,
 						);
 			if (isRefusal(v)) rejected.push(rejectedAt(index, v));
 			else valid.push({ index, ...v });
@@ -74,6 +77,21 @@ mount(
 		return c.json(await acceptEvents(c.env.EVENTS_QUEUE, valid, rejected, { idempotencyKey, principalId: principal.id }, "record(s) mapped to an event"), 202);
 	},
 );
+
+/**
+ * Where a mapped event's fields and time are in a log record, for its rejects: the shipper's
+ * record has no `value.status`, but it has `/http/status`, which `ingest.fields.status` names.
+ */
+function ingestSources(mapping: IngestMapping): EventSources {
+	const { fields, event_time } = mapping;
+	return {
+		field: fields
+			? (f) => `${f} at ${fields[f] || '""'} (ingest.fields.${f})`
+			: // Without a fields mapping a field is the record's own property of that name.
+				(f) => `${f} at /${pointerToken(f)}`,
+		...(event_time === undefined ? {} : { eventTime: `${event_time || '""'}, ingest.event_time` }),
+	};
+}
 
 function isOneJsonDocument(text: string): boolean {
 	try {

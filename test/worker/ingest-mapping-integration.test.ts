@@ -45,7 +45,7 @@ describe("POST /v1/datasets/:name/ingest", () => {
 		expect(res.rejected.map((r) => [r.index, r.error])).toEqual([
 			[1, expect.stringMatching(/no key at \/user\/id/)],
 			[2, expect.stringMatching(/line 3 is not valid JSON/)],
-			[3, expect.stringMatching(/value\.status: expected an integer/)],
+			[3, "status at /http/status (ingest.fields.status): expected an integer"],
 		]);
 		const row = await waitForD1(ds, u, (r) => r.value?.includes("404") ?? false);
 		expect(JSON.parse(row.value ?? "null")).toEqual({ status: 404, path: "/a", bytes: 10 });

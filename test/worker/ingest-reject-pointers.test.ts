@@ -1,0 +1,42 @@
+/**
+ * POST /v1/datasets/:name/ingest: a log record whose mapped field or time is of the wrong kind is
+ * rejected naming where in the record it was (the pointer, and the mapping entry that points
+ * there), as the key and op already are: "value.status" names a member of an event the shipper
+ * never sent.
+ */
+import { describe, expect, it } from "vitest";
+import { call, createDataset, expectJson, expectProblem, type IngestResult, uniqueName } from "./helpers";
+
+const ingest = (ds: string, body: string) => call("POST", `/v1/datasets/${ds}/ingest`, { body, headers: { "content-type": "application/x-ndjson" } });
+
+describe("ingest rejects name the record's pointers", () => {
+	it("a mapped field or event_time of the wrong kind is rejected at its pointer; the other records go through", async () => {
+		const ds = await createDataset({
+			key: "user_id",
+			fields: { status: "int", path: "string" },
+			ingest: { key: "/user/id", event_time: "/ts", fields: { status: "/http/status", path: "/http/path" } },
+		} as never);
+		const u = uniqueName("u");
+		const now = Date.now();
+		const lines = [
+			{ user: { id: u }, ts: now, http: { status: "teapot", path: 7 } },
+			{ user: { id: u }, ts: "yesterday", http: { status: 200 } },
+			{ user: { id: u }, ts: now, http: { status: 200, path: "/ok" } },
+		].map((r) => JSON.stringify(r));
+		const res = await expectJson<IngestResult>(await ingest(ds, lines.join("\n")), 202);
+		expect(res.accepted).toBe(1);
+		expect(res.rejected).toEqual([
+			{
+				index: 0,
+				error: "status at /http/status (ingest.fields.status): expected an integer; path at /http/path (ingest.fields.path): expected a string",
+			},
+			{ index: 1, error: expect.stringMatching(/^event_time "yesterday" is not a valid RFC 3339 time .* \(at \/ts, ingest\.event_time\)$/) },
+		]);
+	});
+
+	it("without a fields mapping, a field is named at the record's own property; a body of only such records is a 400 saying so", async () => {
+		const ds = await createDataset({ key: "user_id", fields: { status: "int" }, ingest: { key: "/uid" } } as never);
+		const p = await expectProblem(await ingest(ds, JSON.stringify({ uid: "a", status: "x" })), 400);
+		expect(p.errors).toEqual([{ pointer: "/0", detail: "status at /status: expected an integer" }]);
+	});
+});
