@@ -5,9 +5,10 @@ import { requireScope } from "../auth/middleware";
 import { assertDatasets } from "../auth/policy";
 import { HotpathError, pointerToken } from "../errors";
 import { type EventSources, isRefusal, MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST, parseEventsBody, rejectedAt, validateEvent } from "../ingest/events";
-import { acceptEvents } from "../ingest/intake";
+import { acceptEvents, summariseRejects } from "../ingest/intake";
 import { mapRecord } from "../ingest/mapping";
 import type { ChangeEvent } from "../ingest/merge";
+import { log } from "../observability/log";
 import type { IngestMapping } from "../registry/spec";
 import { idempotencyHeader, isNdjson, parseIdempotencyKey, RejectedSchema } from "./events";
 import { bearer, datasetParam, json, mount, newRouter, problems } from "./openapi";
@@ -74,7 +75,18 @@ mount(
 			if (isRefusal(v)) rejected.push(rejectedAt(index, v));
 			else valid.push({ index, ...v });
 		}
-		return c.json(await acceptEvents(c.env.EVENTS_QUEUE, valid, rejected, { idempotencyKey, principalId: principal.id }, "record(s) mapped to an event"), 202);
+		const answer = await acceptEvents(c.env.EVENTS_QUEUE, valid, rejected, { idempotencyKey, principalId: principal.id }, "record(s) mapped to an event");
+		// Log shippers take any 2xx as done and never read the rejects in it (a 400 they log
+		// themselves): without this line the records a mapping cannot take would vanish unseen.
+		if (answer.rejected.length) {
+			log.warn("ingest rejected records; the shipper was answered 202", {
+				dataset: name,
+				accepted: answer.accepted,
+				rejected: answer.rejected.length,
+				first: summariseRejects(answer.rejected),
+			});
+		}
+		return c.json(answer, 202);
 	},
 );
 

@@ -4,7 +4,7 @@
  * there), as the key and op already are: "value.status" names a member of an event the shipper
  * never sent.
  */
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { call, createDataset, expectJson, expectProblem, type IngestResult, uniqueName } from "./helpers";
 
 const ingest = (ds: string, body: string) => call("POST", `/v1/datasets/${ds}/ingest`, { body, headers: { "content-type": "application/x-ndjson" } });
@@ -38,5 +38,29 @@ describe("ingest rejects name the record's pointers", () => {
 		const ds = await createDataset({ key: "user_id", fields: { status: "int" }, ingest: { key: "/uid" } } as never);
 		const p = await expectProblem(await ingest(ds, JSON.stringify({ uid: "a", status: "x" })), 400);
 		expect(p.errors).toEqual([{ pointer: "/0", detail: "status at /status: expected an integer" }]);
+	});
+});
+
+describe("ingest rejects are logged", () => {
+	it("a 202 with rejected records, which log shippers do not read, logs a warning with the dataset, the counts and the first reasons", async () => {
+		const ds = await createDataset({ key: "user_id", fields: { status: "int" }, ingest: { key: "/uid" } } as never);
+		const warn = vi.spyOn(console, "warn");
+		try {
+			const lines = [{ uid: "a", status: 1 }, { uid: "b", status: "x" }, { nouid: 1 }].map((r) => JSON.stringify(r));
+			expect(await expectJson<IngestResult>(await ingest(ds, lines.join("\n")), 202)).toMatchObject({ accepted: 1 });
+			const logged = warn.mock.calls.map((c) => JSON.parse(String(c[0])) as Record<string, unknown>).filter((l) => l.dataset === ds);
+			expect(logged).toEqual([
+				{
+					level: "warn",
+					msg: "ingest rejected records; the shipper was answered 202",
+					dataset: ds,
+					accepted: 1,
+					rejected: 2,
+					first: "[1] status at /status: expected an integer; [2] no key at /uid (ingest.key)",
+				},
+			]);
+		} finally {
+			warn.mockRestore();
+		}
 	});
 });
