@@ -17,6 +17,10 @@ export const DEFAULT_MAX_FUTURE_SKEW_MS = 300_000;
 /** The largest epoch ms a Date holds (+275760-09-13): past it a time has no RFC 3339 form, and rendering one throws. */
 export const MAX_TIME_MS = 8_640_000_000_000_000;
 
+/** Numbers that read as a plausible time in epoch seconds (1973 to 5138): only said of in errors, never taken as such. */
+const EPOCH_SECONDS_FROM = 1e8;
+const EPOCH_SECONDS_TO = 1e11;
+
 const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
 
 /** Parses `event_time`: RFC 3339 text or epoch milliseconds, no later than `now` plus the allowed skew. */
@@ -24,7 +28,12 @@ export function parseEventTime(v: unknown, now = Date.now(), maxFutureMs = DEFAU
 	let t: number;
 	if (typeof v === "number") {
 		// A whole number past 2^53 is past MAX_TIME_MS too: refused below as too late, not as not whole.
-		if (!Number.isInteger(v)) return "event_time as a number must be whole epoch milliseconds";
+		if (!Number.isInteger(v)) {
+			// Fractional epoch seconds (Fluent Bit's default `date`, Python's time.time()): say so, and what to send.
+			if (v > EPOCH_SECONDS_FROM && v < EPOCH_SECONDS_TO)
+				return `event_time ${v} is not whole milliseconds: it looks like epoch seconds; send epoch milliseconds or RFC 3339`;
+			return "event_time as a number must be whole epoch milliseconds";
+		}
 		if (v < 0) return `event_time ${v} is before 1970-01-01T00:00:00Z (epoch 0), the earliest time accepted`;
 		t = v;
 	} else if (typeof v === "string") {

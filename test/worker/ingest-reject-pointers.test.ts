@@ -64,3 +64,20 @@ describe("ingest rejects are logged", () => {
 		}
 	});
 });
+
+describe("a time in fractional epoch seconds", () => {
+	it("is rejected saying it looks like epoch seconds and what to send instead (Fluent Bit's default date is such a number; json_date_format iso8601 sends RFC 3339)", async () => {
+		const ds = await createDataset({ key: "user_id", fields: { status: "int" }, ingest: { key: "/uid", event_time: "/date" } } as never);
+		const seconds = Date.now() / 1000;
+		const p = await expectProblem(await ingest(ds, JSON.stringify({ uid: "a", date: seconds, status: 1 })), 400);
+		expect(p.errors).toEqual([
+			{
+				pointer: "/0",
+				detail: `event_time ${seconds} is not whole milliseconds: it looks like epoch seconds; send epoch milliseconds or RFC 3339 (at /date, ingest.event_time)`,
+			},
+		]);
+		// A fraction that is no plausible time in seconds keeps the general reason.
+		const events = await expectProblem(await call("POST", "/v1/events", { json: [{ dataset: ds, key: "a", op: "upsert", value: {}, event_time: 1.5 }] }), 400);
+		expect(events.errors?.[0]?.detail).toBe("event_time as a number must be whole epoch milliseconds");
+	});
+});
