@@ -135,7 +135,16 @@ export interface DeadLetterListing {
 	letters: StoredDeadLetter[];
 	/** D1 refused the query: only the letters waiting in KV are listed. */
 	d1Refused: boolean;
+	/** The page ended at its byte budget of bodies (ListFilter.bodyBytes): more letters may wait. */
+	more: boolean;
 }
+
+/**
+ * Bytes of bodies one bulk replay holds at most (and one letter past it): a Worker has 128 MB, and
+ * 1,000 letters of a full queue message each (~110 KB), or of a refused key's events (up to D1's
+ * 2 MB row), would not fit. A call past it replays fewer and says `more`.
+ */
+export const BULK_BODY_BYTES = 16 * 1024 * 1024;
 
 /**
  * Dead letters: D1's newest first, then those waiting in KV. While D1 refuses, the ones waiting in
@@ -144,15 +153,17 @@ export interface DeadLetterListing {
 export async function listDeadLetters(db: D1Database, kv: KVNamespace, f: ListFilter): Promise<DeadLetterListing> {
 	let letters: StoredDeadLetter[];
 	let d1Refused = false;
+	let more = false;
 	try {
-		letters = await listD1DeadLetters(db, f);
+		({ letters, cut: more } = await listD1DeadLetters(db, f));
 	} catch (e) {
 		log.warn("D1 refused the dead-letter listing; listing those waiting in KV only", { error: String(e) });
 		letters = [];
 		d1Refused = true;
 	}
-	letters.push(...(await listKvDeadLetters(kv, f, f.limit - letters.length)));
-	return { letters, d1Refused };
+	// A page its byte budget ended is full: the letters waiting in KV come on a later one.
+	if (!more) letters.push(...(await listKvDeadLetters(kv, f, f.limit - letters.length)));
+	return { letters, d1Refused, more };
 }
 
 /** Why a message the consumer cannot read at all is kept (such a letter cannot be replayed). */

@@ -7,6 +7,7 @@ import { assertDatasets, assertUnlimitedAdmin, covers } from "../auth/policy";
 import type { AppEnv } from "../env";
 import { HotpathError } from "../errors";
 import {
+	BULK_BODY_BYTES,
 	deleteDeadLetters,
 	getDeadLetter,
 	listDeadLetters,
@@ -181,7 +182,7 @@ mount(
 		method: "post",
 		path: "/dead-letters/replay",
 		summary: "Replay every unreplayed dead letter (within the key's datasets)",
-		description: `Up to ${BULK_MAX} a call (limit), newest first by id, as the listing; call again for more. Events are idempotent by id, so replaying twice is harmless. Letters whose body is not a Hotpath queue message are left as they are (not counted).`,
+		description: `Up to ${BULK_MAX} a call (limit), newest first by id, as the listing, and up to ${BULK_BODY_BYTES / (1024 * 1024)} MiB of their bodies (then the answer says more); call again for more. Events are idempotent by id, so replaying twice is harmless. Letters whose body is not a Hotpath queue message are left as they are (not counted).`,
 		tags: ["dead letters"],
 		security: bearer,
 		request: { query: letterQuery },
@@ -190,6 +191,10 @@ mount(
 				"How many went back on the queue",
 				z.object({
 					replayed: z.number().int(),
+					more: z
+						.literal(true)
+						.optional()
+						.openapi({ description: `Present when this call stopped at its ${BULK_BODY_BYTES / (1024 * 1024)} MiB of letter bodies: call again for the rest` }),
 					incomplete: z.string().optional().openapi({ description: "Present when D1 refused the query: only the dead letters waiting in KV were replayed" }),
 				}),
 			),
@@ -198,10 +203,13 @@ mount(
 	},
 	admin,
 	async (c) => {
-		const { letters, d1Refused } = await listReplayable(c.env.DB, c.env.RECORDS_KV, filterOf(c, c.get("principal"), BULK_MAX, BULK_MAX));
+		const { letters, d1Refused, more } = await listReplayable(c.env.DB, c.env.RECORDS_KV, {
+			...filterOf(c, c.get("principal"), BULK_MAX, BULK_MAX),
+			bodyBytes: BULK_BODY_BYTES,
+		});
 		const replayed = await replayDeadLetters(c.env.DB, c.env.RECORDS_KV, c.env.EVENTS_QUEUE, letters);
 		// As the listing: what KV holds is not passed off as every letter there is.
-		return c.json({ replayed, ...(d1Refused ? { incomplete: INCOMPLETE_BULK("replayed") } : {}) });
+		return c.json({ replayed, ...(more ? { more: true } : {}), ...(d1Refused ? { incomplete: INCOMPLETE_BULK("replayed") } : {}) });
 	},
 );
 
@@ -278,10 +286,12 @@ mount(
 		// the other kind must not fill it and hide older ones of the kind asked for.
 		const given = c.req.query("replayed") !== undefined;
 		const onlyReplayed = parseFlag(c, "replayed");
+		// Only ids are needed: a purge reads no body, so a thousand large letters go in one call.
 		const { letters, d1Refused } = await listDeadLetters(c.env.DB, c.env.RECORDS_KV, {
 			...filter,
 			replayedOnly: onlyReplayed,
 			unreplayedOnly: given && !onlyReplayed,
+			withoutBodies: true,
 		});
 		const purged = await deleteDeadLetters(
 			c.env.DB,

@@ -98,6 +98,20 @@ export interface ListFilter {
 	/** Leaves out letters kept with this reason. */
 	exceptError?: string;
 	limit: number;
+	/**
+	 * At most about this many bytes of bodies (D1 letters): the page ends after the letter that
+	 * passes it (its first letter always comes), so a page never holds more bodies than a Worker's
+	 * memory takes, however large each letter is.
+	 */
+	bodyBytes?: number;
+	/** Letters without their bodies (`body` is ""): for a purge, which needs only ids. */
+	withoutBodies?: boolean;
+}
+
+/** A page of D1 letters; `cut` when `bodyBytes` ended it before `limit` (more may wait). */
+export interface D1LetterPage {
+	letters: StoredDeadLetter[];
+	cut: boolean;
 }
 
 const matches = (datasets: string[] | null, f: ListFilter): boolean => {
@@ -121,28 +135,62 @@ const fromRow = (r: typeof deadLetters.$inferSelect): StoredDeadLetter => ({
 	datasets: parseDatasets(r.datasets),
 });
 
+/** A row of the listing with a byte budget: D1's column names; `body` null past the budget. */
+interface BudgetRow {
+	id: number;
+	queue: string;
+	message_id: string;
+	body: string | null;
+	error: string | null;
+	attempts: number;
+	created_at: number;
+	replayed_at: number | null;
+	datasets: string | null;
+}
+
 /** D1 rows newest first, filtered by dataset bounds. */
-export async function listD1DeadLetters(db: D1Database, f: ListFilter): Promise<StoredDeadLetter[]> {
+export async function listD1DeadLetters(db: D1Database, f: ListFilter): Promise<D1LetterPage> {
 	// The dataset filters run in SQL over the letter's JSON list, so a key limited to one dataset
 	// finds its letters however many newer ones of other datasets there are.
-	const rows = await drizzle(db)
-		.select()
-		.from(deadLetters)
-		.where(
-			and(
-				f.unreplayedOnly ? isNull(deadLetters.replayedAt) : undefined,
-				f.replayedOnly ? isNotNull(deadLetters.replayedAt) : undefined,
-				f.exceptError === undefined ? undefined : sql`(${deadLetters.error} IS NULL OR ${deadLetters.error} <> ${f.exceptError})`,
-				f.dataset === undefined ? undefined : sql`EXISTS (SELECT 1 FROM json_each(${deadLetters.datasets}) WHERE value = ${f.dataset})`,
-				f.within === null
-					? undefined
-					: sql`${deadLetters.datasets} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM json_each(${deadLetters.datasets}) WHERE value NOT IN (SELECT value FROM json_each(${JSON.stringify(f.within)})))`,
-			),
-		)
-		.orderBy(desc(deadLetters.id))
-		.limit(f.limit)
-		.all();
-	return rows.map(fromRow).filter((l) => matches(l.datasets, f));
+	const where = and(
+		f.unreplayedOnly ? isNull(deadLetters.replayedAt) : undefined,
+		f.replayedOnly ? isNotNull(deadLetters.replayedAt) : undefined,
+		f.exceptError === undefined ? undefined : sql`(${deadLetters.error} IS NULL OR ${deadLetters.error} <> ${f.exceptError})`,
+		f.dataset === undefined ? undefined : sql`EXISTS (SELECT 1 FROM json_each(${deadLetters.datasets}) WHERE value = ${f.dataset})`,
+		f.within === null
+			? undefined
+			: sql`${deadLetters.datasets} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM json_each(${deadLetters.datasets}) WHERE value NOT IN (SELECT value FROM json_each(${JSON.stringify(f.within)})))`,
+	);
+	if (f.bodyBytes === undefined && !f.withoutBodies) {
+		const rows = await drizzle(db).select().from(deadLetters).where(where).orderBy(desc(deadLetters.id)).limit(f.limit).all();
+		return { letters: rows.map(fromRow).filter((l) => matches(l.datasets, f)), cut: false };
+	}
+	// The page is chosen first (LIMIT), then bodies are returned only while the bytes before each
+	// letter are under the budget: the Worker never receives the bodies past it.
+	const body = f.withoutBodies
+		? sql`'' AS body`
+		: sql`CASE WHEN SUM(bytes) OVER (ORDER BY id DESC ROWS UNBOUNDED PRECEDING) - bytes < ${f.bodyBytes ?? 0} THEN body END AS body`;
+	const rows = await drizzle(db).all<BudgetRow>(
+		sql`SELECT id, queue, message_id, error, attempts, created_at, replayed_at, datasets, ${body}
+FROM (SELECT *, length(CAST(body AS BLOB)) AS bytes FROM ${deadLetters} WHERE ${where ?? sql`1`} ORDER BY id DESC LIMIT ${f.limit})
+ORDER BY id DESC`,
+	);
+	const kept = rows.findIndex((r) => r.body === null);
+	const page = kept < 0 ? rows : rows.slice(0, kept);
+	const letters = page.map(
+		(r): StoredDeadLetter => ({
+			id: r.id,
+			queue: r.queue,
+			messageId: r.message_id,
+			body: r.body ?? "",
+			error: r.error ?? "",
+			attempts: r.attempts,
+			createdAt: r.created_at,
+			replayedAt: r.replayed_at,
+			datasets: parseDatasets(r.datasets),
+		}),
+	);
+	return { letters: letters.filter((l) => matches(l.datasets, f)), cut: kept >= 0 };
 }
 
 /** Up to `limit` of the letters waiting in KV, filtered by dataset bounds. */

@@ -4,6 +4,7 @@
  * and a bulk replay lists the unreplayed ones on every call.
  */
 import { describe, expect, it } from "vitest";
+import { BULK_BODY_BYTES } from "../../src/ingest/dead-letters";
 import { listD1DeadLetters } from "../../src/storage/dead-letters";
 import { env, uniqueName } from "./helpers";
 
@@ -46,7 +47,14 @@ SELECT 'hotpath-events', ?1 || '-' || i, '{}', 'boom', 3, '["x"]', ?3, ?4 FROM n
 		await env.DB.prepare(insert).bind(`${tag}-replayed`, 5000, now, now).run();
 
 		const recorded = recording(env.DB);
-		const letters = await listD1DeadLetters(recorded.db, { within: null, unreplayedOnly: true, exceptError: "not this one", limit: 1000 });
+		// As a bulk replay lists them: with its byte budget of bodies.
+		const { letters } = await listD1DeadLetters(recorded.db, {
+			within: null,
+			unreplayedOnly: true,
+			exceptError: "not this one",
+			limit: 1000,
+			bodyBytes: BULK_BODY_BYTES,
+		});
 		const waiting = letters.filter((l) => l.messageId.startsWith(`${tag}-waiting`));
 		expect(waiting.map((l) => l.messageId).sort()).toEqual([1, 2, 3].map((i) => `${tag}-waiting-${i}`));
 		expect(letters.every((l) => l.replayedAt === null)).toBe(true);

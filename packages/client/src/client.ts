@@ -82,12 +82,13 @@ function unaddressableKey(what: string, key: string): HotpathError {
 const BULK_PAGE = 1000;
 
 /**
- * Calls a bulk dead-letter route until a call touches less than a full page: each call handles at
+ * Calls a bulk dead-letter route until a call touches less than a full page and says no `more`
+ * (a replay stops at a budget of letter bodies, before a full page): each call handles at
  * most BULK_PAGE letters (those it handled no longer match: purged, or marked replayed), so "every
  * letter" takes as many calls as there are pages. Stops at an `incomplete` answer (D1 refused:
  * only the letters waiting in KV were handled, and the next call would handle them again).
  */
-async function everyBulkPage<P extends { incomplete?: string }>(
+async function everyBulkPage<P extends { incomplete?: string; more?: boolean }>(
 	call: () => Promise<P>,
 	countOf: (page: P) => number,
 ): Promise<{ count: number; incomplete?: string }> {
@@ -97,7 +98,7 @@ async function everyBulkPage<P extends { incomplete?: string }>(
 		const n = countOf(page);
 		count += n;
 		if (page.incomplete !== undefined) return { count, incomplete: page.incomplete };
-		if (n < BULK_PAGE) return { count };
+		if (n < BULK_PAGE && page.more !== true) return { count };
 	}
 }
 
@@ -289,7 +290,7 @@ export class Hotpath {
 				const { count, incomplete } = await everyBulkPage(
 					async () =>
 						(
-							await http.call<{ replayed: number; incomplete?: string }>({
+							await http.call<{ replayed: number; more?: boolean; incomplete?: string }>({
 								method: "POST",
 								path: "/v1/dead-letters/replay",
 								query: { dataset: filter.dataset, limit: BULK_PAGE },

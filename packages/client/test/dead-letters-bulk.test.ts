@@ -12,16 +12,20 @@ afterEach(async () => {
 	server = undefined;
 });
 
-/** A stand-in for the bulk routes over `total` letters: each call handles up to its `limit` (the server's cap, 1,000). */
-async function bulkServer(total: number, kvOnly = false): Promise<{ url: string; calls: string[] }> {
+/**
+ * A stand-in for the bulk routes over `total` letters: each call handles up to its `limit` (the
+ * server's cap, 1,000), and a replay up to `bodyBudget` letters (the server's budget of bodies), saying `more` when it stopped there.
+ */
+async function bulkServer(total: number, kvOnly = false, bodyBudget = Number.POSITIVE_INFINITY): Promise<{ url: string; calls: string[] }> {
 	let left = total;
 	const calls: string[] = [];
 	server = createServer((req, res) => {
 		calls.push(`${req.method} ${req.url}`);
 		const limit = Math.min(Number(new URL(req.url ?? "/", "http://x").searchParams.get("limit") ?? 1000), 1000);
-		const n = Math.min(left, limit);
+		const n = Math.min(left, limit, req.method === "DELETE" ? limit : bodyBudget);
 		left -= n;
-		const count = req.method === "DELETE" ? { purged: n } : { replayed: n };
+		const more = req.method !== "DELETE" && n === bodyBudget && left > 0 ? { more: true } : {};
+		const count = req.method === "DELETE" ? { purged: n } : { replayed: n, ...more };
 		res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(kvOnly ? { ...count, incomplete: "D1 refused" } : count));
 	});
 	await new Promise<void>((r) => server?.listen(0, "127.0.0.1", r));
@@ -41,6 +45,12 @@ describe("bulk dead-letter calls cover every letter", () => {
 		const { url, calls } = await bulkServer(1200);
 		expect(await new Hotpath({ url }).deadLetters.replayAll()).toEqual({ replayed: 1200 });
 		expect(calls).toEqual(["POST /v1/dead-letters/replay?limit=1000", "POST /v1/dead-letters/replay?limit=1000"]);
+	});
+
+	it("replayAll goes on after a call that stopped at its budget of bodies (fewer than a page, with more): 450 letters, 200 a call", async () => {
+		const { url, calls } = await bulkServer(450, false, 200);
+		expect(await new Hotpath({ url }).deadLetters.replayAll()).toEqual({ replayed: 450 });
+		expect(calls).toHaveLength(3);
 	});
 
 	it("a full page exactly ends with one more call that handles none", async () => {

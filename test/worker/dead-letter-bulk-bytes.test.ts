@@ -1,0 +1,62 @@
+/**
+ * Bulk replay of dead letters holds their bodies in the Worker's memory (128 MB in production). A
+ * D1 outage leaves thousands of letters of up to a queue message each (~110 KB), and a refused
+ * key's letter can reach D1's 2 MB row: 1,000 of them in one call could not fit. A call replays
+ * letters up to a byte budget of bodies and says `more` when others wait; purge never reads bodies.
+ */
+import { describe, expect, it } from "vitest";
+import { BULK_BODY_BYTES } from "../../src/ingest/dead-letters";
+import { call, createDataset, env, expectJson, uniqueName } from "./helpers";
+
+/** A letter of `n` events of about 100 KB each, every one for its own key of `dataset`. */
+function bigLetter(dataset: string, n: number): string {
+	const events = Array.from({ length: n }, (_, i) => ({
+		id: uniqueName("e"),
+		dataset,
+		key: uniqueName(`k${i}`),
+		op: "upsert",
+		time: Date.now(),
+		value: { blob: "x".repeat(100_000) },
+	}));
+	return JSON.stringify({ v: 1, events });
+}
+
+async function insertLetters(bodies: string[], dataset: string): Promise<void> {
+	for (const body of bodies) {
+		await env.DB.prepare("INSERT INTO dead_letters (queue, message_id, body, error, attempts, datasets) VALUES ('hotpath-events', ?1, ?2, 'test', 5, ?3)")
+			.bind(uniqueName("m"), body, JSON.stringify([dataset]))
+			.run();
+	}
+}
+
+describe("bulk replay and purge of large dead letters", () => {
+	it("replays at most BULK_BODY_BYTES of bodies a call, saying more wait, until every letter is replayed", async () => {
+		const ds = await createDataset({ key: "id", fields: { blob: "string" } });
+		const letters = Math.ceil((BULK_BODY_BYTES * 1.5) / 1_000_000);
+		await insertLetters(
+			Array.from({ length: letters }, () => bigLetter(ds, 10)),
+			ds,
+		);
+		const first = await expectJson<{ replayed: number; more?: boolean }>(await call("POST", `/v1/dead-letters/replay?dataset=${ds}`), 200);
+		expect(first.more).toBe(true);
+		expect(first.replayed).toBeGreaterThan(0);
+		expect(first.replayed * 1_000_000).toBeLessThanOrEqual(BULK_BODY_BYTES + 1_100_000);
+		let total = first.replayed;
+		for (let more = first.more; more; ) {
+			const next = await expectJson<{ replayed: number; more?: boolean }>(await call("POST", `/v1/dead-letters/replay?dataset=${ds}`), 200);
+			total += next.replayed;
+			more = next.more;
+		}
+		expect(total).toBe(letters);
+	}, 120_000);
+
+	it("purges every letter asked for in one call, whatever their bodies weigh", async () => {
+		const ds = await createDataset({ key: "id", fields: { blob: "string" } });
+		const letters = Math.ceil((BULK_BODY_BYTES * 1.5) / 1_000_000);
+		await insertLetters(
+			Array.from({ length: letters }, () => bigLetter(ds, 10)),
+			ds,
+		);
+		expect(await expectJson<{ purged: number }>(await call("DELETE", `/v1/dead-letters?dataset=${ds}`), 200)).toEqual({ purged: letters });
+	}, 120_000);
+});
