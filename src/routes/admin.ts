@@ -33,7 +33,11 @@ const DeadLetterSchema = z
 		created_at: z.string(),
 		replayed_at: z.string().nullable(),
 		waiting_in_kv: z.boolean(),
-		body: z.unknown().openapi({ description: "The message body" }),
+		body: z.unknown().openapi({ description: "The message body (null in a listing when body_omitted says why)" }),
+		body_omitted: z
+			.string()
+			.optional()
+			.openapi({ description: "In a listing, a letter past the page's budget of bodies: its size, and GET /v1/dead-letters/{id} shows it" }),
 	})
 	.openapi("DeadLetter");
 
@@ -92,7 +96,12 @@ const view = (l: StoredDeadLetter) => {
 		created_at: new Date(l.createdAt).toISOString(),
 		replayed_at: l.replayedAt === null ? null : new Date(l.replayedAt).toISOString(),
 		waiting_in_kv: typeof l.id === "string",
-		body,
+		...(l.omittedBytes === undefined
+			? { body }
+			: {
+					body: null,
+					body_omitted: `${l.omittedBytes} bytes, past this page's ${BULK_BODY_BYTES / (1024 * 1024)} MiB of bodies: GET /v1/dead-letters/${l.id} shows it`,
+				}),
 	};
 };
 
@@ -119,7 +128,7 @@ mount(
 		method: "get",
 		path: "/dead-letters",
 		summary: "List dead letters, newest first",
-		description: "limit: 1 to 500 (default 100). A key limited to datasets sees only dead letters within them.",
+		description: `limit: 1 to 500 (default 100). A key limited to datasets sees only dead letters within them. Bodies come up to ${BULK_BODY_BYTES / (1024 * 1024)} MiB a page; letters past that have body null and body_omitted (GET /v1/dead-letters/{id} shows one).`,
 		tags: ["dead letters"],
 		security: bearer,
 		request: { query: letterQuery },
@@ -136,7 +145,9 @@ mount(
 	},
 	admin,
 	async (c) => {
-		const filter = filterOf(c, c.get("principal"), 100, 500);
+		// Bodies up to a budget (a letter can reach D1's 2 MB row, and 500 of them would not fit a
+		// Worker's memory); the letters past it are listed without theirs, each shown by its own GET.
+		const filter = { ...filterOf(c, c.get("principal"), 100, 500), bodyBytes: BULK_BODY_BYTES, keepPastBudget: true };
 		const { letters, d1Refused } = await listDeadLetters(c.env.DB, c.env.RECORDS_KV, filter);
 		return c.json({ dead_letters: letters.map(view), ...(d1Refused ? { incomplete: INCOMPLETE } : {}) });
 	},
@@ -236,6 +247,21 @@ mount(
 		await replayDeadLetter(c.env.DB, c.env.RECORDS_KV, c.env.EVENTS_QUEUE, letter, now);
 		return c.json({ id: letter.id, replayed_at: new Date(now).toISOString() });
 	},
+);
+
+mount(
+	adminRoutes,
+	{
+		method: "get",
+		path: "/dead-letters/{id}",
+		summary: "Show one dead letter, with its body",
+		tags: ["dead letters"],
+		security: bearer,
+		request: { params: idParam },
+		responses: { 200: json("The dead letter", DeadLetterSchema), ...problems("bad_request", "forbidden", "not_found") },
+	},
+	admin,
+	async (c) => c.json(view(await visibleLetter(c, c.req.param("id") as string))),
 );
 
 mount(

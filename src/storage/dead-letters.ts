@@ -25,6 +25,8 @@ export interface StoredDeadLetter extends DeadLetter {
 	/** A D1 row id, or `kv:<message id>` for one waiting in KV. */
 	id: number | string;
 	replayedAt: number | null;
+	/** Set (the body's bytes) when a listing left the body out, past its budget: `body` is then "". */
+	omittedBytes?: number;
 }
 
 /** KV key prefix of dead letters waiting for D1. */
@@ -106,6 +108,8 @@ export interface ListFilter {
 	bodyBytes?: number;
 	/** Letters without their bodies (`body` is ""): for a purge, which needs only ids. */
 	withoutBodies?: boolean;
+	/** With `bodyBytes`: letters past the budget are listed too, without their bodies (`omittedBytes`), rather than ending the page. */
+	keepPastBudget?: boolean;
 }
 
 /** A page of D1 letters; `cut` when `bodyBytes` ended it before `limit` (more may wait). */
@@ -146,6 +150,7 @@ interface BudgetRow {
 	created_at: number;
 	replayed_at: number | null;
 	datasets: string | null;
+	bytes: number;
 }
 
 /** D1 rows newest first, filtered by dataset bounds. */
@@ -171,11 +176,11 @@ export async function listD1DeadLetters(db: D1Database, f: ListFilter): Promise<
 		? sql`'' AS body`
 		: sql`CASE WHEN SUM(bytes) OVER (ORDER BY id DESC ROWS UNBOUNDED PRECEDING) - bytes < ${f.bodyBytes ?? 0} THEN body END AS body`;
 	const rows = await drizzle(db).all<BudgetRow>(
-		sql`SELECT id, queue, message_id, error, attempts, created_at, replayed_at, datasets, ${body}
+		sql`SELECT id, queue, message_id, error, attempts, created_at, replayed_at, datasets, bytes, ${body}
 FROM (SELECT *, length(CAST(body AS BLOB)) AS bytes FROM ${deadLetters} WHERE ${where ?? sql`1`} ORDER BY id DESC LIMIT ${f.limit})
 ORDER BY id DESC`,
 	);
-	const kept = rows.findIndex((r) => r.body === null);
+	const kept = f.keepPastBudget ? -1 : rows.findIndex((r) => r.body === null);
 	const page = kept < 0 ? rows : rows.slice(0, kept);
 	const letters = page.map(
 		(r): StoredDeadLetter => ({
@@ -188,6 +193,7 @@ ORDER BY id DESC`,
 			createdAt: r.created_at,
 			replayedAt: r.replayed_at,
 			datasets: parseDatasets(r.datasets),
+			...(r.body === null ? { omittedBytes: r.bytes } : {}),
 		}),
 	);
 	return { letters: letters.filter((l) => matches(l.datasets, f)), cut: kept >= 0 };

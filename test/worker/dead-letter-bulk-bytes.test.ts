@@ -50,6 +50,31 @@ describe("bulk replay and purge of large dead letters", () => {
 		expect(total).toBe(letters);
 	}, 120_000);
 
+	it("lists every letter of a page, with bodies up to BULK_BODY_BYTES and the rest without theirs, each shown by GET /v1/dead-letters/:id", async () => {
+		const ds = await createDataset({ key: "id", fields: { blob: "string" } });
+		const letters = Math.ceil((BULK_BODY_BYTES * 1.5) / 1_000_000);
+		await insertLetters(
+			Array.from({ length: letters }, () => bigLetter(ds, 10)),
+			ds,
+		);
+		type Listed = { id: number; body: unknown; body_omitted?: string };
+		const listed = (await expectJson<{ dead_letters: Listed[] }>(await call("GET", `/v1/dead-letters?dataset=${ds}&limit=500`), 200)).dead_letters;
+		expect(listed).toHaveLength(letters);
+		const withBody = listed.filter((l) => l.body !== null);
+		expect(withBody.length).toBeGreaterThan(0);
+		expect(withBody.length * 1_000_000).toBeLessThanOrEqual(BULK_BODY_BYTES + 1_100_000);
+		const omitted = listed.filter((l) => l.body === null);
+		expect(omitted.length).toBeGreaterThan(0);
+		// Newest first: the bodies come for the newest letters, the older ones are named with their size.
+		expect(listed.slice(withBody.length).every((l) => l.body === null)).toBe(true);
+		const last = omitted[omitted.length - 1] as Listed;
+		expect(last.body_omitted).toMatch(new RegExp(`^\\d+ bytes, past this page's 16 MiB of bodies: GET /v1/dead-letters/${last.id} shows it$`));
+		const one = await expectJson<Listed>(await call("GET", `/v1/dead-letters/${last.id}`), 200);
+		expect(one.id).toBe(last.id);
+		expect(one.body_omitted).toBeUndefined();
+		expect((one.body as { events: unknown[] }).events).toHaveLength(10);
+	}, 120_000);
+
 	it("purges every letter asked for in one call, whatever their bodies weigh", async () => {
 		const ds = await createDataset({ key: "id", fields: { blob: "string" } });
 		const letters = Math.ceil((BULK_BODY_BYTES * 1.5) / 1_000_000);

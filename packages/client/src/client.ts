@@ -203,6 +203,8 @@ export class Hotpath {
 	readonly deadLetters: {
 		/** Newest first; `incomplete` on the list says D1 refused and only the letters waiting in KV are in it. */
 		list(opts?: DeadLetterFilter & { limit?: number } & RequestOptions): Promise<DeadLetterList>;
+		/** One dead letter, with its body (a listing leaves out bodies past its budget). */
+		get(id: DeadLetterId, opts?: RequestOptions): Promise<DeadLetter>;
 		/** Puts one back on the queue; events are idempotent, so a second replay is harmless. */
 		replay(id: DeadLetterId, opts?: RequestOptions): Promise<{ id: DeadLetterId; replayed_at: string }>;
 		/**
@@ -277,6 +279,8 @@ export class Hotpath {
 				if (data.incomplete !== undefined) list.incomplete = data.incomplete;
 				return list;
 			},
+			get: async (id, opts = {}) =>
+				(await http.call<DeadLetter>({ method: "GET", path: `/v1/dead-letters/${seg(id)}`, idempotent: true, signal: opts.signal })).data,
 			replay: async (id, opts = {}) =>
 				(
 					await http.call<{ id: DeadLetterId; replayed_at: string }>({

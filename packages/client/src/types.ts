@@ -287,7 +287,10 @@ export interface DeadLetter {
 	datasets: string[] | null;
 	/** True for one waiting in KV (its id is `kv:<message id>`). */
 	waiting_in_kv: boolean;
+	/** The message body; null in a listing past its budget of bodies (see `body_omitted`): `deadLetters.get(id)` has it. */
 	body: unknown;
+	/** In a listing, why `body` is null: the body's size, past the page's budget of bodies. */
+	body_omitted?: string;
 }
 
 /** A dead letter's id: a D1 row id, or `kv:<message id>` for one waiting in KV while D1 refused it. */

@@ -65,3 +65,18 @@ describe("bulk dead-letter calls cover every letter", () => {
 		expect(calls).toHaveLength(1);
 	});
 });
+
+describe("deadLetters.get", () => {
+	it("reads one letter, with its body, from GET /v1/dead-letters/:id (a listing leaves out bodies past its budget)", async () => {
+		const calls: string[] = [];
+		server = createServer((req, res) => {
+			calls.push(`${req.method} ${req.url}`);
+			res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ id: 7, body: { v: 1, events: [] } }));
+		});
+		await new Promise<void>((r) => server?.listen(0, "127.0.0.1", r));
+		const address = server.address();
+		const url = `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`;
+		expect(await new Hotpath({ url }).deadLetters.get("kv:a/b")).toMatchObject({ id: 7, body: { v: 1, events: [] } });
+		expect(calls).toEqual(["GET /v1/dead-letters/kv%3Aa%2Fb"]);
+	});
+});
