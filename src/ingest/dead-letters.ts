@@ -162,7 +162,12 @@ export async function listDeadLetters(db: D1Database, kv: KVNamespace, f: ListFi
 		d1Refused = true;
 	}
 	// A page its byte budget ended is full: the letters waiting in KV come on a later one.
-	if (!more) letters.push(...(await listKvDeadLetters(kv, f, f.limit - letters.length)));
+	if (!more) {
+		const used = letters.reduce((n, l) => n + l.body.length, 0);
+		const kvPage = await listKvDeadLetters(kv, f, f.limit - letters.length, (f.bodyBytes ?? Number.POSITIVE_INFINITY) - used);
+		letters.push(...kvPage.letters);
+		more = kvPage.cut;
+	}
 	return { letters, d1Refused, more };
 }
 

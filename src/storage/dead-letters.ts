@@ -200,19 +200,35 @@ ORDER BY id DESC`,
 }
 
 /** Up to `limit` of the letters waiting in KV, filtered by dataset bounds. */
-export async function listKvDeadLetters(kv: KVNamespace, f: ListFilter, limit: number): Promise<StoredDeadLetter[]> {
+export async function listKvDeadLetters(
+	kv: KVNamespace,
+	f: ListFilter,
+	limit: number,
+	/** Bytes of bodies left for these letters (ListFilter.bodyBytes less what D1's took): past it, as listD1DeadLetters does. */
+	bodyBudget = Number.POSITIVE_INFINITY,
+): Promise<{ letters: StoredDeadLetter[]; cut: boolean }> {
 	const out: StoredDeadLetter[] = [];
-	if (limit <= 0) return out;
+	if (limit <= 0) return { letters: out, cut: false };
 	const wanted = (replayedAt: number | null | undefined) => (f.unreplayedOnly ? replayedAt == null : f.replayedOnly ? replayedAt != null : true);
 	const listed = await kv.list<KvDeadLetterMeta>({ prefix: KV_DEAD_LETTER_PREFIX, limit: 1000 });
+	let bytes = 0;
 	for (const k of listed.keys) {
 		if (out.length >= limit) break;
 		if (k.metadata && (!matches(k.metadata.datasets, f) || !wanted(k.metadata.replayed_at))) continue;
 		const l = await readKv(kv, k.name);
 		if (!l || !matches(l.datasets, f) || !wanted(l.replayedAt) || (f.exceptError !== undefined && l.error === f.exceptError)) continue;
-		out.push({ ...l, id: `kv:${l.messageId}`, replayedAt: l.replayedAt ?? null });
+		const letter: StoredDeadLetter = { ...l, id: `kv:${l.messageId}`, replayedAt: l.replayedAt ?? null };
+		// One letter at a time is read, so only the bodies kept count against the budget (a letter
+		// waiting in KV can be far past D1's row size: a refused key's events of a whole batch).
+		if (f.withoutBodies) letter.body = "";
+		else if (bytes >= bodyBudget && out.length) {
+			if (!f.keepPastBudget) return { letters: out, cut: true };
+			letter.omittedBytes = l.body.length;
+			letter.body = "";
+		} else bytes += l.body.length;
+		out.push(letter);
 	}
-	return out;
+	return { letters: out, cut: false };
 }
 
 /** One dead letter by id (a D1 row id, or `kv:<message id>`). */

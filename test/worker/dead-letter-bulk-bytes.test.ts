@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { BULK_BODY_BYTES } from "../../src/ingest/dead-letters";
+import { storeDeadLetterKv } from "../../src/storage/dead-letters";
 import { call, createDataset, env, expectJson, uniqueName } from "./helpers";
 
 /** A letter of `n` events of about 100 KB each, every one for its own key of `dataset`. */
@@ -83,5 +84,39 @@ describe("bulk replay and purge of large dead letters", () => {
 			ds,
 		);
 		expect(await expectJson<{ purged: number }>(await call("DELETE", `/v1/dead-letters?dataset=${ds}`), 200)).toEqual({ purged: letters });
+	}, 120_000);
+
+	it("letters waiting in KV (D1 refused them) keep to the same budget: a replay says more, a listing leaves the bodies past it out", async () => {
+		const ds = await createDataset({ key: "id", fields: { blob: "string" } });
+		const letters = Math.ceil((BULK_BODY_BYTES * 1.5) / 1_000_000);
+		for (let i = 0; i < letters; i++) {
+			await storeDeadLetterKv(env.RECORDS_KV, {
+				queue: "hotpath-events",
+				messageId: uniqueName("kvm"),
+				body: bigLetter(ds, 10),
+				error: "test",
+				attempts: 5,
+				createdAt: Date.now(),
+				datasets: [ds],
+			});
+		}
+		type Listed = { id: string; body: unknown; body_omitted?: string };
+		const listed = (await expectJson<{ dead_letters: Listed[] }>(await call("GET", `/v1/dead-letters?dataset=${ds}&limit=500`), 200)).dead_letters;
+		expect(listed).toHaveLength(letters);
+		const withBody = listed.filter((l) => l.body !== null);
+		expect(withBody.length * 1_000_000).toBeLessThanOrEqual(BULK_BODY_BYTES + 1_100_000);
+		expect(listed.filter((l) => l.body === null).every((l) => /^\d+ bytes, past this page's/.test(l.body_omitted ?? ""))).toBe(true);
+		expect(withBody.length).toBeLessThan(letters);
+
+		const first = await expectJson<{ replayed: number; more?: boolean }>(await call("POST", `/v1/dead-letters/replay?dataset=${ds}`), 200);
+		expect(first.more).toBe(true);
+		expect(first.replayed * 1_000_000).toBeLessThanOrEqual(BULK_BODY_BYTES + 1_100_000);
+		let total = first.replayed;
+		for (let more = first.more; more; ) {
+			const next = await expectJson<{ replayed: number; more?: boolean }>(await call("POST", `/v1/dead-letters/replay?dataset=${ds}`), 200);
+			total += next.replayed;
+			more = next.more;
+		}
+		expect(total).toBe(letters);
 	}, 120_000);
 });
