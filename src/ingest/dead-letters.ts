@@ -161,8 +161,9 @@ export async function listDeadLetters(db: D1Database, kv: KVNamespace, f: ListFi
 		letters = [];
 		d1Refused = true;
 	}
-	// A page its byte budget ended is full: the letters waiting in KV come on a later one.
-	if (!more) {
+	// A page its byte budget ended is full: the letters waiting in KV come on a later one. A run
+	// going on from a cursor took them on its first call (a replay moves them to D1).
+	if (!more && f.beforeId === undefined) {
 		const used = letters.reduce((n, l) => n + l.body.length, 0);
 		const kvPage = await listKvDeadLetters(kv, f, f.limit - letters.length, (f.bodyBytes ?? Number.POSITIVE_INFINITY) - used);
 		letters.push(...kvPage.letters);

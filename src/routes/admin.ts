@@ -169,6 +169,18 @@ function parseId(raw: string): number | string {
 	return id;
 }
 
+/** `before` of a bulk replay: a positive row id, or absent. */
+function parseBefore(raw: string | undefined): number | undefined {
+	if (raw === undefined) return undefined;
+	const id = /^[1-9][0-9]{0,15}$/.test(raw) ? Number(raw) : Number.NaN;
+	if (!Number.isSafeInteger(id)) {
+		throw new HotpathError("bad_request", `before must be a dead letter's row id (a positive integer), not "${raw.slice(0, 20)}"`, {
+			errors: [{ pointer: "before", detail: "a positive integer" }],
+		});
+	}
+	return id;
+}
+
 /** The dead letter, if the key may see it: one touching datasets out of its bounds is refused, naming them. */
 async function visibleLetter(c: Context<AppEnv>, rawId: string): Promise<StoredDeadLetter> {
 	const id = parseId(rawId);
@@ -196,7 +208,11 @@ mount(
 		description: `Up to ${BULK_MAX} a call (limit), newest first by id, as the listing, and up to ${BULK_BODY_BYTES / (1024 * 1024)} MiB of their bodies (then the answer says more); call again for more. Events are idempotent by id, so replaying twice is harmless. Letters whose body is not a Hotpath queue message are left as they are (not counted).`,
 		tags: ["dead letters"],
 		security: bearer,
-		request: { query: letterQuery },
+		request: {
+			query: letterQuery.extend({
+				before: z.string().optional().openapi({ description: "Only letters with a smaller id: the before a previous call's answer gave (a run going on)" }),
+			}),
+		},
 		responses: {
 			200: json(
 				"How many went back on the queue",
@@ -205,7 +221,10 @@ mount(
 					more: z
 						.literal(true)
 						.optional()
-						.openapi({ description: `Present when this call stopped at its ${BULK_BODY_BYTES / (1024 * 1024)} MiB of letter bodies: call again for the rest` }),
+						.openapi({
+							description: `Present when this call stopped at its limit or its ${BULK_BODY_BYTES / (1024 * 1024)} MiB of letter bodies: call again with before for the rest`,
+						}),
+					before: z.number().int().optional().openapi({ description: "With more: the before of the next call, which goes on below this one's letters" }),
 					incomplete: z.string().optional().openapi({ description: "Present when D1 refused the query: only the dead letters waiting in KV were replayed" }),
 				}),
 			),
@@ -214,13 +233,19 @@ mount(
 	},
 	admin,
 	async (c) => {
-		const { letters, d1Refused, more } = await listReplayable(c.env.DB, c.env.RECORDS_KV, {
-			...filterOf(c, c.get("principal"), BULK_MAX, BULK_MAX),
-			bodyBytes: BULK_BODY_BYTES,
-		});
+		const filter = filterOf(c, c.get("principal"), BULK_MAX, BULK_MAX);
+		const beforeId = parseBefore(c.req.query("before"));
+		const { letters, d1Refused, more } = await listReplayable(c.env.DB, c.env.RECORDS_KV, { ...filter, bodyBytes: BULK_BODY_BYTES, beforeId });
 		const replayed = await replayDeadLetters(c.env.DB, c.env.RECORDS_KV, c.env.EVENTS_QUEUE, letters);
+		// The next call of the run goes on below this page: a letter that fails again at once (it is
+		// unreplayed again) would otherwise come back on every call, and the run never end.
+		// A page that reached into the letters waiting in KV has no row id to go on from: the next
+		// call starts from the top again (replayed ones are marked, and KV is listed after D1).
+		const rowIds = letters.map((l) => l.id).filter((id): id is number => typeof id === "number");
+		const fromKv = rowIds.length < letters.length;
+		const rest = more || letters.length >= filter.limit ? { more: true as const, ...(rowIds.length && !fromKv ? { before: Math.min(...rowIds) } : {}) } : {};
 		// As the listing: what KV holds is not passed off as every letter there is.
-		return c.json({ replayed, ...(more ? { more: true } : {}), ...(d1Refused ? { incomplete: INCOMPLETE_BULK("replayed") } : {}) });
+		return c.json({ replayed, ...rest, ...(d1Refused ? { incomplete: INCOMPLETE_BULK("replayed") } : {}) });
 	},
 );
 

@@ -3,7 +3,7 @@
  * D1; when D1 refuses them they wait in KV (`dlq:<message id>`) until a later run moves them over.
  * Both are listed together. No policy here: who may see which dead letter is decided by routes.
  */
-import { and, desc, eq, inArray, isNotNull, isNull, sql } from "drizzle-orm";
+import { and, desc, eq, inArray, isNotNull, isNull, lt, sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { deadLetters } from "./schema";
 
@@ -110,6 +110,8 @@ export interface ListFilter {
 	withoutBodies?: boolean;
 	/** With `bodyBytes`: letters past the budget are listed too, without their bodies (`omittedBytes`), rather than ending the page. */
 	keepPastBudget?: boolean;
+	/** Only D1 letters with a smaller row id (a bulk replay going on from its last call); no letter waiting in KV. */
+	beforeId?: number;
 }
 
 /** A page of D1 letters; `cut` when `bodyBytes` ended it before `limit` (more may wait). */
@@ -158,6 +160,7 @@ export async function listD1DeadLetters(db: D1Database, f: ListFilter): Promise<
 	// The dataset filters run in SQL over the letter's JSON list, so a key limited to one dataset
 	// finds its letters however many newer ones of other datasets there are.
 	const where = and(
+		f.beforeId === undefined ? undefined : lt(deadLetters.id, f.beforeId),
 		f.unreplayedOnly ? isNull(deadLetters.replayedAt) : undefined,
 		f.replayedOnly ? isNotNull(deadLetters.replayedAt) : undefined,
 		f.exceptError === undefined ? undefined : sql`(${deadLetters.error} IS NULL OR ${deadLetters.error} <> ${f.exceptError})`,

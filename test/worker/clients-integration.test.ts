@@ -315,6 +315,7 @@ describe("OpenAPI", () => {
 			"GET /v1/dead-letters",
 			"POST /v1/dead-letters/replay",
 			"POST /v1/dead-letters/{id}/replay",
+			"GET /v1/dead-letters/{id}",
 			"DELETE /v1/dead-letters/{id}",
 			"DELETE /v1/dead-letters",
 		];

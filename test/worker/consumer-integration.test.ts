@@ -464,7 +464,12 @@ describe("events consumer (hotpath-events)", () => {
 			const real = message(eventsBody([ev(k, "upsert", Date.now() - 1000, { a: 5 })]), 6);
 			await runQueue(DLQ, [real]);
 			for (let i = 0; i < 2; i++) await runQueue(EVENTS_QUEUE, [message({ v: 7, note: uniqueName("poison") })]);
-			expect(await expectJson<{ replayed: number }>(await call("POST", "/v1/dead-letters/replay?limit=1"), 200)).toEqual({ replayed: 1 });
+			// A full page says more, and where the run goes on.
+			expect(await expectJson<{ replayed: number }>(await call("POST", "/v1/dead-letters/replay?limit=1"), 200)).toEqual({
+				replayed: 1,
+				more: true,
+				before: expect.any(Number),
+			});
 			expect((await deadLetterByMessageId(real.id))?.replayed_at).toEqual(expect.any(Number));
 			await eventually(async () => (await d1Record(ds, k)) ?? undefined, { what: "the replayed event applied" });
 		});

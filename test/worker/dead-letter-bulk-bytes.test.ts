@@ -119,4 +119,31 @@ describe("bulk replay and purge of large dead letters", () => {
 		}
 		expect(total).toBe(letters);
 	}, 120_000);
+
+	it("a bulk replay run goes on from where its last call stopped (before=), so letters that failed again meanwhile are not replayed again and again", async () => {
+		const ds = await createDataset({ key: "id", fields: { blob: "string" } });
+		const letters = Math.ceil((BULK_BODY_BYTES * 2.5) / 1_000_000);
+		await insertLetters(
+			Array.from({ length: letters }, () => bigLetter(ds, 10)),
+			ds,
+		);
+		type Answer = { replayed: number; more?: boolean; before?: number };
+		const seen: number[] = [];
+		let answer = await expectJson<Answer>(await call("POST", `/v1/dead-letters/replay?dataset=${ds}`), 200);
+		seen.push(answer.replayed);
+		for (let calls = 1; answer.more; calls++) {
+			expect(calls).toBeLessThan(letters);
+			expect(answer.before).toEqual(expect.any(Number));
+			// Every letter replayed so far failed again at once (a refused key's letter comes back unreplayed within a second).
+			await env.DB.prepare("UPDATE dead_letters SET replayed_at = NULL WHERE datasets = ?1")
+				.bind(JSON.stringify([ds]))
+				.run();
+			answer = await expectJson<Answer>(await call("POST", `/v1/dead-letters/replay?dataset=${ds}&before=${answer.before}`), 200);
+			seen.push(answer.replayed);
+		}
+		expect(seen.reduce((a, b) => a + b, 0)).toBe(letters);
+		expect(seen.length).toBeGreaterThan(2);
+		const bad = await call("POST", `/v1/dead-letters/replay?dataset=${ds}&before=x`);
+		expect(bad.status).toBe(400);
+	}, 120_000);
 });

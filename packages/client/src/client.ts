@@ -88,13 +88,17 @@ const BULK_PAGE = 1000;
  * letter" takes as many calls as there are pages. Stops at an `incomplete` answer (D1 refused:
  * only the letters waiting in KV were handled, and the next call would handle them again).
  */
-async function everyBulkPage<P extends { incomplete?: string; more?: boolean }>(
-	call: () => Promise<P>,
+async function everyBulkPage<P extends { incomplete?: string; more?: boolean; before?: number }>(
+	call: (before: number | undefined) => Promise<P>,
 	countOf: (page: P) => number,
 ): Promise<{ count: number; incomplete?: string }> {
 	let count = 0;
+	// A replay's answer says where the next call goes on (below the letters it took), so letters
+	// that fail again meanwhile are not taken again by the same run.
+	let before: number | undefined;
 	for (;;) {
-		const page = await call();
+		const page = await call(before);
+		before = page.before;
 		const n = countOf(page);
 		count += n;
 		if (page.incomplete !== undefined) return { count, incomplete: page.incomplete };
@@ -292,12 +296,12 @@ export class Hotpath {
 				).data,
 			replayAll: async (filter = {}) => {
 				const { count, incomplete } = await everyBulkPage(
-					async () =>
+					async (before) =>
 						(
-							await http.call<{ replayed: number; more?: boolean; incomplete?: string }>({
+							await http.call<{ replayed: number; more?: boolean; before?: number; incomplete?: string }>({
 								method: "POST",
 								path: "/v1/dead-letters/replay",
-								query: { dataset: filter.dataset, limit: BULK_PAGE },
+								query: { dataset: filter.dataset, limit: BULK_PAGE, before },
 								idempotent: true,
 								signal: filter.signal,
 							})

@@ -53,6 +53,24 @@ describe("bulk dead-letter calls cover every letter", () => {
 		expect(calls).toHaveLength(3);
 	});
 
+	it("replayAll sends back the before each answer gives, so the run goes on below the letters it took", async () => {
+		const calls: string[] = [];
+		const answers = [{ replayed: 3, more: true, before: 90 }, { replayed: 2, more: true, before: 40 }, { replayed: 1 }];
+		server = createServer((req, res) => {
+			calls.push(`${req.url}`);
+			res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(answers[calls.length - 1] ?? { replayed: 0 }));
+		});
+		await new Promise<void>((r) => server?.listen(0, "127.0.0.1", r));
+		const address = server.address();
+		const url = `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`;
+		expect(await new Hotpath({ url }).deadLetters.replayAll({ dataset: "d" })).toEqual({ replayed: 6 });
+		expect(calls).toEqual([
+			"/v1/dead-letters/replay?dataset=d&limit=1000",
+			"/v1/dead-letters/replay?dataset=d&limit=1000&before=90",
+			"/v1/dead-letters/replay?dataset=d&limit=1000&before=40",
+		]);
+	});
+
 	it("a full page exactly ends with one more call that handles none", async () => {
 		const { url, calls } = await bulkServer(1000);
 		expect(await new Hotpath({ url }).deadLetters.purgeAll()).toEqual({ purged: 1000 });
