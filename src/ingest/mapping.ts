@@ -25,7 +25,10 @@ export function resolvePointer(doc: unknown, pointer: string): unknown {
 
 /**
  * Maps one record to a raw event (then validated like any event), or says why it cannot be mapped.
- * Fields the record does not hold are left out of the value (an upsert then has them null).
+ * Fields the record does not hold are left out of the value (an upsert then has them null). A
+ * record that holds none of them, with no op of its own, is refused: a log line of another shape
+ * (a heartbeat carrying the key) would otherwise upsert nothing and empty the key's record. In a
+ * dataset with aggregates it is taken: there it is a fact, and `count` needs no field.
  */
 export function mapRecord(record: unknown, spec: DatasetSpec, mapping: IngestMapping): Record<string, unknown> | string {
 	if (record === null || typeof record !== "object" || Array.isArray(record)) return "a record must be a JSON object";
@@ -36,6 +39,7 @@ export function mapRecord(record: unknown, spec: DatasetSpec, mapping: IngestMap
 		return `the key at ${mapping.key || '""'} (ingest.key) must be a non-empty string or an integer, not ${describe(key)}`;
 	}
 	const event: Record<string, unknown> = { dataset: spec.name, key, op: "upsert" };
+	let opGiven = false;
 	if (mapping.op !== undefined) {
 		// null is no op, as a missing one (and as the bridge reads a message's op): an upsert.
 		const op = resolvePointer(record, mapping.op);
@@ -43,6 +47,7 @@ export function mapRecord(record: unknown, spec: DatasetSpec, mapping: IngestMap
 			if (typeof op !== "string" || !OPS.includes(op))
 				return `the op at ${mapping.op || '""'} (ingest.op) must be upsert, patch or delete, not ${describe(op)}`;
 			event.op = op;
+			opGiven = true;
 		}
 	}
 	if (mapping.event_time !== undefined) {
@@ -58,6 +63,10 @@ export function mapRecord(record: unknown, spec: DatasetSpec, mapping: IngestMap
 		}
 	} else {
 		for (const field of Object.keys(spec.fields)) if (Object.hasOwn(record, field)) value[field] = (record as Record<string, unknown>)[field];
+	}
+	if (!opGiven && !spec.aggregates && Object.keys(value).length === 0) {
+		const mapped = mapping.fields ? Object.entries(mapping.fields).map(([f, p]) => `${f} at ${p || '""'}`) : Object.keys(spec.fields);
+		return `the record holds none of the mapped fields (${mapped.join(", ")}): as an upsert it would empty the record (send an op of "upsert" to mean that)`;
 	}
 	event.value = value;
 	return event;

@@ -71,6 +71,25 @@ describe("POST /v1/datasets/:name/ingest", () => {
 		expect(JSON.parse((await waitForD1(ds, u)).value ?? "null")).toEqual({ status: 201, path: "/x" });
 	});
 
+	it("a record holding none of the mapped fields (a log line of another shape) is rejected rather than emptying the record", async () => {
+		const ds = await createDataset({ key: "user_id", fields: { status: "int", path: "string" }, ingest: { key: "/uid" } } as never);
+		const u = uniqueName("u");
+		await expectJson(await ingest(ds, JSON.stringify({ uid: u, status: 201, path: "/x" })), 202);
+		await waitForD1(ds, u);
+		// A line with the key and nothing the dataset maps, beside one that maps.
+		const body = [JSON.stringify({ uid: u, msg: "heartbeat" }), JSON.stringify({ uid: u, path: "/y" })].join("\n");
+		const res = await expectJson<IngestResult>(await ingest(ds, body), 202);
+		expect(res.accepted).toBe(1);
+		expect(res.rejected).toEqual([
+			{ index: 0, error: expect.stringMatching(/holds none of the mapped fields \(status, path\): as an upsert it would empty the record/) },
+		]);
+		expect(JSON.parse((await waitForD1(ds, u, (r) => (r.value ?? "").includes("/y"))).value ?? "null")).toEqual({ path: "/y" });
+		// An op of its own is what it says: an upsert of nothing empties the record, when asked.
+		const withOp = await createDataset({ key: "user_id", fields: { status: "int" }, ingest: { key: "/uid", op: "/op" } } as never);
+		const asked = await expectJson<IngestResult>(await ingest(withOp, JSON.stringify({ uid: u, op: "upsert" })), 202);
+		expect(asked).toEqual({ accepted: 1, rejected: [] });
+	});
+
 	it("a dataset without a mapping, a bad mapping, a limited key and an empty body are refused with problems", async () => {
 		const plain = await createDataset({ key: "id", fields: { a: "int" } });
 		const p = await expectProblem(await ingest(plain, JSON.stringify({ id: "a" })), 400);
