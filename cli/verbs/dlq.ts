@@ -1,4 +1,4 @@
-/** `hotpath dlq list | replay ID | replay --all | purge ID | purge --all`: messages that kept failing (admin). */
+/** `hotpath dlq list | replay ID | replay --all | purge ID | purge --all [--replayed | --unreplayed]`: messages that kept failing (admin). */
 import type { DeadLetterId } from "@hotpath/client";
 import type { Command } from "commander";
 import { intOption, nonEmptyOption, verbAction } from "../context.ts";
@@ -75,11 +75,16 @@ export function registerDlq(program: Command): void {
 		.argument("[id]")
 		.option("--all", "every dead letter")
 		.option("--dataset <name>", "with --all: only those touching this dataset", nonEmptyOption)
+		.option("--replayed", "with --all: only those replayed already")
+		.option("--unreplayed", "with --all: only those never replayed")
 		.action(
-			verbAction(async ({ client, out }, [id]: [string | undefined], o: Which) => {
+			verbAction(async ({ client, out }, [id]: [string | undefined], o: Which & { replayed?: boolean; unreplayed?: boolean }) => {
 				const which = target(id, o, "purge");
+				if (o.replayed && o.unreplayed) throw new UsageError("dlq purge: --replayed or --unreplayed, not both");
+				if ((o.replayed || o.unreplayed) && which !== "all") throw new UsageError("dlq purge: --replayed and --unreplayed go with --all");
 				if (which === "all") {
-					const r = await client.deadLetters.purgeAll({ dataset: o.dataset });
+					const replayed = o.replayed ? true : o.unreplayed ? false : undefined;
+					const r = await client.deadLetters.purgeAll({ dataset: o.dataset, replayed });
 					out.result(r, () => `purged ${r.purged} dead letter(s)`);
 				} else {
 					await client.deadLetters.purge(which);

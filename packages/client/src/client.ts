@@ -220,7 +220,8 @@ export class Hotpath {
 		/** Deletes one dead letter for good. */
 		purge(id: DeadLetterId, opts?: RequestOptions): Promise<void>;
 		/** Deletes every dead letter (of one dataset, when given), in as many calls as it takes; `incomplete` as for replayAll. */
-		purgeAll(filter?: DeadLetterFilter & RequestOptions): Promise<{ purged: number; incomplete?: string }>;
+		/** `replayed`: true only the letters replayed already, false only those never replayed; absent: both. */
+		purgeAll(filter?: DeadLetterFilter & { replayed?: boolean } & RequestOptions): Promise<{ purged: number; incomplete?: string }>;
 	};
 
 	constructor(options: HotpathOptions) {
@@ -320,7 +321,7 @@ export class Hotpath {
 							await http.call<{ purged: number; incomplete?: string }>({
 								method: "DELETE",
 								path: "/v1/dead-letters",
-								query: { dataset: filter.dataset, limit: BULK_PAGE },
+								query: { dataset: filter.dataset, limit: BULK_PAGE, replayed: filter.replayed === undefined ? undefined : String(filter.replayed) },
 								idempotent: true,
 								signal: filter.signal,
 							})

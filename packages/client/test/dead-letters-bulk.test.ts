@@ -41,6 +41,15 @@ describe("bulk dead-letter calls cover every letter", () => {
 		expect(calls[0]).toBe("DELETE /v1/dead-letters?dataset=big&limit=1000");
 	});
 
+	it("purgeAll passes replayed (only replayed letters, or only those never replayed) to every call", async () => {
+		const { url, calls } = await bulkServer(1500);
+		expect(await new Hotpath({ url }).deadLetters.purgeAll({ replayed: true })).toEqual({ purged: 1500 });
+		expect(calls).toEqual(["DELETE /v1/dead-letters?limit=1000&replayed=true", "DELETE /v1/dead-letters?limit=1000&replayed=true"]);
+		const never = await bulkServer(10);
+		expect(await new Hotpath({ url: never.url }).deadLetters.purgeAll({ replayed: false })).toEqual({ purged: 10 });
+		expect(never.calls[0]).toBe("DELETE /v1/dead-letters?limit=1000&replayed=false");
+	});
+
 	it("replayAll replays 1,200 letters in two calls and says 1,200", async () => {
 		const { url, calls } = await bulkServer(1200);
 		expect(await new Hotpath({ url }).deadLetters.replayAll()).toEqual({ replayed: 1200 });

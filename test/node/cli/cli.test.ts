@@ -502,8 +502,14 @@ describe("load, export, rebuild, dead letters", () => {
 		const replay = await hp(["dlq", "replay", "--all", "--dataset", items, "--json"]);
 		expect(replay.code).toBe(0);
 		expect(json(replay)).toEqual({ replayed: expect.any(Number) });
+		const replayedOnly = await hp(["dlq", "purge", "--all", "--replayed", "--dataset", items, "--json"]);
+		expect(replayedOnly.code).toBe(0);
+		expect(json(replayedOnly)).toEqual({ purged: expect.any(Number) });
 		const purge = await hp(["dlq", "purge", "--all", "--dataset", items, "--json"]);
 		expect(purge.code).toBe(0);
 		expect(json(purge)).toEqual({ purged: expect.any(Number) });
+		const both = await hp(["dlq", "purge", "--all", "--replayed", "--unreplayed"]);
+		expect(both.code).toBe(2);
+		expect(both.stderr).toMatch("--replayed or --unreplayed, not both");
 	});
 });
