@@ -6,7 +6,7 @@
  * no-store on history and search), and /openapi.json declares it on their successes.
  */
 import { beforeAll, describe, expect, it } from "vitest";
-import { call, createDataset, postEvents, waitForRecord } from "./helpers";
+import { call, createDataset, env, postEvents, waitForRecord } from "./helpers";
 
 interface Operation {
 	security?: unknown[];
@@ -14,6 +14,7 @@ interface Operation {
 }
 let doc: { paths: Record<string, Record<string, Operation>> };
 let ds: string;
+let letterId: number;
 
 beforeAll(async () => {
 	doc = (await (await call("GET", "/openapi.json", { key: null })).json()) as typeof doc;
@@ -21,6 +22,13 @@ beforeAll(async () => {
 	ds = await createDataset(searchable);
 	await postEvents([{ dataset: ds, key: "k", op: "upsert", value: { a: 1, title: "hello" } }]);
 	await waitForRecord(ds, "k");
+	// A dead letter of the dataset, for the route that shows one.
+	const letter = await env.DB.prepare(
+		"INSERT INTO dead_letters (queue, message_id, body, error, attempts, datasets) VALUES ('q', ?1, '{}', 'test', 1, json_array(?2)) RETURNING id",
+	)
+		.bind(crypto.randomUUID(), ds)
+		.first<{ id: number }>();
+	letterId = letter?.id ?? 0;
 });
 
 /** Each GET that needs a key, as a request that succeeds, and the Cache-Control its answer carries. */
@@ -34,6 +42,7 @@ const keyedGets: [documented: string, request: () => string, cacheControl: strin
 	["/v1/datasets/{name}/rebuild", () => `/v1/datasets/${ds}/rebuild`, "private, no-store"],
 	["/v1/keys", () => "/v1/keys", "private, no-store"],
 	["/v1/dead-letters", () => "/v1/dead-letters", "private, no-store"],
+	["/v1/dead-letters/{id}", () => `/v1/dead-letters/${letterId}`, "private, no-store"],
 	["/v1/stats", () => "/v1/stats", "private, no-store"],
 	["/graphql", () => "/graphql?query=%7B__typename%7D", "no-store"],
 ];
