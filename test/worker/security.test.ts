@@ -207,13 +207,15 @@ const ROUTES: RouteCase[] = [
 		scope: "admin",
 		ok: 200,
 		limited: { status: 403 },
-		build: async () => {
-			const msg = message(eventsBody([{ id: uniqueName("e"), dataset, key: uniqueName("k"), op: "upsert", value: { age: 2 }, time: Date.now() }]));
-			await runQueue(DLQ, [msg]);
-			const row = await deadLetterByMessageId(msg.id);
-			if (!row) throw new Error("fixture: the dead letter was not stored");
-			return { path: `/v1/dead-letters/${row.id}/replay` };
-		},
+		build: async () => ({ path: `/v1/dead-letters/${await deadLetterFixture()}/replay` }),
+	},
+	{
+		method: "GET",
+		route: "/v1/dead-letters/:id",
+		scope: "admin",
+		ok: 200,
+		limited: { status: 403 },
+		build: async () => ({ path: `/v1/dead-letters/${await deadLetterFixture()}` }),
 	},
 	{
 		method: "DELETE",
