@@ -16,6 +16,8 @@ declare module "autocannon" {
 			timeout?: number;
 			duration?: number;
 			amount?: number;
+			/** Milliseconds between samples; a run with `amount` ends at the first tick after its last answer. */
+			sampleInt?: number;
 			overallRate?: number;
 			requests?: Request[];
 		}

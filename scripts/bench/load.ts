@@ -311,6 +311,7 @@ function runCannon(
 	} as autocannon.Request;
 	return new Promise((resolve, reject) => {
 		const startedAt = Date.now();
+		let lastAnswerAt = startedAt;
 		const opts: autocannon.Options = {
 			url: job.url,
 			connections: job.connections,
@@ -319,13 +320,19 @@ function runCannon(
 			requests: [req],
 			...(amount ? { amount } : { duration: durationS }),
 			...(job.rate ? { overallRate: job.rate } : {}),
+			// autocannon notices that a fixed amount is done only at its next sample tick (every second
+			// by default), and calls back then: up to a second after the last answer, which the write
+			// scenarios' rates (events over first POST to last readable) would count as posting time.
+			...(amount ? { sampleInt: 50 } : {}),
 		};
 		const instance = autocannon(opts, (err, result) => {
 			if (err) reject(err);
-			else resolve({ result, c, startedAt, endedAt: Date.now() });
+			// A fixed amount ended with its last answer, not with the tick that noticed it.
+			else resolve({ result, c, startedAt, endedAt: amount ? lastAnswerAt : Date.now() });
 		});
 		state.stop = () => instance.stop();
 		instance.on("response", (_client: unknown, status: number, bytes: number, ms: number) => {
+			lastAnswerAt = Date.now();
 			if (status >= 200 && status < 300) {
 				c.latencies.push(ms);
 				c.bytes += bytes;
