@@ -7,7 +7,10 @@
  * - KV: only keys KV holds are rewritten, each once per batch (KV takes one write per key per
  *   second), never with an older revision; at most `kvOps` operations per invocation. Every KV copy
  *   expires after the lag KV is allowed, so one the consumer missed cannot outlive the contract.
- * - Redis: every changed key, version-guarded, even while this isolate's breaker is open.
+ * - Redis: every changed key that D1 held before the batch, version-guarded, even while this
+ *   isolate's breaker is open. A key the batch created (revision 1) had no row in D1, so Redis can
+ *   hold it only as a cached miss: that is dropped, and the value waits for a read's fill, as in
+ *   KV. A bulk load of new keys thus costs Redis no writes for keys nobody reads yet.
  * - Whatever could not be done now (past the KV budget, KV refusing a put, a Redis write failing)
  *   goes into a refresh message, so the copy is rewritten from D1
  *   later: no tier keeps an older copy that reads would take for current. A Redis write that
@@ -64,12 +67,17 @@ export async function refreshCaches(
 	const { env } = services;
 	const kvTargets: Target[] = [];
 	const redisTargets: Target[] = [];
+	const created: Target[] = [];
 	for (const a of applied) {
 		const t = { dataset: a.dataset, key: a.key, ck: recordCacheKey(a.dataset, a.key), rec: a.rec };
 		services.reader.l0.refreshHeld(t.ck, t.rec, a.syncedAt, now);
-		// A key this batch created in D1 (now at revision 1) cannot have a KV copy yet: skip asking KV.
-		if (!(a.changed && a.rec.r === 1)) kvTargets.push(t);
-		if (a.changed) redisTargets.push(t);
+		// A key this batch created in D1 (now at revision 1) had no row before: KV cannot hold it
+		// (KV never caches a miss), and Redis only as a cached miss.
+		if (a.changed && a.rec.r === 1) created.push(t);
+		else {
+			kvTargets.push(t);
+			if (a.changed) redisTargets.push(t);
+		}
 	}
 	let redisUntil: number | undefined;
 	if (requests.length) {
@@ -98,7 +106,12 @@ export async function refreshCaches(
 		}
 	}
 	// The search index follows D1 like a tier (src/search/jobs.ts): revision-guarded, refreshed from D1 later when SEARCH_DB refuses.
-	await Promise.all([refreshKv(services, kvTargets, now, opts.kvOps), refreshRedis(services, redisTargets, now, redisUntil), indexApplied(services, applied)]);
+	await Promise.all([
+		refreshKv(services, kvTargets, now, opts.kvOps),
+		refreshRedis(services, redisTargets, now, redisUntil),
+		dropRedisMisses(services, created, now),
+		indexApplied(services, applied),
+	]);
 }
 
 /** D1's current state of every key the requests name. */
@@ -209,4 +222,25 @@ async function refreshRedis(services: Services, targets: Target[], now: number, 
 	const delaySeconds = Math.min(300, Math.max(Math.ceil(services.settings.REDIS_COOLDOWN_MS / 1000), Math.ceil((now - since) / 2000), 1));
 	log.warn("Redis write-through not done; queueing a refresh", { reason: failure, keys: targets.length, delay_s: delaySeconds });
 	await enqueueRefresh(services.env.EVENTS_QUEUE, targets, { tiers: ["redis"], delaySeconds, until });
+}
+
+/**
+ * Drops the misses Redis may have cached of keys this batch created. If Redis will not take the
+ * drop, the keys' current states go to Redis by a refresh message instead (a write replaces a
+ * cached miss), tried until every miss cached before now has expired by itself (NEGATIVE_TTL_SECONDS).
+ */
+async function dropRedisMisses(services: Services, created: Target[], now: number): Promise<void> {
+	const redis = services.redis;
+	if (!redis || !created.length) return;
+	try {
+		await redis.dropMisses(created.map((t) => t.ck));
+		return;
+	} catch (e) {
+		services.stats.count("redis", "errors");
+		log.warn("dropping cached misses of new keys from Redis failed; queueing a refresh", { error: String(e), keys: created.length });
+	}
+	const delaySeconds = Math.max(1, Math.ceil(services.settings.REDIS_COOLDOWN_MS / 1000));
+	const until = now + redis.negativeTtlSeconds * 1000;
+	// Misses cached for less than the delay are gone before a refresh could come.
+	if (until > now + delaySeconds * 1000) await enqueueRefresh(services.env.EVENTS_QUEUE, created, { tiers: ["redis"], delaySeconds, until });
 }

@@ -99,6 +99,12 @@ describe("provenance: a copy's lag counts from when its source last matched D1",
 	});
 });
 
+/** Reads a key once so that its fill puts revision `rev` in Redis (the consumer writes through only keys D1 held before). */
+async function readIntoRedis(k: string, rev: number): Promise<void> {
+	expect((await getRecord(ds, k)).status).toBe(200);
+	await eventually(async () => ((await inRedis(ds, k))?.r === rev ? true : undefined), { what: `revision ${rev} in Redis` });
+}
+
 describe("the consumer never leaves an older copy in a tier it could not write", () => {
 	it("when a Redis write fails, the consumer acks, and a refresh message rewrites the copy once Redis takes it", async () => {
 		const services = servicesFor(env);
@@ -106,6 +112,7 @@ describe("the consumer never leaves an older copy in a tier it could not write",
 		const ck = recordCacheKey(ds, k);
 		const t = Date.now() - 10_000;
 		await runQueue(EVENTS_QUEUE, [message(eventsBody([{ id: "v1", dataset: ds, key: k, op: "upsert", value: { age: 1 }, time: t }]))]);
+		await readIntoRedis(k, 1);
 		const held = (await redisStore().getMany([ck]))[0] as string;
 		expect(decodeRecord(held)?.r).toBe(1);
 
@@ -146,7 +153,7 @@ describe("the consumer never leaves an older copy in a tier it could not write",
 		// Event times ahead of the clock (within the allowed skew) keep both values young, so only the copy's lag decides.
 		const t = Date.now() + 60_000;
 		await runQueue(EVENTS_QUEUE, [message(eventsBody([{ id: "v1", dataset: ds, key: k, op: "upsert", value: { age: 1 }, time: t }]))]);
-		expect((await inRedis(ds, k))?.r).toBe(1);
+		await readIntoRedis(k, 1);
 
 		for (let i = 0; i < 3; i++) redis.breaker.failure();
 		await runQueue(EVENTS_QUEUE, [message(eventsBody([{ id: "v2", dataset: ds, key: k, op: "upsert", value: { age: 2 }, time: t + 1 }]))]);
