@@ -1270,9 +1270,9 @@ async function importScenario(w: RunningWorker, writeKey: string, prefix: string
 // proxy in Node (which the seeding goes through) is not in it. The floor under import (its
 // statements' size, 2 in flight) and under ingest (the consumer's batches of 100, one at a time).
 const FLOOR_RECORDS = `INSERT INTO records (dataset, key, value, base_time, base_id, base_deleted, field_clocks, event_time, event_id, rev, updated_at)
-SELECT 'bench_floor_' || ?2, w.value ->> 0, w.value -> 1, ?2, w.value ->> 0, 0, '{}', ?2, w.value ->> 0, 1, ?2 FROM json_each(?1) AS w`;
+SELECT 'bench_floor_' || ?2, w.value ->> 0, w.value ->> 1, ?2, w.value ->> 0, 0, '{}', ?2, w.value ->> 0, 1, ?2 FROM json_each(?1) AS w`;
 const FLOOR_LOG = `INSERT INTO event_log (dataset, key, event_time, event_id, op, value, applied_at)
-SELECT 'bench_floor_' || ?2, w.value ->> 0, ?2, w.value ->> 0, 'upsert', w.value -> 1, ?2 FROM json_each(?1) AS w`;
+SELECT 'bench_floor_' || ?2, w.value ->> 0, ?2, w.value ->> 0, 'upsert', w.value ->> 1, ?2 FROM json_each(?1) AS w`;
 
 interface D1Floor {
 	rows: number;
@@ -1290,7 +1290,8 @@ interface D1Floor {
 
 async function d1Floor(w: RunningWorker, rows: number, perStatement: number, lanes: number, small = false): Promise<D1Floor> {
 	const values = importValues(perStatement);
-	const chunks = (tag: string, per = perStatement, value = (j: number) => `{${values[j]}}`) => {
+	// Each value as a JSON string in its row, as the consumer sends them (src/storage/records.ts valueMember).
+	const chunks = (tag: string, per = perStatement, value = (j: number) => JSON.stringify(`{${values[j]}}`)) => {
 		const out: string[] = [];
 		for (let i = 0; i < rows; i += per) {
 			const part: string[] = [];
@@ -1305,7 +1306,7 @@ async function d1Floor(w: RunningWorker, rows: number, perStatement: number, lan
 		? await probeD1Floor(
 				w,
 				[FLOOR_RECORDS],
-				chunks("s", 1000, (j) => `{"score":${j % 100}}`),
+				chunks("s", 1000, (j) => JSON.stringify(`{"score":${j % 100}}`)),
 				lanes,
 			)
 		: null;

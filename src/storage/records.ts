@@ -159,7 +159,7 @@ export interface LogOnly {
 // 50 events onto a key with 3,000 log rows, and D1 bills rows read). RETURNING yields exactly the rows written. (The SELECT needs its WHERE clause anyway: without
 // one SQLite would read ON CONFLICT as part of the SELECT's join.)
 const WRITE_MANY = `INSERT INTO records (dataset, key, value, base_time, base_id, base_deleted, field_clocks, event_time, event_id, rev, updated_at, writer)
-SELECT w.value ->> 0, w.value ->> 1, nullif(w.value -> 2, 'null'), w.value ->> 3, w.value ->> 4, w.value ->> 5, w.value -> 6, w.value ->> 7, w.value ->> 8, w.value ->> 9, ?2, ?3
+SELECT w.value ->> 0, w.value ->> 1, w.value ->> 2, w.value ->> 3, w.value ->> 4, w.value ->> 5, w.value -> 6, w.value ->> 7, w.value ->> 8, w.value ->> 9, ?2, ?3
 FROM json_each(?1) AS w
 WHERE (w.value ->> 9 = 1 OR EXISTS (SELECT 1 FROM records AS r WHERE r.dataset = w.value ->> 0 AND r.key = w.value ->> 1))
   AND NOT EXISTS (SELECT 1 FROM json_each(w.value -> 10) AS i CROSS JOIN event_log AS l ON l.dataset = w.value ->> 0 AND l.key = w.value ->> 1 AND l.event_id = i.value)
@@ -178,7 +178,7 @@ RETURNING dataset, key, rev`;
 const LOG_MANY = `INSERT INTO event_log (dataset, key, event_time, event_id, op, value, applied_at, writer, agg_version)
 SELECT e.value ->> 0, e.value ->> 1, e.value ->> 2, e.value ->> 3, e.value ->> 4,
   CASE WHEN e.value ->> 8 = 1 THEN (SELECT r.value FROM records AS r WHERE r.dataset = e.value ->> 0 AND r.key = e.value ->> 1)
-       ELSE nullif(e.value -> 5, 'null') END,
+       ELSE e.value ->> 5 END,
   ?2, ?3, e.value ->> 7
 FROM json_each(?1) AS e
 WHERE e.value ->> 6 = 0 OR EXISTS (SELECT 1 FROM records AS r WHERE r.dataset = e.value ->> 0 AND r.key = e.value ->> 1 AND r.writer = ?3)
@@ -186,10 +186,18 @@ ON CONFLICT (dataset, key, event_id) DO NOTHING`;
 
 const j = JSON.stringify;
 
+/**
+ * A value as a row's member: its JSON text as a JSON string (null for none), which `->>` hands back
+ * as that text. Nested as JSON instead, SQLite's `->` would rebuild the text node by node from its
+ * parse of the row (fields, and each float of a vector): 2.5 times the statement's time for rows of
+ * 1.3 KB, measured in SQLite itself (docs/BENCHMARKS.md, "Values as strings").
+ */
+const valueMember = (value: Record<string, unknown> | null): string => (value === null ? "null" : j(valueJson(value)));
+
 // Rows are JSON arrays built as text so that a value's JSON, the bulk of a row, is the text
 // valueJson already made for it (once per object) rather than a fresh serialisation per row.
 const logRow = (dataset: string, key: string, e: LoggedEvent, conditional: boolean, aggVersion: number | undefined, sameAsRecord = false): string =>
-	`[${j(dataset)},${j(key)},${e.time},${j(e.id)},${j(e.op)},${sameAsRecord ? "null" : valueJson(e.value ?? null)},${conditional ? 1 : 0},${aggVersion ?? "null"},${sameAsRecord ? 1 : 0}]`;
+	`[${j(dataset)},${j(key)},${e.time},${j(e.id)},${j(e.op)},${sameAsRecord ? "null" : valueMember(e.value ?? null)},${conditional ? 1 : 0},${aggVersion ?? "null"},${sameAsRecord ? 1 : 0}]`;
 
 /** Whether a write's state is exactly its one event's value: an upsert onto nothing that survives it. */
 const stateIsItsEvent = (w: StateWrite): boolean => {
@@ -254,7 +262,7 @@ export async function writeStates(
 	const recordRows = writes.map((w) => {
 		const s = w.state;
 		const ids = j(w.events.map((e) => e.id));
-		return `[${j(w.dataset)},${j(w.key)},${valueJson(s.value)},${j(s.base?.[0] ?? null)},${j(s.base?.[1] ?? null)},${s.baseDeleted ? 1 : 0},${j(s.fieldClocks)},${s.clock[0]},${j(s.clock[1])},${(w.prevRev ?? 0) + 1},${ids}]`;
+		return `[${j(w.dataset)},${j(w.key)},${valueMember(s.value)},${j(s.base?.[0] ?? null)},${j(s.base?.[1] ?? null)},${s.baseDeleted ? 1 : 0},${j(s.fieldClocks)},${s.clock[0]},${j(s.clock[1])},${(w.prevRev ?? 0) + 1},${ids}]`;
 	});
 	const logRows: string[] = [];
 	for (const w of writes) {
