@@ -186,13 +186,22 @@ ON CONFLICT (dataset, key, event_id) DO NOTHING`;
 
 const j = JSON.stringify;
 
+/** Values longer than this (in UTF-16 units) go nested: escaped, one near the 1 MB record limit (src/ingest/apply.ts) could pass D1's 2 MB per string. */
+const NESTED_FROM = 100_000;
+
 /**
  * A value as a row's member: its JSON text as a JSON string (null for none), which `->>` hands back
- * as that text. Nested as JSON instead, SQLite's `->` would rebuild the text node by node from its
- * parse of the row (fields, and each float of a vector): 2.5 times the statement's time for rows of
- * 1.3 KB, measured in SQLite itself (docs/BENCHMARKS.md, "Values as strings").
+ * as that text. Nested as JSON, SQLite rebuilds the text node by node from its parse of the row
+ * (fields, and each float of a vector): 2.6 times the records statement's time for rows of 1.3 KB
+ * (scripts/bench/sqlite-json-shape.ts). As a string, though, a value can take up to twice its
+ * characters (each quote or backslash in it escaped again), and D1 takes strings of at most 2 MB:
+ * a value past NESTED_FROM characters travels nested, which `->>` turns into the same text.
  */
-const valueMember = (value: Record<string, unknown> | null): string => (value === null ? "null" : j(valueJson(value)));
+const valueMember = (value: Record<string, unknown> | null): string => {
+	if (value === null) return "null";
+	const text = valueJson(value);
+	return text.length > NESTED_FROM ? text : j(text);
+};
 
 // Rows are JSON arrays built as text so that a value's JSON, the bulk of a row, is the text
 // valueJson already made for it (once per object) rather than a fresh serialisation per row.

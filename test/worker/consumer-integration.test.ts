@@ -170,6 +170,44 @@ describe("events consumer (hotpath-events)", () => {
 			}
 		});
 
+		it("writeStates: a value near the record size limit made of characters JSON escapes stays within D1's 2 MB per bound string, record and log row", async () => {
+			// 499,980 quotes: 999,968 bytes of JSON, under MAX_RECORD_BYTES; as a JSON string in its row it would take twice that.
+			const cases = { quotes: { s: '"'.repeat(499_980) }, small: { s: 'a "quoted" \\ value' } };
+			for (const [name, value] of Object.entries(cases)) {
+				const k = uniqueName(`big-${name}`);
+				const clock = [5, `e-${name}`] as const;
+				const bound: number[] = [];
+				// D1 in production refuses a string over 2,000,000 bytes; Miniflare's does not, so the test measures what is bound.
+				const db = new Proxy(env.DB, {
+					get(target, prop) {
+						if (prop !== "prepare") return Reflect.get(target, prop);
+						return (sql: string) => {
+							const stmt = target.prepare(sql);
+							const bind = stmt.bind.bind(stmt);
+							return Object.assign(stmt, {
+								bind: (...args: unknown[]) => {
+									for (const a of args) if (typeof a === "string") bound.push(new TextEncoder().encode(a).length);
+									return bind(...args);
+								},
+							});
+						};
+					},
+				});
+				const write = {
+					dataset: ds,
+					key: k,
+					state: { value: { ...value, kept: 1 }, base: clock, baseDeleted: false, fieldClocks: {}, clock },
+					prevRev: null,
+					events: [{ time: 5, id: `e-${name}`, op: "upsert" as const, value }],
+				};
+				expect(await writeStates(db, [write])).toEqual([1]);
+				expect(Math.max(...bound), name).toBeLessThanOrEqual(2_000_000);
+				expect((await d1Record(ds, k))?.value, name).toBe(JSON.stringify({ ...value, kept: 1 }));
+				const row = await env.DB.prepare("SELECT value FROM event_log WHERE dataset = ?1 AND key = ?2").bind(ds, k).first<{ value: string }>();
+				expect(row?.value, name).toBe(JSON.stringify(value));
+			}
+		});
+
 		it("values survive D1's JSON handling exactly: unicode, escapes, floats, large and negative numbers, nesting", async () => {
 			const jds = await createDataset({ key: "id", fields: { j: "json", s: "string", f: "float", i: "int" }, ttl_seconds: 3600 });
 			const value = {
