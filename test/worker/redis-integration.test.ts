@@ -268,6 +268,54 @@ describe("Redis tier", () => {
 	});
 });
 
+describe("dropping a created key's cached miss while Redis is unreachable", () => {
+	it("queues a Redis refresh until a miss cached before it has expired by itself; none when the miss outlives no delay", async () => {
+		const { refreshCaches } = await import("../../src/ingest/cache-refresh");
+		const { servicesFor } = await import("../../src/services");
+		const real = env as unknown as Env;
+		const ds = unique("dropdown");
+		const sent: { refresh: { key: string }[]; tiers: string[]; until?: number }[] = [];
+		const queue = new Proxy(real.EVENTS_QUEUE, {
+			get(target, prop) {
+				if (prop === "sendBatch")
+					return (msgs: { body: unknown }[], opts?: QueueSendBatchOptions) => {
+						for (const m of msgs) sent.push(JSON.parse(String(m.body)));
+						return target.sendBatch(msgs as MessageSendRequest[], opts);
+					};
+				const v = Reflect.get(target, prop);
+				return typeof v === "function" ? v.bind(target) : v;
+			},
+		});
+		const created = [{ dataset: ds, key: "k", rec: rec(1), changed: true, syncedAt: Date.now() }];
+		// Nothing listens on port 1: every Redis call fails. The test config's cool-down puts the refresh 1 s out.
+		// A KV binding of its own makes servicesFor build services for this env rather than reuse the worker's.
+		const ownKv = () =>
+			new Proxy(real.RECORDS_KV, {
+				get(target, prop) {
+					const v = Reflect.get(target, prop);
+					return typeof v === "function" ? v.bind(target) : v;
+				},
+			});
+		const down = (negativeTtl: string) =>
+			servicesFor({ ...real, RECORDS_KV: ownKv(), UPSTASH_REDIS_REST_URL: "http://127.0.0.1:1", NEGATIVE_TTL_SECONDS: negativeTtl, EVENTS_QUEUE: queue });
+		try {
+			const before = Date.now();
+			await refreshCaches(down("60"), created, []);
+			expect(sent).toHaveLength(1);
+			expect(sent[0]?.tiers).toEqual(["redis"]);
+			expect(sent[0]?.refresh.map((r) => r.key)).toEqual(["k"]);
+			expect(sent[0]?.until).toBeGreaterThanOrEqual(before + 60_000);
+			expect(sent[0]?.until).toBeLessThanOrEqual(Date.now() + 60_000);
+			// A miss cached for 1 s is gone before a refresh 1 s out could come: nothing to queue.
+			sent.length = 0;
+			await refreshCaches(down("1"), created, []);
+			expect(sent).toEqual([]);
+		} finally {
+			servicesFor(real);
+		}
+	});
+});
+
 describe("Redis failover", () => {
 	it("keeps every read correct while Redis dies, reports it down, and recovers by itself", async () => {
 		const control = redisEnv.REDIS_CONTROL_URL;
