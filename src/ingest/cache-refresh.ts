@@ -233,7 +233,7 @@ async function dropRedisMisses(services: Services, created: Target[], now: numbe
 	const redis = services.redis;
 	if (!redis || !created.length) return;
 	try {
-		await redis.dropMisses(created.map((t) => t.ck));
+		await redis.drop(created.map((t) => t.ck));
 		return;
 	} catch (e) {
 		services.stats.count("redis", "errors");

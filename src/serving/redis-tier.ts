@@ -74,8 +74,10 @@ export class RedisTier implements Tier {
 	}
 
 	/**
-	 * Drops copies (a rebuild's drop mode). With `dataset`, each drop is counted as a change in its
-	 * counters (src/serving/changes.ts), so L0 copies taken from the dropped ones reload too.
+	 * Drops copies: a rebuild's drop mode, and the consumer's drop of cached misses of keys a batch
+	 * created. With `dataset`, each drop is counted as a change in its counters
+	 * (src/serving/changes.ts), so L0 copies taken from the dropped ones reload too; a cached miss
+	 * needs no count, since L0 never revalidates one, it only lets it expire.
 	 */
 	async drop(cks: readonly string[], dataset?: string): Promise<number> {
 		if (!cks.length) return 0;
@@ -95,17 +97,6 @@ export class RedisTier implements Tier {
 		const keys = [...new Set([...entries.map((e) => e.ck), ...entries.map((e) => changeCounterKey(e.dataset))])];
 		// A shorter bound than a write's: it follows one that failed, and a Redis that hangs must not hold the refresh back long.
 		return this.guard(() => this.store.deleteMany(keys), this.timeoutMs * 4);
-	}
-
-	/**
-	 * Drops what Redis holds of keys a consumer batch has just created in D1. D1 had no row for them
-	 * before, so a copy here is a cached miss (or, from a read's fill, the new revision itself): no
-	 * value needs writing, and the first read fills it as for any key Redis does not hold. Counts no
-	 * change: L0 never revalidates a cached miss, it only lets it expire.
-	 */
-	async dropMisses(cks: readonly string[]): Promise<number> {
-		if (!cks.length) return 0;
-		return this.guard(() => this.store.deleteMany(cks), this.timeoutMs * 4);
 	}
 
 	/** Pings Redis through the breaker: how /healthz tells up from down, and how an open breaker gets its probe. */

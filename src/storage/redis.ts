@@ -147,9 +147,10 @@ export class RedisStore {
 	}
 
 	/**
-	 * Deletes keys, PIPELINE_COMMANDS keys per request, the requests sent together. Returns how many existed. With `change`
-	 * (a rebuild's drop), each key's bucket in that counter hash (`buckets[i]` for `keys[i]`) is
-	 * bumped after the DEL, in the same pipeline, so L0 copies taken before the drop reload.
+	 * Deletes keys, PIPELINE_COMMANDS keys per request, the requests sent together. Returns how
+	 * many existed. With `change` (a rebuild's drop), each key's bucket in that counter hash
+	 * (`buckets[i]` for `keys[i]`) is bumped after the DEL, in the same pipeline, so L0 copies taken
+	 * before the drop reload.
 	 */
 	async deleteMany(keys: readonly string[], change?: { counters: string; buckets: readonly number[] }): Promise<number> {
 		const chunks: number[] = [];

@@ -346,6 +346,23 @@ export async function applyDirect(events: QueueEvent[]): Promise<void> {
 /** Lets background work scheduled with waitUntil settle (fills of the upper tiers). */
 export const settle = () => sleep(50);
 
+/** The real queue, with the parsed body of every message sent through `sendBatch` noted in `sent`. */
+export function recordingQueue<T = unknown>(queue: Queue<unknown>): { queue: Queue<unknown>; sent: T[] } {
+	const sent: T[] = [];
+	const recording = new Proxy(queue, {
+		get(target, prop) {
+			if (prop === "sendBatch")
+				return (msgs: { body: unknown }[], opts?: QueueSendBatchOptions) => {
+					for (const m of msgs) sent.push(JSON.parse(String(m.body)) as T);
+					return target.sendBatch(msgs as MessageSendRequest[], opts);
+				};
+			const v = Reflect.get(target, prop);
+			return typeof v === "function" ? v.bind(target) : v;
+		},
+	});
+	return { queue: recording, sent };
+}
+
 /** A D1 binding that counts the statements it prepares that `matches` (`queries`; reset it by assigning 0). */
 export function countingStatements(db: D1Database, matches: (sql: string) => boolean): { db: D1Database; queries: number } {
 	const counted = { db, queries: 0 };

@@ -79,7 +79,7 @@ describe("writeThroughKv", () => {
 
 describe("a KV refresh while KV refuses", () => {
 	it("comes back until every KV copy it could put right has expired (its fill TTL), then stops: a long KV outage is not asked again every second", async () => {
-		const { createDataset, applyDirect, uniqueName } = await import("./helpers");
+		const { createDataset, applyDirect, recordingQueue, uniqueName } = await import("./helpers");
 		const { refreshCaches } = await import("../../src/ingest/cache-refresh");
 		const { servicesFor } = await import("../../src/services");
 		const real = env as unknown as Env;
@@ -95,18 +95,7 @@ describe("a KV refresh while KV refuses", () => {
 			},
 		});
 		// The real queue, with each refresh it is sent noted.
-		const sent: { tiers: string[]; until?: number }[] = [];
-		const queue = new Proxy(real.EVENTS_QUEUE, {
-			get(target, prop) {
-				if (prop === "sendBatch")
-					return (msgs: { body: unknown }[], opts?: QueueSendBatchOptions) => {
-						for (const m of msgs) sent.push(JSON.parse(String(m.body)));
-						return target.sendBatch(msgs as MessageSendRequest[], opts);
-					};
-				const v = Reflect.get(target, prop);
-				return typeof v === "function" ? v.bind(target) : v;
-			},
-		});
+		const { queue, sent } = recordingQueue<{ tiers: string[]; until?: number }>(real.EVENTS_QUEUE);
 		const services = servicesFor({ ...real, RECORDS_KV: kv, EVENTS_QUEUE: queue });
 		try {
 			const refs = [{ dataset: ds, key }];

@@ -14,7 +14,7 @@ import { TierStats } from "../../src/serving/stats";
 import type { Found, RecordRef, Tier } from "../../src/serving/tier";
 import { type CachedRecord, decodeRecord, recordCacheKey } from "../../src/storage/cached-record";
 import { RedisStore } from "../../src/storage/redis";
-import { eventually } from "./helpers";
+import { eventually, recordingQueue } from "./helpers";
 
 const redisEnv = env as unknown as { UPSTASH_REDIS_REST_URL: string; UPSTASH_REDIS_REST_TOKEN: string; REDIS_CONTROL_URL: string };
 const store = () => new RedisStore(redisEnv.UPSTASH_REDIS_REST_URL, redisEnv.UPSTASH_REDIS_REST_TOKEN);
@@ -274,18 +274,7 @@ describe("dropping a created key's cached miss while Redis is unreachable", () =
 		const { servicesFor } = await import("../../src/services");
 		const real = env as unknown as Env;
 		const ds = unique("dropdown");
-		const sent: { refresh: { key: string }[]; tiers: string[]; until?: number }[] = [];
-		const queue = new Proxy(real.EVENTS_QUEUE, {
-			get(target, prop) {
-				if (prop === "sendBatch")
-					return (msgs: { body: unknown }[], opts?: QueueSendBatchOptions) => {
-						for (const m of msgs) sent.push(JSON.parse(String(m.body)));
-						return target.sendBatch(msgs as MessageSendRequest[], opts);
-					};
-				const v = Reflect.get(target, prop);
-				return typeof v === "function" ? v.bind(target) : v;
-			},
-		});
+		const { queue, sent } = recordingQueue<{ refresh: { key: string }[]; tiers: string[]; until?: number }>(real.EVENTS_QUEUE);
 		const created = [{ dataset: ds, key: "k", rec: rec(1), changed: true, syncedAt: Date.now() }];
 		// Nothing listens on port 1: every Redis call fails. The test config's cool-down puts the refresh 1 s out.
 		// A KV binding of its own makes servicesFor build services for this env rather than reuse the worker's.
