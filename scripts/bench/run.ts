@@ -464,6 +464,8 @@ async function main() {
 			// The full run's 8 rounds put each of the four scenarios in each position twice.
 			const rounds = args.quick ? 3 : 8;
 			log(`[${elapsed()}] read-l0-hit vs baseline-hello: ${rounds} back-to-back rounds of ${PAIR_WINDOW_S} s windows, with the floor (${FLOOR_PATH})`);
+			const mirrored = await mirrorL0Answer(w.url, readKey, keyOf(L.hot[0]));
+			log(`  the floor answers a copy of a real L0 hit: ${mirrored.bytes}-byte body, headers ${mirrored.names.join(", ")}`);
 			const measure = async (sc: ReadScenario) => {
 				await waitIdle(w.workerdPid);
 				return readScenario({ ...sc, warmupS: 1 }, w, base, readKey, getStats, PAIR_WINDOW_S);
@@ -703,6 +705,29 @@ function floorResponse(): { body: string; headers: Record<string, string> } {
 			"cache-control": "private, max-age=5",
 		},
 	};
+}
+
+/**
+ * Makes the floor worker answer what an L0 hit of `key` answers: the same body and the same
+ * headers (names, and values of the same length), so the floor stays the cost of sending this
+ * very response whatever the records route adds to it.
+ */
+async function mirrorL0Answer(url: URL, readKey: string, key: string): Promise<{ bytes: number; names: string[] }> {
+	const recordUrl = new URL(`/v1/datasets/${DATASET}/records/${key}`, url);
+	for (let i = 0; i < 20; i++) {
+		const res = await fetch(recordUrl, { headers: { authorization: `Bearer ${readKey}` } });
+		const body = await res.text();
+		if (res.status === 200 && res.headers.get("x-hotpath-tier") === "l0") {
+			const headers = Object.fromEntries(res.headers);
+			// Added by Miniflare's entry router to every answer; the floor's answers get them there too.
+			for (const h of ["content-length", "date", "transfer-encoding", "connection", "keep-alive"]) delete headers[h];
+			const put = await fetch(new URL(FLOOR_PATH, url), { method: "POST", body: JSON.stringify({ body, headers }) });
+			if (put.status !== 204) throw new Error(`mirroring the L0 answer into the floor worker failed: ${put.status} ${await put.text()}`);
+			return { bytes: Buffer.byteLength(body), names: Object.keys(headers) };
+		}
+		await sleep(50);
+	}
+	throw new Error(`no L0 answer for ${key} to mirror into the floor worker`);
 }
 
 interface L0Pair {

@@ -295,10 +295,20 @@ export default {
 	},
 };`;
 
+/**
+ * The floor worker: GET answers the constant response. A POST of {body, headers} replaces it, so
+ * the bench can make it a copy of a real L0 answer (same body, same header names and value
+ * lengths) rather than one written here that drifts when the records route adds a header.
+ */
 function floorScript(body: string, headers: Record<string, string>): string {
-	return `const BODY = ${JSON.stringify(body)};
-const HEADERS = ${JSON.stringify(headers)};
-export default { fetch() { return new Response(BODY, { headers: HEADERS }); } };`;
+	return `let BODY = ${JSON.stringify(body)};
+let HEADERS = ${JSON.stringify(headers)};
+async function mirror(request) {
+	({ body: BODY, headers: HEADERS } = await request.json());
+	return new Response(null, { status: 204 });
+}
+// GET answers without a promise, as the L0 fast lane does; its method check is the lane's too.
+export default { fetch(request) { return request.method === "POST" ? mirror(request) : new Response(BODY, { headers: HEADERS }); } };`;
 }
 
 export async function startWorker(opts: {
