@@ -715,12 +715,15 @@ function floorResponse(): { body: string; headers: Record<string, string> } {
 async function mirrorL0Answer(url: URL, readKey: string, key: string): Promise<{ bytes: number; names: string[] }> {
 	const recordUrl = new URL(`/v1/datasets/${DATASET}/records/${key}`, url);
 	for (let i = 0; i < 20; i++) {
-		const res = await fetch(recordUrl, { headers: { authorization: `Bearer ${readKey}` } });
+		// As the load generator asks: without Accept-Encoding (fetch asks for gzip by default).
+		const res = await fetch(recordUrl, { headers: { authorization: `Bearer ${readKey}`, "accept-encoding": "identity" } });
 		const body = await res.text();
 		if (res.status === 200 && res.headers.get("x-hotpath-tier") === "l0") {
 			const headers = Object.fromEntries(res.headers);
 			// Added by Miniflare's entry router to every answer; the floor's answers get them there too.
 			for (const h of ["content-length", "date", "transfer-encoding", "connection", "keep-alive"]) delete headers[h];
+			if (headers["content-encoding"])
+				throw new Error(`the L0 answer came ${headers["content-encoding"]}-encoded; the floor must copy what the load generator gets`);
 			const put = await fetch(new URL(FLOOR_PATH, url), { method: "POST", body: JSON.stringify({ body, headers }) });
 			if (put.status !== 204) throw new Error(`mirroring the L0 answer into the floor worker failed: ${put.status} ${await put.text()}`);
 			return { bytes: Buffer.byteLength(body), names: Object.keys(headers) };
