@@ -3,7 +3,7 @@
 import { pruneAggregateTiles } from "./aggregates/retention";
 import { createApp } from "./app";
 import { type Env, parseSettings } from "./env";
-import { pruneStep } from "./history/retention";
+import { pruneIdempotencyReceipts, pruneStep } from "./history/retention";
 import { consumeEvents } from "./ingest/consumer";
 import { consumeDeadLetters, drainDeadLetters } from "./ingest/dead-letters";
 import { log, logOnce } from "./observability/log";
@@ -50,7 +50,7 @@ export default {
 		}
 	},
 
-	/** The cron trigger: move dead letters that waited in KV into D1, prune the event log past each dataset's history_days, and old aggregate tiles. */
+	/** The cron trigger: move dead letters that waited in KV into D1, prune the event log past each dataset's history_days, old aggregate tiles, and old Idempotency-Key receipts. */
 	async scheduled(_controller, env) {
 		const services = servicesFor(env);
 		await drainDeadLetters(env.DB, env.RECORDS_KV);
@@ -61,6 +61,7 @@ export default {
 		// Starts a prune unless one is running; a prune that has more to do goes on through the queue.
 		await run(async () => pruneStep(env.DB, env.EVENTS_QUEUE, await services.registry.all()));
 		await run(() => pruneAggregateTiles(env.DB));
+		await run(async () => pruneIdempotencyReceipts(env.DB, (await services.registry.all()).values()));
 		if (failures.length) throw failures[0];
 	},
 } satisfies ExportedHandler<Env>;

@@ -11,6 +11,7 @@ import { pruneMessage } from "../ingest/producer";
 import { log } from "../observability/log";
 import { type DatasetSpec, DEFAULT_HISTORY_DAYS } from "../registry/spec";
 import { basesOf, entryAtOrAfter, historyKey, type LogEntry, logBounds, loggedDatasets, pruneCandidates, replaceWithBases } from "../storage/event-log";
+import { pruneReceipts } from "../storage/idempotency";
 import { isLeaseLost, leaseGuard, releaseLease, takeLease } from "../storage/leases";
 import type { RecordState } from "../storage/record-state";
 import { foldEntries } from "./fold";
@@ -176,4 +177,26 @@ async function lastSeqAppliedBefore(db: D1Database, bounds: { lo: number; hi: nu
 		else hi = mid - 1;
 	}
 	return lo;
+}
+
+/** Receipts deleted per statement, and statements per cron run. */
+const RECEIPTS_PER_DELETE = 5000;
+const RECEIPT_DELETES_PER_RUN = 20;
+
+/**
+ * Prunes Idempotency-Key receipts older than the longest history_days of any dataset: past that, the
+ * log no longer holds the ids a resend would be checked against, so its receipt protects nothing.
+ * At most 100,000 per cron run.
+ */
+export async function pruneIdempotencyReceipts(db: D1Database, specs: Iterable<DatasetSpec>, now = Date.now()): Promise<number> {
+	let days = DEFAULT_HISTORY_DAYS;
+	for (const spec of specs) days = Math.max(days, spec.history_days);
+	let pruned = 0;
+	for (let i = 0; i < RECEIPT_DELETES_PER_RUN; i++) {
+		const n = await pruneReceipts(db, now - days * DAY_MS, RECEIPTS_PER_DELETE);
+		pruned += n;
+		if (n < RECEIPTS_PER_DELETE) break;
+	}
+	if (pruned) log.info("pruned idempotency receipts", { pruned, older_than_days: days });
+	return pruned;
 }

@@ -1,7 +1,9 @@
 /** Event intake: parses a JSON array or NDJSON body and validates each event against its dataset. */
 import { HotpathError, type ProblemItem, pointerToken } from "../errors";
 import { DEFAULT_MAX_FUTURE_SKEW_MS, isWellFormedKey, MAX_ID_LENGTH, MAX_KEY_BYTES, parseEventTime } from "../input";
+import { log } from "../observability/log";
 import { checkValue, type DatasetSpec } from "../registry/spec";
+import { firstReceiptTime } from "../storage/idempotency";
 import type { ChangeEvent, Op } from "./merge";
 
 /** Limits, stated in the README. Bodies and counts above them get a 413. */
@@ -231,6 +233,29 @@ export interface IdSource {
 	principalId: string;
 }
 
+/** The digest naming a sender's Idempotency-Key: the prefix of the ids derived from it, and the scope of its receipt. */
+async function idempotencyScope(principalId: string, idempotencyKey: string): Promise<string> {
+	const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(JSON.stringify([principalId, idempotencyKey]))));
+	return `k:${hex(digest, 16)}`;
+}
+
+/**
+ * The receipt time of a request, which its events without event_time take. Under an
+ * Idempotency-Key it is when the first request under that key was received (D1 keeps it): a
+ * resend's events are then the original's exactly, ids and times, so whichever is applied first,
+ * the other changes nothing, and a write someone made in between keeps its place. When D1 cannot
+ * record it, the request's own time, and the resend may win that race (README, Known limits).
+ */
+export async function receiptTime(db: D1Database, source: IdSource, now: number): Promise<number> {
+	if (source.idempotencyKey === undefined) return now;
+	try {
+		return await firstReceiptTime(db, await idempotencyScope(source.principalId, source.idempotencyKey), now);
+	} catch (e) {
+		log.warn("the Idempotency-Key's first receipt time could not be read from D1; this request's own time is used", { error: String(e) });
+		return now;
+	}
+}
+
 /**
  * A JSON.stringify replacer that writes each object's members in code-unit order: a JSON object is
  * unordered, so the same event resent with its members in another order ({"b":1,"a":2}) is the same
@@ -262,10 +287,7 @@ export async function assignIds(events: { index: number; event: ChangeEvent; sen
 	const ordered = (prefix: string, index: number) => `${prefix}-${index < 1_000_000 ? String(index).padStart(6, "0") : `~${String(index).padStart(7, "0")}`}`;
 	let requestPrefix: string | undefined;
 	if (events.some((e) => !e.event.id && (source.idempotencyKey !== undefined || e.sentTime === null))) {
-		if (source.idempotencyKey !== undefined) {
-			const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(JSON.stringify([source.principalId, source.idempotencyKey]))));
-			requestPrefix = `k:${hex(digest, 16)}`;
-		} else requestPrefix = `r:${crypto.randomUUID()}`;
+		requestPrefix = source.idempotencyKey !== undefined ? await idempotencyScope(source.principalId, source.idempotencyKey) : `r:${crypto.randomUUID()}`;
 	}
 	await Promise.all(
 		events.map(async ({ index, event: e, sentTime }) => {

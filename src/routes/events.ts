@@ -4,7 +4,7 @@ import * as z from "zod";
 import { requireScope } from "../auth/middleware";
 import { mayAccess } from "../auth/policy";
 import { HotpathError } from "../errors";
-import { isRefusal, MAX_BODY_BYTES, parseEventsBody, rejectedAt, rejectedToItems, validateEvent } from "../ingest/events";
+import { isRefusal, MAX_BODY_BYTES, parseEventsBody, receiptTime, rejectedAt, rejectedToItems, validateEvent } from "../ingest/events";
 import { acceptEvents } from "../ingest/intake";
 import type { ChangeEvent } from "../ingest/merge";
 import { MAX_ID_LENGTH } from "../input";
@@ -64,10 +64,10 @@ export function isNdjson(contentType: string | undefined): boolean {
 }
 
 export const idempotencyHeader = z.object({
-	"idempotency-key": z
-		.string()
-		.optional()
-		.openapi({ description: "Derives the ids of events without one from this key and each event's index: resending the same body is a no-op" }),
+	"idempotency-key": z.string().optional().openapi({
+		description:
+			"Derives the ids of events without one from this key and each event's index, and gives events without event_time the time the first request under this key was received: resending the same body is a no-op, and a resend never applies at a later time than the original",
+	}),
 });
 
 mount(
@@ -103,7 +103,8 @@ mount(
 		const services = c.get("services");
 		const specs = await services.registry.all();
 		const principal = c.get("principal");
-		const receivedAt = Date.now();
+		const ids = { idempotencyKey, principalId: principal.id };
+		const receivedAt = await receiptTime(c.env.DB, ids, Date.now());
 		const maxFutureMs = services.settings.MAX_FUTURE_SKEW_SECONDS * 1000;
 		const valid: { index: number; event: ChangeEvent; sentTime: number | null }[] = [];
 		const mayWrite = (d: string) => mayAccess(principal, d);
@@ -124,6 +125,6 @@ mount(
 				errors: rejectedToItems(rejected.sort((a, b) => a.index - b.index)),
 			});
 		}
-		return c.json(await acceptEvents(c.env.EVENTS_QUEUE, valid, rejected, { idempotencyKey, principalId: principal.id }, "event(s)"), 202);
+		return c.json(await acceptEvents(c.env.EVENTS_QUEUE, valid, rejected, ids, "event(s)"), 202);
 	},
 );

@@ -4,7 +4,16 @@ import * as z from "zod";
 import { requireScope } from "../auth/middleware";
 import { assertDatasets } from "../auth/policy";
 import { HotpathError, pointerToken } from "../errors";
-import { type EventSources, isRefusal, MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST, parseEventsBody, rejectedAt, validateEvent } from "../ingest/events";
+import {
+	type EventSources,
+	isRefusal,
+	MAX_BODY_BYTES,
+	MAX_EVENTS_PER_REQUEST,
+	parseEventsBody,
+	receiptTime,
+	rejectedAt,
+	validateEvent,
+} from "../ingest/events";
 import { acceptEvents, summariseRejects } from "../ingest/intake";
 import { mapRecord } from "../ingest/mapping";
 import type { ChangeEvent } from "../ingest/merge";
@@ -55,7 +64,8 @@ mount(
 		const ndjson = isNdjson(c.req.header("content-type")) || !isOneJsonDocument(text);
 		const idempotencyKey = parseIdempotencyKey(c.req.header("idempotency-key"));
 		const { items, rejected } = parseEventsBody(text, ndjson, MAX_EVENTS_PER_REQUEST, "records");
-		const receivedAt = Date.now();
+		const ids = { idempotencyKey, principalId: principal.id };
+		const receivedAt = await receiptTime(c.env.DB, ids, Date.now());
 		const maxFutureMs = services.settings.MAX_FUTURE_SKEW_SECONDS * 1000;
 		const sources = ingestSources(spec.ingest);
 		const valid: { index: number; event: ChangeEvent; sentTime: number | null }[] = [];
@@ -75,7 +85,7 @@ mount(
 			if (isRefusal(v)) rejected.push(rejectedAt(index, v));
 			else valid.push({ index, ...v });
 		}
-		const answer = await acceptEvents(c.env.EVENTS_QUEUE, valid, rejected, { idempotencyKey, principalId: principal.id }, "record(s) mapped to an event");
+		const answer = await acceptEvents(c.env.EVENTS_QUEUE, valid, rejected, ids, "record(s) mapped to an event");
 		// Log shippers take any 2xx as done and never read the rejects in it (a 400 they log
 		// themselves): without this line the records a mapping cannot take would vanish unseen.
 		if (answer.rejected.length) {

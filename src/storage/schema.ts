@@ -242,3 +242,18 @@ export const maintenanceLeases = sqliteTable("maintenance_leases", {
 	holder: text("holder").notNull(),
 	until: integer("until").notNull(),
 });
+
+/**
+ * When the first request under an Idempotency-Key was received (epoch ms), by scope: a digest of
+ * the sending key's id and the header. A resend's events without event_time take this time, not
+ * their own, so they are the original's events exactly (src/storage/idempotency.ts). Rows older than
+ * the longest history_days are pruned by the cron trigger.
+ */
+export const idempotencyReceipts = sqliteTable(
+	"idempotency_receipts",
+	{
+		scope: text("scope").primaryKey(),
+		receivedAt: integer("received_at").notNull(),
+	},
+	(t) => [index("idempotency_receipts_received_at").on(t.receivedAt)],
+);

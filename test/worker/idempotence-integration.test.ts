@@ -8,12 +8,15 @@ import { beforeAll, describe, expect, it } from "vitest";
 import type { Env } from "../../src/env";
 import worker from "../../src/index";
 import {
+	ADMIN_KEY,
+	BASE,
 	call,
 	createDataset,
 	d1Record,
 	EVENTS_QUEUE,
 	env,
 	eventsBody,
+	eventually,
 	expectProblem,
 	message,
 	postEvents,
@@ -124,6 +127,87 @@ describe("ids of events sent without one (POST /v1/events)", () => {
 		expect(ids.filter((i) => i.startsWith("k:"))).toHaveLength(1);
 	});
 
+	it("Idempotency-Key: a resend applied before its original (held in the queue) takes the original's receipt time, so a write made in between keeps its place", async () => {
+		const k = uniqueName("k");
+		const idem = uniqueName("req-A");
+		const body = [{ dataset: ds, key: k, op: "upsert", value: { a: 1, b: "A" } }];
+		// A's first attempt reaches the queue, and its message is held there (a batch being retried):
+		// this queue keeps what it is sent and delivers it when the test says.
+		const held: string[] = [];
+		const holding = new Proxy(env.EVENTS_QUEUE, {
+			get(target, prop) {
+				if (prop === "sendBatch") return async (msgs: { body: unknown }[]) => void held.push(...msgs.map((m) => String(m.body)));
+				const v = Reflect.get(target, prop);
+				return typeof v === "function" ? v.bind(target) : v;
+			},
+		});
+		const fetcher = worker.fetch as unknown as (r: Request, e: Env, x: ExecutionContext) => Promise<Response>;
+		const first = await fetcher(
+			new Request(`${BASE}/v1/events`, {
+				method: "POST",
+				headers: { authorization: `Bearer ${ADMIN_KEY}`, "content-type": "application/json", "idempotency-key": idem },
+				body: JSON.stringify(body),
+			}),
+			{ ...env, EVENTS_QUEUE: holding as Queue },
+			createExecutionContext(),
+		);
+		expect(first.status).toBe(202);
+		expect(held).toHaveLength(1);
+		const original = (JSON.parse(held[0] as string) as { events: QueueEvent[] }).events[0] as QueueEvent;
+
+		// B writes after A's first attempt, then A, timed out, resends the same request.
+		await new Promise((r) => setTimeout(r, 5));
+		await postEvents([{ dataset: ds, key: k, op: "upsert", value: { a: 2, b: "B" } }]);
+		const afterB = await waitForD1(ds, k);
+		expect(afterB.event_time).toBeGreaterThan(original.time);
+		await new Promise((r) => setTimeout(r, 5));
+		expect((await call("POST", "/v1/events", { json: body, headers: { "idempotency-key": idem } })).status).toBe(202);
+		const resend = await eventually(async () => (await logOf(ds, k)).find((r) => r.event_id === original.id), { what: "the resend in the log" });
+		// The resend is A's first event exactly: the same id, at the time A was first received.
+		expect(resend.event_time).toBe(original.time);
+		expect(JSON.parse((await d1Record(ds, k))?.value ?? "null")).toEqual({ a: 2, b: "B" });
+
+		// The held original arrives at last: its id is applied already, so it changes nothing.
+		await runQueue(
+			EVENTS_QUEUE,
+			held.map((m) => message(m)),
+		);
+		const after = await d1Record(ds, k);
+		expect(JSON.parse(after?.value ?? "null")).toEqual({ a: 2, b: "B" });
+		expect(after?.rev).toBe(afterB.rev);
+		expect((await logOf(ds, k)).map((r) => r.event_id).filter((i) => i === original.id)).toHaveLength(1);
+	});
+
+	it("Idempotency-Key while D1 cannot record its receipt: the events are still accepted, at the request's own time", async () => {
+		const k = uniqueName("k");
+		const refusing = new Proxy(env.DB, {
+			get(target, prop) {
+				const v = Reflect.get(target, prop);
+				if (prop === "prepare")
+					return (sql: string) => {
+						if (sql.includes("idempotency_receipts")) throw new Error("D1_ERROR: the database is unavailable");
+						return v.call(target, sql);
+					};
+				return typeof v === "function" ? v.bind(target) : v;
+			},
+		});
+		const fetcher = worker.fetch as unknown as (r: Request, e: Env, x: ExecutionContext) => Promise<Response>;
+		const before = Date.now();
+		const res = await fetcher(
+			new Request(`${BASE}/v1/events`, {
+				method: "POST",
+				headers: { authorization: `Bearer ${ADMIN_KEY}`, "content-type": "application/json", "idempotency-key": uniqueName("idem") },
+				body: JSON.stringify([{ dataset: ds, key: k, op: "upsert", value: { a: 7 } }]),
+			}),
+			{ ...env, DB: refusing },
+			createExecutionContext(),
+		);
+		expect(res.status).toBe(202);
+		const row = await waitForD1(ds, k);
+		expect(JSON.parse(row.value ?? "null")).toEqual({ a: 7 });
+		expect(row.event_time).toBeGreaterThanOrEqual(before);
+	});
+
 	it("the ids an Idempotency-Key gives are per index: the events of one body are distinct", async () => {
 		const k = uniqueName("k");
 		const t = Date.now() - 5000;
@@ -230,6 +314,23 @@ describe("retention: the cron trigger prunes the log past history_days", () => {
 		expect((await logOf(short, "k")).map((r) => r.event_id)).toEqual(["new-short"]);
 		expect((await logOf(long, "k")).map((r) => r.event_id)).toEqual(["old-long"]);
 		expect(await d1Record(short, "k")).toEqual(recordBefore);
+	});
+
+	it("prunes Idempotency-Key receipts older than the longest history_days, and keeps younger ones", async () => {
+		const longest = (await env.DB.prepare("SELECT max(json_extract(spec, '$.history_days')) AS d FROM datasets").first<{ d: number | null }>())?.d ?? 7;
+		const day = 86_400_000;
+		const now = Date.now();
+		const [gone, kept] = [uniqueName("receipt-old"), uniqueName("receipt-young")];
+		const put = (scope: string, at: number) => env.DB.prepare("INSERT INTO idempotency_receipts (scope, received_at) VALUES (?1, ?2)").bind(scope, at).run();
+		await put(gone, now - (Math.max(7, longest) + 1) * day);
+		await put(kept, now - (Math.max(7, longest) - 1) * day);
+		await (worker.scheduled as unknown as (c: ScheduledController, e: Env, x: ExecutionContext) => Promise<void>)(
+			createScheduledController({ scheduledTime: new Date(), cron: "*/5 * * * *" }),
+			env,
+			createExecutionContext(),
+		);
+		const left = (await env.DB.prepare("SELECT scope FROM idempotency_receipts WHERE scope IN (?1, ?2)").bind(gone, kept).all<{ scope: string }>()).results;
+		expect(left.map((r) => r.scope)).toEqual([kept]);
 	});
 
 	it("history_days must be a whole number of days from 1 to 3650", async () => {

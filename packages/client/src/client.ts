@@ -394,16 +394,20 @@ export class Hotpath {
 	 * before the first attempt (random for the call, ending in the event's index, so events without
 	 * `event_time` apply in the order given), so the client's own retries cannot apply an event twice;
 	 * with `idempotencyKey` the server derives the missing ids from it instead.
+	 * When some event has no `event_time` and no `idempotencyKey` is given, the call sends one of its
+	 * own (random, the same on every attempt): the server then gives a retry's events the time it
+	 * received the first attempt, so a retry can never win over a write made after that attempt.
 	 * Answers once the queue holds the accepted events; `rejected` lists the others by index.
 	 */
 	async push(events: Event[], opts: PushOptions = {}): Promise<PushResult> {
 		const idOf = orderedIds(events.length);
 		const withIds = opts.idempotencyKey === undefined ? events.map((e, i) => (e.id === undefined || e.id === null ? { ...e, id: idOf(i) } : e)) : events;
+		const key = opts.idempotencyKey ?? (events.some((e) => e.event_time === undefined || e.event_time === null) ? randomId() : undefined);
 		const res = await this.#http.call<{ accepted: number; rejected: PushResult["rejected"] }>({
 			method: "POST",
 			path: "/v1/events",
 			json: withIds,
-			headers: opts.idempotencyKey === undefined ? undefined : { "idempotency-key": opts.idempotencyKey },
+			headers: key === undefined ? undefined : { "idempotency-key": key },
 			idempotent: true,
 			signal: opts.signal,
 		});
@@ -415,16 +419,18 @@ export class Hotpath {
 	 * the record's value with the key field, plus optional `_event_time`, `_op` and `_id`. Rows
 	 * without `_id` get one before the first attempt (unless `idempotencyKey` is given), as `push`
 	 * gives events theirs (rows without `_event_time` apply in the order given), so retries are safe. Answers once D1 has committed.
+	 * Rows without `_event_time` and no `idempotencyKey`: the call sends a key of its own, as `push` does.
 	 */
 	async import(dataset: string, rows: ImportRow[], opts: ImportOptions = {}): Promise<ImportResult> {
 		const idOf = orderedIds(rows.length);
 		const withIds = opts.idempotencyKey === undefined ? rows.map((r, i) => (r._id === undefined || r._id === null ? { ...r, _id: idOf(i) } : r)) : rows;
+		const key = opts.idempotencyKey ?? (rows.some((r) => r._event_time === undefined || r._event_time === null) ? randomId() : undefined);
 		return (
 			await this.#http.call<ImportResult>({
 				method: "POST",
 				path: `/v1/datasets/${seg(dataset)}/import`,
 				json: withIds,
-				headers: opts.idempotencyKey === undefined ? undefined : { "idempotency-key": opts.idempotencyKey },
+				headers: key === undefined ? undefined : { "idempotency-key": key },
 				idempotent: true,
 				signal: opts.signal,
 			})

@@ -205,6 +205,22 @@ describe("ids are set before the first attempt, so retries are safe", () => {
 		expect(sent[2]?.id).toBe(`${sent[0]?.id.slice(0, 36)}-000002`);
 		expect(events[0]).not.toHaveProperty("id");
 		expect(seen[0]?.headers["content-type"]).toBe("application/json");
+		// Events without event_time: an Idempotency-Key of the call's own, the same on the retry, so
+		// the server gives the retry's events the first attempt's receipt time.
+		expect(seen[0]?.headers["idempotency-key"]).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+		expect(seen[1]?.headers["idempotency-key"]).toBe(seen[0]?.headers["idempotency-key"]);
+	});
+
+	it("push: each call has its own key, and none is sent when every event has its event_time", async () => {
+		const { url, seen } = await scripted((_req, _n, res) => json(res, 202, { accepted: 1, rejected: [] }));
+		const hp = new Hotpath({ url });
+		await hp.push([{ dataset: "d", key: "a", op: "upsert", value: {} }]);
+		await hp.push([{ dataset: "d", key: "a", op: "upsert", value: {} }]);
+		await hp.push([{ dataset: "d", key: "a", op: "upsert", value: {}, event_time: 1_700_000_000_000 }]);
+		expect(seen[0]?.headers["idempotency-key"]).toBeTruthy();
+		expect(seen[1]?.headers["idempotency-key"]).toBeTruthy();
+		expect(seen[1]?.headers["idempotency-key"]).not.toBe(seen[0]?.headers["idempotency-key"]);
+		expect(seen[2]?.headers).not.toHaveProperty("idempotency-key");
 	});
 
 	it("push with an idempotency key sends the header and leaves ids to the server", async () => {
@@ -228,6 +244,9 @@ describe("ids are set before the first attempt, so retries are safe", () => {
 		const rows = JSON.parse(seen[1]?.body ?? "[]") as { _id: string }[];
 		expect(rows[0]?._id).toMatch(/^[0-9a-f-]{36}-000000$/);
 		expect(rows[1]?._id).toBe("row-b");
+		// Rows without _event_time: the call's own Idempotency-Key, the same on the retry.
+		expect(seen[0]?.headers["idempotency-key"]).toMatch(/^[0-9a-f-]{36}$/);
+		expect(seen[1]?.headers["idempotency-key"]).toBe(seen[0]?.headers["idempotency-key"]);
 	});
 });
 
