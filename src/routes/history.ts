@@ -45,7 +45,8 @@ mount(
 		const key = c.req.param("key") as string;
 		assertDatasets(c.get("principal"), [name]);
 		const bad = keyProblem(key);
-		if (bad) throw new HotpathError("bad_request", bad);
+		// The path parameter is named as query parameters are: by its name.
+		if (bad) throw new HotpathError("bad_request", bad, { errors: [{ pointer: "key", detail: bad }] });
 		const spec = await c.get("services").registry.require(name);
 		const limit = parseLimit(c, DEFAULT_VERSIONS, MAX_VERSIONS);
 		const since = parseTimeParam(c.req.query("since"), "since");

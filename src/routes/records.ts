@@ -81,7 +81,8 @@ mount(
 		const key = c.req.param("key") as string;
 		assertDatasets(c.get("principal"), [name]);
 		const bad = keyProblem(key);
-		if (bad) throw new HotpathError("bad_request", bad);
+		// The path parameter is named as query parameters are: by its name.
+		if (bad) throw new HotpathError("bad_request", bad, { errors: [{ pointer: "key", detail: bad }] });
 		const services = c.get("services");
 		const spec = await services.registry.require(name);
 		// One pass over the query string, and none when there is none (the common case).

@@ -102,6 +102,7 @@ describe("GET /v1/datasets/:name/records/:key/history", () => {
 			const p = await expectProblem(await history("x", q as string), 400);
 			expect(p.errors?.[0]?.pointer).toBe(pointer);
 		}
+		expect((await expectProblem(await history("k".repeat(401)), 400)).errors).toEqual([{ pointer: "key", detail: "key is longer than 400 bytes" }]);
 		await expectProblem(await call("GET", `/v1/datasets/${uniqueName("missing")}/records/x/history`), 404);
 	});
 });

@@ -300,10 +300,11 @@ describe("GET /v1/datasets/:name/records/:key", () => {
 			expect((await getRecord(name, "k")).headers.get("cache-control")).toBe("no-cache");
 		});
 
-		it("a key longer than 400 bytes -> 400 problem", async () => {
+		it("a key longer than 400 bytes -> 400 problem pointing at the key", async () => {
 			const p = await expectProblem(await getRecord(ds, "k".repeat(401)), 400);
 			expect(p.detail).toMatch(/400 bytes/);
-			await expectProblem(await getRecord(ds, "é".repeat(201)), 400);
+			expect(p.errors).toEqual([{ pointer: "key", detail: p.detail }]);
+			expect((await expectProblem(await getRecord(ds, "é".repeat(201)), 400)).errors?.[0]?.pointer).toBe("key");
 		});
 
 		it("an unknown field in fields= -> 400 problem naming it", async () => {
