@@ -4,6 +4,7 @@ import { DEFAULT_MAX_FUTURE_SKEW_MS, isWellFormedKey, MAX_ID_LENGTH, MAX_KEY_BYT
 import { log } from "../observability/log";
 import { checkValue, type DatasetSpec } from "../registry/spec";
 import { firstReceiptTime } from "../storage/idempotency";
+import { timeout } from "../timeout";
 import type { ChangeEvent, Op } from "./merge";
 
 /** Limits, stated in the README. Bodies and counts above them get a 413. */
@@ -240,20 +241,34 @@ async function idempotencyScope(principalId: string, idempotencyKey: string): Pr
 }
 
 /**
- * The receipt time of a request, which its events without event_time take. Under an
- * Idempotency-Key it is when the first request under that key was received (D1 keeps it): a
- * resend's events are then the original's exactly, ids and times, so whichever is applied first,
- * the other changes nothing, and a write someone made in between keeps its place. When D1 cannot
- * record it, the request's own time, and the resend may win that race (README, Known limits).
+ * Gives the valid events without event_time the request's receipt time. Under an Idempotency-Key
+ * that is when the first accepted request under that key was received (D1 keeps it): a resend's
+ * events are then the original's exactly, ids and times, so whichever is applied first, the other
+ * changes nothing, and a write someone made in between keeps its place. It runs after validation,
+ * once some valid event lacks an event_time: a request refused whole sets no receipt (it has no events a resend could
+ * repeat, so its corrected resend takes its own time), and validation bounds event_time by the
+ * clock now, not by a receipt time long past. When D1 cannot record the receipt within `timeoutMs`
+ * (an outage must not stop intake), the events keep `now`, the time they were validated with, and
+ * the resend may win that race (README, Known limits).
  */
-export async function receiptTime(db: D1Database, source: IdSource, now: number): Promise<number> {
-	if (source.idempotencyKey === undefined) return now;
+export async function stampReceiptTime(
+	db: D1Database,
+	valid: readonly { event: ChangeEvent; sentTime: number | null }[],
+	source: IdSource,
+	now: number,
+	timeoutMs: number,
+): Promise<void> {
+	// Without an event lacking event_time there is nothing to stamp, and no D1 write to pay for.
+	if (source.idempotencyKey === undefined || !valid.some((v) => v.sentTime === null)) return;
+	let receivedAt: number;
 	try {
-		return await firstReceiptTime(db, await idempotencyScope(source.principalId, source.idempotencyKey), now);
+		const scope = await idempotencyScope(source.principalId, source.idempotencyKey);
+		receivedAt = await timeout(firstReceiptTime(db, scope, now), timeoutMs, "the idempotency receipt");
 	} catch (e) {
 		log.warn("the Idempotency-Key's first receipt time could not be read from D1; this request's own time is used", { error: String(e) });
-		return now;
+		return;
 	}
+	for (const { event, sentTime } of valid) if (sentTime === null) event.time = receivedAt;
 }
 
 /**

@@ -9,7 +9,7 @@ import { type DatasetSpec, IMPORT_ROW_PROPERTIES } from "../registry/spec";
 import type { Services } from "../services";
 import { applyEvents } from "./apply";
 import { refreshCaches } from "./cache-refresh";
-import { assignIds, type IdSource, isRefusal, type Rejected, receiptTime, rejectedAt, unknownMembers, validateEvent } from "./events";
+import { assignIds, type IdSource, isRefusal, type Rejected, rejectedAt, stampReceiptTime, unknownMembers, validateEvent } from "./events";
 import type { ChangeEvent } from "./merge";
 
 /** Rows and bytes one import request may carry; more is a 413. */
@@ -107,9 +107,10 @@ export async function importRows(
 	items: readonly { index: number; raw: unknown }[],
 	ids: IdSource,
 ): Promise<ImportResult> {
-	const receivedAt = await receiptTime(services.env.DB, ids, Date.now());
+	const receivedAt = Date.now();
 	const { valid, rejected } = rowsToEvents(items, spec, receivedAt, services.settings.MAX_FUTURE_SKEW_SECONDS * 1000);
 	if (!valid.length) return { imported: 0, unchanged: 0, rejected };
+	await stampReceiptTime(services.env.DB, valid, ids, receivedAt, services.settings.D1_TIMEOUT_MS);
 	await assignIds(valid, ids);
 	let result: Awaited<ReturnType<typeof applyEvents>>;
 	try {

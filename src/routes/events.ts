@@ -4,7 +4,7 @@ import * as z from "zod";
 import { requireScope } from "../auth/middleware";
 import { mayAccess } from "../auth/policy";
 import { HotpathError } from "../errors";
-import { isRefusal, MAX_BODY_BYTES, parseEventsBody, receiptTime, rejectedAt, rejectedToItems, validateEvent } from "../ingest/events";
+import { isRefusal, MAX_BODY_BYTES, parseEventsBody, rejectedAt, rejectedToItems, stampReceiptTime, validateEvent } from "../ingest/events";
 import { acceptEvents } from "../ingest/intake";
 import type { ChangeEvent } from "../ingest/merge";
 import { MAX_ID_LENGTH } from "../input";
@@ -66,7 +66,7 @@ export function isNdjson(contentType: string | undefined): boolean {
 export const idempotencyHeader = z.object({
 	"idempotency-key": z.string().optional().openapi({
 		description:
-			"Derives the ids of events without one from this key and each event's index, and gives events without event_time the time the first request under this key was received: resending the same body is a no-op, and a resend never applies at a later time than the original",
+			"Derives the ids of events without one from this key and each event's index, and gives events without event_time the time the first accepted request under this key was received: resending the same body is a no-op, and a resend never applies at a later time than the original",
 	}),
 });
 
@@ -103,8 +103,7 @@ mount(
 		const services = c.get("services");
 		const specs = await services.registry.all();
 		const principal = c.get("principal");
-		const ids = { idempotencyKey, principalId: principal.id };
-		const receivedAt = await receiptTime(c.env.DB, ids, Date.now());
+		const receivedAt = Date.now();
 		const maxFutureMs = services.settings.MAX_FUTURE_SKEW_SECONDS * 1000;
 		const valid: { index: number; event: ChangeEvent; sentTime: number | null }[] = [];
 		const mayWrite = (d: string) => mayAccess(principal, d);
@@ -125,6 +124,8 @@ mount(
 				errors: rejectedToItems(rejected.sort((a, b) => a.index - b.index)),
 			});
 		}
+		const ids = { idempotencyKey, principalId: principal.id };
+		await stampReceiptTime(c.env.DB, valid, ids, receivedAt, services.settings.D1_TIMEOUT_MS);
 		return c.json(await acceptEvents(c.env.EVENTS_QUEUE, valid, rejected, ids, "event(s)"), 202);
 	},
 );

@@ -7,7 +7,7 @@
 import * as z from "zod";
 import { waitWhile } from "../control/wait";
 import type { Services } from "../services";
-import { timeout } from "../serving/timeout";
+import { timeout } from "../timeout";
 import { json, keylessProblems, mount, newRouter } from "./openapi";
 
 type TierState = "up" | "down" | "off";

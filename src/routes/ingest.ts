@@ -10,8 +10,8 @@ import {
 	MAX_BODY_BYTES,
 	MAX_EVENTS_PER_REQUEST,
 	parseEventsBody,
-	receiptTime,
 	rejectedAt,
+	stampReceiptTime,
 	validateEvent,
 } from "../ingest/events";
 import { acceptEvents, summariseRejects } from "../ingest/intake";
@@ -64,8 +64,7 @@ mount(
 		const ndjson = isNdjson(c.req.header("content-type")) || !isOneJsonDocument(text);
 		const idempotencyKey = parseIdempotencyKey(c.req.header("idempotency-key"));
 		const { items, rejected } = parseEventsBody(text, ndjson, MAX_EVENTS_PER_REQUEST, "records");
-		const ids = { idempotencyKey, principalId: principal.id };
-		const receivedAt = await receiptTime(c.env.DB, ids, Date.now());
+		const receivedAt = Date.now();
 		const maxFutureMs = services.settings.MAX_FUTURE_SKEW_SECONDS * 1000;
 		const sources = ingestSources(spec.ingest);
 		const valid: { index: number; event: ChangeEvent; sentTime: number | null }[] = [];
@@ -85,6 +84,8 @@ mount(
 			if (isRefusal(v)) rejected.push(rejectedAt(index, v));
 			else valid.push({ index, ...v });
 		}
+		const ids = { idempotencyKey, principalId: principal.id };
+		await stampReceiptTime(c.env.DB, valid, ids, receivedAt, services.settings.D1_TIMEOUT_MS);
 		const answer = await acceptEvents(c.env.EVENTS_QUEUE, valid, rejected, ids, "record(s) mapped to an event");
 		// Log shippers take any 2xx as done and never read the rejects in it (a 400 they log
 		// themselves): without this line the records a mapping cannot take would vanish unseen.

@@ -14,10 +14,10 @@
 import { log } from "../observability/log";
 import { ServerTiming } from "../observability/timing";
 import type { CachedRecord } from "../storage/cached-record";
+import { timeout } from "../timeout";
 import type { L0Cache } from "./l0";
 import type { TierStats } from "./stats";
 import type { RecordRef, Tier, TierName } from "./tier";
-import { timeout } from "./timeout";
 
 export interface LookupRef extends RecordRef {
 	/** How far behind D1 a copy may be for this read, in ms: tiers and copies that may lag more are skipped. */

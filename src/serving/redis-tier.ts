@@ -1,10 +1,10 @@
 /** L1: Upstash Redis. One GET or MGET per lookup, behind a circuit breaker; fills and write-through are version-guarded. */
 import { type CachedRecord, decodeRecord, encodeRecord } from "../storage/cached-record";
 import type { ChangeCounts, RedisStore } from "../storage/redis";
+import { timeout } from "../timeout";
 import type { CircuitBreaker } from "./breaker";
 import { changeBucket, changeCounterKey } from "./changes";
 import type { FillEntry, Found, RecordRef, Tier } from "./tier";
-import { timeout } from "./timeout";
 
 export class RedisTier implements Tier {
 	readonly name = "redis" as const;

@@ -18,10 +18,12 @@ import {
 	eventsBody,
 	eventually,
 	expectProblem,
+	hangable,
 	message,
 	postEvents,
 	type QueueEvent,
 	runQueue,
+	sleep,
 	staysFalse,
 	uniqueName,
 	waitForD1,
@@ -43,6 +45,30 @@ interface LogRow {
 }
 const logOf = async (dataset: string, key: string) =>
 	(await env.DB.prepare("SELECT * FROM event_log WHERE dataset = ?1 AND key = ?2 ORDER BY event_time, event_id").bind(dataset, key).all<LogRow>()).results;
+
+const fetcher = worker.fetch as unknown as (r: Request, e: Env, x: ExecutionContext) => Promise<Response>;
+
+/** POST /v1/events under an Idempotency-Key, through the worker with `overrides` in its env (a held queue, a D1 that fails). */
+const postWithEnv = (overrides: Partial<Env>, body: unknown, idempotencyKey: string) =>
+	fetcher(
+		new Request(`${BASE}/v1/events`, {
+			method: "POST",
+			headers: { authorization: `Bearer ${ADMIN_KEY}`, "content-type": "application/json", "idempotency-key": idempotencyKey },
+			body: JSON.stringify(body),
+		}),
+		{ ...env, ...overrides },
+		createExecutionContext(),
+	);
+
+/** env.DB where the idempotency receipt's statements are made by `receipt` (given the real one's maker); the rest of D1 answers. */
+const dbWithReceipts = (receipt: (real: () => D1PreparedStatement) => D1PreparedStatement) =>
+	new Proxy(env.DB, {
+		get(target, prop) {
+			const v = Reflect.get(target, prop);
+			if (prop === "prepare") return (sql: string) => (sql.includes("idempotency_receipts") ? receipt(() => v.call(target, sql)) : v.call(target, sql));
+			return typeof v === "function" ? v.bind(target) : v;
+		},
+	});
 
 const ev = (key: string, op: QueueEvent["op"], time: number, value: Record<string, unknown> | undefined, id: string): QueueEvent => ({
 	id,
@@ -141,16 +167,7 @@ describe("ids of events sent without one (POST /v1/events)", () => {
 				return typeof v === "function" ? v.bind(target) : v;
 			},
 		});
-		const fetcher = worker.fetch as unknown as (r: Request, e: Env, x: ExecutionContext) => Promise<Response>;
-		const first = await fetcher(
-			new Request(`${BASE}/v1/events`, {
-				method: "POST",
-				headers: { authorization: `Bearer ${ADMIN_KEY}`, "content-type": "application/json", "idempotency-key": idem },
-				body: JSON.stringify(body),
-			}),
-			{ ...env, EVENTS_QUEUE: holding as Queue },
-			createExecutionContext(),
-		);
+		const first = await postWithEnv({ EVENTS_QUEUE: holding as Queue }, body, idem);
 		expect(first.status).toBe(202);
 		expect(held).toHaveLength(1);
 		const original = (JSON.parse(held[0] as string) as { events: QueueEvent[] }).events[0] as QueueEvent;
@@ -180,32 +197,93 @@ describe("ids of events sent without one (POST /v1/events)", () => {
 
 	it("Idempotency-Key while D1 cannot record its receipt: the events are still accepted, at the request's own time", async () => {
 		const k = uniqueName("k");
-		const refusing = new Proxy(env.DB, {
-			get(target, prop) {
-				const v = Reflect.get(target, prop);
-				if (prop === "prepare")
-					return (sql: string) => {
-						if (sql.includes("idempotency_receipts")) throw new Error("D1_ERROR: the database is unavailable");
-						return v.call(target, sql);
-					};
-				return typeof v === "function" ? v.bind(target) : v;
-			},
+		const refusing = dbWithReceipts(() => {
+			throw new Error("D1_ERROR: the database is unavailable");
 		});
-		const fetcher = worker.fetch as unknown as (r: Request, e: Env, x: ExecutionContext) => Promise<Response>;
 		const before = Date.now();
-		const res = await fetcher(
-			new Request(`${BASE}/v1/events`, {
-				method: "POST",
-				headers: { authorization: `Bearer ${ADMIN_KEY}`, "content-type": "application/json", "idempotency-key": uniqueName("idem") },
-				body: JSON.stringify([{ dataset: ds, key: k, op: "upsert", value: { a: 7 } }]),
-			}),
-			{ ...env, DB: refusing },
-			createExecutionContext(),
-		);
+		const res = await postWithEnv({ DB: refusing }, [{ dataset: ds, key: k, op: "upsert", value: { a: 7 } }], uniqueName("idem"));
 		expect(res.status).toBe(202);
 		const row = await waitForD1(ds, k);
 		expect(JSON.parse(row.value ?? "null")).toEqual({ a: 7 });
 		expect(row.event_time).toBeGreaterThanOrEqual(before);
+	});
+
+	it("Idempotency-Key while D1 hangs on its receipt: the events are still accepted within D1_TIMEOUT_MS, at the request's own time", async () => {
+		const k = uniqueName("k");
+		// Only the receipt's statements hang: the registry and the rest of D1 answer.
+		const hanging = dbWithReceipts((real) => hangable(real(), () => true));
+		const before = Date.now();
+		const res = await Promise.race([
+			postWithEnv({ DB: hanging, D1_TIMEOUT_MS: "200" }, [{ dataset: ds, key: k, op: "upsert", value: { a: 8 } }], uniqueName("idem")),
+			sleep(5000).then(() => null),
+		]);
+		expect(res?.status, "answered while D1 hangs").toBe(202);
+		const row = await waitForD1(ds, k);
+		expect(JSON.parse(row.value ?? "null")).toEqual({ a: 8 });
+		expect(row.event_time).toBeGreaterThanOrEqual(before);
+	});
+
+	it("Idempotency-Key: a request refused whole (400) sets no receipt, so its corrected resend applies at its own time, after a write made in between", async () => {
+		const k = uniqueName("k");
+		const idem = uniqueName("req");
+		const headers = { "idempotency-key": idem };
+		await expectProblem(await call("POST", "/v1/events", { json: [{ dataset: ds, key: k, op: "upsert", value: { a: "one" } }], headers }), 400);
+		await sleep(5);
+		await postEvents([{ dataset: ds, key: k, op: "upsert", value: { a: 2, b: "B" } }]);
+		await waitForD1(ds, k);
+		await sleep(5);
+		// The corrected body, under the same key: the refused one was never accepted, so it is no original.
+		expect((await call("POST", "/v1/events", { json: [{ dataset: ds, key: k, op: "upsert", value: { a: 1, b: "A" } }], headers })).status).toBe(202);
+		await eventually(async () => (await logOf(ds, k)).find((r) => r.event_id.startsWith("k:")), { what: "the corrected event in the log" });
+		expect(JSON.parse((await d1Record(ds, k))?.value ?? "null")).toEqual({ a: 1, b: "A" });
+	});
+
+	it("Idempotency-Key: an event_time is bounded by the server's clock now, not by the time the first request under the key was received", async () => {
+		const k = uniqueName("k");
+		const idem = uniqueName("req");
+		const headers = { "idempotency-key": idem };
+		expect((await call("POST", "/v1/events", { json: [{ dataset: ds, key: k, op: "upsert", value: { a: 1 } }], headers })).status).toBe(202);
+		const first = await eventually(async () => (await logOf(ds, k)).find((r) => r.event_id.startsWith("k:")), { what: "the first event in the log" });
+		// As if the first request came an hour ago: the client retried through an outage, stamping its events now.
+		const scope = first.event_id.replace(/-\d{6}$/, "");
+		await env.DB.prepare("UPDATE idempotency_receipts SET received_at = received_at - 3600000 WHERE scope = ?1").bind(scope).run();
+		const res = await call("POST", "/v1/events", { json: [{ dataset: ds, key: k, op: "upsert", value: { a: 1 }, event_time: Date.now() }], headers });
+		expect(res.status, await res.clone().text()).toBe(202);
+	});
+
+	it("import under an Idempotency-Key: a refused import sets no receipt, so the corrected import applies at its own time, after a write made in between", async () => {
+		const k = uniqueName("k");
+		const headers = { "idempotency-key": uniqueName("imp") };
+		const receipts = async () => (await env.DB.prepare("SELECT count(*) AS n FROM idempotency_receipts").first<{ n: number }>())?.n;
+		const before = await receipts();
+		await expectProblem(await call("POST", `/v1/datasets/${ds}/import`, { json: [{ id: k, a: "one" }], headers }), 400);
+		expect(await receipts()).toBe(before);
+		await sleep(5);
+		await postEvents([{ dataset: ds, key: k, op: "upsert", value: { a: 2, b: "B" } }]);
+		await waitForD1(ds, k);
+		await sleep(5);
+		const res = await call("POST", `/v1/datasets/${ds}/import`, { json: [{ id: k, a: 1, b: "A" }], headers });
+		expect(await res.json()).toEqual({ imported: 1, unchanged: 0, rejected: [] });
+		expect(JSON.parse((await d1Record(ds, k))?.value ?? "null")).toEqual({ a: 1, b: "A" });
+	});
+
+	it("Idempotency-Key on events that all carry event_time: no receipt is written (there is no time to keep)", async () => {
+		const receipts = async () => (await env.DB.prepare("SELECT count(*) AS n FROM idempotency_receipts").first<{ n: number }>())?.n ?? 0;
+		const before = await receipts();
+		const k = uniqueName("k");
+		const res = await call("POST", "/v1/events", {
+			json: [{ dataset: ds, key: k, op: "upsert", value: { a: 1 }, event_time: Date.now() - 1000 }],
+			headers: { "idempotency-key": uniqueName("idem") },
+		});
+		expect(res.status).toBe(202);
+		await waitForD1(ds, k);
+		expect(await receipts()).toBe(before);
+		// The same key on an event without event_time does write one.
+		expect(
+			(await call("POST", "/v1/events", { json: [{ dataset: ds, key: k, op: "patch", value: { a: 2 } }], headers: { "idempotency-key": uniqueName("idem") } }))
+				.status,
+		).toBe(202);
+		expect(await receipts()).toBe(before + 1);
 	});
 
 	it("the ids an Idempotency-Key gives are per index: the events of one body are distinct", async () => {
@@ -317,13 +395,16 @@ describe("retention: the cron trigger prunes the log past history_days", () => {
 	});
 
 	it("prunes Idempotency-Key receipts older than the longest history_days, and keeps younger ones", async () => {
-		const longest = (await env.DB.prepare("SELECT max(json_extract(spec, '$.history_days')) AS d FROM datasets").first<{ d: number | null }>())?.d ?? 7;
+		// A dataset of its own keeps 45 days, so a receipt past the default 7 days must stay.
+		await createDataset({ key: "id", fields: { a: "int" }, ttl_seconds: 3600, history_days: 45 } as never);
+		const longest = (await env.DB.prepare("SELECT max(json_extract(spec, '$.history_days')) AS d FROM datasets").first<{ d: number }>())?.d as number;
+		expect(longest).toBeGreaterThanOrEqual(45);
 		const day = 86_400_000;
 		const now = Date.now();
 		const [gone, kept] = [uniqueName("receipt-old"), uniqueName("receipt-young")];
 		const put = (scope: string, at: number) => env.DB.prepare("INSERT INTO idempotency_receipts (scope, received_at) VALUES (?1, ?2)").bind(scope, at).run();
-		await put(gone, now - (Math.max(7, longest) + 1) * day);
-		await put(kept, now - (Math.max(7, longest) - 1) * day);
+		await put(gone, now - (longest + 1) * day);
+		await put(kept, now - (longest - 1) * day);
 		await (worker.scheduled as unknown as (c: ScheduledController, e: Env, x: ExecutionContext) => Promise<void>)(
 			createScheduledController({ scheduledTime: new Date(), cron: "*/5 * * * *" }),
 			env,
