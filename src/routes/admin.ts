@@ -164,8 +164,10 @@ function parseId(raw: string): number | string {
 			throw new HotpathError("bad_request", `the message id of a dead letter waiting in KV (kv:<message id>) is at most ${MAX_KV_MESSAGE_ID_BYTES} bytes`);
 		return raw;
 	}
-	const id = Number(raw);
-	if (!Number.isSafeInteger(id) || id < 1) throw new HotpathError("bad_request", `dead letter id must be a positive integer or kv:<message id>, not "${raw}"`);
+	// Decimal digits only, as `before` takes them: Number() alone would also take "0x10" (16), "1e3" or " 7".
+	const id = /^[1-9][0-9]{0,15}$/.test(raw) ? Number(raw) : Number.NaN;
+	if (!Number.isSafeInteger(id))
+		throw new HotpathError("bad_request", `dead letter id must be a positive integer or kv:<message id>, not "${raw.slice(0, 40)}"`);
 	return id;
 }
 

@@ -660,6 +660,12 @@ describe("GET /v1/dead-letters and POST /v1/dead-letters/:id/replay", () => {
 		await expectProblem(await call("POST", "/v1/dead-letters/999999999/replay"), 404);
 		await expectProblem(await call("POST", "/v1/dead-letters/abc/replay"), 400);
 		await expectProblem(await call("POST", "/v1/dead-letters/1.5/replay"), 400);
+		// Other spellings of a number are not an id either (they reached letters 16, 1000 and 7).
+		for (const alias of ["0x10", "1e3", "%207", "07"]) {
+			const p = await expectProblem(await call("POST", `/v1/dead-letters/${alias}/replay`), 400);
+			expect(p.detail).toMatch(/positive integer/);
+			await expectProblem(await call("GET", `/v1/dead-letters/${alias}`), 400);
+		}
 	});
 
 	it("seeded D1 rows are untouched by dead-letter handling", async () => {
