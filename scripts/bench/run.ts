@@ -14,7 +14,7 @@ import { parseArgs } from "node:util";
 import { Redis } from "ioredis";
 import { startRedisServer } from "../lib/redis-server.ts";
 import { spawnUpstashLocal } from "../lib/upstash-process.ts";
-import { DATASET, keyOf, makeValue, percentiles, SPEC, sleep } from "./common.ts";
+import { DATASET, keyOf, percentiles, SPEC, sleep } from "./common.ts";
 import { fixedLoadScenario, GcTrace } from "./fixed-load.ts";
 import { type FixedLoadResult, fixedLoadTarget, fixedLoadText } from "./fixed-load-report.ts";
 import type { Gen, Job, LoadResult } from "./load.ts";
@@ -305,7 +305,6 @@ async function main() {
 		verbose: args.verbose,
 		// --trace-gc opens the inspector too, only to tell at the end which isolate each GC line is from.
 		inspector: Boolean(args["cpu-prof"] || args["trace-gc"]),
-		floor: floorResponse(),
 	});
 	const gc = args["trace-gc"] ? new GcTrace() : null;
 	if (gc) w.logs.listeners.push((_level, message) => gc.line(message));
@@ -686,25 +685,6 @@ async function main() {
 	} finally {
 		await cleanup();
 	}
-}
-
-/**
- * The floor worker's answer: the body a read-l0-hit of a hot key gets (same record, same envelope,
- * same size) and the same response headers, with values of the same shape.
- */
-function floorResponse(): { body: string; headers: Record<string, string> } {
-	const body = JSON.stringify({ dataset: DATASET, key: keyOf(0), status: "present", value: makeValue(0), event_time: new Date().toISOString(), age_ms: 1234 });
-	return {
-		body,
-		headers: {
-			"content-type": "application/json",
-			"x-request-id": "0123456789abcdef-1a2b",
-			"x-hotpath-tier": "l0",
-			"server-timing": "l0;dur=0.00",
-			etag: `W/"1-${Date.now()}-present"`,
-			"cache-control": "private, max-age=5",
-		},
-	};
 }
 
 /**

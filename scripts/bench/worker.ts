@@ -235,11 +235,6 @@ export class LogTally {
 /** Where the floor worker answers: requests reach it through Miniflare's entry router, like the worker's own. */
 export const FLOOR_PATH = "/bench-floor/record";
 
-/**
- * A worker that answers every request with one constant response: the runtime's cost of sending
- * a response of a given size and headers, with no routing, auth or lookup. Compared with
- * read-l0-hit, it shows how much of an L0 hit is the response itself.
- */
 /** Where the pipeline floor worker takes events (POST, the body /v1/events takes), and the dataset its rows go to. */
 export const PIPELINE_FLOOR_PATH = "/bench-pipeline/events";
 export const PIPELINE_FLOOR_DATASET = "bench_pipeline_floor";
@@ -296,20 +291,21 @@ export default {
 };`;
 
 /**
- * The floor worker: GET answers the constant response. A POST of {body, headers} replaces it, so
- * the bench can make it a copy of a real L0 answer (same body, same header names and value
- * lengths) rather than one written here that drifts when the records route adds a header.
+ * The floor worker: it answers every GET with one constant response, the runtime's cost of sending
+ * a response of that size and headers with no routing, auth or lookup. Compared with read-l0-hit,
+ * it shows how much of an L0 hit is the response itself. The bench POSTs {body, headers} of a real
+ * L0 answer to it first (run.ts, mirrorL0Answer), so the floor is always the response the lane
+ * sends, whatever the records route adds to it; until then it answers 503.
  */
-function floorScript(body: string, headers: Record<string, string>): string {
-	return `let BODY = ${JSON.stringify(body)};
-let HEADERS = ${JSON.stringify(headers)};
+const FLOOR_SCRIPT = `let BODY = "the floor has no L0 answer to copy yet";
+let HEADERS = {}, STATUS = 503;
 async function mirror(request) {
 	({ body: BODY, headers: HEADERS } = await request.json());
+	STATUS = 200;
 	return new Response(null, { status: 204 });
 }
 // GET answers without a promise, as the L0 fast lane does; its method check is the lane's too.
-export default { fetch(request) { return request.method === "POST" ? mirror(request) : new Response(BODY, { headers: HEADERS }); } };`;
-}
+export default { fetch(request) { return request.method === "POST" ? mirror(request) : new Response(BODY, { status: STATUS, headers: HEADERS }); } };`;
 
 export async function startWorker(opts: {
 	bundle: Bundle;
@@ -318,8 +314,6 @@ export async function startWorker(opts: {
 	verbose?: boolean;
 	/** Open workerd's DevTools inspector (for --cpu-prof). */
 	inspector?: boolean;
-	/** The constant response of the floor worker at FLOOR_PATH. */
-	floor: { body: string; headers: Record<string, string> };
 }): Promise<RunningWorker> {
 	const { bundle, config } = opts;
 	const logs = new LogTally();
@@ -363,7 +357,7 @@ export async function startWorker(opts: {
 			{
 				name: "bench-floor",
 				modules: true,
-				script: floorScript(opts.floor.body, opts.floor.headers),
+				script: FLOOR_SCRIPT,
 				compatibilityDate: config.compatibilityDate,
 				routes: [`*${FLOOR_PATH}`],
 			},
