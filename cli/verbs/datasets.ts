@@ -4,7 +4,7 @@ import type { Command } from "commander";
 import { verbAction } from "../context.ts";
 import { describeProblem, table } from "../output.ts";
 
-const fieldText = (f: FieldSpec) => (f.type === "vector" ? `vector(${f.dim})` : f.type);
+const fieldText = (f: FieldSpec) => `${f.type === "vector" ? `vector(${f.dim})` : f.type}${f.derive === undefined ? "" : ` = ${f.derive}`}`;
 
 function describeSpec(s: Spec): string {
 	const lines = [`${s.name}  key ${s.key}  ttl ${s.ttl_seconds}s${s.history_days !== undefined ? `  history ${s.history_days}d` : ""}`];

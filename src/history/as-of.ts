@@ -4,6 +4,7 @@
  * from a cache tier: caches hold only current values.
  */
 import { HotpathError } from "../errors";
+import { withDerivedFields } from "../ingest/merge";
 import type { DatasetSpec } from "../registry/spec";
 import { type FreshnessOptions, type RecordView, viewRecord } from "../serving/freshness";
 import type { LookupRequest } from "../serving/lookup";
@@ -35,7 +36,8 @@ const pairId = (key: string, at: number) => `${at}\u0000${key}`;
  * Throws bad_request when a key's base (what the retention folded) holds an event after the pair's
  * time: the dataset's history_days was raised after that prune, and the log no longer knows the state then.
  */
-async function statesAtTimes(db: D1Database, dataset: string, pairs: readonly (readonly [key: string, at: number])[]): Promise<Map<string, CachedRecord>> {
+async function statesAtTimes(db: D1Database, spec: DatasetSpec, pairs: readonly (readonly [key: string, at: number])[]): Promise<Map<string, CachedRecord>> {
+	const dataset = spec.name;
 	const out = new Map<string, CachedRecord>();
 	const unique = [...new Map(pairs.map((p) => [pairId(p[0], p[1]), p])).values()];
 	for (let i = 0; i < unique.length; i += PAIRS_PER_READ) {
@@ -57,7 +59,7 @@ async function statesAtTimes(db: D1Database, dataset: string, pairs: readonly (r
 		}
 		slice.forEach(([key, at], j) => {
 			const h = inputs[j];
-			const state = h ? foldEntries(dataset, key, h.base, h.entries) : null;
+			const state = h ? withDerivedFields(spec, foldEntries(dataset, key, h.base, h.entries)) : null;
 			// The revision is not known for a past state; 1 stands for "a record" (0 is a known miss).
 			out.set(pairId(key, at), state ? { v: state.value, t: state.clock[0], i: state.clock[1], r: 1 } : NOT_FOUND);
 		});
@@ -83,14 +85,14 @@ export async function lookupsAsOf(
 	reads: readonly { req: LookupRequest; asOf: number }[],
 	opts: Omit<FreshnessOptions, "fields">,
 ): Promise<RecordView[][]> {
-	const byDataset = new Map<string, (readonly [string, number])[]>();
+	const byDataset = new Map<string, { spec: DatasetSpec; pairs: (readonly [string, number])[] }>();
 	for (const { req, asOf } of reads) {
 		assertWithinHistory(req.spec, asOf);
-		const pairs = byDataset.get(req.spec.name) ?? [];
-		for (const key of req.keys) pairs.push([key, asOf]);
-		byDataset.set(req.spec.name, pairs);
+		const entry = byDataset.get(req.spec.name) ?? { spec: req.spec, pairs: [] };
+		for (const key of req.keys) entry.pairs.push([key, asOf]);
+		byDataset.set(req.spec.name, entry);
 	}
-	const states = new Map(await Promise.all([...byDataset].map(async ([dataset, pairs]) => [dataset, await statesAtTimes(db, dataset, pairs)] as const)));
+	const states = new Map(await Promise.all([...byDataset].map(async ([dataset, { spec, pairs }]) => [dataset, await statesAtTimes(db, spec, pairs)] as const)));
 	return reads.map(({ req, asOf }) =>
 		req.keys.map((key) => viewRecord(key, states.get(req.spec.name)?.get(pairId(key, asOf)) ?? NOT_FOUND, req.spec, { ...opts, fields: req.fields }, asOf)),
 	);

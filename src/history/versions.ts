@@ -1,5 +1,5 @@
 /** A record's versions: the whole state after each applied event, in event_time order, a page at a time. */
-import { compareClocks } from "../ingest/merge";
+import { compareClocks, withDerivedFields } from "../ingest/merge";
 import type { DatasetSpec } from "../registry/spec";
 import { badCursor, decodeCursor, encodeCursor } from "../serving/cursor";
 import { historyKey, historyOfKeys, type LogEntry } from "../storage/event-log";
@@ -54,7 +54,9 @@ export async function keyVersions(
 				next = { time: Date.parse(last.event_time), id: last.event_id };
 				break;
 			}
-			versions.push({ event_time: new Date(entry.time).toISOString(), event_id: entry.id, op: entry.op, value: state?.value ?? null });
+			// Derived fields as the spec computes them now, as the record's own (a later write) would hold them.
+			const value = withDerivedFields(spec, state)?.value ?? null;
+			versions.push({ event_time: new Date(entry.time).toISOString(), event_id: entry.id, op: entry.op, value });
 		}
 	}
 	const foldedThrough = h?.baseThrough === undefined ? Number.NEGATIVE_INFINITY : h.baseThrough + 1;

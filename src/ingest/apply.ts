@@ -19,7 +19,7 @@ import {
 	statesStatement,
 	writeStates,
 } from "../storage/records";
-import { applyEvent, type ChangeEvent, compareClocks, type RecordState } from "./merge";
+import { applyEvent, type ChangeEvent, compareClocks, type RecordState, withDerivedFields } from "./merge";
 
 /**
  * The largest a record may grow to: its value's JSON plus its field clocks, in UTF-8 bytes. D1 keeps
@@ -112,14 +112,14 @@ export async function applyEvents(
 			}
 			const prev = stored.get(gid);
 			const fresh = appliedIds ? g.events.filter((e) => !appliedIds.has(`${gid}\u0000${e.id}`)) : g.events;
-			const folded = fold(prev?.state ?? null, fresh);
+			const spec = specOf(g.dataset);
+			const folded = fold(prev?.state ?? null, fresh, spec);
 			if (folded.dropped.length) refusedByKey.set(gid, { dataset: g.dataset, key: g.key, events: folded.dropped, reason: folded.reason });
 			else refusedByKey.delete(gid);
 			const kept = folded.kept.map(toLogged);
 			if (!folded.state) continue; // nothing applied to a key D1 does not have
 			if (opts.contributions) contributedByKey.set(gid, contributing(prev?.state ?? null, folded.kept));
 			// Every event is a fact for the dataset's aggregates, whether or not it changed the record.
-			const spec = specOf(g.dataset);
 			const facts = spec?.aggregates ? tileRowsOf(spec, g.key, kept) : null;
 			const aggVersion = facts ? { aggVersion: aggregateVersion(spec) } : {};
 			if (prev && folded.state === prev.state) {
@@ -242,16 +242,23 @@ function recordBytes(s: RecordState): number {
 function fold(
 	prev: RecordState | null,
 	events: readonly ChangeEvent[],
+	spec?: DatasetSpec,
 ): { state: RecordState | null; kept: ChangeEvent[]; dropped: ChangeEvent[]; reason: string } {
+	// Derived fields follow each change: an unchanged state keeps what it was stored with.
+	const apply = (s: RecordState | null, e: ChangeEvent) => {
+		const next = applyEvent(s, e);
+		return next === s ? s : withDerivedFields(spec, next);
+	};
 	let state = prev;
 	for (const e of events) state = applyEvent(state, e);
+	if (state !== prev) state = withDerivedFields(spec, state);
 	if (!state || state === prev || recordBytes(state) <= MAX_RECORD_BYTES) return { state, kept: [...events], dropped: [], reason: "" };
 	state = prev;
 	const kept: ChangeEvent[] = [];
 	const dropped: ChangeEvent[] = [];
 	let largest = 0;
 	for (const e of [...events].sort((a, b) => compareClocks([a.time, a.id], [b.time, b.id]))) {
-		const next = applyEvent(state, e);
+		const next = apply(state, e);
 		const bytes = next && next !== state ? recordBytes(next) : 0;
 		if (bytes > MAX_RECORD_BYTES) {
 			dropped.push(e);

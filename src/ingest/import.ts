@@ -5,6 +5,7 @@
  * the cached copies of the changed keys are refreshed like the consumer does.
  */
 import { HotpathError } from "../errors";
+import { derivedFieldNames } from "../registry/derived";
 import { type DatasetSpec, IMPORT_ROW_PROPERTIES } from "../registry/spec";
 import type { Services } from "../services";
 import { applyEvents } from "./apply";
@@ -58,6 +59,7 @@ export function rowsToEvents(
 ): { valid: ValidRow[]; rejected: Rejected[] } {
 	const valid: ValidRow[] = [];
 	const rejected: Rejected[] = [];
+	const derived = derivedFieldNames(spec);
 	for (const { index, raw } of items) {
 		if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
 			rejected.push({ index, error: "a row must be a JSON object: the record's fields, with its key field" });
@@ -72,7 +74,8 @@ export function rowsToEvents(
 		}
 		const op = row._op ?? "upsert";
 		const value: Record<string, unknown> = {};
-		for (const [k, v] of Object.entries(row)) if (!META.has(k)) value[k] = v;
+		// Derived fields are computed on write: an exported row holds them, and loads back as they are recomputed.
+		for (const [k, v] of Object.entries(row)) if (!META.has(k) && !derived.has(k)) value[k] = v;
 		if (!Object.hasOwn(value, spec.key)) {
 			rejected.push({ index, error: `the row has no "${spec.key}", the dataset's key field` });
 			continue;

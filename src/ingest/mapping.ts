@@ -62,10 +62,15 @@ export function mapRecord(record: unknown, spec: DatasetSpec, mapping: IngestMap
 			if (v !== MISSING) value[field] = v;
 		}
 	} else {
-		for (const field of Object.keys(spec.fields)) if (Object.hasOwn(record, field)) value[field] = (record as Record<string, unknown>)[field];
+		// Derived fields are computed on write, whatever a record holds under their names.
+		for (const [field, f] of Object.entries(spec.fields)) {
+			if (f.derive === undefined && Object.hasOwn(record, field)) value[field] = (record as Record<string, unknown>)[field];
+		}
 	}
 	if (!opGiven && !spec.aggregates && Object.keys(value).length === 0) {
-		const mapped = mapping.fields ? Object.entries(mapping.fields).map(([f, p]) => `${f} at ${p || '""'}`) : Object.keys(spec.fields);
+		const mapped = mapping.fields
+			? Object.entries(mapping.fields).map(([f, p]) => `${f} at ${p || '""'}`)
+			: Object.entries(spec.fields).flatMap(([f, def]) => (def.derive === undefined ? [f] : []));
 		return `the record holds none of the mapped fields (${mapped.join(", ")}): as an upsert it would empty the record (send an op of "upsert" to mean that)`;
 	}
 	event.value = value;

@@ -1,5 +1,6 @@
 /** Dataset specs: the zod schema users write, the normalised form the code uses, and value type checks. */
 import * as z from "zod";
+import { compileDerived, DERIVABLE_TYPES, MAX_EXPRESSION_LENGTH } from "./derived";
 
 export const scalarTypes = ["string", "int", "float", "bool", "json", "string[]", "float[]"] as const;
 export type FieldType = (typeof scalarTypes)[number] | "vector";
@@ -8,6 +9,8 @@ export interface FieldSpec {
 	type: FieldType;
 	/** Only for vectors: the exact length. */
 	dim?: number;
+	/** An expression over the other fields: the consumer computes the field on write (src/registry/derived.ts); events cannot set it. */
+	derive?: string;
 }
 
 export interface DatasetSpec {
@@ -73,18 +76,26 @@ export const DEFAULT_TTL_SECONDS = 86_400;
 export const DEFAULT_HISTORY_DAYS = 7;
 export const MAX_HISTORY_DAYS = 3650;
 
+const deriveSchema = z
+	.string()
+	.min(1)
+	.max(MAX_EXPRESSION_LENGTH)
+	.optional()
+	.describe('An expression over the other fields, computed on write: "clicks / max(impressions, 1)" (README, Derived fields)');
+
 const fieldSchema = z.union(
 	[
 		z.enum(scalarTypes),
-		z.object({ type: z.enum(scalarTypes) }).strict(),
+		z.object({ type: z.enum(scalarTypes), derive: deriveSchema }).strict(),
 		z
 			.object({
 				type: z.literal("vector"),
 				dim: z.number().int().min(1).max(MAX_VECTOR_DIM),
+				derive: deriveSchema,
 			})
 			.strict(),
 	],
-	{ error: `must be one of ${scalarTypes.join(", ")}, or {"type":"vector","dim":N}` },
+	{ error: `must be one of ${scalarTypes.join(", ")}, {"type":T,"derive":EXPRESSION}, or {"type":"vector","dim":N}` },
 );
 
 /** A JSON Pointer (RFC 6901): empty (the whole document) or /a/b, with ~0 for ~ and ~1 for /. */
@@ -187,7 +198,40 @@ export const specInputSchema = z
 		}
 		checkSearch(spec.search, spec.fields, ctx);
 		checkAggregates(spec, ctx);
+		checkDerived(spec, ctx);
 	});
+
+/** Each derived field: a type an expression can make, and an expression that compiles over the fields events set. */
+function checkDerived(
+	spec: { fields: Record<string, z.infer<typeof fieldSchema>>; ingest?: { fields?: Record<string, string> }; aggregates?: Record<string, { of?: string }> },
+	ctx: z.RefinementCtx,
+): void {
+	const fields: Record<string, FieldSpec> = {};
+	for (const [name, def] of Object.entries(spec.fields)) fields[name] = typeof def === "string" ? { type: def } : def;
+	const derived = new Set(Object.entries(fields).flatMap(([name, f]) => (f.derive === undefined ? [] : [name])));
+	for (const name of derived) {
+		const f = fields[name] as FieldSpec;
+		const at = ["fields", name, "derive"];
+		if (!DERIVABLE_TYPES.includes(f.type)) {
+			ctx.addIssue({ code: "custom", message: `a derived field is ${DERIVABLE_TYPES.join(", ")}; "${name}" is ${f.type}`, path: ["fields", name, "type"] });
+			continue;
+		}
+		const c = compileDerived(f.derive as string, f.type, fields, derived);
+		if ("error" in c) ctx.addIssue({ code: "custom", message: c.error, path: at });
+	}
+	for (const field of Object.keys(spec.ingest?.fields ?? {})) {
+		if (derived.has(field))
+			ctx.addIssue({ code: "custom", message: `"${field}" is derived: it is computed on write, not mapped`, path: ["ingest", "fields", field] });
+	}
+	for (const [name, agg] of Object.entries(spec.aggregates ?? {})) {
+		if (agg.of !== undefined && derived.has(agg.of))
+			ctx.addIssue({
+				code: "custom",
+				message: `"${agg.of}" is derived: aggregates count the facts as sent, which do not hold it`,
+				path: ["aggregates", name, "of"],
+			});
+	}
+}
 
 /** The type name of a field as written in a spec (either form). */
 const typeOf = (def: z.infer<typeof fieldSchema>): FieldType => (typeof def === "string" ? def : def.type);
@@ -234,7 +278,9 @@ function checkSearch(search: z.infer<typeof searchSchema> | undefined, fields: R
 export function normaliseSpec(name: string, input: z.infer<typeof specInputSchema>): DatasetSpec {
 	const fields: Record<string, FieldSpec> = {};
 	for (const [field, def] of Object.entries(input.fields)) {
-		fields[field] = typeof def === "string" ? { type: def } : def.type === "vector" ? { type: "vector", dim: def.dim } : { type: def.type };
+		const f: FieldSpec = typeof def === "string" ? { type: def } : def.type === "vector" ? { type: "vector", dim: def.dim } : { type: def.type };
+		if (typeof def !== "string" && def.derive !== undefined) f.derive = def.derive;
+		fields[field] = f;
 	}
 	const spec: DatasetSpec = { name, key: input.key, fields, ttl_seconds: input.ttl_seconds, history_days: input.history_days };
 	if (input.ingest !== undefined) spec.ingest = input.ingest;
@@ -318,6 +364,10 @@ export function checkValue(spec: DatasetSpec, value: Record<string, unknown>): [
 			problems.push([name, `unknown field; ${spec.name} has ${Object.keys(spec.fields).join(", ") || "no fields"}`]);
 			continue;
 		}
+		if (field.derive !== undefined) {
+			problems.push([name, `a derived field (${field.derive}): it is computed on write, and events cannot set it`]);
+			continue;
+		}
 		const why = checkFieldValue(field, v) ?? (field.type === "json" ? checkJson(v) : null);
 		if (why) problems.push([name, why]);
 	}
@@ -385,6 +435,12 @@ export function incompatibilities(prev: DatasetSpec, next: DatasetSpec): { point
 		if (!g) reasons.push({ pointer: `/fields/${name}`, detail: `field "${name}" is removed` });
 		else if (describeType(f) !== describeType(g)) {
 			reasons.push({ pointer: `/fields/${name}`, detail: `field "${name}" changes type from ${describeType(f)} to ${describeType(g)}` });
+		} else if (f.derive !== g.derive) {
+			const how = (d: string | undefined) => (d === undefined ? "set by events" : `derived as ${d}`);
+			reasons.push({
+				pointer: `/fields/${name}/derive`,
+				detail: `field "${name}" changes from ${how(f.derive)} to ${how(g.derive)}: stored values hold the old one; add it under a new name`,
+			});
 		}
 	}
 	return reasons;

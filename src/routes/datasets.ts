@@ -13,7 +13,14 @@ import { BODY_LIMITS, limitBody, parseJsonBody } from "./validation";
 
 export const datasetRoutes = newRouter();
 
-const FieldSchema = z.object({ type: z.string().openapi({ example: "float" }), dim: z.number().int().optional().openapi({ description: "Vectors only" }) });
+const FieldSchema = z.object({
+	type: z.string().openapi({ example: "float" }),
+	dim: z.number().int().optional().openapi({ description: "Vectors only" }),
+	derive: z
+		.string()
+		.optional()
+		.openapi({ description: "Derived fields only: the expression the consumer computes the field with on write", example: "clicks / max(impressions, 1)" }),
+});
 export const SpecSchema = z
 	.object({
 		name: z.string(),
@@ -184,7 +191,12 @@ export function valueJsonSchema(spec: DatasetSpec): Record<string, unknown> {
 		description: spec.description,
 		type: "object",
 		properties: {
-			...Object.fromEntries(Object.entries(spec.fields).map(([name, f]) => [name, fieldJsonSchema(f)])),
+			...Object.fromEntries(
+				Object.entries(spec.fields).map(([name, f]) => [
+					name,
+					f.derive === undefined ? fieldJsonSchema(f) : { ...fieldJsonSchema(f), description: `derived on write: ${f.derive}`, readOnly: true },
+				]),
+			),
 			...Object.fromEntries(Object.entries(spec.aggregates ?? {}).map(([name, a]) => [name, aggregateJsonSchema(a, spec.fields[a.of ?? ""])])),
 		},
 		additionalProperties: false,

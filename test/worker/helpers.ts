@@ -121,13 +121,15 @@ export async function staysFalse(fn: () => Promise<boolean>, ms = 3000, what = "
 
 // ---------------------------------------------------------------- fixtures
 
-export type FieldDef = string | { type: string; dim?: number };
+export type FieldDef = string | { type: string; dim?: number; derive?: string };
 export interface SpecInput {
 	key: string;
 	fields: Record<string, FieldDef>;
 	ttl_seconds?: number;
 	name?: string;
 	description?: string;
+	ingest?: Record<string, unknown>;
+	search?: Record<string, unknown>;
 }
 
 /** A typical spec: entity key user_id, one field of every type. */

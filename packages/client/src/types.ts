@@ -3,14 +3,19 @@
 /** A field's type in a dataset spec. */
 export type FieldType = "string" | "int" | "float" | "bool" | "json" | "string[]" | "float[]" | "vector";
 
-/** A field as the server reports it: always the object form. `dim` only for vectors. */
+/** A field as the server reports it: always the object form. `dim` only for vectors; `derive` only for derived fields. */
 export interface FieldSpec {
 	type: FieldType;
 	dim?: number;
+	/** An expression over the other fields that the server computes the field with on write (events cannot set it). */
+	derive?: string;
 }
 
-/** A field as written in a spec: the type name alone, or the object form (`{"type":"vector","dim":3}`). */
-export type FieldInput = Exclude<FieldType, "vector"> | { type: Exclude<FieldType, "vector"> } | { type: "vector"; dim: number };
+/**
+ * A field as written in a spec: the type name alone, or the object form (`{"type":"vector","dim":3}`,
+ * `{"type":"float","derive":"clicks / max(impressions, 1)"}`).
+ */
+export type FieldInput = Exclude<FieldType, "vector"> | { type: Exclude<FieldType, "vector">; derive?: string } | { type: "vector"; dim: number };
 
 /** Search settings of a dataset (DESIGN: search over searchable fields). */
 export interface SearchSpec {
