@@ -60,8 +60,9 @@ mount(
 		}
 		const text = await readBodyText(c);
 		// Fluent Bit sent json_lines as application/json before 3.0: lines of JSON under a JSON type
-		// are read as NDJSON too (a body that is not one JSON document).
-		const ndjson = isNdjson(c.req.header("content-type")) || !isOneJsonDocument(text);
+		// are read as NDJSON too (a body that is not one JSON document). Lines of records never start
+		// with "[": a body that does is a JSON array, and a broken one is a 400, not partly applied.
+		const ndjson = isNdjson(c.req.header("content-type")) || (!text.trimStart().startsWith("[") && !isOneJsonDocument(text));
 		const idempotencyKey = parseIdempotencyKey(c.req.header("idempotency-key"));
 		const { items, rejected } = parseEventsBody(text, ndjson, MAX_EVENTS_PER_REQUEST, "records");
 		const receivedAt = Date.now();

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { resolvePointer } from "../../src/ingest/mapping";
-import { call, createDataset, createKey, expectJson, expectProblem, type IngestResult, uniqueName, waitForD1 } from "./helpers";
+import { call, createDataset, createKey, d1Record, expectJson, expectProblem, type IngestResult, sleep, uniqueName, waitForD1 } from "./helpers";
 
 const spec = {
 	key: "user_id",
@@ -58,6 +58,20 @@ describe("POST /v1/datasets/:name/ingest", () => {
 		const body = [JSON.stringify({ uid: u, status: 1 }), JSON.stringify({ uid: `${u}_b`, status: 2 })].join("\n");
 		expect(await expectJson<IngestResult>(await ingest(ds, body, "application/json"), 202)).toEqual({ accepted: 2, rejected: [] });
 		expect(JSON.parse((await waitForD1(ds, `${u}_b`)).value ?? "null")).toEqual({ status: 2 });
+	});
+
+	it("refuses a broken JSON array sent as application/json (400), rather than reading its lines as NDJSON and applying some", async () => {
+		const ds = await createDataset({ key: "user_id", fields: { status: "int" }, ingest: { key: "/uid" } } as never);
+		const u = uniqueName("u");
+		// Commas missing between the elements: each inner line is a record on its own, the body is no JSON.
+		const body = `[\n${JSON.stringify({ uid: u, status: 1 })}\n${JSON.stringify({ uid: `${u}_b`, status: 2 })}\n]`;
+		const p = await expectProblem(await ingest(ds, body, "application/json"), 400);
+		expect(p.detail).toMatch(/not valid JSON/);
+		// A BOM or blank lines before the bracket change nothing.
+		await expectProblem(await ingest(ds, `\uFEFF\n  ${body}`, "application/json"), 400);
+		await sleep(1500);
+		expect(await d1Record(ds, u)).toBeNull();
+		expect(await d1Record(ds, `${u}_b`)).toBeNull();
 	});
 
 	it("takes a JSON array (Vector's http sink), and without fields maps the record's own properties named like fields", async () => {
