@@ -33,38 +33,34 @@ const pairId = (key: string, at: number) => `${at}\u0000${key}`;
  * The state of each (key, time) pair of one dataset, keyed by pairId, in one statement per
  * PAIRS_PER_READ distinct pairs whatever their times: a point-in-time join (a time per row) costs
  * what a read of as many keys at one time does. A pair with no history then is a not-found copy.
- * Throws bad_request when a key's base (what the retention folded) holds an event after the pair's
- * time: the dataset's history_days was raised after that prune, and the log no longer knows the state then.
+ * `folded` holds, by pairId, the pairs the log can no longer answer: the key's base (what the
+ * retention folded) holds an event after the pair's time, because history_days was raised after
+ * that prune. It gives where the key's history begins.
  */
-async function statesAtTimes(db: D1Database, spec: DatasetSpec, pairs: readonly (readonly [key: string, at: number])[]): Promise<Map<string, CachedRecord>> {
+async function statesAtTimes(
+	db: D1Database,
+	spec: DatasetSpec,
+	pairs: readonly (readonly [key: string, at: number])[],
+): Promise<{ states: Map<string, CachedRecord>; folded: Map<string, number> }> {
 	const dataset = spec.name;
-	const out = new Map<string, CachedRecord>();
+	const states = new Map<string, CachedRecord>();
+	const folded = new Map<string, number>();
 	const unique = [...new Map(pairs.map((p) => [pairId(p[0], p[1]), p])).values()];
 	for (let i = 0; i < unique.length; i += PAIRS_PER_READ) {
 		const slice = unique.slice(i, i + PAIRS_PER_READ);
 		const inputs = await foldInputsAsOf(db, dataset, slice);
-		const folded = inputs.flatMap((h, j) => {
-			const [key, at] = slice[j] as readonly [string, number];
-			return h.baseThrough !== undefined && h.baseThrough > at ? [{ key, at, through: h.baseThrough }] : [];
-		});
-		if (folded.length) {
-			const through = new Date(Math.max(...folded.map((f) => f.through))).toISOString();
-			const names = [...new Set(folded.map((f) => JSON.stringify(f.key)))].slice(0, 5).join(", ");
-			const asOf = new Date(Math.min(...folded.map((f) => f.at))).toISOString();
-			throw new HotpathError(
-				"bad_request",
-				`as_of ${asOf} is before the history of key(s) ${names} in dataset "${dataset}" begins: ${through} (events up to then were folded together when history_days was shorter)`,
-				{ errors: [{ pointer: "as_of", detail: `history of these keys begins at ${through}` }] },
-			);
-		}
 		slice.forEach(([key, at], j) => {
 			const h = inputs[j];
+			if (h?.baseThrough !== undefined && h.baseThrough > at) {
+				folded.set(pairId(key, at), h.baseThrough);
+				return;
+			}
 			const state = h ? withDerivedFields(spec, foldEntries(dataset, key, h.base, h.entries)) : null;
 			// The revision is not known for a past state; 1 stands for "a record" (0 is a known miss).
-			out.set(pairId(key, at), state ? { v: state.value, t: state.clock[0], i: state.clock[1], r: 1 } : NOT_FOUND);
+			states.set(pairId(key, at), state ? { v: state.value, t: state.clock[0], i: state.clock[1], r: 1 } : NOT_FOUND);
 		});
 	}
-	return out;
+	return { states, folded };
 }
 
 /**
@@ -79,10 +75,13 @@ export async function lookupAsOf(db: D1Database, req: LookupRequest, asOfMs: num
 /**
  * Renders the as-of reads of many requests, each at its own time (a lookup's requests), reading
  * the log once per dataset for all of them. Views per request, in the order given.
+ * Throws when the log cannot answer a key at its time (see statesAtTimes): a bad_request at the
+ * query parameter `as_of`, or, when the reads say where their as_of came from (`pointer`, in a
+ * lookup's body), a validation_failed naming each read's pointer and each key's own history start.
  */
 export async function lookupsAsOf(
 	db: D1Database,
-	reads: readonly { req: LookupRequest; asOf: number }[],
+	reads: readonly { req: LookupRequest; asOf: number; pointer?: string }[],
 	opts: Omit<FreshnessOptions, "fields">,
 ): Promise<RecordView[][]> {
 	const byDataset = new Map<string, { spec: DatasetSpec; pairs: (readonly [string, number])[] }>();
@@ -92,8 +91,35 @@ export async function lookupsAsOf(
 		for (const key of req.keys) entry.pairs.push([key, asOf]);
 		byDataset.set(req.spec.name, entry);
 	}
-	const states = new Map(await Promise.all([...byDataset].map(async ([dataset, { spec, pairs }]) => [dataset, await statesAtTimes(db, spec, pairs)] as const)));
+	const read = new Map(await Promise.all([...byDataset].map(async ([dataset, { spec, pairs }]) => [dataset, await statesAtTimes(db, spec, pairs)] as const)));
+	refuseFolded(reads, read);
 	return reads.map(({ req, asOf }) =>
-		req.keys.map((key) => viewRecord(key, states.get(req.spec.name)?.get(pairId(key, asOf)) ?? NOT_FOUND, req.spec, { ...opts, fields: req.fields }, asOf)),
+		req.keys.map((key) =>
+			viewRecord(key, read.get(req.spec.name)?.states.get(pairId(key, asOf)) ?? NOT_FOUND, req.spec, { ...opts, fields: req.fields }, asOf),
+		),
 	);
+}
+
+/** Items per refusal: a lookup of 1,000 keys, all before their history, names the first ones. */
+const MAX_FOLDED_ITEMS = 100;
+
+function refuseFolded(reads: readonly { req: LookupRequest; asOf: number; pointer?: string }[], read: Map<string, { folded: Map<string, number> }>): void {
+	const items = new Map<string, { pointer: string; detail: string }>();
+	for (const { req, asOf, pointer } of reads) {
+		const folded = read.get(req.spec.name)?.folded;
+		if (!folded?.size) continue;
+		for (const key of req.keys) {
+			const through = folded.get(pairId(key, asOf));
+			if (through === undefined) continue;
+			const detail = `as_of ${new Date(asOf).toISOString()} is before the history of key ${JSON.stringify(key)} in dataset "${req.spec.name}" begins: ${new Date(through).toISOString()} (events up to then were folded together when history_days was shorter)`;
+			const item = { pointer: pointer ?? "as_of", detail };
+			items.set(`${item.pointer}\u0000${detail}`, item);
+		}
+	}
+	if (!items.size) return;
+	const errors = [...items.values()].slice(0, MAX_FOLDED_ITEMS);
+	const inBody = reads.some((r) => r.pointer !== undefined);
+	const first = errors[0] as { pointer: string; detail: string };
+	const detail = errors.length === 1 && !inBody ? first.detail : errors.map((e) => `${e.pointer}: ${e.detail}`).join("; ");
+	throw new HotpathError(inBody ? "validation_failed" : "bad_request", detail, { errors });
 }

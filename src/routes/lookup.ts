@@ -85,7 +85,7 @@ mount(
 		const errors: ProblemItem[] = [];
 		// Items already reported, by pointer and detail: a set, as a body of 1,000 requests can give 20,000 items.
 		const reported = new Set<string>();
-		const requests: (LookupRequest & { asOf?: number })[] = [];
+		const requests: (LookupRequest & { asOf?: number; asOfPointer: string })[] = [];
 		// A bad top-level as_of is one error among the others of the body, not the only one reported.
 		let topAsOf: number | undefined;
 		const maxFutureMs = c.get("services").settings.MAX_FUTURE_SKEW_SECONDS * 1000;
@@ -110,6 +110,8 @@ mount(
 			});
 			let fields: string[] | undefined;
 			let asOf: number | undefined;
+			// Where the as_of came from: the request's own, or the top-level one it inherits.
+			const from = r.as_of === undefined || r.as_of === "" ? "/as_of" : `/requests/${i}/as_of`;
 			try {
 				fields = checkFields(r.fields ?? undefined, fieldsAndAggregates(spec), `/requests/${i}/fields`, true);
 				// A request's own as_of overrides the top-level one; null asks for current values.
@@ -117,8 +119,6 @@ mount(
 				if (asOf !== undefined) assertWithinHistory(spec, asOf);
 			} catch (e) {
 				if (!(e instanceof HotpathError)) throw e;
-				// Where the as_of came from: the request's own, or the top-level one it inherits.
-				const from = r.as_of === undefined || r.as_of === "" ? "/as_of" : `/requests/${i}/as_of`;
 				for (const x of e.errors ?? []) {
 					const item = x.pointer === "as_of" ? { ...x, pointer: from } : x;
 					// The top-level as_of is named once, however many requests inherit it.
@@ -129,7 +129,7 @@ mount(
 					}
 				}
 			}
-			requests.push({ spec, keys: r.keys, fields, asOf });
+			requests.push({ spec, keys: r.keys, fields, asOf, asOfPointer: from });
 		}
 		if (errors.length) throw new HotpathError("validation_failed", errors.map((e) => `${e.pointer}: ${e.detail}`).join("; "), { errors });
 
@@ -145,7 +145,7 @@ mount(
 				})
 			: { results: [], tiers: [] as TierName[] };
 		// Every point-in-time request in one read of the log per dataset, whatever its time (a join's rows each have their own).
-		const pastReads = requests.flatMap((r, i) => (r.asOf === undefined ? [] : [{ i, req: r, asOf: r.asOf }]));
+		const pastReads = requests.flatMap((r, i) => (r.asOf === undefined ? [] : [{ i, req: r, asOf: r.asOf, pointer: r.asOfPointer }]));
 		const pastViews = pastReads.length ? await ctx.timing.measure("history", () => lookupsAsOf(c.env.DB, pastReads, opts)) : [];
 		const past: (RecordView[] | null)[] = requests.map(() => null);
 		pastReads.forEach((p, j) => {

@@ -15,12 +15,15 @@ describe("as_of after history_days was raised", () => {
 		const ds = await createDataset({ key: "id", fields: { a: "int", b: "string" }, history_days: 1 } as never);
 		const now = Date.now();
 		const lowest = (await env.DB.prepare("SELECT coalesce(min(seq), 0) AS s FROM event_log").first<{ s: number }>())?.s ?? 0;
-		const insert = (seq: number, id: string, t: number, op: string, value: unknown) =>
-			env.DB.prepare("INSERT INTO event_log (seq, dataset, key, event_time, event_id, op, value, applied_at) VALUES (?1, ?2, 'k', ?3, ?4, ?5, ?6, ?3)")
-				.bind(seq, ds, t, id, op, JSON.stringify(value))
+		const insert = (seq: number, id: string, t: number, op: string, value: unknown, key = "k") =>
+			env.DB.prepare("INSERT INTO event_log (seq, dataset, key, event_time, event_id, op, value, applied_at) VALUES (?1, ?2, ?7, ?3, ?4, ?5, ?6, ?3)")
+				.bind(seq, ds, t, id, op, JSON.stringify(value), key)
 				.run();
-		await insert(lowest - 2, "old1", now - 3 * DAY, "upsert", { a: 1, b: "first" });
-		await insert(lowest - 1, "old2", now - 2 * DAY, "patch", { a: 2 });
+		await insert(lowest - 4, "old1", now - 3 * DAY, "upsert", { a: 1, b: "first" });
+		await insert(lowest - 3, "old2", now - 2 * DAY, "patch", { a: 2 });
+		// A second key whose history begins at another time.
+		await insert(lowest - 2, "k2a", now - 3 * DAY, "upsert", { a: 5 }, "k2");
+		await insert(lowest - 1, "k2b", now - 2.2 * DAY, "patch", { a: 6 }, "k2");
 		await (worker.scheduled as unknown as (c: ScheduledController, e: Env, x: ExecutionContext) => Promise<void>)(
 			createScheduledController({ scheduledTime: new Date(), cron: "*/5 * * * *" }),
 			env,
@@ -35,10 +38,33 @@ describe("as_of after history_days was raised", () => {
 		// answer {a: 2}, a value from after as_of.
 		// The answer is a 400 naming the key and where its history begins (README, "Time").
 		const p = await expectProblem(await getRecord(ds, "k", `as_of=${asOf}`), 400);
-		expect(p.detail).toMatch(/before the history of key\(s\) "k" in dataset/);
+		const begins = new Date(now - 2 * DAY).toISOString();
+		expect(p.detail).toBe(
+			`as_of ${new Date(asOf).toISOString()} is before the history of key "k" in dataset "${ds}" begins: ${begins} (events up to then were folded together when history_days was shorter)`,
+		);
 		expect(p.errors?.[0]?.pointer).toBe("as_of");
+		// In a lookup's body, the item points at the as_of that asked: the top-level one, or the request's own.
 		const looked = await expectProblem(await call("POST", "/v1/lookup", { json: { requests: [{ dataset: ds, keys: ["k"] }], as_of: asOf } }), 400);
-		expect(looked.detail).toMatch(/before the history of key\(s\) "k"/);
+		expect(looked.type).toMatch(/validation-failed$/);
+		expect(looked.errors).toEqual([{ pointer: "/as_of", detail: expect.stringContaining(`history of key "k" in dataset "${ds}" begins: ${begins}`) }]);
+		const own = await expectProblem(
+			await call("POST", "/v1/lookup", {
+				json: {
+					requests: [
+						{ dataset: ds, keys: ["k"] },
+						{ dataset: ds, keys: ["k"], as_of: asOf },
+					],
+				},
+			}),
+			400,
+		);
+		expect(own.errors?.map((e) => e.pointer)).toEqual(["/requests/1/as_of"]);
+		// Each key with its own history start, not one time for all.
+		const both = await expectProblem(await call("POST", "/v1/lookup", { json: { requests: [{ dataset: ds, keys: ["k", "k2"] }], as_of: asOf } }), 400);
+		expect(both.errors?.map((e) => e.detail.replace(/.*history of key (\S+) .* begins: (\S+) .*/, "$1 $2"))).toEqual([
+			`"k" ${begins}`,
+			`"k2" ${new Date(now - 2.2 * DAY).toISOString()}`,
+		]);
 		// After everything the base holds, the as_of read is exact again.
 		expect((await expectJson<RecordBody>(await getRecord(ds, "k", `as_of=${now - 1.5 * DAY}`), 200)).value).toEqual({ a: 2, b: "first" });
 	});
