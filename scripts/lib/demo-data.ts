@@ -1,5 +1,6 @@
 // The demo dataset `npm run dev` seeds: eight users with features, a short bio, a segment list and an
-// embedding; searchable (text, filters, vector), and u1 with a few versions in its history.
+// embedding; a field derived on write (value_tier); searchable (text, filters, vector), and u1 with
+// a few versions in its history.
 export const demoSpec = {
 	key: "user_id",
 	description: "Demo user features",
@@ -12,10 +13,11 @@ export const demoSpec = {
 		segments: "string[]",
 		bio: "string",
 		embedding: { type: "vector", dim: 4 },
+		value_tier: { type: "string", derive: "lifetime_value >= 800 ? 'high' : lifetime_value >= 300 ? 'mid' : 'low'" },
 	},
 	search: {
 		text: ["bio", "segments"],
-		filters: ["age", "country", "lifetime_value", "is_premium", "segments"],
+		filters: ["age", "country", "lifetime_value", "is_premium", "segments", "value_tier"],
 		vector: "embedding",
 	},
 };

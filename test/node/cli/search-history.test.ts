@@ -288,14 +288,23 @@ describe("the documented queries on the seeded demo_users", () => {
 		);
 		expect(filtered.hits.map((h) => h.key)).toEqual(["u3", "u5", "u7", "u1"]);
 
+		// value_tier is derived on write from lifetime_value, and a filter field.
+		const tier = json<SearchResult>(await hp(["search", "demo_users", "--filter", '{"value_tier": "high"}', "--sort", "-lifetime_value", "--json"]));
+		expect(tier.hits.map((h) => [h.key, h.value?.value_tier])).toEqual([
+			["u3", "high"],
+			["u5", "high"],
+			["u7", "high"],
+			["u1", "high"],
+		]);
+
 		const like = json<SearchResult>(await hp(["search", "demo_users", "--like", "u1", "--k", "3", "--json"]));
 		expect(like.hits.map((h) => h.key)).toEqual(["u4", "u7", "u6"]);
 
 		const history = json<HistoryResult>(await hp(["history", "demo_users", "u1", "--json"]));
-		expect(history.versions.map((v) => [v.event_id, v.value?.lifetime_value])).toEqual([
-			["demo:u1:1", 512],
-			["demo:u1:2", 640],
-			["demo:u1:now", 812.5],
+		expect(history.versions.map((v) => [v.event_id, v.value?.lifetime_value, v.value?.value_tier])).toEqual([
+			["demo:u1:1", 512, "mid"],
+			["demo:u1:2", 640, "mid"],
+			["demo:u1:now", 812.5, "high"],
 		]);
 	});
 });
