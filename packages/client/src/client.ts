@@ -134,6 +134,47 @@ function stalenessParam(s: number | undefined): number | undefined {
 	});
 }
 
+/** A member name as a path step: `.name` when it reads as one, else `["na me"]`. */
+const step = (name: string): string => (/^[A-Za-z_$][\w$]*$/.test(name) ? `.${name}` : `[${JSON.stringify(name)}]`);
+
+/**
+ * The first place in `v` (named `where`) holding what JSON would send as null: a number that is
+ * not finite (NaN, ±Infinity) or an invalid Date. The server would take that null as a missing
+ * value and store it, where it refuses the number itself. Undefined when there is none.
+ */
+function unsendable(v: unknown, where: string): { where: string; what: string } | undefined {
+	if (typeof v === "number") return Number.isFinite(v) ? undefined : { where, what: String(v) };
+	if (v === null || typeof v !== "object") return undefined;
+	if (v instanceof Date) return Number.isNaN(v.getTime()) ? { where, what: "an invalid Date" } : undefined;
+	if (Array.isArray(v) || (ArrayBuffer.isView(v) && !(v instanceof DataView))) {
+		const list = v as ArrayLike<unknown>;
+		for (let i = 0; i < list.length; i++) {
+			const found = unsendable(list[i], `${where}[${i}]`);
+			if (found) return found;
+		}
+		return undefined;
+	}
+	for (const [name, x] of Object.entries(v)) {
+		const found = unsendable(x, `${where}${step(name)}`);
+		if (found) return found;
+	}
+	return undefined;
+}
+
+/** Refuses, before anything is sent, an item that JSON would send with a null in place of a number (see unsendable). */
+function checkSendable(items: readonly unknown[], what: string): void {
+	for (let i = 0; i < items.length; i++) {
+		const found = unsendable(items[i], `${what}[${i}]`);
+		if (!found) continue;
+		throw new HotpathError({
+			type: CLIENT_PROBLEM.invalidArgument,
+			title: "Invalid argument",
+			status: 0,
+			detail: `${found.where} is ${found.what}, which JSON would send as null (a missing value): nothing was sent`,
+		});
+	}
+}
+
 /** A 404 about the record itself (the read ran and found nothing), not about the dataset or the route. */
 function isRecordMiss(headers: Headers, body: unknown): boolean {
 	const type = (body as { type?: unknown } | undefined)?.type;
@@ -398,8 +439,11 @@ export class Hotpath {
 	 * own (random, the same on every attempt): the server then gives a retry's events the time it
 	 * received the first attempt, so a retry can never win over a write made after that attempt.
 	 * Answers once the queue holds the accepted events; `rejected` lists the others by index.
+	 * A NaN, an Infinity or an invalid Date anywhere in an event is a HotpathError naming it
+	 * (`events[3].value.score`) before anything is sent: JSON would send it as null, a missing value.
 	 */
 	async push(events: Event[], opts: PushOptions = {}): Promise<PushResult> {
+		checkSendable(events, "events");
 		const idOf = orderedIds(events.length);
 		const withIds = opts.idempotencyKey === undefined ? events.map((e, i) => (e.id === undefined || e.id === null ? { ...e, id: idOf(i) } : e)) : events;
 		const key = opts.idempotencyKey ?? (events.some((e) => e.event_time === undefined || e.event_time === null) ? randomId() : undefined);
@@ -420,8 +464,10 @@ export class Hotpath {
 	 * without `_id` get one before the first attempt (unless `idempotencyKey` is given), as `push`
 	 * gives events theirs (rows without `_event_time` apply in the order given), so retries are safe. Answers once D1 has committed.
 	 * Rows without `_event_time` and no `idempotencyKey`: the call sends a key of its own, as `push` does.
+	 * A NaN, an Infinity or an invalid Date in a row is refused before anything is sent, as `push` refuses it (`rows[2].score`).
 	 */
 	async import(dataset: string, rows: ImportRow[], opts: ImportOptions = {}): Promise<ImportResult> {
+		checkSendable(rows, "rows");
 		const idOf = orderedIds(rows.length);
 		const withIds = opts.idempotencyKey === undefined ? rows.map((r, i) => (r._id === undefined || r._id === null ? { ...r, _id: idOf(i) } : r)) : rows;
 		const key = opts.idempotencyKey ?? (rows.some((r) => r._event_time === undefined || r._event_time === null) ? randomId() : undefined);
