@@ -5,6 +5,7 @@ import path from "node:path";
 import { type Event, HotpathError } from "@hotpath/client";
 import type { Command } from "commander";
 import { intOption, verbAction } from "../context.ts";
+import { nonFiniteError } from "../finite.ts";
 import { type Chunk, chunked, type RowRejection } from "../load/chunks.ts";
 import { ndjsonLines } from "../load/ndjson.ts";
 import { runPool } from "../load/pool.ts";
@@ -38,6 +39,9 @@ function checkEvent(item: SourceItem): Encoded {
 		return { error: `not valid JSON: ${(e as Error).message}` };
 	}
 	if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) return { error: "an event must be a JSON object" };
+	// The events are sent parsed (see send): a 1e400, read as Infinity, would go as null, a missing value the server accepts.
+	const notFinite = nonFiniteError(parsed);
+	if (notFinite) return { error: notFinite };
 	return { text: item.text ?? "" };
 }
 
