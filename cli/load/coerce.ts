@@ -55,14 +55,41 @@ export function coerceText(field: FieldSpec, cell: string): Coerced {
 /**
  * A Parquet value, already typed by the file, made JSON-ready: 64-bit integers (bigint) become
  * numbers when they fit, dates ISO text, typed arrays plain arrays. Text in a numeric, boolean or
- * list field is read as a CSV cell would be; text in a json field stays text.
+ * list field is read as a CSV cell would be; text in a json field stays text. A NaN or infinite
+ * double and an invalid date are rejected, as the same value in a CSV cell is: JSON has no such
+ * value, and null would be a missing feature.
  */
 export function coerceParquet(field: FieldSpec | undefined, v: unknown): Coerced {
+	const bad = unrepresentable(v, "");
+	if (bad !== undefined) return { error: bad };
 	const value = jsonReady(v);
 	if (typeof value === "string" && field && field.type !== "string" && field.type !== "json") return coerceText(field, value);
 	return { value };
 }
 
+/** Why a Parquet value (or a number or date inside it, at `where`) has no JSON form, or undefined. */
+function unrepresentable(v: unknown, where: string): string | undefined {
+	const at = where ? ` at ${where}` : "";
+	if (typeof v === "number") return Number.isFinite(v) ? undefined : `${v}${at} is not a finite number`;
+	if (v === null || typeof v !== "object") return undefined;
+	if (v instanceof Date) return Number.isNaN(v.getTime()) ? `an invalid date${at}` : undefined;
+	if (v instanceof Uint8Array) return undefined;
+	if (Array.isArray(v) || ArrayBuffer.isView(v)) {
+		const list = v as unknown as ArrayLike<unknown>;
+		for (let i = 0; i < (list.length ?? 0); i++) {
+			const why = unrepresentable(list[i], `${where}[${i}]`);
+			if (why !== undefined) return why;
+		}
+		return undefined;
+	}
+	for (const [name, x] of Object.entries(v)) {
+		const why = unrepresentable(x, where ? `${where}.${name}` : name);
+		if (why !== undefined) return why;
+	}
+	return undefined;
+}
+
+/** A value as JSON can carry it; a number that is not finite and an invalid date become null (coerceParquet rejects them first). */
 export function jsonReady(v: unknown): unknown {
 	if (v === null || v === undefined) return null;
 	switch (typeof v) {

@@ -5,6 +5,7 @@
  * resumed or repeated load of the same file changes nothing twice.
  */
 import type { Spec } from "@hotpath/client";
+import { nonFiniteError } from "../finite.ts";
 import { coerceParquet, coerceText, eventTimeValue } from "./coerce.ts";
 import type { SourceItem } from "./source.ts";
 
@@ -91,6 +92,9 @@ export class RowEncoder {
 	}
 
 	#finish(row: Record<string, unknown>, pos: number): Encoded {
+		// JSON.stringify would send a 1e400 (parsed as Infinity: an NDJSON line, a json cell) as null, a missing value.
+		const notFinite = nonFiniteError(row);
+		if (notFinite) return { error: notFinite };
 		const col = this.#o.eventTimeColumn;
 		if (col !== undefined) {
 			const t = eventTimeValue(row[col]);

@@ -88,6 +88,25 @@ describe("rows encoded for the import route", () => {
 		new RowEncoder({ spec, typing: "json", idPrefix: "hp:f:", defaultEventTime: 1000, ...o });
 	const parsed = (e: ReturnType<RowEncoder["encode"]>) => ("text" in e ? JSON.parse(e.text) : e);
 
+	it("rejects a number JSON cannot carry instead of sending it as null: Parquet NaN, Infinity and invalid dates by column, 1e400 in a parsed line or json cell by path", () => {
+		const pq = enc({ typing: "parquet" });
+		const row = (r: Record<string, unknown>) => pq.encode({ pos: 4, row: { item_id: "a", ...r }, end: 0 });
+		expect(row({ price: Number.NaN })).toEqual({ error: "price: NaN is not a finite number" });
+		expect(row({ price: Number.NEGATIVE_INFINITY })).toEqual({ error: "price: -Infinity is not a finite number" });
+		expect(row({ emb: new Float64Array([1, Number.POSITIVE_INFINITY]) })).toEqual({ error: "emb: Infinity at [1] is not a finite number" });
+		expect(row({ meta: { a: [1, Number.NaN] } })).toEqual({ error: "meta: NaN at a[1] is not a finite number" });
+		expect(row({ name: new Date(Number.NaN) })).toEqual({ error: "name: an invalid date" });
+		expect(parsed(row({ price: 0.5, meta: { a: 1 } }))).toMatchObject({ item_id: "a", price: 0.5, meta: { a: 1 } });
+		// A line with an _id is parsed and encoded again (no fast path): its 1e400 is Infinity there.
+		expect(enc().encode({ pos: 2, text: '{"_id":"x","item_id":"a","meta":{"b":1e400}}', end: 0 })).toEqual({
+			error: "meta.b: expected a finite number, not Infinity (a number too large for JSON, such as 1e400, reads as Infinity)",
+		});
+		expect(enc().encode({ pos: 2, text: '{"_id":"x","item_id":"a","_event_time":-1e400}', end: 0 })).toHaveProperty("error");
+		expect(enc({ typing: "text" }).encode({ pos: 3, row: { item_id: "a", meta: '{"b":[1e999]}' }, end: 0 })).toEqual({
+			error: "meta.b[0]: expected a finite number, not Infinity (a number too large for JSON, such as 1e400, reads as Infinity)",
+		});
+	});
+
 	it("prepends _id and _event_time to a plain JSON line without re-encoding it, as the parse path would", () => {
 		const text = '{"item_id":"a","price":1.5,"tags":["x"]}';
 		const fast = enc().encode({ pos: 7, text, end: 0 });
