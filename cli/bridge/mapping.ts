@@ -1,4 +1,5 @@
 /** Turns a source's message into a Hotpath event through the source's map of JSON Pointers, or says why it cannot. */
+import { nonFiniteError } from "../finite.ts";
 import { compilePointer, type Pointer, resolvePointer } from "./pointer.ts";
 import type { Delivery, Op } from "./sources/source.ts";
 
@@ -42,7 +43,7 @@ export function compileMap(spec: MapSpec, dataset: string | undefined): Mapper {
 	// fields of the record: a dataset would refuse them as unknown fields.
 	const strip = new Set([key, time, op].filter((p): p is Pointer => p?.length === 1).map((p) => p[0] as string));
 
-	return {
+	const mapper: Mapper = {
 		keepFields(fields: readonly string[]): void {
 			for (const f of fields) strip.delete(f);
 		},
@@ -94,6 +95,15 @@ export function compileMap(spec: MapSpec, dataset: string | undefined): Mapper {
 				return `the value at ${JSON.stringify(spec.value ?? "")} must be a JSON object, not ${describe(v)}`;
 			event.value = v as Record<string, unknown>;
 			return event;
+		},
+	};
+	return {
+		keepFields: (fields) => mapper.keepFields(fields),
+		map(d: Delivery): HotpathEvent | string {
+			const event = mapper.map(d);
+			// JSON.stringify sends a number that is not finite (a 1e400 in the message reads as Infinity) as null, a
+			// missing value Hotpath would store: such a message is rejected, as Hotpath rejects the number itself.
+			return typeof event === "string" ? event : (nonFiniteError(event) ?? event);
 		},
 	};
 }

@@ -16,6 +16,9 @@ export interface RejectEntry {
 	raw?: string;
 }
 
+/** A number JSON cannot carry (the reason a message was rejected) as text ("Infinity"), where JSON.stringify would write null. */
+const keepNonFinite = (_key: string, v: unknown): unknown => (typeof v === "number" && !Number.isFinite(v) ? String(v) : v);
+
 export class RejectLog {
 	readonly file: string;
 	private readonly source: string;
@@ -76,7 +79,7 @@ export class RejectLog {
 		if (!entries.length) return;
 		await this.open();
 		const time = new Date().toISOString();
-		const text = entries.map((e) => JSON.stringify({ time, source: this.source, ...e })).join("\n");
+		const text = entries.map((e) => JSON.stringify({ time, source: this.source, ...e }, keepNonFinite)).join("\n");
 		const stream = this.stream as WriteStream;
 		await new Promise<void>((resolve, reject) => stream.write(`${text}\n`, (err) => (err ? reject(err) : resolve())));
 	}

@@ -25,6 +25,15 @@ describe("JSON Pointer (RFC 6901)", () => {
 describe("mapping a message to an event", () => {
 	const d = (message: unknown, extra: object = {}) => ({ id: "src:1", message, time: 1000, ...extra });
 
+	it("refuses a number JSON cannot carry (1e400 parses as Infinity; JSON.stringify would send null), naming where in the event", () => {
+		const m = compileMap({ key: "/id", event_time: "/at" }, "ds");
+		expect(m.map(d(JSON.parse('{"id":"k","score":1e400}')))).toMatch(/^value\.score: expected a finite number, not Infinity/);
+		expect(m.map(d({ id: "k", v: { w: [0, Number.NaN] } }))).toMatch(/^value\.v\.w\[1\]: expected a finite number, not NaN/);
+		expect(m.map(d({ id: "k", at: Number.NEGATIVE_INFINITY, x: 1 }))).toMatch(/^event_time: expected a finite number, not -Infinity/);
+		// A member the event does not carry may hold anything.
+		expect(compileMap({ key: "/id", value: "/v" }, "ds").map(d({ id: "k", junk: Number.NaN, v: { x: 1 } }))).toMatchObject({ value: { x: 1 } });
+	});
+
 	it("takes key, op, time and value through the pointers; the whole message minus those members by default", () => {
 		const m = compileMap({ key: "/id", op: "/op", event_time: "/at" }, "ds");
 		expect(m.map(d({ id: "k", op: "patch", at: "2026-01-01T00:00:00Z", x: 1 }))).toEqual({
