@@ -185,7 +185,7 @@ export class SourcePipeline<D extends Delivery> {
 		} catch (e) {
 			// Not acked: the source delivers them again, and they are rejected again.
 			this.o.log(`${this.name}: cannot record ${list.length} rejected message(s), leaving them unacknowledged: ${(e as Error).message}`);
-			this.settled(0, deliveries.length);
+			this.unacked(deliveries);
 			return;
 		}
 		await this.ack(deliveries);
@@ -199,7 +199,17 @@ export class SourcePipeline<D extends Delivery> {
 		} catch (e) {
 			// The source redelivers them; their ids make that harmless.
 			this.o.log(`${this.name}: ack of ${deliveries.length} message(s) failed (they will be redelivered): ${(e as Error).message}`);
-			this.settled(0, deliveries.length);
+			this.unacked(deliveries);
+		}
+	}
+
+	/** Settled without an ack: the source is told, so that it delivers them again. */
+	private unacked(deliveries: D[]): void {
+		this.settled(0, deliveries.length);
+		try {
+			this.o.source.release?.(deliveries);
+		} catch (e) {
+			this.o.log(`${this.name}: cannot release ${deliveries.length} message(s) for redelivery: ${(e as Error).message}`);
 		}
 	}
 

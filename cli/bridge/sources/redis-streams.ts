@@ -1,7 +1,8 @@
 /**
  * Redis Streams: a consumer group read with XREADGROUP, acknowledged with XACK after Hotpath's 202.
  * On start the consumer first re-reads its own pending entries (a crash left them there), and every
- * while it claims entries other consumers left pending too long (XAUTOCLAIM). An entry's fields form
+ * while it claims entries left pending too long (XAUTOCLAIM): other consumers', and its own that the
+ * bridge released unacknowledged (a failed XACK, a reject it could not log). An entry's fields form
  * a flat JSON object of strings (a string of digits as event_time is epoch ms); an entry whose only
  * field is `json` carries a JSON document instead.
  * The id is `redis:STREAM:MS-SEQ` (SEQ zero-padded); the default event_time is the entry id's time.
@@ -37,7 +38,11 @@ export class RedisStreamsSource implements Source<RedisDelivery> {
 	private reader: Redis | undefined;
 	private loop: Promise<void> | undefined;
 	private stopping = false;
-	/** Entries handed over and not yet acked: a claim sweep must not hand them over a second time. */
+	/**
+	 * Entries handed over and not yet settled: a claim sweep must not hand them over a second time.
+	 * An entry leaves when it is acked, or when the bridge releases it unacked (its XACK failed, its
+	 * reject could not be logged), so that the sweep claims it again once it has been idle claim_idle_ms.
+	 */
 	private readonly inFlight = new Set<string>();
 
 	constructor(config: RedisStreamsConfig) {
@@ -163,6 +168,10 @@ export class RedisStreamsSource implements Source<RedisDelivery> {
 		const ids = messages.map((m) => m.entryId);
 		await this.xack(ids);
 		for (const id of ids) this.inFlight.delete(id);
+	}
+
+	release(messages: RedisDelivery[]): void {
+		for (const m of messages) this.inFlight.delete(m.entryId);
 	}
 
 	async stop(): Promise<void> {

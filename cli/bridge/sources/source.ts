@@ -48,6 +48,12 @@ export interface Source<D extends Delivery = Delivery> {
 	/** Acknowledges messages Hotpath has accepted (or that were rejected for good). Any order. */
 	ack(messages: D[]): Promise<void>;
 	/**
+	 * Messages the bridge gave up on without acknowledging them (their ack failed, or their reject
+	 * could not be recorded): a source that skips messages it has handed over must deliver these
+	 * again, as it would after a restart.
+	 */
+	release?(messages: D[]): void;
+	/**
 	 * Hands rejected messages to the source's own dead-letter mechanism, when it has one and the
 	 * config asks for it. Resolves false when the bridge should log and ack them instead.
 	 */
