@@ -8,15 +8,18 @@
 const step = (name: string): string => (/^[A-Za-z_$][\w$]*$/.test(name) ? `.${name}` : `[${JSON.stringify(name)}]`);
 
 /**
- * The path (from `where`: `value.score`, `tags[2]`) and the value of the first number in `v` that
- * is not finite, or undefined when there is none.
+ * The path (from `where`: `value.score`, `tags[2]`) and a description of the first value in `v`
+ * that JSON cannot carry: a number that is not finite (NaN, ±Infinity, also inside typed arrays, as
+ * Parquet hands vectors over) or an invalid Date. Undefined when there is none.
  */
-export function nonFinite(v: unknown, where = ""): { path: string; value: number } | undefined {
-	if (typeof v === "number") return Number.isFinite(v) ? undefined : { path: where, value: v };
+export function nonFinite(v: unknown, where = ""): { path: string; what: string; value?: number } | undefined {
+	if (typeof v === "number") return Number.isFinite(v) ? undefined : { path: where, what: String(v), value: v };
 	if (v === null || typeof v !== "object") return undefined;
-	if (Array.isArray(v)) {
-		for (let i = 0; i < v.length; i++) {
-			const found = nonFinite(v[i], `${where}[${i}]`);
+	if (v instanceof Date) return Number.isNaN(v.getTime()) ? { path: where, what: "an invalid date" } : undefined;
+	if (Array.isArray(v) || (ArrayBuffer.isView(v) && !(v instanceof DataView))) {
+		const list = v as unknown as ArrayLike<unknown>;
+		for (let i = 0; i < list.length; i++) {
+			const found = nonFinite(list[i], `${where}[${i}]`);
 			if (found) return found;
 		}
 		return undefined;
@@ -32,6 +35,7 @@ export function nonFinite(v: unknown, where = ""): { path: string; value: number
 export function nonFiniteError(v: unknown, where = ""): string | undefined {
 	const found = nonFinite(v, where);
 	if (!found) return undefined;
+	if (found.value === undefined) return `${found.path || "the value"}: ${found.what} cannot be sent as JSON`;
 	const hint = Number.isNaN(found.value) ? "" : ` (a number too large for JSON, such as 1e400, reads as ${found.value})`;
-	return `${found.path || "the value"}: expected a finite number, not ${found.value}${hint}`;
+	return `${found.path || "the value"}: expected a finite number, not ${found.what}${hint}`;
 }

@@ -3,6 +3,7 @@
  * before rows are sent: the server checks types strictly, and a CSV cell is always text.
  */
 import type { FieldSpec } from "@hotpath/client";
+import { nonFinite } from "../finite.ts";
 
 export type Coerced = { value: unknown } | { error: string };
 
@@ -60,33 +61,15 @@ export function coerceText(field: FieldSpec, cell: string): Coerced {
  * value, and null would be a missing feature.
  */
 export function coerceParquet(field: FieldSpec | undefined, v: unknown): Coerced {
-	const bad = unrepresentable(v, "");
-	if (bad !== undefined) return { error: bad };
+	const bad = nonFinite(v);
+	if (bad)
+		return {
+			error:
+				bad.value === undefined ? `${bad.what}${bad.path ? ` at ${bad.path}` : ""}` : `${bad.what}${bad.path ? ` at ${bad.path}` : ""} is not a finite number`,
+		};
 	const value = jsonReady(v);
 	if (typeof value === "string" && field && field.type !== "string" && field.type !== "json") return coerceText(field, value);
 	return { value };
-}
-
-/** Why a Parquet value (or a number or date inside it, at `where`) has no JSON form, or undefined. */
-function unrepresentable(v: unknown, where: string): string | undefined {
-	const at = where ? ` at ${where}` : "";
-	if (typeof v === "number") return Number.isFinite(v) ? undefined : `${v}${at} is not a finite number`;
-	if (v === null || typeof v !== "object") return undefined;
-	if (v instanceof Date) return Number.isNaN(v.getTime()) ? `an invalid date${at}` : undefined;
-	if (v instanceof Uint8Array) return undefined;
-	if (Array.isArray(v) || ArrayBuffer.isView(v)) {
-		const list = v as unknown as ArrayLike<unknown>;
-		for (let i = 0; i < (list.length ?? 0); i++) {
-			const why = unrepresentable(list[i], `${where}[${i}]`);
-			if (why !== undefined) return why;
-		}
-		return undefined;
-	}
-	for (const [name, x] of Object.entries(v)) {
-		const why = unrepresentable(x, where ? `${where}.${name}` : name);
-		if (why !== undefined) return why;
-	}
-	return undefined;
 }
 
 /** A value as JSON can carry it; a number that is not finite and an invalid date become null (coerceParquet rejects them first). */
