@@ -103,7 +103,8 @@ export function reportError(e: unknown, json: boolean): number {
 /** `error: Title (status): detail` and one line per item error the detail does not already say. */
 export function describeProblem(e: HotpathError, maxItems = 20): string {
 	const p = e.problem;
-	const itemText = (item: { pointer: string; detail: string }) => `${item.pointer}: ${item.detail}`;
+	// "" points at the whole body.
+	const itemText = (item: { pointer: string; detail: string }) => `${item.pointer || "(the body)"}: ${item.detail}`;
 	const all = p.errors ?? [];
 	const heading = `error: ${p.title}${p.status ? ` (${p.status})` : ""}`;
 	// A validation error's detail is its items joined with "; " (and a one-item 400 repeats its

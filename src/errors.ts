@@ -64,7 +64,11 @@ interface Issue {
 /** A JSON Pointer (RFC 6901) token: "~" and "/" in a member name are escaped as "~0" and "~1". */
 export const pointerToken = (name: PropertyKey) => String(name).replaceAll("~", "~0").replaceAll("/", "~1");
 
-const pointerOf = (prefix: string, path: readonly PropertyKey[]) => (path.length ? `${prefix}/${path.map(pointerToken).join("/")}` : prefix || "/");
+// The whole document is "" (RFC 6901): "/" would name its member "".
+const pointerOf = (prefix: string, path: readonly PropertyKey[]) => (path.length ? `${prefix}/${path.map(pointerToken).join("/")}` : prefix);
+
+/** A problem's detail from its items: "pointer: detail; ...", the whole body ("") named as such. */
+export const itemsDetail = (items: readonly ProblemItem[]) => items.map((e) => `${e.pointer || "body"}: ${e.detail}`).join("; ");
 
 /** Turns zod-style issues into problem items with JSON pointers. */
 export function issuesToItems(issues: readonly Issue[], prefix = ""): ProblemItem[] {

@@ -3,7 +3,7 @@
  * rules, late arrivals included, computed from the event log for many keys per statement. Never
  * from a cache tier: caches hold only current values.
  */
-import { HotpathError } from "../errors";
+import { HotpathError, itemsDetail } from "../errors";
 import { withDerivedFields } from "../ingest/merge";
 import type { DatasetSpec } from "../registry/spec";
 import { type FreshnessOptions, type RecordView, viewRecord } from "../serving/freshness";
@@ -120,6 +120,6 @@ function refuseFolded(reads: readonly { req: LookupRequest; asOf: number; pointe
 	const errors = [...items.values()].slice(0, MAX_FOLDED_ITEMS);
 	const inBody = reads.some((r) => r.pointer !== undefined);
 	const first = errors[0] as { pointer: string; detail: string };
-	const detail = errors.length === 1 && !inBody ? first.detail : errors.map((e) => `${e.pointer}: ${e.detail}`).join("; ");
+	const detail = errors.length === 1 && !inBody ? first.detail : itemsDetail(errors);
 	throw new HotpathError(inBody ? "validation_failed" : "bad_request", detail, { errors });
 }

@@ -4,7 +4,7 @@ import * as z from "zod";
 import { attachAggregates } from "../aggregates/read";
 import { requireScope } from "../auth/middleware";
 import { assertDatasets } from "../auth/policy";
-import { HotpathError, type ProblemItem } from "../errors";
+import { HotpathError, itemsDetail, type ProblemItem } from "../errors";
 import { assertWithinHistory, lookupsAsOf } from "../history/as-of";
 import type { RecordView } from "../serving/freshness";
 import { type LookupRequest, lookupRecords, MAX_LOOKUP_KEYS } from "../serving/lookup";
@@ -131,7 +131,7 @@ mount(
 			}
 			requests.push({ spec, keys: r.keys, fields, asOf, asOfPointer: from });
 		}
-		if (errors.length) throw new HotpathError("validation_failed", errors.map((e) => `${e.pointer}: ${e.detail}`).join("; "), { errors });
+		if (errors.length) throw new HotpathError("validation_failed", itemsDetail(errors), { errors });
 
 		const ctx = readContext(c);
 		const opts = { maxStalenessS: parseMaxStaleness(body.max_staleness, "/max_staleness"), ifStale: parseIfStale(body.if_stale) };

@@ -2,7 +2,7 @@
 import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type * as z from "zod";
-import { HotpathError, issuesToItems } from "../errors";
+import { HotpathError, issuesToItems, itemsDetail } from "../errors";
 
 /** Body limits per kind of request, stated in the README's limits table. */
 export const BODY_LIMITS = {
@@ -166,7 +166,7 @@ export async function parseJsonBody<S extends z.ZodType>(c: Context, schema: S):
 	const parsed = schema.safeParse(raw);
 	if (!parsed.success) {
 		const errors = issuesToItems(parsed.error.issues);
-		throw new HotpathError("validation_failed", errors.map((e) => `${e.pointer}: ${e.detail}`).join("; "), { errors });
+		throw new HotpathError("validation_failed", itemsDetail(errors), { errors });
 	}
 	return parsed.data;
 }

@@ -10,7 +10,7 @@
  * is served; docs deleted meanwhile are left out, docs added meanwhile are not, and values are read
  * fresh on each page. Past MAX_DEPTH hits there is no next page: narrow the query instead.
  */
-import { HotpathError } from "../errors";
+import { HotpathError, itemsDetail } from "../errors";
 import { log } from "../observability/log";
 import type { DatasetSpec } from "../registry/spec";
 import type { Services } from "../services";
@@ -171,7 +171,7 @@ function planQuery(query: SearchQuery, spec: DatasetSpec, layout: IndexLayout, b
 		problems.add("/max_staleness", "expected seconds >= 0");
 
 	if (problems.items.length) {
-		throw new HotpathError("validation_failed", problems.items.map((p) => `${p.pointer}: ${p.detail}`).join("; "), { errors: problems.items });
+		throw new HotpathError("validation_failed", itemsDetail(problems.items), { errors: problems.items });
 	}
 	return { match, where, params, sort, vector, limit, fields: query.fields, highlight: query.highlight === true && match !== null };
 }

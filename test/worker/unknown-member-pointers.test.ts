@@ -91,3 +91,17 @@ describe("an unknown member is pointed at, not the object holding it", () => {
 		expect(mixed.rejected).toEqual([{ index: 1, error: `unknown property "_evnt_time"; a row's own properties are _event_time, _op, _id` }]);
 	});
 });
+
+describe("a problem with the whole body", () => {
+	it('points at "" (RFC 6901: the whole document), not "/" (the member named ""), and its detail names the body', async () => {
+		for (const [method, path] of [
+			["PUT", `/v1/datasets/${uniqueName()}`],
+			["POST", `/v1/datasets/${ds}/search`],
+			["POST", "/v1/lookup"],
+		] as const) {
+			const p = await expectProblem(await call(method, path, { json: [] }), 400);
+			expect(p.errors, path).toEqual([{ pointer: "", detail: expect.stringMatching(/expected object/) }]);
+			expect(p.detail, path).toMatch(/^body: .*expected object/);
+		}
+	});
+});
