@@ -70,6 +70,9 @@ export class RowEncoder {
 			}
 			const fields = this.#o.spec?.fields ?? {};
 			const field = Object.hasOwn(fields, name) ? fields[name] : undefined;
+			// A derived field is computed by the server, which ignores a row's value for it (an
+			// exported file holds them): left out here, where typing it could only refuse the row.
+			if (field?.derive !== undefined) continue;
 			const c = this.#o.typing === "text" ? (field ? coerceText(field, String(v ?? "")) : { value: v }) : coerceParquet(field, v);
 			if ("error" in c) errors.push(`${name}: ${c.error}`);
 			else typed[name] = c.value;

@@ -107,6 +107,15 @@ describe("rows encoded for the import route", () => {
 		});
 	});
 
+	it("leaves a derived field's column out of CSV and Parquet rows, where typing it could only refuse a row the server would take", () => {
+		const derivedSpec = { ...spec, fields: { ...spec.fields, ctr: { type: "float" as const, derive: "price * 2" } } };
+		for (const typing of ["text", "parquet"] as const) {
+			const e = enc({ spec: derivedSpec, typing }).encode({ pos: 1, row: { item_id: "a", price: "0.5", ctr: "n/a" }, end: 0 });
+			expect(parsed(e), typing).not.toHaveProperty("ctr");
+			expect(parsed(e), typing).toMatchObject({ item_id: "a", price: 0.5 });
+		}
+	});
+
 	it("prepends _id and _event_time to a plain JSON line without re-encoding it, as the parse path would", () => {
 		const text = '{"item_id":"a","price":1.5,"tags":["x"]}';
 		const fast = enc().encode({ pos: 7, text, end: 0 });
