@@ -237,6 +237,17 @@ function twoStrings(args: ExprType[], name: string): ExprType {
 	return "bool";
 }
 
+/** The first escape jsep would misread in a string literal's source (\u00e9, \x41), or undefined. */
+function unknownEscape(raw: string): string | undefined {
+	for (let i = 0; i < raw.length; i++) {
+		if (raw[i] !== "\\") continue;
+		const next = raw[i + 1] ?? "";
+		if (!"nrtbfv'\"\\".includes(next)) return `\\${next}`;
+		i++;
+	}
+	return undefined;
+}
+
 const isNull = (x: Value) => x === null || x === undefined;
 
 /** Arithmetic: int with int stays int (but / and ** give float); + also joins two strings. */
@@ -309,14 +320,22 @@ function wantBool(what: string, t: ExprType) {
 function compileNode(node: jsep.Expression, inputs: Record<string, FieldSpec>, derived: ReadonlySet<string>): Compiled {
 	switch (node.type) {
 		case "Literal": {
-			const v = (node as jsep.Literal).value;
+			const { value: v, raw } = node as jsep.Literal;
+			// jsep reads these words as literals even where a field has the name: say so rather than use the literal.
+			if ((raw === "true" || raw === "false" || raw === "null") && Object.hasOwn(inputs, raw))
+				throw new ExpressionError(`"${raw}" is a literal in an expression: a field named ${raw} cannot be used in one`);
 			if (v === null) return { type: "null", run: () => null };
 			if (typeof v === "number") {
 				if (!Number.isFinite(v)) throw new ExpressionError(`the number ${(node as jsep.Literal).raw} is too large`);
 				const type = Number.isSafeInteger(v) && !/[.eE]/.test(String((node as jsep.Literal).raw)) ? "int" : "float";
 				return { type, run: () => v };
 			}
-			if (typeof v === "string") return { type: "string", run: () => v };
+			if (typeof v === "string") {
+				// jsep knows \n \r \t \b \f \v and quotes, and drops the backslash of any other escape ("\u00e9" became "u00e9").
+				const bad = unknownEscape(raw);
+				if (bad) throw new ExpressionError(`the escape ${bad} in ${raw} is not supported: write the character itself`);
+				return { type: "string", run: () => v };
+			}
 			if (typeof v === "boolean") return { type: "bool", run: () => v };
 			throw new ExpressionError(`the literal ${(node as jsep.Literal).raw} is not supported`);
 		}
@@ -348,6 +367,9 @@ function compileNode(node: jsep.Expression, inputs: Record<string, FieldSpec>, d
 		}
 		case "BinaryExpression": {
 			const { operator: op, left, right } = node as jsep.BinaryExpression;
+			// jsep reads -x ** 2 as (-x) ** 2, where mathematics (and Python) read -(x ** 2); parentheses
+			// leave no trace in its tree, so a sign before ** is refused, as JavaScript refuses it.
+			if (op === "**" && left.type === "UnaryExpression") throw new ExpressionError("a sign before ** is ambiguous (-x ** 2): write pow(-x, 2) or -pow(x, 2)");
 			const l = compileNode(left, inputs, derived);
 			const r = compileNode(right, inputs, derived);
 			if (["+", "-", "*", "/", "%", "**"].includes(op)) return binaryArithmetic(op, l, r);
@@ -420,7 +442,12 @@ function compileNode(node: jsep.Expression, inputs: Record<string, FieldSpec>, d
 			return strict(type, parts, (xs) => fn.apply(xs, type));
 		}
 		case "Compound":
+			if (!(node as jsep.Compound).body.length) throw new ExpressionError("the expression is empty");
 			throw new ExpressionError("an expression is one expression: no ; or juxtaposed terms");
+		case "ThisExpression":
+			throw new ExpressionError(
+				Object.hasOwn(inputs, "this") ? '"this" is a keyword in an expression: a field named this cannot be used in one' : '"this" is not supported',
+			);
 		case "MemberExpression":
 			throw new ExpressionError("member access (a.b, a[0]) is not supported: use the functions (len, contains, ...)");
 		default:
@@ -460,6 +487,19 @@ export function compileDerived(
 		if (e instanceof ExpressionError) return { error: e.message };
 		// jsep gives odd nodes for odd input (a bare "this", say): refused rather than thrown.
 		return { error: `cannot use the expression: ${String((e as Error).message ?? e)}` };
+	}
+}
+
+/**
+ * Whether two expressions are the same but for spacing (and redundant parentheses): a spec applied
+ * again with its expression reformatted changes nothing, so it is not an incompatible change.
+ */
+export function sameExpression(a: string, b: string): boolean {
+	if (a === b) return true;
+	try {
+		return JSON.stringify(jsep(a)) === JSON.stringify(jsep(b));
+	} catch {
+		return false;
 	}
 }
 

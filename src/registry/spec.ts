@@ -1,6 +1,6 @@
 /** Dataset specs: the zod schema users write, the normalised form the code uses, and value type checks. */
 import * as z from "zod";
-import { compileDerived, DERIVABLE_TYPES, MAX_EXPRESSION_LENGTH } from "./derived";
+import { compileDerived, DERIVABLE_TYPES, MAX_EXPRESSION_LENGTH, sameExpression } from "./derived";
 
 export const scalarTypes = ["string", "int", "float", "bool", "json", "string[]", "float[]"] as const;
 export type FieldType = (typeof scalarTypes)[number] | "vector";
@@ -78,7 +78,6 @@ export const MAX_HISTORY_DAYS = 3650;
 
 const deriveSchema = z
 	.string()
-	.min(1)
 	.max(MAX_EXPRESSION_LENGTH)
 	.optional()
 	.describe('An expression over the other fields, computed on write: "clicks / max(impressions, 1)" (README, Derived fields)');
@@ -435,7 +434,7 @@ export function incompatibilities(prev: DatasetSpec, next: DatasetSpec): { point
 		if (!g) reasons.push({ pointer: `/fields/${name}`, detail: `field "${name}" is removed` });
 		else if (describeType(f) !== describeType(g)) {
 			reasons.push({ pointer: `/fields/${name}`, detail: `field "${name}" changes type from ${describeType(f)} to ${describeType(g)}` });
-		} else if (f.derive !== g.derive) {
+		} else if (f.derive === undefined ? g.derive !== undefined : g.derive === undefined || !sameExpression(f.derive, g.derive)) {
 			const how = (d: string | undefined) => (d === undefined ? "set by events" : `derived as ${d}`);
 			reasons.push({
 				pointer: `/fields/${name}/derive`,

@@ -1,6 +1,6 @@
 /** Derived fields' expressions (src/registry/derived.ts): the type check when a spec is applied, and what they compute. */
 import { describe, expect, it } from "vitest";
-import { compileDerived, withDerived } from "../../src/registry/derived";
+import { compileDerived, sameExpression, withDerived } from "../../src/registry/derived";
 import type { FieldSpec, FieldType } from "../../src/registry/spec";
 
 const fields: Record<string, FieldSpec> = {
@@ -35,6 +35,7 @@ describe("derived expressions: what they compute", () => {
 		expect(run("clicks % 4", { clicks: 10 }, "int")).toBe(2);
 		expect(run("-price", { price: 2.5 })).toBe(-2.5);
 		expect(run("price ** 2", { price: 3 })).toBe(9);
+		expect(run("2 ** 3 ** 2", {})).toBe(512);
 	});
 
 	it("gives null, not Infinity or an error, for a division by zero, an overflow and an int past 2^53", () => {
@@ -117,6 +118,32 @@ describe("derived expressions: refused when the spec is applied, saying why", ()
 		expect(refusal("country", "float")).toBe("the expression is string, the field float");
 		// An int fits a float field.
 		expect(refusal("clicks + 1", "float")).toBeNull();
+	});
+
+	it("refuses what jsep would misread: unknown string escapes, a sign before **, fields named like literals, an empty expression", () => {
+		// jsep drops the backslash of \u and \x ("caf\u00e9" would be "cafu00e9").
+		expect(refusal("concat(country, '\\u00e9')", "string")).toBe("the escape \\u in '\\u00e9' is not supported: write the character itself");
+		expect(refusal('"\\x41"', "string")).toMatch(/^the escape \\x/);
+		// The escapes it reads are taken: quotes, backslash, \n.
+		expect(run("'it\\'s \\\\u ok\\n'", {}, "string")).toBe("it's \\u ok\n");
+		// jsep reads -x ** 2 as (-x) ** 2, and cannot tell the two apart: both refused, x ** 2 taken.
+		expect(refusal("-clicks ** 2")).toBe("a sign before ** is ambiguous (-x ** 2): write pow(-x, 2) or -pow(x, 2)");
+		expect(refusal("(-clicks) ** 2")).toMatch(/^a sign before \*\* is ambiguous/);
+		expect(run("-(clicks ** 2)", { clicks: 3 })).toBe(-9);
+		expect(run("pow(-clicks, 2)", { clicks: 3 })).toBe(9);
+		for (const empty of ["", "   ", "()"]) expect(refusal(empty)).toBe("the expression is empty");
+		const odd: Record<string, FieldSpec> = { true: { type: "bool" }, null: { type: "int" }, this: { type: "int" } };
+		const compile = (expr: string) => compileDerived(expr, "bool", odd, new Set());
+		expect(compile("!true")).toEqual({ error: '"true" is a literal in an expression: a field named true cannot be used in one' });
+		expect(compile("null == null")).toEqual({ error: '"null" is a literal in an expression: a field named null cannot be used in one' });
+		expect(compile("this > 1")).toEqual({ error: '"this" is a keyword in an expression: a field named this cannot be used in one' });
+	});
+
+	it("takes a reformatted expression as the same one (spacing, redundant parentheses), and a changed one as another", () => {
+		expect(sameExpression("clicks/max(impressions,1)", " clicks / max( impressions, 1 ) ")).toBe(true);
+		expect(sameExpression("(clicks) + 1", "clicks + 1")).toBe(true);
+		expect(sameExpression("clicks + 1", "clicks + 2")).toBe(false);
+		expect(sameExpression("clicks +", "clicks +")).toBe(true);
 	});
 
 	it("refuses an expression past the length limit", () => {
