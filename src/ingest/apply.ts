@@ -5,6 +5,7 @@
  * written fails alone: its events are handed back as refused, with the reason, and the rest apply.
  */
 import { aggregateVersion, maxRegisters, sumTiles, tileRowsOf } from "../aggregates/facts";
+import { hasDerived } from "../registry/derived";
 import type { DatasetSpec } from "../registry/spec";
 import { type CachedRecord, valueJson } from "../storage/cached-record";
 import { d1Answers } from "../storage/d1-failure";
@@ -268,7 +269,9 @@ function fold(
 			kept.push(e);
 		}
 	}
-	return { state, kept, dropped, reason: `the record would grow to ${largest} bytes, past the limit of ${MAX_RECORD_BYTES} bytes per record` };
+	// A derived field (a concat, say) can make a small event's record large: the reason says it counts.
+	const derived = spec && hasDerived(spec) ? ", its derived fields included" : "";
+	return { state, kept, dropped, reason: `the record would grow to ${largest} bytes${derived}, past the limit of ${MAX_RECORD_BYTES} bytes per record` };
 }
 
 /**

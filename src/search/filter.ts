@@ -108,7 +108,11 @@ function compileField(col: string, type: FilterType, spec: unknown, pointer: str
 	// A bare value is shorthand for eq (string[] fields: for contains).
 	const ops: Record<string, unknown> | null =
 		spec === null || isObject(spec) ? (spec as Record<string, unknown> | null) : { [type === "string[]" ? "contains" : "eq"]: spec };
-	if (!ops || Object.keys(ops).length === 0) {
+	if (!ops) {
+		cx.problems.add(pointer, 'null is no value to compare with: {"exists": false} matches a missing value, {"exists": true} a present one');
+		return "0";
+	}
+	if (Object.keys(ops).length === 0) {
 		cx.problems.add(pointer, `expected an object of operators: ${OPS[type].join(", ")}`);
 		return "0";
 	}

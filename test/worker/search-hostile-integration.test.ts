@@ -75,6 +75,13 @@ describe("unknown fields and operators", () => {
 		]);
 	});
 
+	it("a bare null (no value to compare with) is a 400 that says how to ask for a missing value", async () => {
+		const p = await expectProblem(await search(ds, { filter: { price: null } }), 400);
+		expect(p.errors).toEqual([
+			{ pointer: "/filter/price", detail: expect.stringMatching(/^null is no value to compare with: \{"exists": false\} matches a missing value/) },
+		]);
+	});
+
 	it("a filter field named __proto__ is unknown like any other: a 400 naming it, not silently dropped", async () => {
 		// JSON.parse makes "__proto__" an own property; copying the filter into a new object would lose it.
 		const body = '{"filter": {"__proto__": {"eq": 1}}, "limit": 1}';
