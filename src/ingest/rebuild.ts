@@ -4,11 +4,13 @@
  */
 import { HotpathError } from "../errors";
 import { log } from "../observability/log";
+import { hasDerived, withDerived } from "../registry/derived";
+import type { DatasetSpec } from "../registry/spec";
 import { indexApplied } from "../search/jobs";
 import type { Services } from "../services";
 import { encodeRecord, recordCacheKey } from "../storage/cached-record";
 import { failRebuild, failSilentRebuild, getRebuild, noteRebuildRetry, type RebuildRow, recordPage, startRebuild, touchRebuilds } from "../storage/rebuilds";
-import { countRecords, listRecords } from "../storage/records";
+import { countRecords, listRecords, rewriteValues } from "../storage/records";
 import { enqueueRebuildPage, type RebuildPage } from "./producer";
 
 /** Keys per page: each costs one KV operation, and an invocation may spend 1,000. */
@@ -17,6 +19,7 @@ export const REBUILD_PAGE_KEYS = 400;
 export const REBUILD_PAGES_PER_INVOCATION = 2;
 
 export type RebuildMode = RebuildPage["mode"];
+type ListedRecord = Awaited<ReturnType<typeof listRecords>>[number];
 
 /**
  * How long a running rebuild may go without showing life (a page worked, or put off behind other
@@ -64,6 +67,23 @@ export async function startDatasetRebuild(
 	return { row, started };
 }
 
+/**
+ * Starts the refill that computes derived fields new to a dataset (`next` has them, `prev` did not)
+ * for the records it already holds. The spec is saved whatever happens here: a refill that cannot
+ * start (the queue refusing) is logged, and `POST /v1/datasets/:name/rebuild` starts it later.
+ */
+export async function refillForNewDerivedFields(services: Services, prev: DatasetSpec, next: DatasetSpec): Promise<void> {
+	const added = Object.entries(next.fields).some(([name, f]) => f.derive !== undefined && !Object.hasOwn(prev.fields, name));
+	if (!added || !(await countRecords(services.env.DB, next.name))) return;
+	try {
+		const { started } = await startDatasetRebuild(services, next.name, "refill");
+		if (!started)
+			log.warn("a rebuild of this dataset is running: POST a refill once it ends to derive the new fields for every record", { dataset: next.name });
+	} catch (e) {
+		log.warn("the refill that derives new fields could not start; POST /v1/datasets/:name/rebuild starts it", { dataset: next.name, error: String(e) });
+	}
+}
+
 /** The dataset's latest rebuild; a running one that went silent past its lease is marked failed first, so it reads as over. */
 export async function rebuildStatus(db: D1Database, dataset: string, now = Date.now()): Promise<RebuildRow | undefined> {
 	const row = await getRebuild(db, dataset);
@@ -91,10 +111,14 @@ export async function rebuildPage(services: Services, page: RebuildPage, now = D
 		if ((run.heartbeatAt ?? run.startedAt) >= now - REBUILD_LEASE_MS) await enqueueRebuildPage(env.EVENTS_QUEUE, page, 1);
 		return;
 	}
-	const records = await listRecords(env.DB, page.dataset, page.after, REBUILD_PAGE_KEYS, true);
+	const listed = await listRecords(env.DB, page.dataset, page.after, REBUILD_PAGE_KEYS, true);
+	const spec = page.mode === "refill" ? await services.registry.get(page.dataset) : undefined;
+	// A refill first brings the records' derived fields up to date in D1 (a derived field added to a
+	// dataset that has records starts one), then copies what D1 holds.
+	const records = spec && hasDerived(spec) ? await deriveStored(env.DB, spec, listed, now) : listed;
 	const cks = records.map((r) => recordCacheKey(page.dataset, r.key));
 	if (page.mode === "refill") {
-		const ttl = (await services.registry.get(page.dataset))?.ttl_seconds;
+		const ttl = spec?.ttl_seconds;
 		await Promise.all([
 			...records.map((r, i) => env.RECORDS_KV.put(cks[i] as string, encodeRecord(r.rec), { expirationTtl: services.kv.fillTtlSeconds })),
 			// Counted as changes: a refill repairs copies an outage left behind, and L0 copies taken from them must reload.
@@ -118,6 +142,26 @@ export async function rebuildPage(services: Services, page: RebuildPage, now = D
 	// a page nobody queued. A next page queued twice is worked once.
 	if (!done) await enqueueRebuildPage(env.EVENTS_QUEUE, { dataset: page.dataset, mode: page.mode, job: page.job, index: index + 1, after: last });
 	await recordPage(env.DB, { ...page, index }, records.length, now, done);
+}
+
+/**
+ * Rewrites in D1 the records of a page whose derived fields differ from what the spec computes
+ * (stored before the field was added), each only while it is at the revision listed; returns the
+ * page as D1 now holds it. A record written meanwhile is left to its writer, which derived it.
+ */
+async function deriveStored(db: D1Database, spec: DatasetSpec, records: ListedRecord[], now: number): Promise<ListedRecord[]> {
+	const stale: { key: string; value: Record<string, unknown>; rev: number }[] = [];
+	for (const r of records) {
+		const value = withDerived(spec, r.rec.v);
+		if (value && value !== r.rec.v) stale.push({ key: r.key, value, rev: r.rec.r });
+	}
+	if (!stale.length) return records;
+	const written = await rewriteValues(db, spec.name, stale, now);
+	const byKey = new Map(stale.map((s) => [s.key, s.value]));
+	return records.map((r) => {
+		const rev = written.get(r.key);
+		return rev === undefined ? r : { key: r.key, rec: { ...r.rec, v: byKey.get(r.key) ?? r.rec.v, r: rev } };
+	});
 }
 
 /** Marks the runs of pages put off behind others alive; a failure only costs that sign of life, not the pages. */

@@ -6,6 +6,7 @@ import { sameTiles } from "../aggregates/facts";
 import { requireScope } from "../auth/middleware";
 import { assertDatasets, mayAccess } from "../auth/policy";
 import { HotpathError } from "../errors";
+import { refillForNewDerivedFields } from "../ingest/rebuild";
 import { type AggregateSpec, type DatasetSpec, type FieldSpec, NAME_PATTERN, normaliseSpec, specInputSchema } from "../registry/spec";
 import { ensureSearchIndex } from "../search/jobs";
 import { bearer, datasetParam, json, mount, newRouter, problems } from "./openapi";
@@ -83,6 +84,8 @@ mount(
 		if (spec.aggregates) await ensureAggregateBackfills(c.env.DB, c.env.EVENTS_QUEUE, spec, Date.now(), created);
 		// A changed search part starts a background re-index (GET /v1/datasets/:name/search shows it); none drops the index.
 		await ensureSearchIndex(c.get("services"), spec, previous);
+		// A derived field new to a dataset that has records: a refill rebuild writes it into them (GET .../rebuild shows it).
+		if (previous) await refillForNewDerivedFields(c.get("services"), previous, spec);
 		return c.json(spec, created ? 201 : 200);
 	},
 );

@@ -297,3 +297,24 @@ export async function writeStates(
 		return rev === (w.prevRev ?? 0) + 1 ? rev : null;
 	});
 }
+
+// A value rewritten in place (derived fields brought up to date), only while the row is still at
+// the revision it was read at: a write meanwhile wins, as it derived the fields itself. The merge
+// state is otherwise unchanged (derived fields are in no field clock), so the merge rules hold.
+const REWRITE_VALUES = `UPDATE records SET value = w.value ->> 2, rev = records.rev + 1, updated_at = ?1
+FROM json_each(?2) AS w
+WHERE records.dataset = w.value ->> 0 AND records.key = w.value ->> 1 AND records.rev = w.value ->> 3
+RETURNING records.key AS key, records.rev AS rev`;
+
+/** Rewrites the values of records of one dataset that are still at the given revisions; returns the new revision of each rewritten key. */
+export async function rewriteValues(
+	db: D1Database,
+	dataset: string,
+	rows: readonly { key: string; value: Record<string, unknown>; rev: number }[],
+	now = Date.now(),
+): Promise<Map<string, number>> {
+	const packed = packRows(rows.map((r) => `[${j(dataset)},${j(r.key)},${valueMember(r.value)},${r.rev}]`));
+	if (!packed.length) return new Map();
+	const results = await db.batch<{ key: string; rev: number }>(packed.map((json) => db.prepare(REWRITE_VALUES).bind(now, json)));
+	return new Map(results.flatMap((res) => res.results.map((r) => [r.key, r.rev] as const)));
+}

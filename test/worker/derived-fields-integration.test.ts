@@ -7,6 +7,7 @@ import { describe, expect, it } from "vitest";
 import {
 	call,
 	createDataset,
+	env,
 	eventually,
 	expectJson,
 	expectProblem,
@@ -18,6 +19,7 @@ import {
 	waitForD1,
 	waitForRecord,
 } from "./helpers";
+import { datasetWithKeys, REBUILD_KEYS, rebuildKeyOf, waitRebuildDone } from "./rebuilds";
 
 const spec = (): SpecInput => ({
 	key: "item_id",
@@ -215,5 +217,45 @@ describe("derived fields: computed on write", () => {
 			{ what: "search hits" },
 		);
 		expect(hits.map((h) => h.key)).toEqual(["b"]);
+	});
+});
+
+describe("derived fields added to a dataset that has records", () => {
+	it("are written into every stored record by a refill the PUT starts, served from every tier, and searchable", async () => {
+		// Two pages of records (450), each with a value of `a` and no derived field yet.
+		const ds = await datasetWithKeys();
+		const k7 = rebuildKeyOf(7);
+		// A copy of k7 in every tier before the change.
+		await waitForRecord(ds, k7);
+		const before = await env.DB.prepare("SELECT rev FROM records WHERE dataset = ?1 AND key = ?2").bind(ds, k7).first<{ rev: number }>();
+
+		const res = await put(ds, { key: "id", fields: { a: "int", twice: { type: "int", derive: "a * 2" } }, ttl_seconds: 3600, search: { filters: ["twice"] } });
+		expect(res.status).toBe(200);
+		const done = await waitRebuildDone(ds);
+		expect(done.keys_done).toBe(REBUILD_KEYS);
+
+		// D1 holds it, at a new revision, for every record.
+		const rows = await env.DB.prepare("SELECT key, value, rev FROM records WHERE dataset = ?1").bind(ds).all<{ key: string; value: string; rev: number }>();
+		expect(rows.results).toHaveLength(REBUILD_KEYS);
+		for (const r of rows.results) expect(JSON.parse(r.value).twice, r.key).toBe(JSON.parse(r.value).a * 2);
+		expect(rows.results.find((r) => r.key === k7)?.rev).toBe((before?.rev ?? 0) + 1);
+		// Reads (whatever tier answers) and the search index have it.
+		expect((await waitForRecord(ds, k7, (b) => b.value?.twice === 14)).value).toEqual({ a: 7, twice: 14 });
+		const hits = await eventually(
+			async () => {
+				const body = await expectJson<{ hits: { key: string }[] }>(await call("POST", `/v1/datasets/${ds}/search`, { json: { filter: { twice: 14 } } }), 200);
+				return body.hits.length ? body.hits : undefined;
+			},
+			{ what: "search by the derived field" },
+		);
+		expect(hits.map((h) => h.key)).toEqual([k7]);
+	});
+
+	it("starts no rebuild for a dataset without records, nor for a change that adds no derived field", async () => {
+		const empty = await createDataset({ key: "id", fields: { a: "int" } });
+		expect((await put(empty, { key: "id", fields: { a: "int", twice: { type: "int", derive: "a * 2" } } })).status).toBe(200);
+		const plain = await datasetWithKeys();
+		expect((await put(plain, { key: "id", fields: { a: "int", b: "string" }, ttl_seconds: 3600 })).status).toBe(200);
+		for (const ds of [empty, plain]) expect((await expectJson<{ status: string }>(await call("GET", `/v1/datasets/${ds}/rebuild`), 200)).status).toBe("idle");
 	});
 });
