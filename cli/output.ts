@@ -104,7 +104,7 @@ export function reportError(e: unknown, json: boolean): number {
 export function describeProblem(e: HotpathError, maxItems = 20): string {
 	const p = e.problem;
 	// "" points at the whole body.
-	const itemText = (item: { pointer: string; detail: string }) => `${item.pointer || "(the body)"}: ${item.detail}`;
+	const itemText = (item: { pointer: string; detail: string }) => `${item.pointer || "body"}: ${item.detail}`;
 	const all = p.errors ?? [];
 	const heading = `error: ${p.title}${p.status ? ` (${p.status})` : ""}`;
 	// A validation error's detail is its items joined with "; " (and a one-item 400 repeats its

@@ -4,7 +4,7 @@
  * from a cache tier: caches hold only current values.
  */
 import { HotpathError, itemsDetail } from "../errors";
-import { withDerivedFields } from "../ingest/merge";
+import { withDerivedFields } from "../registry/derived";
 import type { DatasetSpec } from "../registry/spec";
 import { type FreshnessOptions, type RecordView, viewRecord } from "../serving/freshness";
 import type { LookupRequest } from "../serving/lookup";

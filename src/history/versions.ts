@@ -1,5 +1,6 @@
 /** A record's versions: the whole state after each applied event, in event_time order, a page at a time. */
-import { compareClocks, withDerivedFields } from "../ingest/merge";
+import { compareClocks } from "../ingest/merge";
+import { withDerivedFields } from "../registry/derived";
 import type { DatasetSpec } from "../registry/spec";
 import { badCursor, decodeCursor, encodeCursor } from "../serving/cursor";
 import { historyKey, historyOfKeys, type LogEntry } from "../storage/event-log";

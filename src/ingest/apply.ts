@@ -5,7 +5,7 @@
  * written fails alone: its events are handed back as refused, with the reason, and the rest apply.
  */
 import { aggregateVersion, maxRegisters, sumTiles, tileRowsOf } from "../aggregates/facts";
-import { hasDerived } from "../registry/derived";
+import { hasDerived, withDerivedFields } from "../registry/derived";
 import type { DatasetSpec } from "../registry/spec";
 import { type CachedRecord, valueJson } from "../storage/cached-record";
 import { d1Answers } from "../storage/d1-failure";
@@ -20,7 +20,7 @@ import {
 	statesStatement,
 	writeStates,
 } from "../storage/records";
-import { applyEvent, type ChangeEvent, compareClocks, type RecordState, withDerivedFields } from "./merge";
+import { applyEvent, type ChangeEvent, compareClocks, type RecordState } from "./merge";
 
 /**
  * The largest a record may grow to: its value's JSON plus its field clocks, in UTF-8 bytes. D1 keeps

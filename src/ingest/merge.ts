@@ -15,8 +15,6 @@
  * - Applying an event whose clock is not newer than what it would overwrite changes nothing,
  *   which makes redelivery harmless.
  */
-import { withDerived } from "../registry/derived";
-import type { DatasetSpec } from "../registry/spec";
 import { type Clock, compareClocks, type RecordState } from "../storage/record-state";
 
 export { type Clock, compareClocks, type RecordState };
@@ -79,15 +77,4 @@ function applyPatch(state: RecordState | null, clock: Clock, fields: Record<stri
 	if (!next) return state;
 	if (newer(clock, next.clock)) next.clock = clock;
 	return next;
-}
-
-/**
- * The state with its derived fields computed from the merged value (src/registry/derived.ts). They
- * depend on the value alone, never on the order events came in, so folding stays convergent: run
- * after every fold that changed the state. Returns the same object when they are already right.
- */
-export function withDerivedFields(spec: Pick<DatasetSpec, "fields"> | undefined, state: RecordState | null): RecordState | null {
-	if (!spec || !state?.value) return state;
-	const value = withDerived(spec, state.value);
-	return value === state.value ? state : { ...state, value };
 }

@@ -8,9 +8,10 @@ import { hasDerived, withDerived } from "../registry/derived";
 import type { DatasetSpec } from "../registry/spec";
 import { indexApplied } from "../search/jobs";
 import type { Services } from "../services";
-import { encodeRecord, recordCacheKey } from "../storage/cached-record";
+import { type CachedRecord, encodeRecord, recordCacheKey } from "../storage/cached-record";
 import { failRebuild, failSilentRebuild, getRebuild, noteRebuildRetry, type RebuildRow, recordPage, startRebuild, touchRebuilds } from "../storage/rebuilds";
-import { countRecords, listRecords, rewriteValues } from "../storage/records";
+import { countRecords, hasRecords, listRecords, readRecords, rewriteValues } from "../storage/records";
+import { MAX_RECORD_BYTES } from "./apply";
 import { enqueueRebuildPage, type RebuildPage } from "./producer";
 
 /** Keys per page: each costs one KV operation, and an invocation may spend 1,000. */
@@ -50,6 +51,7 @@ export async function startDatasetRebuild(
 	dataset: string,
 	mode: RebuildMode,
 	now = Date.now(),
+	firstPageDelaySeconds?: number,
 ): Promise<{ row: RebuildRow; started: boolean }> {
 	const { env } = services;
 	const job = crypto.randomUUID();
@@ -57,7 +59,7 @@ export async function startDatasetRebuild(
 	const { row, started } = await startRebuild(env.DB, run, now - REBUILD_LEASE_MS);
 	if (!started) return { row, started };
 	try {
-		await enqueueRebuildPage(env.EVENTS_QUEUE, { dataset, mode, job, index: 0, after: null });
+		await enqueueRebuildPage(env.EVENTS_QUEUE, { dataset, mode, job, index: 0, after: null }, firstPageDelaySeconds);
 	} catch (e) {
 		// Nothing will work this run: its progress says so, rather than "running" for good.
 		const reason = `the event queue refused the rebuild's first page (${(e as Error).message ?? e})`;
@@ -69,14 +71,19 @@ export async function startDatasetRebuild(
 
 /**
  * Starts the refill that computes derived fields new to a dataset (`next` has them, `prev` did not)
- * for the records it already holds. The spec is saved whatever happens here: a refill that cannot
- * start (the queue refusing) is logged, and `POST /v1/datasets/:name/rebuild` starts it later.
+ * for the records it already holds. Its first page is read only once every isolate sees the new
+ * spec (the registry is at most CONTROL_CHECK_MS behind, as a search build waits): a record the
+ * refill does not see is then written by a writer that derives the new fields itself. The spec is
+ * saved whatever happens here: a refill that cannot start (D1 or the queue refusing) is logged, and
+ * `POST /v1/datasets/:name/rebuild` starts it later.
  */
 export async function refillForNewDerivedFields(services: Services, prev: DatasetSpec, next: DatasetSpec): Promise<void> {
 	const added = Object.entries(next.fields).some(([name, f]) => f.derive !== undefined && !Object.hasOwn(prev.fields, name));
-	if (!added || !(await countRecords(services.env.DB, next.name))) return;
+	if (!added) return;
 	try {
-		const { started } = await startDatasetRebuild(services, next.name, "refill");
+		if (!(await hasRecords(services.env.DB, next.name))) return;
+		const delay = Math.ceil(services.settings.CONTROL_CHECK_MS / 1000) + 1;
+		const { started } = await startDatasetRebuild(services, next.name, "refill", Date.now(), delay);
 		if (!started)
 			log.warn("a rebuild of this dataset is running: POST a refill once it ends to derive the new fields for every record", { dataset: next.name });
 	} catch (e) {
@@ -112,7 +119,8 @@ export async function rebuildPage(services: Services, page: RebuildPage, now = D
 		return;
 	}
 	const listed = await listRecords(env.DB, page.dataset, page.after, REBUILD_PAGE_KEYS, true);
-	const spec = page.mode === "refill" ? await services.registry.get(page.dataset) : undefined;
+	// The spec as D1 holds it, not as this isolate last saw it: a refill started by a new derived field must derive it.
+	const spec = page.mode === "refill" ? await services.registry.fresh(page.dataset) : undefined;
 	// A refill first brings the records' derived fields up to date in D1 (a derived field added to a
 	// dataset that has records starts one), then copies what D1 holds.
 	const records = spec && hasDerived(spec) ? await deriveStored(env.DB, spec, listed, now) : listed;
@@ -146,8 +154,10 @@ export async function rebuildPage(services: Services, page: RebuildPage, now = D
 
 /**
  * Rewrites in D1 the records of a page whose derived fields differ from what the spec computes
- * (stored before the field was added), each only while it is at the revision listed; returns the
- * page as D1 now holds it. A record written meanwhile is left to its writer, which derived it.
+ * (stored before the field was added), each only while it is at the revision listed and stays
+ * within MAX_RECORD_BYTES; returns the page as D1 now holds it. A record written meanwhile is read
+ * again (its writer derived it); one the new fields would take past the limit keeps its value,
+ * and a warning names it.
  */
 async function deriveStored(db: D1Database, spec: DatasetSpec, records: ListedRecord[], now: number): Promise<ListedRecord[]> {
 	const stale: { key: string; value: Record<string, unknown>; rev: number }[] = [];
@@ -156,11 +166,28 @@ async function deriveStored(db: D1Database, spec: DatasetSpec, records: ListedRe
 		if (value && value !== r.rec.v) stale.push({ key: r.key, value, rev: r.rec.r });
 	}
 	if (!stale.length) return records;
-	const written = await rewriteValues(db, spec.name, stale, now);
+	const written = await rewriteValues(db, spec.name, stale, MAX_RECORD_BYTES, now);
 	const byKey = new Map(stale.map((s) => [s.key, s.value]));
+	const missed = stale.filter((s) => !written.has(s.key));
+	const reread = missed.length
+		? await readRecords(
+				db,
+				missed.map((m) => ({ dataset: spec.name, key: m.key })),
+			)
+		: new Map<string, CachedRecord>();
+	const tooLarge = missed.filter((m) => reread.get(recordCacheKey(spec.name, m.key))?.r === m.rev).map((m) => m.key);
+	if (tooLarge.length)
+		log.warn("records not rewritten with their derived fields: they would pass the record size limit", {
+			dataset: spec.name,
+			limit: MAX_RECORD_BYTES,
+			keys: tooLarge.slice(0, 10),
+			count: tooLarge.length,
+		});
 	return records.map((r) => {
 		const rev = written.get(r.key);
-		return rev === undefined ? r : { key: r.key, rec: { ...r.rec, v: byKey.get(r.key) ?? r.rec.v, r: rev } };
+		if (rev !== undefined) return { key: r.key, rec: { ...r.rec, v: byKey.get(r.key) ?? r.rec.v, r: rev } };
+		const again = byKey.has(r.key) ? reread.get(recordCacheKey(spec.name, r.key)) : undefined;
+		return again ? { key: r.key, rec: again } : r;
 	});
 }
 

@@ -15,6 +15,7 @@
  *   the event was acknowledged before the expression ran.
  */
 import jsep from "jsep";
+import type { RecordState } from "../storage/record-state";
 import type { FieldSpec, FieldType } from "./spec";
 
 /** Types an expression can have: a field's, or null for the literal `null`. */
@@ -550,9 +551,22 @@ export function withDerived(spec: DerivingSpec, value: Record<string, unknown> |
 			x = null;
 		}
 		x ??= null;
+		// JSON has no -0 (D1 stores it as 0): compared as stored, or every refill would rewrite it.
+		if (x === 0) x = 0;
 		if (Object.hasOwn(value, name) && Object.is(value[name], x)) continue;
 		out ??= { ...value };
 		out[name] = x;
 	}
 	return out ?? value;
+}
+
+/**
+ * A merged state with its derived fields computed from its value. They depend on the value alone,
+ * never on the order events came in, so folding stays convergent: run after every fold that
+ * changed the state. Returns the same object when they are already right.
+ */
+export function withDerivedFields(spec: DerivingSpec | undefined, state: RecordState | null): RecordState | null {
+	if (!spec || !state?.value) return state;
+	const value = withDerived(spec, state.value);
+	return value === state.value ? state : { ...state, value };
 }

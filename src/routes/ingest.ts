@@ -61,8 +61,14 @@ mount(
 		const text = await readBodyText(c);
 		// Fluent Bit sent json_lines as application/json before 3.0: lines of JSON under a JSON type
 		// are read as NDJSON too (a body that is not one JSON document). Lines of records never start
-		// with "[": a body that does is a JSON array, and a broken one is a 400, not partly applied.
-		const ndjson = isNdjson(c.req.header("content-type")) || (!text.trimStart().startsWith("[") && !isOneJsonDocument(text));
+		// with "[": a body that does is a JSON array, and is refused whole (400) when broken or sent as
+		// NDJSON, rather than read line by line and partly applied (shippers ignore a 2xx's rejects).
+		const array = text.trimStart().startsWith("[");
+		if (array && isNdjson(c.req.header("content-type"))) {
+			const detail = "line 1 is a JSON array: NDJSON holds one record per line (send a JSON array with Content-Type: application/json)";
+			throw new HotpathError("validation_failed", `the body is a JSON array sent as NDJSON: ${detail}`, { errors: [{ pointer: "/0", detail }] });
+		}
+		const ndjson = !array && (isNdjson(c.req.header("content-type")) || !isOneJsonDocument(text));
 		const idempotencyKey = parseIdempotencyKey(c.req.header("idempotency-key"));
 		const { items, rejected } = parseEventsBody(text, ndjson, MAX_EVENTS_PER_REQUEST, "records");
 		const receivedAt = Date.now();

@@ -108,6 +108,11 @@ export async function listRecords(
 	return results.map((row) => ({ key: row.key, rec: toCached(row) }));
 }
 
+/** Whether a dataset has any record (a tombstone counts). */
+export async function hasRecords(db: D1Database, dataset: string): Promise<boolean> {
+	return (await db.prepare("SELECT 1 FROM records WHERE dataset = ?1 LIMIT 1").bind(dataset).first()) !== null;
+}
+
 /** How many records (tombstones included) a dataset has. */
 export async function countRecords(db: D1Database, dataset: string): Promise<number> {
 	const row = await db.prepare("SELECT count(*) AS n FROM records WHERE dataset = ?1").bind(dataset).first<{ n: number }>();
@@ -301,20 +306,26 @@ export async function writeStates(
 // A value rewritten in place (derived fields brought up to date), only while the row is still at
 // the revision it was read at: a write meanwhile wins, as it derived the fields itself. The merge
 // state is otherwise unchanged (derived fields are in no field clock), so the merge rules hold.
+// A record the new value would take past the size limit (value and field clocks, in UTF-8 bytes) is left as it is.
 const REWRITE_VALUES = `UPDATE records SET value = w.value ->> 2, rev = records.rev + 1, updated_at = ?1
 FROM json_each(?2) AS w
 WHERE records.dataset = w.value ->> 0 AND records.key = w.value ->> 1 AND records.rev = w.value ->> 3
+  AND length(CAST(w.value ->> 2 AS BLOB)) + length(CAST(records.field_clocks AS BLOB)) <= ?3
 RETURNING records.key AS key, records.rev AS rev`;
 
-/** Rewrites the values of records of one dataset that are still at the given revisions; returns the new revision of each rewritten key. */
+/**
+ * Rewrites the values of records of one dataset that are still at the given revisions and stay
+ * within `maxBytes`; returns the new revision of each rewritten key.
+ */
 export async function rewriteValues(
 	db: D1Database,
 	dataset: string,
 	rows: readonly { key: string; value: Record<string, unknown>; rev: number }[],
+	maxBytes: number,
 	now = Date.now(),
 ): Promise<Map<string, number>> {
 	const packed = packRows(rows.map((r) => `[${j(dataset)},${j(r.key)},${valueMember(r.value)},${r.rev}]`));
 	if (!packed.length) return new Map();
-	const results = await db.batch<{ key: string; rev: number }>(packed.map((json) => db.prepare(REWRITE_VALUES).bind(now, json)));
+	const results = await db.batch<{ key: string; rev: number }>(packed.map((json) => db.prepare(REWRITE_VALUES).bind(now, json, maxBytes)));
 	return new Map(results.flatMap((res) => res.results.map((r) => [r.key, r.rev] as const)));
 }

@@ -128,8 +128,12 @@ describe("derived fields: computed on write", () => {
 			{ dataset: ds, key: "k", op: "patch", value: { clicks: 5 }, event_time: t + 2 },
 			{ dataset: ds, key: "k", op: "patch", value: { impressions: 20 }, event_time: t + 1 },
 		];
-		// Newest first, each in its own request (and so its own queue message).
-		for (const e of [...events].reverse()) await postEvents([e]);
+		// Newest first, each applied (in the log) before the next is sent: three batches, in reverse order.
+		const logged = () => env.DB.prepare("SELECT count(*) AS n FROM event_log WHERE dataset = ?1 AND key = 'k'").bind(ds).first<{ n: number }>();
+		for (const [i, e] of [...events].reverse().entries()) {
+			await postEvents([e]);
+			await eventually(async () => ((await logged())?.n === i + 1 ? true : undefined), { what: `event ${i + 1} applied` });
+		}
 		const final = await waitForRecord(ds, "k", (b) => b.value?.clicks === 5 && b.value?.impressions === 20 && b.value?.country === "FR");
 		expect(final.value).toEqual({ clicks: 5, impressions: 20, country: "FR", ctr: 0.25, region: "eu" });
 	});
@@ -249,6 +253,28 @@ describe("derived fields added to a dataset that has records", () => {
 			{ what: "search by the derived field" },
 		);
 		expect(hits.map((h) => h.key)).toEqual([k7]);
+	});
+
+	it("leaves a record the new field would take past the size limit as it is, and derives the others", async () => {
+		const ds = await createDataset({ key: "id", fields: { s: "string" } });
+		const big = "x".repeat(100_000);
+		await expectJson(
+			await call("POST", `/v1/datasets/${ds}/import`, {
+				json: [
+					{ id: "big", s: big },
+					{ id: "small", s: "ab" },
+				],
+			}),
+			200,
+		);
+		const before = await env.DB.prepare("SELECT value, rev FROM records WHERE dataset = ?1 AND key = 'big'").bind(ds).first<{ value: string; rev: number }>();
+		// Twelve copies: 1.2 MB, past the 1,000,000 bytes a record may hold.
+		const twelve = `concat(${Array(12).fill("s").join(", ")})`;
+		expect((await put(ds, { key: "id", fields: { s: "string", s12: { type: "string", derive: twelve } } })).status).toBe(200);
+		await waitRebuildDone(ds);
+		expect((await waitForRecord(ds, "small", (b) => b.value?.s12 !== undefined)).value?.s12).toBe("ab".repeat(12));
+		const after = await env.DB.prepare("SELECT value, rev FROM records WHERE dataset = ?1 AND key = 'big'").bind(ds).first<{ value: string; rev: number }>();
+		expect(after).toEqual(before);
 	});
 
 	it("starts no rebuild for a dataset without records, nor for a change that adds no derived field", async () => {

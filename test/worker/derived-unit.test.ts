@@ -162,4 +162,12 @@ describe("withDerived", () => {
 		expect(withDerived(spec, {})).toEqual({ ctr: null });
 		expect(withDerived(spec, null)).toBeNull();
 	});
+
+	it("stores -0 as 0, as JSON and D1 hold it, so a value read back is already right (a refill would otherwise rewrite it every time)", () => {
+		const spec = { fields: { x: { type: "float" as const }, r: { type: "int" as const, derive: "round(x)" } } };
+		const v = withDerived(spec, { x: -0.4 }) as Record<string, unknown>;
+		expect(Object.is(v.r, 0)).toBe(true);
+		const stored = JSON.parse(JSON.stringify(v));
+		expect(withDerived(spec, stored)).toBe(stored);
+	});
 });

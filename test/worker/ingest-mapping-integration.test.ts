@@ -67,8 +67,11 @@ describe("POST /v1/datasets/:name/ingest", () => {
 		const body = `[\n${JSON.stringify({ uid: u, status: 1 })}\n${JSON.stringify({ uid: `${u}_b`, status: 2 })}\n]`;
 		const p = await expectProblem(await ingest(ds, body, "application/json"), 400);
 		expect(p.detail).toMatch(/not valid JSON/);
-		// A BOM or blank lines before the bracket change nothing.
+		// A BOM or blank lines before the bracket change nothing, nor does the NDJSON type.
 		await expectProblem(await ingest(ds, `\uFEFF\n  ${body}`, "application/json"), 400);
+		const pretty = `[\n${JSON.stringify({ uid: u, status: 1 })},\n${JSON.stringify({ uid: `${u}_b`, status: 2 })}\n]`;
+		const asNdjson = await expectProblem(await ingest(ds, pretty, "application/x-ndjson"), 400);
+		expect(asNdjson.errors).toEqual([{ pointer: "/0", detail: expect.stringMatching(/^line 1 is a JSON array: NDJSON holds one record per line/) }]);
 		await sleep(1500);
 		expect(await d1Record(ds, u)).toBeNull();
 		expect(await d1Record(ds, `${u}_b`)).toBeNull();
