@@ -76,6 +76,10 @@ export function rowsToEvents(
 		const value: Record<string, unknown> = {};
 		// Derived fields are computed on write: an exported row holds them, and loads back as they are recomputed.
 		for (const [k, v] of Object.entries(row)) if (!META.has(k) && !derived.has(k)) value[k] = v;
+		if (op === "patch" && derived.size && Object.keys(value).every((k) => k === spec.key) && Object.keys(row).some((k) => derived.has(k))) {
+			rejected.push({ index, error: "a patch needs at least one field that is not derived: derived fields are computed on write, and a row's are ignored" });
+			continue;
+		}
 		if (!Object.hasOwn(value, spec.key)) {
 			rejected.push({ index, error: `the row has no "${spec.key}", the dataset's key field` });
 			continue;

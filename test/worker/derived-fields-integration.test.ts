@@ -190,6 +190,9 @@ describe("derived fields: computed on write", () => {
 		);
 		expect(imported).toMatchObject({ imported: 1, rejected: [] });
 		expect(await storedValue(ds, "r1")).toEqual({ clicks: 1, impressions: 4, country: "FR", ctr: 0.25, region: "eu" });
+		// A patch row of derived fields only changes nothing, and says why.
+		const onlyDerived = await expectProblem(await call("POST", `/v1/datasets/${ds}/import`, { json: [{ item_id: "r1", _op: "patch", ctr: 1 }] }), 400);
+		expect(onlyDerived.errors?.[0]?.detail).toMatch(/a patch needs at least one field that is not derived/);
 
 		// Export (the records route) and load into an empty dataset: equal records.
 		const page = await expectJson<{ records: { key: string; value: Record<string, unknown> }[] }>(await call("GET", `/v1/datasets/${ds}/records`), 200);
