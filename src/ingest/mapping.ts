@@ -1,4 +1,5 @@
 /** Log-shipper records to events, through a dataset's `ingest` mapping of JSON Pointers (RFC 6901). */
+import { derivedFieldNames } from "../registry/derived";
 import type { DatasetSpec, IngestMapping } from "../registry/spec";
 
 const MISSING = Symbol("missing");
@@ -56,6 +57,7 @@ export function mapRecord(record: unknown, spec: DatasetSpec, mapping: IngestMap
 	}
 	if (event.op === "delete") return event;
 	const value: Record<string, unknown> = {};
+	const derived = derivedFieldNames(spec);
 	if (mapping.fields) {
 		for (const [field, pointer] of Object.entries(mapping.fields)) {
 			const v = resolvePointer(record, pointer);
@@ -63,14 +65,14 @@ export function mapRecord(record: unknown, spec: DatasetSpec, mapping: IngestMap
 		}
 	} else {
 		// Derived fields are computed on write, whatever a record holds under their names.
-		for (const [field, f] of Object.entries(spec.fields)) {
-			if (f.derive === undefined && Object.hasOwn(record, field)) value[field] = (record as Record<string, unknown>)[field];
+		for (const field of Object.keys(spec.fields)) {
+			if (!derived.has(field) && Object.hasOwn(record, field)) value[field] = (record as Record<string, unknown>)[field];
 		}
 	}
 	if (!opGiven && !spec.aggregates && Object.keys(value).length === 0) {
 		const mapped = mapping.fields
 			? Object.entries(mapping.fields).map(([f, p]) => `${f} at ${p || '""'}`)
-			: Object.entries(spec.fields).flatMap(([f, def]) => (def.derive === undefined ? [f] : []));
+			: Object.keys(spec.fields).filter((f) => !derived.has(f));
 		return `the record holds none of the mapped fields (${mapped.join(", ")}): as an upsert it would empty the record (send an op of "upsert" to mean that)`;
 	}
 	event.value = value;

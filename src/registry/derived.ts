@@ -207,7 +207,7 @@ export const FUNCTIONS: Readonly<Record<string, FunctionDef>> = {
 		nullable: true,
 		check(args, name) {
 			arity(name, args, 1, Number.POSITIVE_INFINITY);
-			for (const t of args) if (isList(t) || t === "json") throw new ExpressionError(`concat() takes strings, numbers and bools, got ${t}`);
+			for (const t of args) if (isList(t)) throw new ExpressionError(`concat() takes strings, numbers and bools, got ${t}`);
 			return "string";
 		},
 		apply: (xs) => xs.filter((x) => x !== null && x !== undefined).join(""),
@@ -216,7 +216,7 @@ export const FUNCTIONS: Readonly<Record<string, FunctionDef>> = {
 		signature: "string(x): a number or bool as text",
 		check(args, name) {
 			arity(name, args, 1);
-			if (isList(args[0] as ExprType) || args[0] === "json") throw new ExpressionError(`string() takes a string, number or bool, got ${args[0]}`);
+			if (isList(args[0] as ExprType)) throw new ExpressionError(`string() takes a string, number or bool, got ${args[0]}`);
 			return "string";
 		},
 		apply: ([x]) => String(x),

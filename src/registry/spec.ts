@@ -1,6 +1,6 @@
 /** Dataset specs: the zod schema users write, the normalised form the code uses, and value type checks. */
 import * as z from "zod";
-import { compileDerived, DERIVABLE_TYPES, MAX_EXPRESSION_LENGTH, sameExpression } from "./derived";
+import { compileDerived, DERIVABLE_TYPES, derivedFieldNames, MAX_EXPRESSION_LENGTH, sameExpression } from "./derived";
 
 export const scalarTypes = ["string", "int", "float", "bool", "json", "string[]", "float[]"] as const;
 export type FieldType = (typeof scalarTypes)[number] | "vector";
@@ -207,7 +207,7 @@ function checkDerived(
 ): void {
 	const fields: Record<string, FieldSpec> = {};
 	for (const [name, def] of Object.entries(spec.fields)) fields[name] = typeof def === "string" ? { type: def } : def;
-	const derived = new Set(Object.entries(fields).flatMap(([name, f]) => (f.derive === undefined ? [] : [name])));
+	const derived = derivedFieldNames({ fields });
 	for (const name of derived) {
 		const f = fields[name] as FieldSpec;
 		const at = ["fields", name, "derive"];

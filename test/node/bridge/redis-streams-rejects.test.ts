@@ -2,43 +2,22 @@
 // on 127.0.0.1:6379 and a fake Hotpath.
 import { mkdirSync, rmdirSync } from "node:fs";
 import path from "node:path";
-import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { parseConfig, type RedisStreamsConfig } from "../../../cli/bridge/config.ts";
 import { compileMap } from "../../../cli/bridge/mapping.ts";
 import { Slots, SourcePipeline } from "../../../cli/bridge/pipeline.ts";
 import { RejectLog } from "../../../cli/bridge/rejects.ts";
 import { type RedisDelivery, RedisStreamsSource } from "../../../cli/bridge/sources/redis-streams.ts";
 import { HotpathTarget } from "../../../cli/bridge/target.ts";
-import { type FakeHotpath, startFakeHotpath } from "./fake-hotpath.ts";
-import { eventually, readNdjson, scratchDir, spawnBridge, testTarget } from "./harness.ts";
+import { eventually, readNdjson, spawnBridge, testTarget } from "./harness.ts";
+import { REDIS_URL, redisStreamsFixture } from "./redis-fixture.ts";
 
-const URL = "redis://127.0.0.1:6379";
-let redis: Redis;
-let fake: FakeHotpath;
-const scratch = scratchDir();
-const streams: string[] = [];
+const fx = redisStreamsFixture();
 
-beforeAll(async () => {
-	redis = new Redis(URL);
-	fake = await startFakeHotpath({ datasets: ["users"] });
-});
-
-afterAll(async () => {
-	if (streams.length) await redis.del(...streams);
-	redis?.disconnect();
-	await fake?.close();
-	scratch.remove();
-});
-
-const newStream = () => {
-	const s = `bridge-test:rejects:${Date.now()}:${Math.random().toString(36).slice(2, 6)}`;
-	streams.push(s);
-	return s;
-};
+const newStream = () => fx.newStream("rejects:");
 
 const config = (stream: string, rejectLog: string, extra: object = {}) => ({
-	...testTarget(fake.url, fake.key),
+	...testTarget(fx.fake.url, fx.fake.key),
 	batch: { max_events: 100, max_wait_ms: 20, max_in_flight: 4 },
 	sources: [
 		{
@@ -46,7 +25,7 @@ const config = (stream: string, rejectLog: string, extra: object = {}) => ({
 			name: "profiles",
 			dataset: "users",
 			map: { key: "/user_id" },
-			url: URL,
+			url: REDIS_URL,
 			stream,
 			group: "hotpath",
 			consumer: "bridge-1",
@@ -56,21 +35,21 @@ const config = (stream: string, rejectLog: string, extra: object = {}) => ({
 	],
 });
 
-const pendingCount = async (stream: string) => Number(((await redis.xpending(stream, "hotpath")) as [number])[0]);
+const pendingCount = async (stream: string) => Number(((await fx.redis.xpending(stream, "hotpath")) as [number])[0]);
 
 describe("redis-streams: rejected messages", () => {
 	it("a message holding 1e400 (Infinity once parsed) is rejected into the reject log and acked, never sent as null", async () => {
 		const stream = newStream();
-		const rejectLog = path.join(scratch.dir, "non-finite.ndjson");
-		await redis.xadd(stream, "*", "json", '{"user_id":"inf1","score":1e400,"tags":["a"]}');
-		await redis.xadd(stream, "*", "json", '{"user_id":"inf2","meta":{"a":[1,-1e999]}}');
-		await redis.xadd(stream, "*", "json", '{"user_id":"fin1","score":0.5}');
-		const bridge = await spawnBridge(config(stream, rejectLog), scratch.dir, ["profiles"]);
+		const rejectLog = path.join(fx.scratch.dir, "non-finite.ndjson");
+		await fx.redis.xadd(stream, "*", "json", '{"user_id":"inf1","score":1e400,"tags":["a"]}');
+		await fx.redis.xadd(stream, "*", "json", '{"user_id":"inf2","meta":{"a":[1,-1e999]}}');
+		await fx.redis.xadd(stream, "*", "json", '{"user_id":"fin1","score":0.5}');
+		const bridge = await spawnBridge(config(stream, rejectLog), fx.scratch.dir, ["profiles"]);
 		await eventually(async () => ((await bridge.metrics()).sources.profiles?.acked === 3 ? true : undefined), 20_000, "3 acks");
 		expect((await bridge.metrics()).sources.profiles).toMatchObject({ received: 3, sent: 1, rejected: 2, pending: 0 });
 		expect(await bridge.stop()).toBe(0);
-		expect(fake.events.filter((e) => e.key.startsWith("inf"))).toEqual([]);
-		expect(fake.events.find((e) => e.key === "fin1")).toMatchObject({ value: { score: 0.5 } });
+		expect(fx.fake.events.filter((e) => e.key.startsWith("inf"))).toEqual([]);
+		expect(fx.fake.events.find((e) => e.key === "fin1")).toMatchObject({ value: { score: 0.5 } });
 		const rejects = readNdjson(rejectLog);
 		expect(rejects).toMatchObject([
 			{ by: "bridge", error: expect.stringContaining("value.score: expected a finite number, not Infinity"), message: { user_id: "inf1", score: "Infinity" } },
@@ -81,15 +60,15 @@ describe("redis-streams: rejected messages", () => {
 
 	it("a reject that could not be logged is left unacked and delivered again (claimed once idle), not held until a restart", async () => {
 		const stream = newStream();
-		const rejectLog = path.join(scratch.dir, "later.ndjson");
-		const bridge = await spawnBridge(config(stream, rejectLog, { claim_idle_ms: 1000 }), scratch.dir, ["profiles"]);
+		const rejectLog = path.join(fx.scratch.dir, "later.ndjson");
+		const bridge = await spawnBridge(config(stream, rejectLog, { claim_idle_ms: 1000 }), fx.scratch.dir, ["profiles"]);
 		try {
 			// The path passed the check at start; a directory there now makes the first write fail (EISDIR).
 			mkdirSync(rejectLog);
-			await redis.xadd(stream, "*", "json", "{not json");
-			await redis.xadd(stream, "*", "user_id", "ok1", "country", "DE");
+			await fx.redis.xadd(stream, "*", "json", "{not json");
+			await fx.redis.xadd(stream, "*", "user_id", "ok1", "country", "DE");
 			await eventually(() => (bridge.output().includes("cannot record 1 rejected message(s)") ? true : undefined), 20_000, "the failed reject write");
-			await eventually(() => (fake.events.some((e) => e.key === "ok1") ? true : undefined), 20_000, "the good entry");
+			await eventually(() => (fx.fake.events.some((e) => e.key === "ok1") ? true : undefined), 20_000, "the good entry");
 			expect(await pendingCount(stream)).toBe(1);
 			rmdirSync(rejectLog);
 			// The entry was released: the claim sweep hands it over again, the reject is logged and the entry acked.
@@ -106,7 +85,7 @@ describe("redis-streams: rejected messages", () => {
 
 	it("an entry whose XACK failed is released and delivered again (claimed once idle), then acked", async () => {
 		const stream = newStream();
-		const sc = parseConfig(config(stream, path.join(scratch.dir, "unused-xack.ndjson"), { claim_idle_ms: 1000, block_ms: 200 }), "test", {})
+		const sc = parseConfig(config(stream, path.join(fx.scratch.dir, "unused-xack.ndjson"), { claim_idle_ms: 1000, block_ms: 200 }), "test", {})
 			.sources[0] as RedisStreamsConfig;
 		const source = new RedisStreamsSource(sc);
 		// The first XACK fails, as when Redis drops the connection at that moment.
@@ -122,9 +101,9 @@ describe("redis-streams: rejected messages", () => {
 			name: "profiles",
 			source,
 			mapper: compileMap({ key: "/user_id" }, "users"),
-			target: new HotpathTarget({ url: fake.url, key: fake.key, timeoutMs: 2000, retry: { initialMs: 50, maxMs: 200 } }),
+			target: new HotpathTarget({ url: fx.fake.url, key: fx.fake.key, timeoutMs: 2000, retry: { initialMs: 50, maxMs: 200 } }),
 			slots: new Slots(2),
-			rejectLog: new RejectLog(path.join(scratch.dir, "unused-xack.ndjson"), "profiles"),
+			rejectLog: new RejectLog(path.join(fx.scratch.dir, "unused-xack.ndjson"), "profiles"),
 			maxEvents: 10,
 			maxWaitMs: 10,
 			maxPending: 100,
@@ -133,7 +112,7 @@ describe("redis-streams: rejected messages", () => {
 		});
 		await source.start(pipeline.sink);
 		try {
-			await redis.xadd(stream, "*", "user_id", "x1", "country", "DE");
+			await fx.redis.xadd(stream, "*", "user_id", "x1", "country", "DE");
 			await eventually(() => (logs.some((l) => l.includes("ack of 1 message(s) failed")) ? true : undefined), 10_000, "the failed ack");
 			await eventually(async () => ((await pendingCount(stream)) === 0 ? true : undefined), 10_000, "the entry acked on redelivery");
 			expect(acks).toHaveLength(2);

@@ -2,66 +2,48 @@
 // 'error' event) at the first rejected message.
 import { existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
-import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { RejectLog } from "../../../cli/bridge/rejects.ts";
-import { type FakeHotpath, startFakeHotpath } from "./fake-hotpath.ts";
-import { readNdjson, runToExit, scratchDir, testTarget } from "./harness.ts";
+import { readNdjson, runToExit, testTarget } from "./harness.ts";
+import { REDIS_URL, redisStreamsFixture } from "./redis-fixture.ts";
 
-const URL = "redis://127.0.0.1:6379";
-const scratch = scratchDir();
-let redis: Redis;
-let fake: FakeHotpath;
-const streams: string[] = [];
-
-beforeAll(async () => {
-	redis = new Redis(URL);
-	fake = await startFakeHotpath({ datasets: ["users"] });
-});
-
-afterAll(async () => {
-	if (streams.length) await redis.del(...streams);
-	redis?.disconnect();
-	await fake?.close();
-	scratch.remove();
-});
+const fx = redisStreamsFixture();
 
 describe("reject log", () => {
 	it("a path that is a directory: open and write fail (the caller leaves the messages unacked); nothing is thrown at the process", async () => {
-		const dir = path.join(scratch.dir, "a-directory");
+		const dir = path.join(fx.scratch.dir, "a-directory");
 		mkdirSync(dir);
 		const log = new RejectLog(dir, "s");
 		await expect(log.write([{ id: "x:1", error: "bad", by: "bridge", raw: "?" }])).rejects.toThrow(/EISDIR/);
 		await expect(log.open()).rejects.toThrow(/EISDIR/);
 		await expect(log.check()).rejects.toThrow(/EISDIR/);
 		// A path that does not exist yet passes the check without being created.
-		const fresh = new RejectLog(path.join(scratch.dir, "later", "r.ndjson"), "s");
+		const fresh = new RejectLog(path.join(fx.scratch.dir, "later", "r.ndjson"), "s");
 		await fresh.check();
 		expect(existsSync(fresh.file)).toBe(false);
 		// A good path still works after a failure, and writes what it is given.
-		const ok = new RejectLog(path.join(scratch.dir, "sub", "ok.ndjson"), "s");
+		const ok = new RejectLog(path.join(fx.scratch.dir, "sub", "ok.ndjson"), "s");
 		await ok.write([{ id: "x:2", error: "bad", by: "bridge", raw: "?" }]);
 		await ok.close();
 		expect(readNdjson(ok.file)).toMatchObject([{ id: "x:2", source: "s", error: "bad" }]);
 	});
 
 	it("the bridge with an unwritable reject_log stops at start with a clear error, before it pulls anything", async () => {
-		const stream = `bridge-test:rejectlog:${Date.now()}:${Math.random().toString(36).slice(2, 6)}`;
-		streams.push(stream);
-		await redis.xadd(stream, "*", "json", "not json");
-		await redis.xadd(stream, "*", "json", JSON.stringify({ user_id: "u1", country: "DE" }));
-		await redis.xgroup("CREATE", stream, "hotpath", "0");
-		const dir = path.join(scratch.dir, "rejects-dir");
+		const stream = fx.newStream("rejectlog:");
+		await fx.redis.xadd(stream, "*", "json", "not json");
+		await fx.redis.xadd(stream, "*", "json", JSON.stringify({ user_id: "u1", country: "DE" }));
+		await fx.redis.xgroup("CREATE", stream, "hotpath", "0");
+		const dir = path.join(fx.scratch.dir, "rejects-dir");
 		mkdirSync(dir);
 		const config = {
-			...testTarget(fake.url, fake.key),
+			...testTarget(fx.fake.url, fx.fake.key),
 			sources: [
 				{
 					type: "redis-streams",
 					name: "profiles",
 					dataset: "users",
 					map: { key: "/user_id" },
-					url: URL,
+					url: REDIS_URL,
 					stream,
 					group: "hotpath",
 					consumer: "c1",
@@ -69,19 +51,19 @@ describe("reject log", () => {
 				},
 			],
 		};
-		const { code, output } = await runToExit(config, scratch.dir, ["--status-interval", "0"], { timeoutMs: 20_000 });
+		const { code, output } = await runToExit(config, fx.scratch.dir, ["--status-interval", "0"], { timeoutMs: 20_000 });
 		expect(output).not.toMatch(/Unhandled 'error' event/);
 		expect(output).toMatch(/profiles: reject_log .*rejects-dir cannot be written: EISDIR/);
 		expect(code).toBe(1);
 		// Nothing was read from the stream, so nothing waits in the group's pending list.
-		expect(await redis.xpending(stream, "hotpath")).toEqual([0, null, null, null]);
+		expect(await fx.redis.xpending(stream, "hotpath")).toEqual([0, null, null, null]);
 	});
 });
 
 describe("a source that cannot start", () => {
 	it("the fatal error names the source and its type, not only the client library's words", async () => {
 		const config = {
-			...testTarget(fake.url, fake.key),
+			...testTarget(fx.fake.url, fx.fake.key),
 			sources: [
 				{
 					type: "redis-streams",
@@ -92,11 +74,11 @@ describe("a source that cannot start", () => {
 					stream: "s",
 					group: "g",
 					consumer: "c",
-					reject_log: path.join(scratch.dir, "unused.ndjson"),
+					reject_log: path.join(fx.scratch.dir, "unused.ndjson"),
 				},
 			],
 		};
-		const { code, output } = await runToExit(config, scratch.dir, ["--status-interval", "0"], { timeoutMs: 20_000 });
+		const { code, output } = await runToExit(config, fx.scratch.dir, ["--status-interval", "0"], { timeoutMs: 20_000 });
 		expect(code).toBe(1);
 		expect(output).toMatch(/fatal: profiles \(redis-streams\) could not start: /);
 	});
