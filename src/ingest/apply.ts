@@ -13,6 +13,7 @@ import { type AppliedIdRow, appliedIdsStatement } from "../storage/event-log";
 import {
 	type LoggedEvent,
 	type LogOnly,
+	loggedId,
 	parseStates,
 	type StateRow,
 	type StateWrite,
@@ -93,12 +94,15 @@ export async function applyEvents(
 	// The first attempt is optimistic: ids are checked against the log by the write itself, and a
 	// key whose write finds one of its ids applied comes back here with its applied ids loaded.
 	let checkApplied = false;
+	// Asked for contributions: which events each write logged, for the facts of aggregate datasets.
+	const logged = opts.contributions ? new Set<string>() : undefined;
 	for (let attempt = 1; todo.length; attempt++) {
 		if (attempt > MAX_ATTEMPTS) throw new ConcurrencyError(`${todo.length} key(s) kept changing under concurrent writers`);
 		const readAt = Date.now();
 		const { stored, unreadable, appliedIds } = await loadGroups(db, todo, checkApplied);
 		const writes: StateWrite[] = [];
 		const logOnly: LogOnly[] = [];
+		const factsOnly: { entry: AppliedRecord; events: readonly LoggedEvent[] }[] = [];
 		for (const g of todo) {
 			const gid = groupId(g.dataset, g.key);
 			const broken = unreadable.get(gid);
@@ -124,8 +128,10 @@ export async function applyEvents(
 			const facts = spec?.aggregates ? tileRowsOf(spec, g.key, kept) : null;
 			const aggVersion = facts ? { aggVersion: aggregateVersion(spec) } : {};
 			if (prev && folded.state === prev.state) {
-				applied.push({ dataset: g.dataset, key: g.key, rec: toCached(prev.state, prev.rev), changed: false, syncedAt: readAt });
+				const entry: AppliedRecord = { dataset: g.dataset, key: g.key, rec: toCached(prev.state, prev.rev), changed: false, syncedAt: readAt };
+				applied.push(entry);
 				if (kept.length) logOnly.push({ dataset: g.dataset, key: g.key, events: kept, ...facts, ...aggVersion });
+				if (logged && facts && kept.length) factsOnly.push({ entry, events: kept });
 			} else {
 				// A write lands only with all of its events newly logged, so its facts can be summed per tile beforehand.
 				const sums = facts ? { tiles: sumTiles(facts.tiles), hll: maxRegisters(facts.hll) } : {};
@@ -133,7 +139,11 @@ export async function applyEvents(
 			}
 		}
 		const writtenAt = Date.now();
-		const outcome = await writeIsolating(db, writes, logOnly, now);
+		const outcome = await writeIsolating(db, writes, logOnly, now, logged);
+		// Every fact a write logged counts in its record's aggregates, whether or not it changed a field.
+		const factsLogged = (dataset: string, key: string, events: readonly LoggedEvent[]) =>
+			events.filter((e) => logged?.has(loggedId(dataset, key, e.id))).map((e) => e.id);
+		for (const { entry, events } of factsOnly) entry.contributed = new Set(factsLogged(entry.dataset, entry.key, events));
 		for (const f of outcome.failed) {
 			const g = groups.get(groupId(f.dataset, f.key));
 			if (!g) continue;
@@ -144,7 +154,8 @@ export async function applyEvents(
 		for (const [w, rev] of outcome.written) {
 			if (rev == null) todo.push(groups.get(groupId(w.dataset, w.key)) as KeyGroup);
 			else {
-				const contributed = contributedByKey.get(groupId(w.dataset, w.key));
+				let contributed = contributedByKey.get(groupId(w.dataset, w.key));
+				if (contributed && w.aggVersion !== undefined) contributed = new Set([...contributed, ...factsLogged(w.dataset, w.key, w.events)]);
 				applied.push({
 					dataset: w.dataset,
 					key: w.key,
@@ -301,16 +312,17 @@ async function writeIsolating(
 	writes: StateWrite[],
 	logOnly: LogOnly[],
 	now: number,
+	logged?: Set<string>,
 ): Promise<{ written: [StateWrite, number | null][]; failed: { dataset: string; key: string; error: string }[] }> {
 	try {
-		const revs = await writeStates(db, writes, logOnly, now);
+		const revs = await writeStates(db, writes, logOnly, now, logged);
 		return { written: writes.map((w, i) => [w, revs[i] ?? null]), failed: [] };
 	} catch (e) {
 		// D1 not answering at all is an outage, not a bad key: retry the batch rather than try each key.
 		if (!(await d1Answers(db))) throw e;
 		const n = writes.length + logOnly.length;
-		if (n <= 1) return isolate(db, writes, logOnly, now, e);
-		const outcome = await isolate(db, writes, logOnly, now, e);
+		if (n <= 1) return isolate(db, writes, logOnly, now, e, logged);
+		const outcome = await isolate(db, writes, logOnly, now, e, logged);
 		// Only the whole batch failing key by key says D1 is failing: a half whose keys all fail is
 		// just where the refused keys are (throwing there would retry, and never apply, the rest).
 		if (outcome.failed.length === n) throw e;
@@ -325,6 +337,7 @@ async function isolate(
 	logOnly: LogOnly[],
 	now: number,
 	e: unknown,
+	logged?: Set<string>,
 ): Promise<{ written: [StateWrite, number | null][]; failed: { dataset: string; key: string; error: string }[] }> {
 	const n = writes.length + logOnly.length;
 	if (n <= 1) {
@@ -343,10 +356,10 @@ async function isolate(
 	const failed: { dataset: string; key: string; error: string }[] = [];
 	for (const [w, l] of halves) {
 		try {
-			const revs = await writeStates(db, w, l, now);
+			const revs = await writeStates(db, w, l, now, logged);
 			w.forEach((x, i) => void written.push([x, revs[i] ?? null]));
 		} catch (err) {
-			const part = await isolate(db, w, l, now, err);
+			const part = await isolate(db, w, l, now, err, logged);
 			written.push(...part.written);
 			failed.push(...part.failed);
 		}

@@ -16,15 +16,32 @@ export const MAX_EVENT_BYTES = 100 * 1024;
 const OPS: readonly Op[] = ["upsert", "patch", "delete"];
 const encoder = new TextEncoder();
 
+/** A place inside an item (its path of member names, unescaped: `["value", "price"]`) and what is wrong there. */
+export interface RefusedMember {
+	path: readonly string[];
+	detail: string;
+}
+
 export interface Rejected {
 	index: number;
 	error: string;
-	/** The item's own members the error is about (unknown ones), each with its detail: a problem points at each. */
-	members?: readonly { name: string; detail: string }[];
+	/** The places inside the item the error is about, each with its detail: a problem points at each. */
+	members?: readonly RefusedMember[];
 }
 
-/** Why validation refused an item: a reason, or a reason about some of its members. */
-export type Refusal = string | { error: string; members: readonly { name: string; detail: string }[] };
+/** Why validation refused an item: a reason about the whole item, or about places inside it. */
+export type Refusal = string | { error: string; members: readonly RefusedMember[] };
+
+/** A refusal about one place inside the item. */
+const refusedAt = (path: readonly string[], error: string): Refusal => ({ error, members: [{ path, detail: error }] });
+
+/**
+ * A refusal with its places moved, for an item that was turned into an event (an import row, a
+ * log record): `to` says where an event's path is in the item, or [] for the item as a whole.
+ */
+export function relocated(why: Refusal, to: (path: readonly string[]) => readonly string[]): Refusal {
+	return typeof why === "string" ? why : { error: why.error, members: why.members.map((m) => ({ path: to(m.path), detail: m.detail })) };
+}
 
 export const isRefusal = <T extends object>(v: T | Refusal): v is Refusal => typeof v === "string" || "error" in v;
 
@@ -122,7 +139,7 @@ const EVENT_HAS = "an event has id, dataset, key, op, value, event_time";
 export function unknownMembers(names: readonly string[], has: string): Refusal {
 	return {
 		error: `unknown property ${names.map((k) => `"${k}"`).join(", ")}; ${has}`,
-		members: names.map((name) => ({ name, detail: `unknown property "${name}"; ${has}` })),
+		members: names.map((name) => ({ path: [name], detail: `unknown property "${name}"; ${has}` })),
 	};
 }
 
@@ -153,38 +170,45 @@ export function validateEvent(
 	const e = raw as Record<string, unknown>;
 	const extra = hasOnly(e, EVENT_PROPERTIES) ? [] : Object.keys(e).filter((k) => !EVENT_PROPERTIES.has(k));
 	if (extra.length) return unknownMembers(extra, EVENT_HAS);
-	if (typeof e.dataset !== "string") return "dataset is required and must be a string";
+	if (typeof e.dataset !== "string") return refusedAt(["dataset"], "dataset is required and must be a string");
 	// Checked before the lookup, so a limited key learns nothing about other datasets.
-	if (!mayWrite(e.dataset)) return `this key may not write to dataset "${e.dataset}"`;
+	if (!mayWrite(e.dataset)) return refusedAt(["dataset"], `this key may not write to dataset "${e.dataset}"`);
 	const spec = specOf(e.dataset);
-	if (!spec) return `dataset "${e.dataset}" does not exist`;
-	if (!OPS.includes(e.op as Op)) return `op must be one of ${OPS.join(", ")}`;
+	if (!spec) return refusedAt(["dataset"], `dataset "${e.dataset}" does not exist`);
+	if (!OPS.includes(e.op as Op)) return refusedAt(["op"], `op must be one of ${OPS.join(", ")}`);
 	const op = e.op as Op;
 
 	let value: Record<string, unknown> | undefined;
 	if (op === "delete") {
-		if (e.value !== undefined && e.value !== null) return "a delete takes no value";
+		if (e.value !== undefined && e.value !== null) return refusedAt(["value"], "a delete takes no value");
 	} else {
-		if (e.value === null || typeof e.value !== "object" || Array.isArray(e.value)) return `${op} needs value, a JSON object of fields`;
+		if (e.value === null || typeof e.value !== "object" || Array.isArray(e.value)) return refusedAt(["value"], `${op} needs value, a JSON object of fields`);
 		value = e.value as Record<string, unknown>;
-		if (op === "patch" && Object.keys(value).every((f) => f === spec.key)) return "a patch needs at least one field in value";
-		const problems = checkValue(spec, value);
-		if (problems.length) return problems.map(([f, why]) => `${sources.field ? sources.field(f) : `value.${f}`}: ${why}`).join("; ");
+		if (op === "patch" && Object.keys(value).every((f) => f === spec.key)) return refusedAt(["value"], "a patch needs at least one field in value");
+		const problems = checkValue(spec, value).map(([f, why]) => ({ path: ["value", f], detail: `${sources.field ? sources.field(f) : `value.${f}`}: ${why}` }));
+		if (problems.length) return { error: problems.map((p) => p.detail).join("; "), members: problems };
 	}
 
 	// The key may come from `key` or from the entity key field inside the value.
 	const asKey = (k: unknown) => (typeof k === "number" && Number.isSafeInteger(k) ? String(k) : k);
 	const fromValue = value && Object.hasOwn(value, spec.key) ? asKey(value[spec.key]) : undefined;
+	const keySent = e.key !== undefined && e.key !== null;
+	// Where the key came from, for its errors: `key`, else the key field in the value.
+	const keyPath = keySent || fromValue === undefined ? ["key"] : ["value", spec.key];
 	// A key that was sent but cannot be one is named as sent: "key is required" would say it is missing.
-	if (e.key !== undefined && e.key !== null && !isKeyText(asKey(e.key))) return `key must be ${KEY_KINDS}, not ${shown(e.key)}`;
-	if ((e.key === undefined || e.key === null) && fromValue !== undefined && fromValue !== null && !isKeyText(fromValue))
-		return `value.${spec.key} must be ${KEY_KINDS}, not ${shown(value?.[spec.key])}`;
+	if (keySent && !isKeyText(asKey(e.key))) return refusedAt(["key"], `key must be ${KEY_KINDS}, not ${shown(e.key)}`);
+	if (!keySent && fromValue !== undefined && fromValue !== null && !isKeyText(fromValue))
+		return refusedAt(keyPath, `value.${spec.key} must be ${KEY_KINDS}, not ${shown(value?.[spec.key])}`);
 	const key = asKey(e.key) ?? fromValue;
-	if (typeof key !== "string" || key === "") return `key is required: a non-empty string (or "${spec.key}" in value)`;
-	if (fromValue !== undefined && fromValue !== key) return `key "${key}" disagrees with value.${spec.key} "${String(fromValue)}"`;
+	if (typeof key !== "string" || key === "") return refusedAt(keyPath, `key is required: a non-empty string (or "${spec.key}" in value)`);
+	if (fromValue !== undefined && fromValue !== key)
+		return {
+			error: `key "${key}" disagrees with value.${spec.key} "${String(fromValue)}"`,
+			members: [["key"], ["value", spec.key]].map((path) => ({ path, detail: `key "${key}" disagrees with value.${spec.key} "${String(fromValue)}"` })),
+		};
 	// A UTF-16 unit is at most 3 UTF-8 bytes: only a long key needs counting.
-	if (key.length * 3 > MAX_KEY_BYTES && encoder.encode(key).length > MAX_KEY_BYTES) return `key is longer than ${MAX_KEY_BYTES} bytes`;
-	if (!isWellFormedKey(key)) return "key must be well-formed Unicode (it holds a lone surrogate)";
+	if (key.length * 3 > MAX_KEY_BYTES && encoder.encode(key).length > MAX_KEY_BYTES) return refusedAt(keyPath, `key is longer than ${MAX_KEY_BYTES} bytes`);
+	if (!isWellFormedKey(key)) return refusedAt(keyPath, "key must be well-formed Unicode (it holds a lone surrogate)");
 	if (value && spec.key in value) {
 		const { [spec.key]: _entity, ...rest } = value;
 		value = rest;
@@ -193,14 +217,15 @@ export function validateEvent(
 	let sentTime: number | null = null;
 	if (e.event_time !== undefined && e.event_time !== null) {
 		const t = parseEventTime(e.event_time, receivedAt, maxFutureMs);
-		if (typeof t === "string") return sources.eventTime ? `${t} (at ${sources.eventTime})` : t;
+		if (typeof t === "string") return refusedAt(["event_time"], sources.eventTime ? `${t} (at ${sources.eventTime})` : t);
 		sentTime = t;
 	}
 
 	let id = "";
 	if (e.id !== undefined && e.id !== null) {
-		if (typeof e.id !== "string" || e.id === "" || e.id.length > MAX_ID_LENGTH) return `id must be a non-empty string of at most ${MAX_ID_LENGTH} characters`;
-		if (!isWellFormedKey(e.id)) return "id must be well-formed Unicode (it holds a lone surrogate)";
+		if (typeof e.id !== "string" || e.id === "" || e.id.length > MAX_ID_LENGTH)
+			return refusedAt(["id"], `id must be a non-empty string of at most ${MAX_ID_LENGTH} characters`);
+		if (!isWellFormedKey(e.id)) return refusedAt(["id"], "id must be well-formed Unicode (it holds a lone surrogate)");
 		id = e.id;
 	}
 	const event: ChangeEvent = { id, dataset: e.dataset, key, op, time: sentTime ?? receivedAt };
@@ -318,11 +343,11 @@ export async function assignIds(events: { index: number; event: ChangeEvent; sen
 	);
 }
 
-/** Problem items of rejects: at the item (`/3`), or at each of its members the error is about (`/3/colour`). */
+/** Problem items of rejects: at the item (`/3`), or at each place inside it the error is about (`/3/colour`, `/3/value/price`). */
 export function rejectedToItems(rejected: Rejected[]): ProblemItem[] {
 	return rejected.flatMap((r) =>
 		r.members?.length
-			? r.members.map((m) => ({ pointer: `/${r.index}/${pointerToken(m.name)}`, detail: m.detail }))
+			? r.members.map((m) => ({ pointer: `/${r.index}${m.path.map((t) => `/${pointerToken(t)}`).join("")}`, detail: m.detail }))
 			: [{ pointer: `/${r.index}`, detail: r.error }],
 	);
 }

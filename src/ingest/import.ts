@@ -10,7 +10,7 @@ import { type DatasetSpec, IMPORT_ROW_PROPERTIES } from "../registry/spec";
 import type { Services } from "../services";
 import { applyEvents } from "./apply";
 import { refreshCaches } from "./cache-refresh";
-import { assignIds, type IdSource, isRefusal, type Rejected, rejectedAt, stampReceiptTime, unknownMembers, validateEvent } from "./events";
+import { assignIds, type IdSource, isRefusal, type Rejected, rejectedAt, relocated, stampReceiptTime, unknownMembers, validateEvent } from "./events";
 import type { ChangeEvent } from "./merge";
 
 /** Rows and bytes one import request may carry; more is a 413. */
@@ -50,6 +50,14 @@ function rowError(error: string, keyField: string): string {
 		.replace(/^event_time/, "_event_time");
 }
 
+/** Where a place in the event a row became is in the row: its fields and meta properties sit at the top. */
+function rowPath(path: readonly string[], keyField: string): readonly string[] {
+	const [head, field] = path;
+	if (head === "value") return field === undefined ? [] : [field];
+	if (head === "key") return [keyField];
+	return head === "op" || head === "id" || head === "event_time" ? [`_${head}`] : [];
+}
+
 /** Checks each row against the spec and turns it into an event; bad rows are rejected by index. */
 export function rowsToEvents(
 	items: readonly { index: number; raw: unknown }[],
@@ -81,7 +89,8 @@ export function rowsToEvents(
 			continue;
 		}
 		if (!Object.hasOwn(value, spec.key)) {
-			rejected.push({ index, error: `the row has no "${spec.key}", the dataset's key field` });
+			const error = `the row has no "${spec.key}", the dataset's key field`;
+			rejected.push({ index, error, members: [{ path: [spec.key], detail: error }] });
 			continue;
 		}
 		// A delete row carries only its key: the rest of its fields, if any, are ignored.
@@ -100,8 +109,11 @@ export function rowsToEvents(
 			maxFutureMs,
 		);
 		if (isRefusal(v)) {
-			const why = rejectedAt(index, v);
-			rejected.push({ ...why, error: rowError(why.error, spec.key) });
+			const why = rejectedAt(
+				index,
+				relocated(v, (path) => rowPath(path, spec.key)),
+			);
+			rejected.push({ ...why, error: rowError(why.error, spec.key), members: why.members?.map((m) => ({ ...m, detail: rowError(m.detail, spec.key) })) });
 		} else valid.push({ index, ...v });
 	}
 	return { valid, rejected };

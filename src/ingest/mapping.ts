@@ -8,12 +8,19 @@ const OPS: readonly unknown[] = ["upsert", "patch", "delete"];
 /** A value as a problem names it: JSON for scalars, "an object" or "an array" otherwise. */
 const describe = (v: unknown): string => (Array.isArray(v) ? "an array" : v !== null && typeof v === "object" ? "an object" : JSON.stringify(v));
 
+/** A JSON Pointer's member names, unescaped: "/a~1b/c" is ["a/b", "c"], "" (the whole document) is []. */
+export const pointerTokens = (pointer: string): string[] =>
+	pointer === ""
+		? []
+		: pointer
+				.slice(1)
+				.split("/")
+				.map((t) => t.replaceAll("~1", "/").replaceAll("~0", "~"));
+
 /** The value at `pointer` in `doc`, or MISSING. Only own properties and array indexes are followed. */
 export function resolvePointer(doc: unknown, pointer: string): unknown {
-	if (pointer === "") return doc;
 	let cur: unknown = doc;
-	for (const raw of pointer.slice(1).split("/")) {
-		const token = raw.replaceAll("~1", "/").replaceAll("~0", "~");
+	for (const token of pointerTokens(pointer)) {
 		if (Array.isArray(cur)) {
 			if (!/^(0|[1-9]\d*)$/.test(token) || Number(token) >= cur.length) return MISSING;
 			cur = cur[Number(token)];

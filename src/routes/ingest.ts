@@ -11,11 +11,12 @@ import {
 	MAX_EVENTS_PER_REQUEST,
 	parseEventsBody,
 	rejectedAt,
+	relocated,
 	stampReceiptTime,
 	validateEvent,
 } from "../ingest/events";
 import { acceptEvents, summariseRejects } from "../ingest/intake";
-import { mapRecord } from "../ingest/mapping";
+import { mapRecord, pointerTokens } from "../ingest/mapping";
 import type { ChangeEvent } from "../ingest/merge";
 import { log } from "../observability/log";
 import type { IngestMapping } from "../registry/spec";
@@ -88,7 +89,7 @@ mount(
 							maxFutureMs,
 							sources,
 						);
-			if (isRefusal(v)) rejected.push(rejectedAt(index, v));
+			if (isRefusal(v)) rejected.push(rejectedAt(index, relocated(v, sourcePath(spec.ingest))));
 			else valid.push({ index, ...v });
 		}
 		const ids = { idempotencyKey, principalId: principal.id };
@@ -120,6 +121,19 @@ function ingestSources(mapping: IngestMapping): EventSources {
 			: // Without a fields mapping a field is the record's own property of that name.
 				(f) => `${f} at /${pointerToken(f)}`,
 		...(event_time === undefined ? {} : { eventTime: `${event_time || '""'}, ingest.event_time` }),
+	};
+}
+
+/** Where a place in a mapped event is in the log record: a value field or the time at its mapping's pointer, the rest at the record. */
+function sourcePath(mapping: IngestMapping): (path: readonly string[]) => readonly string[] {
+	return ([head, field]) => {
+		if (head === "value" && field !== undefined) {
+			if (!mapping.fields) return [field];
+			const pointer = Object.hasOwn(mapping.fields, field) ? mapping.fields[field] : undefined;
+			return pointer === undefined ? [] : pointerTokens(pointer);
+		}
+		if (head === "event_time" && mapping.event_time !== undefined) return pointerTokens(mapping.event_time);
+		return [];
 	};
 }
 

@@ -189,6 +189,10 @@ FROM json_each(?1) AS e
 WHERE e.value ->> 6 = 0 OR EXISTS (SELECT 1 FROM records AS r WHERE r.dataset = e.value ->> 0 AND r.key = e.value ->> 1 AND r.writer = ?3)
 ON CONFLICT (dataset, key, event_id) DO NOTHING`;
 
+// The same, naming each row it logged (not those already logged): which facts a write counted.
+const LOG_MANY_RETURNING = `${LOG_MANY}
+RETURNING dataset, key, event_id`;
+
 const j = JSON.stringify;
 
 /** Values longer than this (in UTF-16 units) go nested: escaped, one near the 1 MB record limit (src/ingest/apply.ts) could pass D1's 2 MB per string. */
@@ -256,6 +260,9 @@ function sameJson(a: Record<string, unknown>, b: Record<string, unknown>): boole
 const tileSumJson = ([dataset, key, agg, res, start, cnt, sum, mn, mx]: TileSum): string =>
 	`[${j(dataset)},${j(key)},${j(agg)},${res},${start},${cnt},${Number.isFinite(sum) ? sum : sum > 0 ? "Infinity" : "-Infinity"},${j(mn)},${j(mx)}]`;
 
+/** How `writeStates` names a logged event. */
+export const loggedId = (dataset: string, key: string, id: string): string => `${dataset}\u0000${key}\u0000${id}`;
+
 /** A random token for one write: 52 bits, so it is an exact SQLite integer and a safe JS number. */
 const writeToken = (): number => Math.floor(Math.random() * 2 ** 52);
 
@@ -265,12 +272,14 @@ const writeToken = (): number => Math.floor(Math.random() * 2 ** 52);
  * consumers working on one key cannot overwrite each other, and an event is in the log exactly
  * when the state it went into is in D1. Returns, per write, the new revision, or null when another
  * writer got there first. Throws when D1 refuses the batch (nothing of it is applied then).
+ * Given `logged`, adds to it `loggedId(dataset, key, id)` of each event this write logged.
  */
 export async function writeStates(
 	db: D1Database,
 	writes: readonly StateWrite[],
 	logOnly: readonly LogOnly[] = [],
 	now = Date.now(),
+	logged?: Set<string>,
 ): Promise<(number | null)[]> {
 	const token = writeToken();
 	const recordRows = writes.map((w) => {
@@ -286,7 +295,7 @@ export async function writeStates(
 	for (const l of logOnly) for (const e of l.events) logRows.push(logRow(l.dataset, l.key, e, false, l.aggVersion));
 
 	const writeStmts = packRows(recordRows).map((json) => db.prepare(WRITE_MANY).bind(json, now, token));
-	const logStmts = packRows(logRows).map((json) => db.prepare(LOG_MANY).bind(json, now, token));
+	const logStmts = packRows(logRows).map((json) => db.prepare(logged ? LOG_MANY_RETURNING : LOG_MANY).bind(json, now, token));
 	// Tiles after the log rows they join on.
 	const rowsOf = (rows: readonly unknown[][]) => packRows(rows.map((r) => j(r)));
 	const tileSums = tileSumStatements(db, packRows(writes.flatMap((w) => (w.tiles ?? []).map(tileSumJson))), rowsOf(writes.flatMap((w) => w.hll ?? [])), token);
@@ -297,6 +306,14 @@ export async function writeStates(
 	const results = await db.batch<{ dataset: string; key: string; rev: number }>(stmts);
 	const written = new Map<string, number>();
 	for (const res of results.slice(0, writeStmts.length)) for (const r of res.results) written.set(recordCacheKey(r.dataset, r.key), r.rev);
+	if (logged) {
+		const rows = results.slice(writeStmts.length, writeStmts.length + logStmts.length) as unknown as D1Result<{
+			dataset: string;
+			key: string;
+			event_id: string;
+		}>[];
+		for (const res of rows) for (const r of res.results) logged.add(loggedId(r.dataset, r.key, r.event_id));
+	}
 	return writes.map((w) => {
 		const rev = written.get(recordCacheKey(w.dataset, w.key));
 		return rev === (w.prevRev ?? 0) + 1 ? rev : null;

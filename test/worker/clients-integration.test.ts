@@ -111,7 +111,7 @@ describe("POST /v1/datasets/:name/import", () => {
 			[7, expect.stringMatching(/emb: expected 2 numbers, got 3/)],
 		]);
 		const p = await expectProblem(await importRows(ds, [{ age: 1 }, { user_id: 5, age: "no" }]), 400);
-		expect(p.errors?.map((e) => e.pointer)).toEqual(["/0", "/1"]);
+		expect(p.errors?.map((e) => e.pointer)).toEqual(["/0/user_id", "/1/age"]);
 	});
 
 	it("enforces its limits: rows per request and bytes (checked before the body is read), a 413 problem", async () => {

@@ -343,9 +343,9 @@ describe("POST /v1/events", () => {
 			});
 			const p = await expectProblem(res, 400);
 			expect(p.errors).toEqual([
-				{ pointer: "/0", detail: expect.stringMatching(/value\.age: expected an integer/) },
+				{ pointer: "/0/value/age", detail: expect.stringMatching(/value\.age: expected an integer/) },
 				{ pointer: "/1", detail: expect.stringMatching(/must be a JSON object/) },
-				{ pointer: "/2", detail: expect.stringMatching(/dataset "nope_zz" does not exist/) },
+				{ pointer: "/2/dataset", detail: expect.stringMatching(/dataset "nope_zz" does not exist/) },
 			]);
 			expect(p.detail).toMatch(/none of the 3 event\(s\) is valid/);
 			// The local queue delivers within about a second: a wrongly enqueued event would land within this window.
@@ -354,7 +354,7 @@ describe("POST /v1/events", () => {
 
 		it("all NDJSON lines bad -> 400 problem", async () => {
 			const p = await expectProblem(await ndjson(["nope", "{}"]), 400);
-			expect(p.errors?.map((e) => e.pointer)).toEqual(["/0", "/1"]);
+			expect(p.errors?.map((e) => e.pointer)).toEqual(["/0", "/1/dataset"]);
 		});
 
 		it("a body over 5 MiB -> 413 problem", async () => {

@@ -25,7 +25,7 @@ describe("json field values", () => {
 		for (const meta of ["1e400", '{"a":[1,-1e400]}']) {
 			const body = `[{"dataset":"${ds}","key":"big","op":"upsert","value":{"meta":${meta}}}]`;
 			const p = await expectProblem(await call("POST", "/v1/events", { body, headers: { "content-type": "application/json" } }), 400);
-			expect(p.errors).toEqual([{ pointer: "/0", detail: expect.stringMatching(/meta: .*too large/) }]);
+			expect(p.errors).toEqual([{ pointer: "/0/value/meta", detail: expect.stringMatching(/meta: .*too large/) }]);
 			const imported = `[{"user_id":"big","meta":${meta}}]`;
 			const q = await expectProblem(await call("POST", `/v1/datasets/${ds}/import`, { body: imported, headers: { "content-type": "application/json" } }), 400);
 			expect(q.errors?.[0]?.detail).toMatch(/meta: .*too large/);

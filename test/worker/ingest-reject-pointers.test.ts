@@ -37,7 +37,7 @@ describe("ingest rejects name the record's pointers", () => {
 	it("without a fields mapping, a field is named at the record's own property; a body of only such records is a 400 saying so", async () => {
 		const ds = await createDataset({ key: "user_id", fields: { status: "int" }, ingest: { key: "/uid" } } as never);
 		const p = await expectProblem(await ingest(ds, JSON.stringify({ uid: "a", status: "x" })), 400);
-		expect(p.errors).toEqual([{ pointer: "/0", detail: "status at /status: expected an integer" }]);
+		expect(p.errors).toEqual([{ pointer: "/0/status", detail: "status at /status: expected an integer" }]);
 	});
 });
 
@@ -72,7 +72,7 @@ describe("a time in fractional epoch seconds", () => {
 		const p = await expectProblem(await ingest(ds, JSON.stringify({ uid: "a", date: seconds, status: 1 })), 400);
 		expect(p.errors).toEqual([
 			{
-				pointer: "/0",
+				pointer: "/0/date",
 				detail: `event_time ${seconds} is not whole milliseconds: it looks like epoch seconds; send epoch milliseconds or RFC 3339 (at /date, ingest.event_time)`,
 			},
 		]);

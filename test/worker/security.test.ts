@@ -562,7 +562,7 @@ describe("dataset-limited keys", () => {
 			403,
 		);
 		expect(p.detail).toContain(`"${b}"`);
-		expect(p.errors?.map((e) => e.pointer)).toEqual(["/0", "/1"]);
+		expect(p.errors?.map((e) => e.pointer)).toEqual(["/0/dataset", "/1/dataset"]);
 		for (const e of p.errors ?? []) expect(e.detail).toContain(b);
 	});
 
