@@ -201,11 +201,7 @@ export function validateEvent(
 		return refusedAt(keyPath, `value.${spec.key} must be ${KEY_KINDS}, not ${shown(value?.[spec.key])}`);
 	const key = asKey(e.key) ?? fromValue;
 	if (typeof key !== "string" || key === "") return refusedAt(keyPath, `key is required: a non-empty string (or "${spec.key}" in value)`);
-	if (fromValue !== undefined && fromValue !== key)
-		return {
-			error: `key "${key}" disagrees with value.${spec.key} "${String(fromValue)}"`,
-			members: [["key"], ["value", spec.key]].map((path) => ({ path, detail: `key "${key}" disagrees with value.${spec.key} "${String(fromValue)}"` })),
-		};
+	if (fromValue !== undefined && fromValue !== key) return refusedAt(["key"], `key "${key}" disagrees with value.${spec.key} "${String(fromValue)}"`);
 	// A UTF-16 unit is at most 3 UTF-8 bytes: only a long key needs counting.
 	if (key.length * 3 > MAX_KEY_BYTES && encoder.encode(key).length > MAX_KEY_BYTES) return refusedAt(keyPath, `key is longer than ${MAX_KEY_BYTES} bytes`);
 	if (!isWellFormedKey(key)) return refusedAt(keyPath, "key must be well-formed Unicode (it holds a lone surrogate)");

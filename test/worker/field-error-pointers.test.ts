@@ -33,6 +33,7 @@ describe("POST /v1/events points at the wrong place of each event", () => {
 			{ dataset: ds, op: "upsert", value: { user_id: true, age: 1 } },
 			{ dataset: ds, key: "a", op: "delete", value: { age: 1 } },
 			{ dataset: ds, key: "a", op: "patch", value: { tags: "x" }, event_time: now },
+			{ dataset: ds, key: "a", op: "upsert", value: { user_id: "b", age: 1 } },
 		];
 		const p = await expectProblem(await postEvents(events), 400);
 		expect(p.errors).toEqual([
@@ -47,8 +48,10 @@ describe("POST /v1/events points at the wrong place of each event", () => {
 			{ pointer: "/7/value/user_id", detail: expect.stringMatching(/^value\.user_id must be a non-empty string or a safe integer/) },
 			{ pointer: "/8/value", detail: "a delete takes no value" },
 			{ pointer: "/9/value/tags", detail: expect.stringMatching(/^value\.tags: /) },
+			// Said once, at the key: a reject's items are joined into one reason by clients.
+			{ pointer: "/10/key", detail: 'key "a" disagrees with value.user_id "b"' },
 		]);
-		expect(p.detail).toMatch(/^none of the 10 event\(s\) is valid: \[0\] value\.age: expected an integer/);
+		expect(p.detail).toMatch(/^none of the 11 event\(s\) is valid: \[0\] value\.age: expected an integer/);
 	});
 
 	it("a mixed body is accepted in part; its rejects stay {index, error}, the error naming every bad field", async () => {
