@@ -52,6 +52,9 @@ async function* csvItems(file: string, size: number): AsyncGenerator<SourceItem[
 	// Records that fail (a wrong cell count) are reported through on_skip while the parser runs
 	// ahead of the reader; they are held here and put back in line order.
 	const skipped: SourceItem[] = [];
+	// csv-parse reports a malformed record once per fault it finds in it (`1,["a","b"]` is an
+	// opening quote, another, then a closing one): the record is rejected once, with the first.
+	let lastSkippedPos = -1;
 	const parser = createReadStream(file, { highWaterMark: 1 << 20 }).pipe(
 		parse({
 			// A header naming a column twice would keep only the last cell of it, silently: refuse the file.
@@ -76,7 +79,10 @@ async function* csvItems(file: string, size: number): AsyncGenerator<SourceItem[
 				if (!err) return undefined;
 				const failed = err as CsvError & { lines?: number; record?: unknown };
 				if (Array.isArray(failed.record)) extraLines += crlfsIn(failed.record);
-				skipped.push({ pos: Number(failed.lines ?? 0) - extraLines, error: clipped(err.message.replace(/ on line \d+$/, "")), end: 0 });
+				const pos = Number(failed.lines ?? 0) - extraLines;
+				if (pos === lastSkippedPos) return undefined;
+				lastSkippedPos = pos;
+				skipped.push({ pos, error: clipped(err.message.replace(/ on line \d+$/, "")), end: 0 });
 				return undefined;
 			},
 		}),

@@ -249,6 +249,19 @@ describe("CSV and Parquet readers", () => {
 		expect(items[1]?.row).toEqual({ a: "2", b: "3" });
 	});
 
+	it("CSV: a record csv-parse finds several faults in is one rejected row, not one per fault", async () => {
+		const file = path.join(dir, "many-faults.csv");
+		// An unquoted JSON list of strings: csv-parse reports an opening quote twice for each of these lines.
+		writeFileSync(file, 'a,b\n1,["x"]\n2,3\n3,["q"]\n4,5\n');
+		const items = await collect(csvSource(file, 0).items());
+		expect(items.map((i) => [i.pos, i.row ?? i.error?.slice(0, 21)])).toEqual([
+			[2, "Invalid Opening Quote"],
+			[3, { a: "2", b: "3" }],
+			[4, "Invalid Opening Quote"],
+			[5, { a: "4", b: "5" }],
+		]);
+	});
+
 	it("CSV: a header that names a column twice is refused, not read as its last cell", async () => {
 		const file = path.join(dir, "dup.csv");
 		writeFileSync(file, "id,score,score\na,1,2\n");
