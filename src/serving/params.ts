@@ -90,26 +90,33 @@ export function checkFields(fields: string[] | undefined, known: Record<string, 
 	return fields.length > 1 ? [...new Set(fields)] : fields;
 }
 
+/**
+ * What a message calls the parameter at `where`: its own name. A body's pointer (`/requests/0/as_of`)
+ * is the problem item's pointer, and the detail that lists the items already starts with it.
+ */
+const paramName = (where: string): string => (where.startsWith("/") ? where.slice(where.lastIndexOf("/") + 1) : where);
+
 /** A time parameter (as_of, since, until): RFC 3339 or epoch milliseconds (a number or a numeric string). */
 export function parseTimeParam(raw: unknown, where: string): number | undefined {
 	if (raw === undefined || raw === null) return undefined;
+	const name = paramName(where);
 	// An empty time is a mistake, not "now": a point-in-time read must never quietly answer current values.
-	if (raw === "") throw badParam(where, `${where} is empty: give RFC 3339 or epoch milliseconds, or leave it out`);
+	if (raw === "") throw badParam(where, `${name} is empty: give RFC 3339 or epoch milliseconds, or leave it out`);
 	const v = typeof raw === "string" && /^\d+$/.test(raw) ? Number(raw) : raw;
 	// A whole number past what a Date holds is not "not whole": say it is too late a time.
 	if (typeof v === "number" && Number.isInteger(v) && v > MAX_TIME_MS) {
-		throw badParam(where, `${where} ${raw} is past the latest time there is (${new Date(MAX_TIME_MS).toISOString()})`);
+		throw badParam(where, `${name} ${raw} is past the latest time there is (${new Date(MAX_TIME_MS).toISOString()})`);
 	}
 	// A "+" in a URL's query string decodes to a space: "...T10:00:00+01:00" arrives as "...T10:00:00 01:00".
 	if (typeof raw === "string" && SPACE_FOR_PLUS.test(raw)) {
 		const sent = raw.replace(SPACE_FOR_PLUS, "$1%2B$2");
 		throw badParam(
 			where,
-			`${where} "${raw}" has a space where its UTC offset's sign goes: in a URL's query string "+" reads as a space, so write it as %2B (${sent}), or use Z`,
+			`${name} "${raw}" has a space where its UTC offset's sign goes: in a URL's query string "+" reads as a space, so write it as %2B (${sent}), or use Z`,
 		);
 	}
 	const t = parseEventTime(v, Date.now(), Number.POSITIVE_INFINITY);
-	if (typeof t === "string") throw badParam(where, t.replace(/event_time/g, where));
+	if (typeof t === "string") throw badParam(where, t.replace(/event_time/g, name));
 	return t;
 }
 
@@ -124,9 +131,10 @@ export function parseAsOf(raw: unknown, where: string, maxFutureMs: number, now 
 	const t = parseTimeParam(raw, where);
 	if (t === undefined || t <= now + maxFutureMs) return t;
 	const digits = typeof raw === "number" || (typeof raw === "string" && /^\d+$/.test(raw));
+	const name = paramName(where);
 	throw badParam(
 		where,
-		`${where} ${new Date(t).toISOString()} is in the future: a point-in-time read answers a state at most ${maxFutureMs / 1000} s ahead of the server's clock (as far as an event_time may be); leave ${where} out for current values${digits ? ". It is read as epoch milliseconds: a time in microseconds or nanoseconds reads as one far ahead" : ""}`,
+		`${name} ${new Date(t).toISOString()} is in the future: a point-in-time read answers a state at most ${maxFutureMs / 1000} s ahead of the server's clock (as far as an event_time may be); leave ${name} out for current values${digits ? ". It is read as epoch milliseconds: a time in microseconds or nanoseconds reads as one far ahead" : ""}`,
 	);
 }
 

@@ -69,6 +69,22 @@ describe("time parameters a new user gets wrong", () => {
 		}
 	});
 
+	it("a lookup's bad as_of is named by its pointer once, not the pointer again inside its detail", async () => {
+		const ds = await createDataset({ key: "id", fields: { a: "int" } } as never);
+		const cases: [unknown, string, RegExp][] = [
+			[{ requests: [{ dataset: ds, keys: ["k"], as_of: "yesterday" }] }, "/requests/0/as_of", /^as_of "yesterday" is not a valid RFC 3339 time/],
+			[{ as_of: 1e300, requests: [{ dataset: ds, keys: ["k"] }] }, "/as_of", /^as_of 1e\+300 is past the latest time there is/],
+			[{ as_of: "", requests: [{ dataset: ds, keys: ["k"] }] }, "/as_of", /^as_of is empty/],
+			[{ as_of: Date.now() + DAY, requests: [{ dataset: ds, keys: ["k"] }] }, "/as_of", /^as_of \S+ is in the future: .*; leave as_of out for current values/],
+		];
+		for (const [json, pointer, detail] of cases) {
+			const p = await expectProblem(await call("POST", "/v1/lookup", { json }), 400);
+			expect(p.errors?.map((e) => e.pointer)).toEqual([pointer]);
+			expect(p.errors?.[0]?.detail).toMatch(detail);
+			expect(p.detail).toBe(`${pointer}: ${p.errors?.[0]?.detail}`);
+		}
+	});
+
 	it("a lookup's bad top-level as_of is reported with the body's other errors, not alone", async () => {
 		const ds = await createDataset({ key: "id", fields: { a: "int" } } as never);
 		const p = await expectProblem(
