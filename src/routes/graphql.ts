@@ -186,7 +186,7 @@ mount(
 		method: "get",
 		path: "/",
 		summary: "Run a GraphQL query from the query string, or open GraphiQL",
-		description: `query, variables (JSON) and operationName in the query string (at most ${BODY_LIMITS.lookup / (1024 * 1024)} MiB: 414 before it is read); queries only (anything else is a 405). A browser (Accept: text/html) without a query gets GraphiQL, loaded from unpkg; put your key in its Headers tab. ${limitsText}`,
+		description: `query, variables (JSON) and operationName in the query string (the worker reads at most ${BODY_LIMITS.lookup / (1024 * 1024)} MiB, a 414 problem past it, but the platform refuses longer URLs first: 16 KB on Cloudflare, about 64 KB under wrangler dev, each with a plain-text 414; POST longer queries); queries only (anything else is a 405). A browser (Accept: text/html) without a query gets GraphiQL, loaded from unpkg; put your key in its Headers tab. ${limitsText}`,
 		tags: ["graphql"],
 		security: [{ bearer: ["read"] }],
 		request: {
