@@ -152,6 +152,8 @@ export interface EventSources {
 	field?: (name: string) => string;
 	/** Where the event_time came from, said after its error. */
 	eventTime?: string;
+	/** Where the key came from, said after its error. */
+	key?: string;
 }
 
 /**
@@ -203,8 +205,10 @@ export function validateEvent(
 	if (typeof key !== "string" || key === "") return refusedAt(keyPath, `key is required: a non-empty string (or "${spec.key}" in value)`);
 	if (fromValue !== undefined && fromValue !== key) return refusedAt(["key"], `key "${key}" disagrees with value.${spec.key} "${String(fromValue)}"`);
 	// A UTF-16 unit is at most 3 UTF-8 bytes: only a long key needs counting.
-	if (key.length * 3 > MAX_KEY_BYTES && encoder.encode(key).length > MAX_KEY_BYTES) return refusedAt(keyPath, `key is longer than ${MAX_KEY_BYTES} bytes`);
-	if (!isWellFormedKey(key)) return refusedAt(keyPath, "key must be well-formed Unicode (it holds a lone surrogate)");
+	const keyFrom = sources.key && keySent ? ` (at ${sources.key})` : "";
+	if (key.length * 3 > MAX_KEY_BYTES && encoder.encode(key).length > MAX_KEY_BYTES)
+		return refusedAt(keyPath, `key is longer than ${MAX_KEY_BYTES} bytes${keyFrom}`);
+	if (!isWellFormedKey(key)) return refusedAt(keyPath, `key must be well-formed Unicode (it holds a lone surrogate)${keyFrom}`);
 	if (value && spec.key in value) {
 		const { [spec.key]: _entity, ...rest } = value;
 		value = rest;

@@ -78,17 +78,19 @@ mount(
 		const valid: { index: number; event: ChangeEvent; sentTime: number | null }[] = [];
 		for (const { index, raw } of items) {
 			const mapped = mapRecord(raw, spec, spec.ingest);
-			const v =
-				typeof mapped === "string"
-					? mapped
-					: validateEvent(
-							mapped,
-							() => spec,
-							receivedAt,
-							() => true,
-							maxFutureMs,
-							sources,
-						);
+			// A mapping's refusal is already about places in the record; an event's is moved there.
+			if (isRefusal(mapped)) {
+				rejected.push(rejectedAt(index, mapped));
+				continue;
+			}
+			const v = validateEvent(
+				mapped,
+				() => spec,
+				receivedAt,
+				() => true,
+				maxFutureMs,
+				sources,
+			);
 			if (isRefusal(v)) rejected.push(rejectedAt(index, relocated(v, sourcePath(spec.ingest))));
 			else valid.push({ index, ...v });
 		}
@@ -121,10 +123,11 @@ function ingestSources(mapping: IngestMapping): EventSources {
 			: // Without a fields mapping a field is the record's own property of that name.
 				(f) => `${f} at /${pointerToken(f)}`,
 		...(event_time === undefined ? {} : { eventTime: `${event_time || '""'}, ingest.event_time` }),
+		key: `${mapping.key || '""'}, ingest.key`,
 	};
 }
 
-/** Where a place in a mapped event is in the log record: a value field or the time at its mapping's pointer, the rest at the record. */
+/** Where a place in a mapped event is in the log record: a value field, the time or the key at its mapping's pointer, the rest at the record. */
 function sourcePath(mapping: IngestMapping): (path: readonly string[]) => readonly string[] {
 	return ([head, field]) => {
 		if (head === "value" && field !== undefined) {
@@ -133,6 +136,7 @@ function sourcePath(mapping: IngestMapping): (path: readonly string[]) => readon
 			return pointer === undefined ? [] : pointerTokens(pointer);
 		}
 		if (head === "event_time" && mapping.event_time !== undefined) return pointerTokens(mapping.event_time);
+		if (head === "key") return pointerTokens(mapping.key);
 		return [];
 	};
 }
