@@ -59,7 +59,12 @@ interface Issue {
 	code?: string;
 	issues?: readonly { message: string }[];
 	keys?: readonly string[];
+	received?: string;
 }
+
+// JSON.parse reads a number past a double's range (1e400) as Infinity, which zod reports as
+// "received Infinity": say what the client sent instead.
+const NOT_FINITE = "a number too large for a double (JSON such as 1e400 reads as Infinity): send a finite number";
 
 /** A JSON Pointer (RFC 6901) token: "~" and "/" in a member name are escaped as "~0" and "~1". */
 export const pointerToken = (name: PropertyKey) => String(name).replaceAll("~", "~0").replaceAll("/", "~1");
@@ -83,7 +88,9 @@ export function issuesToItems(issues: readonly Issue[], prefix = ""): ProblemIte
 						detail:
 							i.code === "invalid_key" && i.issues?.length
 								? `"${String(i.path[i.path.length - 1] ?? "")}" is not a valid name: ${i.issues.map((x) => x.message).join("; ")}`
-								: i.message,
+								: i.code === "invalid_type" && (i.received === "Infinity" || i.received === "-Infinity")
+									? NOT_FINITE
+									: i.message,
 					},
 				],
 	);
