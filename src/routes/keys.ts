@@ -74,7 +74,8 @@ mount(
 	limitBody(BODY_LIMITS.small),
 	async (c) => {
 		const body = await parseJsonBody(c, createKeySchema);
-		const datasets = body.datasets ?? null;
+		// A name given twice limits the key no further: it is kept once.
+		const datasets = body.datasets ? [...new Set(body.datasets)] : null;
 		// A key limited to some datasets can only hand out keys limited to a subset of them.
 		assertManagesKey(c.get("principal"), datasets);
 		let expiresAt: number | null = null;
