@@ -94,8 +94,8 @@ export async function applyEvents(
 	// The first attempt is optimistic: ids are checked against the log by the write itself, and a
 	// key whose write finds one of its ids applied comes back here with its applied ids loaded.
 	let checkApplied = false;
-	// Asked for contributions: which events each write logged, for the facts of aggregate datasets.
-	const logged = opts.contributions ? new Set<string>() : undefined;
+	// Asked for contributions in a dataset with aggregates: which events each write logged (its facts).
+	const logged = opts.contributions && events.some((e) => specOf(e.dataset)?.aggregates) ? new Set<string>() : undefined;
 	for (let attempt = 1; todo.length; attempt++) {
 		if (attempt > MAX_ATTEMPTS) throw new ConcurrencyError(`${todo.length} key(s) kept changing under concurrent writers`);
 		const readAt = Date.now();

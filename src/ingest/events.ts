@@ -33,7 +33,7 @@ export interface Rejected {
 export type Refusal = string | { error: string; members: readonly RefusedMember[] };
 
 /** A refusal about one place inside the item. */
-const refusedAt = (path: readonly string[], error: string): Refusal => ({ error, members: [{ path, detail: error }] });
+export const refusedAt = (path: readonly string[], error: string): Refusal => ({ error, members: [{ path, detail: error }] });
 
 /**
  * A refusal with its places moved, for an item that was turned into an event (an import row, a

@@ -1,7 +1,7 @@
 /** Log-shipper records to events, through a dataset's `ingest` mapping of JSON Pointers (RFC 6901). */
 import { derivedFieldNames } from "../registry/derived";
 import type { DatasetSpec, IngestMapping } from "../registry/spec";
-import type { Refusal } from "./events";
+import { type Refusal, refusedAt } from "./events";
 
 const MISSING = Symbol("missing");
 const OPS: readonly unknown[] = ["upsert", "patch", "delete"];
@@ -32,9 +32,6 @@ export function resolvePointer(doc: unknown, pointer: string): unknown {
 	return cur;
 }
 
-/** A refusal about what the record holds at `pointer` (the record itself for ""). */
-const refusedAt = (pointer: string, error: string): Refusal => ({ error, members: [{ path: pointerTokens(pointer), detail: error }] });
-
 /**
  * Maps one record to a raw event (then validated like any event), or says why it cannot be mapped.
  * Fields the record does not hold are left out of the value (an upsert then has them null). A
@@ -46,10 +43,13 @@ const refusedAt = (pointer: string, error: string): Refusal => ({ error, members
 export function mapRecord(record: unknown, spec: DatasetSpec, mapping: IngestMapping): Record<string, unknown> | Refusal {
 	if (record === null || typeof record !== "object" || Array.isArray(record)) return "a record must be a JSON object";
 	const key = resolvePointer(record, mapping.key);
-	if (key === MISSING) return refusedAt(mapping.key, `no key at ${mapping.key || '""'} (ingest.key)`);
+	if (key === MISSING) return refusedAt(pointerTokens(mapping.key), `no key at ${mapping.key || '""'} (ingest.key)`);
 	// Said here, with the pointer: the event's own message would send the shipper to a value field that ingest never reads.
 	if (!((typeof key === "string" && key !== "") || (typeof key === "number" && Number.isSafeInteger(key)))) {
-		return refusedAt(mapping.key, `the key at ${mapping.key || '""'} (ingest.key) must be a non-empty string or an integer, not ${describe(key)}`);
+		return refusedAt(
+			pointerTokens(mapping.key),
+			`the key at ${mapping.key || '""'} (ingest.key) must be a non-empty string or an integer, not ${describe(key)}`,
+		);
 	}
 	const event: Record<string, unknown> = { dataset: spec.name, key, op: "upsert" };
 	let opGiven = false;
@@ -58,7 +58,7 @@ export function mapRecord(record: unknown, spec: DatasetSpec, mapping: IngestMap
 		const op = resolvePointer(record, mapping.op);
 		if (op !== MISSING && op !== null) {
 			if (typeof op !== "string" || !OPS.includes(op))
-				return refusedAt(mapping.op, `the op at ${mapping.op || '""'} (ingest.op) must be upsert, patch or delete, not ${describe(op)}`);
+				return refusedAt(pointerTokens(mapping.op), `the op at ${mapping.op || '""'} (ingest.op) must be upsert, patch or delete, not ${describe(op)}`);
 			event.op = op;
 			opGiven = true;
 		}
